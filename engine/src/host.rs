@@ -1,0 +1,373 @@
+//! What modules see of a machine: [`Host`]. Transports implement [`Connection`].
+//!
+//! Modules never know whether a host is local or behind SSH. They run POSIX `sh` scripts and move
+//! whole files; the engine decides about privilege (esc) and refuses writes in read-only phases
+//! (probe, check mode), which is how "check mode never writes" is enforced rather than promised.
+
+use async_trait::async_trait;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How to gain privileges for a command.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Become {
+    pub method: BecomeMethod,
+    pub user: String,
+    /// Sent on stdin, never on a command line or in a log.
+    pub password: Option<Secret>,
+}
+
+impl fmt::Debug for Become {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Become")
+            .field("method", &self.method)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BecomeMethod {
+    Sudo,
+    Su,
+    Doas,
+}
+
+impl BecomeMethod {
+    pub fn parse(s: &str) -> Option<BecomeMethod> {
+        match s {
+            "sudo" => Some(BecomeMethod::Sudo),
+            "su" => Some(BecomeMethod::Su),
+            "doas" => Some(BecomeMethod::Doas),
+            _ => None,
+        }
+    }
+}
+
+/// A string that must never reach output. `Debug`/`Display` print `<redacted>`.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// A command: a POSIX sh script plus its inputs.
+#[derive(Debug, Clone, Default)]
+pub struct Cmd {
+    pub script: String,
+    pub stdin: Option<Vec<u8>>,
+    pub env: Vec<(String, String)>,
+    pub cwd: Option<String>,
+    pub timeout: Option<Duration>,
+}
+
+impl Cmd {
+    pub fn new(script: impl Into<String>) -> Cmd {
+        Cmd { script: script.into(), ..Default::default() }
+    }
+    pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> Cmd {
+        self.stdin = Some(data.into());
+        self
+    }
+    pub fn env(mut self, k: impl Into<String>, v: impl Into<String>) -> Cmd {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+    pub fn cwd(mut self, dir: impl Into<String>) -> Cmd {
+        self.cwd = Some(dir.into());
+        self
+    }
+    pub fn timeout(mut self, t: Duration) -> Cmd {
+        self.timeout = Some(t);
+        self
+    }
+}
+
+/// What a command did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Output {
+    pub rc: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    pub fn ok(&self) -> bool {
+        self.rc == 0
+    }
+    pub fn stdout_str(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    pub fn stderr_str(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+/// Attributes applied to a written file before it is renamed into place.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileAttrs {
+    pub mode: Option<u32>,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+}
+
+/// Errors talking to a host. `Unreachable` marks the host unreachable for the rest of the run.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum HostError {
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    #[error("{0}")]
+    Failed(String),
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("refused in a read-only phase: {0}")]
+    ReadOnly(String),
+}
+
+/// A transport to one machine (local, SSH). Implementations must write files atomically
+/// (temp file in the target directory, attributes set, then rename) and pass become passwords on
+/// stdin only.
+#[async_trait]
+pub trait Connection: Send + Sync {
+    /// Run a script with `sh`, as the login user or through `become`.
+    async fn exec(&self, cmd: &Cmd, esc: Option<&Become>) -> Result<Output, HostError>;
+    /// Read a whole file; `Ok(None)` when it does not exist.
+    async fn read_file(&self, path: &str, esc: Option<&Become>) -> Result<Option<Vec<u8>>, HostError>;
+    /// Atomically replace (or create) a file with `data`.
+    async fn write_file(
+        &self,
+        path: &str,
+        data: &[u8],
+        attrs: &FileAttrs,
+        esc: Option<&Become>,
+    ) -> Result<(), HostError>;
+    /// Atomically replace a file with the content of a local file, streamed.
+    async fn upload(
+        &self,
+        local: &std::path::Path,
+        path: &str,
+        attrs: &FileAttrs,
+        esc: Option<&Become>,
+    ) -> Result<(), HostError> {
+        let data = tokio::fs::read(local)
+            .await
+            .map_err(|e| HostError::Failed(format!("cannot read {}: {e}", local.display())))?;
+        self.write_file(path, &data, attrs, esc).await
+    }
+    /// Close the connection (end of run).
+    async fn close(&self) {}
+}
+
+/// Metadata of a path on a host (`stat` without following the final link).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FileStat {
+    /// "file", "directory", "link", "block", "char", "fifo", "socket".
+    pub kind: String,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub owner: String,
+    pub group: String,
+    pub size: u64,
+    pub mtime: i64,
+    /// Target of a symlink.
+    pub link_target: Option<String>,
+}
+
+/// What a module talks to: a connection plus the task's privileges and phase.
+#[derive(Clone)]
+pub struct Host {
+    name: String,
+    conn: Arc<dyn Connection>,
+    esc: Option<Become>,
+    read_only: bool,
+}
+
+impl fmt::Debug for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Host").field("name", &self.name).field("read_only", &self.read_only).finish()
+    }
+}
+
+impl Host {
+    pub fn new(name: impl Into<String>, conn: Arc<dyn Connection>, esc: Option<Become>) -> Host {
+        Host { name: name.into(), conn, esc, read_only: false }
+    }
+
+    /// The inventory name of the host.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The same host, refusing every write (`run`, `write_file`). Probes get this view.
+    pub fn read_only(&self) -> Host {
+        Host { read_only: true, ..self.clone() }
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    pub fn connection(&self) -> &Arc<dyn Connection> {
+        &self.conn
+    }
+
+    pub fn become_(&self) -> Option<&Become> {
+        self.esc.as_ref()
+    }
+
+    /// Run a command that reads only (allowed in probe and check mode).
+    pub async fn query(&self, cmd: Cmd) -> Result<Output, HostError> {
+        self.conn.exec(&cmd, self.esc.as_ref()).await
+    }
+
+    /// Shorthand: run a read-only script.
+    pub async fn query_sh(&self, script: impl Into<String>) -> Result<Output, HostError> {
+        self.query(Cmd::new(script)).await
+    }
+
+    /// Run a command that may change the host. Refused in read-only phases.
+    pub async fn run(&self, cmd: Cmd) -> Result<Output, HostError> {
+        if self.read_only {
+            return Err(HostError::ReadOnly(format!("command `{}`", first_line(&cmd.script))));
+        }
+        self.conn.exec(&cmd, self.esc.as_ref()).await
+    }
+
+    /// Shorthand: run a changing script and fail on a non-zero exit, with its stderr.
+    pub async fn run_ok(&self, script: impl Into<String>) -> Result<Output, HostError> {
+        let script = script.into();
+        let out = self.run(Cmd::new(script.clone())).await?;
+        if out.rc != 0 {
+            return Err(HostError::Failed(format!(
+                "`{}` exited {}: {}",
+                first_line(&script),
+                out.rc,
+                out.stderr_str().trim()
+            )));
+        }
+        Ok(out)
+    }
+
+    pub async fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, HostError> {
+        self.conn.read_file(path, self.esc.as_ref()).await
+    }
+
+    pub async fn write_file(&self, path: &str, data: &[u8], attrs: &FileAttrs) -> Result<(), HostError> {
+        if self.read_only {
+            return Err(HostError::ReadOnly(format!("write of {path}")));
+        }
+        self.conn.write_file(path, data, attrs, self.esc.as_ref()).await
+    }
+
+    pub async fn upload(&self, local: &std::path::Path, path: &str, attrs: &FileAttrs) -> Result<(), HostError> {
+        if self.read_only {
+            return Err(HostError::ReadOnly(format!("upload to {path}")));
+        }
+        self.conn.upload(local, path, attrs, self.esc.as_ref()).await
+    }
+
+    /// `lstat` of a path; `Ok(None)` when it does not exist. Uses `stat -c` (GNU coreutils and
+    /// busybox both have it).
+    pub async fn stat(&self, path: &str) -> Result<Option<FileStat>, HostError> {
+        let script = format!(
+            "if [ -e {p} ] || [ -L {p} ]; then stat -c '%F|%a|%u|%g|%U|%G|%s|%Y' -- {p}; \
+             if [ -L {p} ]; then readlink -- {p}; fi; else echo ABSENT; fi",
+            p = sh_quote(path)
+        );
+        let out = self.query_sh(script).await?;
+        if out.rc != 0 {
+            return Err(HostError::Failed(format!("stat {path}: {}", out.stderr_str().trim())));
+        }
+        let text = out.stdout_str();
+        let mut lines = text.lines();
+        let first = lines.next().unwrap_or("");
+        if first == "ABSENT" {
+            return Ok(None);
+        }
+        parse_stat(first, lines.next())
+            .map(Some)
+            .ok_or_else(|| HostError::Failed(format!("cannot parse stat output for {path}: {first}")))
+    }
+}
+
+fn parse_stat(line: &str, link: Option<&str>) -> Option<FileStat> {
+    let f: Vec<&str> = line.splitn(8, '|').collect();
+    if f.len() != 8 {
+        return None;
+    }
+    let kind = match f[0] {
+        "regular file" | "regular empty file" => "file",
+        "directory" => "directory",
+        "symbolic link" => "link",
+        "block special file" => "block",
+        "character special file" => "char",
+        "fifo" => "fifo",
+        "socket" => "socket",
+        _ => "other",
+    };
+    Some(FileStat {
+        kind: kind.to_string(),
+        mode: u32::from_str_radix(f[1], 8).ok()?,
+        uid: f[2].parse().ok()?,
+        gid: f[3].parse().ok()?,
+        owner: f[4].to_string(),
+        group: f[5].to_string(),
+        size: f[6].parse().ok()?,
+        mtime: f[7].trim().parse().ok()?,
+        link_target: if kind == "link" { link.map(str::to_string) } else { None },
+    })
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
+
+/// Quote a string for POSIX sh (single quotes; `'` becomes `'\''`).
+pub fn sh_quote(s: &str) -> String {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:@,+%".contains(&b)) {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(sh_quote("abc"), "abc");
+        assert_eq!(sh_quote(""), "''");
+        assert_eq!(sh_quote("a b"), "'a b'");
+        assert_eq!(sh_quote("it's"), "'it'\\''s'");
+    }
+
+    #[test]
+    fn stat_line() {
+        let s = parse_stat("regular file|644|0|0|root|root|12|1700000000", None).unwrap();
+        assert_eq!(s.kind, "file");
+        assert_eq!(s.mode, 0o644);
+        assert!(parse_stat("garbage", None).is_none());
+    }
+}

@@ -1,0 +1,441 @@
+//! The module contract: probe (read only) -> plan (pure) -> apply -> verify.
+//!
+//! A module states what it wants (typed params), reads what is (probe, on a read-only [`Host`]),
+//! and computes the difference as a [`Plan`] in a pure function. The engine owns the rest: check
+//! mode stops after the plan, `--diff` renders the plan, "changed" means the plan was not empty,
+//! and `--verify` probes again after apply and requires an empty plan. Idempotence and check mode
+//! are therefore properties of the engine, not promises each module keeps.
+
+use crate::host::{Host, HostError};
+use crate::yaml::PathSeg;
+use async_trait::async_trait;
+use indexmap::IndexMap;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A before/after text, rendered as a unified diff.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Diff {
+    /// Header of the old side (e.g. the path, or "before").
+    pub before_header: String,
+    pub after_header: String,
+    pub before: String,
+    pub after: String,
+}
+
+impl Diff {
+    pub fn file(path: &str, before: impl Into<String>, after: impl Into<String>) -> Diff {
+        Diff {
+            before_header: format!("{path} (before)"),
+            after_header: format!("{path} (after)"),
+            before: before.into(),
+            after: after.into(),
+        }
+    }
+
+    /// A state diff: one `key: value` line per property.
+    pub fn state(what: &str, before: &[(String, String)], after: &[(String, String)]) -> Diff {
+        let fmt = |kv: &[(String, String)]| kv.iter().map(|(k, v)| format!("{k}: {v}\n")).collect::<String>();
+        Diff {
+            before_header: format!("{what} (before)"),
+            after_header: format!("{what} (after)"),
+            before: fmt(before),
+            after: fmt(after),
+        }
+    }
+}
+
+/// One change a module would make, said in words ("LV pi3 gains an SSD cache").
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Change {
+    pub summary: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<Diff>,
+}
+
+impl Change {
+    pub fn new(summary: impl Into<String>) -> Change {
+        Change { summary: summary.into(), diff: None }
+    }
+    pub fn with_diff(mut self, diff: Diff) -> Change {
+        self.diff = Some(diff);
+        self
+    }
+}
+
+/// The difference between wanted and probed state. Empty means "ok, nothing to do".
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Plan {
+    pub changes: Vec<Change>,
+}
+
+impl Plan {
+    pub fn empty() -> Plan {
+        Plan::default()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+    pub fn push(&mut self, c: Change) {
+        self.changes.push(c);
+    }
+    pub fn with(mut self, c: Change) -> Plan {
+        self.changes.push(c);
+        self
+    }
+}
+
+/// Work a module asks for once per host at the end of the run, however many tasks asked
+/// (e.g. regenerate the initramfs, `networkctl reload`). Deduplicated by `key`; never in check mode.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Deferred {
+    pub key: String,
+    pub description: String,
+    pub script: String,
+}
+
+/// What apply returns besides "changed".
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Extra fields of the task result (registered with `register:`).
+    pub data: Map<String, Value>,
+    pub deferred: Vec<Deferred>,
+}
+
+/// A module failure. `data` is merged into the registered result.
+#[derive(Debug, Clone)]
+pub struct ModuleError {
+    pub msg: String,
+    pub data: Map<String, Value>,
+    pub unreachable: bool,
+}
+
+impl ModuleError {
+    pub fn new(msg: impl Into<String>) -> ModuleError {
+        ModuleError { msg: msg.into(), data: Map::new(), unreachable: false }
+    }
+    pub fn with_data(mut self, data: Map<String, Value>) -> ModuleError {
+        self.data = data;
+        self
+    }
+}
+
+impl std::fmt::Display for ModuleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+impl From<HostError> for ModuleError {
+    fn from(e: HostError) -> Self {
+        ModuleError { msg: e.to_string(), data: Map::new(), unreachable: matches!(e, HostError::Unreachable(_)) }
+    }
+}
+
+/// Shorthand for `Err(ModuleError::new(..))`.
+#[macro_export]
+macro_rules! bail {
+    ($($t:tt)*) => { return Err($crate::module::ModuleError::new(format!($($t)*))) };
+}
+
+/// Controller-side services a module may use: finding and rendering local files.
+pub trait Controller: Send + Sync {
+    /// Render a template file with the host's variables.
+    fn render_file(&self, path: &Path) -> Result<String, String>;
+}
+
+/// Per-task context handed to modules.
+pub struct Ctx<'a> {
+    pub check: bool,
+    pub diff: bool,
+    /// Directories searched for relative `src:` (role dir first, then the playbook's dir).
+    pub search: &'a [PathBuf],
+    pub controller: &'a dyn Controller,
+}
+
+impl Ctx<'_> {
+    /// Find a controller-side file as Ansible does: absolute as is, else `DIR/SUBDIR/NAME`
+    /// then `DIR/NAME` for each search dir (`subdir` is "files" or "templates").
+    pub fn find_file(&self, subdir: &str, name: &str) -> Result<PathBuf, ModuleError> {
+        let p = Path::new(name);
+        if p.is_absolute() {
+            return if p.exists() {
+                Ok(p.to_path_buf())
+            } else {
+                Err(ModuleError::new(format!("file not found: {name}")))
+            };
+        }
+        for dir in self.search {
+            for cand in [dir.join(subdir).join(name), dir.join(name)] {
+                if cand.exists() {
+                    return Ok(cand);
+                }
+            }
+        }
+        let looked: Vec<String> = self.search.iter().map(|d| d.join(subdir).display().to_string()).collect();
+        Err(ModuleError::new(format!("could not find {name} (looked in {})", looked.join(", "))))
+    }
+}
+
+/// Text for `pbr doc` and lint help. Param descriptions come from the params type's doc comments.
+#[derive(Debug, Clone, Default)]
+pub struct Doc {
+    pub description: &'static str,
+    /// YAML task list showing typical use; must lint clean.
+    pub examples: &'static str,
+}
+
+/// Implemented by each module, in its own file under `modules/`.
+#[async_trait]
+pub trait Module: Send + Sync + 'static {
+    type Params: DeserializeOwned + schemars::JsonSchema + Send + Sync;
+    type State: Send + Sync;
+    /// Canonical name (`copy`); `ansible.builtin.copy` and other FQCNs resolve to it.
+    const NAME: &'static str;
+    /// Other names accepted (`service` for `systemd`).
+    const ALIASES: &'static [&'static str] = &[];
+    /// False for modules whose plan is "run this" every time (command without creates).
+    /// `--verify` skips them.
+    const CONVERGENT: bool = true;
+
+    fn doc(&self) -> Doc;
+
+    /// Checks between params that types cannot express (mutually exclusive keys...).
+    /// Lint calls this too.
+    fn validate(&self, _p: &Self::Params) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Read the host (through a read-only view) and anything on the controller.
+    async fn probe(&self, ctx: &Ctx<'_>, p: &Self::Params, host: &Host) -> Result<Self::State, ModuleError>;
+
+    /// Pure: what must change to get from `state` to `p`.
+    fn plan(&self, p: &Self::Params, state: &Self::State) -> Result<Plan, ModuleError>;
+
+    /// Make the changes of `plan`. Only called with a non-empty plan, never in check mode.
+    async fn apply(
+        &self,
+        ctx: &Ctx<'_>,
+        p: &Self::Params,
+        state: &Self::State,
+        plan: &Plan,
+        host: &Host,
+    ) -> Result<Outcome, ModuleError>;
+
+    /// Result fields reported whatever happened (e.g. `stat` reports the file's metadata).
+    fn data(&self, _p: &Self::Params, _state: &Self::State) -> Map<String, Value> {
+        Map::new()
+    }
+}
+
+/// Where a params error is, as a path into the task's params (maps back to a YAML span).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamError {
+    pub path: Vec<PathSeg>,
+    pub message: String,
+    /// Set for "unknown field" errors: the unknown key and the keys that were expected.
+    pub unknown: Option<(String, Vec<String>)>,
+}
+
+/// How the engine is running a task.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunMode {
+    pub check: bool,
+    pub diff: bool,
+    pub verify: bool,
+}
+
+/// What running one module on one host gave.
+#[derive(Debug, Clone, Default)]
+pub struct ModuleResult {
+    pub changed: bool,
+    pub changes: Vec<Change>,
+    pub data: Map<String, Value>,
+    pub deferred: Vec<Deferred>,
+}
+
+/// The object-safe face of a [`Module`], kept in the [`Registry`].
+#[async_trait]
+pub trait DynModule: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn aliases(&self) -> &'static [&'static str];
+    fn doc(&self) -> Doc;
+    fn schema(&self) -> schemars::Schema;
+    fn check_params(&self, params: &Value) -> Result<(), ParamError>;
+    async fn execute(
+        &self,
+        ctx: &Ctx<'_>,
+        params: &Value,
+        host: &Host,
+        mode: RunMode,
+    ) -> Result<ModuleResult, ModuleError>;
+}
+
+struct Adapter<M: Module>(M);
+
+fn parse_params<T: DeserializeOwned>(params: &Value) -> Result<T, ParamError> {
+    let de = params.clone();
+    serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
+        let path: Vec<PathSeg> = e
+            .path()
+            .iter()
+            .filter_map(|s| match s {
+                serde_path_to_error::Segment::Map { key } => Some(PathSeg::Key(key.clone())),
+                serde_path_to_error::Segment::Seq { index } => Some(PathSeg::Index(*index)),
+                _ => None,
+            })
+            .collect();
+        let message = e.inner().to_string();
+        let unknown = parse_unknown_field(&message);
+        ParamError { path, message, unknown }
+    })
+}
+
+/// serde's "unknown field `x`, expected one of `a`, `b`" -> ("x", ["a", "b"]).
+fn parse_unknown_field(msg: &str) -> Option<(String, Vec<String>)> {
+    let rest = msg.strip_prefix("unknown field `")?;
+    let (key, rest) = rest.split_once('`')?;
+    let expected = rest.split('`').skip(1).step_by(2).map(str::to_string).collect();
+    Some((key.to_string(), expected))
+}
+
+#[async_trait]
+impl<M: Module> DynModule for Adapter<M> {
+    fn name(&self) -> &'static str {
+        M::NAME
+    }
+    fn aliases(&self) -> &'static [&'static str] {
+        M::ALIASES
+    }
+    fn doc(&self) -> Doc {
+        self.0.doc()
+    }
+    fn schema(&self) -> schemars::Schema {
+        schemars::schema_for!(M::Params)
+    }
+    fn check_params(&self, params: &Value) -> Result<(), ParamError> {
+        let p: M::Params = parse_params(params)?;
+        self.0.validate(&p).map_err(|message| ParamError { path: vec![], message, unknown: None })
+    }
+    async fn execute(
+        &self,
+        ctx: &Ctx<'_>,
+        params: &Value,
+        host: &Host,
+        mode: RunMode,
+    ) -> Result<ModuleResult, ModuleError> {
+        let p: M::Params = parse_params(params).map_err(|e| {
+            let at = path_text(&e.path);
+            ModuleError::new(if at.is_empty() { e.message } else { format!("{at}: {}", e.message) })
+        })?;
+        self.0.validate(&p).map_err(ModuleError::new)?;
+        let probe_host = host.read_only();
+        let state = self.0.probe(ctx, &p, &probe_host).await?;
+        let plan = self.0.plan(&p, &state)?;
+        let mut result = ModuleResult { changed: !plan.is_empty(), ..Default::default() };
+        if plan.is_empty() || mode.check {
+            result.data = self.0.data(&p, &state);
+            result.changes = plan.changes;
+            return Ok(result);
+        }
+        let outcome = self.0.apply(ctx, &p, &state, &plan, host).await?;
+        result.changes = plan.changes;
+        result.deferred = outcome.deferred;
+        let mut data = outcome.data;
+        if mode.verify && M::CONVERGENT {
+            let state2 = self.0.probe(ctx, &p, &probe_host).await?;
+            let plan2 = self.0.plan(&p, &state2)?;
+            if !plan2.is_empty() {
+                let left: Vec<String> = plan2.changes.iter().map(|c| c.summary.clone()).collect();
+                return Err(ModuleError::new(format!(
+                    "did not converge: after apply, still to do: {}",
+                    left.join("; ")
+                )));
+            }
+            for (k, v) in self.0.data(&p, &state2) {
+                data.entry(k).or_insert(v);
+            }
+        } else {
+            for (k, v) in self.0.data(&p, &state) {
+                data.entry(k).or_insert(v);
+            }
+        }
+        result.data = data;
+        Ok(result)
+    }
+}
+
+/// `a.b[2]` for messages.
+pub fn path_text(path: &[PathSeg]) -> String {
+    let mut s = String::new();
+    for seg in path {
+        match seg {
+            PathSeg::Key(k) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(k);
+            }
+            PathSeg::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
+}
+
+/// All modules by name.
+#[derive(Clone, Default)]
+pub struct Registry {
+    modules: IndexMap<&'static str, Arc<dyn DynModule>>,
+    aliases: IndexMap<&'static str, &'static str>,
+}
+
+/// Collections whose FQCN prefix is dropped when looking a module up.
+const FQCN_PREFIXES: &[&str] =
+    &["ansible.builtin.", "ansible.legacy.", "ansible.posix.", "community.general.", "community.crypto.", "pbr."];
+
+impl Registry {
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    pub fn add<M: Module>(&mut self, m: M) {
+        for a in M::ALIASES {
+            self.aliases.insert(a, M::NAME);
+        }
+        self.modules.insert(M::NAME, Arc::new(Adapter(m)));
+    }
+
+    /// Look a module up by name, alias or FQCN.
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn DynModule>> {
+        let short = FQCN_PREFIXES.iter().find_map(|p| name.strip_prefix(p)).unwrap_or(name);
+        let canon = self.aliases.get(short).copied().unwrap_or(short);
+        self.modules.get(canon)
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn DynModule>> {
+        self.modules.values()
+    }
+
+    /// Every accepted short name (canonical and aliases), for "did you mean".
+    pub fn names(&self) -> Vec<&'static str> {
+        self.modules.keys().chain(self.aliases.keys()).copied().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_field_message() {
+        let (k, exp) = parse_unknown_field("unknown field `mdoe`, expected one of `path`, `mode`").unwrap();
+        assert_eq!(k, "mdoe");
+        assert_eq!(exp, vec!["path", "mode"]);
+    }
+}

@@ -1,0 +1,1 @@
+//! SSH transport over russh: one connection per host, reused for the whole run.
