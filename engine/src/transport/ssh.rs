@@ -1,1 +1,604 @@
 //! SSH transport over russh: one connection per host, reused for the whole run.
+//!
+//! Commands run either on a fresh `exec` channel each, or framed through one long-lived `sh`
+//! per host ([`ExecMode`]); at most [`MAX_CHANNELS`] channels are open at once on a connection
+//! (sshd's default `MaxSessions`). Become and atomic writes use the same shell text as the local
+//! transport ([`super::become_wrap`], [`super::atomic_write_script`]).
+
+pub mod config;
+pub mod known_hosts;
+mod options;
+
+pub use config::{HostConfig, SshConfig};
+pub use options::{ExecMode, HostKeyChecking, JumpHost, PassphrasePrompt, SshGlobals, SshOptions};
+
+use super::{atomic_write_script, become_wrap, read_script};
+use crate::host::{Become, Cmd, Connection, FileAttrs, HostError, Output, sh_quote};
+use async_trait::async_trait;
+use known_hosts::Verdict;
+use russh::client::{Handle, Msg};
+use russh::keys::{PrivateKeyWithHashAlg, PublicKey};
+use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Sig};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// sshd's default `MaxSessions`.
+pub const MAX_CHANNELS: usize = 10;
+
+/// The russh handler: verifies the server's host key.
+struct Client {
+    host: String,
+    port: u16,
+    known_hosts: Vec<PathBuf>,
+    mode: HostKeyChecking,
+    verdict: Arc<Mutex<Option<String>>>,
+}
+
+impl Client {
+    fn refuse(&self, msg: String) -> Result<bool, russh::Error> {
+        if let Ok(mut v) = self.verdict.lock() {
+            *v = Some(msg);
+        }
+        Ok(false)
+    }
+}
+
+impl russh::client::Handler for Client {
+    type Error = russh::Error;
+
+    async fn check_server_key(&mut self, key: &russh::keys::PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        let key = key.public_key();
+        if self.mode == HostKeyChecking::Off {
+            return Ok(true);
+        }
+        let name = known_hosts::host_field(&self.host, self.port);
+        let fp = known_hosts::fingerprint(&key);
+        let first = self.known_hosts.first().cloned().unwrap_or_else(|| PathBuf::from("~/.ssh/known_hosts"));
+        match known_hosts::check(&self.known_hosts, &self.host, self.port, &key) {
+            Verdict::Known => Ok(true),
+            Verdict::Revoked { file, line } => {
+                self.refuse(format!("host key {fp} of {name} is marked @revoked in {}:{line}", file.display()))
+            }
+            Verdict::Changed { file, line } => self.refuse(format!(
+                "HOST KEY CHANGED for {name}: the server offers {fp}, but {}:{line} records a different key. \
+                 This may be an attack, or the host was reinstalled; if the change is expected, remove that line \
+                 (`ssh-keygen -R '{name}' -f {}`) and connect again",
+                file.display(),
+                file.display()
+            )),
+            Verdict::Unknown => match self.mode {
+                HostKeyChecking::AcceptNew => match known_hosts::learn(&first, &self.host, self.port, &key) {
+                    Ok(()) => Ok(true),
+                    Err(e) => self.refuse(format!("cannot record the host key of {name}: {e}")),
+                },
+                _ => {
+                    let port = if self.port == 22 { String::new() } else { format!("-p {} ", self.port) };
+                    self.refuse(format!(
+                        "host key of {name} ({fp}) is unknown: not in {}. To trust it, run \
+                         `ssh-keyscan {port}{} >> {}` (and check the fingerprint), or pass \
+                         `--host-key-checking accept-new`",
+                        self.known_hosts.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+                        self.host,
+                        first.display()
+                    ))
+                }
+            },
+        }
+    }
+}
+
+/// A long-lived `sh` that runs framed commands one at a time.
+struct Shell {
+    rd: ChannelReadHalf,
+    wr: ChannelWriteHalf<Msg>,
+    _permit: OwnedSemaphorePermit,
+}
+
+enum Input {
+    None,
+    Bytes(Vec<u8>),
+    File(tokio::fs::File),
+}
+
+/// An authenticated SSH connection to one host.
+pub struct SshConnection {
+    target: String,
+    handle: Arc<Handle<Client>>,
+    _jumps: Vec<Handle<Client>>,
+    sem: Arc<Semaphore>,
+    mode: ExecMode,
+    shell: tokio::sync::Mutex<Option<Shell>>,
+    nonce: u64,
+    seq: AtomicU64,
+}
+
+impl std::fmt::Debug for SshConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SshConnection").field("target", &self.target).field("mode", &self.mode).finish()
+    }
+}
+
+fn unreachable(target: &str, what: impl std::fmt::Display) -> HostError {
+    HostError::Unreachable(format!("{target}: {what}"))
+}
+
+struct Hop<'a> {
+    host: &'a str,
+    port: u16,
+    user: &'a str,
+    identity_files: &'a [PathBuf],
+    password: Option<&'a str>,
+}
+
+impl SshConnection {
+    /// Connect (through the `ProxyJump` hops, if any), verify the host key and authenticate.
+    pub async fn connect(opts: &SshOptions) -> Result<SshConnection, HostError> {
+        let target = format!("{}@{}:{}", opts.user, opts.host, opts.port);
+        let config = Arc::new(russh::client::Config {
+            nodelay: true,
+            keepalive_interval: opts.server_alive_interval,
+            keepalive_max: 3,
+            ..Default::default()
+        });
+        let mut hops: Vec<Hop<'_>> = opts
+            .proxy_jump
+            .iter()
+            .map(|j| Hop {
+                host: &j.host,
+                port: j.port,
+                user: &j.user,
+                identity_files: if j.identity_files.is_empty() { &opts.identity_files } else { &j.identity_files },
+                password: None,
+            })
+            .collect();
+        hops.push(Hop {
+            host: &opts.host,
+            port: opts.port,
+            user: &opts.user,
+            identity_files: &opts.identity_files,
+            password: opts.password.as_ref().map(|p| p.expose()),
+        });
+        let mut handles: Vec<Handle<Client>> = Vec::new();
+        for hop in &hops {
+            let name = format!("{}@{}:{}", hop.user, hop.host, hop.port);
+            let verdict = Arc::new(Mutex::new(None));
+            let client = Client {
+                host: hop.host.to_string(),
+                port: hop.port,
+                known_hosts: opts.known_hosts.clone(),
+                mode: opts.host_key_checking,
+                verdict: verdict.clone(),
+            };
+            let connecting = async {
+                match handles.last() {
+                    None => {
+                        let tcp = tokio::net::TcpStream::connect((hop.host, hop.port))
+                            .await
+                            .map_err(|e| format!("cannot connect to {}:{}: {e}", hop.host, hop.port))?;
+                        let _ = tcp.set_nodelay(true);
+                        russh::client::connect_stream(config.clone(), tcp, client).await
+                    }
+                    Some(prev) => {
+                        let ch =
+                            prev.channel_open_direct_tcpip(hop.host, hop.port as u32, "127.0.0.1", 0).await.map_err(
+                                |e| format!("jump host refused to open a tunnel to {}:{}: {e}", hop.host, hop.port),
+                            )?;
+                        russh::client::connect_stream(config.clone(), ch.into_stream(), client).await
+                    }
+                }
+                .map_err(|e| {
+                    let v = verdict.lock().ok().and_then(|mut v| v.take());
+                    v.unwrap_or_else(|| format!("SSH handshake with {}:{} failed: {e}", hop.host, hop.port))
+                })
+            };
+            let mut handle = match tokio::time::timeout(opts.connect_timeout, connecting).await {
+                Err(_) => {
+                    return Err(unreachable(&name, format!("connection timed out after {:?}", opts.connect_timeout)));
+                }
+                Ok(Err(e)) => return Err(unreachable(&name, e)),
+                Ok(Ok(h)) => h,
+            };
+            authenticate(&mut handle, hop, opts).await.map_err(|e| unreachable(&name, e))?;
+            handles.push(handle);
+        }
+        let handle = match handles.pop() {
+            Some(h) => Arc::new(h),
+            None => return Err(unreachable(&target, "no host to connect to")),
+        };
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+            ^ ((std::process::id() as u64) << 32);
+        Ok(SshConnection {
+            target,
+            handle,
+            _jumps: handles,
+            sem: Arc::new(Semaphore::new(MAX_CHANNELS)),
+            mode: opts.exec_mode,
+            shell: tokio::sync::Mutex::new(None),
+            nonce,
+            seq: AtomicU64::new(0),
+        })
+    }
+
+    /// The execution strategy in use.
+    pub fn exec_mode(&self) -> ExecMode {
+        self.mode
+    }
+
+    fn lost(&self, e: impl std::fmt::Display) -> HostError {
+        if self.handle.is_closed() {
+            unreachable(&self.target, format!("connection lost ({e})"))
+        } else {
+            HostError::Failed(format!("{}: {e}", self.target))
+        }
+    }
+
+    async fn open_channel(&self) -> Result<(russh::Channel<Msg>, OwnedSemaphorePermit), HostError> {
+        let permit = self.sem.clone().acquire_owned().await.map_err(|e| self.lost(e))?;
+        if self.handle.is_closed() {
+            return Err(unreachable(&self.target, "connection lost"));
+        }
+        let ch = self.handle.channel_open_session().await.map_err(|e| match e {
+            russh::Error::ChannelOpenFailure(f) => {
+                HostError::Failed(format!("{}: the server refused a session channel: {f:?}", self.target))
+            }
+            e => unreachable(&self.target, format!("connection lost ({e})")),
+        })?;
+        Ok((ch, permit))
+    }
+
+    /// Run `line` on a fresh exec channel, streaming `pre` then `input` to its stdin.
+    async fn exec_channel(
+        &self,
+        line: &str,
+        pre: Option<Vec<u8>>,
+        input: Input,
+        timeout: Option<Duration>,
+    ) -> Result<Output, HostError> {
+        let (ch, _permit) = self.open_channel().await?;
+        ch.exec(true, line.as_bytes()).await.map_err(|e| self.lost(e))?;
+        let (mut rd, wr) = ch.split();
+        let writer = async {
+            if let Some(p) = pre {
+                wr.data_bytes(p).await?;
+            }
+            match input {
+                Input::None => {}
+                Input::Bytes(b) => wr.data(&b[..]).await?,
+                Input::File(f) => wr.data(tokio::io::BufReader::with_capacity(256 * 1024, f)).await?,
+            }
+            wr.eof().await
+        };
+        let reader = async {
+            let mut out = Output::default();
+            let mut status: Option<i32> = None;
+            let mut refused = false;
+            while let Some(msg) = rd.wait().await {
+                match msg {
+                    ChannelMsg::Data { data } => out.stdout.extend_from_slice(&data),
+                    ChannelMsg::ExtendedData { data, ext: 1 } => out.stderr.extend_from_slice(&data),
+                    ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status as i32),
+                    ChannelMsg::ExitSignal { signal_name, .. } => status = Some(128 + signal_number(&signal_name)),
+                    ChannelMsg::Failure => refused = true,
+                    ChannelMsg::Close => break,
+                    _ => {}
+                }
+            }
+            (out, status, refused)
+        };
+        let run = async {
+            tokio::pin!(writer);
+            tokio::pin!(reader);
+            let mut writing = true;
+            loop {
+                tokio::select! {
+                    r = &mut reader => break r,
+                    // the command may exit without reading its stdin: not an error
+                    _ = &mut writer, if writing => writing = false,
+                }
+            }
+        };
+        let (mut out, status, refused) = match timeout {
+            None => run.await,
+            Some(t) => match tokio::time::timeout(t, run).await {
+                Ok(r) => r,
+                Err(_) => {
+                    let _ = wr.signal(Sig::KILL).await;
+                    let _ = wr.close().await;
+                    return Err(HostError::Timeout(t));
+                }
+            },
+        };
+        match status {
+            Some(rc) => out.rc = rc,
+            None if refused => {
+                return Err(HostError::Failed(format!("{}: the server refused to run the command", self.target)));
+            }
+            None if self.handle.is_closed() => {
+                return Err(unreachable(&self.target, "connection lost during a command"));
+            }
+            None => {
+                return Err(HostError::Failed(format!("{}: the command ended without an exit status", self.target)));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn start_shell(&self) -> Result<Shell, HostError> {
+        let (ch, permit) = self.open_channel().await?;
+        ch.exec(true, "exec /bin/sh").await.map_err(|e| self.lost(e))?;
+        let (rd, wr) = ch.split();
+        Ok(Shell { rd, wr, _permit: permit })
+    }
+
+    /// Run `line` through the host's long-lived shell. `Ok(None)` when the shell is busy.
+    async fn exec_shell(&self, line: &str, timeout: Option<Duration>) -> Result<Option<Output>, HostError> {
+        let Ok(mut guard) = self.shell.try_lock() else { return Ok(None) };
+        if guard.is_none() {
+            *guard = Some(self.start_shell().await?);
+        }
+        let Some(sh) = guard.as_mut() else { return Ok(None) };
+        let marker = format!("__pbr_{:016x}_{}__", self.nonce, self.seq.fetch_add(1, Ordering::Relaxed));
+        let framed = format!("{line} </dev/null; printf '\\n%s %d\\n' {marker} $?; printf '\\n%s\\n' {marker} >&2\n");
+        let out_end = format!("\n{marker} ").into_bytes();
+        let err_end = format!("\n{marker}\n").into_bytes();
+        let run = async {
+            sh.wr.data_bytes(framed.into_bytes()).await.map_err(|e| self.lost(e))?;
+            let (mut so, mut se) = (Vec::new(), Vec::new());
+            let (mut so_at, mut se_at): (Option<usize>, Option<usize>) = (None, None);
+            loop {
+                if let (Some(a), Some(b)) = (so_at, se_at) {
+                    // the status line after the stdout marker must be complete
+                    let tail = &so[a + out_end.len()..];
+                    if let Some(nl) = tail.iter().position(|&c| c == b'\n') {
+                        let rc =
+                            std::str::from_utf8(&tail[..nl]).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(-1);
+                        so.truncate(a);
+                        se.truncate(b);
+                        return Ok(Output { rc, stdout: so, stderr: se });
+                    }
+                }
+                match sh.rd.wait().await {
+                    Some(ChannelMsg::Data { data }) => {
+                        let from = so.len().saturating_sub(out_end.len());
+                        so.extend_from_slice(&data);
+                        if so_at.is_none() {
+                            so_at = find(&so[from..], &out_end).map(|p| p + from);
+                        }
+                    }
+                    Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
+                        let from = se.len().saturating_sub(err_end.len());
+                        se.extend_from_slice(&data);
+                        if se_at.is_none() {
+                            se_at = find(&se[from..], &err_end).map(|p| p + from);
+                        }
+                    }
+                    Some(ChannelMsg::Close) | Some(ChannelMsg::Eof) | Some(ChannelMsg::ExitStatus { .. }) | None => {
+                        if self.handle.is_closed() {
+                            return Err(unreachable(&self.target, "connection lost during a command"));
+                        }
+                        return Err(HostError::Failed(format!("{}: the remote shell ended unexpectedly", self.target)));
+                    }
+                    Some(_) => {}
+                }
+            }
+        };
+        let res = match timeout {
+            None => run.await,
+            Some(t) => match tokio::time::timeout(t, run).await {
+                Ok(r) => r,
+                Err(_) => Err(HostError::Timeout(t)),
+            },
+        };
+        if res.is_err() {
+            // abandon this shell; the next command starts a fresh one
+            if let Some(sh) = guard.take() {
+                let _ = sh.wr.signal(Sig::KILL).await;
+                let _ = sh.wr.close().await;
+            }
+        }
+        res.map(Some)
+    }
+
+    async fn run(&self, cmd: &Cmd, esc: Option<&Become>, input: Input) -> Result<Output, HostError> {
+        let mut full = String::new();
+        for (k, v) in &cmd.env {
+            if k.is_empty()
+                || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                || k.as_bytes()[0].is_ascii_digit()
+            {
+                return Err(HostError::Failed(format!("invalid environment variable name `{k}`")));
+            }
+            full.push_str(&format!("export {k}={}\n", sh_quote(v)));
+        }
+        if let Some(d) = &cmd.cwd {
+            full.push_str(&format!("cd -- {} || exit 1\n", sh_quote(d)));
+        }
+        full.push_str(&cmd.script);
+        let (line, pre) = become_wrap(&full, esc);
+        let line = if esc.is_some() { line } else { format!("sh -c {}", sh_quote(&line)) };
+        let has_input = pre.is_some() || !matches!(input, Input::None);
+        if self.mode == ExecMode::Shell && !has_input {
+            if let Some(out) = self.exec_shell(&line, cmd.timeout).await? {
+                return Ok(out);
+            }
+        }
+        self.exec_channel(&line, pre, input, cmd.timeout).await
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn signal_number(s: &Sig) -> i32 {
+    match s {
+        Sig::HUP => 1,
+        Sig::INT => 2,
+        Sig::QUIT => 3,
+        Sig::ILL => 4,
+        Sig::ABRT => 6,
+        Sig::FPE => 8,
+        Sig::KILL => 9,
+        Sig::USR1 => 10,
+        Sig::SEGV => 11,
+        Sig::PIPE => 13,
+        Sig::ALRM => 14,
+        Sig::TERM => 15,
+        Sig::Custom(_) => 0,
+    }
+}
+
+/// Try, in order: the ssh-agent, the identity files, then the password (when one is given).
+async fn authenticate(h: &mut Handle<Client>, hop: &Hop<'_>, opts: &SshOptions) -> Result<(), String> {
+    let mut tried: Vec<String> = Vec::new();
+    let rsa_hash = h.best_supported_rsa_hash().await.ok().flatten().flatten();
+    let wanted: Vec<PublicKey> = if opts.identities_only {
+        hop.identity_files.iter().filter_map(|f| russh::keys::load_public_key(pub_path(f)).ok()).collect()
+    } else {
+        Vec::new()
+    };
+    if let Some(sock) = &opts.agent_socket {
+        match russh::keys::agent::client::AgentClient::connect_uds(sock).await {
+            Ok(mut agent) => match agent.request_identities().await {
+                Ok(ids) => {
+                    let mut n = 0;
+                    for id in ids {
+                        let russh::keys::agent::AgentIdentity::PublicKey { key, .. } = id else { continue };
+                        if opts.identities_only && !wanted.iter().any(|w| w.key_data() == key.key_data()) {
+                            continue;
+                        }
+                        n += 1;
+                        let hash = if key.algorithm().is_rsa() { rsa_hash } else { None };
+                        match h.authenticate_publickey_with(hop.user, key, hash, &mut agent).await {
+                            Ok(r) if r.success() => return Ok(()),
+                            Ok(_) => {}
+                            Err(e) => tried.push(format!("agent signing failed: {e}")),
+                        }
+                    }
+                    tried.push(format!("ssh-agent ({n} keys)"));
+                }
+                Err(e) => tried.push(format!("ssh-agent (cannot list keys: {e})")),
+            },
+            Err(e) => tried.push(format!("ssh-agent at {} ({e})", sock.display())),
+        }
+    }
+    for f in hop.identity_files {
+        if !f.exists() {
+            continue;
+        }
+        let key = match russh::keys::load_secret_key(f, None) {
+            Ok(k) => k,
+            Err(russh::keys::Error::KeyIsEncrypted) => {
+                let pass = opts
+                    .key_passphrase
+                    .as_ref()
+                    .map(|s| s.expose().to_string())
+                    .or_else(|| std::env::var("PBR_SSH_KEY_PASSPHRASE").ok())
+                    .or_else(|| opts.passphrase_prompt.as_ref().and_then(|p| p(f)));
+                let Some(pass) = pass else {
+                    tried.push(format!(
+                        "{} (protected by a passphrase: set PBR_SSH_KEY_PASSPHRASE or load it into ssh-agent)",
+                        f.display()
+                    ));
+                    continue;
+                };
+                match russh::keys::load_secret_key(f, Some(&pass)) {
+                    Ok(k) => k,
+                    Err(e) => {
+                        tried.push(format!("{} (cannot decrypt: {e})", f.display()));
+                        continue;
+                    }
+                }
+            }
+            Err(e) => {
+                tried.push(format!("{} (cannot load: {e})", f.display()));
+                continue;
+            }
+        };
+        let hash = if key.algorithm().is_rsa() { rsa_hash } else { None };
+        let r = h
+            .authenticate_publickey(hop.user, PrivateKeyWithHashAlg::new(Arc::new(key), hash))
+            .await
+            .map_err(|e| format!("authentication failed: {e}"))?;
+        if r.success() {
+            return Ok(());
+        }
+        tried.push(f.display().to_string());
+    }
+    if let Some(p) = hop.password {
+        let r = h.authenticate_password(hop.user, p).await.map_err(|e| format!("authentication failed: {e}"))?;
+        if r.success() {
+            return Ok(());
+        }
+        tried.push("password".into());
+    }
+    if tried.is_empty() {
+        tried.push("nothing: no ssh-agent, no key file found, no password".into());
+    }
+    Err(format!("authentication failed for user `{}`; tried {}", hop.user, tried.join(", ")))
+}
+
+fn pub_path(f: &Path) -> PathBuf {
+    let mut s = f.as_os_str().to_owned();
+    s.push(".pub");
+    PathBuf::from(s)
+}
+
+#[async_trait]
+impl Connection for SshConnection {
+    async fn exec(&self, cmd: &Cmd, esc: Option<&Become>) -> Result<Output, HostError> {
+        let input = match &cmd.stdin {
+            Some(d) => Input::Bytes(d.clone()),
+            None => Input::None,
+        };
+        self.run(cmd, esc, input).await
+    }
+
+    async fn read_file(&self, path: &str, esc: Option<&Become>) -> Result<Option<Vec<u8>>, HostError> {
+        let out = self.run(&Cmd::new(read_script(path)), esc, Input::None).await?;
+        match out.rc {
+            0 => Ok(Some(out.stdout)),
+            3 => Ok(None),
+            _ => Err(HostError::Failed(format!("cannot read {path}: {}", out.stderr_str().trim()))),
+        }
+    }
+
+    async fn write_file(
+        &self,
+        path: &str,
+        data: &[u8],
+        attrs: &FileAttrs,
+        esc: Option<&Become>,
+    ) -> Result<(), HostError> {
+        let out = self.run(&Cmd::new(atomic_write_script(path, attrs)), esc, Input::Bytes(data.to_vec())).await?;
+        if out.rc != 0 {
+            return Err(HostError::Failed(format!("cannot write {path}: {}", out.stderr_str().trim())));
+        }
+        Ok(())
+    }
+
+    async fn upload(&self, local: &Path, path: &str, attrs: &FileAttrs, esc: Option<&Become>) -> Result<(), HostError> {
+        let f = tokio::fs::File::open(local)
+            .await
+            .map_err(|e| HostError::Failed(format!("cannot read {}: {e}", local.display())))?;
+        let out = self.run(&Cmd::new(atomic_write_script(path, attrs)), esc, Input::File(f)).await?;
+        if out.rc != 0 {
+            return Err(HostError::Failed(format!("cannot write {path}: {}", out.stderr_str().trim())));
+        }
+        Ok(())
+    }
+
+    async fn close(&self) {
+        if let Some(sh) = self.shell.lock().await.take() {
+            let _ = sh.wr.eof().await;
+            let _ = sh.wr.close().await;
+        }
+        let _ = self.handle.disconnect(russh::Disconnect::ByApplication, "", "en").await;
+    }
+}
