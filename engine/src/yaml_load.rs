@@ -5,6 +5,9 @@
 //! quoted and block scalars stay strings. Anchors are copied on alias, `<<` merges are applied
 //! when their mapping closes, and a duplicate key is an error.
 
+// `Diag` is the crate's error type by design; it is returned once per load, not on a hot path.
+#![allow(clippy::result_large_err)]
+
 use crate::diag::Diag;
 use crate::source::{Span, SrcId, source};
 use crate::yaml::{Node, NodeKind};
