@@ -1,1 +1,421 @@
-fn main() {}
+//! `pbr`: the command line. Thin: it parses arguments and hands over to the engine.
+
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use pbr_engine::diag::Diag;
+use pbr_engine::exec::{RunOptions, Runner};
+use pbr_engine::inventory::Inventory;
+use pbr_engine::playbook::Loader;
+use pbr_engine::report::{Format, Reporter};
+use pbr_engine::template::Templar;
+use serde_json::{Map, Value};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+mod demo;
+
+/// Exit codes (also in README):
+/// 0 all hosts ok; 2 a host failed; 3 a host was unreachable; 4 bad input, nothing was run.
+const EXIT_INPUT: u8 = 4;
+
+#[derive(Parser)]
+#[command(
+    name = "pbr",
+    version,
+    about = "An agentless playbook engine: Ansible-syntax playbooks, typed modules, check and diff by construction.",
+    long_about = "pbr converges hosts over SSH (or locally) from Ansible-syntax playbooks and inventories.\n\
+Every module probes the host, plans the changes as a diff, and only then applies them: \
+--check shows the plan and writes nothing, --diff shows it in detail, and a second run changes nothing.",
+    after_help = "Examples:\n  pbr run playbooks/site.yml                 converge every host\n  \
+pbr run playbooks/site.yml --check --diff  show what would change, change nothing\n  \
+pbr run site.yml -l pi3 -e pi_size=64G      one host, an extra variable\n  \
+pbr lint playbooks/                        check playbooks without touching a host\n  \
+pbr doc lvm_cache                          a module's parameters and examples\n  \
+pbr demo                                   a self-contained demo on this machine\n\n\
+Exit codes: 0 ok, 2 a host failed, 3 a host unreachable, 4 bad input (nothing run)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run playbooks against the inventory.
+    #[command(after_help = "Inventory: -i may be repeated; without it ./inventory/ is used if present.\n\
+Variables: -e k=v, -e @vars.yml, -e '{\"k\": [1, 2]}' (highest precedence).\n\
+Limits: -l 'pis:!pi3', -l @site.retry; -f N hosts at once; `serial:` and `throttle:` in playbooks.")]
+    Run(RunArgs),
+    /// Show the inventory as pbr understood it.
+    Inventory(InvArgs),
+    /// Check playbooks without connecting to any host.
+    Lint(LintArgs),
+    /// Show module documentation, generated from the modules' typed parameters.
+    Doc(DocArgs),
+    /// Print shell completions.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Run a bundled demo playbook against this machine (`connection: local`) in a temp dir.
+    Demo {
+        /// Keep the temp dir and print its path.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Print the version.
+    Version,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Playbook files, run in order.
+    #[arg(required = true)]
+    playbooks: Vec<PathBuf>,
+    /// Inventory file, directory or comma-separated host list (repeatable).
+    #[arg(short, long = "inventory")]
+    inventory: Vec<PathBuf>,
+    /// Limit to hosts matching this pattern (`pi1:pi2`, `pis:!pi3`, `@file.retry`).
+    #[arg(short, long)]
+    limit: Option<String>,
+    /// Only run tasks with these tags (comma-separated).
+    #[arg(short, long, value_delimiter = ',')]
+    tags: Vec<String>,
+    /// Skip tasks with these tags.
+    #[arg(long, value_delimiter = ',')]
+    skip_tags: Vec<String>,
+    /// Show what would change; change nothing.
+    #[arg(short = 'C', long)]
+    check: bool,
+    /// Show diffs of files and state.
+    #[arg(short = 'D', long)]
+    diff: bool,
+    /// Extra variables: k=v, @file.yml, or JSON/YAML.
+    #[arg(short, long = "extra-vars")]
+    extra_vars: Vec<String>,
+    /// How many hosts run at once.
+    #[arg(short, long, default_value_t = 50)]
+    forks: usize,
+    /// After applying, probe again: a module that still has work to do fails ("did not converge").
+    #[arg(long)]
+    verify: bool,
+    /// More output (-v results, -vv task paths).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFmt::Human)]
+    output: OutputFmt,
+    /// Ask for the become (sudo) password.
+    #[arg(short = 'K', long)]
+    ask_become_pass: bool,
+    /// Host key policy: yes (known_hosts only, default), accept-new, off.
+    #[arg(long, value_name = "MODE")]
+    host_key_checking: Option<String>,
+    /// An ssh_config file to read instead of ~/.ssh/config.
+    #[arg(short = 'F', long)]
+    ssh_config: Option<PathBuf>,
+    /// Do not write PLAYBOOK.retry after failures.
+    #[arg(long)]
+    no_retry_file: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum OutputFmt {
+    Human,
+    Json,
+}
+
+#[derive(Args)]
+struct InvArgs {
+    #[arg(short, long = "inventory")]
+    inventory: Vec<PathBuf>,
+    /// Print every group and host with variables, as JSON.
+    #[arg(long)]
+    list: bool,
+    /// Print the group tree.
+    #[arg(long, num_args = 0..=1, default_missing_value = "all")]
+    graph: Option<String>,
+    /// Print one host's variables.
+    #[arg(long)]
+    host: Option<String>,
+}
+
+#[derive(Args)]
+struct LintArgs {
+    /// Playbooks or directories (default: playbooks/).
+    paths: Vec<PathBuf>,
+    #[arg(short, long = "inventory")]
+    inventory: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, default_value = "human")]
+    format: String,
+    /// Warnings also fail (exit 1).
+    #[arg(long)]
+    strict: bool,
+    /// Check that this --limit pattern matches hosts.
+    #[arg(short, long)]
+    limit: Option<String>,
+}
+
+#[derive(Args)]
+struct DocArgs {
+    /// A module name; without it, the list of modules.
+    module: Option<String>,
+    /// Output format: text or json (all schemas).
+    #[arg(long, default_value = "text")]
+    format: String,
+}
+
+fn color_out() -> bool {
+    std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
+}
+
+fn color_err() -> bool {
+    std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+}
+
+fn input_error(d: &Diag) -> ExitCode {
+    eprint!("{}", d.render(color_err()));
+    ExitCode::from(EXIT_INPUT)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("PBR_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match cli.cmd {
+        Cmd::Run(a) => rt.block_on(cmd_run(a)),
+        Cmd::Inventory(a) => cmd_inventory(a),
+        Cmd::Lint(a) => cmd_lint(a),
+        Cmd::Doc(a) => cmd_doc(a),
+        Cmd::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "pbr", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Cmd::Demo { keep } => rt.block_on(demo::run(keep)),
+        Cmd::Version => {
+            println!("pbr {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn default_inventory(given: &[PathBuf]) -> Vec<PathBuf> {
+    if !given.is_empty() {
+        return given.to_vec();
+    }
+    let d = Path::new("inventory");
+    if d.exists() { vec![d.to_path_buf()] } else { vec![] }
+}
+
+/// Parse `-e` values: `@file`, JSON/YAML mappings, or `k=v` words.
+fn parse_extra_vars(items: &[String]) -> Result<Map<String, Value>, Diag> {
+    let mut out = Map::new();
+    for item in items {
+        if let Some(f) = item.strip_prefix('@') {
+            out.extend(pbr_engine::playbook::load_vars_file(Path::new(f), Default::default())?);
+        } else if item.trim_start().starts_with('{') {
+            let docs = pbr_engine::yaml::load_str("-e", item)?;
+            match docs.first().map(|n| n.to_value()) {
+                Some(Value::Object(m)) => out.extend(m),
+                _ => {
+                    return Err(Diag::error(
+                        "extra-vars",
+                        Default::default(),
+                        format!("-e {item}: expected a mapping"),
+                    ));
+                }
+            }
+        } else {
+            let (m, rest) = pbr_engine::playbook::parse_kv(item, None);
+            if !rest.is_empty() {
+                return Err(Diag::error(
+                    "extra-vars",
+                    Default::default(),
+                    format!("-e: cannot read `{rest}` as key=value"),
+                )
+                .with_help("use -e key=value, -e @file.yml or -e '{\"key\": value}'"));
+            }
+            out.extend(m);
+        }
+    }
+    Ok(out)
+}
+
+/// Load the inventory and playbooks; every input error happens here, before any host is touched.
+fn load_all(
+    playbooks: &[PathBuf],
+    inventory: &[PathBuf],
+    registry: &pbr_engine::Registry,
+) -> Result<(Inventory, Vec<pbr_engine::playbook::Playbook>), Diag> {
+    let mut inv = Inventory::load(&default_inventory(inventory))?;
+    let mut pbs = Vec::new();
+    for p in playbooks {
+        if !p.exists() {
+            return Err(Diag::error("io", Default::default(), format!("playbook not found: {}", p.display())));
+        }
+        let mut loader = Loader { is_module: &|n| registry.contains(n), stack: vec![] };
+        let pb = loader.load_playbook(p)?;
+        if let Some(dir) = p.parent() {
+            inv.add_playbook_dir(dir)?;
+        }
+        pbs.push(pb);
+    }
+    Ok((inv, pbs))
+}
+
+async fn cmd_run(a: RunArgs) -> ExitCode {
+    let registry = pbr_modules::registry();
+    let (inv, pbs) = match load_all(&a.playbooks, &a.inventory, &registry) {
+        Ok(x) => x,
+        Err(d) => return input_error(&d),
+    };
+    let templar = Arc::new(Templar::new());
+    let ds = pbr_engine::lint::check(&pbs, &inv, &registry, &templar);
+    if let Some(first) = ds.iter().find(|d| d.severity == pbr_engine::Severity::Error) {
+        for d in ds.iter().filter(|d| d.severity == pbr_engine::Severity::Error).take(10) {
+            eprint!("{}", d.render(color_err()));
+        }
+        let _ = first;
+        return ExitCode::from(EXIT_INPUT);
+    }
+    let extra_vars = match parse_extra_vars(&a.extra_vars) {
+        Ok(v) => v,
+        Err(d) => return input_error(&d),
+    };
+    let become_password = if a.ask_become_pass {
+        match rpassword_prompt("BECOME password: ") {
+            Some(p) => Some(pbr_engine::Secret::new(p)),
+            None => {
+                eprintln!("error: could not read the become password");
+                return ExitCode::from(EXIT_INPUT);
+            }
+        }
+    } else {
+        None
+    };
+    let mut ssh = pbr_engine::transport::ssh::SshGlobals::default();
+    ssh.ssh_config = a.ssh_config.clone();
+    let hkc = a
+        .host_key_checking
+        .clone()
+        .or_else(|| std::env::var("PBR_HOST_KEY_CHECKING").ok())
+        .or_else(|| std::env::var("ANSIBLE_HOST_KEY_CHECKING").ok());
+    if let Some(m) = hkc {
+        match pbr_engine::transport::ssh::HostKeyChecking::parse(&m) {
+            Some(mode) => ssh.host_key_checking = Some(mode),
+            None => {
+                eprintln!("error: --host-key-checking takes yes, accept-new or off (got {m:?})");
+                return ExitCode::from(EXIT_INPUT);
+            }
+        }
+    }
+    if let Some(l) = &a.limit {
+        if let Err(e) = inv.limit(&inv.select("all").unwrap_or_default(), l) {
+            eprintln!("error: --limit {l}: {e}");
+            return ExitCode::from(EXIT_INPUT);
+        }
+    }
+    let opts = RunOptions {
+        check: a.check,
+        diff: a.diff,
+        verify: a.verify,
+        forks: a.forks.max(1),
+        limit: a.limit.clone(),
+        tags: a.tags.clone(),
+        skip_tags: a.skip_tags.clone(),
+        extra_vars,
+        become_password,
+        ssh,
+        retry_files: !a.no_retry_file,
+    };
+    let format = if a.output == OutputFmt::Json { Format::Json } else { Format::Human };
+    let reporter = Arc::new(Reporter::new(
+        format,
+        color_out() && format == Format::Human,
+        a.diff,
+        a.verbose,
+        Box::new(std::io::stdout()),
+    ));
+    let runner = Runner::new(&registry, templar, inv, opts, reporter);
+    match runner.run(&pbs).await {
+        Ok(summary) => ExitCode::from(summary.exit_code() as u8),
+        Err(d) => input_error(&d),
+    }
+}
+
+/// Read a password from the terminal without echo (stty), or a line from stdin when not a TTY.
+fn rpassword_prompt(prompt: &str) -> Option<String> {
+    use std::io::{BufRead, Write};
+    eprint!("{prompt}");
+    let _ = std::io::stderr().flush();
+    let tty = std::io::stdin().is_terminal();
+    if tty {
+        let _ = std::process::Command::new("stty").arg("-echo").status();
+    }
+    let mut line = String::new();
+    let r = std::io::stdin().lock().read_line(&mut line);
+    if tty {
+        let _ = std::process::Command::new("stty").arg("echo").status();
+        eprintln!();
+    }
+    r.ok()?;
+    Some(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+fn cmd_inventory(a: InvArgs) -> ExitCode {
+    let inv = match Inventory::load(&default_inventory(&a.inventory)) {
+        Ok(i) => i,
+        Err(d) => return input_error(&d),
+    };
+    if let Some(h) = &a.host {
+        if !inv.hosts.contains_key(h) {
+            eprintln!("error: no host {h:?} in the inventory");
+            return ExitCode::from(EXIT_INPUT);
+        }
+        println!("{}", serde_json::to_string_pretty(&Value::Object(inv.host_vars(h))).unwrap_or_default());
+    } else if let Some(g) = &a.graph {
+        print!("{}", inv.graph(Some(g)));
+    } else {
+        println!("{}", serde_json::to_string_pretty(&inv.to_list_json()).unwrap_or_default());
+    }
+    ExitCode::SUCCESS
+}
+
+fn cmd_lint(a: LintArgs) -> ExitCode {
+    let registry = pbr_modules::registry();
+    let code = pbr_engine::lint::run_cli(&pbr_engine::lint::LintRequest {
+        paths: if a.paths.is_empty() { vec![PathBuf::from("playbooks")] } else { a.paths },
+        inventory: default_inventory(&a.inventory),
+        format: a.format,
+        strict: a.strict,
+        limit: a.limit,
+        color: color_out(),
+        registry: &registry,
+    });
+    ExitCode::from(code)
+}
+
+fn cmd_doc(a: DocArgs) -> ExitCode {
+    let registry = pbr_modules::registry();
+    match pbr_engine::doc::render(&registry, a.module.as_deref(), &a.format) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(EXIT_INPUT)
+        }
+    }
+}

@@ -3,11 +3,17 @@
 //! See ARCHITECTURE.md at the repository root for the map.
 
 pub mod diag;
+pub mod doc;
+pub mod exec;
+pub mod lint;
+pub mod facts;
 mod diag_render;
 pub mod host;
 pub mod inventory;
 pub mod module;
 pub mod params;
+pub mod report;
+pub mod playbook;
 pub mod source;
 pub mod template;
 pub mod transport;

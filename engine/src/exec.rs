@@ -1,0 +1,1771 @@
+//! The executor: runs plays over hosts (linear strategy, forks, serial, throttle), evaluates
+//! task keywords (when, loop, register, notify, retries...), calls modules through the
+//! contract, and reports.
+
+use crate::diag::Diag;
+use crate::host::{Become, BecomeMethod, Connection, Host, HostError, Secret};
+use crate::inventory::Inventory;
+use crate::module::{Controller, Ctx, Deferred, ModuleError, ModuleResult, Registry, RunMode};
+use crate::playbook::{Action, LoopSpec, Play, Playbook, Serial, Task};
+use crate::report::{HostReport, Reporter, Stats, Status};
+use crate::template::{Scope, Templar, TemplateError};
+use crate::transport::local::LocalConnection;
+use futures::future::join_all;
+use indexmap::{IndexMap, IndexSet};
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Mutex as AsyncMutex, Semaphore};
+
+/// What the command line decided.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub check: bool,
+    pub diff: bool,
+    pub verify: bool,
+    pub forks: usize,
+    pub limit: Option<String>,
+    pub tags: Vec<String>,
+    pub skip_tags: Vec<String>,
+    pub extra_vars: Map<String, Value>,
+    pub become_password: Option<Secret>,
+    pub ssh: crate::transport::ssh::SshGlobals,
+    pub retry_files: bool,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    pub stats: Vec<(String, Stats)>,
+    pub failed_hosts: Vec<String>,
+    pub unreachable_hosts: Vec<String>,
+}
+
+impl RunSummary {
+    /// 0 all ok, 2 a host failed, 3 a host unreachable (and none failed).
+    pub fn exit_code(&self) -> i32 {
+        if !self.failed_hosts.is_empty() {
+            2
+        } else if !self.unreachable_hosts.is_empty() {
+            3
+        } else {
+            0
+        }
+    }
+}
+
+/// Per-host state that lives for the whole run.
+#[derive(Default)]
+struct HostState {
+    name: String,
+    /// set_fact and gathered facts.
+    facts: Map<String, Value>,
+    /// Registered results.
+    registered: Map<String, Value>,
+    failed: bool,
+    unreachable: bool,
+    stats: Stats,
+    notified: IndexSet<String>,
+    deferred: IndexMap<String, Deferred>,
+    /// `meta: end_host` / end_play.
+    ended: bool,
+}
+
+/// Inherited keywords from blocks and includes.
+#[derive(Clone, Default)]
+struct Inherit {
+    when: Vec<Value>,
+    vars: Map<String, Value>,
+    tags: Vec<String>,
+    become_: Option<Value>,
+    become_user: Option<String>,
+    become_method: Option<String>,
+    ignore_errors: Option<Value>,
+    environment: Option<Value>,
+    delegate_to: Option<String>,
+    no_log: bool,
+    check_mode: Option<bool>,
+}
+
+pub struct Runner<'a> {
+    pub registry: &'a Registry,
+    pub templar: Arc<Templar>,
+    pub inventory: Inventory,
+    pub opts: RunOptions,
+    pub reporter: Arc<Reporter>,
+    conns: AsyncMutex<HashMap<String, Arc<dyn Connection>>>,
+    forks: Arc<Semaphore>,
+}
+
+/// A failure inside one host's task run.
+struct Fail {
+    msg: String,
+    data: Map<String, Value>,
+    unreachable: bool,
+}
+
+impl From<ModuleError> for Fail {
+    fn from(e: ModuleError) -> Self {
+        Fail { msg: e.msg, data: e.data, unreachable: e.unreachable }
+    }
+}
+
+fn terr(task: &Task, e: TemplateError) -> Fail {
+    Fail { msg: format!("{} (task at {})", e.message, task.span.location()), data: Map::new(), unreachable: false }
+}
+
+/// Ansible's truthiness of a value.
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => crate::params::parse_bool(s).unwrap_or(!s.is_empty()),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
+struct TaskController<'a> {
+    templar: &'a Templar,
+    vars: &'a minijinja::Value,
+    search: &'a [PathBuf],
+}
+
+impl Controller for TaskController<'_> {
+    fn render_file(&self, path: &Path) -> Result<String, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let scope = Scope { vars: self.vars, search: self.search };
+        self.templar.render_text(&text, &scope).map_err(|e| match e.line {
+            Some(l) => format!("{}:{l}: {}", path.display(), e.message),
+            None => format!("{}: {}", path.display(), e.message),
+        })
+    }
+}
+
+/// One item's outcome within a task on a host.
+struct ItemOutcome {
+    report: HostReport,
+    result: Map<String, Value>,
+    changed: bool,
+    failed: bool,
+    skipped: bool,
+    unreachable: bool,
+}
+
+impl<'a> Runner<'a> {
+    pub fn new(
+        registry: &'a Registry,
+        templar: Arc<Templar>,
+        inventory: Inventory,
+        opts: RunOptions,
+        reporter: Arc<Reporter>,
+    ) -> Runner<'a> {
+        let forks = Arc::new(Semaphore::new(opts.forks.max(1)));
+        Runner { registry, templar, inventory, opts, reporter, conns: AsyncMutex::new(HashMap::new()), forks }
+    }
+
+    /// Run playbooks in order. Returns the summary (exit code) and writes the recap.
+    pub async fn run(&self, playbooks: &[Playbook]) -> Result<RunSummary, Diag> {
+        if let Some(p) = &self.opts.become_password {
+            self.reporter.add_secret(p.expose());
+        }
+        let mut states: IndexMap<String, HostState> = IndexMap::new();
+        for pb in playbooks {
+            for play in &pb.plays {
+                self.run_play(play, &mut states).await?;
+            }
+        }
+        // deferred work (initramfs regeneration, reloads): once per host, at the end
+        if !self.opts.check {
+            self.run_deferred(&mut states).await;
+        }
+        for conn in self.conns.lock().await.values() {
+            conn.close().await;
+        }
+        let mut summary = RunSummary::default();
+        for (h, st) in &states {
+            summary.stats.push((h.clone(), st.stats.clone()));
+            if st.stats.failed > 0 {
+                summary.failed_hosts.push(h.clone());
+            } else if st.stats.unreachable > 0 {
+                summary.unreachable_hosts.push(h.clone());
+            }
+        }
+        self.reporter.recap(&summary.stats);
+        if self.opts.retry_files {
+            let bad: Vec<&String> = summary.failed_hosts.iter().chain(&summary.unreachable_hosts).collect();
+            if let Some(pb) = playbooks.last() {
+                let retry = pb.path.with_extension("retry");
+                if bad.is_empty() {
+                    let _ = std::fs::remove_file(&retry);
+                } else {
+                    let text: String = bad.iter().map(|h| format!("{h}\n")).collect();
+                    if let Err(e) = std::fs::write(&retry, text) {
+                        self.reporter.warning(&format!("could not write {}: {e}", retry.display()));
+                    }
+                }
+            }
+        }
+        Ok(summary)
+    }
+
+    async fn run_deferred(&self, states: &mut IndexMap<String, HostState>) {
+        let mut any = false;
+        for st in states.values() {
+            any |= !st.deferred.is_empty() && !st.unreachable;
+        }
+        if !any {
+            return;
+        }
+        self.reporter.task_start("deferred work (once per host)", "RUNNING HANDLER", "");
+        let futs = states.values_mut().filter(|s| !s.deferred.is_empty() && !s.unreachable).map(|st| async move {
+            let _permit = self.forks.acquire().await;
+            for d in st.deferred.values() {
+                let vars = self.inventory.host_vars(&st.name);
+                let res = match self.connect(&st.name, &vars, None).await {
+                    Ok(conn) => {
+                        let esc = self.become_from_vars(&vars, &Inherit::default(), None).ok().flatten();
+                        let host = Host::new(st.name.clone(), conn, esc);
+                        host.run(crate::host::Cmd::new(d.script.clone())).await
+                    }
+                    Err(e) => Err(e),
+                };
+                let (status, msg) = match res {
+                    Ok(o) if o.rc == 0 => (Status::Changed, None),
+                    Ok(o) => {
+                        (Status::Failed, Some(format!("`{}` exited {}: {}", d.script, o.rc, o.stderr_str().trim())))
+                    }
+                    Err(e) => (Status::Failed, Some(e.to_string())),
+                };
+                if status == Status::Failed {
+                    st.stats.failed += 1;
+                } else {
+                    st.stats.changed += 1;
+                    st.stats.ok += 1;
+                }
+                self.reporter.host_result(
+                    &d.description,
+                    &HostReport {
+                        host: st.name.clone(),
+                        status,
+                        item: Some(d.description.clone()),
+                        msg,
+                        changes: vec![],
+                        data: Map::new(),
+                        ignored: false,
+                        delegated: None,
+                    },
+                );
+            }
+        });
+        join_all(futs).await;
+    }
+
+    fn select_hosts(&self, play: &Play) -> Result<Vec<String>, Diag> {
+        let pattern = if Templar::is_template(&play.hosts) {
+            let ctx = to_mj(&self.opts.extra_vars);
+            let scope = Scope { vars: &ctx, search: &[] };
+            match self.templar.render_str(&play.hosts, &scope) {
+                Ok(Value::String(s)) => s,
+                Ok(other) => other.to_string(),
+                Err(e) => return Err(Diag::error("template", play.span, format!("hosts: {}", e.message))),
+            }
+        } else {
+            play.hosts.clone()
+        };
+        let mut hosts = self.inventory.select(&pattern).map_err(|e| Diag::error("pattern", play.span, e))?;
+        if let Some(l) = &self.opts.limit {
+            hosts = self.inventory.limit(&hosts, l).map_err(|e| Diag::error("limit", Default::default(), e))?;
+        }
+        Ok(hosts)
+    }
+
+    async fn run_play(&self, play: &Play, states: &mut IndexMap<String, HostState>) -> Result<(), Diag> {
+        self.reporter.play_start(&play.name);
+        let hosts = self.select_hosts(play)?;
+        if hosts.is_empty() {
+            self.reporter.warning("no hosts matched; skipping this play");
+            return Ok(());
+        }
+        for h in &hosts {
+            states.entry(h.clone()).or_insert_with(|| HostState { name: h.clone(), ..Default::default() });
+        }
+        let batches = batches(&hosts, &play.serial);
+        for batch in batches {
+            // per play, hosts start fresh from `ended`; failures persist across plays
+            for h in &batch {
+                if let Some(s) = states.get_mut(h) {
+                    s.ended = false;
+                }
+            }
+            let mut play_vars = play.vars.clone();
+            for (f, span) in &play.vars_files {
+                let name = self.render_simple(f, &play_vars).map_err(|e| Diag::error("template", *span, e.message))?;
+                let p = if Path::new(&name).is_absolute() { PathBuf::from(&name) } else { play.dir.join(&name) };
+                let m = crate::playbook::load_vars_file(&p, *span)?;
+                play_vars.extend(m);
+            }
+            let ctx = PlayCtx { play, vars: play_vars, batch: batch.clone(), all_hosts: hosts.clone() };
+            if play.gather_facts {
+                self.gather_facts(&ctx, states).await;
+            }
+            let root = Inherit {
+                become_: play.become_.clone(),
+                become_user: play.become_user.clone(),
+                become_method: play.become_method.clone(),
+                environment: play.environment.clone(),
+                check_mode: play.check_mode,
+                ignore_errors: if play.ignore_errors { Some(Value::Bool(true)) } else { None },
+                tags: play.tags.clone(),
+                ..Default::default()
+            };
+            for section in [&play.pre_tasks, &play.tasks, &play.post_tasks] {
+                if section.is_empty() {
+                    continue;
+                }
+                self.run_tasks(&ctx, section, &root, states).await;
+                self.flush_handlers(&ctx, &root, states).await;
+                if self.play_aborted(&ctx, states) {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn play_aborted(&self, ctx: &PlayCtx, states: &IndexMap<String, HostState>) -> bool {
+        let total = ctx.batch.len();
+        let bad = ctx.batch.iter().filter(|h| states.get(*h).is_some_and(|s| s.failed || s.unreachable)).count();
+        if bad == 0 {
+            return false;
+        }
+        if ctx.play.any_errors_fatal {
+            return true;
+        }
+        match ctx.play.max_fail_percentage {
+            Some(p) => (bad as f64) * 100.0 / (total as f64) > p,
+            None => bad == total,
+        }
+    }
+
+    fn render_simple(&self, s: &str, vars: &Map<String, Value>) -> Result<String, TemplateError> {
+        if !Templar::is_template(s) {
+            return Ok(s.to_string());
+        }
+        let mut all = vars.clone();
+        all.extend(self.opts.extra_vars.clone());
+        let ctx = to_mj(&all);
+        let scope = Scope { vars: &ctx, search: &[] };
+        self.templar.render_str(s, &scope).map(|v| match v {
+            Value::String(s) => s,
+            o => o.to_string(),
+        })
+    }
+
+    async fn gather_facts(&self, ctx: &PlayCtx<'_>, states: &mut IndexMap<String, HostState>) {
+        self.reporter.task_start("Gathering Facts", "TASK", &ctx.play.span.location());
+        let futs = states.values_mut().filter(|s| ctx.batch.contains(&s.name) && s.active()).map(|st| async move {
+            let _permit = self.forks.acquire().await;
+            let vars = self.inventory.host_vars(&st.name);
+            let res = async {
+                let conn = self.connect(&st.name, &vars, ctx.play.connection.as_deref()).await?;
+                let host = Host::new(st.name.clone(), conn, None);
+                crate::facts::gather(&host).await
+            }
+            .await;
+            let report = match res {
+                Ok(facts) => {
+                    st.facts.insert("ansible_facts".into(), Value::Object(facts.clone()));
+                    for (k, v) in facts {
+                        st.facts.insert(format!("ansible_{k}"), v);
+                    }
+                    st.stats.ok += 1;
+                    HostReport::simple(&st.name, Status::Ok, None)
+                }
+                Err(e) => {
+                    let unreachable = matches!(e, HostError::Unreachable(_));
+                    if unreachable {
+                        st.unreachable = true;
+                        st.stats.unreachable += 1;
+                    } else {
+                        st.failed = true;
+                        st.stats.failed += 1;
+                    }
+                    HostReport::simple(
+                        &st.name,
+                        if unreachable { Status::Unreachable } else { Status::Failed },
+                        Some(e.to_string()),
+                    )
+                }
+            };
+            self.reporter.host_result("Gathering Facts", &report);
+        });
+        join_all(futs).await;
+    }
+
+    async fn flush_handlers(&self, ctx: &PlayCtx<'_>, inh: &Inherit, states: &mut IndexMap<String, HostState>) {
+        for h in &ctx.play.handlers {
+            let mut names: Vec<String> = h.listen.clone();
+            if let Some(n) = &h.name {
+                names.push(n.clone());
+                if let Some(r) = &h.origin.role {
+                    names.push(format!("{} : {n}", r.name));
+                }
+            }
+            let hosts: Vec<String> = states
+                .values()
+                .filter(|s| ctx.batch.contains(&s.name) && s.active() && names.iter().any(|n| s.notified.contains(n)))
+                .map(|s| s.name.clone())
+                .collect();
+            if hosts.is_empty() {
+                continue;
+            }
+            self.run_one(ctx, h, inh, states, &hosts, "RUNNING HANDLER").await;
+        }
+        for s in states.values_mut() {
+            if ctx.batch.contains(&s.name) {
+                s.notified.clear();
+            }
+        }
+    }
+
+    fn run_tasks<'s>(
+        &'s self,
+        ctx: &'s PlayCtx<'s>,
+        tasks: &'s [Task],
+        inh: &'s Inherit,
+        states: &'s mut IndexMap<String, HostState>,
+    ) -> futures::future::BoxFuture<'s, ()> {
+        Box::pin(async move {
+            for task in tasks {
+                let active: Vec<String> = states
+                    .values()
+                    .filter(|s| ctx.batch.contains(&s.name) && s.active())
+                    .map(|s| s.name.clone())
+                    .collect();
+                if active.is_empty() || self.play_aborted(ctx, states) {
+                    return;
+                }
+                match &task.action {
+                    Action::Block { block, rescue, always } => {
+                        let mut child = inh.clone();
+                        merge_inherit(&mut child, task);
+                        if !self.tags_allow_block(task, &child) {
+                            continue;
+                        }
+                        let before: Vec<String> =
+                            states.values().filter(|s| s.failed).map(|s| s.name.clone()).collect();
+                        self.run_tasks(ctx, block, &child, states).await;
+                        let newly_failed: Vec<String> = states
+                            .values()
+                            .filter(|s| s.failed && !before.contains(&s.name) && active.contains(&s.name))
+                            .map(|s| s.name.clone())
+                            .collect();
+                        if !rescue.is_empty() && !newly_failed.is_empty() {
+                            for h in &newly_failed {
+                                if let Some(s) = states.get_mut(h) {
+                                    s.failed = false;
+                                    s.stats.failed = s.stats.failed.saturating_sub(1);
+                                    s.stats.rescued += 1;
+                                }
+                            }
+                            // rescue runs only on the hosts that failed
+                            let others: Vec<String> =
+                                active.iter().filter(|h| !newly_failed.contains(h)).cloned().collect();
+                            for h in &others {
+                                if let Some(s) = states.get_mut(h) {
+                                    s.ended = true;
+                                }
+                            }
+                            self.run_tasks(ctx, rescue, &child, states).await;
+                            for h in &others {
+                                if let Some(s) = states.get_mut(h) {
+                                    s.ended = false;
+                                }
+                            }
+                        }
+                        if !always.is_empty() {
+                            // always runs for every host that entered the block, failed or not
+                            let failed_now: Vec<String> = active
+                                .iter()
+                                .filter(|h| states.get(*h).is_some_and(|s| s.failed && !s.unreachable))
+                                .cloned()
+                                .collect();
+                            for h in &failed_now {
+                                if let Some(s) = states.get_mut(h) {
+                                    s.failed = false;
+                                }
+                            }
+                            self.run_tasks(ctx, always, &child, states).await;
+                            for h in &failed_now {
+                                if let Some(s) = states.get_mut(h) {
+                                    s.failed = true;
+                                }
+                            }
+                        }
+                    }
+                    Action::Meta(m) => self.run_meta(ctx, task, inh, m, states, &active).await,
+                    Action::IncludeTasks { .. } | Action::IncludeRole { .. } => {
+                        self.run_include(ctx, task, inh, states, &active).await;
+                    }
+                    Action::Module { .. } => {
+                        self.run_one(ctx, task, inh, states, &active, "TASK").await;
+                    }
+                }
+            }
+        })
+    }
+
+    async fn run_meta(
+        &self,
+        ctx: &PlayCtx<'_>,
+        task: &Task,
+        inh: &Inherit,
+        m: &str,
+        states: &mut IndexMap<String, HostState>,
+        active: &[String],
+    ) {
+        match m {
+            "flush_handlers" => self.flush_handlers(ctx, inh, states).await,
+            "noop" | "refresh_inventory" | "reset_connection" => {}
+            "clear_host_errors" => {
+                for s in states.values_mut() {
+                    s.failed = false;
+                }
+            }
+            "end_play" | "end_host" | "end_batch" => {
+                // `when` applies per host for end_host
+                for h in active {
+                    let Some(st) = states.get(h) else { continue };
+                    let vars = self.task_vars(ctx, task, inh, st, None);
+                    let vctx = to_mj(&vars);
+                    let search = task.origin.search_dirs();
+                    let scope = Scope { vars: &vctx, search: &search };
+                    let all_when: Vec<Value> = inh.when.iter().chain(task.when.iter()).cloned().collect();
+                    if self.eval_conds(&all_when, &scope).unwrap_or(false) {
+                        if m == "end_host" {
+                            if let Some(s) = states.get_mut(h) {
+                                s.ended = true;
+                            }
+                        } else {
+                            for s in states.values_mut() {
+                                if ctx.batch.contains(&s.name) {
+                                    s.ended = true;
+                                }
+                            }
+                            return;
+                        }
+                    }
+                }
+            }
+            other => self.reporter.warning(&format!("meta: `{other}` is not supported; ignored ({})", task.span)),
+        }
+    }
+
+    async fn run_include(
+        &self,
+        ctx: &PlayCtx<'_>,
+        task: &Task,
+        inh: &Inherit,
+        states: &mut IndexMap<String, HostState>,
+        active: &[String],
+    ) {
+        // include_tasks/include_role: loaded per distinct (rendered) file; hosts where `when` is
+        // false skip it.
+        let mut groups: IndexMap<String, Vec<String>> = IndexMap::new();
+        let mut failures = Vec::new();
+        for h in active {
+            let Some(st) = states.get(h) else { continue };
+            let vars = self.task_vars(ctx, task, inh, st, None);
+            let vctx = to_mj(&vars);
+            let search = task.origin.search_dirs();
+            let scope = Scope { vars: &vctx, search: &search };
+            let all_when: Vec<Value> = inh.when.iter().chain(task.when.iter()).cloned().collect();
+            match self.eval_conds(&all_when, &scope) {
+                Ok(false) => continue,
+                Err(e) => {
+                    failures.push((h.clone(), e.message));
+                    continue;
+                }
+                Ok(true) => {}
+            }
+            let key = match &task.action {
+                Action::IncludeTasks { file, .. } => self.templar.render_str(file, &scope).map(|v| match v {
+                    Value::String(s) => s,
+                    o => o.to_string(),
+                }),
+                Action::IncludeRole { name, tasks_from, .. } => {
+                    Ok(format!("{name}\u{0}{}", tasks_from.clone().unwrap_or_default()))
+                }
+                _ => Ok(String::new()),
+            };
+            match key {
+                Ok(k) => groups.entry(k).or_default().push(h.clone()),
+                Err(e) => failures.push((h.clone(), e.message)),
+            }
+        }
+        for (h, msg) in failures {
+            if let Some(st) = states.get_mut(&h) {
+                st.failed = true;
+                st.stats.failed += 1;
+                self.reporter.host_result(&task.display_name(), &HostReport::simple(&h, Status::Failed, Some(msg)));
+            }
+        }
+        for (key, hosts) in groups {
+            let loaded = {
+                let is_module = |n: &str| self.registry.contains(n);
+                let mut loader = crate::playbook::Loader { is_module: &is_module, stack: vec![] };
+                match &task.action {
+                    Action::IncludeTasks { .. } => {
+                        let base = match &task.origin.role {
+                            Some(r) => r.path.join("tasks"),
+                            None => {
+                                task.span.path().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_default()
+                            }
+                        };
+                        let p = if Path::new(&key).is_absolute() { PathBuf::from(&key) } else { base.join(&key) };
+                        let p = if p.exists() { p } else { task.origin.playbook_dir.join(&key) };
+                        loader.load_task_file(&p, &task.origin, task.span)
+                    }
+                    Action::IncludeRole { name, tasks_from, .. } => loader
+                        .load_role(name, tasks_from.as_deref(), task.vars.clone(), &task.origin.playbook_dir, task.span)
+                        .map(|(_, t, _)| t),
+                    _ => Ok(vec![]),
+                }
+            };
+            match loaded {
+                Ok(sub) => {
+                    let mut child = inh.clone();
+                    merge_inherit(&mut child, task);
+                    child.when.clear(); // already evaluated
+                    let sub_ctx = PlayCtx {
+                        play: ctx.play,
+                        vars: ctx.vars.clone(),
+                        batch: hosts.clone(),
+                        all_hosts: ctx.all_hosts.clone(),
+                    };
+                    self.run_tasks(&sub_ctx, &sub, &child, states).await;
+                }
+                Err(d) => {
+                    for h in hosts {
+                        if let Some(st) = states.get_mut(&h) {
+                            st.failed = true;
+                            st.stats.failed += 1;
+                            self.reporter.host_result(
+                                &task.display_name(),
+                                &HostReport::simple(&h, Status::Failed, Some(d.to_string())),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn tags_allow(&self, task: &Task, inh: &Inherit) -> bool {
+        let mut tags: Vec<&str> = task.tags.iter().chain(inh.tags.iter()).map(String::as_str).collect();
+        if tags.contains(&"always") && !self.opts.skip_tags.iter().any(|t| t == "always") {
+            return true;
+        }
+        if self.opts.skip_tags.iter().any(|s| tags.contains(&s.as_str()) || (s == "tagged" && !tags.is_empty())) {
+            return false;
+        }
+        if self.opts.tags.is_empty() || self.opts.tags.iter().any(|t| t == "all") {
+            return !tags.contains(&"never");
+        }
+        tags.retain(|t| *t != "never" || self.opts.tags.iter().any(|x| x == "never"));
+        self.opts.tags.iter().any(|t| {
+            tags.contains(&t.as_str()) || (t == "tagged" && !tags.is_empty()) || (t == "untagged" && tags.is_empty())
+        }) || task.tags.iter().any(|t| t == "never" && self.opts.tags.contains(t))
+    }
+
+    fn tags_allow_block(&self, task: &Task, inh: &Inherit) -> bool {
+        // a block is entered unless skip-tags excludes it; its tasks are filtered one by one
+        let tags: Vec<&str> = task.tags.iter().chain(inh.tags.iter()).map(String::as_str).collect();
+        !self.opts.skip_tags.iter().any(|s| tags.contains(&s.as_str()))
+    }
+
+    /// Run a module task (or handler) on the given hosts concurrently.
+    async fn run_one(
+        &self,
+        ctx: &PlayCtx<'_>,
+        task: &Task,
+        inh: &Inherit,
+        states: &mut IndexMap<String, HostState>,
+        hosts: &[String],
+        kind: &str,
+    ) {
+        if !self.tags_allow(task, inh) {
+            return;
+        }
+        let name = task.display_name();
+        self.reporter.task_start(&name, kind, &task.span.location());
+        let throttle = task
+            .throttle
+            .as_ref()
+            .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+            .map(|n| n as usize)
+            .or(ctx.play.throttle)
+            .filter(|n| *n > 0);
+        let throttle_sem = throttle.map(|n| Arc::new(Semaphore::new(n)));
+        let run_once = task.run_once;
+        let targets: Vec<String> = if run_once { hosts.iter().take(1).cloned().collect() } else { hosts.to_vec() };
+        let futs = states.values_mut().filter(|s| targets.contains(&s.name)).map(|st| {
+            let throttle_sem = throttle_sem.clone();
+            let name = name.clone();
+            async move {
+                let _permit = self.forks.acquire().await;
+                let _t = match &throttle_sem {
+                    Some(s) => Some(s.acquire().await),
+                    None => None,
+                };
+                let out = self.run_task_on_host(ctx, task, inh, st).await;
+                (st.name.clone(), out, name)
+            }
+        });
+        let results = join_all(futs).await;
+        if run_once {
+            // share the registered result with every host of the batch
+            if let (Some(reg), Some((h, _, _))) = (&task.register, results.first()) {
+                if let Some(v) = states.get(h).and_then(|s| s.registered.get(reg)).cloned() {
+                    for s in states.values_mut() {
+                        if hosts.contains(&s.name) {
+                            s.registered.insert(reg.clone(), v.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Everything for one task on one host: loop, when, args, module, retries, register.
+    async fn run_task_on_host(&self, ctx: &PlayCtx<'_>, task: &Task, inh: &Inherit, st: &mut HostState) {
+        let task_name = task.display_name();
+        let search = task.origin.search_dirs();
+        let base_vars = self.task_vars(ctx, task, inh, st, None);
+        // the loop items
+        let items: Option<Vec<Value>> = match &task.loop_ {
+            None => None,
+            Some(spec) => {
+                let vctx = to_mj(&base_vars);
+                let scope = Scope { vars: &vctx, search: &search };
+                // a false `when` that does not use the loop var skips the whole task (Ansible
+                // evaluates per item; the result is the same for item-independent conditions)
+                match self.loop_items(spec, &scope) {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        self.finish_host(
+                            task,
+                            st,
+                            vec![self.fail_outcome(st, task, terr(task, e), None)],
+                            None,
+                            &task_name,
+                        );
+                        return;
+                    }
+                }
+            }
+        };
+        let loop_var = task.loop_control.loop_var.clone().unwrap_or_else(|| "item".into());
+        let mut outcomes = Vec::new();
+        match &items {
+            None => {
+                let o = self.run_item(ctx, task, inh, st, &base_vars, None, &search).await;
+                outcomes.push(o);
+            }
+            Some(list) => {
+                let n = list.len();
+                for (i, item) in list.iter().enumerate() {
+                    let mut vars = base_vars.clone();
+                    vars.insert(loop_var.clone(), item.clone());
+                    vars.insert("ansible_loop_var".into(), json!(loop_var));
+                    if let Some(iv) = &task.loop_control.index_var {
+                        vars.insert(iv.clone(), json!(i));
+                    }
+                    if task.loop_control.extended {
+                        vars.insert(
+                            "ansible_loop".into(),
+                            json!({"index": i + 1, "index0": i, "first": i == 0, "last": i + 1 == n, "length": n,
+                                   "revindex": n - i, "revindex0": n - i - 1,
+                                   "previtem": if i > 0 { list[i - 1].clone() } else { Value::Null },
+                                   "nextitem": list.get(i + 1).cloned().unwrap_or(Value::Null)}),
+                        );
+                    }
+                    let o = self.run_item(ctx, task, inh, st, &vars, Some((item, &vars)), &search).await;
+                    let stop = o.unreachable;
+                    outcomes.push(o);
+                    if stop {
+                        break;
+                    }
+                    if let Some(p) = task.loop_control.pause {
+                        tokio::time::sleep(Duration::from_secs_f64(p)).await;
+                    }
+                }
+            }
+        }
+        self.finish_host(task, st, outcomes, items.as_ref().map(|_| ()), &task_name);
+    }
+
+    fn fail_outcome(&self, st: &HostState, task: &Task, f: Fail, item: Option<String>) -> ItemOutcome {
+        let mut result = f.data.clone();
+        result.insert("failed".into(), json!(true));
+        result.insert("msg".into(), json!(f.msg));
+        let _ = task;
+        ItemOutcome {
+            report: HostReport {
+                host: st.name.clone(),
+                status: if f.unreachable { Status::Unreachable } else { Status::Failed },
+                item,
+                msg: Some(f.msg),
+                changes: vec![],
+                data: Map::new(),
+                ignored: false,
+                delegated: None,
+            },
+            result,
+            changed: false,
+            failed: !f.unreachable,
+            skipped: false,
+            unreachable: f.unreachable,
+        }
+    }
+
+    /// Record stats, register, notify, print.
+    fn finish_host(
+        &self,
+        task: &Task,
+        st: &mut HostState,
+        outcomes: Vec<ItemOutcome>,
+        looped: Option<()>,
+        task_name: &str,
+    ) {
+        let ignore = task.ignore_errors.as_ref().map(truthy).unwrap_or(false);
+        let changed = outcomes.iter().any(|o| o.changed);
+        let failed = outcomes.iter().any(|o| o.failed);
+        let unreachable = outcomes.iter().any(|o| o.unreachable);
+        let skipped = !outcomes.is_empty() && outcomes.iter().all(|o| o.skipped);
+        let mut outcomes = outcomes;
+        for o in &mut outcomes {
+            if o.failed && ignore {
+                o.report.ignored = true;
+            }
+            self.reporter.host_result(task_name, &o.report);
+        }
+        // register
+        if let Some(reg) = &task.register {
+            let v = if looped.is_some() {
+                let results: Vec<Value> = outcomes.iter().map(|o| Value::Object(o.result.clone())).collect();
+                json!({"changed": changed, "failed": failed, "skipped": skipped, "results": results,
+                       "msg": if failed { "One or more items failed" } else { "All items completed" }})
+            } else {
+                outcomes.first().map(|o| Value::Object(o.result.clone())).unwrap_or(json!({}))
+            };
+            st.registered.insert(reg.clone(), v);
+        }
+        if unreachable && !task.ignore_unreachable {
+            st.unreachable = true;
+            st.stats.unreachable += 1;
+            return;
+        }
+        if failed {
+            if ignore {
+                st.stats.ignored += 1;
+                st.stats.ok += 1;
+            } else {
+                st.failed = true;
+                st.stats.failed += 1;
+                return;
+            }
+        } else if skipped {
+            st.stats.skipped += 1;
+            return;
+        } else {
+            st.stats.ok += 1;
+        }
+        if changed {
+            st.stats.changed += 1;
+            for n in &task.notify {
+                st.notified.insert(n.clone());
+            }
+        }
+    }
+
+    /// Build the variables for a task on a host, in Ansible's precedence order (lowest first).
+    fn task_vars(
+        &self,
+        ctx: &PlayCtx,
+        task: &Task,
+        inh: &Inherit,
+        st: &HostState,
+        _item: Option<&Value>,
+    ) -> Map<String, Value> {
+        let mut v = Map::new();
+        if let Some(r) = &task.origin.role {
+            v.extend(r.defaults.clone());
+        }
+        v.extend(self.inventory.host_vars(&st.name));
+        v.extend(st.facts.clone());
+        v.extend(ctx.vars.clone());
+        if let Some(r) = &task.origin.role {
+            v.extend(r.vars.clone());
+        }
+        v.extend(inh.vars.clone());
+        v.extend(task.vars.clone());
+        v.extend(st.registered.clone());
+        v.extend(task.origin.role_params.clone());
+        v.extend(self.opts.extra_vars.clone());
+        // magic variables
+        let short = st.name.split('.').next().unwrap_or(&st.name).to_string();
+        v.insert("inventory_hostname".into(), json!(st.name));
+        v.insert("inventory_hostname_short".into(), json!(short));
+        v.insert("group_names".into(), json!(self.inventory.group_names(&st.name)));
+        v.insert("groups".into(), Value::Object(self.inventory.groups_map()));
+        v.insert("play_hosts".into(), json!(ctx.batch));
+        v.insert("ansible_play_hosts".into(), json!(ctx.batch));
+        v.insert("ansible_play_batch".into(), json!(ctx.batch));
+        v.insert("ansible_play_hosts_all".into(), json!(ctx.all_hosts));
+        v.insert(
+            "playbook_dir".into(),
+            json!(task.origin.playbook_dir.canonicalize().unwrap_or(task.origin.playbook_dir.clone())),
+        );
+        if let Some(r) = &task.origin.role {
+            v.insert("role_name".into(), json!(r.name));
+            v.insert("role_path".into(), json!(r.path));
+        }
+        v.insert("ansible_check_mode".into(), json!(self.opts.check));
+        v.insert("ansible_diff_mode".into(), json!(self.opts.diff));
+        v.insert(
+            "ansible_run_tags".into(),
+            json!(if self.opts.tags.is_empty() { vec!["all".to_string()] } else { self.opts.tags.clone() }),
+        );
+        v.insert("ansible_skip_tags".into(), json!(self.opts.skip_tags));
+        v.insert(
+            "ansible_version".into(),
+            json!({"full": env!("CARGO_PKG_VERSION"), "string": env!("CARGO_PKG_VERSION")}),
+        );
+        v.insert("omit".into(), json!(crate::template::OMIT));
+        if self.task_mentions(task, "hostvars") {
+            let mut hv = Map::new();
+            for h in self.inventory.hosts.keys() {
+                hv.insert(h.clone(), Value::Object(self.inventory.host_vars(h)));
+            }
+            v.insert("hostvars".into(), Value::Object(hv));
+        }
+        self.resolve_vars(&mut v);
+        v
+    }
+
+    fn task_mentions(&self, task: &Task, word: &str) -> bool {
+        // cheap textual check on the task's source
+        match task.span.path().and_then(|_| crate::source::source(task.span.src)) {
+            Some(src) => src.text.get(task.span.start..task.span.end).is_some_and(|t| t.contains(word)),
+            None => true,
+        }
+    }
+
+    /// Vars whose values are templates are rendered (vars may refer to vars), to a fixpoint.
+    /// A var that cannot be rendered is removed so that using it reports it undefined.
+    fn resolve_vars(&self, vars: &mut Map<String, Value>) {
+        let mut pending: Vec<String> = vars.iter().filter(|(_, v)| has_template(v)).map(|(k, _)| k.clone()).collect();
+        if pending.is_empty() {
+            return;
+        }
+        for _ in 0..8 {
+            let ctx_vars: Map<String, Value> =
+                vars.iter().filter(|(k, _)| !pending.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+            let ctx = to_mj(&ctx_vars);
+            let scope = Scope { vars: &ctx, search: &[] };
+            let mut progressed = false;
+            let mut still = Vec::new();
+            for k in pending {
+                let raw = vars.get(&k).cloned().unwrap_or(Value::Null);
+                match self.templar.render_value(&raw, &scope) {
+                    Ok(v) => {
+                        vars.insert(k, v);
+                        progressed = true;
+                    }
+                    Err(_) => still.push(k),
+                }
+            }
+            pending = still;
+            if pending.is_empty() || !progressed {
+                break;
+            }
+        }
+        for k in pending {
+            // keep it out so that a use names it undefined, with the reason
+            vars.remove(&k);
+        }
+    }
+
+    fn eval_conds(&self, conds: &[Value], scope: &Scope) -> Result<bool, TemplateError> {
+        for c in conds {
+            let ok = match c {
+                Value::Bool(b) => *b,
+                Value::String(s) => self.templar.eval_bool(s, scope)?,
+                Value::Null => true,
+                other => truthy(other),
+            };
+            if !ok {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn loop_items(&self, spec: &LoopSpec, scope: &Scope) -> Result<Vec<Value>, TemplateError> {
+        let render = |v: &Value| -> Result<Value, TemplateError> {
+            match v {
+                Value::String(s) if Templar::is_template(s) => self.templar.render_str(s, scope),
+                other => self.templar.render_value(other, scope),
+            }
+        };
+        let bad = |what: &str, v: &Value| TemplateError {
+            message: format!("{what} needs a list, got {}", short_json(v)),
+            undefined: None,
+            line: None,
+        };
+        Ok(match spec {
+            LoopSpec::Items { value, flatten } => match render(value)? {
+                Value::Array(a) => {
+                    if *flatten {
+                        a.into_iter().flat_map(|x| if let Value::Array(i) = x { i } else { vec![x] }).collect()
+                    } else {
+                        a
+                    }
+                }
+                Value::Null => vec![],
+                Value::String(s) if *flatten => vec![Value::String(s)],
+                other => return Err(bad("loop", &other)),
+            },
+            LoopSpec::Dict(v) => match render(v)? {
+                Value::Object(m) => m.into_iter().map(|(k, v)| json!({"key": k, "value": v})).collect(),
+                other => return Err(bad("with_dict (a mapping)", &other)),
+            },
+            LoopSpec::Fileglob(v) => {
+                let pats = match render(v)? {
+                    Value::Array(a) => a,
+                    other => vec![other],
+                };
+                let mut out = Vec::new();
+                for p in pats {
+                    let p = p.as_str().unwrap_or_default().to_string();
+                    let full = if Path::new(&p).is_absolute() {
+                        p
+                    } else {
+                        scope.search.first().map(|d| d.join("files").join(&p).display().to_string()).unwrap_or(p)
+                    };
+                    if let Ok(paths) = glob::glob(&full) {
+                        for e in paths.flatten() {
+                            if e.is_file() {
+                                out.push(json!(e.display().to_string()));
+                            }
+                        }
+                    }
+                }
+                out
+            }
+            LoopSpec::Subelements(v) => {
+                let args = match render(v)? {
+                    Value::Array(a) => a,
+                    other => return Err(bad("with_subelements", &other)),
+                };
+                let (list, key) = match (args.first(), args.get(1).and_then(Value::as_str)) {
+                    (Some(Value::Array(l)), Some(k)) => (l.clone(), k.to_string()),
+                    _ => return Err(bad("with_subelements ([list, key])", &Value::Array(args))),
+                };
+                let mut out = Vec::new();
+                for e in list {
+                    if let Some(Value::Array(subs)) = e.get(&key) {
+                        for s in subs {
+                            out.push(json!([e.clone(), s.clone()]));
+                        }
+                    }
+                }
+                out
+            }
+            LoopSpec::Nested(v) => {
+                let lists = match render(v)? {
+                    Value::Array(a) => a,
+                    other => return Err(bad("with_nested", &other)),
+                };
+                let mut acc: Vec<Vec<Value>> = vec![vec![]];
+                for l in lists {
+                    let l = match l {
+                        Value::Array(a) => a,
+                        o => vec![o],
+                    };
+                    acc = acc
+                        .into_iter()
+                        .flat_map(|p| l.iter().map(move |x| [p.clone(), vec![x.clone()]].concat()))
+                        .collect();
+                }
+                acc.into_iter().map(Value::Array).collect()
+            }
+            LoopSpec::Together(v) => {
+                let lists: Vec<Vec<Value>> = match render(v)? {
+                    Value::Array(a) => {
+                        a.into_iter().map(|l| if let Value::Array(x) = l { x } else { vec![l] }).collect()
+                    }
+                    other => return Err(bad("with_together", &other)),
+                };
+                let n = lists.iter().map(Vec::len).max().unwrap_or(0);
+                (0..n)
+                    .map(|i| Value::Array(lists.iter().map(|l| l.get(i).cloned().unwrap_or(Value::Null)).collect()))
+                    .collect()
+            }
+            LoopSpec::Sequence(v) => {
+                let s = match render(v)? {
+                    Value::String(s) => s,
+                    other => return Err(bad("with_sequence (start=N end=M)", &other)),
+                };
+                let (kv, _) = crate::playbook::parse_kv(&s, None);
+                let num = |k: &str, d: i64| {
+                    kv.get(k).and_then(Value::as_str).and_then(|x| x.parse::<i64>().ok()).unwrap_or(d)
+                };
+                let (start, end, stride) = (num("start", 1), num("end", num("count", 0)), num("stride", 1).max(1));
+                let fmt = kv.get("format").and_then(Value::as_str).map(str::to_string);
+                let mut out = Vec::new();
+                let mut i = start;
+                while i <= end && out.len() < 100_000 {
+                    out.push(json!(match &fmt {
+                        Some(f) => py_format_int(f, i),
+                        None => i.to_string(),
+                    }));
+                    i += stride;
+                }
+                out
+            }
+        })
+    }
+
+    fn become_from_vars(
+        &self,
+        vars: &Map<String, Value>,
+        inh: &Inherit,
+        task: Option<&Task>,
+    ) -> Result<Option<Become>, String> {
+        let kw_become = task.and_then(|t| t.become_.clone()).or_else(|| inh.become_.clone());
+        let on = match vars.get("ansible_become") {
+            Some(v) => truthy(v),
+            None => kw_become.as_ref().map(truthy).unwrap_or(false),
+        };
+        if !on {
+            return Ok(None);
+        }
+        let user = vars
+            .get("ansible_become_user")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| task.and_then(|t| t.become_user.clone()))
+            .or_else(|| inh.become_user.clone())
+            .unwrap_or_else(|| "root".into());
+        let method_s = vars
+            .get("ansible_become_method")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| task.and_then(|t| t.become_method.clone()))
+            .or_else(|| inh.become_method.clone())
+            .unwrap_or_else(|| "sudo".into());
+        let method = BecomeMethod::parse(&method_s)
+            .ok_or_else(|| format!("unsupported become_method `{method_s}` (sudo, su, doas)"))?;
+        let password = vars
+            .get("ansible_become_password")
+            .or_else(|| vars.get("ansible_become_pass"))
+            .and_then(Value::as_str)
+            .map(Secret::new)
+            .or_else(|| self.opts.become_password.clone());
+        if let Some(p) = &password {
+            self.reporter.add_secret(p.expose());
+        }
+        Ok(Some(Become { method, user, password }))
+    }
+
+    /// The connection for a host, made on first use and kept for the run.
+    async fn connect(
+        &self,
+        name: &str,
+        vars: &Map<String, Value>,
+        play_conn: Option<&str>,
+    ) -> Result<Arc<dyn Connection>, HostError> {
+        let kind = vars
+            .get("ansible_connection")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| play_conn.map(str::to_string))
+            .unwrap_or_else(|| "ssh".into());
+        let key = format!("{kind}\u{0}{name}");
+        {
+            let conns = self.conns.lock().await;
+            if let Some(c) = conns.get(&key) {
+                return Ok(c.clone());
+            }
+        }
+        let conn: Arc<dyn Connection> = match kind.as_str() {
+            "local" => Arc::new(LocalConnection::new()),
+            "ssh" | "smart" | "paramiko" | "pbr.ssh" => {
+                let opts = crate::transport::ssh::SshOptions::from_vars(name, vars, &self.opts.ssh)
+                    .map_err(HostError::Unreachable)?;
+                Arc::new(crate::transport::ssh::SshConnection::connect(&opts).await?)
+            }
+            other => return Err(HostError::Unreachable(format!("unsupported connection `{other}` (local, ssh)"))),
+        };
+        let mut conns = self.conns.lock().await;
+        Ok(conns.entry(key).or_insert(conn).clone())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run_item(
+        &self,
+        ctx: &PlayCtx<'_>,
+        task: &Task,
+        inh: &Inherit,
+        st: &mut HostState,
+        vars: &Map<String, Value>,
+        item: Option<(&Value, &Map<String, Value>)>,
+        search: &[PathBuf],
+    ) -> ItemOutcome {
+        let vctx = to_mj(vars);
+        let scope = Scope { vars: &vctx, search };
+        let label = item.map(|(it, _)| match &task.loop_control.label {
+            Some(l) => self.templar.render_str(l, &scope).map(|v| value_label(&v)).unwrap_or_else(|_| l.clone()),
+            None => value_label(it),
+        });
+        let no_log = task.no_log || inh.no_log;
+        let label = if no_log { label.map(|_| "<censored>".to_string()) } else { label };
+        let all_when: Vec<Value> = inh.when.iter().chain(task.when.iter()).cloned().collect();
+        match self.eval_conds(&all_when, &scope) {
+            Ok(true) => {}
+            Ok(false) => {
+                let mut result = Map::new();
+                result.insert("changed".into(), json!(false));
+                result.insert("skipped".into(), json!(true));
+                result.insert("skip_reason".into(), json!("Conditional result was False"));
+                if let Some((it, _)) = item {
+                    result.insert("item".into(), it.clone());
+                }
+                return ItemOutcome {
+                    report: HostReport { item: label, ..HostReport::simple(&st.name, Status::Skipped, None) },
+                    result,
+                    changed: false,
+                    failed: false,
+                    skipped: true,
+                    unreachable: false,
+                };
+            }
+            Err(e) => return self.fail_outcome(st, task, terr(task, e), label),
+        }
+        let retries =
+            task.retries.as_ref().and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())));
+        let delay = task
+            .delay
+            .as_ref()
+            .and_then(|v| v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+            .unwrap_or(5.0);
+        let attempts = match (&task.until, retries) {
+            (Some(_), r) => r.unwrap_or(3) + 1,
+            _ => 1,
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let res = self.call(ctx, task, inh, st, vars, &scope).await;
+            let mut out = match res {
+                Ok(r) => r,
+                Err(f) => {
+                    let mut o = self.fail_outcome(st, task, f, label.clone());
+                    if let Some((it, _)) = item {
+                        o.result.insert("item".into(), it.clone());
+                    }
+                    if o.unreachable || task.until.is_none() || attempt >= attempts {
+                        return o;
+                    }
+                    tokio::time::sleep(Duration::from_secs_f64(delay)).await;
+                    continue;
+                }
+            };
+            if let Some((it, _)) = item {
+                out.result.insert("item".into(), it.clone());
+            }
+            out.report.item = label.clone();
+            // changed_when / failed_when / until see the result as the registered var
+            let mut v2 = vars.clone();
+            if let Some(reg) = &task.register {
+                v2.insert(reg.clone(), Value::Object(out.result.clone()));
+            }
+            for (k, v) in &out.result {
+                v2.entry(k.clone()).or_insert(v.clone());
+            }
+            let ctx2 = to_mj(&v2);
+            let scope2 = Scope { vars: &ctx2, search };
+            if let Some(cw) = &task.changed_when {
+                match self.eval_conds(cw, &scope2) {
+                    Ok(b) => {
+                        out.changed = b;
+                        out.result.insert("changed".into(), json!(b));
+                        if !out.failed {
+                            out.report.status = if b { Status::Changed } else { Status::Ok };
+                        }
+                    }
+                    Err(e) => return self.fail_outcome(st, task, terr(task, e), label),
+                }
+            }
+            if let Some(fw) = &task.failed_when {
+                match self.eval_conds_any(fw, &scope2) {
+                    Ok(b) => {
+                        out.failed = b;
+                        out.result.insert("failed".into(), json!(b));
+                        if b {
+                            out.report.status = Status::Failed;
+                            if out.report.msg.is_none() {
+                                out.report.msg = Some("failed_when condition was true".into());
+                            }
+                        } else if out.report.status == Status::Failed {
+                            out.report.status = if out.changed { Status::Changed } else { Status::Ok };
+                            out.report.msg = None;
+                        }
+                    }
+                    Err(e) => return self.fail_outcome(st, task, terr(task, e), label),
+                }
+            }
+            if let Some(until) = &task.until {
+                let done = self.eval_conds(until, &scope2).unwrap_or(false);
+                out.result.insert("attempts".into(), json!(attempt));
+                if !done {
+                    if attempt < attempts {
+                        tokio::time::sleep(Duration::from_secs_f64(delay)).await;
+                        continue;
+                    }
+                    out.failed = true;
+                    out.report.status = Status::Failed;
+                    out.report.msg = Some(format!("retries exhausted after {attempt} attempts"));
+                    out.result.insert("failed".into(), json!(true));
+                }
+            }
+            if no_log {
+                out.report.data = Map::new();
+                out.report.msg = out.report.msg.map(|_| "the output has been hidden due to 'no_log: true'".into());
+                out.report.changes.iter_mut().for_each(|c| c.diff = None);
+            }
+            return out;
+        }
+    }
+
+    fn eval_conds_any(&self, conds: &[Value], scope: &Scope) -> Result<bool, TemplateError> {
+        // failed_when with a list: all must be true (Ansible ANDs lists)
+        self.eval_conds(conds, scope)
+    }
+
+    /// Render args and dispatch to an engine action or a module.
+    async fn call(
+        &self,
+        ctx: &PlayCtx<'_>,
+        task: &Task,
+        inh: &Inherit,
+        st: &mut HostState,
+        vars: &Map<String, Value>,
+        scope: &Scope<'_>,
+    ) -> Result<ItemOutcome, Fail> {
+        let Action::Module { name, args, .. } = &task.action else {
+            return Err(Fail { msg: "not a module task".into(), data: Map::new(), unreachable: false });
+        };
+        let short = crate::playbook::short_name(name);
+        let short =
+            short.strip_prefix("ansible.posix.").or_else(|| short.strip_prefix("community.general.")).unwrap_or(short);
+        // engine actions
+        match short {
+            "debug" => return self.act_debug(task, args, scope, st),
+            "set_fact" => {
+                let rendered = self.templar.render_value(args, scope).map_err(|e| terr(task, e))?;
+                let mut facts = Map::new();
+                if let Value::Object(m) = rendered {
+                    for (k, v) in m {
+                        if k != "cacheable" {
+                            facts.insert(k, v);
+                        }
+                    }
+                }
+                for (k, v) in &facts {
+                    st.facts.insert(k.clone(), v.clone());
+                }
+                let mut result = Map::new();
+                result.insert("changed".into(), json!(false));
+                result.insert("ansible_facts".into(), Value::Object(facts));
+                return Ok(simple_outcome(&st.name, Status::Ok, None, result));
+            }
+            "assert" => return self.act_assert(task, args, scope, st),
+            "fail" => {
+                let rendered = self.templar.render_value(args, scope).map_err(|e| terr(task, e))?;
+                let msg =
+                    rendered.get("msg").map(value_label).unwrap_or_else(|| "Failed as requested from task".into());
+                return Err(Fail { msg, data: Map::new(), unreachable: false });
+            }
+            "include_vars" => {
+                let rendered = self.templar.render_value(args, scope).map_err(|e| terr(task, e))?;
+                let file = rendered
+                    .get("file")
+                    .or_else(|| rendered.get("_raw_params"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                let base = task
+                    .origin
+                    .role
+                    .as_ref()
+                    .map(|r| r.path.join("vars"))
+                    .unwrap_or_else(|| task.origin.playbook_dir.clone());
+                let p = if Path::new(&file).is_absolute() { PathBuf::from(&file) } else { base.join(&file) };
+                let m = crate::playbook::load_vars_file(&p, task.span).map_err(|d| Fail {
+                    msg: d.to_string(),
+                    data: Map::new(),
+                    unreachable: false,
+                })?;
+                let m = match rendered.get("name").and_then(Value::as_str) {
+                    Some(n) => {
+                        let mut w = Map::new();
+                        w.insert(n.to_string(), Value::Object(m));
+                        w
+                    }
+                    None => m,
+                };
+                for (k, v) in &m {
+                    st.facts.insert(k.clone(), v.clone());
+                }
+                let mut result = Map::new();
+                result.insert("ansible_facts".into(), Value::Object(m));
+                return Ok(simple_outcome(&st.name, Status::Ok, None, result));
+            }
+            "ping" => {
+                let conn = self.connect(&st.name, vars, ctx.play.connection.as_deref()).await.map_err(|e| Fail {
+                    unreachable: matches!(e, HostError::Unreachable(_)),
+                    msg: e.to_string(),
+                    data: Map::new(),
+                })?;
+                let host = Host::new(st.name.clone(), conn, None);
+                host.query_sh("true").await.map_err(|e| Fail::from(ModuleError::from(e)))?;
+                let mut r = Map::new();
+                r.insert("ping".into(), json!("pong"));
+                return Ok(simple_outcome(&st.name, Status::Ok, None, r));
+            }
+            "pause" | "wait_for_connection" => {
+                let rendered = self.templar.render_value(args, scope).map_err(|e| terr(task, e))?;
+                let secs = rendered
+                    .get("seconds")
+                    .and_then(|v| v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+                    .unwrap_or(0.0);
+                if !self.opts.check {
+                    tokio::time::sleep(Duration::from_secs_f64(secs.min(3600.0))).await;
+                }
+                return Ok(simple_outcome(&st.name, Status::Ok, None, Map::new()));
+            }
+            "setup" | "gather_facts" => {
+                let conn = self.connect(&st.name, vars, ctx.play.connection.as_deref()).await.map_err(|e| Fail {
+                    unreachable: matches!(e, HostError::Unreachable(_)),
+                    msg: e.to_string(),
+                    data: Map::new(),
+                })?;
+                let host = Host::new(st.name.clone(), conn, None);
+                let facts = crate::facts::gather(&host).await.map_err(|e| Fail::from(ModuleError::from(e)))?;
+                st.facts.insert("ansible_facts".into(), Value::Object(facts.clone()));
+                for (k, v) in &facts {
+                    st.facts.insert(format!("ansible_{k}"), v.clone());
+                }
+                let mut r = Map::new();
+                r.insert("ansible_facts".into(), Value::Object(facts));
+                return Ok(simple_outcome(&st.name, Status::Ok, None, r));
+            }
+            _ => {}
+        }
+        let module = self.registry.get(name).ok_or_else(|| Fail {
+            msg: format!("unknown module `{name}`"),
+            data: Map::new(),
+            unreachable: false,
+        })?;
+        let rendered = self.templar.render_value(args, scope).map_err(|e| terr(task, e))?;
+        let params = drop_omit(rendered);
+        // delegation and connection
+        let delegate = match task.delegate_to.as_ref().or(inh.delegate_to.as_ref()) {
+            Some(d) => Some(self.templar.render_str(d, scope).map(|v| value_label(&v)).map_err(|e| terr(task, e))?),
+            None => None,
+        };
+        let (conn_name, conn_vars) = match &delegate {
+            Some(d) if d == "localhost" || d == "127.0.0.1" => {
+                let mut v = self.inventory.host_vars(d);
+                v.entry("ansible_connection").or_insert(json!("local"));
+                (d.clone(), v)
+            }
+            Some(d) => (d.clone(), self.inventory.host_vars(d)),
+            None => (st.name.clone(), vars.clone()),
+        };
+        let conn = self
+            .connect(&conn_name, &conn_vars, if delegate.is_some() { None } else { ctx.play.connection.as_deref() })
+            .await
+            .map_err(|e| Fail {
+                unreachable: matches!(e, HostError::Unreachable(_)) && delegate.is_none(),
+                msg: e.to_string(),
+                data: Map::new(),
+            })?;
+        let esc = self.become_from_vars(&conn_vars, inh, Some(task)).map_err(|m| Fail {
+            msg: m,
+            data: Map::new(),
+            unreachable: false,
+        })?;
+        let host = Host::new(conn_name.clone(), conn, esc);
+        let check = task.check_mode.or(inh.check_mode).unwrap_or(self.opts.check);
+        let diff = task.diff.unwrap_or(self.opts.diff);
+        let controller = TaskController { templar: &self.templar, vars: scope.vars, search: scope.search };
+        let mctx = Ctx { check, diff, search: scope.search, controller: &controller };
+        let mode = RunMode { check, diff, verify: self.opts.verify };
+        let res: Result<ModuleResult, ModuleError> = module.execute(&mctx, &params, &host, mode).await;
+        let r = res.map_err(Fail::from)?;
+        for d in &r.deferred {
+            st.deferred.insert(d.key.clone(), d.clone());
+        }
+        let mut result = r.data.clone();
+        result.insert("changed".into(), json!(r.changed));
+        if !r.changes.is_empty() {
+            result.insert("changes".into(), json!(r.changes.iter().map(|c| c.summary.clone()).collect::<Vec<_>>()));
+        }
+        let status = if r.changed { Status::Changed } else { Status::Ok };
+        let mut report = HostReport::simple(&st.name, status, None);
+        report.changes = r.changes;
+        report.delegated = delegate;
+        report.data = if check { Map::new() } else { r.data };
+        Ok(ItemOutcome { report, result, changed: r.changed, failed: false, skipped: false, unreachable: false })
+    }
+
+    fn act_debug(&self, task: &Task, args: &Value, scope: &Scope, st: &HostState) -> Result<ItemOutcome, Fail> {
+        let mut result = Map::new();
+        let msg = if let Some(var) = args.get("var").and_then(Value::as_str) {
+            let v = match self.templar.eval_expr(var, scope) {
+                Ok(v) => v,
+                Err(e) if e.undefined.is_some() => json!("VARIABLE IS NOT DEFINED!"),
+                Err(e) => return Err(terr(task, e)),
+            };
+            result.insert(var.to_string(), v.clone());
+            format!("{var}: {}", serde_json::to_string_pretty(&v).unwrap_or_default())
+        } else {
+            let m = args.get("msg").or_else(|| args.get("_raw_params")).cloned().unwrap_or(json!("Hello world!"));
+            let v = self.templar.render_value(&m, scope).map_err(|e| terr(task, e))?;
+            result.insert("msg".into(), v.clone());
+            match v {
+                Value::String(s) => s,
+                other => serde_json::to_string_pretty(&other).unwrap_or_default(),
+            }
+        };
+        result.insert("changed".into(), json!(false));
+        let verbosity = args.get("verbosity").and_then(Value::as_u64).unwrap_or(0);
+        if verbosity > self.reporter.verbosity as u64 {
+            return Ok(simple_outcome(&st.name, Status::Skipped, None, result));
+        }
+        Ok(simple_outcome(&st.name, Status::Ok, Some(msg), result))
+    }
+
+    fn act_assert(&self, task: &Task, args: &Value, scope: &Scope, st: &HostState) -> Result<ItemOutcome, Fail> {
+        let that: Vec<Value> = match args.get("that") {
+            Some(Value::Array(a)) => a.clone(),
+            Some(other) => vec![other.clone()],
+            None => return Err(Fail { msg: "assert needs `that:`".into(), data: Map::new(), unreachable: false }),
+        };
+        for c in &that {
+            let ok = match c {
+                Value::String(s) => self.templar.eval_bool(s, scope).map_err(|e| terr(task, e))?,
+                other => truthy(other),
+            };
+            if !ok {
+                let msg = match args.get("fail_msg").or_else(|| args.get("msg")) {
+                    Some(m) => {
+                        self.templar.render_value(m, scope).map(|v| value_label(&v)).unwrap_or_else(|_| value_label(m))
+                    }
+                    None => format!("Assertion failed: {}", value_label(c)),
+                };
+                let mut data = Map::new();
+                data.insert("assertion".into(), c.clone());
+                return Err(Fail { msg, data, unreachable: false });
+            }
+        }
+        let quiet = args.get("quiet").is_some_and(truthy);
+        let msg = match args.get("success_msg") {
+            Some(m) => self.templar.render_value(m, scope).map(|v| value_label(&v)).ok(),
+            None if quiet => None,
+            None => Some("All assertions passed".into()),
+        };
+        let mut result = Map::new();
+        result.insert("changed".into(), json!(false));
+        Ok(simple_outcome(&st.name, Status::Ok, msg, result))
+    }
+}
+
+impl HostState {
+    fn active(&self) -> bool {
+        !self.failed && !self.unreachable && !self.ended
+    }
+}
+
+impl HostReport {
+    pub fn simple(host: &str, status: Status, msg: Option<String>) -> HostReport {
+        HostReport {
+            host: host.to_string(),
+            status,
+            item: None,
+            msg,
+            changes: vec![],
+            data: Map::new(),
+            ignored: false,
+            delegated: None,
+        }
+    }
+}
+
+fn simple_outcome(host: &str, status: Status, msg: Option<String>, result: Map<String, Value>) -> ItemOutcome {
+    ItemOutcome {
+        report: HostReport::simple(host, status, msg),
+        result,
+        changed: status == Status::Changed,
+        failed: false,
+        skipped: status == Status::Skipped,
+        unreachable: false,
+    }
+}
+
+struct PlayCtx<'a> {
+    play: &'a Play,
+    vars: Map<String, Value>,
+    batch: Vec<String>,
+    all_hosts: Vec<String>,
+}
+
+fn merge_inherit(child: &mut Inherit, task: &Task) {
+    child.when.extend(task.when.iter().cloned());
+    child.vars.extend(task.vars.clone());
+    child.tags.extend(task.tags.iter().cloned());
+    if task.become_.is_some() {
+        child.become_ = task.become_.clone();
+    }
+    if task.become_user.is_some() {
+        child.become_user = task.become_user.clone();
+    }
+    if task.become_method.is_some() {
+        child.become_method = task.become_method.clone();
+    }
+    if task.ignore_errors.is_some() {
+        child.ignore_errors = task.ignore_errors.clone();
+    }
+    if task.environment.is_some() {
+        child.environment = task.environment.clone();
+    }
+    if task.delegate_to.is_some() {
+        child.delegate_to = task.delegate_to.clone();
+    }
+    if task.check_mode.is_some() {
+        child.check_mode = task.check_mode;
+    }
+    child.no_log |= task.no_log;
+}
+
+fn has_template(v: &Value) -> bool {
+    match v {
+        Value::String(s) => Templar::is_template(s),
+        Value::Array(a) => a.iter().any(has_template),
+        Value::Object(m) => m.values().any(has_template),
+        _ => false,
+    }
+}
+
+/// Drop params whose value is the `omit` placeholder.
+fn drop_omit(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(_, v)| v.as_str() != Some(crate::template::OMIT))
+                .map(|(k, v)| (k, drop_omit(v)))
+                .collect(),
+        ),
+        Value::Array(a) => {
+            Value::Array(a.into_iter().filter(|v| v.as_str() != Some(crate::template::OMIT)).map(drop_omit).collect())
+        }
+        other => other,
+    }
+}
+
+fn value_label(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn short_json(v: &Value) -> String {
+    let s = v.to_string();
+    if s.len() > 80 { format!("{}...", &s[..s.char_indices().nth(77).map(|(i, _)| i).unwrap_or(s.len())]) } else { s }
+}
+
+/// `%02d`-style formatting for with_sequence.
+fn py_format_int(fmt: &str, i: i64) -> String {
+    let re = regex::Regex::new(r"%(0?)(\d*)d").ok();
+    match re.and_then(|r| r.captures(fmt).map(|c| (c.get(0).map(|m| m.range()), c[1].to_string(), c[2].to_string()))) {
+        Some((Some(range), zero, width)) => {
+            let w: usize = width.parse().unwrap_or(0);
+            let num = if zero == "0" { format!("{i:0w$}") } else { format!("{i:w$}") };
+            format!("{}{}{}", &fmt[..range.start], num, &fmt[range.end..])
+        }
+        _ => fmt.to_string(),
+    }
+}
+
+/// Split hosts into serial batches (the last size repeats).
+fn batches(hosts: &[String], serial: &[Serial]) -> Vec<Vec<String>> {
+    if serial.is_empty() {
+        return vec![hosts.to_vec()];
+    }
+    let mut out = Vec::new();
+    let mut i = 0;
+    let mut k = 0;
+    while i < hosts.len() {
+        let s = &serial[k.min(serial.len() - 1)];
+        let n = match s {
+            Serial::Count(n) => *n,
+            Serial::Percent(p) => ((hosts.len() as f64) * p / 100.0).floor() as usize,
+        }
+        .max(1);
+        out.push(hosts[i..(i + n).min(hosts.len())].to_vec());
+        i += n;
+        k += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serial_batches() {
+        let h: Vec<String> = (1..=7).map(|i| format!("h{i}")).collect();
+        let b = batches(&h, &[Serial::Count(1), Serial::Count(3)]);
+        assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), vec![1, 3, 3]);
+        let b = batches(&h, &[Serial::Percent(50.0)]);
+        assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), vec![3, 3, 1]);
+        assert_eq!(batches(&h, &[]).len(), 1);
+    }
+
+    #[test]
+    fn seq_format() {
+        assert_eq!(py_format_int("pi%02d", 3), "pi03");
+        assert_eq!(py_format_int("%d", 12), "12");
+    }
+
+    #[test]
+    fn omit_dropped() {
+        let v = drop_omit(json!({"a": crate::template::OMIT, "b": 1}));
+        assert_eq!(v, json!({"b": 1}));
+    }
+}
+
+/// Variables as a template context.
+fn to_mj<T: serde::Serialize>(v: T) -> minijinja::Value {
+    minijinja::Value::from(minijinja::value::Serde(v))
+}

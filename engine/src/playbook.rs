@@ -1,0 +1,1112 @@
+//! Playbooks: the Ansible subset pbr understands, parsed from [`Node`]s with spans kept.
+//!
+//! Static things are resolved here: `import_playbook`, `import_tasks`, `import_role` and
+//! `roles:` are expanded at load time, as Ansible does; `include_tasks`/`include_role` stay
+//! tasks and are loaded when reached.
+
+use crate::diag::Diag;
+use crate::source::Span;
+use crate::yaml::{self, Node, NodeKind};
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Play keywords pbr accepts.
+pub const PLAY_KEYWORDS: &[&str] = &[
+    "name",
+    "hosts",
+    "vars",
+    "vars_files",
+    "gather_facts",
+    "become",
+    "become_user",
+    "become_method",
+    "connection",
+    "tasks",
+    "pre_tasks",
+    "post_tasks",
+    "handlers",
+    "roles",
+    "serial",
+    "tags",
+    "strategy",
+    "max_fail_percentage",
+    "any_errors_fatal",
+    "ignore_errors",
+    "ignore_unreachable",
+    "environment",
+    "remote_user",
+    "check_mode",
+    "diff",
+    "no_log",
+    "order",
+    "throttle",
+    "timeout",
+    "force_handlers",
+    "collections",
+    "module_defaults",
+    "run_once",
+    "vars_prompt",
+];
+
+/// Task keywords pbr accepts (anything else must be the module).
+pub const TASK_KEYWORDS: &[&str] = &[
+    "name",
+    "when",
+    "loop",
+    "loop_control",
+    "register",
+    "notify",
+    "listen",
+    "changed_when",
+    "failed_when",
+    "ignore_errors",
+    "ignore_unreachable",
+    "tags",
+    "become",
+    "become_user",
+    "become_method",
+    "vars",
+    "args",
+    "delegate_to",
+    "delegate_facts",
+    "run_once",
+    "retries",
+    "until",
+    "delay",
+    "throttle",
+    "no_log",
+    "check_mode",
+    "diff",
+    "environment",
+    "timeout",
+    "connection",
+    "remote_user",
+    "any_errors_fatal",
+    "collections",
+    "module_defaults",
+    "debugger",
+    "action",
+    "local_action",
+];
+
+/// Block keywords (a block takes most task keywords too).
+pub const BLOCK_KEYS: &[&str] = &["block", "rescue", "always"];
+
+/// Names of the tasks that are handled by the engine itself rather than modules.
+pub const INCLUDE_KINDS: &[&str] =
+    &["include_tasks", "import_tasks", "include_role", "import_role", "import_playbook", "include_vars", "meta"];
+
+pub fn short_name(name: &str) -> &str {
+    name.strip_prefix("ansible.builtin.").or_else(|| name.strip_prefix("ansible.legacy.")).unwrap_or(name)
+}
+
+/// A loaded role.
+#[derive(Debug)]
+pub struct Role {
+    pub name: String,
+    pub path: PathBuf,
+    pub defaults: Map<String, Value>,
+    pub vars: Map<String, Value>,
+    /// Spans of var definitions (for lint).
+    pub var_nodes: Vec<Node>,
+}
+
+/// Where a task came from: the dirs relative files are looked up in.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub role: Option<Arc<Role>>,
+    /// Role params (`roles: - role: x  param: v`).
+    pub role_params: Map<String, Value>,
+    pub playbook_dir: PathBuf,
+}
+
+impl Origin {
+    pub fn search_dirs(&self) -> Vec<PathBuf> {
+        let mut v = Vec::new();
+        if let Some(r) = &self.role {
+            v.push(r.path.clone());
+        }
+        v.push(self.playbook_dir.clone());
+        v
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum LoopSpec {
+    /// `loop:` or `with_items`-style: a list literal or a template.
+    Items { value: Value, flatten: bool },
+    /// `with_dict`: dict → list of {key, value}.
+    Dict(Value),
+    /// `with_fileglob`.
+    Fileglob(Value),
+    /// `with_subelements: [list, key]`.
+    Subelements(Value),
+    /// `with_nested` / `with_cartesian`.
+    Nested(Value),
+    /// `with_together`.
+    Together(Value),
+    /// `with_sequence: start=1 end=5 format=...`.
+    Sequence(Value),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LoopControl {
+    pub loop_var: Option<String>,
+    pub index_var: Option<String>,
+    pub label: Option<String>,
+    pub extended: bool,
+    pub pause: Option<f64>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// A module call; `args` has `_raw_params` for free-form text.
+    Module {
+        name: String,
+        args: Value,
+        args_node: Node,
+    },
+    Block {
+        block: Vec<Task>,
+        rescue: Vec<Task>,
+        always: Vec<Task>,
+    },
+    IncludeTasks {
+        file: String,
+        vars: Map<String, Value>,
+    },
+    IncludeRole {
+        name: String,
+        tasks_from: Option<String>,
+        vars: Map<String, Value>,
+    },
+    Meta(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub name: Option<String>,
+    pub span: Span,
+    pub node: Node,
+    pub action: Action,
+    pub when: Vec<Value>,
+    pub loop_: Option<LoopSpec>,
+    pub loop_control: LoopControl,
+    pub register: Option<String>,
+    pub notify: Vec<String>,
+    pub listen: Vec<String>,
+    pub changed_when: Option<Vec<Value>>,
+    pub failed_when: Option<Vec<Value>>,
+    pub ignore_errors: Option<Value>,
+    pub ignore_unreachable: bool,
+    pub tags: Vec<String>,
+    pub become_: Option<Value>,
+    pub become_user: Option<String>,
+    pub become_method: Option<String>,
+    pub vars: Map<String, Value>,
+    pub delegate_to: Option<String>,
+    pub run_once: bool,
+    pub retries: Option<Value>,
+    pub until: Option<Vec<Value>>,
+    pub delay: Option<Value>,
+    pub throttle: Option<Value>,
+    pub no_log: bool,
+    pub check_mode: Option<bool>,
+    pub diff: Option<bool>,
+    pub environment: Option<Value>,
+    pub timeout: Option<Value>,
+    pub any_errors_fatal: bool,
+    pub origin: Arc<Origin>,
+}
+
+impl Task {
+    /// The module (or engine action) name, for output and lint.
+    pub fn action_name(&self) -> &str {
+        match &self.action {
+            Action::Module { name, .. } => name.as_str(),
+            Action::Block { .. } => "block",
+            Action::IncludeTasks { .. } => "include_tasks",
+            Action::IncludeRole { .. } => "include_role",
+            Action::Meta(_) => "meta",
+        }
+    }
+
+    /// The name shown in output: `name:` or `module`, prefixed with the role.
+    pub fn display_name(&self) -> String {
+        let base = self.name.clone().unwrap_or_else(|| self.action_name().to_string());
+        match &self.origin.role {
+            Some(r) => format!("{} : {}", r.name, base),
+            None => base,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Serial {
+    Count(usize),
+    Percent(f64),
+}
+
+#[derive(Debug, Clone)]
+pub struct Play {
+    pub name: String,
+    pub span: Span,
+    pub hosts: String,
+    pub vars: Map<String, Value>,
+    pub vars_files: Vec<(String, Span)>,
+    pub gather_facts: bool,
+    pub become_: Option<Value>,
+    pub become_user: Option<String>,
+    pub become_method: Option<String>,
+    pub connection: Option<String>,
+    pub pre_tasks: Vec<Task>,
+    /// Role tasks then `tasks:`.
+    pub tasks: Vec<Task>,
+    pub post_tasks: Vec<Task>,
+    /// Role handlers then `handlers:`.
+    pub handlers: Vec<Task>,
+    pub serial: Vec<Serial>,
+    pub tags: Vec<String>,
+    pub strategy: String,
+    pub max_fail_percentage: Option<f64>,
+    pub any_errors_fatal: bool,
+    pub ignore_errors: bool,
+    pub environment: Option<Value>,
+    pub check_mode: Option<bool>,
+    pub diff: Option<bool>,
+    pub force_handlers: bool,
+    pub throttle: Option<usize>,
+    pub roles: Vec<Arc<Role>>,
+    pub dir: PathBuf,
+    pub node: Node,
+}
+
+#[derive(Debug, Clone)]
+pub struct Playbook {
+    pub path: PathBuf,
+    pub plays: Vec<Play>,
+}
+
+type R<T> = Result<T, Diag>;
+
+fn err(span: Span, msg: impl Into<String>) -> Diag {
+    Diag::error("playbook", span, msg)
+}
+
+/// Closest candidate by edit distance, for "did you mean".
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let mut best: Option<(usize, &str)> = None;
+    for c in candidates {
+        let d = levenshtein(word, c);
+        let limit = (word.len().max(c.len()) / 3).max(1);
+        if d <= limit && best.is_none_or(|(bd, _)| d < bd) {
+            best = Some((d, c));
+        }
+    }
+    best.map(|(_, c)| c)
+}
+
+pub fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = if ca == *cb { 0 } else { 1 };
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn str_of(n: &Node, what: &str) -> R<String> {
+    match &n.kind {
+        NodeKind::Str(s) => Ok(s.clone()),
+        NodeKind::Int(i) => Ok(i.to_string()),
+        NodeKind::Float(f) => Ok(f.to_string()),
+        NodeKind::Bool(b) => Ok(if *b { "true" } else { "false" }.into()),
+        _ => Err(err(n.span, format!("{what} must be a string, found {}", n.type_name()))),
+    }
+}
+
+fn bool_of(n: &Node, what: &str) -> R<bool> {
+    match &n.kind {
+        NodeKind::Bool(b) => Ok(*b),
+        NodeKind::Str(s) => {
+            crate::params::parse_bool(s).ok_or_else(|| err(n.span, format!("{what} must be a boolean, found {s:?}")))
+        }
+        NodeKind::Int(i) => Ok(*i != 0),
+        _ => Err(err(n.span, format!("{what} must be a boolean, found {}", n.type_name()))),
+    }
+}
+
+fn str_list(n: &Node, what: &str) -> R<Vec<String>> {
+    match &n.kind {
+        NodeKind::Seq(items) => items.iter().map(|i| str_of(i, what)).collect(),
+        NodeKind::Str(s) => Ok(s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect()),
+        NodeKind::Null => Ok(vec![]),
+        _ => str_of(n, what).map(|s| vec![s]),
+    }
+}
+
+fn map_of(n: &Node, what: &str) -> R<Map<String, Value>> {
+    match &n.kind {
+        NodeKind::Map(_) => match n.to_value() {
+            Value::Object(m) => Ok(m),
+            _ => Ok(Map::new()),
+        },
+        NodeKind::Null => Ok(Map::new()),
+        _ => Err(err(n.span, format!("{what} must be a mapping, found {}", n.type_name()))),
+    }
+}
+
+/// Conditions: a string, a bool, or a list of them.
+fn cond_list(n: &Node) -> Vec<Value> {
+    match &n.kind {
+        NodeKind::Seq(items) => items.iter().map(Node::to_value).collect(),
+        _ => vec![n.to_value()],
+    }
+}
+
+/// Load a YAML file expecting exactly one document (or none).
+pub fn load_doc(path: &Path, span: Span) -> R<Option<Node>> {
+    if !path.exists() {
+        return Err(err(span, format!("file not found: {}", path.display())));
+    }
+    let mut docs = yaml::load_file(path).map_err(|d| d.or_span(span))?;
+    Ok(if docs.is_empty() { None } else { Some(docs.swap_remove(0)) })
+}
+
+/// Load a vars file (a mapping).
+pub fn load_vars_file(path: &Path, span: Span) -> R<Map<String, Value>> {
+    match load_doc(path, span)? {
+        None => Ok(Map::new()),
+        Some(n) => map_of(&n, "a vars file"),
+    }
+}
+
+/// Parse Ansible's `k=v k2="v 2"` argument string. Returns the params and the free-form rest
+/// (words that are not `k=v`), joined. `known` limits which keys are taken as params for
+/// free-form modules (`command`, `shell`); `None` takes all.
+pub fn parse_kv(s: &str, known: Option<&[&str]>) -> (Map<String, Value>, String) {
+    let mut params = Map::new();
+    let mut free = Vec::new();
+    for word in split_args(s) {
+        if let Some((k, v)) = word.split_once('=') {
+            let key_ok = !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if key_ok && known.is_none_or(|kn| kn.contains(&k)) {
+                params.insert(k.to_string(), Value::String(unquote(v)));
+                continue;
+            }
+        }
+        free.push(word);
+    }
+    (params, free.join(" "))
+}
+
+fn unquote(v: &str) -> String {
+    let b = v.as_bytes();
+    if b.len() >= 2 && (b[0] == b'"' || b[0] == b'\'') && b[b.len() - 1] == b[0] {
+        v[1..v.len() - 1].to_string()
+    } else {
+        v.to_string()
+    }
+}
+
+/// Split on spaces outside quotes and `{{ }}`/`{% %}`, keeping quotes (Ansible's split_args).
+pub fn split_args(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    let mut depth = 0usize;
+    let chars: Vec<char> = s.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        if quote.is_none() && (c == '{' && (next == Some('{') || next == Some('%'))) {
+            depth += 1;
+            cur.push(c);
+            cur.push(chars[i + 1]);
+            i += 2;
+            continue;
+        }
+        if quote.is_none() && depth > 0 && (c == '}' || c == '%') && next == Some('}') {
+            depth -= 1;
+            cur.push(c);
+            cur.push('}');
+            i += 2;
+            continue;
+        }
+        match quote {
+            Some(q) if c == q && (i == 0 || chars[i - 1] != '\\') => {
+                quote = None;
+                cur.push(c);
+            }
+            None if (c == '"' || c == '\'') && depth == 0 => {
+                quote = Some(c);
+                cur.push(c);
+            }
+            None if c.is_whitespace() && depth == 0 => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            _ => cur.push(c),
+        }
+        i += 1;
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// Keys a free-form module (`command`, `shell`, `raw`, `script`) takes from a `k=v` string.
+pub const FREE_FORM_KEYS: &[&str] = &["chdir", "creates", "removes", "executable", "stdin", "warn", "argv"];
+pub const FREE_FORM_MODULES: &[&str] = &["command", "shell", "raw", "script"];
+
+/// Context while loading: the playbook dir, known module names, include chain (cycles).
+pub struct Loader<'a> {
+    pub is_module: &'a (dyn Fn(&str) -> bool + Send + Sync),
+    pub stack: Vec<PathBuf>,
+}
+
+impl Loader<'_> {
+    /// Load a playbook file with its imports and roles.
+    pub fn load_playbook(&mut self, path: &Path) -> R<Playbook> {
+        let path = path.to_path_buf();
+        let mut plays = Vec::new();
+        self.load_plays_into(&path, Span::none(), &mut plays)?;
+        Ok(Playbook { path, plays })
+    }
+
+    fn enter(&mut self, path: &Path, span: Span) -> R<()> {
+        let canon = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        if self.stack.contains(&canon) {
+            return Err(err(span, format!("{} includes itself", path.display())));
+        }
+        if self.stack.len() > 64 {
+            return Err(err(span, "includes nested too deeply"));
+        }
+        self.stack.push(canon);
+        Ok(())
+    }
+
+    fn load_plays_into(&mut self, path: &Path, span: Span, plays: &mut Vec<Play>) -> R<()> {
+        self.enter(path, span)?;
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let Some(doc) = load_doc(path, span)? else {
+            self.stack.pop();
+            return Ok(());
+        };
+        let items = doc.as_seq().ok_or_else(|| {
+            err(doc.span, format!("a playbook must be a list of plays, found {}", doc.type_name()))
+                .with_help("start each play with `- hosts: PATTERN`")
+        })?;
+        for item in items {
+            if let Some(imp) = item.get("import_playbook").or_else(|| item.get("ansible.builtin.import_playbook")) {
+                let f = str_of(imp, "import_playbook")?;
+                self.load_plays_into(&dir.join(f), imp.span, plays)?;
+                continue;
+            }
+            plays.push(self.parse_play(item, &dir)?);
+        }
+        self.stack.pop();
+        Ok(())
+    }
+
+    fn parse_play(&mut self, n: &Node, dir: &Path) -> R<Play> {
+        let entries =
+            n.as_map().ok_or_else(|| err(n.span, format!("a play must be a mapping, found {}", n.type_name())))?;
+        for (k, _) in entries {
+            let key = k.key_str().unwrap_or_default();
+            if !PLAY_KEYWORDS.contains(&key.as_str()) {
+                let mut d = Diag::error("unknown-keyword", k.span, format!("unknown play keyword `{key}`"));
+                if let Some(s) = did_you_mean(&key, PLAY_KEYWORDS.iter().copied()) {
+                    d = d.with_help(format!("did you mean `{s}`?"));
+                } else if TASK_KEYWORDS.contains(&key.as_str()) || (self.is_module)(&key) {
+                    d = d.with_help("tasks go under `tasks:`");
+                }
+                return Err(d);
+            }
+        }
+        let hosts = match n.get("hosts") {
+            Some(h) => match &h.kind {
+                NodeKind::Seq(_) => str_list(h, "hosts")?.join(","),
+                _ => str_of(h, "hosts")?,
+            },
+            None => return Err(err(n.span, "a play needs `hosts:`").with_help("e.g. `hosts: all`")),
+        };
+        let origin = Arc::new(Origin { role: None, role_params: Map::new(), playbook_dir: dir.to_path_buf() });
+        let mut play = Play {
+            name: match n.get("name") {
+                Some(x) => str_of(x, "name")?,
+                None => hosts.clone(),
+            },
+            span: n.span,
+            hosts,
+            vars: match n.get("vars") {
+                Some(v) => map_of(v, "vars")?,
+                None => Map::new(),
+            },
+            vars_files: match n.get("vars_files") {
+                Some(v) => match &v.kind {
+                    NodeKind::Seq(items) => {
+                        items.iter().map(|i| Ok((str_of(i, "vars_files")?, i.span))).collect::<R<_>>()?
+                    }
+                    _ => vec![(str_of(v, "vars_files")?, v.span)],
+                },
+                None => vec![],
+            },
+            gather_facts: match n.get("gather_facts") {
+                Some(v) => bool_of(v, "gather_facts")?,
+                None => true,
+            },
+            become_: n.get("become").map(Node::to_value),
+            become_user: n.get("become_user").map(|v| str_of(v, "become_user")).transpose()?,
+            become_method: n.get("become_method").map(|v| str_of(v, "become_method")).transpose()?,
+            connection: n.get("connection").map(|v| str_of(v, "connection")).transpose()?,
+            pre_tasks: vec![],
+            tasks: vec![],
+            post_tasks: vec![],
+            handlers: vec![],
+            serial: match n.get("serial") {
+                Some(v) => parse_serial(v)?,
+                None => vec![],
+            },
+            tags: match n.get("tags") {
+                Some(v) => str_list(v, "tags")?,
+                None => vec![],
+            },
+            strategy: n.get("strategy").map(|v| str_of(v, "strategy")).transpose()?.unwrap_or_else(|| "linear".into()),
+            max_fail_percentage: match n.get("max_fail_percentage") {
+                Some(v) => Some(match &v.kind {
+                    NodeKind::Int(i) => *i as f64,
+                    NodeKind::Float(f) => *f,
+                    _ => str_of(v, "max_fail_percentage")?
+                        .trim_end_matches('%')
+                        .parse()
+                        .map_err(|_| err(v.span, "max_fail_percentage must be a number"))?,
+                }),
+                None => None,
+            },
+            any_errors_fatal: n
+                .get("any_errors_fatal")
+                .map(|v| bool_of(v, "any_errors_fatal"))
+                .transpose()?
+                .unwrap_or(false),
+            ignore_errors: n.get("ignore_errors").map(|v| bool_of(v, "ignore_errors")).transpose()?.unwrap_or(false),
+            environment: n.get("environment").map(Node::to_value),
+            check_mode: n.get("check_mode").map(|v| bool_of(v, "check_mode")).transpose()?,
+            diff: n.get("diff").map(|v| bool_of(v, "diff")).transpose()?,
+            force_handlers: n.get("force_handlers").map(|v| bool_of(v, "force_handlers")).transpose()?.unwrap_or(false),
+            throttle: match n.get("throttle") {
+                Some(v) => Some(str_of(v, "throttle")?.parse().map_err(|_| err(v.span, "throttle must be a number"))?),
+                None => None,
+            },
+            roles: vec![],
+            dir: dir.to_path_buf(),
+            node: n.clone(),
+        };
+        if let Some(t) = n.get("pre_tasks") {
+            play.pre_tasks = self.parse_tasks(t, &origin, dir)?;
+        }
+        if let Some(roles) = n.get("roles") {
+            let items = roles.as_seq().ok_or_else(|| err(roles.span, "roles must be a list"))?;
+            for r in items {
+                let (name, params, when, tags, span) = match &r.kind {
+                    NodeKind::Str(s) => (s.clone(), Map::new(), vec![], vec![], r.span),
+                    NodeKind::Map(entries) => {
+                        let name_node = r
+                            .get("role")
+                            .or_else(|| r.get("name"))
+                            .ok_or_else(|| err(r.span, "a role entry needs `role:`"))?;
+                        let mut params = Map::new();
+                        let mut when = vec![];
+                        let mut tags = vec![];
+                        for (k, v) in entries {
+                            match k.key_str().unwrap_or_default().as_str() {
+                                "role" | "name" => {}
+                                "vars" => params.extend(map_of(v, "vars")?),
+                                "when" => when = cond_list(v),
+                                "tags" => tags = str_list(v, "tags")?,
+                                "become" | "become_user" => {}
+                                other => {
+                                    params.insert(other.to_string(), v.to_value());
+                                }
+                            }
+                        }
+                        (str_of(name_node, "role")?, params, when, tags, name_node.span)
+                    }
+                    _ => return Err(err(r.span, "a role entry must be a name or a mapping")),
+                };
+                let (role, mut tasks, handlers) = self.load_role(&name, None, params, dir, span)?;
+                for t in &mut tasks {
+                    t.when.splice(0..0, when.iter().cloned());
+                    t.tags.extend(tags.iter().cloned());
+                }
+                play.roles.push(role);
+                play.tasks.extend(tasks);
+                play.handlers.extend(handlers);
+            }
+        }
+        if let Some(t) = n.get("tasks") {
+            let tasks = self.parse_tasks(t, &origin, dir)?;
+            play.tasks.extend(tasks);
+        }
+        if let Some(t) = n.get("post_tasks") {
+            play.post_tasks = self.parse_tasks(t, &origin, dir)?;
+        }
+        if let Some(t) = n.get("handlers") {
+            let h = self.parse_tasks(t, &origin, dir)?;
+            play.handlers.extend(h);
+        }
+        Ok(play)
+    }
+
+    /// Find and load a role: its tasks (`tasks_from` or main), handlers, defaults and vars.
+    pub fn load_role(
+        &mut self,
+        name: &str,
+        tasks_from: Option<&str>,
+        params: Map<String, Value>,
+        dir: &Path,
+        span: Span,
+    ) -> R<(Arc<Role>, Vec<Task>, Vec<Task>)> {
+        let candidates = [dir.join("roles").join(name), dir.join(name), dir.join("..").join("roles").join(name)];
+        let Some(path) = candidates.iter().find(|p| p.is_dir()).cloned() else {
+            return Err(err(span, format!("role `{name}` not found")).with_help(format!(
+                "looked in {}",
+                candidates.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(", ")
+            )));
+        };
+        let main = |sub: &str| -> Option<PathBuf> {
+            ["main.yml", "main.yaml", "main"].iter().map(|f| path.join(sub).join(f)).find(|p| p.is_file())
+        };
+        let mut var_nodes = vec![];
+        let mut load_map = |sub: &str| -> R<Map<String, Value>> {
+            match main(sub) {
+                Some(p) => match load_doc(&p, span)? {
+                    Some(n) => {
+                        let m = map_of(&n, sub)?;
+                        var_nodes.push(n);
+                        Ok(m)
+                    }
+                    None => Ok(Map::new()),
+                },
+                None => Ok(Map::new()),
+            }
+        };
+        let defaults = load_map("defaults")?;
+        let vars = load_map("vars")?;
+        let role = Arc::new(Role {
+            name: name.rsplit('.').next().unwrap_or(name).to_string(),
+            path: path.clone(),
+            defaults,
+            vars,
+            var_nodes,
+        });
+        let origin =
+            Arc::new(Origin { role: Some(role.clone()), role_params: params, playbook_dir: dir.to_path_buf() });
+        let tasks_file = match tasks_from {
+            Some(f) => {
+                let base = path.join("tasks");
+                [base.join(f), base.join(format!("{f}.yml")), base.join(format!("{f}.yaml"))]
+                    .into_iter()
+                    .find(|p| p.is_file())
+                    .ok_or_else(|| err(span, format!("role `{name}` has no tasks file `{f}`")))
+                    .map(Some)?
+            }
+            None => main("tasks"),
+        };
+        let tasks = match tasks_file {
+            Some(p) => self.load_task_file(&p, &origin, span)?,
+            None => vec![],
+        };
+        let handlers = match main("handlers") {
+            Some(p) => self.load_task_file(&p, &origin, span)?,
+            None => vec![],
+        };
+        Ok((role, tasks, handlers))
+    }
+
+    /// Load a task list file (for import_tasks / include_tasks / roles).
+    pub fn load_task_file(&mut self, path: &Path, origin: &Arc<Origin>, span: Span) -> R<Vec<Task>> {
+        self.enter(path, span)?;
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let out = match load_doc(path, span)? {
+            Some(n) => self.parse_tasks(&n, origin, &dir)?,
+            None => vec![],
+        };
+        self.stack.pop();
+        Ok(out)
+    }
+
+    pub fn parse_tasks(&mut self, n: &Node, origin: &Arc<Origin>, dir: &Path) -> R<Vec<Task>> {
+        if n.is_null() {
+            return Ok(vec![]);
+        }
+        let items =
+            n.as_seq().ok_or_else(|| err(n.span, format!("expected a list of tasks, found {}", n.type_name())))?;
+        let mut out = Vec::new();
+        for item in items {
+            let t = self.parse_task(item, origin, dir)?;
+            // import_tasks / import_role: static, expanded here
+            if let Action::Module { name, args, .. } = &t.action {
+                let short = short_name(name.as_str());
+                if short == "import_tasks" || short == "import_role" {
+                    let mut sub = if short == "import_tasks" {
+                        let file = args
+                            .get("_raw_params")
+                            .or_else(|| args.get("file"))
+                            .and_then(Value::as_str)
+                            .ok_or_else(|| err(t.span, "import_tasks needs a file name"))?;
+                        if crate::template::Templar::is_template(file) {
+                            return Err(err(t.span, "import_tasks is static: its file name cannot be templated")
+                                .with_help("use include_tasks for a templated file name"));
+                        }
+                        let base = if origin.role.is_some() { dir.to_path_buf() } else { origin.playbook_dir.clone() };
+                        let p = if base.join(file).exists() { base.join(file) } else { dir.join(file) };
+                        self.load_task_file(&p, origin, t.span)?
+                    } else {
+                        let role = args
+                            .get("name")
+                            .and_then(Value::as_str)
+                            .ok_or_else(|| err(t.span, "import_role needs `name:`"))?;
+                        let from = args.get("tasks_from").and_then(Value::as_str);
+                        let (_, tasks, _) = self.load_role(role, from, t.vars.clone(), &origin.playbook_dir, t.span)?;
+                        tasks
+                    };
+                    for s in &mut sub {
+                        s.when.splice(0..0, t.when.iter().cloned());
+                        s.tags.extend(t.tags.iter().cloned());
+                        for (k, v) in &t.vars {
+                            s.vars.entry(k.clone()).or_insert(v.clone());
+                        }
+                    }
+                    out.extend(sub);
+                    continue;
+                }
+            }
+            out.push(t);
+        }
+        Ok(out)
+    }
+
+    fn parse_task(&mut self, n: &Node, origin: &Arc<Origin>, dir: &Path) -> R<Task> {
+        let entries =
+            n.as_map().ok_or_else(|| err(n.span, format!("a task must be a mapping, found {}", n.type_name())))?;
+        let mut module: Option<(&Node, &Node)> = None;
+        let is_block = n.get("block").is_some();
+        for (k, v) in entries {
+            let key = k.key_str().unwrap_or_default();
+            if TASK_KEYWORDS.contains(&key.as_str()) || (is_block && BLOCK_KEYS.contains(&key.as_str())) {
+                continue;
+            }
+            if key.starts_with("with_") {
+                continue;
+            }
+            if let Some((prev, _)) = module {
+                let prev_name = prev.key_str().unwrap_or_default();
+                let both_modules = (self.is_module)(&key) || INCLUDE_KINDS.contains(&short_name(&key));
+                let mut d = Diag::error(
+                    if both_modules { "multiple-modules" } else { "unknown-keyword" },
+                    k.span,
+                    if both_modules {
+                        format!("a task calls one module, but this one has `{prev_name}` and `{key}`")
+                    } else {
+                        format!("unknown task keyword `{key}` (the module here is `{prev_name}`)")
+                    },
+                );
+                if !both_modules {
+                    if let Some(s) = did_you_mean(&key, TASK_KEYWORDS.iter().copied()) {
+                        d = d.with_help(format!("did you mean `{s}`?"));
+                    } else {
+                        d = d.with_help(format!("if `{key}` is a param of `{prev_name}`, indent it under the module"));
+                    }
+                }
+                return Err(d);
+            }
+            module = Some((k, v));
+        }
+        let name = n.get("name").map(|v| str_of(v, "name")).transpose()?;
+        let action = if is_block {
+            if let Some((k, _)) = module {
+                return Err(Diag::error(
+                    "unknown-keyword",
+                    k.span,
+                    format!("a block cannot call a module (`{}`)", k.key_str().unwrap_or_default()),
+                ));
+            }
+            let sub = |me: &mut Self, key: &str| -> R<Vec<Task>> {
+                match n.get(key) {
+                    Some(v) => me.parse_tasks(v, origin, dir),
+                    None => Ok(vec![]),
+                }
+            };
+            Action::Block { block: sub(self, "block")?, rescue: sub(self, "rescue")?, always: sub(self, "always")? }
+        } else {
+            let (mk, mv) = match module {
+                Some(m) => m,
+                None => {
+                    if let Some(a) = n.get("action").or_else(|| n.get("local_action")) {
+                        (a, a)
+                    } else {
+                        return Err(Diag::error("no-module", n.span, "this task calls no module")
+                            .with_help("add a module, e.g. `command: echo hi`, or check the indentation"));
+                    }
+                }
+            };
+            let mut mname = mk.key_str().unwrap_or_default();
+            let mut args_node = mv.clone();
+            if mname == "action" || mname == "local_action" {
+                // `action: module k=v`
+                let s = str_of(mv, "action")?;
+                let (m, rest) = s.split_once(' ').unwrap_or((&s, ""));
+                mname = m.to_string();
+                args_node = Node::new(NodeKind::Str(rest.to_string()), mv.span);
+            }
+            let short = short_name(&mname).to_string();
+            if !(self.is_module)(&mname) && !INCLUDE_KINDS.contains(&short.as_str()) {
+                let mut d = Diag::error("unknown-module", mk.span, format!("unknown module `{mname}`"));
+                let _ = &mut d;
+                return Err(d);
+            }
+            let mut args = match &args_node.kind {
+                NodeKind::Map(_) => match args_node.to_value() {
+                    Value::Object(m) => m,
+                    _ => Map::new(),
+                },
+                NodeKind::Null => Map::new(),
+                NodeKind::Str(s) => {
+                    let free_form = FREE_FORM_MODULES.contains(&short.as_str())
+                        || matches!(
+                            short.as_str(),
+                            "include_tasks" | "import_tasks" | "meta" | "include_vars" | "set_fact" | "debug"
+                        );
+                    if FREE_FORM_MODULES.contains(&short.as_str()) {
+                        let (mut p, rest) = parse_kv(s, Some(FREE_FORM_KEYS));
+                        if !rest.is_empty() {
+                            p.insert("_raw_params".into(), Value::String(rest));
+                        }
+                        p
+                    } else if free_form && !s.contains('=') {
+                        let mut p = Map::new();
+                        p.insert("_raw_params".into(), Value::String(s.clone()));
+                        p
+                    } else {
+                        let (p, rest) = parse_kv(s, None);
+                        if !rest.is_empty() {
+                            return Err(Diag::error(
+                                "bad-args",
+                                args_node.span,
+                                format!("cannot read `{rest}` as key=value arguments of `{mname}`"),
+                            )
+                            .with_help("write the arguments as a mapping under the module"));
+                        }
+                        p
+                    }
+                }
+                _ => {
+                    return Err(Diag::error(
+                        "bad-args",
+                        args_node.span,
+                        format!(
+                            "arguments of `{mname}` must be a mapping or a key=value string, found {}",
+                            args_node.type_name()
+                        ),
+                    ));
+                }
+            };
+            if let Some(extra) = n.get("args") {
+                for (k, v) in map_of(extra, "args")? {
+                    args.entry(k).or_insert(v);
+                }
+            }
+            let args = Value::Object(args);
+            match short.as_str() {
+                "include_tasks" => Action::IncludeTasks {
+                    file: args
+                        .get("_raw_params")
+                        .or_else(|| args.get("file"))
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| err(mv.span, "include_tasks needs a file name"))?
+                        .to_string(),
+                    vars: Map::new(),
+                },
+                "include_role" => Action::IncludeRole {
+                    name: args
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| err(mv.span, "include_role needs `name:`"))?
+                        .to_string(),
+                    tasks_from: args.get("tasks_from").and_then(Value::as_str).map(str::to_string),
+                    vars: Map::new(),
+                },
+                "meta" => Action::Meta(
+                    args.get("_raw_params")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| err(mv.span, "meta needs an action, e.g. `meta: flush_handlers`"))?
+                        .to_string(),
+                ),
+                _ => Action::Module {
+                    name: if mname == "local_action" { short } else { mname.clone() },
+                    args,
+                    args_node,
+                },
+            }
+        };
+        let mut loop_ = None;
+        for (k, v) in entries {
+            let key = k.key_str().unwrap_or_default();
+            let spec = match key.as_str() {
+                "loop" => LoopSpec::Items { value: v.to_value(), flatten: false },
+                "with_items" => LoopSpec::Items { value: v.to_value(), flatten: true },
+                "with_list" => LoopSpec::Items { value: v.to_value(), flatten: false },
+                "with_dict" => LoopSpec::Dict(v.to_value()),
+                "with_fileglob" => LoopSpec::Fileglob(v.to_value()),
+                "with_subelements" => LoopSpec::Subelements(v.to_value()),
+                "with_nested" | "with_cartesian" => LoopSpec::Nested(v.to_value()),
+                "with_together" => LoopSpec::Together(v.to_value()),
+                "with_sequence" => LoopSpec::Sequence(v.to_value()),
+                k2 if k2.starts_with("with_") => {
+                    return Err(Diag::error("unknown-keyword", k.span, format!("`{k2}` is not supported"))
+                        .with_help("use `loop:` with a lookup or filter"));
+                }
+                _ => continue,
+            };
+            if loop_.is_some() {
+                return Err(err(k.span, "a task can have only one loop"));
+            }
+            loop_ = Some(spec);
+        }
+        let mut loop_control = LoopControl::default();
+        if let Some(lc) = n.get("loop_control") {
+            for (k, v) in lc.as_map().ok_or_else(|| err(lc.span, "loop_control must be a mapping"))? {
+                match k.key_str().unwrap_or_default().as_str() {
+                    "loop_var" => loop_control.loop_var = Some(str_of(v, "loop_var")?),
+                    "index_var" => loop_control.index_var = Some(str_of(v, "index_var")?),
+                    "label" => loop_control.label = Some(str_of(v, "label")?),
+                    "extended" => loop_control.extended = bool_of(v, "extended")?,
+                    "pause" => {
+                        loop_control.pause = Some(match &v.kind {
+                            NodeKind::Int(i) => *i as f64,
+                            NodeKind::Float(f) => *f,
+                            _ => return Err(err(v.span, "pause must be a number")),
+                        })
+                    }
+                    other => {
+                        return Err(Diag::error(
+                            "unknown-keyword",
+                            k.span,
+                            format!("unknown loop_control key `{other}`"),
+                        ));
+                    }
+                }
+            }
+        }
+        let t = Task {
+            name,
+            span: n.span,
+            node: n.clone(),
+            action,
+            when: n.get("when").map(cond_list).unwrap_or_default(),
+            loop_,
+            loop_control,
+            register: n.get("register").map(|v| str_of(v, "register")).transpose()?,
+            notify: n.get("notify").map(|v| str_list_nocomma(v, "notify")).transpose()?.unwrap_or_default(),
+            listen: n.get("listen").map(|v| str_list_nocomma(v, "listen")).transpose()?.unwrap_or_default(),
+            changed_when: n.get("changed_when").map(cond_list),
+            failed_when: n.get("failed_when").map(cond_list),
+            ignore_errors: n.get("ignore_errors").map(Node::to_value),
+            ignore_unreachable: n
+                .get("ignore_unreachable")
+                .map(|v| bool_of(v, "ignore_unreachable"))
+                .transpose()?
+                .unwrap_or(false),
+            tags: n.get("tags").map(|v| str_list(v, "tags")).transpose()?.unwrap_or_default(),
+            become_: n.get("become").map(Node::to_value),
+            become_user: n.get("become_user").map(|v| str_of(v, "become_user")).transpose()?,
+            become_method: n.get("become_method").map(|v| str_of(v, "become_method")).transpose()?,
+            vars: n.get("vars").map(|v| map_of(v, "vars")).transpose()?.unwrap_or_default(),
+            delegate_to: if n.get("local_action").is_some() {
+                Some("localhost".into())
+            } else {
+                n.get("delegate_to").map(|v| str_of(v, "delegate_to")).transpose()?
+            },
+            run_once: n.get("run_once").map(|v| bool_of(v, "run_once")).transpose()?.unwrap_or(false),
+            retries: n.get("retries").map(Node::to_value),
+            until: n.get("until").map(cond_list),
+            delay: n.get("delay").map(Node::to_value),
+            throttle: n.get("throttle").map(Node::to_value),
+            no_log: n.get("no_log").map(|v| bool_of(v, "no_log")).transpose()?.unwrap_or(false),
+            check_mode: n.get("check_mode").map(|v| bool_of(v, "check_mode")).transpose()?,
+            diff: n.get("diff").map(|v| bool_of(v, "diff")).transpose()?,
+            environment: n.get("environment").map(Node::to_value),
+            timeout: n.get("timeout").map(Node::to_value),
+            any_errors_fatal: n
+                .get("any_errors_fatal")
+                .map(|v| bool_of(v, "any_errors_fatal"))
+                .transpose()?
+                .unwrap_or(false),
+            origin: origin.clone(),
+        };
+        Ok(t)
+    }
+}
+
+fn str_list_nocomma(n: &Node, what: &str) -> R<Vec<String>> {
+    match &n.kind {
+        NodeKind::Seq(items) => items.iter().map(|i| str_of(i, what)).collect(),
+        NodeKind::Null => Ok(vec![]),
+        _ => str_of(n, what).map(|s| vec![s]),
+    }
+}
+
+fn parse_serial(n: &Node) -> R<Vec<Serial>> {
+    let one = |x: &Node| -> R<Serial> {
+        match &x.kind {
+            NodeKind::Int(i) if *i > 0 => Ok(Serial::Count(*i as usize)),
+            NodeKind::Str(s) if s.ends_with('%') => s
+                .trim_end_matches('%')
+                .trim()
+                .parse::<f64>()
+                .map(Serial::Percent)
+                .map_err(|_| err(x.span, format!("bad serial value {s:?}"))),
+            NodeKind::Str(s) => {
+                s.parse::<usize>().map(Serial::Count).map_err(|_| err(x.span, format!("bad serial value {s:?}")))
+            }
+            _ => Err(err(x.span, "serial must be a positive number, a percentage or a list of them")),
+        }
+    };
+    match &n.kind {
+        NodeKind::Seq(items) => items.iter().map(one).collect(),
+        _ => Ok(vec![one(n)?]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kv_parsing() {
+        let (p, rest) = parse_kv("path=/tmp/x mode=0644 content='a b'", None);
+        assert_eq!(p["path"], "/tmp/x");
+        assert_eq!(p["mode"], "0644");
+        assert_eq!(p["content"], "a b");
+        assert_eq!(rest, "");
+        let (p, rest) = parse_kv("echo {{ a }} b=c chdir=/tmp", Some(FREE_FORM_KEYS));
+        assert_eq!(p["chdir"], "/tmp");
+        assert_eq!(rest, "echo {{ a }} b=c");
+    }
+
+    #[test]
+    fn distance() {
+        assert_eq!(did_you_mean("whne", TASK_KEYWORDS.iter().copied()), Some("when"));
+        assert_eq!(did_you_mean("zzzzzz", TASK_KEYWORDS.iter().copied()), None);
+    }
+}

@@ -1,0 +1,284 @@
+//! Reporting: Ansible-like human output, or one JSON object per line.
+
+use crate::module::{Change, Diff};
+use serde_json::{Value, json};
+use std::io::Write;
+use std::sync::Mutex;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Changed,
+    Skipped,
+    Failed,
+    Unreachable,
+}
+
+/// One host's result for a task (or for one loop item).
+#[derive(Debug, Clone)]
+pub struct HostReport {
+    pub host: String,
+    pub status: Status,
+    pub item: Option<String>,
+    pub msg: Option<String>,
+    pub changes: Vec<Change>,
+    /// Extra fields for `-v` and JSON (already censored for no_log).
+    pub data: serde_json::Map<String, Value>,
+    /// A failure that `ignore_errors` turned into "ok, ignored".
+    pub ignored: bool,
+    /// Delegation target, shown as `[host -> target]`.
+    pub delegated: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Stats {
+    pub ok: u32,
+    pub changed: u32,
+    pub unreachable: u32,
+    pub failed: u32,
+    pub skipped: u32,
+    pub rescued: u32,
+    pub ignored: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+/// Where run events go. Thread-safe; lines are written whole.
+pub struct Reporter {
+    pub format: Format,
+    pub color: bool,
+    pub diff: bool,
+    pub verbosity: u8,
+    /// Strings that must never be printed (become passwords, psk...). Replaced by `<redacted>`.
+    secrets: Mutex<Vec<String>>,
+    out: Mutex<Box<dyn Write + Send>>,
+}
+
+fn stars(title: &str) -> String {
+    let n = 79usize.saturating_sub(title.chars().count() + 1).max(3);
+    format!("{title} {}", "*".repeat(n))
+}
+
+impl Reporter {
+    pub fn new(format: Format, color: bool, diff: bool, verbosity: u8, out: Box<dyn Write + Send>) -> Reporter {
+        Reporter { format, color, diff, verbosity, secrets: Mutex::new(Vec::new()), out: Mutex::new(out) }
+    }
+
+    /// Register a value that must never reach output.
+    pub fn add_secret(&self, s: &str) {
+        if s.len() >= 3 {
+            let mut v = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
+            if !v.iter().any(|x| x == s) {
+                v.push(s.to_string());
+            }
+        }
+    }
+
+    fn redact(&self, text: String) -> String {
+        let v = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut t = text;
+        for s in v.iter() {
+            if t.contains(s.as_str()) {
+                t = t.replace(s.as_str(), "<redacted>");
+            }
+        }
+        t
+    }
+
+    fn write(&self, text: String) {
+        let text = self.redact(text);
+        let mut o = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = o.write_all(text.as_bytes());
+        let _ = o.flush();
+    }
+
+    fn json(&self, v: Value) {
+        self.write(format!("{v}\n"));
+    }
+
+    fn c(&self, code: &str, s: &str) -> String {
+        if self.color { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() }
+    }
+
+    pub fn play_start(&self, name: &str) {
+        match self.format {
+            Format::Human => self.write(format!("\n{}\n", stars(&format!("PLAY [{name}]")))),
+            Format::Json => self.json(json!({"event": "play_start", "play": name})),
+        }
+    }
+
+    pub fn task_start(&self, name: &str, kind: &str, location: &str) {
+        match self.format {
+            Format::Human => {
+                let mut s = format!("\n{}\n", stars(&format!("{kind} [{name}]")));
+                if self.verbosity >= 2 {
+                    s.push_str(&format!("task path: {location}\n"));
+                }
+                self.write(s)
+            }
+            Format::Json => self.json(json!({"event": "task_start", "task": name, "kind": kind, "location": location})),
+        }
+    }
+
+    pub fn warning(&self, msg: &str) {
+        match self.format {
+            Format::Human => self.write(format!("{}\n", self.c("1;35", &format!("[WARNING]: {msg}")))),
+            Format::Json => self.json(json!({"event": "warning", "msg": msg})),
+        }
+    }
+
+    pub fn host_result(&self, task: &str, r: &HostReport) {
+        if self.format == Format::Json {
+            let mut v = json!({
+                "event": "result",
+                "task": task,
+                "host": r.host,
+                "status": r.status,
+                "changed": r.status == Status::Changed,
+                "failed": r.status == Status::Failed,
+                "ignored": r.ignored,
+            });
+            if let Some(o) = v.as_object_mut() {
+                if let Some(i) = &r.item {
+                    o.insert("item".into(), json!(i));
+                }
+                if let Some(m) = &r.msg {
+                    o.insert("msg".into(), json!(m));
+                }
+                if !r.changes.is_empty() {
+                    o.insert("changes".into(), serde_json::to_value(&r.changes).unwrap_or(Value::Null));
+                }
+                if let Some(d) = &r.delegated {
+                    o.insert("delegated_to".into(), json!(d));
+                }
+                if !r.data.is_empty() {
+                    o.insert("data".into(), Value::Object(r.data.clone()));
+                }
+            }
+            self.json(v);
+            return;
+        }
+        let (word, code) = match r.status {
+            Status::Ok => ("ok", "32"),
+            Status::Changed => ("changed", "33"),
+            Status::Skipped => ("skipping", "36"),
+            Status::Failed if r.ignored => ("failed", "31"),
+            Status::Failed => ("failed", "31"),
+            Status::Unreachable => ("fatal", "31"),
+        };
+        let target = match &r.delegated {
+            Some(d) => format!("[{} -> {d}]", r.host),
+            None => format!("[{}]", r.host),
+        };
+        let mut line = format!("{word}: {target}");
+        if let Some(i) = &r.item {
+            line.push_str(&format!(" => (item={i})"));
+        }
+        let mut s = String::new();
+        if self.diff || r.status == Status::Changed && self.verbosity > 0 {
+            for ch in &r.changes {
+                if let Some(d) = &ch.diff {
+                    s.push_str(&self.render_diff(d));
+                }
+            }
+        }
+        match r.status {
+            Status::Failed | Status::Unreachable => {
+                let what = if r.status == Status::Unreachable { "UNREACHABLE! " } else { "" };
+                let msg = r.msg.clone().unwrap_or_default();
+                line = format!("{line}: {what}{msg}");
+                s.push_str(&self.c(code, &line));
+                s.push('\n');
+                if r.ignored {
+                    s.push_str(&self.c("36", "...ignoring"));
+                    s.push('\n');
+                }
+            }
+            _ => {
+                s.push_str(&self.c(code, &line));
+                s.push('\n');
+                if (self.diff || self.verbosity > 0) && r.status == Status::Changed {
+                    for ch in &r.changes {
+                        s.push_str(&format!("  {} {}\n", self.c("33", "~"), ch.summary));
+                    }
+                }
+                if let Some(m) = &r.msg {
+                    if !m.is_empty() {
+                        s.push_str(&format!("  {m}\n"));
+                    }
+                }
+            }
+        }
+        if self.verbosity > 0 && !r.data.is_empty() {
+            let v = Value::Object(r.data.clone());
+            s.push_str(&format!("  {}\n", serde_json::to_string_pretty(&v).unwrap_or_default().replace('\n', "\n  ")));
+        }
+        self.write(s);
+    }
+
+    /// A unified diff of one change, coloured on a TTY.
+    pub fn render_diff(&self, d: &Diff) -> String {
+        let td = similar::TextDiff::from_lines(&d.before, &d.after);
+        let mut out = String::new();
+        let text = td.unified_diff().context_radius(3).header(&d.before_header, &d.after_header).to_string();
+        for line in text.lines() {
+            let l = if line.starts_with("+++") || line.starts_with("---") {
+                self.c("1", line)
+            } else if line.starts_with('+') {
+                self.c("32", line)
+            } else if line.starts_with('-') {
+                self.c("31", line)
+            } else if line.starts_with("@@") {
+                self.c("36", line)
+            } else {
+                line.to_string()
+            };
+            out.push_str(&l);
+            out.push('\n');
+        }
+        if !d.before.is_empty() && !d.before.ends_with('\n') || !d.after.is_empty() && !d.after.ends_with('\n') {
+            out.push_str("\\ No newline at end of file\n");
+        }
+        out
+    }
+
+    pub fn recap(&self, stats: &[(String, Stats)]) {
+        match self.format {
+            Format::Human => {
+                let mut s = format!("\n{}\n", stars("PLAY RECAP"));
+                let w = stats.iter().map(|(h, _)| h.len()).max().unwrap_or(0).max(26);
+                for (h, st) in stats {
+                    let code = if st.failed > 0 || st.unreachable > 0 {
+                        "31"
+                    } else if st.changed > 0 {
+                        "33"
+                    } else {
+                        "32"
+                    };
+                    s.push_str(&format!(
+                        "{} : ok={:<4} changed={:<4} unreachable={:<4} failed={:<4} skipped={:<4} rescued={:<4} ignored={}\n",
+                        self.c(code, &format!("{h:<w$}")),
+                        st.ok,
+                        st.changed,
+                        st.unreachable,
+                        st.failed,
+                        st.skipped,
+                        st.rescued,
+                        st.ignored
+                    ));
+                }
+                self.write(s);
+            }
+            Format::Json => {
+                let m: serde_json::Map<String, Value> =
+                    stats.iter().map(|(h, s)| (h.clone(), serde_json::to_value(s).unwrap_or(Value::Null))).collect();
+                self.json(json!({"event": "recap", "hosts": m}));
+            }
+        }
+    }
+}
