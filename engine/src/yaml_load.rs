@@ -210,8 +210,15 @@ impl<'a> Builder<'a> {
                 self.push_node(node, count)
             }
             Event::Scalar(value, style, anchor, tag) => {
-                let span = self.span(start, end);
-                let node = scalar_node(value.into_owned(), style, tag.as_deref(), span)?;
+                let full = self.span(start, end);
+                let mut node = scalar_node(value.into_owned(), style, tag.as_deref(), full)?;
+                if anchor > 0 || tag.is_some() {
+                    // The node's own span starts at its content, after `&anchor` / `!tag`.
+                    node.span.start = self.content_start(start, end);
+                }
+                if node.plain && value_is_empty(&node) {
+                    node.span.end = node.span.start;
+                }
                 self.finish(node, anchor, 1)
             }
             Event::SequenceStart(anchor, tag) => self.open(Coll::Seq(Vec::new()), start, end, anchor, tag.as_deref()),
@@ -229,11 +236,16 @@ impl<'a> Builder<'a> {
                 .with_note(format!("at most {MAX_DEPTH} nested lists or mappings are accepted")));
         }
         // The event's span may begin at an anchor or tag; the collection itself begins after it.
-        let body = self.text.get(start..).map(|s| skip_props(s, start)).unwrap_or(start);
-        let flow = matches!(self.text.as_bytes().get(body), Some(b'[' | b'{'));
+        let start = if anchor > 0 || tag.is_some() { self.content_start(start, usize::MAX) } else { start };
+        let flow = matches!(self.text.as_bytes().get(start), Some(b'[' | b'{'));
         let tag = tag.and_then(tag_text);
         self.stack.push(Frame { coll, start, flow, anchor, tag, count: 1 });
         Ok(())
+    }
+
+    /// Where a node's content begins, after its properties, but not past `end`.
+    fn content_start(&self, start: usize, end: usize) -> usize {
+        self.text.get(start..).map(|s| skip_props(s, start)).unwrap_or(start).min(end.max(start))
     }
 
     fn close(&mut self, end: usize) -> Result<(), Diag> {
@@ -283,6 +295,14 @@ impl<'a> Builder<'a> {
             },
         }
         Ok(())
+    }
+}
+
+fn value_is_empty(n: &Node) -> bool {
+    match &n.kind {
+        NodeKind::Null => true,
+        NodeKind::Str(s) => s.is_empty(),
+        _ => false,
     }
 }
 
@@ -787,6 +807,8 @@ mod tests {
         let n = one("a: !!str 0644\nb: !!int \"0644\"\nc: !!bool \"yes\"\nd: !!float \"1\"\ne: !!str yes\n\
              f: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n  6162\ng: !unsafe '{{ x }}'\nh: !unsafe 123\n");
         assert_eq!(n.get("a").map(|v| v.kind.clone()), Some(s("0644")));
+        assert_eq!(n.get("a").map(|v| v.span.line_col()), Some(Some((1, 10))));
+        assert_eq!(n.get("f").map(|v| v.span.line_col()), Some(Some((6, 11))));
         assert_eq!(n.get("b").map(|v| v.kind.clone()), Some(NodeKind::Int(420)));
         assert_eq!(n.get("c").map(|v| v.kind.clone()), Some(NodeKind::Bool(true)));
         assert_eq!(n.get("d").map(|v| v.kind.clone()), Some(NodeKind::Float(1.0)));
@@ -835,6 +857,13 @@ mod tests {
         assert_eq!(db.span.line_col(), Some((5, 15)));
         // A block mapping ends at its last value, not at the following lines.
         assert_eq!(&text[apt.span.start..apt.span.end], "name: nginx\n    state: present");
+        // Empty values are zero-width, right after their key.
+        let text = "a:\nb: {c: , d}\n";
+        let doc = one(text);
+        let a = doc.get("a").expect("a");
+        assert_eq!((a.is_null(), a.span.line_col(), a.span.start == a.span.end), (true, Some((1, 2)), true));
+        let d = doc.get("b").and_then(|b| b.get("d")).expect("d");
+        assert_eq!((d.is_null(), d.span.start == d.span.end), (true, true));
     }
 
     #[test]
@@ -859,6 +888,10 @@ mod tests {
         let doc = one("base: &b {x: 1, y: [a, b]}\ncopy: *b\nscalar: &s hello\nagain: *s\n");
         assert_eq!(doc.get("copy").map(Node::to_value), doc.get("base").map(Node::to_value));
         assert_eq!(doc.get("again").and_then(Node::as_str), Some("hello"));
+        let base = doc.get("base").expect("base");
+        assert_eq!(base.span.line_col(), Some((1, 10)));
+        let again = doc.get("scalar").expect("scalar");
+        assert_eq!(again.span.line_col(), Some((3, 12)));
         let copy = doc.get("copy").expect("copy");
         assert_eq!(copy.span.line_col(), Some((2, 7)));
         // Children keep the span of their definition.
