@@ -1,1 +1,33 @@
+//! pbr's everyday modules: files, text edits, commands, packages and services.
+//!
+//! Every module talks to the host only through [`pbr_engine::Host`] with POSIX `sh` scripts, so
+//! targets need nothing but a shell and coreutils.
 
+pub mod blockinfile;
+pub mod command;
+pub mod copy;
+pub mod file;
+pub mod lineinfile;
+pub mod package;
+pub mod replace;
+pub mod stat;
+pub mod systemd;
+pub mod template;
+pub mod util;
+
+/// All modules of this crate.
+pub fn registry() -> pbr_engine::Registry {
+    let mut r = pbr_engine::Registry::new();
+    r.add(blockinfile::Blockinfile);
+    r.add(command::Command);
+    r.add(command::Shell);
+    r.add(copy::Copy);
+    r.add(file::File);
+    r.add(lineinfile::Lineinfile);
+    r.add(package::Package);
+    r.add(replace::Replace);
+    r.add(stat::Stat);
+    r.add(systemd::Systemd);
+    r.add(template::Template);
+    r
+}

@@ -1,0 +1,460 @@
+//! `file`: directories, symlinks, hard links, empty files, absence, and attributes.
+
+use crate::util::{self, Attrs, STAT_FMT, take_line};
+use async_trait::async_trait;
+use pbr_engine::params::{Mode, bool_lenient};
+use pbr_engine::{Change, Ctx, Diff, Doc, FileStat, Host, Module, ModuleError, Outcome, Plan, sh_quote};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    File,
+    Directory,
+    Link,
+    Hard,
+    Touch,
+    Absent,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileParams {
+    /// The path to manage.
+    #[serde(alias = "dest", alias = "name")]
+    pub path: String,
+    /// What the path should be. `file` only fixes attributes of an existing file; `touch`
+    /// creates an empty file when missing; `link`/`hard` point the path at `src`; `absent`
+    /// removes it (recursively for directories). Default: the path's current kind, else `file`.
+    #[serde(default)]
+    pub state: Option<FileKind>,
+    /// Mode: quoted octal (`"0755"`) or symbolic (`u=rwX,g=rX,o=rX`).
+    #[serde(default)]
+    pub mode: Option<Mode>,
+    /// Owner (name or uid).
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Group (name or gid).
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Target of the link (`state: link` or `hard`).
+    #[serde(default)]
+    pub src: Option<String>,
+    /// With `state: directory`, set mode/owner/group on everything below the path too.
+    #[serde(default, deserialize_with = "bool_lenient")]
+    pub recurse: bool,
+    /// With `link`/`hard`, replace an existing file (or a link elsewhere) at the path.
+    #[serde(default, deserialize_with = "bool_lenient")]
+    pub force: bool,
+    /// Apply attributes to a symlink's target rather than the link (for `file`/`touch`).
+    #[serde(default = "yes", deserialize_with = "bool_lenient")]
+    pub follow: bool,
+}
+
+/// One entry below a directory (for `recurse`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeEntry {
+    pub path: String,
+    pub stat: FileStat,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FileState {
+    /// `lstat` of the path.
+    pub lstat: Option<FileStat>,
+    /// `stat` through links (when the path is a link to an existing target).
+    pub target: Option<FileStat>,
+    /// `device:inode` of the path and of `src` (for hard links).
+    pub inode: Option<String>,
+    pub src_inode: Option<String>,
+    /// Entries below a directory (with `recurse`).
+    pub tree: Vec<TreeEntry>,
+    /// Number of entries below a directory about to be removed.
+    pub contents: usize,
+}
+
+fn kind_name(k: &str) -> &str {
+    match k {
+        "file" => "a file",
+        "directory" => "a directory",
+        "link" => "a symlink",
+        _ => k,
+    }
+}
+
+/// Parse the probe output: sections separated by tag lines.
+pub fn parse_probe(path: &str, out: &[u8]) -> Result<FileState, ModuleError> {
+    let bad = |l: &str| ModuleError::new(format!("cannot parse the probe of {path}: {l:?}"));
+    let mut st = FileState::default();
+    let mut rest = out;
+    while !rest.is_empty() {
+        let (line, r) = take_line(rest);
+        rest = r;
+        let (tag, val) = line.split_once(' ').unwrap_or((line, ""));
+        match tag {
+            "L" | "T" => {
+                let (link, r) = take_line(rest);
+                rest = r;
+                let s = util::parse_stat_line(val, Some(link)).ok_or_else(|| bad(val))?;
+                if tag == "L" {
+                    st.lstat = Some(s);
+                } else {
+                    st.target = Some(s);
+                }
+            }
+            "I" => st.inode = Some(val.to_string()),
+            "S" => st.src_inode = Some(val.to_string()),
+            "N" => st.contents = val.trim().parse().map_err(|_| bad(val))?,
+            "E" => {
+                let (name, r) = take_line(rest);
+                rest = r;
+                let s = util::parse_stat_line(val, None).ok_or_else(|| bad(val))?;
+                st.tree.push(TreeEntry { path: name.to_string(), stat: s });
+            }
+            "" => {}
+            _ => return Err(bad(line)),
+        }
+    }
+    Ok(st)
+}
+
+pub struct File;
+
+impl File {
+    fn wanted(p: &FileParams, st: &FileState) -> FileKind {
+        match p.state {
+            Some(k) => k,
+            None => match st.lstat.as_ref().map(|s| s.kind.as_str()) {
+                Some("directory") => FileKind::Directory,
+                Some("link") => FileKind::Link,
+                _ if p.recurse => FileKind::Directory,
+                _ if p.src.is_some() && st.lstat.is_none() => FileKind::Link,
+                _ => FileKind::File,
+            },
+        }
+    }
+}
+
+fn attrs(p: &FileParams) -> Attrs<'_> {
+    Attrs { mode: p.mode.as_ref(), owner: p.owner.as_deref(), group: p.group.as_deref() }
+}
+
+/// For a plain link created relative to the path's directory: the target as `stat` sees it.
+fn link_src_abs(path: &str, src: &str) -> String {
+    if src.starts_with('/') {
+        return src.to_string();
+    }
+    match path.rfind('/') {
+        Some(i) => format!("{}/{src}", &path[..i]),
+        None => src.to_string(),
+    }
+}
+
+#[async_trait]
+impl Module for File {
+    type Params = FileParams;
+    type State = FileState;
+    const NAME: &'static str = "file";
+
+    fn doc(&self) -> Doc {
+        Doc {
+            description: "Manage a path's kind and attributes: create directories (with parents), symlinks and \
+                          hard links, create empty files (`touch`, which only changes when the file is missing or \
+                          its attributes differ: it does not update times), fix mode/owner/group (recursively with \
+                          `recurse`), or remove the path.",
+            examples: r#"- name: A directory for the app
+  file:
+    path: /srv/app
+    state: directory
+    owner: pi
+    mode: "0755"
+
+- name: Point the current release at v2
+  file:
+    src: /srv/app/releases/v2
+    dest: /srv/app/current
+    state: link
+
+- name: Remove the old cache
+  file:
+    path: /var/cache/app
+    state: absent
+"#,
+        }
+    }
+
+    fn validate(&self, p: &FileParams) -> Result<(), String> {
+        match p.state {
+            Some(FileKind::Link | FileKind::Hard) if p.src.is_none() => {
+                Err("src is required for state=link/hard".into())
+            }
+            Some(FileKind::File | FileKind::Directory | FileKind::Touch | FileKind::Absent) if p.src.is_some() => {
+                Err("src is only used with state=link or state=hard".into())
+            }
+            _ if p.recurse && !matches!(p.state, None | Some(FileKind::Directory)) => {
+                Err("recurse needs state=directory".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &FileParams, host: &Host) -> Result<FileState, ModuleError> {
+        let q = sh_quote(&p.path);
+        let mut s = format!(
+            "p={q}; if [ -e \"$p\" ] || [ -L \"$p\" ]; then printf 'L '; stat -c '{STAT_FMT}' -- \"$p\" || exit 1; \
+             if [ -L \"$p\" ]; then readlink -- \"$p\"; if [ -e \"$p\" ]; then printf 'T '; \
+             stat -L -c '{STAT_FMT}' -- \"$p\" || exit 1; echo; fi; else echo; fi; fi; "
+        );
+        if p.state == Some(FileKind::Hard)
+            && let Some(src) = &p.src
+        {
+            let src = sh_quote(&link_src_abs(&p.path, src));
+            s.push_str(&format!(
+                "if [ -e \"$p\" ]; then echo \"I $(stat -c %d:%i -- \"$p\")\"; fi; \
+                 if [ -e {src} ]; then echo \"S $(stat -c %d:%i -- {src})\"; fi; "
+            ));
+        }
+        if p.recurse {
+            s.push_str(&format!(
+                "if [ -d \"$p\" ] && [ ! -L \"$p\" ]; then find \"$p\" -mindepth 1 -exec sh -c \
+                 'for f; do printf \"E \"; stat -c \"{STAT_FMT}\" -- \"$f\" || exit 1; printf \"%s\\n\" \"$f\"; done' sh {{}} + \
+                 || exit 1; fi; "
+            ));
+        }
+        if p.state == Some(FileKind::Absent) {
+            s.push_str("if [ -d \"$p\" ] && [ ! -L \"$p\" ]; then echo \"N $(find \"$p\" -mindepth 1 | wc -l)\"; fi; ");
+        }
+        let out = host.query_sh(s).await?;
+        if out.rc != 0 {
+            return Err(ModuleError::new(format!("cannot inspect {}: {}", p.path, out.stderr_str().trim())));
+        }
+        parse_probe(&p.path, &out.stdout)
+    }
+
+    fn plan(&self, p: &FileParams, st: &FileState) -> Result<Plan, ModuleError> {
+        let path = &p.path;
+        let want = File::wanted(p, st);
+        let cur = st.lstat.as_ref();
+        let cur_kind = cur.map(|s| s.kind.as_str());
+        let a = attrs(p);
+        let mut plan = Plan::empty();
+        let state_diff = |before: &str, after: &str| {
+            Diff::state(path, &[("state".to_string(), before.to_string())], &[("state".to_string(), after.to_string())])
+        };
+        match want {
+            FileKind::Absent => {
+                if let Some(k) = cur_kind {
+                    let what = if k == "directory" && st.contents > 0 {
+                        format!("remove {path} (directory with {} entries)", st.contents)
+                    } else {
+                        format!("remove {path}")
+                    };
+                    plan.push(Change::new(what).with_diff(state_diff(k, "absent")));
+                }
+            }
+            FileKind::File => match (cur_kind, &st.target) {
+                (None, _) => {
+                    return Err(ModuleError::new(format!(
+                        "file ({path}) is absent, cannot continue (use state=touch to create it)"
+                    )));
+                }
+                (Some("link"), Some(t)) if p.follow => util::attr_changes(path, a, t, &mut plan),
+                (Some("file"), _) => util::attr_changes(path, a, cur.unwrap_or(&dummy()), &mut plan),
+                (Some(k), _) => {
+                    return Err(ModuleError::new(format!("{path} is {}, not a file", kind_name(k))));
+                }
+            },
+            FileKind::Touch => match (cur_kind, &st.target) {
+                (None, _) => plan.push(
+                    Change::new(format!("create empty file {path}{}", util::attrs_suffix(a)))
+                        .with_diff(state_diff("absent", "file")),
+                ),
+                (Some("link"), Some(t)) if p.follow => util::attr_changes(path, a, t, &mut plan),
+                (Some(_), _) => util::attr_changes(path, a, cur.unwrap_or(&dummy()), &mut plan),
+            },
+            FileKind::Directory => match (cur_kind, &st.target) {
+                (None, _) => plan.push(
+                    Change::new(format!("create directory {path}{}", util::attrs_suffix(a)))
+                        .with_diff(state_diff("absent", "directory")),
+                ),
+                (Some("directory"), _) => {
+                    util::attr_changes(path, a, cur.unwrap_or(&dummy()), &mut plan);
+                    if p.recurse {
+                        let mut n = 0;
+                        for e in &st.tree {
+                            let mut sub = Plan::empty();
+                            let link = e.stat.kind == "link";
+                            util::attr_changes(&e.path, a, &e.stat, &mut sub);
+                            if !sub.is_empty() && !(link && p.owner.is_none() && p.group.is_none()) {
+                                n += 1;
+                            }
+                        }
+                        if n > 0 {
+                            plan.push(Change::new(format!("{path}: fix mode/owner/group of {n} entries below")));
+                        }
+                    }
+                }
+                (Some("link"), Some(t)) if t.kind == "directory" && p.follow => {
+                    util::attr_changes(path, a, t, &mut plan)
+                }
+                (Some(k), _) => {
+                    return Err(ModuleError::new(format!("{path} already exists as {}", kind_name(k))));
+                }
+            },
+            FileKind::Link => {
+                let src = p.src.as_deref().unwrap_or("");
+                match cur {
+                    None => plan.push(
+                        Change::new(format!("link {path} → {src}"))
+                            .with_diff(state_diff("absent", &format!("link → {src}"))),
+                    ),
+                    Some(s) if s.kind == "link" => {
+                        let t = s.link_target.as_deref().unwrap_or("");
+                        if t != src {
+                            plan.push(
+                                Change::new(format!("{path}: link target {t} → {src}"))
+                                    .with_diff(state_diff(&format!("link → {t}"), &format!("link → {src}"))),
+                            );
+                        }
+                        util::attr_changes(path, Attrs { mode: None, ..a }, s, &mut plan);
+                    }
+                    Some(s) if s.kind == "directory" => {
+                        return Err(ModuleError::new(format!(
+                            "{path} is a directory: refusing to replace it by a link"
+                        )));
+                    }
+                    Some(s) => {
+                        if !p.force {
+                            return Err(ModuleError::new(format!(
+                                "refusing to convert from {} to symlink for {path} (force: true replaces it)",
+                                s.kind
+                            )));
+                        }
+                        plan.push(
+                            Change::new(format!("replace {} {path} by a link → {src}", s.kind))
+                                .with_diff(state_diff(&s.kind, &format!("link → {src}"))),
+                        );
+                    }
+                }
+            }
+            FileKind::Hard => {
+                let src = p.src.as_deref().unwrap_or("");
+                if st.src_inode.is_none() {
+                    return Err(ModuleError::new(format!("src file does not exist: {src}")));
+                }
+                match cur {
+                    None => plan.push(
+                        Change::new(format!("hard link {path} → {src}"))
+                            .with_diff(state_diff("absent", &format!("hard link → {src}"))),
+                    ),
+                    Some(s) if st.inode == st.src_inode => util::attr_changes(path, a, s, &mut plan),
+                    Some(s) if s.kind == "directory" => {
+                        return Err(ModuleError::new(format!("{path} is a directory: refusing to replace it")));
+                    }
+                    Some(s) => {
+                        if !p.force {
+                            return Err(ModuleError::new(format!(
+                                "{path} exists and is not a hard link to {src} (force: true replaces it)"
+                            )));
+                        }
+                        plan.push(
+                            Change::new(format!("replace {} {path} by a hard link → {src}", s.kind))
+                                .with_diff(state_diff(&s.kind, &format!("hard link → {src}"))),
+                        );
+                    }
+                }
+            }
+        }
+        Ok(plan)
+    }
+
+    async fn apply(
+        &self,
+        _ctx: &Ctx<'_>,
+        p: &FileParams,
+        st: &FileState,
+        _plan: &Plan,
+        host: &Host,
+    ) -> Result<Outcome, ModuleError> {
+        let path = &p.path;
+        let q = sh_quote(path);
+        let a = attrs(p);
+        let want = File::wanted(p, st);
+        let is_link = st.lstat.as_ref().is_some_and(|s| s.kind == "link");
+        let script = match want {
+            FileKind::Absent => format!("rm -rf -- {q}"),
+            FileKind::File => util::attrs_script(path, a, false, false),
+            FileKind::Touch => {
+                let mk = if st.lstat.is_none() { format!("touch -- {q} || exit 1; ") } else { String::new() };
+                format!("{mk}{}", util::attrs_script(path, a, false, is_link && !p.follow))
+            }
+            FileKind::Directory => {
+                let mk = if st.lstat.is_none() { format!("mkdir -p -- {q} || exit 1; ") } else { String::new() };
+                let mut s = format!("{mk}{}", util::attrs_script(path, a, false, false));
+                if p.recurse {
+                    s.push_str(&util::attrs_script(path, a, true, false));
+                }
+                s
+            }
+            FileKind::Link => {
+                let src = sh_quote(p.src.as_deref().unwrap_or(""));
+                let rm = match st.lstat.as_ref() {
+                    Some(s) if s.kind != "link" => format!("rm -f -- {q} || exit 1; "),
+                    _ => String::new(),
+                };
+                format!(
+                    "{rm}ln -sfn -- {src} {q} || exit 1; {}",
+                    util::attrs_script(path, Attrs { mode: None, ..a }, false, true)
+                )
+            }
+            FileKind::Hard => {
+                let src = sh_quote(&link_src_abs(path, p.src.as_deref().unwrap_or("")));
+                format!("ln -f -- {src} {q} || exit 1; {}", util::attrs_script(path, a, false, false))
+            }
+        };
+        if !script.is_empty() {
+            host.run_ok(script).await?;
+        }
+        Ok(Outcome::default())
+    }
+
+    fn data(&self, p: &FileParams, st: &FileState) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("path".into(), Value::String(p.path.clone()));
+        let state = match st.lstat.as_ref().map(|s| s.kind.as_str()) {
+            None => "absent",
+            Some("link") => "link",
+            Some("directory") => "directory",
+            Some(_) => "file",
+        };
+        m.insert("state".into(), Value::String(state.into()));
+        if let Some(s) = &st.lstat {
+            m.insert("mode".into(), Value::String(util::mode_str(s.mode)));
+            m.insert("owner".into(), Value::String(s.owner.clone()));
+            m.insert("group".into(), Value::String(s.group.clone()));
+            m.insert("uid".into(), Value::from(s.uid));
+            m.insert("gid".into(), Value::from(s.gid));
+        }
+        m
+    }
+}
+
+fn dummy() -> FileStat {
+    FileStat {
+        kind: "file".into(),
+        mode: 0,
+        uid: 0,
+        gid: 0,
+        owner: String::new(),
+        group: String::new(),
+        size: 0,
+        mtime: 0,
+        link_target: None,
+    }
+}

@@ -1,0 +1,450 @@
+//! `package` (and `apt`, `dnf`, `yum`, `pacman`, `apk`): install or remove OS packages with the
+//! host's package manager.
+
+use async_trait::async_trait;
+use pbr_engine::params::{StrList, bool_lenient};
+use pbr_engine::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Outcome, Plan, sh_quote};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PkgState {
+    #[default]
+    #[serde(alias = "installed")]
+    Present,
+    #[serde(alias = "removed")]
+    Absent,
+    Latest,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Manager {
+    Apt,
+    Pacman,
+    Dnf,
+    Yum,
+    Apk,
+    Auto,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PackageParams {
+    /// Package names (a list or a comma-separated string).
+    #[serde(default, alias = "pkg", alias = "package")]
+    pub name: StrList,
+    /// `present` installs missing packages, `latest` also upgrades installed ones, `absent`
+    /// removes them.
+    #[serde(default)]
+    pub state: PkgState,
+    /// Refresh the package index before installing (`apt-get update`, `pacman -Sy`...).
+    #[serde(default, deserialize_with = "bool_lenient", alias = "update-cache")]
+    pub update_cache: bool,
+    /// The package manager; detected on the host when `auto` (the default).
+    #[serde(default, rename = "use")]
+    pub use_: Option<Manager>,
+    /// Also remove dependencies that are no longer needed (apt `autoremove`, pacman `-Rs`).
+    #[serde(default, deserialize_with = "bool_lenient")]
+    pub autoremove: bool,
+    /// apt only: do not install recommended packages when false.
+    #[serde(default)]
+    pub install_recommends: Option<serde_json::Value>,
+}
+
+/// What the probe saw: the manager, each package's installed version (None: not installed),
+/// and for `latest` the upgradable ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PkgFacts {
+    pub manager: Manager,
+    pub installed: BTreeMap<String, Option<String>>,
+    pub upgradable: Vec<String>,
+}
+
+/// Parse `dpkg-query -W -f='${Package}\t${Status}\t${Version}\n'` output.
+pub fn parse_dpkg(out: &str) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    for l in out.lines() {
+        let f: Vec<&str> = l.split('\t').collect();
+        if f.len() >= 3 && f[1].ends_with(" installed") {
+            m.insert(f[0].to_string(), f[2].to_string());
+        }
+    }
+    m
+}
+
+/// Parse `pacman -Q names` / `apk info -v`-like "name version" lines.
+pub fn parse_name_version(out: &str) -> BTreeMap<String, String> {
+    out.lines().filter_map(|l| l.split_once(' ')).map(|(n, v)| (n.to_string(), v.trim().to_string())).collect()
+}
+
+/// Parse `rpm -q --qf '%{NAME} %{VERSION}-%{RELEASE}\n'` (lines "package X is not installed" skipped).
+pub fn parse_rpm(out: &str) -> BTreeMap<String, String> {
+    out.lines()
+        .filter(|l| !l.contains(" is not installed"))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(n, v)| (n.into(), v.into()))
+        .collect()
+}
+
+/// Parse `apt-cache policy names`: packages whose candidate differs from the installed version.
+pub fn parse_apt_policy(out: &str) -> Vec<String> {
+    let mut res = vec![];
+    let mut name: Option<String> = None;
+    let mut installed: Option<String> = None;
+    for l in out.lines() {
+        if !l.starts_with(' ') && l.ends_with(':') {
+            name = Some(l.trim_end_matches(':').to_string());
+            installed = None;
+        } else if let Some(v) = l.trim().strip_prefix("Installed:") {
+            installed = Some(v.trim().to_string());
+        } else if let Some(c) = l.trim().strip_prefix("Candidate:") {
+            let c = c.trim();
+            if let (Some(n), Some(i)) = (&name, &installed)
+                && i != "(none)"
+                && c != "(none)"
+                && c != i
+            {
+                res.push(n.clone());
+            }
+        }
+    }
+    res
+}
+
+/// Strip a version/arch qualifier for the installed check (`foo=1.2`, `foo>=1`).
+fn base_name(n: &str) -> &str {
+    let end = n.find(['=', '<', '>']).unwrap_or(n.len());
+    &n[..end]
+}
+
+fn detect_script() -> &'static str {
+    "for m in apt-get pacman dnf yum apk; do if command -v $m >/dev/null 2>&1; then echo $m; exit 0; fi; done; echo none"
+}
+
+fn manager_of(s: &str) -> Option<Manager> {
+    match s.trim() {
+        "apt-get" => Some(Manager::Apt),
+        "pacman" => Some(Manager::Pacman),
+        "dnf" => Some(Manager::Dnf),
+        "yum" => Some(Manager::Yum),
+        "apk" => Some(Manager::Apk),
+        _ => None,
+    }
+}
+
+/// The read-only query listing installed versions (and upgradable ones with `latest`).
+pub fn query_script(m: Manager, names: &[String], latest: bool) -> String {
+    let q: Vec<String> = names.iter().map(|n| sh_quote(base_name(n))).collect();
+    let q = q.join(" ");
+    let inst = match m {
+        Manager::Apt => format!("dpkg-query -W -f='${{Package}}\\t${{Status}}\\t${{Version}}\\n' {q} 2>/dev/null"),
+        Manager::Pacman => format!("pacman -Q {q} 2>/dev/null"),
+        Manager::Dnf | Manager::Yum => format!("rpm -q --qf '%{{NAME}} %{{VERSION}}-%{{RELEASE}}\\n' {q} 2>/dev/null"),
+        Manager::Apk => {
+            format!("for p in {q}; do v=$(apk info -e -v \"$p\" 2>/dev/null) && echo \"$p ${{v#$p-}}\"; done")
+        }
+        Manager::Auto => String::new(),
+    };
+    let up = if latest {
+        match m {
+            Manager::Apt => format!("apt-cache policy {q} 2>/dev/null"),
+            Manager::Pacman => format!("pacman -Qu {q} 2>/dev/null"),
+            Manager::Dnf | Manager::Yum => format!("{} -q list --upgrades {q} 2>/dev/null | sed 1d", mgr_bin(m)),
+            Manager::Apk => format!("apk version -l '<' {q} 2>/dev/null | sed 1d"),
+            Manager::Auto => String::new(),
+        }
+    } else {
+        String::new()
+    };
+    format!("{inst}; echo '@@UP'; {up}; true")
+}
+
+fn mgr_bin(m: Manager) -> &'static str {
+    match m {
+        Manager::Apt => "apt-get",
+        Manager::Pacman => "pacman",
+        Manager::Dnf => "dnf",
+        Manager::Yum => "yum",
+        Manager::Apk => "apk",
+        Manager::Auto => "",
+    }
+}
+
+/// Build the probe state from the query output.
+pub fn parse_query(m: Manager, names: &[String], out: &str) -> PkgFacts {
+    let (inst, up) = out.split_once("@@UP\n").or_else(|| out.split_once("@@UP")).unwrap_or((out, ""));
+    let found = match m {
+        Manager::Apt => parse_dpkg(inst),
+        Manager::Dnf | Manager::Yum => parse_rpm(inst),
+        _ => parse_name_version(inst),
+    };
+    let installed = names.iter().map(|n| (n.clone(), found.get(base_name(n)).cloned())).collect();
+    let upgradable: Vec<String> = match m {
+        Manager::Apt => parse_apt_policy(up),
+        _ => up
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .map(|w| {
+                // dnf prints name.arch; apk prints name-version
+                let w = w.split('.').next().unwrap_or(w);
+                names
+                    .iter()
+                    .find(|n| w == base_name(n) || w.starts_with(&format!("{}-", base_name(n))))
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .filter(|s| !s.is_empty())
+            .collect(),
+    };
+    PkgFacts { manager: m, installed, upgradable }
+}
+
+/// What to do: packages to install, to upgrade, to remove.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct PkgPlan {
+    pub install: Vec<String>,
+    pub upgrade: Vec<String>,
+    pub remove: Vec<String>,
+}
+
+pub fn decide(state: PkgState, st: &PkgFacts) -> PkgPlan {
+    let mut pp = PkgPlan::default();
+    for (n, v) in &st.installed {
+        match (state, v) {
+            (PkgState::Present | PkgState::Latest, None) => pp.install.push(n.clone()),
+            (PkgState::Latest, Some(_)) if st.upgradable.contains(n) => pp.upgrade.push(n.clone()),
+            (PkgState::Absent, Some(_)) => pp.remove.push(n.clone()),
+            _ => {}
+        }
+    }
+    pp
+}
+
+fn install_script(m: Manager, names: &[String], p: &PackageParams) -> String {
+    let q = names.iter().map(|n| sh_quote(n)).collect::<Vec<_>>().join(" ");
+    match m {
+        Manager::Apt => {
+            let rec = match p.install_recommends.as_ref().map(|v| match v {
+                Value::Bool(b) => *b,
+                Value::String(s) => pbr_engine::params::parse_bool(s).unwrap_or(true),
+                _ => true,
+            }) {
+                Some(false) => " --no-install-recommends",
+                Some(true) => " --install-recommends",
+                None => "",
+            };
+            format!(
+                "DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o Dpkg::Options::=--force-confdef \
+                 -o Dpkg::Options::=--force-confold{rec} {q}"
+            )
+        }
+        Manager::Pacman => format!("pacman -S --noconfirm --needed {q}"),
+        Manager::Dnf | Manager::Yum => format!("{} install -y {q}", mgr_bin(m)),
+        Manager::Apk => format!("apk add {q}"),
+        Manager::Auto => String::new(),
+    }
+}
+
+fn remove_script(m: Manager, names: &[String], autoremove: bool) -> String {
+    let q = names.iter().map(|n| sh_quote(base_name(n))).collect::<Vec<_>>().join(" ");
+    match m {
+        Manager::Apt => {
+            let a = if autoremove { " --autoremove" } else { "" };
+            format!("DEBIAN_FRONTEND=noninteractive apt-get remove -y -q{a} {q}")
+        }
+        Manager::Pacman => format!("pacman -R{} --noconfirm {q}", if autoremove { "s" } else { "" }),
+        Manager::Dnf | Manager::Yum => format!("{} remove -y {q}", mgr_bin(m)),
+        Manager::Apk => format!("apk del {q}"),
+        Manager::Auto => String::new(),
+    }
+}
+
+fn update_script(m: Manager) -> &'static str {
+    match m {
+        Manager::Apt => "apt-get update -q",
+        Manager::Pacman => "pacman -Sy --noconfirm",
+        Manager::Dnf => "dnf makecache -q",
+        Manager::Yum => "yum makecache -q",
+        Manager::Apk => "apk update -q",
+        Manager::Auto => "true",
+    }
+}
+
+pub struct Package;
+
+#[async_trait]
+impl Module for Package {
+    type Params = PackageParams;
+    type State = PkgFacts;
+    const NAME: &'static str = "package";
+    const ALIASES: &'static [&'static str] = &["apt", "dnf", "yum", "pacman", "apk"];
+
+    fn doc(&self) -> Doc {
+        Doc {
+            description: "Install, upgrade or remove OS packages with apt, pacman, dnf/yum or apk (detected on the \
+                          host, or chosen with `use`). One query reads which packages are installed; only the \
+                          missing (or, with `latest`, upgradable) ones are installed, non-interactively. \
+                          `latest` compares with the package index as it is: add `update_cache` to refresh it \
+                          before installing. `update_cache` with no names always refreshes (reported as a change).",
+            examples: r#"- name: Tools
+  package:
+    name: [vim, htop, lvm2]
+    state: present
+
+- name: Keep openssh current
+  apt:
+    name: openssh-server
+    state: latest
+    update_cache: true
+
+- name: No telnet
+  package:
+    name: telnet
+    state: absent
+"#,
+        }
+    }
+
+    fn validate(&self, p: &PackageParams) -> Result<(), String> {
+        if p.name.0.is_empty() && !p.update_cache {
+            return Err("name is required (or update_cache alone)".into());
+        }
+        Ok(())
+    }
+
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &PackageParams, host: &Host) -> Result<PkgFacts, ModuleError> {
+        let m = match p.use_ {
+            Some(m) if m != Manager::Auto => m,
+            _ => {
+                let out = host.query_sh(detect_script()).await?;
+                manager_of(&out.stdout_str()).ok_or_else(|| {
+                    ModuleError::new("no supported package manager found (apt-get, pacman, dnf, yum, apk)")
+                })?
+            }
+        };
+        if p.name.0.is_empty() {
+            return Ok(PkgFacts { manager: m, installed: BTreeMap::new(), upgradable: vec![] });
+        }
+        let out = host.query_sh(query_script(m, &p.name.0, p.state == PkgState::Latest)).await?;
+        Ok(parse_query(m, &p.name.0, &out.stdout_str()))
+    }
+
+    fn plan(&self, p: &PackageParams, st: &PkgFacts) -> Result<Plan, ModuleError> {
+        let pp = decide(p.state, st);
+        let mut plan = Plan::empty();
+        let ver = |n: &String| st.installed.get(n).cloned().flatten().unwrap_or_else(|| "absent".into());
+        let diff = |names: &[String], after: &dyn Fn(&String) -> String| {
+            let b: Vec<(String, String)> = names.iter().map(|n| (n.clone(), ver(n))).collect();
+            let a: Vec<(String, String)> = names.iter().map(|n| (n.clone(), after(n))).collect();
+            Diff::state("packages", &b, &a)
+        };
+        if p.update_cache && (p.name.0.is_empty() || !pp.install.is_empty() || !pp.upgrade.is_empty()) {
+            plan.push(Change::new(format!("update the package index ({})", update_script(st.manager))));
+        }
+        if !pp.install.is_empty() {
+            plan.push(
+                Change::new(format!("install {}", pp.install.join(", ")))
+                    .with_diff(diff(&pp.install, &|_| "installed".into())),
+            );
+        }
+        if !pp.upgrade.is_empty() {
+            plan.push(
+                Change::new(format!("upgrade {}", pp.upgrade.join(", ")))
+                    .with_diff(diff(&pp.upgrade, &|_| "latest".into())),
+            );
+        }
+        if !pp.remove.is_empty() {
+            plan.push(
+                Change::new(format!("remove {}", pp.remove.join(", ")))
+                    .with_diff(diff(&pp.remove, &|_| "absent".into())),
+            );
+        }
+        Ok(plan)
+    }
+
+    async fn apply(
+        &self,
+        _ctx: &Ctx<'_>,
+        p: &PackageParams,
+        st: &PkgFacts,
+        _plan: &Plan,
+        host: &Host,
+    ) -> Result<Outcome, ModuleError> {
+        let pp = decide(p.state, st);
+        let m = st.manager;
+        let mut data = Map::new();
+        if p.update_cache && (p.name.0.is_empty() || !pp.install.is_empty() || !pp.upgrade.is_empty()) {
+            host.run_ok(update_script(m)).await?;
+            data.insert("cache_updated".into(), json!(true));
+        }
+        let mut log = String::new();
+        let mut to_install = pp.install.clone();
+        to_install.extend(pp.upgrade.iter().cloned());
+        if !to_install.is_empty() {
+            let out = host.run_ok(install_script(m, &to_install, p)).await?;
+            log.push_str(&out.stdout_str());
+        }
+        if !pp.remove.is_empty() {
+            let out = host.run_ok(remove_script(m, &pp.remove, p.autoremove)).await?;
+            log.push_str(&out.stdout_str());
+        }
+        data.insert("installed".into(), json!(pp.install));
+        data.insert("upgraded".into(), json!(pp.upgrade));
+        data.insert("removed".into(), json!(pp.remove));
+        data.insert("stdout".into(), Value::String(log));
+        Ok(Outcome { data, ..Default::default() })
+    }
+
+    fn data(&self, _p: &PackageParams, st: &PkgFacts) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("manager".into(), Value::String(mgr_bin(st.manager).into()));
+        m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dpkg_output() {
+        let out = "bash\tinstall ok installed\t5.2.15-2+b7\nvim\tdeinstall ok config-files\t2:9.0\n";
+        let m = parse_dpkg(out);
+        assert_eq!(m.get("bash").map(String::as_str), Some("5.2.15-2+b7"));
+        assert!(!m.contains_key("vim"));
+    }
+
+    #[test]
+    fn plans() {
+        let names = vec!["bash".to_string(), "nopkg".to_string(), "vim=2:9.0".to_string()];
+        let out = "bash\tinstall ok installed\t5.2\nvim\tinstall ok installed\t2:9.0\n@@UP\n\
+                   bash:\n  Installed: 5.2\n  Candidate: 5.3\n  Version table:\nvim:\n  Installed: 2:9.0\n  Candidate: 2:9.0\n";
+        let st = parse_query(Manager::Apt, &names, out);
+        assert_eq!(st.installed.get("nopkg"), Some(&None));
+        assert_eq!(st.upgradable, vec!["bash"]);
+        let pp = decide(PkgState::Present, &st);
+        assert_eq!(pp.install, vec!["nopkg"]);
+        assert!(pp.upgrade.is_empty());
+        let pp = decide(PkgState::Latest, &st);
+        assert_eq!(pp.upgrade, vec!["bash"]);
+        let pp = decide(PkgState::Absent, &st);
+        assert_eq!(pp.remove, vec!["bash", "vim=2:9.0"]);
+    }
+
+    #[test]
+    fn pacman_and_rpm() {
+        let names = vec!["linux".to_string(), "zsh".to_string()];
+        let st =
+            parse_query(Manager::Pacman, &names, "linux 6.9.1.arch1-1\n@@UP\nlinux 6.9.1.arch1-1 -> 6.9.2.arch1-1\n");
+        assert_eq!(st.installed.get("linux"), Some(&Some("6.9.1.arch1-1".to_string())));
+        assert_eq!(st.installed.get("zsh"), Some(&None));
+        assert_eq!(st.upgradable, vec!["linux"]);
+        let st = parse_query(Manager::Dnf, &names, "linux 6.9-1.fc40\npackage zsh is not installed\n@@UP\n");
+        assert_eq!(st.installed.get("zsh"), Some(&None));
+        assert!(st.installed.get("linux").is_some_and(|v| v.is_some()));
+    }
+}

@@ -1,0 +1,129 @@
+//! `replace`: substitute every match of a regex in a text file.
+
+use crate::lineinfile::{EditState, apply_edit, plan_edit, probe_text};
+use crate::util::{self, Attrs, WriteOpts};
+use async_trait::async_trait;
+use pbr_engine::params::{Mode, bool_lenient};
+use pbr_engine::{Ctx, Doc, Host, Module, ModuleError, Outcome, Plan};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaceParams {
+    /// The file to edit.
+    #[serde(alias = "dest", alias = "destfile", alias = "name")]
+    pub path: String,
+    /// Regular expression (multi-line mode: `^`/`$` match at each line) to replace.
+    pub regexp: String,
+    /// Replacement; `\1` and `\g<name>` refer to groups. Empty removes the matches.
+    #[serde(default)]
+    pub replace: String,
+    /// Only replace in the text after the first match of this regex.
+    #[serde(default)]
+    pub after: Option<String>,
+    /// Only replace in the text before the first match of this regex (after `after`).
+    #[serde(default)]
+    pub before: Option<String>,
+    /// Keep a copy of the replaced file as `path.YYYY-mm-dd@HH:MM:SS~`.
+    #[serde(default, deserialize_with = "bool_lenient")]
+    pub backup: bool,
+    /// Command run on the edited file before it is put in place; `%s` is the temp file's path.
+    #[serde(default)]
+    pub validate: Option<String>,
+    /// Mode of the file: quoted octal (`"0644"`) or symbolic.
+    #[serde(default)]
+    pub mode: Option<Mode>,
+    /// Owner (name or uid).
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Group (name or gid).
+    #[serde(default)]
+    pub group: Option<String>,
+}
+
+/// Ansible's replace on `text`: the new text and the number of replacements.
+pub fn edit(p: &ReplaceParams, text: &str) -> Result<(String, usize), ModuleError> {
+    let section_re = match (&p.after, &p.before) {
+        (Some(a), Some(b)) => Some(format!("{a}(?P<subsection>.*?){b}")),
+        (Some(a), None) => Some(format!("{a}(?P<subsection>.*)")),
+        (None, Some(b)) => Some(format!("(?P<subsection>.*){b}")),
+        (None, None) => None,
+    };
+    let (start, end) = match section_re {
+        Some(s) => {
+            let re = regex::RegexBuilder::new(&s)
+                .dot_matches_new_line(true)
+                .build()
+                .map_err(|e| ModuleError::new(format!("invalid after/before pattern {s:?}: {e}")))?;
+            match re.captures(text).and_then(|c| c.name("subsection")) {
+                Some(m) => (m.start(), m.end()),
+                None => return Ok((text.to_string(), 0)),
+            }
+        }
+        None => (0, text.len()),
+    };
+    let re = util::compile("regexp", &p.regexp, true)?;
+    let section = &text[start..end];
+    let n = re.find_iter(section).count();
+    let rep = util::py_replacement(&p.replace);
+    let new = re.replace_all(section, rep.as_str());
+    Ok((format!("{}{}{}", &text[..start], new, &text[end..]), n))
+}
+
+pub struct Replace;
+
+#[async_trait]
+impl Module for Replace {
+    type Params = ReplaceParams;
+    type State = (EditState, Option<String>);
+    const NAME: &'static str = "replace";
+
+    fn doc(&self) -> Doc {
+        Doc {
+            description: "Replace every match of a regular expression in a text file, optionally only between \
+                          the `after` and `before` patterns. The file must exist.",
+            examples: r#"- name: Point the apt sources at a mirror
+  replace:
+    path: /etc/apt/sources.list
+    regexp: 'http://deb\.debian\.org'
+    replace: 'http://mirror.example.org'
+
+- name: Comment out a mount
+  replace:
+    path: /etc/fstab
+    regexp: '^(/dev/sdb1\s.*)$'
+    replace: '# \1'
+"#,
+        }
+    }
+
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &ReplaceParams, host: &Host) -> Result<Self::State, ModuleError> {
+        let (file, before) = probe_text(host, &p.path).await?;
+        let Some(text) = &before else {
+            return Err(ModuleError::new(format!("Path {} does not exist !", p.path)));
+        };
+        let (want, n) = edit(p, text)?;
+        let msg = if want != *text { format!("{n} replacements made") } else { String::new() };
+        Ok((EditState { file, want: Some(want), msg }, before))
+    }
+
+    fn plan(&self, p: &ReplaceParams, st: &Self::State) -> Result<Plan, ModuleError> {
+        Ok(plan_edit(&st.0, st.1.as_deref(), attrs(p)))
+    }
+
+    async fn apply(
+        &self,
+        _ctx: &Ctx<'_>,
+        p: &ReplaceParams,
+        st: &Self::State,
+        _plan: &Plan,
+        host: &Host,
+    ) -> Result<Outcome, ModuleError> {
+        apply_edit(host, &st.0, attrs(p), WriteOpts { backup: p.backup, validate: p.validate.as_deref() }).await
+    }
+}
+
+fn attrs(p: &ReplaceParams) -> Attrs<'_> {
+    Attrs { mode: p.mode.as_ref(), owner: p.owner.as_deref(), group: p.group.as_deref() }
+}

@@ -1,0 +1,103 @@
+//! `template`: render a controller-side Jinja template and write it like `copy`.
+
+use crate::copy::{ContentSpec, ContentState, apply_content_write, content_data, plan_content_write, probe_dest};
+use crate::util::Attrs;
+use async_trait::async_trait;
+use pbr_engine::params::{Mode, bool_lenient};
+use pbr_engine::{Ctx, Doc, Host, Module, ModuleError, Outcome, Plan};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateParams {
+    /// Template file on the controller, looked up in the role's `templates/` then the playbook's
+    /// directory.
+    pub src: String,
+    /// Remote path to write (inside it, under the template's basename, when it is a directory).
+    pub dest: String,
+    /// Mode of the file: quoted octal (`"0644"`) or symbolic (`u=rw,g=r,o=r`).
+    #[serde(default)]
+    pub mode: Option<Mode>,
+    /// Owner (name or uid).
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Group (name or gid).
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Keep a copy of the replaced file as `dest.YYYY-mm-dd@HH:MM:SS~`.
+    #[serde(default, deserialize_with = "bool_lenient")]
+    pub backup: bool,
+    /// When false, only write the file if it does not exist yet.
+    #[serde(default = "yes", deserialize_with = "bool_lenient")]
+    pub force: bool,
+    /// Command run on the rendered file before it is put in place; `%s` is the temp file's path.
+    #[serde(default)]
+    pub validate: Option<String>,
+}
+
+pub struct Template;
+
+#[async_trait]
+impl Module for Template {
+    type Params = TemplateParams;
+    type State = ContentState;
+    const NAME: &'static str = "template";
+
+    fn doc(&self) -> Doc {
+        Doc {
+            description: "Render a Jinja template on the controller with the host's variables and write the result \
+                          on the host, exactly as `copy` does (atomic replace, attributes, backup, validate, diff).",
+            examples: r#"- name: Configure sshd
+  template:
+    src: sshd_config.j2
+    dest: /etc/ssh/sshd_config
+    mode: "0600"
+    validate: /usr/sbin/sshd -t -f %s
+"#,
+        }
+    }
+
+    async fn probe(&self, ctx: &Ctx<'_>, p: &TemplateParams, host: &Host) -> Result<ContentState, ModuleError> {
+        let path = ctx.find_file("templates", &p.src)?;
+        let text = ctx
+            .controller
+            .render_file(&path)
+            .map_err(|e| ModuleError::new(format!("cannot render {}: {e}", path.display())))?;
+        let name = p.src.strip_suffix(".j2").unwrap_or(&p.src);
+        let file = probe_dest(host, &p.dest, Some(name)).await?;
+        Ok(ContentState { file, want: text.into_bytes(), force: p.force })
+    }
+
+    fn plan(&self, p: &TemplateParams, st: &ContentState) -> Result<Plan, ModuleError> {
+        plan_content_write(&spec(p), st)
+    }
+
+    async fn apply(
+        &self,
+        _ctx: &Ctx<'_>,
+        p: &TemplateParams,
+        st: &ContentState,
+        _plan: &Plan,
+        host: &Host,
+    ) -> Result<Outcome, ModuleError> {
+        apply_content_write(host, &spec(p), st).await
+    }
+
+    fn data(&self, _p: &TemplateParams, st: &ContentState) -> Map<String, Value> {
+        content_data(st)
+    }
+}
+
+fn spec(p: &TemplateParams) -> ContentSpec<'_> {
+    ContentSpec {
+        attrs: Attrs { mode: p.mode.as_ref(), owner: p.owner.as_deref(), group: p.group.as_deref() },
+        backup: p.backup,
+        validate: p.validate.as_deref(),
+    }
+}

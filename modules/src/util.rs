@@ -1,0 +1,500 @@
+//! Helpers shared by the file modules: probing a path in one round trip, attribute plans,
+//! content changes with diffs, backups and atomic writes.
+
+use pbr_engine::params::Mode;
+use pbr_engine::{Change, Diff, FileAttrs, FileStat, Host, ModuleError, Plan, sh_quote};
+use serde_json::{Map, Value};
+use sha1::{Digest, Sha1};
+
+/// Files larger than this are compared by checksum instead of being read back for a diff.
+pub const READ_LIMIT: u64 = 1 << 20;
+
+/// What a probe learned about one path.
+#[derive(Debug, Clone, Default)]
+pub struct FileState {
+    /// The path the module works on (the link's target when links are followed).
+    pub path: String,
+    pub stat: Option<FileStat>,
+    /// Content of a regular file up to [`READ_LIMIT`] bytes (when asked for).
+    pub content: Option<Vec<u8>>,
+    /// sha1 of a regular file too large to read (when content was asked for).
+    pub sha1: Option<String>,
+}
+
+impl FileState {
+    pub fn exists(&self) -> bool {
+        self.stat.is_some()
+    }
+    pub fn kind(&self) -> Option<&str> {
+        self.stat.as_ref().map(|s| s.kind.as_str())
+    }
+}
+
+/// The stat format parsed by [`parse_stat_line`].
+pub const STAT_FMT: &str = "%F|%a|%u|%g|%U|%G|%s|%Y";
+
+/// Parse one `stat -c STAT_FMT` line.
+pub fn parse_stat_line(line: &str, link: Option<&str>) -> Option<FileStat> {
+    let f: Vec<&str> = line.splitn(8, '|').collect();
+    if f.len() != 8 {
+        return None;
+    }
+    let kind = match f[0] {
+        "regular file" | "regular empty file" => "file",
+        "directory" => "directory",
+        "symbolic link" => "link",
+        "block special file" => "block",
+        "character special file" => "char",
+        "fifo" => "fifo",
+        "socket" => "socket",
+        _ => "other",
+    };
+    Some(FileStat {
+        kind: kind.to_string(),
+        mode: u32::from_str_radix(f[1], 8).ok()?,
+        uid: f[2].parse().ok()?,
+        gid: f[3].parse().ok()?,
+        owner: f[4].to_string(),
+        group: f[5].to_string(),
+        size: f[6].parse().ok()?,
+        mtime: f[7].trim().parse().ok()?,
+        link_target: if kind == "link" { link.filter(|l| !l.is_empty()).map(str::to_string) } else { None },
+    })
+}
+
+/// Split off the first line of a byte buffer.
+pub fn take_line(buf: &[u8]) -> (&str, &[u8]) {
+    match buf.iter().position(|&b| b == b'\n') {
+        Some(i) => (std::str::from_utf8(&buf[..i]).unwrap_or(""), &buf[i + 1..]),
+        None => (std::str::from_utf8(buf).unwrap_or(""), &[]),
+    }
+}
+
+/// Probe a path in one query: its `lstat` (or `stat` through links with `follow`), the link
+/// target, and optionally its content (or its sha1 when larger than [`READ_LIMIT`]).
+pub async fn probe_file(host: &Host, path: &str, content: bool, follow: bool) -> Result<FileState, ModuleError> {
+    let p = sh_quote(path);
+    let resolve = if follow { "if [ -L \"$p\" ] && [ -e \"$p\" ]; then p=$(readlink -f -- \"$p\"); fi; " } else { "" };
+    let body = if content {
+        format!(
+            "if [ -f \"$p\" ] && [ ! -L \"$p\" ]; then s=$(stat -c %s -- \"$p\"); \
+             if [ \"$s\" -gt {READ_LIMIT} ]; then echo H; sha1sum -- \"$p\" | cut -d' ' -f1; \
+             else echo C; cat -- \"$p\" || exit 1; fi; else echo N; fi"
+        )
+    } else {
+        "echo N".to_string()
+    };
+    let script = format!(
+        "p={p}; {resolve}printf '%s\\n' \"$p\"; if [ -e \"$p\" ] || [ -L \"$p\" ]; then \
+         stat -c '{STAT_FMT}' -- \"$p\" || exit 1; if [ -L \"$p\" ]; then readlink -- \"$p\"; else echo; fi; {body}; \
+         else echo ABSENT; fi"
+    );
+    let out = host.query_sh(script).await?;
+    if out.rc != 0 {
+        return Err(ModuleError::new(format!("cannot inspect {path}: {}", out.stderr_str().trim())));
+    }
+    parse_probe(path, &out.stdout)
+}
+
+fn parse_probe(path: &str, buf: &[u8]) -> Result<FileState, ModuleError> {
+    let bad = || ModuleError::new(format!("cannot parse the probe of {path}"));
+    let (real, rest) = take_line(buf);
+    let mut st =
+        FileState { path: if real.is_empty() { path.to_string() } else { real.to_string() }, ..Default::default() };
+    let (first, rest) = take_line(rest);
+    if first == "ABSENT" {
+        return Ok(st);
+    }
+    let (link, rest) = take_line(rest);
+    st.stat = Some(parse_stat_line(first, Some(link)).ok_or_else(bad)?);
+    let (tag, rest) = take_line(rest);
+    match tag {
+        "C" => st.content = Some(rest.to_vec()),
+        "H" => st.sha1 = Some(take_line(rest).0.trim().to_string()),
+        _ => {}
+    }
+    Ok(st)
+}
+
+pub fn sha1_hex(data: &[u8]) -> String {
+    hex::encode(Sha1::digest(data))
+}
+
+/// `0644`-style text of a mode.
+pub fn mode_str(m: u32) -> String {
+    format!("{:04o}", m & 0o7777)
+}
+
+/// Wanted mode/owner/group of a path.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Attrs<'a> {
+    pub mode: Option<&'a Mode>,
+    pub owner: Option<&'a str>,
+    pub group: Option<&'a str>,
+}
+
+impl Attrs<'_> {
+    pub fn is_empty(&self) -> bool {
+        self.mode.is_none() && self.owner.is_none() && self.group.is_none()
+    }
+}
+
+fn id_matches(want: &str, name: &str, id: u32) -> bool {
+    want == name || want.parse::<u32>().ok() == Some(id)
+}
+
+/// The attribute changes needed on an existing path, as plan entries.
+pub fn attr_changes(path: &str, attrs: Attrs, st: &FileStat, plan: &mut Plan) {
+    if let Some(m) = attrs.mode
+        && st.kind != "link"
+    {
+        let want = m.resolve(st.mode, st.kind == "directory");
+        if want != st.mode & 0o7777 {
+            plan.push(Change::new(format!("{path}: mode {} → {}", mode_str(st.mode), mode_str(want))));
+        }
+    }
+    if let Some(o) = attrs.owner
+        && !id_matches(o, &st.owner, st.uid)
+    {
+        plan.push(Change::new(format!("{path}: owner {} → {o}", st.owner)));
+    }
+    if let Some(g) = attrs.group
+        && !id_matches(g, &st.group, st.gid)
+    {
+        plan.push(Change::new(format!("{path}: group {} → {g}", st.group)));
+    }
+}
+
+/// The ` (mode 0644, owner root)` suffix describing a created path.
+pub fn attrs_suffix(attrs: Attrs) -> String {
+    let mut parts = vec![];
+    if let Some(m) = attrs.mode {
+        parts.push(match m {
+            Mode::Octal(o) => format!("mode {}", mode_str(*o)),
+            Mode::Symbolic(s) => format!("mode {s}"),
+        });
+    }
+    if let Some(o) = attrs.owner {
+        parts.push(format!("owner {o}"));
+    }
+    if let Some(g) = attrs.group {
+        parts.push(format!("group {g}"));
+    }
+    if parts.is_empty() { String::new() } else { format!(" ({})", parts.join(", ")) }
+}
+
+/// A shell snippet applying attrs to `path` (`-R` with `recurse`, `-h` for links).
+pub fn attrs_script(path: &str, attrs: Attrs, recurse: bool, link: bool) -> String {
+    let p = sh_quote(path);
+    let r = if recurse { "-R " } else { "" };
+    let mut s = String::new();
+    let og = match (attrs.owner, attrs.group) {
+        (Some(o), Some(g)) => Some(format!("{o}:{g}")),
+        (Some(o), None) => Some(o.to_string()),
+        (None, Some(g)) => Some(format!(":{g}")),
+        (None, None) => None,
+    };
+    if let Some(og) = og {
+        let h = if link { "-h " } else { "" };
+        s.push_str(&format!("chown {r}{h}{} -- {p} || exit 1; ", sh_quote(&og)));
+    }
+    if let Some(m) = attrs.mode
+        && !link
+    {
+        let spec = match m {
+            Mode::Octal(o) => mode_str(*o),
+            Mode::Symbolic(s) => s.clone(),
+        };
+        s.push_str(&format!("chmod {r}{} -- {p} || exit 1; ", sh_quote(&spec)));
+    }
+    s
+}
+
+/// Apply attrs to an existing path.
+pub async fn apply_attrs(
+    host: &Host,
+    path: &str,
+    attrs: Attrs<'_>,
+    recurse: bool,
+    link: bool,
+) -> Result<(), ModuleError> {
+    let s = attrs_script(path, attrs, recurse, link);
+    if !s.is_empty() {
+        host.run_ok(s).await?;
+    }
+    Ok(())
+}
+
+/// Is this text (for a diff)?
+pub fn as_text(b: &[u8]) -> Option<&str> {
+    if b.contains(&0) {
+        return None;
+    }
+    std::str::from_utf8(b).ok()
+}
+
+/// The change replacing `before` (None: file absent) by `after`, with a diff for text.
+pub fn content_change(path: &str, before: Option<&[u8]>, after: &[u8], attrs: Attrs) -> Change {
+    let summary = match before {
+        None => format!("create {path}{}", attrs_suffix(attrs)),
+        Some(_) => format!("update {path}"),
+    };
+    match (before.map(as_text), as_text(after)) {
+        (None, Some(a)) => Change::new(summary).with_diff(Diff::file(path, "", a)),
+        (Some(Some(b)), Some(a)) => Change::new(summary).with_diff(Diff::file(path, b, a)),
+        _ => Change::new(format!("{summary} (binary content changes)")),
+    }
+}
+
+/// The plan for making `st.path` hold `want` with `attrs`.
+pub fn plan_content(st: &FileState, want: &[u8], attrs: Attrs) -> Result<Plan, ModuleError> {
+    let mut plan = Plan::empty();
+    let path = &st.path;
+    match &st.stat {
+        None => plan.push(content_change(path, None, want, attrs)),
+        Some(s) if s.kind == "directory" => {
+            return Err(ModuleError::new(format!("{path} is a directory")));
+        }
+        Some(s) => {
+            let same = match (&st.content, &st.sha1) {
+                (Some(c), _) => c.as_slice() == want,
+                (None, Some(h)) => *h == sha1_hex(want),
+                (None, None) => false,
+            };
+            if !same {
+                plan.push(content_change(path, st.content.as_deref(), want, attrs));
+            }
+            attr_changes(path, attrs, s, &mut plan);
+        }
+    }
+    Ok(plan)
+}
+
+/// Copy `path` to `path.YYYY-mm-dd@HH:MM:SS~` keeping its attributes; returns the backup name.
+pub async fn backup(host: &Host, path: &str) -> Result<String, ModuleError> {
+    let p = sh_quote(path);
+    let out =
+        host.run_ok(format!("b={p}.$(date +%Y-%m-%d@%H:%M:%S)~; cp -p -- {p} \"$b\" && printf '%s' \"$b\"")).await?;
+    Ok(out.stdout_str())
+}
+
+/// The attributes a fresh write should carry: wanted ones, resolved against the current file.
+pub fn write_attrs(st: &FileState, attrs: Attrs) -> FileAttrs {
+    let cur = st.stat.as_ref().filter(|s| s.kind == "file");
+    FileAttrs {
+        mode: attrs.mode.map(|m| m.resolve(cur.map(|s| s.mode).unwrap_or(0o644), false)),
+        owner: attrs.owner.map(str::to_string),
+        group: attrs.group.map(str::to_string),
+    }
+}
+
+/// Options of a content write.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteOpts<'a> {
+    pub backup: bool,
+    /// A command with `%s` run on the new content before it is put in place.
+    pub validate: Option<&'a str>,
+}
+
+/// Write `want` to `st.path` (atomically) if it differs, else fix attributes; returns result data.
+pub async fn apply_content(
+    host: &Host,
+    st: &FileState,
+    want: &[u8],
+    attrs: Attrs<'_>,
+    opts: WriteOpts<'_>,
+) -> Result<Map<String, Value>, ModuleError> {
+    let path = &st.path;
+    let mut data = Map::new();
+    let same = match (&st.content, &st.sha1) {
+        (Some(c), _) => c.as_slice() == want,
+        (None, Some(h)) => *h == sha1_hex(want),
+        (None, None) => false,
+    };
+    if st.exists() && same {
+        apply_attrs(host, path, attrs, false, false).await?;
+        return Ok(data);
+    }
+    if opts.backup && st.kind() == Some("file") {
+        data.insert("backup_file".into(), Value::String(backup(host, path).await?));
+    }
+    let mut fa = write_attrs(st, attrs);
+    match opts.validate {
+        None => host.write_file(path, want, &fa).await?,
+        Some(v) => {
+            if !v.contains("%s") {
+                return Err(ModuleError::new(format!("validate must contain %s: {v}")));
+            }
+            // keep the attributes of the file being replaced on the temp copy
+            if let Some(s) = st.stat.as_ref().filter(|s| s.kind == "file") {
+                fa.mode.get_or_insert(s.mode & 0o7777);
+                fa.owner.get_or_insert_with(|| s.uid.to_string());
+                fa.group.get_or_insert_with(|| s.gid.to_string());
+            }
+            let dir = match path.rfind('/') {
+                Some(0) => "/".to_string(),
+                Some(i) => path[..i].to_string(),
+                None => ".".to_string(),
+            };
+            let out = host.run_ok(format!("mktemp {}/.pbr-validate.XXXXXX", sh_quote(&dir))).await?;
+            let tmp = out.stdout_str().trim().to_string();
+            host.write_file(&tmp, want, &fa).await?;
+            let cmd = v.replace("%s", &sh_quote(&tmp));
+            let out = host.run(pbr_engine::Cmd::new(format!("{cmd} 2>&1"))).await?;
+            if out.rc != 0 {
+                let _ = host.run(pbr_engine::Cmd::new(format!("rm -f -- {}", sh_quote(&tmp)))).await;
+                let mut d = Map::new();
+                d.insert("validate_rc".into(), Value::from(out.rc));
+                d.insert("validate_output".into(), Value::String(out.stdout_str()));
+                return Err(ModuleError::new(format!(
+                    "failed to validate: `{cmd}` exited {}: {}",
+                    out.rc,
+                    out.stdout_str().trim()
+                ))
+                .with_data(d));
+            }
+            host.run_ok(format!("mv -f -- {} {}", sh_quote(&tmp), sh_quote(path))).await?;
+        }
+    }
+    if let Some(Mode::Symbolic(_)) = attrs.mode
+        && !st.exists()
+    {
+        apply_attrs(host, path, Attrs { mode: attrs.mode, owner: None, group: None }, false, false).await?;
+    }
+    Ok(data)
+}
+
+/// Split text into lines keeping their `\n` (like Python's `readlines`).
+pub fn split_lines_keep(s: &str) -> Vec<String> {
+    let mut v = vec![];
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        if c == '\n' {
+            v.push(s[start..=i].to_string());
+            start = i + 1;
+        }
+    }
+    if start < s.len() {
+        v.push(s[start..].to_string());
+    }
+    v
+}
+
+/// Turn a Python `re` replacement (`\1`, `\g<name>`, `\n`) into a `regex` one (`${1}`).
+pub fn py_replacement(r: &str) -> String {
+    let mut out = String::new();
+    let mut it = r.chars().peekable();
+    while let Some(c) = it.next() {
+        match c {
+            '$' => out.push_str("$$"),
+            '\\' => match it.peek().copied() {
+                Some(d) if d.is_ascii_digit() => {
+                    let mut n = String::new();
+                    while let Some(d) = it.peek().copied().filter(|d| d.is_ascii_digit()) {
+                        n.push(d);
+                        it.next();
+                        if n.len() == 2 {
+                            break;
+                        }
+                    }
+                    out.push_str(&format!("${{{n}}}"));
+                }
+                Some('g') => {
+                    it.next();
+                    if it.peek() == Some(&'<') {
+                        it.next();
+                        let mut name = String::new();
+                        for d in it.by_ref() {
+                            if d == '>' {
+                                break;
+                            }
+                            name.push(d);
+                        }
+                        out.push_str(&format!("${{{name}}}"));
+                    } else {
+                        out.push_str("\\g");
+                    }
+                }
+                Some('n') => {
+                    it.next();
+                    out.push('\n');
+                }
+                Some('t') => {
+                    it.next();
+                    out.push('\t');
+                }
+                Some('\\') => {
+                    it.next();
+                    out.push('\\');
+                }
+                _ => out.push('\\'),
+            },
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Compile a regex, with a clear error naming the param.
+pub fn compile(what: &str, re: &str, multi_line: bool) -> Result<regex::Regex, ModuleError> {
+    regex::RegexBuilder::new(re)
+        .multi_line(multi_line)
+        .build()
+        .map_err(|e| ModuleError::new(format!("invalid {what} {re:?}: {e}")))
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// `2024-05-01 12:00:00.123456` (UTC) for a time.
+pub fn timestamp(t: std::time::SystemTime) -> String {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (y, m, day) = civil_from_days(secs.div_euclid(86_400));
+    let s = secs.rem_euclid(86_400);
+    format!("{y:04}-{m:02}-{day:02} {:02}:{:02}:{:02}.{:06}", s / 3600, s / 60 % 60, s % 60, d.subsec_micros())
+}
+
+/// `0:00:01.250000` for a duration.
+pub fn delta(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    format!("{}:{:02}:{:02}.{:06}", s / 3600, s / 60 % 60, s % 60, d.subsec_micros())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_parse() {
+        let st = parse_probe("/x", b"/x\nregular file|644|0|0|root|root|3|1700000000\n\nC\nab\n").unwrap();
+        assert_eq!(st.content.as_deref(), Some(&b"ab\n"[..]));
+        assert_eq!(st.stat.unwrap().mode, 0o644);
+        let st = parse_probe("/x", b"/x\nABSENT\n").unwrap();
+        assert!(!st.exists());
+        assert!(parse_probe("/x", b"/x\ngarbage\n").is_err());
+    }
+
+    #[test]
+    fn replacement() {
+        assert_eq!(py_replacement(r"a\1b\g<name>$x\n"), "a${1}b${name}$$x\n");
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(delta(std::time::Duration::from_millis(61_250)), "0:01:01.250000");
+    }
+}
