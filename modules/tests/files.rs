@@ -1,0 +1,228 @@
+//! file, copy, template and stat against real temp directories.
+
+mod common;
+use common::*;
+use serde_json::json;
+use std::os::unix::fs::MetadataExt;
+
+#[tokio::test]
+async fn copy_content_converges_with_diff_and_mode() {
+    let d = tempfile::tempdir().unwrap();
+    let dest = d.path().join("etc.conf");
+    let params = json!({"dest": s(&dest), "content": "a=1\nb=2\n", "mode": "0640"});
+    let (check, applied) = converge(d.path(), &[], "copy", params).await;
+    assert_eq!(check.changes.len(), 1);
+    assert!(check.changes[0].summary.starts_with("create "), "{}", check.changes[0].summary);
+    assert!(check.changes[0].summary.contains("mode 0640"));
+    let diff = check.changes[0].diff.as_ref().unwrap();
+    assert_eq!((diff.before.as_str(), diff.after.as_str()), ("", "a=1\nb=2\n"));
+    assert_eq!(std::fs::read_to_string(&dest).unwrap(), "a=1\nb=2\n");
+    assert_eq!(mode_of(&dest), 0o640);
+    let sum = std::process::Command::new("sha1sum").arg(&dest).output().unwrap();
+    let sum = String::from_utf8_lossy(&sum.stdout).split(' ').next().unwrap_or("").to_string();
+    assert_eq!(applied.data["checksum"], json!(sum));
+    assert_eq!(applied.data["size"], json!(8));
+
+    // a content change: the diff shows before and after
+    let r = run("copy", json!({"dest": s(&dest), "content": "a=1\nb=3\n", "mode": "0640"}), CHECK).await.unwrap();
+    let diff = r.changes[0].diff.as_ref().unwrap();
+    assert_eq!((diff.before.as_str(), diff.after.as_str()), ("a=1\nb=2\n", "a=1\nb=3\n"));
+    assert_eq!(std::fs::read_to_string(&dest).unwrap(), "a=1\nb=2\n");
+
+    // only the mode differs
+    let r = run("copy", json!({"dest": s(&dest), "content": "a=1\nb=2\n", "mode": "0600"}), APPLY).await.unwrap();
+    assert_eq!(r.changes.len(), 1);
+    assert!(r.changes[0].summary.contains("mode 0640 → 0600"), "{}", r.changes[0].summary);
+    assert_eq!(mode_of(&dest), 0o600);
+}
+
+#[tokio::test]
+async fn copy_checksum_is_sha1() {
+    let d = tempfile::tempdir().unwrap();
+    let dest = d.path().join("x");
+    let r = run("copy", json!({"dest": s(&dest), "content": "hello\n"}), APPLY).await.unwrap();
+    // sha1("hello\n")
+    assert_eq!(r.data["checksum"], json!("f572d396fae9206628714fb2ce00f72e94f2258f"));
+}
+
+#[tokio::test]
+async fn copy_src_from_files_dir_into_directory_with_backup() {
+    let d = tempfile::tempdir().unwrap();
+    let ctl = tempfile::tempdir().unwrap();
+    std::fs::create_dir(ctl.path().join("files")).unwrap();
+    std::fs::write(ctl.path().join("files/motd"), "welcome\n").unwrap();
+    let search = vec![ctl.path().to_path_buf()];
+    let target = d.path().join("etc");
+    std::fs::create_dir(&target).unwrap();
+    let (_, r) = converge(d.path(), &search, "copy", json!({"src": "motd", "dest": s(&target)})).await;
+    assert_eq!(std::fs::read_to_string(target.join("motd")).unwrap(), "welcome\n");
+    assert_eq!(r.data["dest"], json!(s(&target.join("motd"))));
+
+    std::fs::write(ctl.path().join("files/motd"), "welcome back\n").unwrap();
+    let r = run_in(&search, "copy", json!({"src": "motd", "dest": s(&target), "backup": true}), APPLY).await.unwrap();
+    assert!(r.changed);
+    let backup = r.data["backup_file"].as_str().unwrap().to_string();
+    assert!(backup.ends_with('~'), "{backup}");
+    assert_eq!(std::fs::read_to_string(&backup).unwrap(), "welcome\n");
+    assert_eq!(std::fs::read_to_string(target.join("motd")).unwrap(), "welcome back\n");
+
+    let err = run_in(&search, "copy", json!({"src": "nope", "dest": s(&target)}), APPLY).await.unwrap_err();
+    assert!(err.msg.contains("could not find nope"), "{}", err.msg);
+}
+
+#[tokio::test]
+async fn copy_force_false_and_binary_and_validate() {
+    let d = tempfile::tempdir().unwrap();
+    let dest = d.path().join("keep");
+    std::fs::write(&dest, "mine\n").unwrap();
+    let r = run("copy", json!({"dest": s(&dest), "content": "theirs\n", "force": false}), APPLY).await.unwrap();
+    assert!(!r.changed);
+    assert_eq!(std::fs::read_to_string(&dest).unwrap(), "mine\n");
+
+    // binary content: no text diff
+    let ctl = tempfile::tempdir().unwrap();
+    std::fs::write(ctl.path().join("blob"), [0u8, 159, 146, 150]).unwrap();
+    let search = vec![ctl.path().to_path_buf()];
+    let bin = d.path().join("blob");
+    let r = run_in(&search, "copy", json!({"src": "blob", "dest": s(&bin)}), CHECK).await.unwrap();
+    assert!(r.changes[0].diff.is_none());
+    assert!(r.changes[0].summary.contains("binary content changes"));
+
+    // validate failing leaves the old file in place and no temp file behind
+    let v = d.path().join("v.conf");
+    std::fs::write(&v, "good\n").unwrap();
+    let err = run("copy", json!({"dest": s(&v), "content": "bad\n", "validate": "grep -q good %s"}), APPLY)
+        .await
+        .unwrap_err();
+    assert!(err.msg.contains("failed to validate"), "{}", err.msg);
+    assert_eq!(std::fs::read_to_string(&v).unwrap(), "good\n");
+    let r = run("copy", json!({"dest": s(&v), "content": "good too\n", "validate": "grep -q good %s"}), APPLY)
+        .await
+        .unwrap();
+    assert!(r.changed);
+    assert_eq!(std::fs::read_to_string(&v).unwrap(), "good too\n");
+    let names: Vec<String> =
+        std::fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().all(|n| !n.starts_with(".pbr")), "{names:?}");
+}
+
+#[tokio::test]
+async fn copy_params_are_checked() {
+    let err = run("copy", json!({"dest": "/tmp/x"}), CHECK).await.unwrap_err();
+    assert!(err.msg.contains("one of content or src"), "{}", err.msg);
+    let err = run("copy", json!({"dest": "/tmp/x", "content": "a", "mdoe": "0644"}), CHECK).await.unwrap_err();
+    assert!(err.msg.contains("unknown field"), "{}", err.msg);
+}
+
+#[tokio::test]
+async fn template_renders_and_converges() {
+    let d = tempfile::tempdir().unwrap();
+    let ctl = tempfile::tempdir().unwrap();
+    std::fs::create_dir(ctl.path().join("templates")).unwrap();
+    std::fs::write(ctl.path().join("templates/app.conf.j2"), "hello {{ name }}\nport={{ port }}\n").unwrap();
+    std::fs::write(ctl.path().join("templates/bad.j2"), "{{ fail }}\n").unwrap();
+    let search = vec![ctl.path().to_path_buf()];
+    let dest = d.path().join("app.conf");
+    let (check, _) =
+        converge(d.path(), &search, "template", json!({"src": "app.conf.j2", "dest": s(&dest), "mode": "0600"})).await;
+    assert_eq!(check.changes[0].diff.as_ref().unwrap().after, "hello world\nport=8080\n");
+    assert_eq!(std::fs::read_to_string(&dest).unwrap(), "hello world\nport=8080\n");
+    assert_eq!(mode_of(&dest), 0o600);
+    // into a directory: the .j2 suffix is dropped
+    let r = run_in(&search, "template", json!({"src": "app.conf.j2", "dest": s(d.path())}), APPLY).await.unwrap();
+    assert!(!r.changed, "{:?}", r.changes);
+    let err = run_in(&search, "template", json!({"src": "bad.j2", "dest": s(&dest)}), CHECK).await.unwrap_err();
+    assert!(err.msg.contains("undefined variable"), "{}", err.msg);
+}
+
+#[tokio::test]
+async fn file_directory_touch_link_hard_absent() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("a/b/c");
+    let (check, _) =
+        converge(d.path(), &[], "file", json!({"path": s(&dir), "state": "directory", "mode": "0750"})).await;
+    assert!(check.changes[0].summary.starts_with("create directory"));
+    assert!(dir.is_dir());
+    assert_eq!(mode_of(&dir), 0o750);
+
+    let f = dir.join("empty");
+    converge(d.path(), &[], "file", json!({"path": s(&f), "state": "touch", "mode": "u=rw,g=r,o="})).await;
+    assert_eq!(std::fs::read(&f).unwrap(), b"");
+    assert_eq!(mode_of(&f), 0o640);
+
+    let l = d.path().join("current");
+    converge(d.path(), &[], "file", json!({"src": s(&dir), "dest": s(&l), "state": "link"})).await;
+    assert_eq!(std::fs::read_link(&l).unwrap(), dir);
+    // retarget
+    let (check, _) = converge(d.path(), &[], "file", json!({"src": "a/b", "dest": s(&l), "state": "link"})).await;
+    assert!(check.changes[0].summary.contains("link target"), "{}", check.changes[0].summary);
+    assert_eq!(std::fs::read_link(&l).unwrap().display().to_string(), "a/b");
+
+    // a regular file is not replaced by a link without force
+    let plain = d.path().join("plain");
+    std::fs::write(&plain, "x").unwrap();
+    let err = run("file", json!({"src": "a", "path": s(&plain), "state": "link"}), CHECK).await.unwrap_err();
+    assert!(err.msg.contains("refusing"), "{}", err.msg);
+    converge(d.path(), &[], "file", json!({"src": "a", "path": s(&plain), "state": "link", "force": true})).await;
+
+    let h = d.path().join("hard");
+    converge(d.path(), &[], "file", json!({"src": s(&f), "path": s(&h), "state": "hard"})).await;
+    assert_eq!(std::fs::metadata(&h).unwrap().ino(), std::fs::metadata(&f).unwrap().ino());
+
+    let (check, _) = converge(d.path(), &[], "file", json!({"path": s(&d.path().join("a")), "state": "absent"})).await;
+    assert!(check.changes[0].summary.contains("entries"), "{}", check.changes[0].summary);
+    assert!(!d.path().join("a").exists());
+
+    // state=file on a missing path fails as Ansible does
+    let err = run("file", json!({"path": s(&d.path().join("missing"))}), CHECK).await.unwrap_err();
+    assert!(err.msg.contains("is absent"), "{}", err.msg);
+}
+
+#[tokio::test]
+async fn file_recurse_fixes_the_tree() {
+    let d = tempfile::tempdir().unwrap();
+    let top = d.path().join("tree");
+    std::fs::create_dir_all(top.join("x/y")).unwrap();
+    std::fs::write(top.join("x/y/f"), "1").unwrap();
+    std::fs::write(top.join("g"), "2").unwrap();
+    for p in [top.join("x/y/f"), top.join("g")] {
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    }
+    let (check, _) = converge(
+        d.path(),
+        &[],
+        "file",
+        json!({"path": s(&top), "state": "directory", "recurse": true, "mode": "u=rwX,go=rX"}),
+    )
+    .await;
+    assert!(check.changes.iter().any(|c| c.summary.contains("entries below")), "{:?}", check.changes);
+    assert_eq!(mode_of(&top.join("x/y/f")), 0o644);
+    assert_eq!(mode_of(&top.join("x/y")), 0o755);
+}
+
+#[tokio::test]
+async fn stat_reports_like_ansible() {
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("f");
+    std::fs::write(&f, "hello\n").unwrap();
+    std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
+    let r = run("stat", json!({"path": s(&f)}), APPLY).await.unwrap();
+    assert!(!r.changed);
+    let st = &r.data["stat"];
+    assert_eq!(st["exists"], json!(true));
+    assert_eq!(st["isreg"], json!(true));
+    assert_eq!(st["isdir"], json!(false));
+    assert_eq!(st["mode"], json!("0640"));
+    assert_eq!(st["size"], json!(6));
+    assert_eq!(st["checksum"], json!("f572d396fae9206628714fb2ce00f72e94f2258f"));
+    assert_eq!(st["uid"], json!(std::fs::metadata(&f).unwrap().uid()));
+    let l = d.path().join("l");
+    std::os::unix::fs::symlink(&f, &l).unwrap();
+    let r = run("stat", json!({"path": s(&l)}), APPLY).await.unwrap();
+    assert_eq!(r.data["stat"]["islnk"], json!(true));
+    assert_eq!(r.data["stat"]["lnk_target"], json!(s(&f)));
+    let r = run("stat", json!({"path": s(&l), "follow": true}), APPLY).await.unwrap();
+    assert_eq!(r.data["stat"]["isreg"], json!(true));
+    let r = run("stat", json!({"path": s(&d.path().join("none"))}), CHECK).await.unwrap();
+    assert_eq!(r.data["stat"], json!({"exists": false}));
+}
