@@ -87,7 +87,7 @@ pub fn ensure_users() -> Result<(), String> {
         (USER, format!("{USER} ALL=(ALL) NOPASSWD: ALL\n")),
         (PW_USER, format!("Defaults:{PW_USER} lecture=never\n{PW_USER} ALL=(ALL) ALL\n")),
     ] {
-        if Command::new("id")
+        if !Command::new("id")
             .arg("-u")
             .arg(user)
             .stdout(Stdio::null())
@@ -95,7 +95,6 @@ pub fn ensure_users() -> Result<(), String> {
             .status()
             .map(|s| s.success())
             .unwrap_or(false)
-            == false
         {
             run(Command::new("useradd").args(["-m", "-s", "/bin/sh", user]))?;
         }

@@ -243,12 +243,26 @@ impl SshConnection {
         if self.handle.is_closed() {
             return Err(unreachable(&self.target, "connection lost"));
         }
-        let ch = self.handle.channel_open_session().await.map_err(|e| match e {
-            russh::Error::ChannelOpenFailure(f) => {
-                HostError::Failed(format!("{}: the server refused a session channel: {f:?}", self.target))
+        // sshd frees a closed session only after the packets that arrived with the close are
+        // handled, so an open right after a close can still be refused: retry briefly
+        let mut delay = Duration::from_millis(2);
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        let ch = loop {
+            match self.handle.channel_open_session().await {
+                Ok(ch) => break ch,
+                Err(russh::Error::ChannelOpenFailure(f)) => {
+                    if std::time::Instant::now() > deadline {
+                        return Err(HostError::Failed(format!(
+                            "{}: the server refused a session channel: {f:?}",
+                            self.target
+                        )));
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_millis(50));
+                }
+                Err(e) => return Err(unreachable(&self.target, format!("connection lost ({e})"))),
             }
-            e => unreachable(&self.target, format!("connection lost ({e})")),
-        })?;
+        };
         Ok((ch, permit))
     }
 
@@ -423,10 +437,11 @@ impl SshConnection {
         let (line, pre) = become_wrap(&full, esc);
         let line = if esc.is_some() { line } else { format!("sh -c {}", sh_quote(&line)) };
         let has_input = pre.is_some() || !matches!(input, Input::None);
-        if self.mode == ExecMode::Shell && !has_input {
-            if let Some(out) = self.exec_shell(&line, cmd.timeout).await? {
-                return Ok(out);
-            }
+        if self.mode == ExecMode::Shell
+            && !has_input
+            && let Some(out) = self.exec_shell(&line, cmd.timeout).await?
+        {
+            return Ok(out);
         }
         self.exec_channel(&line, pre, input, cmd.timeout).await
     }

@@ -169,10 +169,8 @@ impl SshConfig {
                     "port" if c.port.is_none() => {
                         c.port = Some(first.parse().map_err(|_| format!("{at}: bad Port `{first}`"))?)
                     }
-                    "identityfile" => {
-                        if !c.identity_files.iter().any(|f| f == first) {
-                            c.identity_files.push(first.to_string())
-                        }
+                    "identityfile" if !c.identity_files.iter().any(|f| f == first) => {
+                        c.identity_files.push(first.to_string())
                     }
                     "identitiesonly" if c.identities_only.is_none() => c.identities_only = Some(yes(first)),
                     "proxyjump" if c.proxy_jump.is_none() => c.proxy_jump = Some(args.join(",")),
