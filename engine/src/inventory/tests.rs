@@ -252,3 +252,188 @@ fn list_json_and_graph() {
     assert_eq!(groups["prod"], json!(["w2", "w1"]));
     assert_eq!(groups["all"], json!(["solo", "w2", "w1"]));
 }
+
+const YAML: &str = "\
+all:
+  hosts:
+    bastion:
+      ansible_host: 10.0.0.1
+  vars:
+    site: main
+  children:
+    pis:
+      hosts:
+        pi[1:3]:
+          ansible_user: pi
+        pi[01:02]:2222:
+        node-[a:c]: ~
+        even[0:6:2]:
+      vars:
+        ntp: pool.ntp.org
+        count: 3
+        flag: true
+        plain: hello world
+    prod:
+      children:
+        web:
+          hosts:
+            www1: {port: 8080, name: a b, quoted: '5'}
+            www2:
+        db:
+          hosts: db1
+";
+
+#[test]
+fn yaml_matches_ini() {
+    let (_d, ini) = ini_inventory();
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "hosts.yml", YAML);
+    let yaml = Inventory::load(&[p]).unwrap();
+    let mut a: Vec<&String> = ini.hosts.keys().collect();
+    let mut b: Vec<&String> = yaml.hosts.keys().collect();
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
+    for g in ["pis", "web", "db", "prod", "all", "ungrouped"] {
+        assert_eq!(ini.group_hosts(g), yaml.group_hosts(g), "group {g}");
+    }
+    for h in ini.hosts.keys() {
+        assert_eq!(ini.host_vars(h), yaml.host_vars(h), "host {h}");
+        assert_eq!(ini.group_names(h), yaml.group_names(h), "host {h}");
+    }
+    assert!(yaml.warnings.is_empty());
+    // the same file without an extension is still read as YAML
+    let q = write(dir.path(), "noext", YAML);
+    let again = Inventory::load(&[q]).unwrap();
+    assert_eq!(again.host_vars("pi3"), yaml.host_vars("pi3"));
+}
+
+#[test]
+fn yaml_errors_and_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "bad.yml", "web:\n  hosts:\n    pi[3:1]:\n");
+    let e = Inventory::load(&[p]).unwrap_err();
+    assert_eq!(e.span.line_col(), Some((3, 5)), "{e}");
+    let p = write(dir.path(), "list.yml", "- a\n- b\n");
+    assert!(Inventory::load(&[p]).is_err());
+    let p = write(dir.path(), "odd.yml", "web:\n  hosts: {w1: }\n  extra: {x: 1}\n");
+    let inv = Inventory::load(&[p]).unwrap();
+    assert_eq!(inv.warnings.len(), 1);
+    assert_eq!(inv.warnings[0].span.line_col(), Some((3, 3)));
+    let p = write(dir.path(), "hv.yml", "web:\n  hosts:\n    w1: [1, 2]\n");
+    assert_eq!(Inventory::load(&[p]).unwrap_err().span.line_col(), Some((3, 9)));
+}
+
+#[test]
+fn directory_source_with_vars_dirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "inv/01-hosts.ini",
+        "[web]\nw1 hv=inline\nw2\n[web:vars]\nlevel=web_inv\n[all:vars]\nlevel=all_inv\nfrom_all=1\n",
+    );
+    write(d, "inv/02-more.yml", "db:\n  hosts:\n    d1:\n");
+    write(d, "inv/README.md", "not an inventory [\n");
+    write(d, "inv/old.retry", "w9\n");
+    write(d, "inv/.hidden", "[x\n");
+    write(d, "inv/group_vars/all.yml", "level: all_file\nall_file: yes\n");
+    write(d, "inv/group_vars/web/10-a.yml", "level: web_dir_a\na: 1\n");
+    write(d, "inv/group_vars/web/20-b.yaml", "level: web_dir_b\nb: 2\n");
+    write(d, "inv/group_vars/web.yml", "ignored: true\n");
+    write(d, "inv/group_vars/db", "db_var: plain_file\n");
+    write(d, "inv/host_vars/w1.json", "{\"hv\": \"host_vars_file\"}");
+    let inv = Inventory::load(&[d.join("inv")]).unwrap();
+    assert_eq!(inv.select("all").unwrap(), ["w1", "w2", "d1"]);
+    let w1 = inv.host_vars("w1");
+    assert_eq!(w1["level"], json!("web_dir_b"));
+    assert_eq!(w1["a"], json!(1));
+    assert_eq!(w1["b"], json!(2));
+    assert_eq!(w1["all_file"], json!(true));
+    assert_eq!(w1["from_all"], json!(1));
+    assert_eq!(w1["hv"], json!("host_vars_file"));
+    assert!(!w1.contains_key("ignored"));
+    assert_eq!(inv.host_vars("d1")["db_var"], json!("plain_file"));
+    assert_eq!(inv.host_vars("d1")["level"], json!("all_file"));
+
+    // playbook-adjacent files win over inventory-adjacent ones at their level
+    write(d, "play/group_vars/all.yml", "all_file: from_play\n");
+    write(d, "play/group_vars/web.yml", "b: play_b\n");
+    write(d, "play/host_vars/w2.yml", "hv: play_host\n");
+    let mut inv = inv;
+    inv.add_playbook_dir(&d.join("play")).unwrap();
+    let w1 = inv.host_vars("w1");
+    assert_eq!(w1["all_file"], json!("from_play"));
+    assert_eq!(w1["b"], json!("play_b"));
+    assert_eq!(w1["hv"], json!("host_vars_file"));
+    assert_eq!(inv.host_vars("w2")["hv"], json!("play_host"));
+    // missing dirs are fine
+    inv.add_playbook_dir(&d.join("nowhere")).unwrap();
+
+    write(d, "badvars/hosts", "h1\n");
+    write(d, "badvars/group_vars/all.yml", "- not\n- a mapping\n");
+    let e = Inventory::load(&[d.join("badvars/hosts")]).unwrap_err();
+    assert!(e.message.contains("mapping"), "{}", e.message);
+    assert_eq!(e.span.line_col(), Some((1, 1)));
+}
+
+#[test]
+fn precedence_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // depth: all(0) < top(1) < mid(2) < leaf(3); same depth by name (a_side < z_side)
+    let ini = "\
+[leaf]
+h1
+[mid:children]
+leaf
+[top:children]
+mid
+[z_side]
+h1
+[a_side]
+h1
+[leaf:vars]
+v_leaf=leaf
+v_depth=leaf
+[mid:vars]
+v_depth=mid
+v_mid=mid
+[top:vars]
+v_depth=top
+[z_side:vars]
+v_side=z
+[a_side:vars]
+v_side=a
+v_depth=a_side
+[all:vars]
+v_depth=all
+v_all=all
+v_file=inv_all
+";
+    let p = write(d, "hosts", ini);
+    write(d, "group_vars/top.yml", "v_file: gv_top\nv_leaf: gv_top\n");
+    write(d, "group_vars/leaf.yml", "v_file: gv_leaf\n");
+    let inv = Inventory::load(&[p]).unwrap();
+    let v = inv.host_vars("h1");
+    assert_eq!(v["v_depth"], json!("leaf"));
+    assert_eq!(v["v_side"], json!("z"));
+    assert_eq!(v["v_mid"], json!("mid"));
+    assert_eq!(v["v_all"], json!("all"));
+    // group_vars files beat every inventory-file group var, deepest group last
+    assert_eq!(v["v_file"], json!("gv_leaf"));
+    assert_eq!(v["v_leaf"], json!("gv_top"));
+
+    // ansible_group_priority reorders groups of the same depth
+    let p2 = write(d, "prio/hosts", "[a]\nh\n[b]\nh\n[a:vars]\nx=a\nansible_group_priority=10\n[b:vars]\nx=b\n");
+    assert_eq!(Inventory::load(&[p2]).unwrap().host_vars("h")["x"], json!("a"));
+    // host vars beat group_vars files; host_vars files beat host vars
+    let p3 = write(d, "hv/hosts", "[g]\nh x=inline\n");
+    write(d, "hv/group_vars/g.yml", "x: group_file\ny: group_file\n");
+    let inv3 = Inventory::load(&[p3.clone()]).unwrap();
+    assert_eq!(inv3.host_vars("h")["x"], json!("inline"));
+    write(d, "hv/host_vars/h/main.yml", "x: host_file\n");
+    let inv3 = Inventory::load(&[p3]).unwrap();
+    assert_eq!(inv3.host_vars("h")["x"], json!("host_file"));
+    assert_eq!(inv3.host_vars("h")["y"], json!("group_file"));
+}
