@@ -94,8 +94,24 @@ pub const TASK_KEYWORDS: &[&str] = &[
 pub const BLOCK_KEYS: &[&str] = &["block", "rescue", "always"];
 
 /// Names of the tasks that are handled by the engine itself rather than modules.
-pub const INCLUDE_KINDS: &[&str] =
-    &["include_tasks", "import_tasks", "include_role", "import_role", "import_playbook", "include_vars", "meta"];
+pub const INCLUDE_KINDS: &[&str] = &[
+    "include_tasks",
+    "import_tasks",
+    "include_role",
+    "import_role",
+    "import_playbook",
+    "include_vars",
+    "meta",
+    "debug",
+    "set_fact",
+    "assert",
+    "fail",
+    "ping",
+    "pause",
+    "setup",
+    "gather_facts",
+    "wait_for_connection",
+];
 
 pub fn short_name(name: &str) -> &str {
     name.strip_prefix("ansible.builtin.").or_else(|| name.strip_prefix("ansible.legacy.")).unwrap_or(name)

@@ -1,0 +1,395 @@
+//! The engine over `connection: local`: converge, idempotence, check and diff, and the language.
+
+mod common;
+use common::*;
+use std::path::Path;
+
+fn inventory(dir: &Path, hosts: &[&str]) {
+    let mut s = String::from("[local]\n");
+    for h in hosts {
+        s.push_str(&format!("{h} ansible_connection=local root={}/{h}\n", dir.display()));
+        std::fs::create_dir_all(dir.join(h)).unwrap();
+    }
+    write(dir, "inventory.ini", &s);
+}
+
+const CONVERGE: &str = r#"
+- name: converge files
+  hosts: all
+  gather_facts: false
+  vars:
+    motd: "hello from {{ inventory_hostname }}"
+  tasks:
+    - name: a directory
+      file: { path: "{{ root }}/etc/app", state: directory, mode: "0755" }
+    - name: a file with content
+      copy:
+        dest: "{{ root }}/etc/app/motd"
+        content: "{{ motd }}\n"
+        mode: 0644
+    - name: a templated file, only when missing
+      template: { src: app.conf.j2, dest: "{{ root }}/etc/app/app.conf", force: false }
+    - name: a line
+      lineinfile: { path: "{{ root }}/etc/app/lines.conf", line: "extra=1", create: true }
+    - name: a block
+      blockinfile:
+        path: "{{ root }}/etc/app/profile"
+        create: true
+        block: |
+          managed
+          block
+    - name: a replace
+      replace: { path: "{{ root }}/etc/app/app.conf", regexp: '^port=.*$', replace: 'port=2222' }
+      # in check mode the file does not exist yet (as in Ansible, nothing is simulated)
+      ignore_errors: "{{ ansible_check_mode }}"
+    - name: a command guarded by creates
+      command: "touch {{ root }}/etc/app/stamp"
+      args: { creates: "{{ root }}/etc/app/stamp" }
+    - name: a link
+      file: { src: "{{ root }}/etc/app/motd", dest: "{{ root }}/motd", state: link }
+"#;
+
+fn converge_setup() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    inventory(d.path(), &["h1", "h2"]);
+    write(d.path(), "site.yml", CONVERGE);
+    write(d.path(), "templates/app.conf.j2", "name={{ inventory_hostname }}\nport=22\n");
+    d
+}
+
+#[test]
+fn converge_then_second_run_changes_nothing() {
+    let d = converge_setup();
+    let r = pbr(d.path(), &["run", "site.yml", "-i", "inventory.ini"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    for h in ["h1", "h2"] {
+        let rc = r.recap(h);
+        assert_eq!(rc["changed"], 8, "{}", r.all());
+        assert_eq!(rc["failed"], 0);
+        let conf = std::fs::read_to_string(d.path().join(h).join("etc/app/app.conf")).unwrap();
+        assert_eq!(conf, format!("name={h}\nport=2222\n"));
+        let motd = std::fs::read_to_string(d.path().join(h).join("etc/app/motd")).unwrap();
+        assert_eq!(motd, format!("hello from {h}\n"));
+        let profile = std::fs::read_to_string(d.path().join(h).join("etc/app/profile")).unwrap();
+        assert_eq!(profile, "# BEGIN ANSIBLE MANAGED BLOCK\nmanaged\nblock\n# END ANSIBLE MANAGED BLOCK\n");
+        assert_eq!(std::fs::read_to_string(d.path().join(h).join("etc/app/lines.conf")).unwrap(), "extra=1\n");
+        assert_eq!(mode_of(&d.path().join(h).join("etc/app/motd")), 0o644);
+    }
+    let r2 = pbr(d.path(), &["run", "site.yml", "-i", "inventory.ini", "--verify"]);
+    assert_eq!(r2.code, 0, "{}", r2.all());
+    for h in ["h1", "h2"] {
+        assert_eq!(r2.recap(h)["changed"], 0, "{}", r2.all());
+        assert_eq!(r2.recap(h)["ok"], 8);
+    }
+}
+
+#[test]
+fn check_mode_writes_nothing_and_diff_shows_the_plan() {
+    let d = converge_setup();
+    let before = snapshot(d.path());
+    let r = pbr(d.path(), &["run", "site.yml", "-i", "inventory.ini", "--check", "--diff"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    // the inventory/playbook dir is byte-identical (no .retry, no host files)
+    assert_eq!(snapshot(d.path()), before, "check mode wrote something");
+    assert!(r.stdout.contains("+hello from h1"), "{}", r.stdout);
+    assert!(r.stdout.contains("+port=22"), "{}", r.stdout);
+    assert!(r.recap("h1")["changed"] >= 3, "{}", r.all());
+    // after a real run, a check run shows the pending edit only
+    let r = pbr(d.path(), &["run", "site.yml", "-i", "inventory.ini"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    std::fs::write(d.path().join("h1/etc/app/app.conf"), "name=h1\nport=22\n").unwrap();
+    let before = snapshot(d.path());
+    let r = pbr(d.path(), &["run", "site.yml", "-i", "inventory.ini", "-C", "-D", "-l", "h1"]);
+    assert_eq!(snapshot(d.path()), before);
+    assert!(r.stdout.contains("-port=22\n+port=2222"), "{}", r.stdout);
+    assert_eq!(r.recap("h1")["changed"], 1, "{}", r.all());
+    assert!(!r.stdout.contains("h2 "), "limit h1 touched h2:\n{}", r.stdout);
+}
+
+#[test]
+fn handlers_fire_once_and_only_on_change() {
+    let d = tempfile::tempdir().unwrap();
+    inventory(d.path(), &["h1"]);
+    write(
+        d.path(),
+        "pb.yml",
+        r#"
+- hosts: all
+  gather_facts: no
+  tasks:
+    - copy: { dest: "{{ root }}/a", content: "a\n" }
+      notify: restart
+    - copy: { dest: "{{ root }}/b", content: "b\n" }
+      notify: [restart, other]
+    - copy: { dest: "{{ root }}/a", content: "a\n" }
+      notify: never-notified
+  handlers:
+    - name: restart
+      shell: echo run >> {{ root }}/handler.log
+    - name: never-notified
+      shell: echo bad >> {{ root }}/never.log
+    - name: listener
+      listen: other
+      shell: echo listen >> {{ root }}/handler.log
+"#,
+    );
+    let r = pbr(d.path(), &["run", "pb.yml", "-i", "inventory.ini"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(std::fs::read_to_string(d.path().join("h1/handler.log")).unwrap(), "run\nlisten\n");
+    assert!(!d.path().join("h1/never.log").exists());
+    let r = pbr(d.path(), &["run", "pb.yml", "-i", "inventory.ini"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(std::fs::read_to_string(d.path().join("h1/handler.log")).unwrap(), "run\nlisten\n");
+    assert_eq!(r.recap("h1")["changed"], 0);
+}
+
+#[test]
+fn block_rescue_always_loops_register_and_assert() {
+    let d = tempfile::tempdir().unwrap();
+    inventory(d.path(), &["h1"]);
+    write(
+        d.path(),
+        "pb.yml",
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - block:
+        - command: "false"
+        - debug: msg="not reached"
+      rescue:
+        - copy: { dest: "{{ root }}/rescued", content: "r\n" }
+      always:
+        - copy: { dest: "{{ root }}/always", content: "a\n" }
+    - name: loop with register
+      shell: "echo {{ item.n }}-{{ idx }}"
+      loop: [{n: a}, {n: b}, {n: c}]
+      loop_control: { index_var: idx, label: "{{ item.n }}" }
+      register: out
+      changed_when: false
+    - assert:
+        that:
+          - out.results | length == 3
+          - out.results[1].stdout == 'b-1'
+          - out is not changed
+    - name: with_items flattens, when per item
+      copy: { dest: "{{ root }}/item-{{ item }}", content: "{{ item }}\n" }
+      with_items: [[x, y], z]
+      when: item != 'y'
+    - set_fact: { computed: "{{ [1, 2, 3] | map('int') | sum }}" }
+    - assert: { that: "computed | int == 6" }
+"#,
+    );
+    let r = pbr(d.path(), &["run", "pb.yml", "-i", "inventory.ini"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let rc = r.recap("h1");
+    assert_eq!(rc["rescued"], 1, "{}", r.all());
+    assert_eq!(rc["failed"], 0);
+    assert!(d.path().join("h1/rescued").exists() && d.path().join("h1/always").exists());
+    assert!(d.path().join("h1/item-x").exists() && d.path().join("h1/item-z").exists());
+    assert!(!d.path().join("h1/item-y").exists());
+}
+
+#[test]
+fn tags_select_tasks() {
+    let d = tempfile::tempdir().unwrap();
+    inventory(d.path(), &["h1"]);
+    write(
+        d.path(),
+        "pb.yml",
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - copy: { dest: "{{ root }}/one", content: "1\n" }
+      tags: [one]
+    - copy: { dest: "{{ root }}/two", content: "2\n" }
+      tags: two
+    - copy: { dest: "{{ root }}/always", content: "a\n" }
+      tags: [always]
+    - copy: { dest: "{{ root }}/never", content: "n\n" }
+      tags: [never]
+"#,
+    );
+    let r = pbr(d.path(), &["run", "pb.yml", "-i", "inventory.ini", "-t", "two"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let h = d.path().join("h1");
+    assert!(
+        !h.join("one").exists() && h.join("two").exists() && h.join("always").exists() && !h.join("never").exists()
+    );
+    let r = pbr(d.path(), &["run", "pb.yml", "-i", "inventory.ini", "--skip-tags", "two"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(h.join("one").exists() && !h.join("never").exists());
+}
+
+#[test]
+fn variable_precedence_follows_ansible() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "inv/hosts.ini",
+        &format!(
+            "[grp]\nh1 ansible_connection=local root={root}/h1 from_host=host\n[grp:vars]\nfrom_group=inv_group\nfrom_host=group\nplay_wins=group\n",
+            root = d.path().display()
+        ),
+    );
+    std::fs::create_dir_all(d.path().join("h1")).unwrap();
+    write(d.path(), "inv/group_vars/all.yml", "from_all: all\nfrom_group: all\n");
+    write(d.path(), "inv/group_vars/grp.yml", "from_gv: gv\n");
+    write(d.path(), "inv/host_vars/h1.yml", "from_hv: hv\nfrom_host: host_vars\n");
+    write(d.path(), "roles/r/defaults/main.yml", "from_default: default\nfrom_all: default\nrole_var: default\n");
+    write(d.path(), "roles/r/vars/main.yml", "role_var: role_vars\n");
+    write(
+        d.path(),
+        "roles/r/tasks/main.yml",
+        r#"
+- copy:
+    dest: "{{ root }}/vars.txt"
+    content: "{{ from_all }} {{ from_group }} {{ from_gv }} {{ from_hv }} {{ from_host }} {{ from_default }} {{ play_wins }} {{ role_var }} {{ extra }}\n"
+"#,
+    );
+    write(
+        d.path(),
+        "pb.yml",
+        "- hosts: grp\n  gather_facts: false\n  vars: { play_wins: play, extra: play, role_var: play }\n  roles: [r]\n",
+    );
+    let r = pbr(d.path(), &["run", "pb.yml", "-i", "inv", "-e", "extra=extra"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let got = std::fs::read_to_string(d.path().join("h1/vars.txt")).unwrap();
+    assert_eq!(got, "all all gv hv host_vars default play role_vars extra\n");
+}
+
+#[test]
+fn yaml_11_booleans_and_octal() {
+    let d = tempfile::tempdir().unwrap();
+    inventory(d.path(), &["h1"]);
+    write(
+        d.path(),
+        "pb.yml",
+        r#"
+- hosts: all
+  gather_facts: no
+  vars:
+    enabled: yes
+    quoted: "no"
+  tasks:
+    - copy: { dest: "{{ root }}/f", content: "x\n", mode: 0640 }
+      when: enabled
+    - copy: { dest: "{{ root }}/g", content: "{{ quoted }}\n" }
+      when: not (quoted | bool)
+"#,
+    );
+    let r = pbr(d.path(), &["run", "pb.yml", "-i", "inventory.ini"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(mode_of(&d.path().join("h1/f")), 0o640);
+    assert_eq!(std::fs::read_to_string(d.path().join("h1/g")).unwrap(), "no\n");
+}
+
+#[test]
+fn undefined_variable_names_it_and_the_task() {
+    let d = tempfile::tempdir().unwrap();
+    inventory(d.path(), &["h1"]);
+    write(
+        d.path(),
+        "pb.yml",
+        "- hosts: all\n  gather_facts: no\n  tasks:\n    - name: uses a missing var\n      copy: { dest: \"{{ root }}/x\", content: \"{{ nope_missing }}\" }\n",
+    );
+    let r = pbr(d.path(), &["run", "pb.yml", "-i", "inventory.ini"]);
+    assert_ne!(r.code, 0, "{}", r.all());
+    assert!(r.all().contains("nope_missing"), "{}", r.all());
+    assert!(r.all().contains("pb.yml:4:") || r.all().contains("pb.yml:5:"), "{}", r.all());
+    assert!(!d.path().join("h1/x").exists());
+}
+
+#[test]
+fn bad_input_is_a_located_error_with_exit_4_and_nothing_runs() {
+    let d = tempfile::tempdir().unwrap();
+    inventory(d.path(), &["h1"]);
+    let marker = d.path().join("h1/touched");
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("yaml", "- hosts: all\n  tasks:\n    - copy: {dest: x\n   bad: [\n".into(), "pb.yml:"),
+        (
+            "unknown module",
+            format!(
+                "- hosts: all\n  tasks:\n    - command: touch {}\n    - cpoy: {{ dest: /tmp/x }}\n",
+                marker.display()
+            ),
+            "pb.yml:4:7",
+        ),
+        (
+            "unknown param",
+            format!(
+                "- hosts: all\n  tasks:\n    - command: touch {}\n    - copy: {{ dest: /tmp/x, contnet: y }}\n",
+                marker.display()
+            ),
+            "pb.yml:4:",
+        ),
+        (
+            "unknown keyword",
+            "- hosts: all\n  tasks:\n    - copy: { dest: /tmp/x, content: y }\n      whne: true\n".into(),
+            "pb.yml:4:7",
+        ),
+        ("play not a list", "hosts: all\n".into(), "pb.yml:1:1"),
+        ("missing import", "- hosts: all\n  tasks:\n    - import_tasks: nothere.yml\n".into(), "pb.yml:3:"),
+    ];
+    for (what, text, loc) in cases {
+        write(d.path(), "pb.yml", &text);
+        let r = pbr(d.path(), &["run", "pb.yml", "-i", "inventory.ini"]);
+        assert_eq!(r.code, 4, "{what}: {}", r.all());
+        assert!(r.stderr.contains(loc), "{what}: expected {loc} in:\n{}", r.stderr);
+        assert!(!r.stderr.contains("panicked"), "{what}: {}", r.stderr);
+        assert!(!marker.exists(), "{what}: a host was touched");
+    }
+    // did-you-mean for the module
+    write(d.path(), "pb.yml", "- hosts: all\n  tasks:\n    - cpoy: { dest: /tmp/x }\n");
+    let r = pbr(d.path(), &["run", "pb.yml", "-i", "inventory.ini"]);
+    assert!(r.stderr.contains("copy"), "{}", r.stderr);
+    // a missing playbook, a broken inventory
+    let r = pbr(d.path(), &["run", "nothere.yml", "-i", "inventory.ini"]);
+    assert_eq!(r.code, 4, "{}", r.all());
+    write(d.path(), "bad.ini", "[grp\nh1\n");
+    let r = pbr(d.path(), &["run", "pb.yml", "-i", "bad.ini"]);
+    assert_eq!(r.code, 4, "{}", r.all());
+    assert!(r.stderr.contains("bad.ini:1"), "{}", r.stderr);
+}
+
+#[test]
+fn failed_host_exit_2_others_continue_and_retry_file() {
+    let d = tempfile::tempdir().unwrap();
+    inventory(d.path(), &["h1", "h2"]);
+    write(
+        d.path(),
+        "pb.yml",
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - command: "false"
+      when: inventory_hostname == 'h1'
+    - copy: { dest: "{{ root }}/done", content: "x\n" }
+"#,
+    );
+    let r = pbr(d.path(), &["run", "pb.yml", "-i", "inventory.ini"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert_eq!(r.recap("h1")["failed"], 1);
+    assert!(d.path().join("h2/done").exists() && !d.path().join("h1/done").exists());
+    assert_eq!(std::fs::read_to_string(d.path().join("pb.retry")).unwrap(), "h1\n");
+    // --limit @retry runs only h1
+    let r = pbr(d.path(), &["run", "pb.yml", "-i", "inventory.ini", "-l", "@pb.retry", "-e", "x=1"]);
+    assert!(r.stdout.contains("h1") && !r.stdout.contains("[h2]"), "{}", r.stdout);
+}
+
+#[test]
+fn json_output_is_one_object_per_line() {
+    let d = converge_setup();
+    let r = pbr(d.path(), &["run", "site.yml", "-i", "inventory.ini", "--output", "json"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let events: Vec<serde_json::Value> =
+        r.stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    let results: Vec<_> = events.iter().filter(|e| e["event"] == "result").collect();
+    assert_eq!(results.len(), 16);
+    assert!(results.iter().all(|e| e["changed"] == true && e["host"].is_string() && e["task"].is_string()));
+    let recap = events.last().unwrap();
+    assert_eq!(recap["event"], "recap");
+    assert_eq!(recap["hosts"]["h1"]["changed"], 8);
+}
