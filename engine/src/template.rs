@@ -1,9 +1,34 @@
 //! Templating: minijinja with Ansible's rules (undefined is an error, native types for
 //! single-expression strings) and Ansible's filters, tests and lookups.
+//!
+//! Two environments share one configuration: a strict one renders everything, and a chainable
+//! one is tried only when the strict one failed on an undefined value in a template that guards
+//! against undefined values (`default`, `is defined`, `mandatory`): that is how Ansible lets
+//! `a.b.c | default(1)` through while `a.b.c` alone is an error naming `a.b`.
 
+mod checks;
+mod dump;
+mod filters;
+mod lookups;
+mod pyfmt;
+#[cfg(test)]
+mod unit_tests;
+
+use minijinja::value::Serde;
+use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior};
 use serde_json::Value;
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+
+/// The value of `omit`: a parameter rendered to exactly this string is dropped by the engine.
+pub const OMIT: &str = "__omit_place_holder__pbr__";
+
+/// Prefix of template names whose name is their own source text.
+const INLINE: char = '\u{1}';
+/// State temps set by the formatter: the last emitted value and the number of emits.
+const TEMP_NATIVE: &str = "__pbr_native";
+const TEMP_EMITS: &str = "__pbr_emits";
 
 /// What a template sees: the variables and where relative lookups look.
 pub struct Scope<'a> {
@@ -28,9 +53,12 @@ impl std::fmt::Display for TemplateError {
     }
 }
 
+impl std::error::Error for TemplateError {}
+
 /// The template engine, built once per run.
 pub struct Templar {
     env: minijinja::Environment<'static>,
+    chain: minijinja::Environment<'static>,
 }
 
 impl Default for Templar {
@@ -39,9 +67,181 @@ impl Default for Templar {
     }
 }
 
+/// The scope of the render in progress on this thread (lookups read it).
+pub(crate) struct Current {
+    pub vars: minijinja::Value,
+    pub search: Vec<PathBuf>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Vec<Current>> = const { RefCell::new(Vec::new()) };
+}
+
+struct CurrentGuard;
+
+impl CurrentGuard {
+    fn push(scope: &Scope) -> CurrentGuard {
+        CURRENT.with(|c| c.borrow_mut().push(Current { vars: scope.vars.clone(), search: scope.search.to_vec() }));
+        CurrentGuard
+    }
+}
+
+impl Drop for CurrentGuard {
+    fn drop(&mut self) {
+        CURRENT.with(|c| {
+            c.borrow_mut().pop();
+        });
+    }
+}
+
+/// Run `f` with the scope of the render in progress (None outside a render).
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Current>) -> R) -> R {
+    CURRENT.with(|c| f(c.borrow().last()))
+}
+
+/// The name under which an inline source is cached.
+pub(crate) fn inline_name(source: &str) -> String {
+    let mut name = String::with_capacity(source.len() + 1);
+    name.push(INLINE);
+    name.push_str(source);
+    name
+}
+
+fn loader(name: &str) -> Result<Option<String>, Error> {
+    if let Some(src) = name.strip_prefix(INLINE) {
+        return Ok(Some(src.to_string()));
+    }
+    // An included file: `join_path` made the name an absolute path when it could.
+    let path = std::path::Path::new(name);
+    if path.is_absolute() && path.is_file() {
+        return std::fs::read_to_string(path)
+            .map(Some)
+            .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("cannot read {name}: {e}")));
+    }
+    Ok(None)
+}
+
+fn join_path(name: &str, _parent: &str) -> String {
+    if std::path::Path::new(name).is_absolute() {
+        return name.to_string();
+    }
+    with_current(|cur| {
+        cur.and_then(|c| lookups::find_in_search(&c.search, "templates", name))
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|| name.to_string())
+    })
+}
+
+fn formatter(out: &mut minijinja::Output, state: &mut minijinja::State, value: &minijinja::Value) -> Result<(), Error> {
+    if value.is_undefined() {
+        return Err(Error::new(ErrorKind::UndefinedError, "an undefined value was rendered"));
+    }
+    let emits = state.get_temp(TEMP_EMITS).and_then(|v| v.as_i64()).unwrap_or(0);
+    state.set_temp(TEMP_EMITS, minijinja::Value::from(emits + 1));
+    state.set_temp(TEMP_NATIVE, value.clone());
+    let mut s = String::new();
+    pyfmt::py_str(value, &mut s)?;
+    out.write_str(&s).map_err(|e| Error::new(ErrorKind::WriteFailure, e.to_string()))
+}
+
+fn build_env(behavior: UndefinedBehavior) -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_debug(true);
+    env.set_undefined_behavior(behavior);
+    if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
+        .trim_blocks(true)
+        .lstrip_blocks(false)
+        .keep_trailing_newline(true)
+        .build()
+    {
+        env.set_syntax(syntax);
+    }
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    env.set_loader(loader);
+    env.set_path_join_callback(|name, parent| std::borrow::Cow::Owned(join_path(name, parent)));
+    env.set_formatter(formatter);
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    minijinja_contrib::add_to_environment(&mut env);
+    filters::register(&mut env);
+    checks::register(&mut env);
+    lookups::register(&mut env);
+    env.add_global("omit", OMIT);
+    env
+}
+
+/// One render's result.
+struct Rendered {
+    output: String,
+    /// The value of the only `{{ }}` when the source is exactly one expression.
+    native: Option<minijinja::Value>,
+}
+
+/// Does the template guard against undefined values somewhere (worth a chainable retry)?
+fn guards_undefined(src: &str) -> bool {
+    if src.contains("default") || src.contains("defined") || src.contains("mandatory") {
+        return true;
+    }
+    // `| d(...)`, `|d`
+    let b = src.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'|' {
+            let mut j = i + 1;
+            while j < b.len() && b[j].is_ascii_whitespace() {
+                j += 1;
+            }
+            if j < b.len()
+                && b[j] == b'd'
+                && (j + 1 == b.len() || !(b[j + 1].is_ascii_alphanumeric() || b[j + 1] == b'_'))
+            {
+                return true;
+            }
+        }
+        i += 1;
+    }
+    false
+}
+
+/// Is every use of `name` in `src` followed by `| default`, `| d`, `| mandatory` or
+/// `is [not] defined/undefined` (possibly after more attribute lookups)?
+fn always_guarded(src: &str, name: &str) -> bool {
+    let mut found = false;
+    for (i, _) in src.match_indices(name) {
+        let before_ok = src[..i].chars().next_back().is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '.'));
+        if !before_ok {
+            continue;
+        }
+        found = true;
+        let rest = &src[i + name.len()..];
+        // Skip further `.attr` / `['key']` lookups.
+        let rest = rest.trim_start_matches(|c: char| c.is_alphanumeric() || c == '_' || c == '.');
+        let rest = rest.trim_start();
+        let guarded = if let Some(r) = rest.strip_prefix('|') {
+            let r = r.trim_start();
+            r.starts_with("default")
+                || r.starts_with("mandatory")
+                || (r.starts_with('d') && !r[1..].starts_with(|c: char| c.is_alphanumeric() || c == '_'))
+        } else if let Some(r) = rest.strip_prefix("is") {
+            let r = r.trim_start();
+            let r = r.strip_prefix("not").map(str::trim_start).unwrap_or(r);
+            r.starts_with("defined") || r.starts_with("undefined")
+        } else {
+            false
+        };
+        if !guarded {
+            return false;
+        }
+    }
+    found
+}
+
+fn single_expression(src: &str) -> bool {
+    src.starts_with("{{") && src.ends_with("}}") && src.len() >= 4
+}
+
 impl Templar {
     pub fn new() -> Templar {
-        todo!("templar")
+        Templar { env: build_env(UndefinedBehavior::Strict), chain: build_env(UndefinedBehavior::Chainable) }
     }
 
     /// Does the string contain template syntax (`{{`, `{%`, `{#`)?
@@ -49,55 +249,253 @@ impl Templar {
         s.contains("{{") || s.contains("{%") || s.contains("{#")
     }
 
+    fn run_in(env: &Environment<'static>, src: &str, scope: &Scope) -> Result<Rendered, Error> {
+        let tmpl = env.get_template(&inline_name(src))?;
+        let _guard = CurrentGuard::push(scope);
+        let captured = tmpl.render_captured(scope.vars.clone())?;
+        let emits = captured.state().get_temp(TEMP_EMITS).and_then(|v| v.as_i64()).unwrap_or(0);
+        let native = if emits == 1 && single_expression(src) { captured.state().get_temp(TEMP_NATIVE) } else { None };
+        Ok(Rendered { output: captured.into_output(), native })
+    }
+
+    fn run(&self, src: &str, scope: &Scope) -> Result<Rendered, TemplateError> {
+        match Self::run_in(&self.env, src, scope) {
+            Ok(r) => Ok(r),
+            Err(err) => {
+                if is_undefined_error(&err) && guards_undefined(src) {
+                    match Self::run_in(&self.chain, src, scope) {
+                        Ok(r) => return Ok(r),
+                        Err(e2)
+                            if is_undefined_error(&e2) && backticked_undefined(e2.detail().unwrap_or("")).is_none() =>
+                        {
+                            // The chainable pass failed on a value the template does not guard:
+                            // name that one rather than the guarded one the strict pass met first.
+                            if let Some(name) = self.guess_undefined(src, scope, true) {
+                                let mut te = self.convert_err(&e2, src, Some(scope));
+                                if te.undefined.is_none() || te.message.starts_with('\'') {
+                                    te.message = format!("'{name}' is undefined");
+                                }
+                                te.undefined = Some(name);
+                                return Err(te);
+                            }
+                        }
+                        Err(_) => {}
+                    }
+                }
+                Err(self.convert_err(&err, src, Some(scope)))
+            }
+        }
+    }
+
     /// Render a string value. A string that is exactly one `{{ expr }}` yields the expression's
     /// native value (list, dict, int, bool); anything else yields a string. Non-templates are
     /// returned unchanged.
     pub fn render_str(&self, s: &str, scope: &Scope) -> Result<Value, TemplateError> {
-        let _ = (s, scope, &self.env);
-        todo!()
+        if !Self::is_template(s) {
+            return Ok(Value::String(s.to_string()));
+        }
+        let r = self.run(s, scope)?;
+        match r.native {
+            Some(v) => to_json(&v),
+            None => Ok(Value::String(r.output)),
+        }
     }
 
     /// Render a template text to a string (the `template` module, `lookup('template')`).
     pub fn render_text(&self, s: &str, scope: &Scope) -> Result<String, TemplateError> {
-        let _ = (s, scope);
-        todo!()
+        if !Self::is_template(s) {
+            return Ok(s.to_string());
+        }
+        Ok(self.run(s, scope)?.output)
     }
 
     /// Render every string inside a value (maps, lists), keeping types elsewhere.
     pub fn render_value(&self, v: &Value, scope: &Scope) -> Result<Value, TemplateError> {
-        let _ = (v, scope);
-        todo!()
+        Ok(match v {
+            Value::String(s) => self.render_str(s, scope)?,
+            Value::Array(a) => Value::Array(a.iter().map(|x| self.render_value(x, scope)).collect::<Result<_, _>>()?),
+            Value::Object(m) => {
+                let mut out = serde_json::Map::with_capacity(m.len());
+                for (k, x) in m {
+                    let key = if Self::is_template(k) {
+                        match self.render_str(k, scope)? {
+                            Value::String(s) => s,
+                            other => other.to_string(),
+                        }
+                    } else {
+                        k.clone()
+                    };
+                    out.insert(key, self.render_value(x, scope)?);
+                }
+                Value::Object(out)
+            }
+            other => other.clone(),
+        })
+    }
+
+    fn expr_source(expr: &str) -> String {
+        let t = expr.trim();
+        if single_expression(t) && !t[2..t.len() - 2].contains("{{") { t.to_string() } else { format!("{{{{ {t} }}}}") }
     }
 
     /// Evaluate a bare expression (`when:`, `failed_when:`, `that:`; `{{ }}` also accepted)
     /// to Ansible truthiness.
     pub fn eval_bool(&self, expr: &str, scope: &Scope) -> Result<bool, TemplateError> {
-        let _ = (expr, scope);
-        todo!()
+        let v = self.eval_expr(expr, scope)?;
+        Ok(truthy(&v))
     }
 
     /// Evaluate a bare expression to a value (`debug: var=`, `loop: "{{ x }}"` stripped).
     pub fn eval_expr(&self, expr: &str, scope: &Scope) -> Result<Value, TemplateError> {
-        let _ = (expr, scope);
-        todo!()
+        let t = expr.trim();
+        if t.is_empty() {
+            return Err(TemplateError { message: "empty expression".into(), undefined: None, line: None });
+        }
+        let src = Self::expr_source(t);
+        let r = self.run(&src, scope)?;
+        match r.native {
+            Some(v) => to_json(&v),
+            None => Ok(Value::String(r.output)),
+        }
     }
 
     /// Variables a template string refers to, excluding globals, filters, tests and names it
     /// sets itself (for lint).
     pub fn referenced_vars(&self, s: &str) -> Result<BTreeSet<String>, TemplateError> {
-        let _ = s;
-        todo!()
+        if !Self::is_template(s) {
+            return Ok(BTreeSet::new());
+        }
+        let tmpl = self.env.get_template(&inline_name(s)).map_err(|e| self.convert_err(&e, s, None))?;
+        Ok(self.without_globals(tmpl.undeclared_variables(false)))
     }
 
     /// Same for a bare expression.
     pub fn referenced_vars_expr(&self, expr: &str) -> Result<BTreeSet<String>, TemplateError> {
-        let _ = expr;
-        todo!()
+        let src = Self::expr_source(expr);
+        self.referenced_vars(&src)
+    }
+
+    fn without_globals(&self, names: std::collections::HashSet<String>) -> BTreeSet<String> {
+        names.into_iter().filter(|n| !self.env.globals().any(|(g, _)| g == n)).collect()
     }
 
     /// Check syntax only.
     pub fn check_syntax(&self, s: &str) -> Result<(), TemplateError> {
-        let _ = s;
-        todo!()
+        if !Self::is_template(s) {
+            return Ok(());
+        }
+        self.env.get_template(&inline_name(s)).map(|_| ()).map_err(|e| self.convert_err(&e, s, None))
+    }
+
+    /// Turn a minijinja error into a [`TemplateError`], naming the undefined variable.
+    fn convert_err(&self, err: &Error, src: &str, scope: Option<&Scope>) -> TemplateError {
+        let line = err.line().and_then(|l| u32::try_from(l).ok());
+        let detail = err.detail().unwrap_or("");
+        let mut undefined = backticked_undefined(detail);
+        if undefined.is_none()
+            && is_undefined_error(err)
+            && let Some(scope) = scope
+        {
+            undefined = self.guess_undefined(src, scope, false);
+        }
+        let message = match (&undefined, err.kind()) {
+            (Some(name), ErrorKind::UndefinedError) if detail == filters::MANDATORY_MSG => {
+                format!("Mandatory variable '{name}' not defined.")
+            }
+            (Some(name), ErrorKind::UndefinedError)
+                if detail.is_empty()
+                    || detail.contains("` is undefined")
+                    || detail.starts_with("an undefined value") =>
+            {
+                format!("'{name}' is undefined")
+            }
+            (_, ErrorKind::UndefinedError) if !detail.is_empty() && !detail.starts_with("an undefined value") => {
+                detail.to_string()
+            }
+            _ => {
+                let mut m = err.kind().to_string();
+                if !detail.is_empty() {
+                    m.push_str(": ");
+                    m.push_str(detail);
+                }
+                let mut source = std::error::Error::source(err);
+                while let Some(s) = source {
+                    m.push_str(": ");
+                    m.push_str(&s.to_string());
+                    source = s.source();
+                }
+                m
+            }
+        };
+        TemplateError { message, undefined, line }
+    }
+
+    /// The first variable path the template reads that the variables do not resolve.
+    fn guess_undefined(&self, src: &str, scope: &Scope, skip_guarded: bool) -> Option<String> {
+        let tmpl = self.env.get_template(&inline_name(src)).ok()?;
+        let mut names: Vec<String> = tmpl.undeclared_variables(true).into_iter().collect();
+        names.sort_by_key(|n| (src.find(n.as_str()).unwrap_or(usize::MAX), n.clone()));
+        for name in names {
+            if skip_guarded && always_guarded(src, &name) {
+                continue;
+            }
+            let mut cur = scope.vars.clone();
+            let mut path = String::new();
+            for part in name.split('.') {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(part);
+                match cur.get_attr(part) {
+                    Ok(v) if !v.is_undefined() => cur = v,
+                    _ => {
+                        if self.env.globals().any(|(g, _)| g == path) {
+                            break;
+                        }
+                        return Some(path);
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+fn is_undefined_error(err: &Error) -> bool {
+    err.kind() == ErrorKind::UndefinedError || err.detail().is_some_and(|d| d.contains("` is undefined"))
+}
+
+/// `x.y` out of "... `x.y` is undefined ...".
+fn backticked_undefined(detail: &str) -> Option<String> {
+    let end = detail.find("` is undefined")?;
+    let start = detail[..end].rfind('`')?;
+    Some(detail[start + 1..end].to_string())
+}
+
+pub(crate) fn to_json(v: &minijinja::Value) -> Result<Value, TemplateError> {
+    serde_json::to_value(v).map_err(|e| TemplateError {
+        message: format!("cannot convert the template result: {e}"),
+        undefined: None,
+        line: None,
+    })
+}
+
+pub(crate) fn from_json(v: &Value) -> minijinja::Value {
+    minijinja::Value::from(Serde(v))
+}
+
+/// Ansible's reading of a conditional's result: booleans as is, bool words in strings
+/// (`yes`, `false`...) as booleans, everything else by Python truthiness.
+pub fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => match filters::bool_word(s) {
+            Some(b) => b,
+            None => !s.is_empty(),
+        },
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(m) => !m.is_empty(),
     }
 }

@@ -1,0 +1,896 @@
+//! Ansible's filters on top of minijinja's built-in ones.
+
+use super::dump::{self, JsonOpts, YamlOpts};
+use super::pyfmt::to_py_str;
+use super::{from_json, to_json};
+use base64::Engine as _;
+use minijinja::value::{Kwargs, Rest, Value, ValueKind};
+use minijinja::{Environment, Error, ErrorKind, State};
+use serde_json::Value as Json;
+use sha1::Digest as _;
+
+pub fn register(env: &mut Environment<'static>) {
+    env.add_filter("bool", bool_filter);
+    env.add_filter("mandatory", mandatory);
+    env.add_filter("ternary", ternary);
+    env.add_filter("combine", combine);
+    env.add_filter("dict2items", dict2items);
+    env.add_filter("items2dict", items2dict);
+    env.add_filter("to_json", to_json_filter);
+    env.add_filter("to_nice_json", to_nice_json);
+    env.add_filter("from_json", from_json_filter);
+    env.add_filter("to_yaml", to_yaml);
+    env.add_filter("to_nice_yaml", to_nice_yaml);
+    env.add_filter("from_yaml", from_yaml);
+    env.add_filter("regex_replace", regex_replace);
+    env.add_filter("regex_search", regex_search);
+    env.add_filter("regex_findall", regex_findall);
+    env.add_filter("regex_escape", regex_escape);
+    env.add_filter("b64encode", b64encode);
+    env.add_filter("b64decode", b64decode);
+    env.add_filter("basename", basename);
+    env.add_filter("dirname", dirname);
+    env.add_filter("expanduser", expanduser);
+    env.add_filter("realpath", realpath);
+    env.add_filter("splitext", splitext);
+    env.add_filter("path_join", path_join);
+    env.add_filter("quote", quote);
+    env.add_filter("hash", hash);
+    env.add_filter("checksum", checksum);
+    env.add_filter("md5", |s: &State, v: &Value| digest(s, v, "md5"));
+    env.add_filter("sha1", |s: &State, v: &Value| digest(s, v, "sha1"));
+    env.add_filter("flatten", flatten);
+    env.add_filter("unique", unique);
+    env.add_filter("difference", difference);
+    env.add_filter("union", union);
+    env.add_filter("intersect", intersect);
+    env.add_filter("symmetric_difference", symmetric_difference);
+    env.add_filter("zip", zip);
+    env.add_filter("zip_longest", zip_longest);
+    env.add_filter("product", product);
+    env.add_filter("subelements", subelements);
+    env.add_filter("int", int);
+    env.add_filter("float", float);
+    env.add_filter("string", string);
+    env.add_filter("extract", extract);
+    env.add_filter("type_debug", type_debug);
+    env.add_filter("version_compare", super::checks::version_test);
+}
+
+pub(crate) fn undefined_err() -> Error {
+    Error::new(ErrorKind::UndefinedError, "an undefined value was passed to a filter")
+}
+
+fn check(v: &Value) -> Result<(), Error> {
+    if v.is_undefined() { Err(undefined_err()) } else { Ok(()) }
+}
+
+fn op_err(msg: impl Into<std::borrow::Cow<'static, str>>) -> Error {
+    Error::new(ErrorKind::InvalidOperation, msg)
+}
+
+fn json(v: &Value) -> Result<Json, Error> {
+    check(v)?;
+    to_json(v).map_err(|e| op_err(e.message))
+}
+
+fn text(v: &Value) -> Result<String, Error> {
+    check(v)?;
+    to_py_str(v)
+}
+
+fn list(v: &Value) -> Result<Vec<Value>, Error> {
+    check(v)?;
+    match v.kind() {
+        ValueKind::Seq | ValueKind::Iterable => Ok(v.try_iter()?.collect()),
+        ValueKind::String => Ok(v.try_iter()?.collect()),
+        ValueKind::Map => Ok(v.try_iter()?.collect()),
+        k => Err(op_err(format!("expected a list, got {k}"))),
+    }
+}
+
+/// Ansible's boolean words: `yes/on/1/true` and `no/off/0/false`, any case.
+pub fn bool_word(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "yes" | "on" | "1" | "true" | "y" | "t" => Some(true),
+        "no" | "off" | "0" | "false" | "n" | "f" | "" => Some(false),
+        _ => None,
+    }
+}
+
+fn bool_filter(v: &Value) -> Result<bool, Error> {
+    check(v)?;
+    Ok(match v.kind() {
+        ValueKind::Bool => v.is_true(),
+        ValueKind::None => false,
+        ValueKind::String => bool_word(v.as_str().unwrap_or_default()).unwrap_or(false),
+        ValueKind::Number => f64::try_from(v.clone()).is_ok_and(|f| f == 1.0),
+        _ => false,
+    })
+}
+
+fn mandatory(v: &Value, msg: Option<String>) -> Result<Value, Error> {
+    if v.is_undefined() {
+        return Err(Error::new(ErrorKind::UndefinedError, msg.unwrap_or_else(|| MANDATORY_MSG.to_string())));
+    }
+    Ok(v.clone())
+}
+
+/// Detail of `mandatory`'s error; the variable's name is filled in by the caller.
+pub(crate) const MANDATORY_MSG: &str = "Mandatory variable not defined.";
+
+fn ternary(v: &Value, yes: Value, no: Value, none_val: Option<Value>) -> Result<Value, Error> {
+    check(v)?;
+    if v.is_none()
+        && let Some(n) = none_val
+    {
+        return Ok(n);
+    }
+    Ok(if v.is_true() { yes } else { no })
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum ListMerge {
+    Replace,
+    Keep,
+    Append,
+    Prepend,
+    AppendRp,
+    PrependRp,
+}
+
+fn merge(a: &mut serde_json::Map<String, Json>, b: &serde_json::Map<String, Json>, recursive: bool, lm: ListMerge) {
+    for (k, bv) in b {
+        match (a.get_mut(k), bv) {
+            (Some(Json::Object(am)), Json::Object(bm)) if recursive => merge(am, bm, recursive, lm),
+            (Some(Json::Array(al)), Json::Array(bl)) => match lm {
+                ListMerge::Replace => *al = bl.clone(),
+                ListMerge::Keep => {}
+                ListMerge::Append => al.extend(bl.iter().cloned()),
+                ListMerge::Prepend => {
+                    let mut n = bl.clone();
+                    n.append(al);
+                    *al = n;
+                }
+                ListMerge::AppendRp => {
+                    let mut n: Vec<Json> = al.iter().filter(|x| !bl.contains(x)).cloned().collect();
+                    n.extend(bl.iter().cloned());
+                    *al = n;
+                }
+                ListMerge::PrependRp => {
+                    let mut n = bl.clone();
+                    n.extend(al.iter().filter(|x| !bl.contains(x)).cloned());
+                    *al = n;
+                }
+            },
+            _ => {
+                a.insert(k.clone(), bv.clone());
+            }
+        }
+    }
+}
+
+fn combine(v: &Value, others: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let recursive = kwargs.get::<Option<bool>>("recursive")?.unwrap_or(false);
+    let lm = match kwargs.get::<Option<&str>>("list_merge")?.unwrap_or("replace") {
+        "replace" => ListMerge::Replace,
+        "keep" => ListMerge::Keep,
+        "append" => ListMerge::Append,
+        "prepend" => ListMerge::Prepend,
+        "append_rp" => ListMerge::AppendRp,
+        "prepend_rp" => ListMerge::PrependRp,
+        other => return Err(op_err(format!("combine: unknown list_merge '{other}'"))),
+    };
+    kwargs.assert_all_used()?;
+    let mut dicts = Vec::new();
+    let mut push = |x: Json| -> Result<(), Error> {
+        match x {
+            Json::Object(m) => dicts.push(m),
+            Json::Array(items) => {
+                for i in items {
+                    match i {
+                        Json::Object(m) => dicts.push(m),
+                        other => return Err(op_err(format!("combine expects dictionaries, got {other}"))),
+                    }
+                }
+            }
+            other => return Err(op_err(format!("combine expects dictionaries, got {other}"))),
+        }
+        Ok(())
+    };
+    push(json(v)?)?;
+    for o in others.iter() {
+        push(json(o)?)?;
+    }
+    let mut acc = serde_json::Map::new();
+    for d in &dicts {
+        merge(&mut acc, d, recursive, lm);
+    }
+    Ok(from_json(&Json::Object(acc)))
+}
+
+fn dict2items(v: &Value, kwargs: Kwargs) -> Result<Value, Error> {
+    let key_name = kwargs.get::<Option<&str>>("key_name")?.unwrap_or("key");
+    let value_name = kwargs.get::<Option<&str>>("value_name")?.unwrap_or("value");
+    kwargs.assert_all_used()?;
+    check(v)?;
+    if v.kind() != ValueKind::Map {
+        return Err(op_err(format!("dict2items requires a dictionary, got {}", v.kind())));
+    }
+    let mut out = Vec::new();
+    for k in v.try_iter()? {
+        let item = v.get_item(&k)?;
+        out.push(Value::from_pairs([(key_name, k), (value_name, item)]));
+    }
+    Ok(Value::from(out))
+}
+
+fn items2dict(v: &Value, kwargs: Kwargs) -> Result<Value, Error> {
+    let key_name = kwargs.get::<Option<&str>>("key_name")?.unwrap_or("key");
+    let value_name = kwargs.get::<Option<&str>>("value_name")?.unwrap_or("value");
+    kwargs.assert_all_used()?;
+    let mut out = serde_json::Map::new();
+    for item in list(v)? {
+        let k = item.get_attr(key_name)?;
+        let val = item.get_attr(value_name)?;
+        if k.is_undefined() || val.is_undefined() {
+            return Err(op_err(format!("items2dict: each item needs '{key_name}' and '{value_name}'")));
+        }
+        out.insert(to_py_str(&k)?, json(&val)?);
+    }
+    Ok(from_json(&Json::Object(out)))
+}
+
+fn json_opts(kwargs: &Kwargs, mut o: JsonOpts) -> Result<JsonOpts, Error> {
+    if let Some(i) = kwargs.get::<Option<usize>>("indent")? {
+        o.indent = Some(i);
+        o.item_sep = ",".into();
+    }
+    if let Some(s) = kwargs.get::<Option<bool>>("sort_keys")? {
+        o.sort_keys = s;
+    }
+    if let Some(a) = kwargs.get::<Option<bool>>("ensure_ascii")? {
+        o.ensure_ascii = a;
+    }
+    kwargs.assert_all_used()?;
+    Ok(o)
+}
+
+fn to_json_filter(v: &Value, kwargs: Kwargs) -> Result<String, Error> {
+    let o = json_opts(&kwargs, JsonOpts::compact())?;
+    Ok(dump::to_json(&json(v)?, &o))
+}
+
+fn to_nice_json(v: &Value, indent: Option<usize>, kwargs: Kwargs) -> Result<String, Error> {
+    let mut o = JsonOpts {
+        indent: Some(indent.unwrap_or(4)),
+        sort_keys: true,
+        ensure_ascii: true,
+        item_sep: ",".into(),
+        key_sep: ": ".into(),
+    };
+    o = json_opts(&kwargs, o)?;
+    Ok(dump::to_json(&json(v)?, &o))
+}
+
+fn from_json_filter(v: &Value) -> Result<Value, Error> {
+    let s = text(v)?;
+    let j: Json = serde_json::from_str(&s).map_err(|e| op_err(format!("from_json: {e}")))?;
+    Ok(from_json(&j))
+}
+
+fn to_yaml(v: &Value, kwargs: Kwargs) -> Result<String, Error> {
+    let indent = kwargs.get::<Option<usize>>("indent")?.unwrap_or(2);
+    let sort_keys = kwargs.get::<Option<bool>>("sort_keys")?.unwrap_or(true);
+    kwargs.assert_all_used()?;
+    Ok(dump::to_yaml(&json(v)?, &YamlOpts { indent: indent.max(2), flow_leaves: true, sort_keys }))
+}
+
+fn to_nice_yaml(v: &Value, indent: Option<usize>, kwargs: Kwargs) -> Result<String, Error> {
+    let indent = match indent {
+        Some(i) => i,
+        None => kwargs.get::<Option<usize>>("indent")?.unwrap_or(4),
+    };
+    let sort_keys = kwargs.get::<Option<bool>>("sort_keys")?.unwrap_or(true);
+    kwargs.assert_all_used()?;
+    Ok(dump::to_yaml(&json(v)?, &YamlOpts { indent: indent.max(2), flow_leaves: false, sort_keys }))
+}
+
+fn from_yaml(v: &Value) -> Result<Value, Error> {
+    let s = text(v)?;
+    let docs = crate::yaml::load_str("<from_yaml>", &s).map_err(|d| op_err(format!("from_yaml: {}", d.message)))?;
+    Ok(docs.first().map(|n| from_json(&n.to_value())).unwrap_or(Value::from(())))
+}
+
+/// A Python regex compiled with Rust's engine.
+fn compile(pat: &str, ignorecase: bool, multiline: bool) -> Result<regex::Regex, Error> {
+    regex::RegexBuilder::new(pat)
+        .case_insensitive(ignorecase)
+        .multi_line(multiline)
+        .build()
+        .map_err(|e| op_err(format!("invalid regular expression '{pat}': {e}")))
+}
+
+/// Python `re.sub` replacement syntax (`\1`, `\g<1>`, `\g<name>`, `\n`) to a literal expansion.
+fn expand_py(repl: &str, caps: &regex::Captures) -> Result<String, Error> {
+    let mut out = String::new();
+    let mut chars = repl.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some(d) if d.is_ascii_digit() => {
+                let mut n = d.to_string();
+                if let Some(&d2) = chars.peek()
+                    && d2.is_ascii_digit()
+                {
+                    n.push(d2);
+                    chars.next();
+                }
+                let idx: usize = n.parse().unwrap_or(0);
+                if idx >= caps.len() {
+                    return Err(op_err(format!("invalid group reference {idx}")));
+                }
+                out.push_str(caps.get(idx).map(|m| m.as_str()).unwrap_or(""));
+            }
+            Some('g') if chars.peek() == Some(&'<') => {
+                chars.next();
+                let name: String = chars.by_ref().take_while(|&c| c != '>').collect();
+                let m = match name.parse::<usize>() {
+                    Ok(i) if i < caps.len() => caps.get(i),
+                    Ok(i) => return Err(op_err(format!("invalid group reference {i}"))),
+                    Err(_) => caps.name(&name),
+                };
+                out.push_str(m.map(|m| m.as_str()).unwrap_or(""));
+            }
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('r') => out.push('\r'),
+            Some('\\') => out.push('\\'),
+            Some(o) => {
+                out.push('\\');
+                out.push(o);
+            }
+            None => out.push('\\'),
+        }
+    }
+    Ok(out)
+}
+
+fn regex_replace(v: &Value, pat: Option<String>, repl: Option<String>, kwargs: Kwargs) -> Result<String, Error> {
+    let ic = kwargs.get::<Option<bool>>("ignorecase")?.unwrap_or(false);
+    let ml = kwargs.get::<Option<bool>>("multiline")?.unwrap_or(false);
+    let count = kwargs.get::<Option<usize>>("count")?.unwrap_or(0);
+    kwargs.assert_all_used()?;
+    let s = text(v)?;
+    let re = compile(&pat.unwrap_or_default(), ic, ml)?;
+    let repl = repl.unwrap_or_default();
+    let mut out = String::new();
+    let mut last = 0;
+    for (n, caps) in re.captures_iter(&s).enumerate() {
+        if count > 0 && n >= count {
+            break;
+        }
+        let Some(m) = caps.get(0) else { continue };
+        out.push_str(&s[last..m.start()]);
+        out.push_str(&expand_py(&repl, &caps)?);
+        last = m.end();
+    }
+    out.push_str(&s[last..]);
+    Ok(out)
+}
+
+fn regex_search(v: &Value, pat: String, groups: Rest<String>, kwargs: Kwargs) -> Result<Value, Error> {
+    let ic = kwargs.get::<Option<bool>>("ignorecase")?.unwrap_or(false);
+    let ml = kwargs.get::<Option<bool>>("multiline")?.unwrap_or(false);
+    kwargs.assert_all_used()?;
+    let s = text(v)?;
+    let re = compile(&pat, ic, ml)?;
+    let Some(caps) = re.captures(&s) else { return Ok(Value::from(())) };
+    if groups.is_empty() {
+        return Ok(Value::from(caps.get(0).map(|m| m.as_str()).unwrap_or("")));
+    }
+    let mut out = Vec::new();
+    for g in groups.iter() {
+        let m = if let Some(name) = g.strip_prefix("\\g<").and_then(|x| x.strip_suffix('>')) {
+            match name.parse::<usize>() {
+                Ok(i) => caps.get(i),
+                Err(_) => caps.name(name),
+            }
+        } else if let Some(n) = g.strip_prefix('\\').and_then(|x| x.parse::<usize>().ok()) {
+            caps.get(n)
+        } else {
+            return Err(op_err(format!("regex_search: unknown argument '{g}'")));
+        };
+        out.push(m.map(|m| Value::from(m.as_str())).unwrap_or(Value::from(())));
+    }
+    Ok(Value::from(out))
+}
+
+fn regex_findall(v: &Value, pat: String, kwargs: Kwargs) -> Result<Value, Error> {
+    let ic = kwargs.get::<Option<bool>>("ignorecase")?.unwrap_or(false);
+    let ml = kwargs.get::<Option<bool>>("multiline")?.unwrap_or(false);
+    kwargs.assert_all_used()?;
+    let s = text(v)?;
+    let re = compile(&pat, ic, ml)?;
+    let ngroups = re.captures_len() - 1;
+    let mut out = Vec::new();
+    for caps in re.captures_iter(&s) {
+        let g = |i: usize| Value::from(caps.get(i).map(|m| m.as_str()).unwrap_or(""));
+        out.push(match ngroups {
+            0 => g(0),
+            1 => g(1),
+            n => Value::from((1..=n).map(g).collect::<Vec<_>>()),
+        });
+    }
+    Ok(Value::from(out))
+}
+
+fn regex_escape(v: &Value, re_type: Option<String>) -> Result<String, Error> {
+    let s = text(v)?;
+    let posix = match re_type.as_deref() {
+        None | Some("python") => false,
+        Some("posix_basic") => true,
+        Some(o) => return Err(op_err(format!("regex_escape: unsupported re_type '{o}'"))),
+    };
+    let special: &[char] = if posix {
+        &['.', '[', ']', '\\', '*', '^', '$']
+    } else {
+        &[
+            '(', ')', '[', ']', '{', '}', '?', '*', '+', '-', '|', '^', '$', '\\', '.', '&', '~', '#', ' ', '\t', '\n',
+            '\r', '\u{b}', '\u{c}',
+        ]
+    };
+    let mut out = String::new();
+    for c in s.chars() {
+        if special.contains(&c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    Ok(out)
+}
+
+fn b64encode(v: &Value) -> Result<String, Error> {
+    let bytes = match v.as_bytes() {
+        Some(b) if v.kind() == ValueKind::Bytes => b.to_vec(),
+        _ => text(v)?.into_bytes(),
+    };
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+fn b64decode(v: &Value) -> Result<String, Error> {
+    let s = text(v)?;
+    let cleaned: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(cleaned.as_bytes())
+        .map_err(|e| op_err(format!("b64decode: {e}")))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn basename(v: &Value) -> Result<String, Error> {
+    let s = text(v)?;
+    Ok(s.rsplit('/').next().unwrap_or("").to_string())
+}
+
+/// Python's `os.path.dirname`.
+pub fn py_dirname(s: &str) -> String {
+    match s.rfind('/') {
+        None => String::new(),
+        Some(i) => {
+            let head = &s[..=i];
+            let trimmed = head.trim_end_matches('/');
+            if trimmed.is_empty() { head.to_string() } else { trimmed.to_string() }
+        }
+    }
+}
+
+fn dirname(v: &Value) -> Result<String, Error> {
+    Ok(py_dirname(&text(v)?))
+}
+
+pub fn expand_user(s: &str) -> String {
+    if (s == "~" || s.starts_with("~/"))
+        && let Ok(home) = std::env::var("HOME")
+    {
+        return format!("{home}{}", &s[1..]);
+    }
+    s.to_string()
+}
+
+fn expanduser(v: &Value) -> Result<String, Error> {
+    Ok(expand_user(&text(v)?))
+}
+
+/// Lexical normalisation (`os.path.normpath`).
+fn normpath(p: &str) -> String {
+    let abs = p.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for seg in p.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|l| *l != "..") {
+                    parts.pop();
+                } else if !abs {
+                    parts.push("..");
+                }
+            }
+            s => parts.push(s),
+        }
+    }
+    let body = parts.join("/");
+    match (abs, body.is_empty()) {
+        (true, _) => format!("/{body}"),
+        (false, true) => ".".into(),
+        (false, false) => body,
+    }
+}
+
+fn realpath(v: &Value) -> Result<String, Error> {
+    let s = text(v)?;
+    if let Ok(p) = std::fs::canonicalize(&s) {
+        return Ok(p.to_string_lossy().into_owned());
+    }
+    let abs = if s.starts_with('/') {
+        s
+    } else {
+        let cwd = std::env::current_dir().map_err(|e| op_err(e.to_string()))?;
+        format!("{}/{s}", cwd.display())
+    };
+    Ok(normpath(&abs))
+}
+
+fn splitext(v: &Value) -> Result<Value, Error> {
+    let s = text(v)?;
+    let base_start = s.rfind('/').map(|i| i + 1).unwrap_or(0);
+    let base = &s[base_start..];
+    let lead = base.len() - base.trim_start_matches('.').len();
+    let (root, ext) = match base[lead..].rfind('.') {
+        Some(i) => {
+            let at = base_start + lead + i;
+            (s[..at].to_string(), s[at..].to_string())
+        }
+        None => (s.clone(), String::new()),
+    };
+    Ok(Value::from(vec![Value::from(root), Value::from(ext)]))
+}
+
+fn path_join(v: &Value) -> Result<String, Error> {
+    let mut out = String::new();
+    for p in list(v)? {
+        let p = text(&p)?;
+        if p.starts_with('/') {
+            out = p;
+        } else if out.is_empty() || out.ends_with('/') {
+            out.push_str(&p);
+        } else {
+            out.push('/');
+            out.push_str(&p);
+        }
+    }
+    Ok(out)
+}
+
+/// Python's `shlex.quote`.
+pub fn shell_quote(s: &str) -> String {
+    if s.is_empty() {
+        return "''".into();
+    }
+    if s.chars().all(|c| c.is_alphanumeric() || "_@%+=:,./-".contains(c)) {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', "'\"'\"'"))
+}
+
+fn quote(v: &Value) -> Result<String, Error> {
+    Ok(shell_quote(&text(v)?))
+}
+
+fn hash_bytes(data: &[u8], algo: &str) -> Result<String, Error> {
+    Ok(match algo {
+        "sha1" => hex::encode(sha1::Sha1::digest(data)),
+        "sha224" => hex::encode(sha2::Sha224::digest(data)),
+        "sha256" => hex::encode(sha2::Sha256::digest(data)),
+        "sha384" => hex::encode(sha2::Sha384::digest(data)),
+        "sha512" => hex::encode(sha2::Sha512::digest(data)),
+        "md5" => format!("{:x}", md5::compute(data)),
+        o => return Err(op_err(format!("hash: unsupported hash type '{o}'"))),
+    })
+}
+
+fn digest(_state: &State, v: &Value, algo: &str) -> Result<String, Error> {
+    hash_bytes(text(v)?.as_bytes(), algo)
+}
+
+fn hash(v: &Value, algo: Option<String>) -> Result<String, Error> {
+    hash_bytes(text(v)?.as_bytes(), algo.as_deref().unwrap_or("sha1"))
+}
+
+fn checksum(v: &Value) -> Result<String, Error> {
+    hash_bytes(text(v)?.as_bytes(), "sha1")
+}
+
+fn flatten_into(v: &Value, levels: Option<usize>, skip_nulls: bool, out: &mut Vec<Value>) -> Result<(), Error> {
+    for item in list(v)? {
+        let is_null = item.is_none() || matches!(item.as_str(), Some("None") | Some("null"));
+        if skip_nulls && is_null {
+            continue;
+        }
+        if item.kind() == ValueKind::Seq && levels != Some(0) {
+            flatten_into(&item, levels.map(|l| l - 1), skip_nulls, out)?;
+        } else {
+            out.push(item);
+        }
+    }
+    Ok(())
+}
+
+fn flatten(v: &Value, levels: Option<usize>, kwargs: Kwargs) -> Result<Value, Error> {
+    let levels = match levels {
+        Some(l) => Some(l),
+        None => kwargs.get::<Option<usize>>("levels")?,
+    };
+    let skip_nulls = kwargs.get::<Option<bool>>("skip_nulls")?.unwrap_or(true);
+    kwargs.assert_all_used()?;
+    let mut out = Vec::new();
+    flatten_into(v, levels, skip_nulls, &mut out)?;
+    Ok(Value::from(out))
+}
+
+fn uniq(items: Vec<Value>) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::with_capacity(items.len());
+    for i in items {
+        if !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    out
+}
+
+fn unique(v: &Value, kwargs: Kwargs) -> Result<Value, Error> {
+    let attribute = kwargs.get::<Option<String>>("attribute")?;
+    let case_sensitive = kwargs.get::<Option<bool>>("case_sensitive")?.unwrap_or(true);
+    kwargs.assert_all_used()?;
+    let items = list(v)?;
+    if attribute.is_none() && case_sensitive {
+        return Ok(Value::from(uniq(items)));
+    }
+    let mut seen: Vec<Value> = Vec::new();
+    let mut out = Vec::new();
+    for i in items {
+        let mut key = match &attribute {
+            Some(a) => i.get_attr(a)?,
+            None => i.clone(),
+        };
+        if !case_sensitive && let Some(s) = key.as_str() {
+            key = Value::from(s.to_lowercase());
+        }
+        if !seen.contains(&key) {
+            seen.push(key);
+            out.push(i);
+        }
+    }
+    Ok(Value::from(out))
+}
+
+fn difference(a: &Value, b: &Value) -> Result<Value, Error> {
+    let (a, b) = (list(a)?, list(b)?);
+    Ok(Value::from(uniq(a.into_iter().filter(|x| !b.contains(x)).collect())))
+}
+
+fn union(a: &Value, b: &Value) -> Result<Value, Error> {
+    let mut a = list(a)?;
+    a.extend(list(b)?);
+    Ok(Value::from(uniq(a)))
+}
+
+fn intersect(a: &Value, b: &Value) -> Result<Value, Error> {
+    let (a, b) = (list(a)?, list(b)?);
+    Ok(Value::from(uniq(a.into_iter().filter(|x| b.contains(x)).collect())))
+}
+
+fn symmetric_difference(a: &Value, b: &Value) -> Result<Value, Error> {
+    let (la, lb) = (list(a)?, list(b)?);
+    let inter: Vec<Value> = la.iter().filter(|x| lb.contains(x)).cloned().collect();
+    let mut all = la;
+    all.extend(lb);
+    Ok(Value::from(uniq(all.into_iter().filter(|x| !inter.contains(x)).collect())))
+}
+
+fn zip(v: &Value, others: Rest<Value>) -> Result<Value, Error> {
+    let mut lists = vec![list(v)?];
+    for o in others.iter() {
+        lists.push(list(o)?);
+    }
+    let n = lists.iter().map(Vec::len).min().unwrap_or(0);
+    Ok(Value::from(
+        (0..n).map(|i| Value::from(lists.iter().map(|l| l[i].clone()).collect::<Vec<_>>())).collect::<Vec<_>>(),
+    ))
+}
+
+fn zip_longest(v: &Value, others: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let fill = kwargs.get::<Option<Value>>("fillvalue")?.unwrap_or(Value::from(()));
+    kwargs.assert_all_used()?;
+    let mut lists = vec![list(v)?];
+    for o in others.iter() {
+        lists.push(list(o)?);
+    }
+    let n = lists.iter().map(Vec::len).max().unwrap_or(0);
+    Ok(Value::from(
+        (0..n)
+            .map(|i| Value::from(lists.iter().map(|l| l.get(i).cloned().unwrap_or(fill.clone())).collect::<Vec<_>>()))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+fn product(v: &Value, others: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let repeat = kwargs.get::<Option<usize>>("repeat")?.unwrap_or(1);
+    kwargs.assert_all_used()?;
+    let mut pools = vec![list(v)?];
+    for o in others.iter() {
+        pools.push(list(o)?);
+    }
+    let pools: Vec<Vec<Value>> = (0..repeat).flat_map(|_| pools.iter().cloned()).collect();
+    let mut acc: Vec<Vec<Value>> = vec![vec![]];
+    for pool in &pools {
+        let mut next = Vec::with_capacity(acc.len() * pool.len());
+        for prefix in &acc {
+            for x in pool {
+                let mut p = prefix.clone();
+                p.push(x.clone());
+                next.push(p);
+            }
+        }
+        acc = next;
+    }
+    Ok(Value::from(acc.into_iter().map(Value::from).collect::<Vec<_>>()))
+}
+
+fn subelements(v: &Value, key: String, skip_missing: Option<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let skip = match skip_missing {
+        Some(s) if s.kind() == ValueKind::Map => s.get_attr("skip_missing")?.is_true(),
+        Some(s) => s.is_true(),
+        None => kwargs.get::<Option<bool>>("skip_missing")?.unwrap_or(false),
+    };
+    kwargs.assert_all_used()?;
+    let items = match v.kind() {
+        ValueKind::Map => v.try_iter()?.map(|k| v.get_item(&k)).collect::<Result<Vec<_>, _>>()?,
+        _ => list(v)?,
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let mut cur = item.clone();
+        let mut missing = false;
+        for part in key.split('.') {
+            cur = cur.get_attr(part)?;
+            if cur.is_undefined() {
+                missing = true;
+                break;
+            }
+        }
+        if missing {
+            if skip {
+                continue;
+            }
+            return Err(op_err(format!("could not find '{key}' key in iterated item")));
+        }
+        if cur.kind() != ValueKind::Seq {
+            return Err(op_err(format!("the key '{key}' should point to a list, got {}", cur.kind())));
+        }
+        for sub in cur.try_iter()? {
+            out.push(Value::from(vec![item.clone(), sub]));
+        }
+    }
+    Ok(Value::from(out))
+}
+
+fn int(v: &Value, default: Option<Value>, base: Option<u32>, kwargs: Kwargs) -> Result<Value, Error> {
+    check(v)?;
+    let default = match default {
+        Some(d) => d,
+        None => kwargs.get::<Option<Value>>("default")?.unwrap_or(Value::from(0)),
+    };
+    let base = match base {
+        Some(b) => b,
+        None => kwargs.get::<Option<u32>>("base")?.unwrap_or(10),
+    };
+    kwargs.assert_all_used()?;
+    if let Some(s) = v.as_str() {
+        let t = s.trim();
+        let (neg, digits) = match t.strip_prefix('-') {
+            Some(r) => (true, r),
+            None => (false, t.strip_prefix('+').unwrap_or(t)),
+        };
+        let digits = match base {
+            16 => digits.trim_start_matches("0x").trim_start_matches("0X"),
+            8 => digits.trim_start_matches("0o").trim_start_matches("0O"),
+            2 => digits.trim_start_matches("0b").trim_start_matches("0B"),
+            _ => digits,
+        };
+        let digits = digits.replace('_', "");
+        if let Ok(n) = i64::from_str_radix(&digits, base) {
+            return Ok(Value::from(if neg { -n } else { n }));
+        }
+        if base == 10
+            && let Ok(f) = t.parse::<f64>()
+            && f.is_finite()
+        {
+            return Ok(Value::from(f.trunc() as i64));
+        }
+        return Ok(default);
+    }
+    Ok(match v.kind() {
+        ValueKind::Bool => Value::from(i64::from(v.is_true())),
+        ValueKind::Number => match v.as_i64() {
+            Some(n) => Value::from(n),
+            None => match f64::try_from(v.clone()) {
+                Ok(f) if f.is_finite() && v.to_string().contains(['.', 'e', 'E', 'n', 'i']) => {
+                    Value::from(f.trunc() as i64)
+                }
+                _ => v.clone(),
+            },
+        },
+        _ => default,
+    })
+}
+
+fn float(v: &Value, default: Option<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    check(v)?;
+    let default = match default {
+        Some(d) => d,
+        None => kwargs.get::<Option<Value>>("default")?.unwrap_or(Value::from(0.0)),
+    };
+    kwargs.assert_all_used()?;
+    Ok(match v.kind() {
+        ValueKind::Number => Value::from(f64::try_from(v.clone()).unwrap_or(0.0)),
+        ValueKind::Bool => Value::from(if v.is_true() { 1.0 } else { 0.0 }),
+        ValueKind::String => match v.as_str().unwrap_or_default().trim().parse::<f64>() {
+            Ok(f) => Value::from(f),
+            Err(_) => default,
+        },
+        _ => default,
+    })
+}
+
+fn string(v: &Value) -> Result<String, Error> {
+    text(v)
+}
+
+fn extract(item: &Value, container: &Value, morekeys: Option<Value>) -> Result<Value, Error> {
+    check(item)?;
+    check(container)?;
+    let mut cur = container.get_item(item)?;
+    if let Some(more) = morekeys {
+        let keys = if more.kind() == ValueKind::Seq { list(&more)? } else { vec![more] };
+        for k in keys {
+            if cur.is_undefined() {
+                break;
+            }
+            cur = cur.get_item(&k)?;
+        }
+    }
+    Ok(cur)
+}
+
+fn type_debug(v: &Value) -> Result<&'static str, Error> {
+    check(v)?;
+    Ok(match v.kind() {
+        ValueKind::None => "NoneType",
+        ValueKind::Bool => "bool",
+        ValueKind::Number => {
+            if v.as_i64().is_some() || v.to_string().bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+                "int"
+            } else {
+                "float"
+            }
+        }
+        ValueKind::String => "str",
+        ValueKind::Bytes => "bytes",
+        ValueKind::Seq => "list",
+        ValueKind::Map => "dict",
+        _ => "object",
+    })
+}

@@ -1,0 +1,112 @@
+//! Python's `str()`/`repr()` of template values: what Ansible prints when a value is rendered
+//! inside a larger string (`True`, `None`, `['a', 1]`, `{'k': 'v'}`).
+
+use minijinja::value::{Value, ValueKind};
+use minijinja::{Error, ErrorKind};
+
+/// `str(value)`.
+pub fn py_str(v: &Value, out: &mut String) -> Result<(), Error> {
+    match v.kind() {
+        ValueKind::String => {
+            out.push_str(v.as_str().unwrap_or_default());
+            Ok(())
+        }
+        _ => py_repr(v, out),
+    }
+}
+
+/// `str(value)` as a new string.
+pub fn to_py_str(v: &Value) -> Result<String, Error> {
+    let mut s = String::new();
+    py_str(v, &mut s)?;
+    Ok(s)
+}
+
+fn repr_str(s: &str, out: &mut String) {
+    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+}
+
+/// Python's repr of a float (`1.0`, `0.5`, `1e+20`).
+pub fn float_repr(f: f64) -> String {
+    if f.is_nan() {
+        return "nan".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if f == f.trunc() && f.abs() < 1e16 {
+        return format!("{f:.1}");
+    }
+    let s = format!("{f}");
+    if f.abs() >= 1e16 {
+        let e = format!("{f:e}");
+        // Rust: 1e20 -> Python: 1e+20
+        if let Some((m, exp)) = e.split_once('e') {
+            let sign = if exp.starts_with('-') { "" } else { "+" };
+            return format!("{m}e{sign}{exp}");
+        }
+    }
+    s
+}
+
+/// `repr(value)`.
+pub fn py_repr(v: &Value, out: &mut String) -> Result<(), Error> {
+    match v.kind() {
+        ValueKind::Undefined => {
+            return Err(Error::new(ErrorKind::UndefinedError, "an undefined value was rendered"));
+        }
+        ValueKind::None => out.push_str("None"),
+        ValueKind::Bool => out.push_str(if v.is_true() { "True" } else { "False" }),
+        ValueKind::Number => {
+            if let Ok(f) = f64::try_from(v.clone())
+                && v.as_i64().is_none()
+                && !v.to_string().bytes().all(|b| b.is_ascii_digit() || b == b'-')
+            {
+                out.push_str(&float_repr(f));
+            } else {
+                out.push_str(&v.to_string());
+            }
+        }
+        ValueKind::String => repr_str(v.as_str().unwrap_or_default(), out),
+        ValueKind::Seq | ValueKind::Iterable => {
+            out.push('[');
+            for (i, item) in v.try_iter()?.enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                py_repr(&item, out)?;
+            }
+            out.push(']');
+        }
+        ValueKind::Map => {
+            out.push('{');
+            for (i, key) in v.try_iter()?.enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                py_repr(&key, out)?;
+                out.push_str(": ");
+                py_repr(&v.get_item(&key)?, out)?;
+            }
+            out.push('}');
+        }
+        _ => out.push_str(&v.to_string()),
+    }
+    Ok(())
+}
