@@ -430,7 +430,7 @@ v_file=inv_all
     // host vars beat group_vars files; host_vars files beat host vars
     let p3 = write(d, "hv/hosts", "[g]\nh x=inline\n");
     write(d, "hv/group_vars/g.yml", "x: group_file\ny: group_file\n");
-    let inv3 = Inventory::load(&[p3.clone()]).unwrap();
+    let inv3 = Inventory::load(std::slice::from_ref(&p3)).unwrap();
     assert_eq!(inv3.host_vars("h")["x"], json!("inline"));
     write(d, "hv/host_vars/h/main.yml", "x: host_file\n");
     let inv3 = Inventory::load(&[p3]).unwrap();
