@@ -291,7 +291,7 @@ impl Module for File {
                             let mut sub = Plan::empty();
                             let link = e.stat.kind == "link";
                             util::attr_changes(&e.path, a, &e.stat, &mut sub);
-                            if !sub.is_empty() && !(link && p.owner.is_none() && p.group.is_none()) {
+                            if !sub.is_empty() && !link {
                                 n += 1;
                             }
                         }

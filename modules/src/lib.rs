@@ -4,9 +4,11 @@
 //! targets need nothing but a shell and coreutils.
 
 pub mod blockinfile;
+pub mod boot_util;
 pub mod command;
 pub mod copy;
 pub mod file;
+pub mod kernel_cmdline;
 pub mod lineinfile;
 pub mod package;
 pub mod replace;
@@ -14,6 +16,7 @@ pub mod stat;
 pub mod systemd;
 pub mod template;
 pub mod util;
+pub mod wpa;
 
 /// All modules of this crate.
 pub fn registry() -> pbr_engine::Registry {
@@ -29,5 +32,7 @@ pub fn registry() -> pbr_engine::Registry {
     r.add(stat::Stat);
     r.add(systemd::Systemd);
     r.add(template::Template);
+    r.add(kernel_cmdline::KernelCmdline);
+    r.add(wpa::Wpa);
     r
 }

@@ -160,7 +160,7 @@ pub fn query_script(m: Manager, names: &[String], latest: bool) -> String {
     } else {
         String::new()
     };
-    format!("{inst}; echo '@@UP'; {up}; true")
+    if up.is_empty() { format!("{inst}; echo '@@UP'; true") } else { format!("{inst}; echo '@@UP'; {up}; true") }
 }
 
 fn mgr_bin(m: Manager) -> &'static str {
@@ -433,6 +433,17 @@ mod tests {
         assert_eq!(pp.upgrade, vec!["bash"]);
         let pp = decide(PkgState::Absent, &st);
         assert_eq!(pp.remove, vec!["bash", "vim=2:9.0"]);
+    }
+
+    #[test]
+    fn query_scripts_are_valid_sh() {
+        for m in [Manager::Apt, Manager::Pacman, Manager::Dnf, Manager::Yum, Manager::Apk] {
+            for latest in [false, true] {
+                let s = query_script(m, &["a b".to_string(), "c".to_string()], latest);
+                let ok = std::process::Command::new("sh").arg("-n").arg("-c").arg(&s).status().unwrap().success();
+                assert!(ok, "{s}");
+            }
+        }
     }
 
     #[test]

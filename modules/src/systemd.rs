@@ -139,7 +139,7 @@ pub fn decide(p: &SystemdParams, st: &SystemdState) -> Result<Vec<Action>, Modul
             return Err(ModuleError::new(format!("cannot enable {unit}: it is masked")));
         }
         let static_unit = f.get("IsEnabled") == "static";
-        if e != f.enabled() && !(static_unit && !e) {
+        if e != f.enabled() && (e || !static_unit) {
             v.push(Action::Enable(e));
         }
     }
