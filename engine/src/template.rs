@@ -107,9 +107,25 @@ pub(crate) fn inline_name(source: &str) -> String {
     name
 }
 
+/// `x | ansible.builtin.to_json`, `x is ansible.builtin.version(...)`: drop the collection
+/// prefix of filters and tests (the same length of text on the same line, so positions hold).
+fn strip_fqcn(src: &str) -> std::borrow::Cow<'_, str> {
+    if !src.contains("ansible.") {
+        return std::borrow::Cow::Borrowed(src);
+    }
+    static RE: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(r"(\|\s*|\bis\s+(?:not\s+)?)ansible\.(?:builtin|netcommon|utils)\.([A-Za-z_])").ok()
+    });
+    match re {
+        Some(re) => re.replace_all(src, "$1$2"),
+        None => std::borrow::Cow::Borrowed(src),
+    }
+}
+
 fn loader(name: &str) -> Result<Option<String>, Error> {
     if let Some(src) = name.strip_prefix(INLINE) {
-        return Ok(Some(src.to_string()));
+        return Ok(Some(strip_fqcn(src).into_owned()));
     }
     // An included file: `join_path` made the name an absolute path when it could.
     let path = std::path::Path::new(name);
@@ -133,10 +149,17 @@ fn join_path(name: &str, _parent: &str) -> String {
 }
 
 fn formatter(out: &mut minijinja::Output, state: &mut minijinja::State, value: &minijinja::Value) -> Result<(), Error> {
+    let emits = state.get_temp(TEMP_EMITS).and_then(|v| v.as_i64()).unwrap_or(0);
     if value.is_undefined() {
+        // The strict environment stops plain undefined values before the formatter: what gets
+        // here is the silent undefined of `'x' if cond` without `else`, which renders empty.
+        if state.undefined_behavior() == UndefinedBehavior::Strict {
+            state.set_temp(TEMP_EMITS, minijinja::Value::from(emits + 1));
+            state.set_temp(TEMP_NATIVE, minijinja::Value::from(""));
+            return Ok(());
+        }
         return Err(Error::new(ErrorKind::UndefinedError, "an undefined value was rendered"));
     }
-    let emits = state.get_temp(TEMP_EMITS).and_then(|v| v.as_i64()).unwrap_or(0);
     state.set_temp(TEMP_EMITS, minijinja::Value::from(emits + 1));
     state.set_temp(TEMP_NATIVE, value.clone());
     let mut s = String::new();

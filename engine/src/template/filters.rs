@@ -11,6 +11,8 @@ use sha1::Digest as _;
 
 pub fn register(env: &mut Environment<'static>) {
     env.add_filter("bool", bool_filter);
+    env.add_filter("default", default);
+    env.add_filter("d", default);
     env.add_filter("mandatory", mandatory);
     env.add_filter("ternary", ternary);
     env.add_filter("combine", combine);
@@ -107,6 +109,20 @@ fn bool_filter(v: &Value) -> Result<bool, Error> {
         ValueKind::Number => f64::try_from(v.clone()).is_ok_and(|f| f == 1.0),
         _ => false,
     })
+}
+
+/// Jinja's `default(value, default_value='', boolean=False)`.
+fn default(v: &Value, other: Option<Value>, boolean: Option<bool>, kwargs: Kwargs) -> Result<Value, Error> {
+    let other = match other {
+        Some(o) => o,
+        None => kwargs.get::<Option<Value>>("default_value")?.unwrap_or(Value::from("")),
+    };
+    let boolean = match boolean {
+        Some(b) => b,
+        None => kwargs.get::<Option<bool>>("boolean")?.unwrap_or(false),
+    };
+    kwargs.assert_all_used()?;
+    Ok(if v.is_undefined() || (boolean && !v.is_true()) { other } else { v.clone() })
 }
 
 fn mandatory(v: &Value, msg: Option<String>) -> Result<Value, Error> {

@@ -485,3 +485,46 @@ fn from_yaml_filter() {
     assert_eq!(ok("{{ y | from_yaml }}", v), json!({"a": 1, "b": ["x", true], "c": "0644"}));
     assert!(render("{{ 'a: [' | from_yaml }}", json!({})).is_err());
 }
+
+#[test]
+fn jinja_and_python_compat() {
+    let v = json!({"x": "a", "d": {"a": 1}, "e": ""});
+    for (src, want) in [
+        ("{{ x in {'a': {'b': 1}} }}", json!(true)),
+        ("{{ d.get('a', 2) }}", json!(1)),
+        ("{{ d.get('z', 2) }}", json!(2)),
+        ("{{ e | default('q', boolean=true) }}", json!("q")),
+        ("{{ e | default('q', true) }}", json!("q")),
+        ("{{ none | default('a') }}", json!(null)),
+        ("{{ x | ansible.builtin.upper }}", json!("A")),
+        ("{{ '1.2' is ansible.builtin.version('1.1', '>') }}", json!(true)),
+        ("{{ d.keys() | list }}", json!(["a"])),
+        ("{{ 'a-b'.split('-') }}", json!(["a", "b"])),
+        ("{{ '%s-%s' | format(x, x) }}", json!("a-a")),
+        ("{{ x.upper() }}", json!("A")),
+        ("{{ [1, 2] + [3] }}", json!([1, 2, 3])),
+        ("{{ 'x' if e else 'y' }}", json!("y")),
+        ("{{ 'x' if e }}", json!("")),
+        ("<{{ 'x' if e }}>", json!("<>")),
+    ] {
+        assert_eq!(ok(src, v.clone()), want, "{src}");
+    }
+}
+
+#[test]
+fn templar_is_shareable() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Templar>();
+    let t = std::sync::Arc::new(Templar::new());
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            let t = t.clone();
+            std::thread::spawn(move || {
+                let v = from_json(&json!({"i": i}));
+                t.render_str("{{ i * 2 }}", &Scope { vars: &v, search: &[] }).ok()
+            })
+        })
+        .collect();
+    let got: Vec<_> = handles.into_iter().map(|h| h.join().ok().flatten()).collect();
+    assert_eq!(got, vec![Some(json!(0)), Some(json!(2)), Some(json!(4)), Some(json!(6))]);
+}
