@@ -83,6 +83,12 @@ pub async fn apply_content_write(
         WriteOpts { backup: spec.backup, validate: spec.validate },
     )
     .await?;
+    let mut data = data;
+    if let Some(s) = host.stat(&st.file.path).await? {
+        data.insert("mode".into(), Value::String(util::mode_str(s.mode)));
+        data.insert("owner".into(), Value::String(s.owner));
+        data.insert("group".into(), Value::String(s.group));
+    }
     Ok(Outcome { data, ..Default::default() })
 }
 

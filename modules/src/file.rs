@@ -395,8 +395,18 @@ impl Module for File {
                 format!("{mk}{}", util::attrs_script(path, a, false, is_link && !p.follow))
             }
             FileKind::Directory => {
-                let mk = if st.lstat.is_none() { format!("mkdir -p -- {q} || exit 1; ") } else { String::new() };
-                let mut s = format!("{mk}{}", util::attrs_script(path, a, false, false));
+                // as Ansible: every directory created on the way gets the attributes too
+                let mut s = String::new();
+                if st.lstat.is_none() {
+                    for d in ancestors(path) {
+                        let dq = sh_quote(&d);
+                        s.push_str(&format!(
+                            "if [ ! -d {dq} ]; then mkdir -- {dq} || exit 1; {}fi; ",
+                            util::attrs_script(&d, a, false, false)
+                        ));
+                    }
+                }
+                s.push_str(&util::attrs_script(path, a, false, false));
                 if p.recurse {
                     s.push_str(&util::attrs_script(path, a, true, false));
                 }
@@ -445,6 +455,26 @@ impl Module for File {
     }
 }
 
+/// `/a`, `/a/b`, `/a/b/c` for `/a/b/c` (relative paths likewise, without the leading `/`).
+fn ancestors(path: &str) -> Vec<String> {
+    let mut v = vec![];
+    let mut cur = String::new();
+    for (i, part) in path.split('/').enumerate() {
+        if part.is_empty() {
+            if i == 0 {
+                cur.push('/');
+            }
+            continue;
+        }
+        if !cur.is_empty() && !cur.ends_with('/') {
+            cur.push('/');
+        }
+        cur.push_str(part);
+        v.push(cur.clone());
+    }
+    v
+}
+
 fn dummy() -> FileStat {
     FileStat {
         kind: "file".into(),
@@ -456,5 +486,16 @@ fn dummy() -> FileStat {
         size: 0,
         mtime: 0,
         link_target: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ancestor_dirs() {
+        assert_eq!(ancestors("/a/b//c/"), vec!["/a", "/a/b", "/a/b/c"]);
+        assert_eq!(ancestors("x/y"), vec!["x", "x/y"]);
     }
 }

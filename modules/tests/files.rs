@@ -34,6 +34,10 @@ async fn copy_content_converges_with_diff_and_mode() {
     assert_eq!(r.changes.len(), 1);
     assert!(r.changes[0].summary.contains("mode 0640 → 0600"), "{}", r.changes[0].summary);
     assert_eq!(mode_of(&dest), 0o600);
+    // result data reflect the file after apply, also without verify
+    let no_verify = pbr_engine::module::RunMode { check: false, diff: false, verify: false };
+    let r = run("copy", json!({"dest": s(&dest), "content": "a=1\nb=2\n", "mode": "0444"}), no_verify).await.unwrap();
+    assert_eq!(r.data["mode"], json!("0444"));
 }
 
 #[tokio::test]
@@ -139,11 +143,16 @@ async fn template_renders_and_converges() {
 async fn file_directory_touch_link_hard_absent() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path().join("a/b/c");
+    let top_mode = mode_of(d.path());
     let (check, _) =
         converge(d.path(), &[], "file", json!({"path": s(&dir), "state": "directory", "mode": "0750"})).await;
     assert!(check.changes[0].summary.starts_with("create directory"));
     assert!(dir.is_dir());
     assert_eq!(mode_of(&dir), 0o750);
+    // directories created on the way get the mode too; existing ones keep theirs
+    assert_eq!(mode_of(&d.path().join("a")), 0o750);
+    assert_eq!(mode_of(&d.path().join("a/b")), 0o750);
+    assert_eq!(mode_of(d.path()), top_mode);
 
     let f = dir.join("empty");
     converge(d.path(), &[], "file", json!({"path": s(&f), "state": "touch", "mode": "u=rw,g=r,o="})).await;
