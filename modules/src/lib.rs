@@ -10,11 +10,13 @@ pub mod copy;
 pub mod file;
 pub mod kernel_cmdline;
 pub mod lineinfile;
+pub mod networkd;
 pub mod package;
 pub mod replace;
 pub mod stat;
 pub mod systemd;
 pub mod template;
+pub mod user;
 pub mod util;
 pub mod wpa;
 
@@ -32,7 +34,10 @@ pub fn registry() -> pbr_engine::Registry {
     r.add(stat::Stat);
     r.add(systemd::Systemd);
     r.add(template::Template);
+    r.add(user::Group);
+    r.add(user::User);
     r.add(kernel_cmdline::KernelCmdline);
     r.add(wpa::Wpa);
+    r.add(networkd::Networkd);
     r
 }
