@@ -7,6 +7,7 @@
 //! `a.b.c | default(1)` through while `a.b.c` alone is an error naming `a.b`.
 
 mod checks;
+mod crypt;
 mod dump;
 mod filters;
 mod lookups;

@@ -39,6 +39,7 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("quote", quote);
     env.add_filter("hash", hash);
     env.add_filter("checksum", checksum);
+    env.add_filter("password_hash", password_hash);
     env.add_filter("md5", |s: &State, v: &Value| digest(s, v, "md5"));
     env.add_filter("sha1", |s: &State, v: &Value| digest(s, v, "sha1"));
     env.add_filter("flatten", flatten);
@@ -623,6 +624,25 @@ fn digest(_state: &State, v: &Value, algo: &str) -> Result<String, Error> {
 
 fn hash(v: &Value, algo: Option<String>) -> Result<String, Error> {
     hash_bytes(text(v)?.as_bytes(), algo.as_deref().unwrap_or("sha1"))
+}
+
+fn password_hash(v: &Value, hashtype: Option<String>, salt: Option<String>, kwargs: Kwargs) -> Result<String, Error> {
+    let hashtype = match hashtype {
+        Some(h) => h,
+        None => kwargs.get::<Option<String>>("hashtype")?.unwrap_or_else(|| "sha512".into()),
+    };
+    let salt = match salt {
+        Some(s) => Some(s),
+        None => kwargs.get::<Option<String>>("salt")?,
+    };
+    let rounds = kwargs.get::<Option<u32>>("rounds")?;
+    kwargs.assert_all_used()?;
+    let pw = text(v)?;
+    let salt = match salt {
+        Some(s) => s,
+        None => super::crypt::random_salt(16).map_err(op_err)?,
+    };
+    super::crypt::crypt(&pw, &hashtype, &salt, rounds).map_err(op_err)
 }
 
 fn checksum(v: &Value) -> Result<String, Error> {

@@ -528,3 +528,38 @@ fn templar_is_shareable() {
     let got: Vec<_> = handles.into_iter().map(|h| h.join().ok().flatten()).collect();
     assert_eq!(got, vec![Some(json!(0)), Some(json!(2)), Some(json!(4)), Some(json!(6))]);
 }
+
+#[test]
+fn password_hash_matches_glibc_crypt() {
+    let v = json!({"pw": "Hello world!"});
+    assert_eq!(
+        ok("{{ pw | password_hash('sha512', 'saltstring') }}", v.clone()),
+        json!("$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1")
+    );
+    assert_eq!(
+        ok("{{ pw | password_hash('sha512', 'saltstringsaltstring', rounds=10000) }}", v.clone()),
+        json!(
+            "$6$rounds=10000$saltstringsaltst$OW1/O6BYHV6BcXZu8QVeXbDWra3Oeqh0sbHbbMCVNSnCM/UrjmM0Dp8vOuZeHBy/YTBmSK6H9qs/y3RnOaw5v."
+        )
+    );
+    assert_eq!(
+        ok("{{ pw | password_hash('sha256', salt='saltstring') }}", v.clone()),
+        json!("$5$saltstring$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5")
+    );
+    let Value::String(random) = ok("{{ pw | password_hash }}", v.clone()) else { panic!("not a string") };
+    assert!(random.starts_with("$6$") && random.len() == 3 + 16 + 1 + 86, "{random}");
+    assert!(render("{{ pw | password_hash('blowfish') }}", v).is_err());
+}
+
+#[test]
+fn include_resolves_against_search_dirs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("templates")).unwrap();
+    std::fs::write(dir.path().join("templates/part.j2"), "part={{ x }}\n").unwrap();
+    let t = Templar::new();
+    let v = from_json(&json!({"x": 3}));
+    let search = vec![dir.path().to_path_buf()];
+    let out = t.render_text("a\n{% include 'part.j2' %}b\n", &Scope { vars: &v, search: &search }).unwrap();
+    assert_eq!(out, "a\npart=3\nb\n");
+    assert!(t.render_text("{% include 'missing.j2' %}", &Scope { vars: &v, search: &search }).is_err());
+}
