@@ -73,47 +73,81 @@ pub fn take_line(buf: &[u8]) -> (&str, &[u8]) {
 /// Probe a path in one query: its `lstat` (or `stat` through links with `follow`), the link
 /// target, and optionally its content (or its sha1 when larger than [`READ_LIMIT`]).
 pub async fn probe_file(host: &Host, path: &str, content: bool, follow: bool) -> Result<FileState, ModuleError> {
-    let p = sh_quote(path);
+    let mut v = probe_files(host, &[path.to_string()], content, follow).await?;
+    v.pop().ok_or_else(|| ModuleError::new(format!("cannot inspect {path}")))
+}
+
+/// [`probe_file`] for many paths in one query.
+pub async fn probe_files(
+    host: &Host,
+    paths: &[String],
+    content: bool,
+    follow: bool,
+) -> Result<Vec<FileState>, ModuleError> {
     let resolve = if follow { "if [ -L \"$p\" ] && [ -e \"$p\" ]; then p=$(readlink -f -- \"$p\"); fi; " } else { "" };
     let body = if content {
         format!(
             "if [ -f \"$p\" ] && [ ! -L \"$p\" ]; then s=$(stat -c %s -- \"$p\"); \
              if [ \"$s\" -gt {READ_LIMIT} ]; then echo H; sha1sum -- \"$p\" | cut -d' ' -f1; \
-             else echo C; cat -- \"$p\" || exit 1; fi; else echo N; fi"
+             else echo \"C $s\"; cat -- \"$p\" || exit 1; echo; fi; else echo N; fi"
         )
     } else {
         "echo N".to_string()
     };
-    let script = format!(
-        "p={p}; {resolve}printf '%s\\n' \"$p\"; if [ -e \"$p\" ] || [ -L \"$p\" ]; then \
-         stat -c '{STAT_FMT}' -- \"$p\" || exit 1; if [ -L \"$p\" ]; then readlink -- \"$p\"; else echo; fi; {body}; \
-         else echo ABSENT; fi"
-    );
+    let mut script = String::new();
+    for path in paths {
+        script.push_str(&format!(
+            "p={}; {resolve}printf '%s\\n' \"$p\"; if [ -e \"$p\" ] || [ -L \"$p\" ]; then \
+             stat -c '{STAT_FMT}' -- \"$p\" || exit 1; if [ -L \"$p\" ]; then readlink -- \"$p\"; else echo; fi; {body}; \
+             else echo ABSENT; fi\n",
+            sh_quote(path)
+        ));
+    }
     let out = host.query_sh(script).await?;
     if out.rc != 0 {
-        return Err(ModuleError::new(format!("cannot inspect {path}: {}", out.stderr_str().trim())));
+        let what = paths.first().map(String::as_str).unwrap_or("");
+        return Err(ModuleError::new(format!("cannot inspect {what}: {}", out.stderr_str().trim())));
     }
-    parse_probe(path, &out.stdout)
+    let mut rest: &[u8] = &out.stdout;
+    let mut v = vec![];
+    for path in paths {
+        let (st, r) = parse_probe(path, rest)?;
+        v.push(st);
+        rest = r;
+    }
+    Ok(v)
 }
 
-fn parse_probe(path: &str, buf: &[u8]) -> Result<FileState, ModuleError> {
+fn parse_probe<'a>(path: &str, buf: &'a [u8]) -> Result<(FileState, &'a [u8]), ModuleError> {
     let bad = || ModuleError::new(format!("cannot parse the probe of {path}"));
     let (real, rest) = take_line(buf);
     let mut st =
         FileState { path: if real.is_empty() { path.to_string() } else { real.to_string() }, ..Default::default() };
     let (first, rest) = take_line(rest);
     if first == "ABSENT" {
-        return Ok(st);
+        return Ok((st, rest));
     }
     let (link, rest) = take_line(rest);
     st.stat = Some(parse_stat_line(first, Some(link)).ok_or_else(bad)?);
     let (tag, rest) = take_line(rest);
+    let (tag, n) = tag.split_once(' ').unwrap_or((tag, ""));
     match tag {
-        "C" => st.content = Some(rest.to_vec()),
-        "H" => st.sha1 = Some(take_line(rest).0.trim().to_string()),
-        _ => {}
+        "C" => {
+            let n: usize = n.parse().map_err(|_| bad())?;
+            // the file is followed by the newline the probe adds
+            if rest.len() < n + 1 || rest[n] != b'\n' {
+                return Err(ModuleError::new(format!("{path} changed while it was read; try again")));
+            }
+            st.content = Some(rest[..n].to_vec());
+            Ok((st, &rest[n + 1..]))
+        }
+        "H" => {
+            let (h, rest) = take_line(rest);
+            st.sha1 = Some(h.trim().to_string());
+            Ok((st, rest))
+        }
+        _ => Ok((st, rest)),
     }
-    Ok(st)
 }
 
 pub fn sha1_hex(data: &[u8]) -> String {
@@ -478,11 +512,14 @@ mod tests {
 
     #[test]
     fn probe_parse() {
-        let st = parse_probe("/x", b"/x\nregular file|644|0|0|root|root|3|1700000000\n\nC\nab\n").unwrap();
+        let (st, rest) =
+            parse_probe("/x", b"/x\nregular file|644|0|0|root|root|3|1700000000\n\nC 3\nab\n\n/y\nABSENT\n").unwrap();
         assert_eq!(st.content.as_deref(), Some(&b"ab\n"[..]));
         assert_eq!(st.stat.unwrap().mode, 0o644);
-        let st = parse_probe("/x", b"/x\nABSENT\n").unwrap();
+        let (st, rest) = parse_probe("/y", rest).unwrap();
         assert!(!st.exists());
+        assert!(rest.is_empty());
+        assert!(parse_probe("/x", b"/x\nregular file|644|0|0|root|root|3|1700000000\n\nC 9\nab\n\n").is_err());
         assert!(parse_probe("/x", b"/x\ngarbage\n").is_err());
     }
 
