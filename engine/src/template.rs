@@ -8,6 +8,7 @@
 
 mod checks;
 mod crypt;
+mod dates;
 mod dump;
 mod filters;
 mod lookups;
@@ -189,6 +190,7 @@ fn build_env(behavior: UndefinedBehavior) -> Environment<'static> {
     filters::register(&mut env);
     checks::register(&mut env);
     lookups::register(&mut env);
+    dates::register(&mut env);
     env.add_global("omit", OMIT);
     env
 }

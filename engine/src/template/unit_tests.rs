@@ -563,3 +563,18 @@ fn include_resolves_against_search_dirs() {
     assert_eq!(out, "a\npart=3\nb\n");
     assert!(t.render_text("{% include 'missing.j2' %}", &Scope { vars: &v, search: &search }).is_err());
 }
+
+#[test]
+fn dates() {
+    let v = json!({});
+    let year = ok("{{ now().year }}", v.clone());
+    assert!(year.as_i64().is_some_and(|y| y >= 2024), "{year}");
+    let Value::String(d) = ok("{{ now(utc=true).strftime('%Y-%m-%d') }}", v.clone()) else { panic!() };
+    assert_eq!(d.len(), 10);
+    let Value::String(d) = ok("{{ now(fmt='%H:%M') }}", v.clone()) else { panic!() };
+    assert_eq!(d.len(), 5);
+    let Value::String(s) = ok("at {{ now(utc=true) }}", v.clone()) else { panic!() };
+    assert_eq!(s.len(), "at 2026-01-01 00:00:00.000000".len(), "{s}");
+    assert_eq!(ok("{{ '%Y-%m-%d %H:%M:%S' | strftime(0, utc=true) }}", v.clone()), json!("1970-01-01 00:00:00"));
+    assert_eq!(ok("{{ '%Y' | strftime(second='86400', utc=true) }}", v), json!("1970"));
+}
