@@ -578,3 +578,20 @@ fn dates() {
     assert_eq!(ok("{{ '%Y-%m-%d %H:%M:%S' | strftime(0, utc=true) }}", v.clone()), json!("1970-01-01 00:00:00"));
     assert_eq!(ok("{{ '%Y' | strftime(second='86400', utc=true) }}", v), json!("1970"));
 }
+
+#[test]
+fn python_escapes_and_attribute_filters() {
+    let v = json!({"items": [{"foo": 1}, {"bar": 2}]});
+    for (src, want) in [
+        (r"{{ 'a  b' | regex_replace('\s+', ' ') }}", json!("a b")),
+        (r"{{ '1.2' | regex_replace('\.', '-') }}", json!("1-2")),
+        (r"{{ 'x1' | regex_search('\d') }}", json!("1")),
+        (r"{{ 'a\tb' }}", json!("a\tb")),
+        ("{{ items | selectattr('foo', 'defined') | list }}", json!([{"foo": 1}])),
+        ("{{ items | map(attribute='foo', default='d') | list }}", json!([1, "d"])),
+        ("{{ items | selectattr('foo', 'equalto', 1) | list }}", json!([{"foo": 1}])),
+        ("{{ items | rejectattr('foo', 'undefined') | list }}", json!([{"foo": 1}])),
+    ] {
+        assert_eq!(ok(src, v.clone()), want, "{src}");
+    }
+}
