@@ -1,11 +1,24 @@
 //! `pbr lint` and the preflight checks `pbr run` makes before touching any host.
+//!
+//! Both run the same analysis ([`analyze`]) over loaded playbooks: lint reports every finding,
+//! errors and warnings; the preflight ([`check`]) reports only errors that are certain (a run
+//! with them would fail), so it never stops a run that could succeed.
 
-use crate::diag::Diag;
+mod analyze;
+mod config;
+mod output;
+mod params;
+
+use crate::diag::{Diag, Severity};
 use crate::inventory::Inventory;
 use crate::module::Registry;
-use crate::playbook::Playbook;
+use crate::playbook::{Loader, Playbook};
+use crate::source::Span;
 use crate::template::Templar;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+pub use analyze::{ENGINE_ACTIONS, MAGIC_VARS, is_module};
+pub use params::suggest;
 
 /// What `pbr lint` was asked.
 pub struct LintRequest<'a> {
@@ -18,14 +31,253 @@ pub struct LintRequest<'a> {
     pub registry: &'a Registry,
 }
 
+/// One lint rule: a stable id, its default severity and a one-line description.
+#[derive(Debug, Clone, Copy)]
+pub struct Rule {
+    pub id: &'static str,
+    pub severity: Severity,
+    pub doc: &'static str,
+}
+
+const fn rule(id: &'static str, severity: Severity, doc: &'static str) -> Rule {
+    Rule { id, severity, doc }
+}
+
+use Severity::{Error as E, Warning as W};
+
+/// Every rule lint knows.
+pub const RULES: &[Rule] = &[
+    rule("yaml-syntax", E, "the file is not valid YAML"),
+    rule("yaml-duplicate-key", E, "a key appears twice in one mapping"),
+    rule("yaml-truthy", W, "a plain yes/no/on/off is a boolean where a string is expected: quote it"),
+    rule("octal-mode", W, "`mode:` given as an unquoted number: quote octal modes (\"0644\")"),
+    rule("unknown-keyword", E, "a play or task keyword pbr does not know (often a typo or bad indentation)"),
+    rule("multiple-modules", E, "a task calls more than one module"),
+    rule("no-module", E, "a task calls no module"),
+    rule("unknown-module", E, "a task calls a module that does not exist"),
+    rule("bad-args", E, "module arguments that cannot be read"),
+    rule("playbook", E, "a playbook structure error (wrong type, missing `hosts:`, include cycle...)"),
+    rule("missing-file", E, "a file the playbook names (tasks, vars, role, copy/template src) does not exist"),
+    rule("unknown-param", E, "a module param that the module does not take"),
+    rule("param-type", E, "a module param of the wrong type"),
+    rule("missing-param", E, "a required module param is missing"),
+    rule("param-value", E, "a module param value the module does not accept"),
+    rule("param-conflict", E, "module params that do not go together"),
+    rule("undefined-var", E, "a template uses a variable defined nowhere (inventory, vars, facts, register...)"),
+    rule("template-syntax", E, "a Jinja template or expression with a syntax error"),
+    rule("notify-unknown", E, "`notify:` names no handler (name or `listen:` topic) of the play"),
+    rule("handler-unused", W, "a handler no task notifies"),
+    rule("command-instead-of-module", W, "`command`/`shell` runs a tool a module manages (systemctl, apt-get...)"),
+    rule("destructive-without-guard", W, "`force: true` without a comment explaining it or a tag to skip it"),
+    rule("plaintext-secret", W, "a password, psk or token written in plain text in the repository"),
+    rule("host-unused", W, "an inventory host that no play targets"),
+    rule("limit-empty", E, "the --limit pattern matches no host"),
+    rule("duplicate-host", W, "a host declared twice in the same group"),
+    rule("inventory", E, "the inventory cannot be read"),
+    rule("lint-config", W, "a problem in .pbr-lint.yml"),
+];
+
+/// The rule with this id.
+pub fn rule_of(id: &str) -> Option<&'static Rule> {
+    RULES.iter().find(|r| r.id == id)
+}
+
+/// A diagnostic for a rule, at the rule's default severity.
+pub(crate) fn diag(id: &'static str, span: Span, message: impl Into<String>) -> Diag {
+    let severity = rule_of(id).map(|r| r.severity).unwrap_or(Severity::Error);
+    Diag { severity, ..Diag::error(id, span, message) }
+}
+
+/// Give diagnostics from the loaders their lint rule id.
+pub(crate) fn remap(mut d: Diag) -> Diag {
+    let file_missing = d.message.starts_with("file not found")
+        || d.message.starts_with("cannot read")
+        || (d.message.starts_with("role `") && d.message.contains("not found"))
+        || d.message.contains("has no tasks file");
+    d.code = match d.code {
+        "playbook" | "io" if file_missing => "missing-file",
+        "io" => "missing-file",
+        "yaml-alias" | "yaml-tag" => "yaml-syntax",
+        c if rule_of(c).is_some() => c,
+        _ => "playbook",
+    };
+    d
+}
+
+/// The analysis shared by lint and the preflight: every finding over loaded playbooks.
+pub fn analyze(pbs: &[Playbook], inv: &Inventory, registry: &Registry, templar: &Templar, lint: bool) -> Vec<Diag> {
+    let mut a = analyze::Analyzer::new(registry, templar, inv, lint);
+    for pb in pbs {
+        a.playbook(pb);
+    }
+    a.inventory_rules(inv, pbs);
+    a.diags
+}
+
 /// Run lint for the CLI; returns the exit code (0 clean, 1 warnings with --strict, 2 errors).
 pub fn run_cli(req: &LintRequest) -> u8 {
-    let _ = req;
-    0
+    if req.format == "rules" {
+        for r in RULES {
+            let sev = if r.severity == Severity::Error { "error" } else { "warning" };
+            println!("{:<28} {:<8} {}", r.id, sev, r.doc);
+        }
+        return 0;
+    }
+    if !["human", "json", "sarif", "github"].contains(&req.format.as_str()) {
+        eprintln!("error: unknown lint format `{}` (human, json, sarif, github, rules)", req.format);
+        return 2;
+    }
+    let (diags, files) = lint_paths(&req.paths, &req.inventory, req.limit.as_deref(), req.registry);
+    let out = output::render(&req.format, &diags, req.color, files);
+    // a closed pipe (`pbr lint | head`) is not an error
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes());
+    exit_code(&diags, req.strict)
+}
+
+/// Exit code for a set of findings: 2 with errors, 1 with warnings under `strict`, else 0.
+pub fn exit_code(diags: &[Diag], strict: bool) -> u8 {
+    if diags.iter().any(|d| d.severity == Severity::Error) {
+        2
+    } else if strict && diags.iter().any(|d| d.severity == Severity::Warning) {
+        1
+    } else {
+        0
+    }
+}
+
+/// Lint files and directories: every finding after config and inline disables, sorted.
+/// Also returns the number of playbooks linted.
+pub fn lint_paths(
+    paths: &[PathBuf],
+    inventory: &[PathBuf],
+    limit: Option<&str>,
+    registry: &Registry,
+) -> (Vec<Diag>, usize) {
+    let mut diags = Vec::new();
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            files.extend(playbooks_in_dir(p));
+        } else if p.is_file() {
+            files.push(p.clone());
+        } else {
+            diags.push(diag("missing-file", Span::none(), format!("no such file or directory: {}", p.display())));
+        }
+    }
+    let mut inv = match Inventory::load(inventory) {
+        Ok(inv) => inv,
+        Err(d) => {
+            let mut d = d;
+            if rule_of(d.code).is_none() || d.code == "playbook" {
+                d.code = "inventory";
+            }
+            diags.push(d);
+            Inventory::new()
+        }
+    };
+    let mut pbs = Vec::new();
+    for f in &files {
+        let is_mod = |n: &str| is_module(registry, n);
+        let mut loader = Loader { is_module: &is_mod, stack: vec![] };
+        match loader.load_playbook(f) {
+            Ok(pb) => pbs.push(pb),
+            Err(d) => diags.push(remap(d)),
+        }
+        if let Some(dir) = f.parent()
+            && let Err(d) = inv.add_playbook_dir(if dir.as_os_str().is_empty() { Path::new(".") } else { dir })
+        {
+            diags.push(remap(d));
+        }
+    }
+    for w in &inv.warnings {
+        let mut w = w.clone();
+        w.code = "inventory";
+        w.severity = Severity::Warning;
+        diags.push(w);
+    }
+    let templar = Templar::new();
+    diags.extend(analyze(&pbs, &inv, registry, &templar, true));
+    if let Some(limit) = limit {
+        let mut all: Vec<String> = inv.hosts.keys().cloned().collect();
+        all.push("localhost".into());
+        match inv.limit(&all, limit) {
+            Ok(h) if h.is_empty() => diags.push(
+                diag("limit-empty", Span::none(), format!("--limit {limit:?} matches no host of the inventory"))
+                    .with_help("check the pattern against `pbr inventory --graph`"),
+            ),
+            Ok(_) => {}
+            Err(e) => diags.push(diag("limit-empty", Span::none(), format!("--limit {limit:?}: {e}"))),
+        }
+    }
+    let cfg = config::Config::discover(paths, &mut diags);
+    let diags = finish(diags, &cfg);
+    (diags, files.len())
+}
+
+/// Apply the config and inline disables, drop duplicates, sort by location.
+fn finish(diags: Vec<Diag>, cfg: &config::Config) -> Vec<Diag> {
+    let mut out: Vec<Diag> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for mut d in diags {
+        if !cfg.apply(&mut d) || config::inline_disabled(&d) {
+            continue;
+        }
+        if seen.insert((d.code, d.span, d.message.clone())) {
+            out.push(d);
+        }
+    }
+    out.sort_by_cached_key(|d| {
+        let loc = d.span.line_col().unwrap_or((0, 0));
+        (d.span.path().map(|p| p.display().to_string()).unwrap_or_default(), loc, d.code)
+    });
+    out
+}
+
+/// The YAML files at the top of a directory that are playbooks (a list of plays).
+pub fn playbooks_in_dir(dir: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return vec![];
+    };
+    let mut files: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
+        .collect();
+    files.sort();
+    files.into_iter().filter(|p| looks_like_playbook(p)).collect()
+}
+
+fn looks_like_playbook(p: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(p) else {
+        return false;
+    };
+    // Cheap pre-filter: a playbook's items start with `- hosts:`, `- name:`... at column 0.
+    if !text.lines().any(|l| l.starts_with("- ")) {
+        return false;
+    }
+    match crate::yaml::load_str(&p.display().to_string(), &text) {
+        // A file that does not parse is linted (and its syntax error reported).
+        Err(_) => true,
+        Ok(docs) => docs.first().and_then(|d| d.as_seq()).is_some_and(|items| {
+            !items.is_empty()
+                && items.iter().all(|i| {
+                    i.as_map().is_some()
+                        && (i.get("hosts").is_some()
+                            || i.get("import_playbook").is_some()
+                            || i.get("ansible.builtin.import_playbook").is_some())
+                })
+        }),
+    }
 }
 
 /// The checks `pbr run` makes before running: diagnostics of error severity stop the run.
+/// Only certain errors are reported; rules that could be wrong (undefined variables, which may
+/// come from `-e`) are left to `pbr lint`.
 pub fn check(pbs: &[Playbook], inv: &Inventory, registry: &Registry, templar: &Templar) -> Vec<Diag> {
-    let _ = (pbs, inv, registry, templar);
-    vec![]
+    let diags = analyze(pbs, inv, registry, templar, false);
+    let mut ignore = Vec::new();
+    let cfg = config::Config::discover(&[], &mut ignore);
+    finish(diags, &cfg)
 }
+
+#[cfg(test)]
+mod tests;
