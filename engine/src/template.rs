@@ -169,6 +169,30 @@ fn formatter(out: &mut minijinja::Output, state: &mut minijinja::State, value: &
     out.write_str(&s).map_err(|e| Error::new(ErrorKind::WriteFailure, e.to_string()))
 }
 
+/// Python methods: minijinja-contrib's `pycompat` plus `list.index` and `list.count`.
+fn unknown_method(
+    state: &mut minijinja::State,
+    value: &minijinja::Value,
+    method: &str,
+    args: &[minijinja::Value],
+) -> Result<minijinja::Value, Error> {
+    if value.kind() == minijinja::value::ValueKind::Seq
+        && let ("index" | "count", [needle]) = (method, args)
+    {
+        let items: Vec<minijinja::Value> = value.try_iter()?.collect();
+        return if method == "count" {
+            Ok(minijinja::Value::from(items.iter().filter(|x| *x == needle).count()))
+        } else {
+            items
+                .iter()
+                .position(|x| x == needle)
+                .map(minijinja::Value::from)
+                .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, format!("{needle} is not in list")))
+        };
+    }
+    minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
+}
+
 fn build_env(behavior: UndefinedBehavior) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_debug(true);
@@ -185,7 +209,7 @@ fn build_env(behavior: UndefinedBehavior) -> Environment<'static> {
     env.set_loader(loader);
     env.set_path_join_callback(|name, parent| std::borrow::Cow::Owned(join_path(name, parent)));
     env.set_formatter(formatter);
-    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.set_unknown_method_callback(unknown_method);
     minijinja_contrib::add_to_environment(&mut env);
     filters::register(&mut env);
     checks::register(&mut env);

@@ -179,6 +179,16 @@ fn needs_quotes(s: &str, in_flow: bool) -> bool {
     if s.chars().any(|c| c.is_control() || c == '\u{feff}') {
         return true;
     }
+    // Timestamps (`2001-12-14`, `2001-12-14 21:59:43.10`).
+    let b = s.as_bytes();
+    if b.len() >= 8
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[5].is_ascii_digit()
+        && s[5..].contains('-')
+    {
+        return true;
+    }
     // Numbers in any YAML 1.1 form (int, float, octal, hex, sexagesimal, with underscores).
     let t = s.trim_start_matches(['+', '-']).replace('_', "");
     let t = t.as_str();

@@ -595,3 +595,15 @@ fn python_escapes_and_attribute_filters() {
         assert_eq!(ok(src, v.clone()), want, "{src}");
     }
 }
+
+#[test]
+fn more_python_methods_and_yaml_dates() {
+    let v = json!({"l": [1, 2, 2]});
+    assert_eq!(ok("{{ l.index(2) }}", v.clone()), json!(1));
+    assert_eq!(ok("{{ l.count(2) }}", v.clone()), json!(2));
+    assert!(render("{{ l.index(9) }}", v.clone()).is_err());
+    assert_eq!(ok("{{ 'a{}'.format(1) }}", v.clone()), json!("a1"));
+    assert_eq!(ok("{{ 'abc'[1:] }}", v.clone()), json!("bc"));
+    assert_eq!(s("{{ '2001-12-14' | to_yaml }}", v.clone()), "'2001-12-14'\n");
+    assert_eq!(s("{{ ['2001-12-14 21:59:43.10'] | to_nice_yaml }}", v), "- '2001-12-14 21:59:43.10'\n");
+}
