@@ -10,6 +10,7 @@ pub mod copy;
 pub mod file;
 pub mod kernel_cmdline;
 pub mod lineinfile;
+pub mod mkinitcpio_hook;
 pub mod networkd;
 pub mod package;
 pub mod replace;
@@ -39,5 +40,6 @@ pub fn registry() -> pbr_engine::Registry {
     r.add(kernel_cmdline::KernelCmdline);
     r.add(wpa::Wpa);
     r.add(networkd::Networkd);
+    r.add(mkinitcpio_hook::MkinitcpioHook);
     r
 }

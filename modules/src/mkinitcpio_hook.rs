@@ -1,0 +1,1062 @@
+//! `mkinitcpio_hook`: a custom mkinitcpio hook (its `install/` and `hooks/` files), its place in
+//! `HOOKS=(...)`, additions to `MODULES`/`BINARIES`/`FILES`, and one initramfs regeneration per
+//! host at the end of the run.
+//!
+//! `mkinitcpio.conf` is bash: it is read with a small tokenizer for `NAME=(...)` arrays and
+//! `NAME="a b"` strings (quotes, comments, multi-line arrays), and edited in place: only the text
+//! of the array changes, every other byte is kept.
+
+use crate::boot_util::{self, FileNow, Want};
+use async_trait::async_trait;
+use pbr_engine::params::bool_lenient;
+use pbr_engine::{Ctx, Doc, Host, Module, ModuleError, Outcome, Plan, sh_quote};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::ops::Range;
+
+fn yes() -> bool {
+    true
+}
+fn default_initcpio_dir() -> String {
+    "/etc/initcpio".into()
+}
+fn default_lib_dir() -> String {
+    "/usr/lib/initcpio".into()
+}
+fn default_config() -> String {
+    "/etc/mkinitcpio.conf".into()
+}
+fn default_dropin_dir() -> String {
+    "/etc/mkinitcpio.conf.d".into()
+}
+fn default_regen() -> String {
+    "mkinitcpio -P".into()
+}
+fn default_port() -> u16 {
+    3260
+}
+fn default_tpgt() -> u32 {
+    1
+}
+fn default_wait() -> u32 {
+    30
+}
+
+// ---------------------------------------------------------------------------------------------
+// The bash tokenizer
+
+/// One element of an array (or word of a string value): its value and where its text is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Elem {
+    pub value: String,
+    pub span: Range<usize>,
+}
+
+/// How a variable is assigned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// `NAME=(a b)`: `span` covers `(`..`)` inclusive.
+    Array,
+    /// `NAME="a b"` / `NAME=a`: `span` covers the quoted word.
+    Str,
+}
+
+/// One top-level `NAME=` or `NAME+=` assignment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assign {
+    pub name: String,
+    pub append: bool,
+    pub form: Form,
+    pub span: Range<usize>,
+    pub elems: Vec<Elem>,
+}
+
+/// Read one shell word starting at `i`; returns its value and end. `in_array` makes `)` end it.
+fn word(t: &[u8], mut i: usize, in_array: bool) -> Result<(String, usize), String> {
+    let mut v: Vec<u8> = vec![];
+    while i < t.len() {
+        match t[i] {
+            b' ' | b'\t' | b'\n' | b';' => break,
+            b')' if in_array => break,
+            b'(' if in_array => return Err(format!("unexpected `(` at byte {i}")),
+            b'\'' => {
+                let end = t[i + 1..].iter().position(|&b| b == b'\'').ok_or("unterminated '")? + i + 1;
+                v.extend_from_slice(&t[i + 1..end]);
+                i = end + 1;
+            }
+            b'"' => {
+                i += 1;
+                loop {
+                    match t.get(i) {
+                        None => return Err("unterminated \"".into()),
+                        Some(b'"') => break,
+                        Some(b'\\') if matches!(t.get(i + 1), Some(b'"' | b'\\' | b'$' | b'`')) => {
+                            v.push(t[i + 1]);
+                            i += 2;
+                        }
+                        Some(b'\\') if t.get(i + 1) == Some(&b'\n') => i += 2,
+                        Some(&b) => {
+                            v.push(b);
+                            i += 1;
+                        }
+                    }
+                }
+                i += 1;
+            }
+            b'\\' => match t.get(i + 1) {
+                Some(b'\n') => i += 2,
+                Some(&b) => {
+                    v.push(b);
+                    i += 2;
+                }
+                None => i += 1,
+            },
+            b => {
+                v.push(b);
+                i += 1;
+            }
+        }
+    }
+    Ok((String::from_utf8_lossy(&v).into_owned(), i))
+}
+
+fn skip_to_eol(t: &[u8], mut i: usize) -> usize {
+    while i < t.len() && t[i] != b'\n' {
+        i += 1;
+    }
+    i
+}
+
+/// Every top-level assignment of a bash config, in order.
+pub fn parse_conf(text: &str) -> Result<Vec<Assign>, String> {
+    let t = text.as_bytes();
+    let line_of = |i: usize| text[..i.min(text.len())].matches('\n').count() + 1;
+    let mut out = vec![];
+    let mut i = 0;
+    while i < t.len() {
+        while i < t.len() && (t[i] == b' ' || t[i] == b'\t') {
+            i += 1;
+        }
+        let start = i;
+        while i < t.len() && (t[i].is_ascii_alphanumeric() || t[i] == b'_') {
+            i += 1;
+        }
+        let name = &text[start..i];
+        let append = t.get(i) == Some(&b'+') && t.get(i + 1) == Some(&b'=');
+        let is_assign = !name.is_empty() && !name.as_bytes()[0].is_ascii_digit() && (append || t.get(i) == Some(&b'='));
+        if !is_assign {
+            // some other line: skip it, following quotes across lines
+            let mut q: Option<u8> = None;
+            while i < t.len() {
+                match (q, t[i]) {
+                    (None, b'\n') => break,
+                    (None, b'#') if i == start || matches!(t[i - 1], b' ' | b'\t') => {
+                        i = skip_to_eol(t, i);
+                        break;
+                    }
+                    (None, b'\'' | b'"') => q = Some(t[i]),
+                    (None, b'\\') => i += 1,
+                    (Some(b'"'), b'\\') => i += 1,
+                    (Some(c), b) if c == b => q = None,
+                    _ => {}
+                }
+                i += 1;
+            }
+            i += 1;
+            continue;
+        }
+        i += if append { 2 } else { 1 };
+        if t.get(i) == Some(&b'(') {
+            let open = i;
+            i += 1;
+            let mut elems = vec![];
+            loop {
+                while i < t.len() && matches!(t[i], b' ' | b'\t' | b'\n') {
+                    i += 1;
+                }
+                match t.get(i) {
+                    None => return Err(format!("line {}: unterminated {name}=( array", line_of(open))),
+                    Some(b')') => break,
+                    Some(b'#') => i = skip_to_eol(t, i),
+                    Some(_) => {
+                        let (value, end) = word(t, i, true).map_err(|e| format!("line {}: {e}", line_of(i)))?;
+                        if end == i {
+                            return Err(format!("line {}: unexpected `{}` in {name}", line_of(i), t[i] as char));
+                        }
+                        elems.push(Elem { value, span: i..end });
+                        i = end;
+                    }
+                }
+            }
+            i += 1;
+            out.push(Assign { name: name.to_string(), append, form: Form::Array, span: open..i, elems });
+        } else {
+            let vstart = i;
+            let (value, end) = word(t, i, false).map_err(|e| format!("line {}: {e}", line_of(i)))?;
+            // the words of a string value, with spans inside the quoted text (unused for edits)
+            let elems = value.split_whitespace().map(|w| Elem { value: w.to_string(), span: vstart..end }).collect();
+            out.push(Assign { name: name.to_string(), append, form: Form::Str, span: vstart..end, elems });
+            i = end;
+        }
+        // rest of the line (a comment, `;`...)
+        let mut q: Option<u8> = None;
+        while i < t.len() {
+            match (q, t[i]) {
+                (None, b'\n') => break,
+                (None, b'\'' | b'"') => q = Some(t[i]),
+                (Some(c), b) if c == b => q = None,
+                _ => {}
+            }
+            i += 1;
+        }
+        i += 1;
+    }
+    Ok(out)
+}
+
+/// The effective values of `name` (last plain assignment plus later `+=` ones).
+pub fn values(assigns: &[Assign], name: &str) -> Vec<String> {
+    let mut v: Vec<String> = vec![];
+    for a in assigns.iter().filter(|a| a.name == name) {
+        if !a.append {
+            v.clear();
+        }
+        v.extend(a.elems.iter().map(|e| e.value.clone()));
+    }
+    v
+}
+
+/// Where to put an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place<'a> {
+    End,
+    Before(&'a str),
+    After(&'a str),
+}
+
+/// One edit of an array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op<'a> {
+    Ensure(&'a str, Place<'a>),
+    Remove(&'a str),
+}
+
+fn last_assign<'a>(assigns: &'a [Assign], name: &str) -> Option<&'a Assign> {
+    assigns.iter().rev().find(|a| a.name == name && !a.append)
+}
+
+/// Apply one edit to `name` in `text`, changing only that array's text. Returns the new text.
+pub fn edit_array(text: &str, name: &str, op: Op) -> Result<String, String> {
+    let assigns = parse_conf(text)?;
+    let Some(a) = last_assign(&assigns, name) else {
+        return Ok(match op {
+            Op::Remove(_) => text.to_string(),
+            Op::Ensure(v, Place::End) => {
+                let sep = if text.is_empty() || text.ends_with('\n') { "" } else { "\n" };
+                format!("{text}{sep}{name}=({})\n", sh_quote(v))
+            }
+            Op::Ensure(v, Place::Before(x) | Place::After(x)) => {
+                return Err(format!("{name} is not set: cannot place {v} next to {x}"));
+            }
+        });
+    };
+    let vals: Vec<&str> = a.elems.iter().map(|e| e.value.as_str()).collect();
+    let pos = |v: &str| vals.iter().position(|x| *x == v);
+    // the wanted list, then the text edits that reach it
+    let mut want: Vec<&str> = vals.clone();
+    match op {
+        Op::Remove(v) => want.retain(|x| *x != v),
+        Op::Ensure(v, place) => {
+            let ok = match (pos(v), place) {
+                (None, _) => false,
+                (Some(_), Place::End) => true,
+                (Some(i), Place::Before(x)) => pos(x).is_none_or(|j| i < j),
+                (Some(i), Place::After(x)) => pos(x).is_none_or(|j| i > j),
+            };
+            if !ok {
+                want.retain(|x| *x != v);
+                let at = match place {
+                    Place::End => want.len(),
+                    Place::Before(x) => want
+                        .iter()
+                        .position(|y| *y == x)
+                        .ok_or_else(|| format!("{name} has no {x} to put {v} before"))?,
+                    Place::After(x) => {
+                        want.iter()
+                            .position(|y| *y == x)
+                            .ok_or_else(|| format!("{name} has no {x} to put {v} after"))?
+                            + 1
+                    }
+                };
+                want.insert(at, v);
+            }
+        }
+    }
+    if want == vals {
+        return Ok(text.to_string());
+    }
+    if a.form == Form::Str {
+        let quoted = format!("\"{}\"", want.join(" ").replace('\\', "\\\\").replace('"', "\\\"").replace('$', "\\$"));
+        return Ok(format!("{}{}{}", &text[..a.span.start], quoted, &text[a.span.end..]));
+    }
+    // Array: remove the elements that go, then insert the new one where it belongs.
+    let mut s = text.to_string();
+    let removed: Vec<usize> = match op {
+        Op::Remove(v) | Op::Ensure(v, _) => (0..vals.len()).filter(|&i| vals[i] == v).collect(),
+    };
+    let inserted = match op {
+        Op::Ensure(v, _) => want.iter().position(|x| *x == v),
+        Op::Remove(_) => None,
+    };
+    // index (in the old list) before which to insert, or None for the end
+    let insert_before: Option<Option<usize>> = inserted.map(|k| {
+        let next_kept = want[k + 1..].first().copied();
+        next_kept.and_then(|n| (0..vals.len()).find(|&i| vals[i] == n && !removed.contains(&i)))
+    });
+    // edits from the back so spans stay valid
+    let mut edits: Vec<(Range<usize>, String)> = vec![];
+    if let (Some(before), Op::Ensure(v, _)) = (insert_before, op) {
+        let q = sh_quote(v);
+        match before {
+            Some(i) => edits.push((a.elems[i].span.start..a.elems[i].span.start, format!("{q} "))),
+            None => match (0..vals.len()).rev().find(|i| !removed.contains(i)) {
+                Some(last) => edits.push((a.elems[last].span.end..a.elems[last].span.end, format!(" {q}"))),
+                None => edits.push((a.span.start + 1..a.span.start + 1, q)),
+            },
+        }
+    }
+    for &i in &removed {
+        edits.push((removal_range(text, &a.elems[i].span, a.span.start), String::new()));
+    }
+    edits.sort_by(|x, y| y.0.start.cmp(&x.0.start).then(y.0.end.cmp(&x.0.end)));
+    for (r, rep) in edits {
+        s.replace_range(r, &rep);
+    }
+    Ok(s)
+}
+
+/// The bytes to delete with an element: the element and the blanks on one side of it, or its
+/// whole line when nothing else is on it.
+fn removal_range(text: &str, span: &Range<usize>, open: usize) -> Range<usize> {
+    let t = text.as_bytes();
+    let mut lo = span.start;
+    while lo > open + 1 && matches!(t[lo - 1], b' ' | b'\t') {
+        lo -= 1;
+    }
+    let mut hi = span.end;
+    while hi < t.len() && matches!(t[hi], b' ' | b'\t') {
+        hi += 1;
+    }
+    let line_start = lo == open + 1 || t[lo - 1] == b'\n';
+    let line_end = hi >= t.len() || t[hi] == b'\n' || t[hi] == b')';
+    match (line_start, line_end) {
+        // alone on its line inside a multi-line array: drop the line
+        (true, true) if t.get(hi) == Some(&b'\n') && lo != open + 1 => lo..hi + 1,
+        (true, true) => lo..hi,
+        // first on the line: take the blanks after it
+        (true, false) => span.start..hi,
+        // otherwise the blanks before it
+        _ => lo..span.end,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Params
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HookState {
+    #[default]
+    Present,
+    Absent,
+}
+
+/// Root over iSCSI from the initramfs.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IscsiParams {
+    /// This machine's initiator name (`iqn.2024-01.org.example:pi3`).
+    pub initiator: String,
+    /// The target's name (`iqn.2024-01.org.example:storage.pi3`).
+    pub target: String,
+    /// The target's address: an IP address or a host name.
+    pub portal: String,
+    /// The target's TCP port.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// Target portal group tag.
+    #[serde(default = "default_tpgt")]
+    pub tpgt: u32,
+    /// The LUN whose disk the hook waits for.
+    #[serde(default)]
+    pub lun: u32,
+    /// How long to wait for the LUN's disk, in seconds.
+    #[serde(default = "default_wait")]
+    pub wait_seconds: u32,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MkinitcpioHookParams {
+    /// The hook's name: the file name under `install/` and `hooks/` and the word in `HOOKS`.
+    /// Optional when the task only manages `config_*` arrays or `disable_cleanup`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `present` installs the hook; `absent` removes its files, its `HOOKS` entry (or drop-in),
+    /// the listed `config_*` entries and the `disable_cleanup` overrides.
+    #[serde(default)]
+    pub state: HookState,
+    /// Where local hooks live (`install/NAME`, `hooks/NAME`).
+    #[serde(default = "default_initcpio_dir")]
+    pub initcpio_dir: String,
+    /// Where packaged hooks live (read by `disable_cleanup`).
+    #[serde(default = "default_lib_dir")]
+    pub initcpio_lib_dir: String,
+    /// The mkinitcpio config edited in place.
+    #[serde(default = "default_config")]
+    pub config: String,
+    /// Put the `HOOKS` placement and array additions in a drop-in `DROPIN_DIR/NAME.conf` instead
+    /// of editing `config`.
+    #[serde(default, deserialize_with = "bool_lenient")]
+    pub dropin: bool,
+    /// Directory of drop-ins.
+    #[serde(default = "default_dropin_dir")]
+    pub dropin_dir: String,
+    /// Place the hook right before this hook in `HOOKS` (which must be there).
+    #[serde(default)]
+    pub before: Option<String>,
+    /// Place the hook right after this hook in `HOOKS` (which must be there).
+    #[serde(default)]
+    pub after: Option<String>,
+    /// Kernel modules the hook adds to the image (`add_module`).
+    #[serde(default)]
+    pub modules: Vec<String>,
+    /// Module directories added with `add_checked_modules` (`/drivers/net`).
+    #[serde(default)]
+    pub checked_modules: Vec<String>,
+    /// Binaries added with `add_binary` (`iscsistart`).
+    #[serde(default)]
+    pub binaries: Vec<String>,
+    /// Files added with `add_file` (`/etc/wpa_supplicant/wpa_supplicant-wlan0.conf`).
+    #[serde(default)]
+    pub files: Vec<String>,
+    /// Text of the hook's `help()`.
+    #[serde(default)]
+    pub help: Option<String>,
+    /// Body of `run_earlyhook()`.
+    #[serde(default)]
+    pub run_earlyhook: Option<String>,
+    /// Body of `run_hook()`.
+    #[serde(default)]
+    pub run_hook: Option<String>,
+    /// Body of `run_latehook()`.
+    #[serde(default)]
+    pub run_latehook: Option<String>,
+    /// Body of `run_cleanuphook()`.
+    #[serde(default)]
+    pub run_cleanuphook: Option<String>,
+    /// The whole `install/NAME` script, instead of the typed keys above.
+    #[serde(default)]
+    pub install: Option<String>,
+    /// The whole `hooks/NAME` script, instead of the typed keys above.
+    #[serde(default)]
+    pub hook: Option<String>,
+    /// Generate a `run_hook` logging in to an iSCSI target with `iscsistart` and waiting for the
+    /// LUN's disk; adds `iscsistart`, `iscsi_tcp` and the network drivers.
+    #[serde(default)]
+    pub iscsi: Option<IscsiParams>,
+    /// Entries added to `MODULES` (others kept).
+    #[serde(default)]
+    pub config_modules: Vec<String>,
+    /// Entries added to `BINARIES` (others kept).
+    #[serde(default)]
+    pub config_binaries: Vec<String>,
+    /// Entries added to `FILES` (others kept).
+    #[serde(default)]
+    pub config_files: Vec<String>,
+    /// Packaged hooks whose `run_cleanuphook` must not run (to keep e.g. wpa_supplicant up after
+    /// the switch to the real root): each gets an override `INITCPIO_DIR/hooks/HOOK`, a copy of
+    /// the packaged hook ending with `run_cleanuphook() { :; }`. mkinitcpio prefers that
+    /// directory, and pbr refreshes the copy when the packaged hook changes.
+    #[serde(default)]
+    pub disable_cleanup: Vec<String>,
+    /// Regenerate the initramfs (once per host, at the end of the run) after a change.
+    #[serde(default = "yes", deserialize_with = "bool_lenient")]
+    pub regenerate: bool,
+    /// The regeneration command.
+    #[serde(default = "default_regen")]
+    pub regenerate_command: String,
+}
+
+impl MkinitcpioHookParams {
+    fn typed_given(&self) -> bool {
+        !self.modules.is_empty()
+            || !self.checked_modules.is_empty()
+            || !self.binaries.is_empty()
+            || !self.files.is_empty()
+            || self.help.is_some()
+            || self.run_earlyhook.is_some()
+            || self.run_hook.is_some()
+            || self.run_latehook.is_some()
+            || self.run_cleanuphook.is_some()
+            || self.iscsi.is_some()
+    }
+    fn config_arrays(&self) -> [(&'static str, &[String]); 3] {
+        [("MODULES", &self.config_modules), ("BINARIES", &self.config_binaries), ("FILES", &self.config_files)]
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation helpers
+
+fn label_ok(l: &str) -> bool {
+    !l.is_empty()
+        && l.len() <= 63
+        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !l.starts_with('-')
+        && !l.ends_with('-')
+}
+
+/// `iqn.YYYY-MM.reversed.domain[:id]` (RFC 3720 §3.2.6.3.1), lower case.
+pub fn check_iqn(what: &str, s: &str) -> Result<(), String> {
+    let bad = |why: &str| {
+        Err(format!(
+            "{what} {s:?} is not an iSCSI qualified name ({why}); expected iqn.YYYY-MM.reversed.domain[:id], e.g. iqn.2024-01.org.example:pi3"
+        ))
+    };
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        return bad("iSCSI names are lower case");
+    }
+    let Some(rest) = s.strip_prefix("iqn.") else { return bad("no iqn. prefix") };
+    let (date, rest) = rest.split_at_checked(7).unwrap_or(("", ""));
+    let d = date.as_bytes();
+    let date_ok = d.len() == 7
+        && d[..4].iter().all(u8::is_ascii_digit)
+        && d[4] == b'-'
+        && d[5..].iter().all(u8::is_ascii_digit)
+        && matches!(&date[5..], "01" | "02" | "03" | "04" | "05" | "06" | "07" | "08" | "09" | "10" | "11" | "12");
+    if !date_ok {
+        return bad("the date must be YYYY-MM");
+    }
+    let Some(rest) = rest.strip_prefix('.') else { return bad("no naming authority after the date") };
+    let (domain, id) = match rest.split_once(':') {
+        Some((d, id)) => (d, Some(id)),
+        None => (rest, None),
+    };
+    let labels: Vec<&str> = domain.split('.').collect();
+    if labels.len() < 2 || !labels.iter().all(|l| label_ok(l)) {
+        return bad("the naming authority must be a reversed domain name such as org.example");
+    }
+    if let Some(id) = id
+        && (id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:".contains(&b)))
+    {
+        return bad("the part after ':' may hold only a-z, 0-9, '-', '.' and ':'");
+    }
+    if s.len() > 223 {
+        return bad("longer than 223 bytes");
+    }
+    Ok(())
+}
+
+/// An IP address or a host name.
+pub fn check_portal(s: &str) -> Result<(), String> {
+    if s.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let h = s.strip_suffix('.').unwrap_or(s);
+    if !h.is_empty() && h.len() <= 253 && h.split('.').all(label_ok) {
+        return Ok(());
+    }
+    Err(format!("iscsi.portal {s:?} is neither an IP address nor a host name"))
+}
+
+fn hook_name_ok(what: &str, s: &str) -> Result<(), String> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)) || s.starts_with('.') {
+        return Err(format!("{what} {s:?} is not a hook name (letters, digits, '_', '-', '.')"));
+    }
+    Ok(())
+}
+
+fn one_line(what: &str, list: &[String]) -> Result<(), String> {
+    for v in list {
+        if v.is_empty() || v.contains(['\n', '\r', '\0']) {
+            return Err(format!("{what}: {v:?} must be a non-empty single line"));
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rendering
+
+fn push_unique(v: &mut Vec<String>, x: &str) {
+    if !v.iter().any(|y| y == x) {
+        v.push(x.to_string());
+    }
+}
+
+fn iscsi_run_hook(i: &IscsiParams) -> String {
+    let t = sh_quote(&i.target);
+    format!(
+        "modprobe -q iscsi_tcp\n\
+         msg \":: iSCSI login to {tq} at {pq}:{port}\"\n\
+         if ! iscsistart -i {ini} -t {t} -g {tpgt} -a {portal} -p {port}; then\n\
+         \x20   err \"iscsistart failed for {tq}\"\n\
+         \x20   return 1\n\
+         fi\n\
+         _n=0\n\
+         while [ \"$_n\" -lt {wait} ]; do\n\
+         \x20   for _d in /sys/class/iscsi_session/session*/device/target*/*:*:*:{lun}/block/*; do\n\
+         \x20       [ -e \"$_d\" ] && return 0\n\
+         \x20   done\n\
+         \x20   sleep 1\n\
+         \x20   _n=$((_n + 1))\n\
+         done\n\
+         err \"LUN {lun} of {tq} did not appear within {wait}s\"\n\
+         return 1\n",
+        ini = sh_quote(&i.initiator),
+        tq = i.target,
+        pq = i.portal,
+        portal = sh_quote(&i.portal),
+        port = i.port,
+        tpgt = i.tpgt,
+        lun = i.lun,
+        wait = i.wait_seconds,
+    )
+}
+
+fn indent(body: &str) -> String {
+    let keep = body.contains("<<");
+    let mut s = String::new();
+    for line in body.lines() {
+        if keep || line.is_empty() {
+            s.push_str(line);
+        } else {
+            s.push_str("    ");
+            s.push_str(line);
+        }
+        s.push('\n');
+    }
+    s
+}
+
+fn hook_functions(p: &MkinitcpioHookParams) -> Vec<(&'static str, String)> {
+    let run_hook = p.iscsi.as_ref().map(iscsi_run_hook).or_else(|| p.run_hook.clone());
+    [
+        ("run_earlyhook", p.run_earlyhook.clone()),
+        ("run_hook", run_hook),
+        ("run_latehook", p.run_latehook.clone()),
+        ("run_cleanuphook", p.run_cleanuphook.clone()),
+    ]
+    .into_iter()
+    .filter_map(|(n, b)| b.map(|b| (n, b)))
+    .collect()
+}
+
+/// The `install/NAME` script.
+pub fn render_install(p: &MkinitcpioHookParams, name: &str) -> String {
+    if let Some(raw) = &p.install {
+        return raw.clone();
+    }
+    let mut modules = p.modules.clone();
+    let mut checked = p.checked_modules.clone();
+    let mut binaries = p.binaries.clone();
+    if p.iscsi.is_some() {
+        push_unique(&mut modules, "iscsi_tcp");
+        push_unique(&mut checked, "/drivers/net");
+        push_unique(&mut binaries, "iscsistart");
+    }
+    let mut s = String::from("#!/bin/bash\n# Managed by pbr (mkinitcpio_hook module).\n\nbuild() {\n");
+    for m in &modules {
+        s.push_str(&format!("    add_module {}\n", sh_quote(m)));
+    }
+    for m in &checked {
+        s.push_str(&format!("    add_checked_modules {}\n", sh_quote(m)));
+    }
+    for b in &binaries {
+        s.push_str(&format!("    add_binary {}\n", sh_quote(b)));
+    }
+    for f in &p.files {
+        s.push_str(&format!("    add_file {}\n", sh_quote(f)));
+    }
+    if p.hook.is_some() || !hook_functions(p).is_empty() {
+        s.push_str("    add_runscript\n");
+    }
+    if modules.is_empty() && checked.is_empty() && binaries.is_empty() && p.files.is_empty() && p.hook.is_none() {
+        s.push_str("    :\n");
+    }
+    s.push_str("}\n\nhelp() {\n    cat <<'HELPEOF'\n");
+    let help = p.help.clone().unwrap_or_else(|| match &p.iscsi {
+        Some(i) => format!("Logs in to the iSCSI target {} at {}:{} with iscsistart.", i.target, i.portal, i.port),
+        None => format!("The {name} hook."),
+    });
+    s.push_str(help.trim_end_matches('\n'));
+    s.push_str("\nHELPEOF\n}\n");
+    s
+}
+
+/// The `hooks/NAME` script, when the hook has run-time functions.
+pub fn render_hook(p: &MkinitcpioHookParams) -> Option<String> {
+    if let Some(raw) = &p.hook {
+        return Some(raw.clone());
+    }
+    let fns = hook_functions(p);
+    if fns.is_empty() {
+        return None;
+    }
+    let mut s = String::from("#!/usr/bin/ash\n# Managed by pbr (mkinitcpio_hook module).\n");
+    for (n, body) in fns {
+        s.push_str(&format!("\n{n}() {{\n{}}}\n", indent(if body.trim().is_empty() { ":" } else { &body })));
+    }
+    Some(s)
+}
+
+/// A packaged hook with its cleanup neutralised.
+pub fn render_override(original: &str, hook: &str, owner: &str) -> String {
+    let sep = if original.ends_with('\n') { "" } else { "\n" };
+    format!(
+        "{original}{sep}\n# Added by pbr (mkinitcpio_hook {owner}): {hook} keeps running after the switch to the real root.\n\
+         run_cleanuphook() {{\n    :\n}}\n"
+    )
+}
+
+/// The drop-in placing the hook and adding array entries, evaluated by bash after the main config.
+pub fn render_dropin(p: &MkinitcpioHookParams, name: &str) -> String {
+    let q = sh_quote(name);
+    let mut s = format!("# Managed by pbr (mkinitcpio_hook module): the {name} hook.\n");
+    s.push_str("_pbr_l=()\nfor _pbr_h in \"${HOOKS[@]}\"; do\n");
+    s.push_str(&format!("    [[ $_pbr_h == {q} ]] && continue\n"));
+    if let Some(b) = &p.before {
+        s.push_str(&format!("    [[ $_pbr_h == {} ]] && _pbr_l+=({q})\n", sh_quote(b)));
+    }
+    s.push_str("    _pbr_l+=(\"$_pbr_h\")\n");
+    if let Some(a) = &p.after {
+        s.push_str(&format!("    [[ $_pbr_h == {} ]] && _pbr_l+=({q})\n", sh_quote(a)));
+    }
+    s.push_str("done\n");
+    s.push_str(&format!("[[ \" ${{_pbr_l[*]}} \" == *\" \"{q}\" \"* ]] || _pbr_l+=({q})\n"));
+    s.push_str("HOOKS=(\"${_pbr_l[@]}\")\n");
+    for (arr, list) in p.config_arrays() {
+        for v in list {
+            let v = sh_quote(v);
+            s.push_str(&format!("[[ \" ${{{arr}[*]}} \" == *\" \"{v}\" \"* ]] || {arr}+=({v})\n"));
+        }
+    }
+    s.push_str("unset _pbr_l _pbr_h\n");
+    s
+}
+
+// ---------------------------------------------------------------------------------------------
+// The module
+
+/// One managed file: what it is and what it should be.
+#[derive(Debug, Clone)]
+pub struct Managed {
+    pub now: FileNow,
+    pub want: Want,
+}
+
+#[derive(Debug, Clone)]
+pub struct HookProbe {
+    pub files: Vec<Managed>,
+}
+
+fn edit_config(text: &str, p: &MkinitcpioHookParams) -> Result<String, String> {
+    let mut s = text.to_string();
+    let present = p.state == HookState::Present;
+    if let Some(name) = &p.name {
+        let op = if present {
+            let place = match (&p.before, &p.after) {
+                (Some(b), _) => Place::Before(b),
+                (_, Some(a)) => Place::After(a),
+                _ => Place::End,
+            };
+            Op::Ensure(name, place)
+        } else {
+            Op::Remove(name)
+        };
+        s = edit_array(&s, "HOOKS", op)?;
+    }
+    for (arr, list) in p.config_arrays() {
+        for v in list {
+            let op = if present { Op::Ensure(v, Place::End) } else { Op::Remove(v) };
+            s = edit_array(&s, arr, op)?;
+        }
+    }
+    Ok(s)
+}
+
+pub struct MkinitcpioHook;
+
+#[async_trait]
+impl Module for MkinitcpioHook {
+    type Params = MkinitcpioHookParams;
+    type State = HookProbe;
+    const NAME: &'static str = "mkinitcpio_hook";
+
+    fn doc(&self) -> Doc {
+        Doc {
+            description: "Install a custom mkinitcpio hook and put it in `HOOKS`. The hook is written as \
+                          `INITCPIO_DIR/install/NAME` (a `build()` from `modules`, `checked_modules`, `binaries`, \
+                          `files`, plus `add_runscript` when there is a run-time part, and a `help()`) and \
+                          `INITCPIO_DIR/hooks/NAME` (`run_earlyhook`/`run_hook`/`run_latehook`/`run_cleanuphook` \
+                          bodies), or from raw `install`/`hook` text. `iscsi` generates a `run_hook` that logs in \
+                          with `iscsistart` and waits for the LUN's disk; with the busybox init, put `net` \
+                          before the hook and `ip=dhcp` on the kernel command line.\n\n\
+                          `mkinitcpio.conf` is read as the bash it is (quotes, comments, multi-line arrays, \
+                          `HOOKS=\"a b\"`) and edited in place: only the array's text changes. `before`/`after` \
+                          place the hook next to another one; `config_modules`, `config_binaries` and \
+                          `config_files` add entries to `MODULES`, `BINARIES` and `FILES`, keeping the others. \
+                          With `dropin: true` the same is done by a drop-in `mkinitcpio.conf.d/NAME.conf` that \
+                          rewrites the arrays when mkinitcpio sources it.\n\n\
+                          `disable_cleanup` stops packaged hooks from tearing things down before the switch to \
+                          the real root (the Zero W's Wi-Fi when the root is on iSCSI): for each hook, a copy of \
+                          the packaged `hooks/HOOK` ending with `run_cleanuphook() { :; }` is written to \
+                          `INITCPIO_DIR/hooks/HOOK`, which mkinitcpio prefers; the copy is refreshed whenever the \
+                          packaged hook changes.\n\n\
+                          Any change asks for one `mkinitcpio -P` per host at the end of the run (never in check \
+                          mode), however many tasks changed something. `state: absent` removes the hook's files, \
+                          its `HOOKS` entry, the listed array entries and the overrides.",
+            examples: r#"- name: Root over iSCSI from the initramfs
+  mkinitcpio_hook:
+    name: iscsi
+    after: net
+    iscsi:
+      initiator: iqn.2024-01.org.example:pi3
+      target: iqn.2024-01.org.example:storage.pi3
+      portal: 192.168.1.10
+
+- name: Wi-Fi in the initramfs of the Zero W, kept up after boot
+  mkinitcpio_hook:
+    name: wifi
+    before: net
+    binaries: [wpa_supplicant]
+    files: [/etc/wpa_supplicant/wpa_supplicant-wlan0.conf]
+    run_hook: |
+      wpa_supplicant -B -i wlan0 -c /etc/wpa_supplicant/wpa_supplicant-wlan0.conf
+    config_modules: [brcmfmac, brcmutil, cfg80211, rfkill]
+    config_files:
+      - /usr/lib/firmware/brcm/brcmfmac43430-sdio.bin
+      - /usr/lib/firmware/brcm/brcmfmac43430-sdio.txt
+      - /usr/lib/firmware/brcm/brcmfmac43430-sdio.clm_blob
+
+- name: A hook placed by a drop-in
+  mkinitcpio_hook:
+    name: bcache-wait
+    dropin: true
+    before: filesystems
+    run_hook: |
+      sleep 1
+"#,
+        }
+    }
+
+    fn validate(&self, p: &MkinitcpioHookParams) -> Result<(), String> {
+        if let Some(n) = &p.name {
+            hook_name_ok("name", n)?;
+        }
+        for x in p.before.iter().chain(&p.after).chain(&p.disable_cleanup) {
+            hook_name_ok("hook", x)?;
+        }
+        if p.before.is_some() && p.after.is_some() {
+            return Err("before and after are mutually exclusive".into());
+        }
+        if p.name.is_some() && (p.before == p.name || p.after == p.name) {
+            return Err("a hook cannot be placed relative to itself".into());
+        }
+        if (p.install.is_some() || p.hook.is_some()) && p.typed_given() {
+            return Err("raw install/hook text and the typed keys (modules, binaries, files, run_*, iscsi, help) \
+                        are mutually exclusive"
+                .into());
+        }
+        if p.hook.is_some() && p.install.is_none() {
+            return Err("raw hook text needs raw install text (with add_runscript)".into());
+        }
+        if p.iscsi.is_some() && p.run_hook.is_some() {
+            return Err("iscsi generates run_hook: give one or the other".into());
+        }
+        let has_hook_files = p.install.is_some() || p.typed_given();
+        match &p.name {
+            None if has_hook_files || p.dropin || p.before.is_some() || p.after.is_some() => {
+                return Err("name is required for a hook (files, placement, drop-in)".into());
+            }
+            None if p.config_arrays().iter().all(|(_, l)| l.is_empty()) && p.disable_cleanup.is_empty() => {
+                return Err("nothing to do: give a name, config_* entries or disable_cleanup".into());
+            }
+            _ => {}
+        }
+        if let Some(n) = &p.name
+            && p.disable_cleanup.contains(n)
+        {
+            return Err("disable_cleanup cannot name the hook itself: leave out run_cleanuphook".into());
+        }
+        if p.help.as_deref().is_some_and(|h| h.lines().any(|l| l == "HELPEOF")) {
+            return Err("help cannot contain a line HELPEOF".into());
+        }
+        one_line("modules", &p.modules)?;
+        one_line("checked_modules", &p.checked_modules)?;
+        one_line("binaries", &p.binaries)?;
+        one_line("files", &p.files)?;
+        for (arr, list) in p.config_arrays() {
+            one_line(arr, list)?;
+        }
+        if let Some(i) = &p.iscsi {
+            check_iqn("iscsi.initiator", &i.initiator)?;
+            check_iqn("iscsi.target", &i.target)?;
+            check_portal(&i.portal)?;
+            if i.port == 0 {
+                return Err("iscsi.port must be 1..65535".into());
+            }
+        }
+        if p.regenerate && p.regenerate_command.trim().is_empty() {
+            return Err("regenerate_command is empty".into());
+        }
+        Ok(())
+    }
+
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &MkinitcpioHookParams, host: &Host) -> Result<HookProbe, ModuleError> {
+        let present = p.state == HookState::Present;
+        let mut files = vec![];
+        let dir = &p.initcpio_dir;
+        if let Some(name) = &p.name {
+            let install = boot_util::probe(host, &boot_util::join(dir, &format!("install/{name}"))).await?;
+            let want =
+                if present { Want::Present { content: render_install(p, name), mode: 0o644 } } else { Want::Absent };
+            files.push(Managed { now: install, want });
+            let hook = boot_util::probe(host, &boot_util::join(dir, &format!("hooks/{name}"))).await?;
+            let want = match render_hook(p) {
+                Some(content) if present => Want::Present { content, mode: 0o644 },
+                _ => Want::Absent,
+            };
+            files.push(Managed { now: hook, want });
+        }
+        for h in &p.disable_cleanup {
+            let now = boot_util::probe(host, &boot_util::join(dir, &format!("hooks/{h}"))).await?;
+            let want = if present {
+                let src = boot_util::join(&p.initcpio_lib_dir, &format!("hooks/{h}"));
+                let orig = host.read_file(&src).await?.ok_or_else(|| {
+                    ModuleError::new(format!("cannot disable the cleanup of {h}: {src} does not exist"))
+                })?;
+                let owner = p.name.as_deref().unwrap_or("-");
+                Want::Present { content: render_override(&String::from_utf8_lossy(&orig), h, owner), mode: 0o644 }
+            } else {
+                Want::Absent
+            };
+            files.push(Managed { now, want });
+        }
+        match (&p.name, p.dropin) {
+            (Some(name), true) => {
+                let now = boot_util::probe(host, &boot_util::join(&p.dropin_dir, &format!("{name}.conf"))).await?;
+                let want =
+                    if present { Want::Present { content: render_dropin(p, name), mode: 0o644 } } else { Want::Absent };
+                files.push(Managed { now, want });
+            }
+            _ => {
+                let now = boot_util::probe(host, &p.config).await?;
+                let Some(text) = now.text() else {
+                    if present {
+                        return Err(ModuleError::new(format!("{} does not exist", p.config)));
+                    }
+                    return Ok(HookProbe { files });
+                };
+                let new = edit_config(&text, p).map_err(|e| ModuleError::new(format!("{}: {e}", p.config)))?;
+                let mode = now.mode.unwrap_or(0o644);
+                files.push(Managed { now, want: Want::Present { content: new, mode } });
+            }
+        }
+        Ok(HookProbe { files })
+    }
+
+    fn plan(&self, _p: &MkinitcpioHookParams, st: &HookProbe) -> Result<Plan, ModuleError> {
+        let mut plan = Plan::empty();
+        for m in &st.files {
+            for c in boot_util::file_changes(&m.now, &m.want, None) {
+                plan.push(c);
+            }
+        }
+        Ok(plan)
+    }
+
+    async fn apply(
+        &self,
+        _ctx: &Ctx<'_>,
+        p: &MkinitcpioHookParams,
+        st: &HookProbe,
+        _plan: &Plan,
+        host: &Host,
+    ) -> Result<Outcome, ModuleError> {
+        for m in &st.files {
+            boot_util::apply_file(host, &m.now, &m.want).await?;
+        }
+        let mut out = Outcome::default();
+        if p.regenerate {
+            out.deferred.push(boot_util::mkinitcpio_deferred(&p.regenerate_command));
+        }
+        Ok(out)
+    }
+
+    fn data(&self, p: &MkinitcpioHookParams, st: &HookProbe) -> Map<String, Value> {
+        let mut m = Map::new();
+        if let Some(n) = &p.name {
+            m.insert("hook".into(), Value::String(n.clone()));
+        }
+        m.insert("files".into(), Value::from(st.files.iter().map(|f| f.now.path.clone()).collect::<Vec<_>>()));
+        m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokenizer() {
+        let t = "# c\nMODULES=()\nHOOKS=(base udev # why\n  'auto detect' \"x\\\"y\")\nFILES=\"a b\"\necho 'HOOKS=(no\n)'\nX+=(z)\n";
+        let a = parse_conf(t).unwrap();
+        let names: Vec<&str> = a.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, vec!["MODULES", "HOOKS", "FILES", "X"]);
+        assert_eq!(values(&a, "HOOKS"), vec!["base", "udev", "auto detect", "x\"y"]);
+        assert_eq!(values(&a, "FILES"), vec!["a", "b"]);
+        assert!(parse_conf("HOOKS=(a\n").is_err());
+    }
+
+    #[test]
+    fn edits() {
+        let t = "HOOKS=(base udev  filesystems)\n";
+        assert_eq!(
+            edit_array(t, "HOOKS", Op::Ensure("iscsi", Place::Before("filesystems"))).unwrap(),
+            "HOOKS=(base udev  iscsi filesystems)\n"
+        );
+        assert_eq!(
+            edit_array(t, "HOOKS", Op::Ensure("iscsi", Place::End)).unwrap(),
+            "HOOKS=(base udev  filesystems iscsi)\n"
+        );
+        assert_eq!(edit_array(t, "HOOKS", Op::Remove("udev")).unwrap(), "HOOKS=(base  filesystems)\n");
+        assert_eq!(edit_array(t, "HOOKS", Op::Remove("base")).unwrap(), "HOOKS=(udev  filesystems)\n");
+        assert_eq!(
+            edit_array(t, "HOOKS", Op::Ensure("base", Place::After("udev"))).unwrap(),
+            "HOOKS=(udev  base filesystems)\n"
+        );
+        assert!(edit_array(t, "HOOKS", Op::Ensure("x", Place::After("nope"))).is_err());
+        assert_eq!(edit_array("A=()\n", "A", Op::Ensure("x y", Place::End)).unwrap(), "A=('x y')\n");
+        assert_eq!(edit_array("# x\n", "A", Op::Ensure("m", Place::End)).unwrap(), "# x\nA=(m)\n");
+        let m = "HOOKS=(\n  base\n  udev\n)\n";
+        assert_eq!(edit_array(m, "HOOKS", Op::Remove("udev")).unwrap(), "HOOKS=(\n  base\n)\n");
+        assert_eq!(edit_array("H=\"a b\"\n", "H", Op::Ensure("c", Place::Before("b"))).unwrap(), "H=\"a c b\"\n");
+    }
+
+    #[test]
+    fn iqns() {
+        assert!(check_iqn("t", "iqn.2024-01.org.example:pi3").is_ok());
+        assert!(check_iqn("t", "iqn.2003-01.org.linux-iscsi.host.armv7l:sn.123").is_ok());
+        assert!(check_iqn("t", "iqn.2021-03.target:name").is_err());
+        assert!(check_iqn("t", "iqn.2021-13.org.example").is_err());
+        assert!(check_iqn("t", "iqn.2021-03.org.Example").is_err());
+        assert!(check_iqn("t", "eui.02004567A425678D").is_err());
+        assert!(check_portal("192.168.1.10").is_ok());
+        assert!(check_portal("fe80::1").is_ok());
+        assert!(check_portal("nas.local").is_ok());
+        assert!(check_portal("bad host").is_err());
+    }
+}
