@@ -25,7 +25,7 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_test("all", |v: &Value| -> Result<bool, Error> { Ok(items(v)?.iter().all(Value::is_true)) });
     env.add_test("divisibleby", |v: &Value, n: i64| -> Result<bool, Error> {
         let x = v.as_i64().ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "divisibleby needs an integer"))?;
-        Ok(n != 0 && x % n == 0)
+        Ok(x.checked_rem(n) == Some(0))
     });
     env.add_test("changed", |v: &Value| result_flag(v, "changed", "changed"));
     env.add_test("change", |v: &Value| result_flag(v, "changed", "changed"));

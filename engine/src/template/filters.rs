@@ -60,6 +60,9 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("version_compare", super::checks::version_test);
 }
 
+/// Largest indent the dump filters accept.
+const MAX_INDENT: usize = 32;
+
 pub(crate) fn undefined_err() -> Error {
     Error::new(ErrorKind::UndefinedError, "an undefined value was passed to a filter")
 }
@@ -260,7 +263,7 @@ fn items2dict(v: &Value, kwargs: Kwargs) -> Result<Value, Error> {
 
 fn json_opts(kwargs: &Kwargs, mut o: JsonOpts) -> Result<JsonOpts, Error> {
     if let Some(i) = kwargs.get::<Option<usize>>("indent")? {
-        o.indent = Some(i);
+        o.indent = Some(i.min(MAX_INDENT));
         o.item_sep = ",".into();
     }
     if let Some(s) = kwargs.get::<Option<bool>>("sort_keys")? {
@@ -280,7 +283,7 @@ fn to_json_filter(v: &Value, kwargs: Kwargs) -> Result<String, Error> {
 
 fn to_nice_json(v: &Value, indent: Option<usize>, kwargs: Kwargs) -> Result<String, Error> {
     let mut o = JsonOpts {
-        indent: Some(indent.unwrap_or(4)),
+        indent: Some(indent.unwrap_or(4).min(MAX_INDENT)),
         sort_keys: true,
         ensure_ascii: true,
         item_sep: ",".into(),
@@ -300,7 +303,7 @@ fn to_yaml(v: &Value, kwargs: Kwargs) -> Result<String, Error> {
     let indent = kwargs.get::<Option<usize>>("indent")?.unwrap_or(2);
     let sort_keys = kwargs.get::<Option<bool>>("sort_keys")?.unwrap_or(true);
     kwargs.assert_all_used()?;
-    Ok(dump::to_yaml(&json(v)?, &YamlOpts { indent: indent.max(2), flow_leaves: true, sort_keys }))
+    Ok(dump::to_yaml(&json(v)?, &YamlOpts { indent: indent.clamp(2, MAX_INDENT), flow_leaves: true, sort_keys }))
 }
 
 fn to_nice_yaml(v: &Value, indent: Option<usize>, kwargs: Kwargs) -> Result<String, Error> {
@@ -310,7 +313,7 @@ fn to_nice_yaml(v: &Value, indent: Option<usize>, kwargs: Kwargs) -> Result<Stri
     };
     let sort_keys = kwargs.get::<Option<bool>>("sort_keys")?.unwrap_or(true);
     kwargs.assert_all_used()?;
-    Ok(dump::to_yaml(&json(v)?, &YamlOpts { indent: indent.max(2), flow_leaves: false, sort_keys }))
+    Ok(dump::to_yaml(&json(v)?, &YamlOpts { indent: indent.clamp(2, MAX_INDENT), flow_leaves: false, sort_keys }))
 }
 
 fn from_yaml(v: &Value) -> Result<Value, Error> {
@@ -834,11 +837,22 @@ fn int(v: &Value, default: Option<Value>, base: Option<u32>, kwargs: Kwargs) -> 
         None => kwargs.get::<Option<u32>>("base")?.unwrap_or(10),
     };
     kwargs.assert_all_used()?;
+    if base != 0 && !(2..=36).contains(&base) {
+        return Err(op_err(format!("int: base must be 0 or between 2 and 36, got {base}")));
+    }
     if let Some(s) = v.as_str() {
         let t = s.trim();
         let (neg, digits) = match t.strip_prefix('-') {
             Some(r) => (true, r),
             None => (false, t.strip_prefix('+').unwrap_or(t)),
+        };
+        let lower = digits.to_ascii_lowercase();
+        let base = match base {
+            0 if lower.starts_with("0x") => 16,
+            0 if lower.starts_with("0o") => 8,
+            0 if lower.starts_with("0b") => 2,
+            0 => 10,
+            b => b,
         };
         let digits = match base {
             16 => digits.trim_start_matches("0x").trim_start_matches("0X"),

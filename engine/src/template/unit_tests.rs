@@ -310,6 +310,10 @@ fn number_filters_and_type_debug() {
     assert_eq!(ok("{{ 'abc' | int(7) }}", v.clone()), json!(7));
     assert_eq!(ok("{{ '0x1F' | int(base=16) }}", v.clone()), json!(31));
     assert_eq!(ok("{{ '755' | int(base=8) }}", v.clone()), json!(493));
+    assert_eq!(ok("{{ '0x10' | int(base=0) }}", v.clone()), json!(16));
+    assert!(render("{{ '1' | int(base=99) }}", v.clone()).is_err());
+    assert_eq!(ok("{{ 6 is divisibleby(3) }}", v.clone()), json!(true));
+    assert_eq!(ok("{{ 6 is divisibleby(0) }}", v.clone()), json!(false));
     assert_eq!(ok("{{ '3.9' | int }}", v.clone()), json!(3));
     assert_eq!(ok("{{ 3.9 | int }}", v.clone()), json!(3));
     assert_eq!(ok("{{ '1.5' | float }}", v.clone()), json!(1.5));
@@ -606,4 +610,19 @@ fn more_python_methods_and_yaml_dates() {
     assert_eq!(ok("{{ 'abc'[1:] }}", v.clone()), json!("bc"));
     assert_eq!(s("{{ '2001-12-14' | to_yaml }}", v.clone()), "'2001-12-14'\n");
     assert_eq!(s("{{ ['2001-12-14 21:59:43.10'] | to_nice_yaml }}", v), "- '2001-12-14 21:59:43.10'\n");
+}
+
+#[test]
+fn python_literals() {
+    let v = json!({"x": null});
+    for (src, want) in [
+        ("{{ True and not False }}", json!(true)),
+        ("{{ x is none and None is none }}", json!(true)),
+        ("{{ 10 / 4 }}", json!(2.5)),
+        ("{{ '%.2f' | format(1.5) }}", json!("1.50")),
+        ("{{ '%s:%d' | format('a', 3) }}", json!("a:3")),
+        ("{{ (1, 2) }}", json!([1, 2])),
+    ] {
+        assert_eq!(ok(src, v.clone()), want, "{src}");
+    }
 }
