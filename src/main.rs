@@ -265,13 +265,27 @@ fn load_all(
             return Err(Diag::error("io", Default::default(), format!("playbook not found: {}", p.display())));
         }
         let mut loader = Loader { is_module: &|n| registry.contains(n), stack: vec![] };
-        let pb = loader.load_playbook(p)?;
+        let pb = loader.load_playbook(p).map_err(|d| suggest_module(d, registry))?;
         if let Some(dir) = p.parent() {
             inv.add_playbook_dir(dir)?;
         }
         pbs.push(pb);
     }
     Ok((inv, pbs))
+}
+
+/// Add "did you mean" to an unknown-module error.
+fn suggest_module(mut d: Diag, registry: &pbr_engine::Registry) -> Diag {
+    if d.code == "unknown-module" && d.help.is_none() {
+        let name = d.message.split('`').nth(1).unwrap_or("").to_string();
+        let mut names = registry.names();
+        names.extend_from_slice(pbr_engine::playbook::INCLUDE_KINDS);
+        d.help = Some(match pbr_engine::playbook::did_you_mean(&name, names.iter().copied()) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => "`pbr doc` lists the modules".to_string(),
+        });
+    }
+    d
 }
 
 async fn cmd_run(a: RunArgs) -> ExitCode {
@@ -385,6 +399,10 @@ fn cmd_inventory(a: InvArgs) -> ExitCode {
         }
         println!("{}", serde_json::to_string_pretty(&Value::Object(inv.host_vars(h))).unwrap_or_default());
     } else if let Some(g) = &a.graph {
+        if !inv.groups.contains_key(g) {
+            eprintln!("error: no group {g:?} in the inventory");
+            return ExitCode::from(EXIT_INPUT);
+        }
         print!("{}", inv.graph(Some(g)));
     } else {
         println!("{}", serde_json::to_string_pretty(&inv.to_list_json()).unwrap_or_default());

@@ -97,6 +97,9 @@ pub struct Runner<'a> {
     pub reporter: Arc<Reporter>,
     conns: AsyncMutex<HashMap<String, Arc<dyn Connection>>>,
     forks: Arc<Semaphore>,
+    /// Inventory vars per host and the `groups` map: the inventory does not change during a run.
+    inv_vars: std::sync::Mutex<HashMap<String, Arc<Map<String, Value>>>>,
+    groups_map: Value,
 }
 
 /// A failure inside one host's task run.
@@ -164,7 +167,24 @@ impl<'a> Runner<'a> {
         reporter: Arc<Reporter>,
     ) -> Runner<'a> {
         let forks = Arc::new(Semaphore::new(opts.forks.max(1)));
-        Runner { registry, templar, inventory, opts, reporter, conns: AsyncMutex::new(HashMap::new()), forks }
+        let groups_map = Value::Object(inventory.groups_map());
+        Runner {
+            registry,
+            templar,
+            inventory,
+            opts,
+            reporter,
+            conns: AsyncMutex::new(HashMap::new()),
+            forks,
+            inv_vars: std::sync::Mutex::new(HashMap::new()),
+            groups_map,
+        }
+    }
+
+    /// The inventory's variables for a host (cached).
+    fn inv_host_vars(&self, host: &str) -> Arc<Map<String, Value>> {
+        let mut c = self.inv_vars.lock().unwrap_or_else(|e| e.into_inner());
+        c.entry(host.to_string()).or_insert_with(|| Arc::new(self.inventory.host_vars(host))).clone()
     }
 
     /// Run playbooks in order. Returns the summary (exit code) and writes the recap.
@@ -713,6 +733,7 @@ impl<'a> Runner<'a> {
         let throttle_sem = throttle.map(|n| Arc::new(Semaphore::new(n)));
         let run_once = task.run_once;
         let targets: Vec<String> = if run_once { hosts.iter().take(1).cloned().collect() } else { hosts.to_vec() };
+        self.reporter.progress_start(&name, &targets);
         let futs = states.values_mut().filter(|s| targets.contains(&s.name)).map(|st| {
             let throttle_sem = throttle_sem.clone();
             let name = name.clone();
@@ -723,10 +744,12 @@ impl<'a> Runner<'a> {
                     None => None,
                 };
                 let out = self.run_task_on_host(ctx, task, inh, st).await;
+                self.reporter.progress_done(&st.name);
                 (st.name.clone(), out, name)
             }
         });
         let results = join_all(futs).await;
+        self.reporter.progress_end();
         if run_once {
             // share the registered result with every host of the batch
             if let (Some(reg), Some((h, _, _))) = (&task.register, results.first()) {
@@ -814,14 +837,22 @@ impl<'a> Runner<'a> {
         result.insert("failed".into(), json!(true));
         result.insert("msg".into(), json!(f.msg));
         let _ = task;
+        // a failed command says why: its exit code and the tail of its stderr
+        let mut msg = f.msg;
+        if let Some(err) = f.data.get("stderr").and_then(Value::as_str).map(str::trim).filter(|e| !e.is_empty()) {
+            let lines: Vec<&str> = err.lines().collect();
+            let tail = lines[lines.len().saturating_sub(5)..].join("\n");
+            let rc = f.data.get("rc").map(|rc| format!(" (rc={rc})")).unwrap_or_default();
+            msg = format!("{msg}{rc}: {tail}");
+        }
         ItemOutcome {
             report: HostReport {
                 host: st.name.clone(),
                 status: if f.unreachable { Status::Unreachable } else { Status::Failed },
                 item,
-                msg: Some(f.msg),
+                msg: Some(msg),
                 changes: vec![],
-                data: Map::new(),
+                data: f.data,
                 ignored: false,
                 delegated: None,
             },
@@ -906,7 +937,7 @@ impl<'a> Runner<'a> {
         if let Some(r) = &task.origin.role {
             v.extend(r.defaults.clone());
         }
-        v.extend(self.inventory.host_vars(&st.name));
+        v.extend(self.inv_host_vars(&st.name).iter().map(|(k, x)| (k.clone(), x.clone())));
         v.extend(st.facts.clone());
         v.extend(ctx.vars.clone());
         if let Some(r) = &task.origin.role {
@@ -922,7 +953,7 @@ impl<'a> Runner<'a> {
         v.insert("inventory_hostname".into(), json!(st.name));
         v.insert("inventory_hostname_short".into(), json!(short));
         v.insert("group_names".into(), json!(self.inventory.group_names(&st.name)));
-        v.insert("groups".into(), Value::Object(self.inventory.groups_map()));
+        v.insert("groups".into(), self.groups_map.clone());
         v.insert("play_hosts".into(), json!(ctx.batch));
         v.insert("ansible_play_hosts".into(), json!(ctx.batch));
         v.insert("ansible_play_batch".into(), json!(ctx.batch));
@@ -950,7 +981,7 @@ impl<'a> Runner<'a> {
         if self.task_mentions(task, "hostvars") {
             let mut hv = Map::new();
             for h in self.inventory.hosts.keys() {
-                hv.insert(h.clone(), Value::Object(self.inventory.host_vars(h)));
+                hv.insert(h.clone(), Value::Object((*self.inv_host_vars(h)).clone()));
             }
             v.insert("hostvars".into(), Value::Object(hv));
         }
@@ -1279,6 +1310,10 @@ impl<'a> Runner<'a> {
                     let mut o = self.fail_outcome(st, task, f, label.clone());
                     if let Some((it, _)) = item {
                         o.result.insert("item".into(), it.clone());
+                    }
+                    if no_log {
+                        o.report.data = Map::new();
+                        o.report.msg = Some("the output has been hidden due to 'no_log: true'".into());
                     }
                     if o.unreachable || task.until.is_none() || attempt >= attempts {
                         return o;

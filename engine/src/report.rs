@@ -57,6 +57,14 @@ pub struct Reporter {
     /// Strings that must never be printed (become passwords, psk...). Replaced by `<redacted>`.
     secrets: Mutex<Vec<String>>,
     out: Mutex<Box<dyn Write + Send>>,
+    /// Live progress on a terminal (stderr): which task, how many hosts done, which are slow.
+    progress: Option<Mutex<Option<Progress>>>,
+}
+
+struct Progress {
+    bar: indicatif::ProgressBar,
+    pending: Vec<String>,
+    started: std::time::Instant,
 }
 
 fn stars(title: &str) -> String {
@@ -66,7 +74,66 @@ fn stars(title: &str) -> String {
 
 impl Reporter {
     pub fn new(format: Format, color: bool, diff: bool, verbosity: u8, out: Box<dyn Write + Send>) -> Reporter {
-        Reporter { format, color, diff, verbosity, secrets: Mutex::new(Vec::new()), out: Mutex::new(out) }
+        Reporter {
+            format,
+            color,
+            diff,
+            verbosity,
+            secrets: Mutex::new(Vec::new()),
+            out: Mutex::new(out),
+            progress: None,
+        }
+    }
+
+    /// Show live progress on stderr (only sensible when stderr is a terminal).
+    pub fn with_progress(mut self) -> Reporter {
+        self.progress = Some(Mutex::new(None));
+        self
+    }
+
+    /// A task starts on these hosts.
+    pub fn progress_start(&self, task: &str, hosts: &[String]) {
+        let Some(p) = &self.progress else { return };
+        let mut g = p.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = g.take() {
+            old.bar.finish_and_clear();
+        }
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(hosts.len() as u64),
+            indicatif::ProgressDrawTarget::stderr_with_hz(10),
+        );
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {prefix} {pos}/{len} hosts {elapsed} {wide_msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        let short: String = task.chars().take(40).collect();
+        bar.set_prefix(short);
+        bar.enable_steady_tick(std::time::Duration::from_millis(100));
+        *g = Some(Progress { bar, pending: hosts.to_vec(), started: std::time::Instant::now() });
+    }
+
+    /// A host finished the current task.
+    pub fn progress_done(&self, host: &str) {
+        let Some(p) = &self.progress else { return };
+        let mut g = p.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(pr) = g.as_mut() {
+            pr.pending.retain(|h| h != host);
+            pr.bar.inc(1);
+            if pr.started.elapsed().as_secs() >= 3 && !pr.pending.is_empty() {
+                let names: Vec<&str> = pr.pending.iter().take(5).map(String::as_str).collect();
+                let more = pr.pending.len().saturating_sub(5);
+                let tail = if more > 0 { format!(" +{more}") } else { String::new() };
+                pr.bar.set_message(format!("waiting for {}{tail}", names.join(", ")));
+            }
+        }
+    }
+
+    /// The current task is over.
+    pub fn progress_end(&self) {
+        let Some(p) = &self.progress else { return };
+        if let Some(pr) = p.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            pr.bar.finish_and_clear();
+        }
     }
 
     /// Register a value that must never reach output.
@@ -92,9 +159,21 @@ impl Reporter {
 
     fn write(&self, text: String) {
         let text = self.redact(text);
-        let mut o = self.out.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = o.write_all(text.as_bytes());
-        let _ = o.flush();
+        let emit = || {
+            let mut o = self.out.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = o.write_all(text.as_bytes());
+            let _ = o.flush();
+        };
+        match &self.progress {
+            Some(p) => {
+                let g = p.lock().unwrap_or_else(|e| e.into_inner());
+                match g.as_ref() {
+                    Some(pr) => pr.bar.suspend(emit),
+                    None => emit(),
+                }
+            }
+            None => emit(),
+        }
     }
 
     fn json(&self, v: Value) {

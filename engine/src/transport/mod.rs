@@ -22,7 +22,7 @@ pub fn become_wrap(script: &str, esc: Option<&Become>) -> (String, Option<Vec<u8
             Some(p) => {
                 let mut pre = p.expose().as_bytes().to_vec();
                 pre.push(b'\n');
-                (format!("sudo -S -p '' -H -u {user} -- {inner}"), Some(pre))
+                (format!("sudo -k -S -p '' -H -u {user} -- {inner}"), Some(pre))
             }
         },
         BecomeMethod::Doas => (format!("doas -n -u {user} {inner}"), None),
