@@ -46,6 +46,9 @@ pub struct CopyParams {
     /// Command run on the new content before it is put in place; `%s` is the temp file's path.
     #[serde(default)]
     pub validate: Option<String>,
+    /// Mode of the directories created when `src` is a directory.
+    #[serde(default)]
+    pub directory_mode: Option<Mode>,
 }
 
 /// What a content-writing module learned: the destination and the bytes wanted there.
@@ -126,17 +129,90 @@ pub async fn probe_dest(host: &Host, dest: &str, src_name: Option<&str>) -> Resu
 
 pub struct Copy;
 
+/// What `copy` learned: one file, or a tree (`src` a controller directory).
+#[derive(Debug, Clone)]
+pub struct CopyState {
+    pub files: Vec<ContentState>,
+    /// Destination directories of a tree copy, probed.
+    pub dirs: Vec<FileState>,
+    /// The destination root reported as `dest`.
+    pub dest: String,
+}
+
+/// Files and directories below `root` (relative paths, sorted; links followed).
+fn walk_local(root: &std::path::Path) -> Result<(Vec<String>, Vec<String>), ModuleError> {
+    let mut dirs = vec![];
+    let mut files = vec![];
+    let mut stack = vec![(root.to_path_buf(), String::new())];
+    while let Some((dir, rel)) = stack.pop() {
+        let rd =
+            std::fs::read_dir(&dir).map_err(|e| ModuleError::new(format!("cannot read {}: {e}", dir.display())))?;
+        let mut entries: Vec<_> = rd.filter_map(Result::ok).collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let r = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+            let md = std::fs::metadata(e.path())
+                .map_err(|err| ModuleError::new(format!("cannot read {}: {err}", e.path().display())))?;
+            if md.is_dir() {
+                dirs.push(r.clone());
+                stack.push((e.path(), r));
+            } else {
+                files.push(r);
+            }
+        }
+    }
+    dirs.sort();
+    files.sort();
+    Ok((dirs, files))
+}
+
+impl Copy {
+    async fn probe_tree(
+        &self,
+        p: &CopyParams,
+        src: &str,
+        local: &std::path::Path,
+        host: &Host,
+    ) -> Result<CopyState, ModuleError> {
+        let dest = p.dest.trim_end_matches('/');
+        let root = if src.ends_with('/') {
+            dest.to_string()
+        } else {
+            let base = src.trim_end_matches('/').rsplit('/').next().unwrap_or(src);
+            format!("{dest}/{base}")
+        };
+        let (dirs, files) = walk_local(local)?;
+        let mut paths = vec![root.clone()];
+        paths.extend(dirs.iter().map(|d| format!("{root}/{d}")));
+        let ndirs = paths.len();
+        paths.extend(files.iter().map(|f| format!("{root}/{f}")));
+        let mut probed = util::probe_files(host, &paths, true, false).await?;
+        let file_states = probed.split_off(ndirs);
+        let mut out = vec![];
+        for (rel, file) in files.iter().zip(file_states) {
+            let lp = local.join(rel);
+            let want =
+                std::fs::read(&lp).map_err(|e| ModuleError::new(format!("cannot read {}: {e}", lp.display())))?;
+            out.push(ContentState { file, want, force: p.force });
+        }
+        Ok(CopyState { files: out, dirs: probed, dest: root })
+    }
+}
+
 #[async_trait]
 impl Module for Copy {
     type Params = CopyParams;
-    type State = ContentState;
+    type State = CopyState;
     const NAME: &'static str = "copy";
 
     fn doc(&self) -> Doc {
         Doc {
             description: "Write a file on the host from inline `content` or a controller file `src`. The file is \
                           compared byte for byte (by sha1 beyond 1 MiB) and replaced atomically; mode, owner and \
-                          group are fixed when they differ. `--diff` shows the text change.",
+                          group are fixed when they differ. `--diff` shows the text change. A controller directory \
+                          as `src` is copied recursively (its contents only when `src` ends with `/`), with \
+                          `directory_mode` for the directories created.",
             examples: r#"- name: Install the motd
   copy:
     src: motd
@@ -150,6 +226,12 @@ impl Module for Copy {
     mode: "0440"
     validate: visudo -cf %s
     backup: true
+
+- name: Ship a directory of scripts
+  copy:
+    src: scripts/
+    dest: /usr/local/bin
+    mode: "0755"
 "#,
         }
     }
@@ -163,7 +245,7 @@ impl Module for Copy {
         }
     }
 
-    async fn probe(&self, ctx: &Ctx<'_>, p: &CopyParams, host: &Host) -> Result<ContentState, ModuleError> {
+    async fn probe(&self, ctx: &Ctx<'_>, p: &CopyParams, host: &Host) -> Result<CopyState, ModuleError> {
         let want = match (&p.content, &p.src) {
             (Some(c), _) => c.as_bytes().to_vec(),
             (None, Some(src)) if p.remote_src => host
@@ -171,39 +253,90 @@ impl Module for Copy {
                 .await?
                 .ok_or_else(|| ModuleError::new(format!("remote src {src} does not exist")))?,
             (None, Some(src)) => {
-                let path = ctx.find_file("files", src)?;
+                let path = ctx.find_file("files", src.trim_end_matches('/'))?;
                 if path.is_dir() {
-                    return Err(ModuleError::new(format!(
-                        "src {} is a directory: copying directories is not supported, use one task per file",
-                        path.display()
-                    )));
+                    return self.probe_tree(p, src, &path, host).await;
                 }
                 std::fs::read(&path).map_err(|e| ModuleError::new(format!("cannot read {}: {e}", path.display())))?
             }
             (None, None) => return Err(ModuleError::new("one of content or src is required")),
         };
         let file = probe_dest(host, &p.dest, p.src.as_deref()).await?;
-        Ok(ContentState { file, want, force: p.force })
+        let dest = file.path.clone();
+        Ok(CopyState { files: vec![ContentState { file, want, force: p.force }], dirs: vec![], dest })
     }
 
-    fn plan(&self, p: &CopyParams, st: &ContentState) -> Result<Plan, ModuleError> {
-        plan_content_write(&spec(p), st)
+    fn plan(&self, p: &CopyParams, st: &CopyState) -> Result<Plan, ModuleError> {
+        let mut plan = Plan::empty();
+        let dattrs = dir_attrs(p);
+        for d in &st.dirs {
+            match &d.stat {
+                None => plan.push(pbr_engine::Change::new(format!(
+                    "create directory {}{}",
+                    d.path,
+                    util::attrs_suffix(dattrs)
+                ))),
+                Some(s) if s.kind == "directory" => util::attr_changes(&d.path, dattrs, s, &mut plan),
+                Some(s) => {
+                    return Err(ModuleError::new(format!("{} exists and is a {}, not a directory", d.path, s.kind)));
+                }
+            }
+        }
+        for f in &st.files {
+            plan.changes.extend(plan_content_write(&spec(p), f)?.changes);
+        }
+        Ok(plan)
     }
 
     async fn apply(
         &self,
         _ctx: &Ctx<'_>,
         p: &CopyParams,
-        st: &ContentState,
+        st: &CopyState,
         _plan: &Plan,
         host: &Host,
     ) -> Result<Outcome, ModuleError> {
-        apply_content_write(host, &spec(p), st).await
+        let dattrs = dir_attrs(p);
+        for d in &st.dirs {
+            let mut script = String::new();
+            if d.stat.is_none() {
+                script.push_str(&format!("mkdir -p -- {} || exit 1; ", pbr_engine::sh_quote(&d.path)));
+            }
+            script.push_str(&util::attrs_script(&d.path, dattrs, false, false));
+            if !script.is_empty() && (d.stat.is_none() || !dattrs.is_empty()) {
+                host.run_ok(script).await?;
+            }
+        }
+        let mut outcome = Outcome::default();
+        let single = st.dirs.is_empty() && st.files.len() == 1;
+        for f in &st.files {
+            if plan_content_write(&spec(p), f)?.is_empty() {
+                continue;
+            }
+            let o = apply_content_write(host, &spec(p), f).await?;
+            if single {
+                outcome = o;
+            }
+        }
+        Ok(outcome)
     }
 
-    fn data(&self, _p: &CopyParams, st: &ContentState) -> Map<String, Value> {
-        content_data(st)
+    fn data(&self, _p: &CopyParams, st: &CopyState) -> Map<String, Value> {
+        match st.files.as_slice() {
+            [one] if st.dirs.is_empty() => content_data(one),
+            _ => {
+                let mut m = Map::new();
+                m.insert("dest".into(), Value::String(st.dest.clone()));
+                m.insert("files".into(), Value::from(st.files.len()));
+                m
+            }
+        }
     }
+}
+
+/// Attributes of directories a tree copy creates: `directory_mode`, owner, group.
+fn dir_attrs(p: &CopyParams) -> Attrs<'_> {
+    Attrs { mode: p.directory_mode.as_ref(), owner: p.owner.as_deref(), group: p.group.as_deref() }
 }
 
 fn spec(p: &CopyParams) -> ContentSpec<'_> {

@@ -235,3 +235,43 @@ async fn stat_reports_like_ansible() {
     let r = run("stat", json!({"path": s(&d.path().join("none"))}), CHECK).await.unwrap();
     assert_eq!(r.data["stat"], json!({"exists": false}));
 }
+
+#[tokio::test]
+async fn copy_a_directory_tree() {
+    let d = tempfile::tempdir().unwrap();
+    let ctl = tempfile::tempdir().unwrap();
+    let tree = ctl.path().join("files/conf");
+    std::fs::create_dir_all(tree.join("sub/deeper")).unwrap();
+    std::fs::write(tree.join("a.conf"), "a\n").unwrap();
+    std::fs::write(tree.join("sub/b.conf"), "b\n").unwrap();
+    std::fs::write(tree.join("sub/deeper/c.conf"), "c\n").unwrap();
+    let search = vec![ctl.path().to_path_buf()];
+    let dest = d.path().join("etc");
+
+    // without a trailing slash the directory itself lands inside dest
+    let (check, _) = converge(
+        d.path(),
+        &search,
+        "copy",
+        json!({"src": "conf", "dest": s(&dest), "mode": "0600", "directory_mode": "0700"}),
+    )
+    .await;
+    assert_eq!(check.changes.len(), 3 + 3, "{:?}", check.changes);
+    assert_eq!(std::fs::read_to_string(dest.join("conf/sub/deeper/c.conf")).unwrap(), "c\n");
+    assert_eq!(mode_of(&dest.join("conf/sub")), 0o700);
+    assert_eq!(mode_of(&dest.join("conf/a.conf")), 0o600);
+
+    // with a trailing slash only the contents
+    let flat = d.path().join("flat");
+    converge(d.path(), &search, "copy", json!({"src": "conf/", "dest": s(&flat)})).await;
+    assert_eq!(std::fs::read_to_string(flat.join("a.conf")).unwrap(), "a\n");
+    assert_eq!(std::fs::read_to_string(flat.join("sub/b.conf")).unwrap(), "b\n");
+
+    // one file changes: one change, with its diff
+    std::fs::write(tree.join("sub/b.conf"), "b2\n").unwrap();
+    let r = run_in(&search, "copy", json!({"src": "conf/", "dest": s(&flat)}), APPLY).await.unwrap();
+    assert_eq!(r.changes.len(), 1, "{:?}", r.changes);
+    let diff = r.changes[0].diff.as_ref().unwrap();
+    assert_eq!((diff.before.as_str(), diff.after.as_str()), ("b\n", "b2\n"));
+    assert_eq!(std::fs::read_to_string(flat.join("sub/b.conf")).unwrap(), "b2\n");
+}
