@@ -121,8 +121,19 @@ fn base_name(n: &str) -> &str {
     &n[..end]
 }
 
-fn detect_script() -> &'static str {
-    "for m in apt-get pacman dnf yum apk; do if command -v $m >/dev/null 2>&1; then echo $m; exit 0; fi; done; echo none"
+/// One query: detect the manager (unless given), print its name, then the installed state.
+pub fn probe_script(given: Option<Manager>, names: &[String], latest: bool) -> String {
+    let q = |m: Manager| if names.is_empty() { "true".to_string() } else { query_script(m, names, latest) };
+    if let Some(m) = given {
+        return format!("echo {}; {}", mgr_bin(m), q(m));
+    }
+    let mut s = String::new();
+    for m in [Manager::Apt, Manager::Pacman, Manager::Dnf, Manager::Yum, Manager::Apk] {
+        let b = mgr_bin(m);
+        s.push_str(&format!("if command -v {b} >/dev/null 2>&1; then echo {b}; {}; exit 0; fi; ", q(m)));
+    }
+    s.push_str("echo none");
+    s
 }
 
 fn manager_of(s: &str) -> Option<Manager> {
@@ -317,20 +328,16 @@ impl Module for Package {
     }
 
     async fn probe(&self, _ctx: &Ctx<'_>, p: &PackageParams, host: &Host) -> Result<PkgFacts, ModuleError> {
-        let m = match p.use_ {
-            Some(m) if m != Manager::Auto => m,
-            _ => {
-                let out = host.query_sh(detect_script()).await?;
-                manager_of(&out.stdout_str()).ok_or_else(|| {
-                    ModuleError::new("no supported package manager found (apt-get, pacman, dnf, yum, apk)")
-                })?
-            }
-        };
+        let given = p.use_.filter(|m| *m != Manager::Auto);
+        let out = host.query_sh(probe_script(given, &p.name.0, p.state == PkgState::Latest)).await?;
+        let text = out.stdout_str();
+        let (first, rest) = text.split_once('\n').unwrap_or((text.as_str(), ""));
+        let m = manager_of(first)
+            .ok_or_else(|| ModuleError::new("no supported package manager found (apt-get, pacman, dnf, yum, apk)"))?;
         if p.name.0.is_empty() {
             return Ok(PkgFacts { manager: m, installed: BTreeMap::new(), upgradable: vec![] });
         }
-        let out = host.query_sh(query_script(m, &p.name.0, p.state == PkgState::Latest)).await?;
-        Ok(parse_query(m, &p.name.0, &out.stdout_str()))
+        Ok(parse_query(m, &p.name.0, rest))
     }
 
     fn plan(&self, p: &PackageParams, st: &PkgFacts) -> Result<Plan, ModuleError> {
@@ -439,7 +446,7 @@ mod tests {
     fn query_scripts_are_valid_sh() {
         for m in [Manager::Apt, Manager::Pacman, Manager::Dnf, Manager::Yum, Manager::Apk] {
             for latest in [false, true] {
-                let s = query_script(m, &["a b".to_string(), "c".to_string()], latest);
+                let s = probe_script(None, &["a b".to_string(), "c".to_string()], latest);
                 let ok = std::process::Command::new("sh").arg("-n").arg("-c").arg(&s).status().unwrap().success();
                 assert!(ok, "{s}");
             }
