@@ -104,6 +104,22 @@ pub(crate) fn remap(mut d: Diag) -> Diag {
     d
 }
 
+/// "Did you mean" for an unknown module, from the registry and the engine's own actions.
+pub(crate) fn with_module_hint(d: Diag, registry: &Registry) -> Diag {
+    if d.code != "unknown-module" || d.help.is_some() {
+        return d;
+    }
+    let Some(name) = d.message.split('`').nth(1).map(str::to_string) else {
+        return d;
+    };
+    let names = registry.names();
+    let cands = names.iter().copied().chain(ENGINE_ACTIONS.iter().copied());
+    match suggest(crate::playbook::short_name(&name), cands) {
+        Some(s) => d.with_help(format!("did you mean `{s}`?")),
+        None => d.with_help("`pbr doc` lists the modules"),
+    }
+}
+
 /// The analysis shared by lint and the preflight: every finding over loaded playbooks.
 pub fn analyze(pbs: &[Playbook], inv: &Inventory, registry: &Registry, templar: &Templar, lint: bool) -> Vec<Diag> {
     let mut a = analyze::Analyzer::new(registry, templar, inv, lint);
@@ -181,7 +197,7 @@ pub fn lint_paths(
         let mut loader = Loader { is_module: &is_mod, stack: vec![] };
         match loader.load_playbook(f) {
             Ok(pb) => pbs.push(pb),
-            Err(d) => diags.push(remap(d)),
+            Err(d) => diags.push(with_module_hint(remap(d), registry)),
         }
         if let Some(dir) = f.parent()
             && let Err(d) = inv.add_playbook_dir(if dir.as_os_str().is_empty() { Path::new(".") } else { dir })

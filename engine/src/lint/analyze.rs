@@ -283,7 +283,7 @@ impl<'a> Analyzer<'a> {
                             self.tasks(&handlers, info, true);
                         }
                         Err(d) => {
-                            let d = remap(d);
+                            let d = super::with_module_hint(remap(d), self.registry);
                             // a missing role is certain; other errors come with their own location
                             self.push(d);
                         }
@@ -327,7 +327,7 @@ impl<'a> Analyzer<'a> {
                 self.tasks(&sub, info, handler);
                 self.include_stack.pop();
             }
-            Err(d) => self.push(remap(d)),
+            Err(d) => self.push(super::with_module_hint(remap(d), self.registry)),
         }
     }
 
@@ -499,7 +499,7 @@ impl<'a> Analyzer<'a> {
             if self.is_defined(&name) || !seen.insert((name.clone(), span)) {
                 continue;
             }
-            let mut d = diag("undefined-var", span, format!("variable `{name}` is defined nowhere"));
+            let mut d = diag("undefined-var", narrow(span, &name), format!("variable `{name}` is defined nowhere"));
             if let Some(s) = crate::playbook::did_you_mean(&name, self.defined.iter().map(String::as_str)) {
                 d = d.with_help(format!("did you mean `{s}`?"));
             } else {
@@ -790,14 +790,7 @@ impl<'a> Analyzer<'a> {
         }
         let types = params::param_types(schema, key);
         if types.iter().any(|t| t == "string") && !types.iter().any(|t| t == "boolean") {
-            self.push(
-                diag(
-                    "yaml-truthy",
-                    v.span,
-                    format!("`{raw}` is read as a boolean, but `{key}` of `{module}` takes a string"),
-                )
-                .with_help(format!("quote it: \"{raw}\"")),
-            );
+            self.push(params::truthy_diag(&raw, key, module, v.span));
         }
     }
 
@@ -970,16 +963,27 @@ fn command_words(text: &str) -> Vec<String> {
     out
 }
 
-/// Is every use of `name` in the text guarded (`name | default(...)`, `name is defined`...)?
+/// Is `name` guarded in the text (`name | default(...)` for every use, or tested with
+/// `name is defined` and the like, which guards the uses in that branch)?
 fn is_guarded(text: &str, name: &str) -> bool {
-    let pat = format!(
-        r"\b{}\b((\.\w+)|(\[[^\]]*\]))*\s*(\|\s*(default|d)\b|is\s+(not\s+)?(defined|undefined))",
-        regex::escape(name)
-    );
-    let any = format!(r"\b{}\b", regex::escape(name));
-    match (regex::Regex::new(&pat), regex::Regex::new(&any)) {
-        (Ok(g), Ok(a)) => g.find_iter(text).count() >= a.find_iter(text).count(),
+    let n = regex::escape(name);
+    let tested = format!(r"\b{n}\b((\.\w+)|(\[[^\]]*\]))*\s+is\s+(not\s+)?(defined|undefined|none)\b");
+    let defaulted = format!(r"\b{n}\b((\.\w+)|(\[[^\]]*\]))*\s*\|\s*(default|d)\b");
+    let any = format!(r"\b{n}\b");
+    match (regex::Regex::new(&tested), regex::Regex::new(&defaulted), regex::Regex::new(&any)) {
+        (Ok(t), Ok(d), Ok(a)) => t.is_match(text) || d.find_iter(text).count() >= a.find_iter(text).count(),
         _ => false,
+    }
+}
+
+/// The span of the first whole-word `name` inside a span, else the span.
+fn narrow(span: Span, name: &str) -> Span {
+    let Some(src) = source(span.src) else {
+        return span;
+    };
+    match src.text.get(span.start..span.end).and_then(|raw| find_word(raw, name)) {
+        Some(i) if span.end > span.start => Span::new(span.src, span.start + i, span.start + i + name.len()),
+        _ => span,
     }
 }
 

@@ -192,15 +192,20 @@ pub fn check(module: &dyn DynModule, args: &Value, nodes: &ArgNodes) -> Vec<Diag
         };
         let span = if rule == "missing-param" { nodes.node_at(&e.path).map(|n| n.span) } else { None };
         let span = span.filter(|_| !e.path.is_empty()).unwrap_or_else(|| nodes.span_at(&e.path));
-        let mut d = diag(rule, span, text);
         if rule == "param-type"
             && let Some(n) = nodes.node_at(&e.path)
             && n.plain
             && let Some(raw) = raw_text(n)
             && matches!(raw.to_ascii_lowercase().as_str(), "yes" | "no" | "on" | "off")
         {
-            d = d.with_help(format!("YAML reads a plain `{raw}` as a boolean: quote it (\"{raw}\") for the text"));
+            // the run would fail: a yaml-truthy finding at error severity
+            let key = crate::module::path_text(&e.path);
+            let mut d = truthy_diag(&raw, &key, name, span);
+            d.severity = crate::diag::Severity::Error;
+            out.push(d);
+            return out;
         }
+        let mut d = diag(rule, span, text);
         if rule == "missing-param" {
             d = d.with_label(format!("`{name}` without `{}`", msg.split('`').nth(1).unwrap_or_default()));
         }
@@ -224,6 +229,12 @@ pub fn suggest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str> + C
         let diff: Vec<usize> = (0..w.len()).filter(|&i| w[i] != c[i]).collect();
         diff.len() == 2 && diff[1] == diff[0] + 1 && w[diff[0]] == c[diff[1]] && w[diff[1]] == c[diff[0]]
     })
+}
+
+/// A plain yes/no/on/off where a string param is expected.
+pub fn truthy_diag(raw: &str, key: &str, module: &str, span: Span) -> Diag {
+    diag("yaml-truthy", span, format!("`{raw}` is read as a boolean, but `{key}` of `{module}` takes a string"))
+        .with_help(format!("quote it: \"{raw}\""))
 }
 
 /// The source text of a node.
