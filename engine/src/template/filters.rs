@@ -36,6 +36,10 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("realpath", realpath);
     env.add_filter("splitext", splitext);
     env.add_filter("path_join", path_join);
+    env.add_filter("normpath", |v: &Value| -> Result<String, Error> { Ok(normpath(&text(v)?)) });
+    env.add_filter("fileglob", fileglob);
+    env.add_filter("to_uuid", to_uuid);
+    env.add_filter("from_yaml_all", from_yaml_all);
     env.add_filter("quote", quote);
     env.add_filter("hash", hash);
     env.add_filter("checksum", checksum);
@@ -104,15 +108,15 @@ pub fn bool_word(s: &str) -> Option<bool> {
     }
 }
 
-fn bool_filter(v: &Value) -> Result<bool, Error> {
+fn bool_filter(v: &Value) -> Result<Value, Error> {
     check(v)?;
-    Ok(match v.kind() {
+    Ok(Value::from(match v.kind() {
         ValueKind::Bool => v.is_true(),
-        ValueKind::None => false,
+        ValueKind::None => return Ok(Value::from(())),
         ValueKind::String => bool_word(v.as_str().unwrap_or_default()).unwrap_or(false),
         ValueKind::Number => f64::try_from(v.clone()).is_ok_and(|f| f == 1.0),
         _ => false,
-    })
+    }))
 }
 
 /// Jinja's `default(value, default_value='', boolean=False)`.
@@ -299,11 +303,26 @@ fn from_json_filter(v: &Value) -> Result<Value, Error> {
     Ok(from_json(&j))
 }
 
+fn yaml_opts(indent: usize, flow_leaves: bool, kwargs: &Kwargs) -> Result<YamlOpts, Error> {
+    let sort_keys = kwargs.get::<Option<bool>>("sort_keys")?.unwrap_or(true);
+    let width = kwargs.get::<Option<usize>>("width")?.unwrap_or(80);
+    let flow_leaves = if kwargs.has("default_flow_style") {
+        match kwargs.get::<Option<bool>>("default_flow_style")? {
+            None => true,
+            Some(false) => false,
+            Some(true) => return Err(op_err("default_flow_style=True is not supported")),
+        }
+    } else {
+        flow_leaves
+    };
+    kwargs.assert_all_used()?;
+    Ok(YamlOpts { indent: indent.clamp(2, MAX_INDENT), flow_leaves, sort_keys, width })
+}
+
 fn to_yaml(v: &Value, kwargs: Kwargs) -> Result<String, Error> {
     let indent = kwargs.get::<Option<usize>>("indent")?.unwrap_or(2);
-    let sort_keys = kwargs.get::<Option<bool>>("sort_keys")?.unwrap_or(true);
-    kwargs.assert_all_used()?;
-    Ok(dump::to_yaml(&json(v)?, &YamlOpts { indent: indent.clamp(2, MAX_INDENT), flow_leaves: true, sort_keys }))
+    let o = yaml_opts(indent, true, &kwargs)?;
+    Ok(dump::to_yaml(&json(v)?, &o))
 }
 
 fn to_nice_yaml(v: &Value, indent: Option<usize>, kwargs: Kwargs) -> Result<String, Error> {
@@ -311,9 +330,53 @@ fn to_nice_yaml(v: &Value, indent: Option<usize>, kwargs: Kwargs) -> Result<Stri
         Some(i) => i,
         None => kwargs.get::<Option<usize>>("indent")?.unwrap_or(4),
     };
-    let sort_keys = kwargs.get::<Option<bool>>("sort_keys")?.unwrap_or(true);
-    kwargs.assert_all_used()?;
-    Ok(dump::to_yaml(&json(v)?, &YamlOpts { indent: indent.clamp(2, MAX_INDENT), flow_leaves: false, sort_keys }))
+    let o = yaml_opts(indent, false, &kwargs)?;
+    Ok(dump::to_yaml(&json(v)?, &o))
+}
+
+fn from_yaml_all(v: &Value) -> Result<Value, Error> {
+    let s = text(v)?;
+    let docs =
+        crate::yaml::load_str("<from_yaml_all>", &s).map_err(|d| op_err(format!("from_yaml_all: {}", d.message)))?;
+    Ok(Value::from(docs.iter().map(|n| from_json(&n.to_value())).collect::<Vec<_>>()))
+}
+
+fn fileglob(v: &Value) -> Result<Value, Error> {
+    let pat = expand_user(&text(v)?);
+    let paths = glob::glob(&pat).map_err(|e| op_err(format!("fileglob: {e}")))?;
+    Ok(Value::from(
+        paths
+            .filter_map(Result::ok)
+            .filter(|p| p.is_file())
+            .map(|p| Value::from(p.to_string_lossy().into_owned()))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// Ansible's UUID namespace for `to_uuid`.
+const UUID_NAMESPACE_ANSIBLE: [u8; 16] =
+    [0x36, 0x1e, 0x6d, 0x51, 0xfa, 0xec, 0x44, 0x4a, 0x90, 0x79, 0x34, 0x13, 0x86, 0xda, 0x8e, 0x2e];
+
+/// `uuid.uuid5(namespace, name)`.
+fn to_uuid(v: &Value, namespace: Option<String>) -> Result<String, Error> {
+    let ns: Vec<u8> = match namespace {
+        None => UUID_NAMESPACE_ANSIBLE.to_vec(),
+        Some(n) => {
+            let h: String = n.chars().filter(|c| *c != '-').collect();
+            match hex::decode(&h) {
+                Ok(b) if b.len() == 16 => b,
+                _ => return Err(op_err(format!("Invalid value '{n}' for 'namespace'"))),
+            }
+        }
+    };
+    let mut d = sha1::Sha1::new();
+    d.update(&ns);
+    d.update(text(v)?.as_bytes());
+    let mut b: Vec<u8> = d.finalize()[..16].to_vec();
+    b[6] = (b[6] & 0x0f) | 0x50;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    Ok(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]))
 }
 
 fn from_yaml(v: &Value) -> Result<Value, Error> {
@@ -383,12 +446,14 @@ fn regex_replace(v: &Value, pat: Option<String>, repl: Option<String>, kwargs: K
     let ic = kwargs.get::<Option<bool>>("ignorecase")?.unwrap_or(false);
     let ml = kwargs.get::<Option<bool>>("multiline")?.unwrap_or(false);
     let count = kwargs.get::<Option<usize>>("count")?.unwrap_or(0);
+    let mandatory_count = kwargs.get::<Option<usize>>("mandatory_count")?.unwrap_or(0);
     kwargs.assert_all_used()?;
     let s = text(v)?;
     let re = compile(&pat.unwrap_or_default(), ic, ml)?;
     let repl = repl.unwrap_or_default();
     let mut out = String::new();
     let mut last = 0;
+    let mut subs = 0;
     for (n, caps) in re.captures_iter(&s).enumerate() {
         if count > 0 && n >= count {
             break;
@@ -397,8 +462,15 @@ fn regex_replace(v: &Value, pat: Option<String>, repl: Option<String>, kwargs: K
         out.push_str(&s[last..m.start()]);
         out.push_str(&expand_py(&repl, &caps)?);
         last = m.end();
+        subs += 1;
     }
     out.push_str(&s[last..]);
+    if mandatory_count > 0 && mandatory_count != subs {
+        return Err(op_err(format!(
+            "'{}' should match {mandatory_count} times, but matches {subs} times in '{s}'",
+            re.as_str()
+        )));
+    }
     Ok(out)
 }
 
@@ -606,6 +678,9 @@ pub fn shell_quote(s: &str) -> String {
 }
 
 fn quote(v: &Value) -> Result<String, Error> {
+    if v.is_none() {
+        return Ok(shell_quote(""));
+    }
     Ok(shell_quote(&text(v)?))
 }
 

@@ -42,7 +42,7 @@ fn repr_str(s: &str, out: &mut String) {
     out.push(quote);
 }
 
-/// Python's repr of a float (`1.0`, `0.5`, `1e+20`).
+/// Python's repr of a float (`1.0`, `0.5`, `1e+20`, `1e-07`).
 pub fn float_repr(f: f64) -> String {
     if f.is_nan() {
         return "nan".into();
@@ -50,19 +50,18 @@ pub fn float_repr(f: f64) -> String {
     if f.is_infinite() {
         return if f > 0.0 { "inf".into() } else { "-inf".into() };
     }
-    if f == f.trunc() && f.abs() < 1e16 {
-        return format!("{f:.1}");
+    if f == 0.0 {
+        return if f.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
+    }
+    let sci = format!("{f:e}");
+    let (mant, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if !(-4..16).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        return format!("{mant}e{sign}{:02}", exp.unsigned_abs());
     }
     let s = format!("{f}");
-    if f.abs() >= 1e16 {
-        let e = format!("{f:e}");
-        // Rust: 1e20 -> Python: 1e+20
-        if let Some((m, exp)) = e.split_once('e') {
-            let sign = if exp.starts_with('-') { "" } else { "+" };
-            return format!("{m}e{sign}{exp}");
-        }
-    }
-    s
+    if s.contains('.') { s } else { format!("{s}.0") }
 }
 
 /// `repr(value)`.

@@ -149,7 +149,7 @@ fn bool_filter() {
     }
     assert_eq!(ok("{{ 'false' | bool }}", json!({})), json!(false));
     assert_eq!(ok("{{ 1 | bool }}", json!({})), json!(true));
-    assert_eq!(ok("{{ none | bool }}", json!({})), json!(false));
+    assert_eq!(ok("{{ none | bool }}", json!({})), json!(null));
     assert_eq!(ok("{{ x | bool }}", json!({"x": true})), json!(true));
 }
 
@@ -206,7 +206,7 @@ fn yaml_filters() {
     assert_eq!(s("{{ {'a': 1} | to_yaml }}", json!({})), "{a: 1}\n");
     assert_eq!(
         s("{{ ['a', 'b: c', 'multi\nline'] | to_nice_yaml }}", json!({})),
-        "- a\n- 'b: c'\n- \"multi\\nline\"\n"
+        "- a\n- 'b: c'\n- 'multi\n\n    line'\n"
     );
     assert_eq!(s("{{ 'abc' | to_yaml }}", json!({})), "abc\n...\n");
     assert_eq!(s("{{ [[1, 2], [3]] | to_nice_yaml }}", json!({})), "-   - 1\n    - 2\n-   - 3\n");
@@ -625,4 +625,27 @@ fn python_literals() {
     ] {
         assert_eq!(ok(src, v.clone()), want, "{src}");
     }
+}
+
+#[test]
+fn more_ansible_filters() {
+    let v = json!({"k": {"k": "word ".repeat(30)}});
+    assert_eq!(ok("{{ 'test' | to_uuid }}", v.clone()), json!("f4fb6740-9e00-5ac4-9581-f24b6ecfe71e"));
+    assert_eq!(
+        s("{{ k | to_yaml(width=40) }}", v.clone()),
+        "{k: 'word word word word word word word word\n    word word word word word word word word\n    word word word word word word word word\n    word word word word word word '}\n"
+    );
+    assert_eq!(s("{{ {'a': [1]} | to_nice_yaml(default_flow_style=None) }}", v.clone()), "a: [1]\n");
+    assert_eq!(ok("{{ none | bool }}", v.clone()), json!(null));
+    assert_eq!(ok("{{ none | quote }}", v.clone()), json!("''"));
+    assert_eq!(ok("{{ '/a//b/../c/.' | normpath }}", v.clone()), json!("/a/c"));
+    assert_eq!(ok("{{ 'aXbX' | regex_replace('X', '-', mandatory_count=2) }}", v.clone()), json!("a-b-"));
+    let e = render("{{ 'aXbX' | regex_replace('X', '-', mandatory_count=1) }}", v.clone()).unwrap_err();
+    assert!(e.message.contains("should match 1 times, but matches 2 times"), "{}", e.message);
+    assert_eq!(ok("{{ 'a: 1\n---\nb: 2\n' | from_yaml_all }}", v), json!([{"a": 1}, {"b": 2}]));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("x.conf"), "").unwrap();
+    std::fs::create_dir(dir.path().join("d.conf")).unwrap();
+    let pat = format!("{}/*.conf", dir.path().display());
+    assert_eq!(ok("{{ p | fileglob }}", json!({"p": pat})), json!([dir.path().join("x.conf").to_string_lossy()]));
 }
