@@ -12,14 +12,26 @@ fn yes() -> bool {
     true
 }
 
+/// `content` as text: strings as they are, numbers and booleans printed, lists/maps as JSON.
+fn content_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Null => None,
+        Value::String(s) => Some(s),
+        Value::Bool(b) => Some(if b { "True".into() } else { "False".into() }),
+        v @ Value::Number(_) => Some(v.to_string()),
+        v => Some(serde_json::to_string(&v).map_err(serde::de::Error::custom)?),
+    })
+}
+
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CopyParams {
     /// Remote path to write. When it is an existing directory (or ends with `/`), the file is
     /// written inside it under the basename of `src`.
     pub dest: String,
-    /// Inline content to write (exclusive with `src`).
-    #[serde(default)]
+    /// Inline content to write (exclusive with `src`). Lists and maps are written as JSON.
+    #[serde(default, deserialize_with = "content_text")]
+    #[schemars(with = "Option<Value>")]
     pub content: Option<String>,
     /// Controller file to copy, looked up in the role's `files/` then the playbook's directory;
     /// with `remote_src: true`, a path on the host.

@@ -275,3 +275,13 @@ async fn copy_a_directory_tree() {
     assert_eq!((diff.before.as_str(), diff.after.as_str()), ("b\n", "b2\n"));
     assert_eq!(std::fs::read_to_string(flat.join("sub/b.conf")).unwrap(), "b2\n");
 }
+
+#[tokio::test]
+async fn copy_content_of_other_types() {
+    let d = tempfile::tempdir().unwrap();
+    let dest = d.path().join("j");
+    run("copy", json!({"dest": s(&dest), "content": {"a": [1, 2]}}), APPLY).await.unwrap();
+    assert_eq!(std::fs::read_to_string(&dest).unwrap(), r#"{"a":[1,2]}"#);
+    run("copy", json!({"dest": s(&dest), "content": 42}), APPLY).await.unwrap();
+    assert_eq!(std::fs::read_to_string(&dest).unwrap(), "42");
+}
