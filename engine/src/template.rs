@@ -304,7 +304,13 @@ impl Templar {
         let _guard = CurrentGuard::push(scope);
         let captured = tmpl.render_captured(scope.vars.clone())?;
         let emits = captured.state().get_temp(TEMP_EMITS).and_then(|v| v.as_i64()).unwrap_or(0);
-        let native = if emits == 1 && single_expression(src) { captured.state().get_temp(TEMP_NATIVE) } else { None };
+        // One emitted value and no other text (`{{ x }}`, `{% if c %}{{ x }}{% endif %}`): native.
+        let native = match (emits, captured.state().get_temp(TEMP_NATIVE)) {
+            (1, Some(v)) if single_expression(src) || pyfmt::to_py_str(&v).is_ok_and(|s| s == captured.output()) => {
+                Some(v)
+            }
+            _ => None,
+        };
         Ok(Rendered { output: captured.into_output(), native })
     }
 

@@ -40,6 +40,9 @@ fn native_types() {
     assert_eq!(s("{{ n }} y", vars.clone()), "5 y");
     assert_eq!(s("  {{ n }}  ", vars.clone()), "  5  ");
     assert_eq!(s("{{ n }}{{ n }}", vars.clone()), "55");
+    assert_eq!(ok("{% if n > 1 %}{{ l }}{% else %}{{ d }}{% endif %}", vars.clone()), json!([1, "a"]));
+    assert_eq!(s("{% if n > 1 %}\n{{ n }}\n{% endif %}", vars.clone()), "5\n");
+    assert_eq!(s("{% if n > 1 %}5{% endif %}", vars.clone()), "5");
     assert_eq!(s("plain text", vars.clone()), "plain text");
     assert_eq!(s("{{ s }}", vars.clone()), "x");
     // Python's str() inside larger strings.
