@@ -3,22 +3,31 @@
 //! Every module talks to the host only through [`pbr_engine::Host`] with POSIX `sh` scripts, so
 //! targets need nothing but a shell and coreutils.
 
+pub mod bcache;
 pub mod blockinfile;
 pub mod boot_util;
 pub mod command;
 pub mod copy;
 pub mod file;
+pub mod filesystem;
+pub mod iscsi;
 pub mod kernel_cmdline;
 pub mod lineinfile;
+pub mod lvg;
+pub mod lvm_cache;
+pub mod lvol;
 pub mod mkinitcpio_hook;
 pub mod networkd;
 pub mod package;
 pub mod replace;
 pub mod stat;
+pub mod storage_util;
 pub mod systemd;
+pub mod targetcli;
 pub mod template;
 pub mod user;
 pub mod util;
+pub mod vdo;
 pub mod wpa;
 
 /// All modules of this crate.
@@ -39,6 +48,14 @@ pub fn registry() -> pbr_engine::Registry {
     r.add(user::User);
     r.add(kernel_cmdline::KernelCmdline);
     r.add(wpa::Wpa);
+    r.add(lvg::Lvg);
+    r.add(lvol::Lvol);
+    r.add(lvm_cache::LvmCache);
+    r.add(filesystem::Filesystem);
+    r.add(vdo::Vdo);
+    r.add(bcache::Bcache);
+    r.add(targetcli::Targetcli);
+    r.add(iscsi::Iscsi);
     r.add(networkd::Networkd);
     r.add(mkinitcpio_hook::MkinitcpioHook);
     r
