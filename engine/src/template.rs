@@ -435,6 +435,16 @@ impl Templar {
         names.into_iter().filter(|n| !self.env.globals().any(|(g, _)| g == n)).collect()
     }
 
+    /// Run a lookup plugin (`with_file`, `with_first_found`... loops): `query(name, *terms)`.
+    pub fn lookup(&self, name: &str, terms: &[Value], scope: &Scope) -> Result<Vec<Value>, TemplateError> {
+        let _guard = CurrentGuard::push(scope);
+        let state = self.env.empty_state();
+        let terms: Vec<minijinja::Value> = terms.iter().map(from_json).collect();
+        let kwargs = minijinja::value::Kwargs::from_iter(std::iter::empty::<(&str, minijinja::Value)>());
+        let out = lookups::run(&state, name, &terms, &kwargs).map_err(|e| self.convert_err(&e, "", None))?;
+        out.iter().map(to_json).collect()
+    }
+
     /// Check syntax only.
     pub fn check_syntax(&self, s: &str) -> Result<(), TemplateError> {
         if !Self::is_template(s) {

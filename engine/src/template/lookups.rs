@@ -62,9 +62,24 @@ fn terms_flat(terms: &[Value]) -> Result<Vec<Value>, Error> {
     Ok(out)
 }
 
+/// Run a lookup plugin, honouring `errors='strict'|'warn'|'ignore'` (the last two yield nothing).
+fn run_checked(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Vec<Value>, Error> {
+    let errors = kwargs.get::<Option<String>>("errors")?.unwrap_or_else(|| "strict".into());
+    match run(state, name, terms, kwargs) {
+        Ok(v) => Ok(v),
+        Err(e) if matches!(errors.as_str(), "ignore" | "warn") && e.kind() != ErrorKind::UndefinedError => {
+            if errors == "warn" {
+                tracing::warn!("lookup('{name}') failed: {e}");
+            }
+            Ok(vec![])
+        }
+        Err(e) => Err(e),
+    }
+}
+
 fn lookup(state: &State, name: String, terms: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
     let wantlist = kwargs.get::<Option<bool>>("wantlist")?.unwrap_or(false);
-    let ran = run(state, &name, &terms, &kwargs)?;
+    let ran = run_checked(state, &name, &terms, &kwargs)?;
     if wantlist {
         return Ok(Value::from(ran));
     }
@@ -80,14 +95,14 @@ fn lookup(state: &State, name: String, terms: Rest<Value>, kwargs: Kwargs) -> Re
 
 fn query(state: &State, name: String, terms: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
     let _ = kwargs.get::<Option<bool>>("wantlist")?;
-    Ok(Value::from(run(state, &name, &terms, &kwargs)?))
+    Ok(Value::from(run_checked(state, &name, &terms, &kwargs)?))
 }
 
 fn read(path: &Path) -> Result<String, Error> {
     std::fs::read_to_string(path).map_err(|e| err(format!("cannot read {}: {e}", path.display())))
 }
 
-fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Vec<Value>, Error> {
+pub(crate) fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Vec<Value>, Error> {
     let plugin = name.strip_prefix("ansible.builtin.").unwrap_or(name);
     let out = match plugin {
         "file" => {
@@ -178,6 +193,26 @@ fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Ve
                 }
                 let s = String::from_utf8_lossy(&o.stdout);
                 out.push(Value::from(s.trim_end()));
+            }
+            out
+        }
+        "lines" => {
+            let mut out = Vec::new();
+            for t in terms_flat(terms)? {
+                let cmd = to_py_str(&t)?;
+                let o = std::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(&cmd)
+                    .stdin(std::process::Stdio::null())
+                    .output()
+                    .map_err(|e| err(format!("lookup lines: cannot run sh: {e}")))?;
+                if !o.status.success() {
+                    return Err(err(format!(
+                        "lookup_plugin.lines({cmd}) returned {}",
+                        o.status.code().map(|c| c.to_string()).unwrap_or_else(|| "a signal".into())
+                    )));
+                }
+                out.extend(String::from_utf8_lossy(&o.stdout).lines().map(|l| Value::from(l.to_string())));
             }
             out
         }

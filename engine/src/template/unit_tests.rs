@@ -652,3 +652,21 @@ fn more_ansible_filters() {
     let pat = format!("{}/*.conf", dir.path().display());
     assert_eq!(ok("{{ p | fileglob }}", json!({"p": pat})), json!([dir.path().join("x.conf").to_string_lossy()]));
 }
+
+#[test]
+fn lookup_api_and_errors_option() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("files")).unwrap();
+    std::fs::write(dir.path().join("files/a.txt"), "A\n").unwrap();
+    let t = Templar::new();
+    let v = from_json(&json!({}));
+    let search = vec![dir.path().to_path_buf()];
+    let scope = Scope { vars: &v, search: &search };
+    assert_eq!(t.lookup("file", &[json!("a.txt")], &scope).unwrap(), vec![json!("A")]);
+    assert_eq!(t.lookup("lines", &[json!("printf 'x\\ny\\n'")], &scope).unwrap(), vec![json!("x"), json!("y")]);
+    let e = t.lookup("file", &[json!("nope.txt")], &scope).unwrap_err();
+    assert!(e.message.contains("could not locate file in lookup: nope.txt"), "{}", e.message);
+    assert_eq!(t.render_str("{{ lookup('file', 'nope.txt', errors='ignore') }}", &scope).unwrap(), json!(""));
+    assert_eq!(t.render_str("{{ query('file', 'nope.txt', errors='warn') }}", &scope).unwrap(), json!([]));
+    assert!(t.render_str("{{ lookup('file', 'nope.txt', errors='strict') }}", &scope).is_err());
+}
