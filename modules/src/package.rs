@@ -44,6 +44,10 @@ pub struct PackageParams {
     /// Refresh the package index before installing (`apt-get update`, `pacman -Sy`...).
     #[serde(default, deserialize_with = "bool_lenient", alias = "update-cache")]
     pub update_cache: bool,
+    /// With `update_cache`, skip the refresh when the index is younger than this many seconds
+    /// (apt and pacman; other managers always refresh).
+    #[serde(default)]
+    pub cache_valid_time: Option<u64>,
     /// The package manager; detected on the host when `auto` (the default).
     #[serde(default, rename = "use")]
     pub use_: Option<Manager>,
@@ -62,6 +66,8 @@ pub struct PkgFacts {
     pub manager: Manager,
     pub installed: BTreeMap<String, Option<String>>,
     pub upgradable: Vec<String>,
+    /// Seconds since the package index was refreshed (apt, pacman), when known.
+    pub cache_age: Option<u64>,
 }
 
 /// Parse `dpkg-query -W -f='${Package}\t${Status}\t${Version}\n'` output.
@@ -123,7 +129,23 @@ fn base_name(n: &str) -> &str {
 
 /// One query: detect the manager (unless given), print its name, then the installed state.
 pub fn probe_script(given: Option<Manager>, names: &[String], latest: bool) -> String {
-    let q = |m: Manager| if names.is_empty() { "true".to_string() } else { query_script(m, names, latest) };
+    let q = |m: Manager| {
+        let stamp = match m {
+            Manager::Apt => "/var/lib/apt/periodic/update-success-stamp /var/lib/apt/lists",
+            Manager::Pacman => "/var/lib/pacman/sync",
+            _ => "",
+        };
+        let age = if stamp.is_empty() {
+            "echo '@@AGE'".to_string()
+        } else {
+            format!(
+                "t=; for f in {stamp}; do if [ -e $f ]; then t=$(stat -c %Y $f); break; fi; done; \
+                 if [ -n \"$t\" ]; then echo \"@@AGE $(( $(date +%s) - t ))\"; else echo '@@AGE'; fi"
+            )
+        };
+        let query = if names.is_empty() { "true".to_string() } else { query_script(m, names, latest) };
+        format!("{age}; {query}")
+    };
     if let Some(m) = given {
         return format!("echo {}; {}", mgr_bin(m), q(m));
     }
@@ -211,7 +233,7 @@ pub fn parse_query(m: Manager, names: &[String], out: &str) -> PkgFacts {
             .filter(|s| !s.is_empty())
             .collect(),
     };
-    PkgFacts { manager: m, installed, upgradable }
+    PkgFacts { manager: m, installed, upgradable, cache_age: None }
 }
 
 /// What to do: packages to install, to upgrade, to remove.
@@ -285,6 +307,16 @@ fn update_script(m: Manager) -> &'static str {
     }
 }
 
+/// Refresh the index: asked for, stale (per `cache_valid_time`), and useful now (nothing else
+/// asked, or something gets installed).
+fn wants_update(p: &PackageParams, st: &PkgFacts, pp: &PkgPlan) -> bool {
+    let stale = match (p.cache_valid_time, st.cache_age) {
+        (Some(valid), Some(age)) => age > valid,
+        _ => true,
+    };
+    p.update_cache && stale && (p.name.0.is_empty() || !pp.install.is_empty() || !pp.upgrade.is_empty())
+}
+
 pub struct Package;
 
 #[async_trait]
@@ -300,7 +332,8 @@ impl Module for Package {
                           host, or chosen with `use`). One query reads which packages are installed; only the \
                           missing (or, with `latest`, upgradable) ones are installed, non-interactively. \
                           `latest` compares with the package index as it is: add `update_cache` to refresh it \
-                          before installing. `update_cache` with no names always refreshes (reported as a change).",
+                          before installing. `update_cache` with no names refreshes unless the index is younger than `cache_valid_time` \
+                          seconds (always without it), and reports that as a change.",
             examples: r#"- name: Tools
   package:
     name: [vim, htop, lvm2]
@@ -334,10 +367,12 @@ impl Module for Package {
         let (first, rest) = text.split_once('\n').unwrap_or((text.as_str(), ""));
         let m = manager_of(first)
             .ok_or_else(|| ModuleError::new("no supported package manager found (apt-get, pacman, dnf, yum, apk)"))?;
+        let (age_line, rest) = rest.split_once('\n').unwrap_or((rest, ""));
+        let cache_age = age_line.strip_prefix("@@AGE").and_then(|a| a.trim().parse().ok());
         if p.name.0.is_empty() {
-            return Ok(PkgFacts { manager: m, installed: BTreeMap::new(), upgradable: vec![] });
+            return Ok(PkgFacts { manager: m, installed: BTreeMap::new(), upgradable: vec![], cache_age });
         }
-        Ok(parse_query(m, &p.name.0, rest))
+        Ok(PkgFacts { cache_age, ..parse_query(m, &p.name.0, rest) })
     }
 
     fn plan(&self, p: &PackageParams, st: &PkgFacts) -> Result<Plan, ModuleError> {
@@ -349,7 +384,7 @@ impl Module for Package {
             let a: Vec<(String, String)> = names.iter().map(|n| (n.clone(), after(n))).collect();
             Diff::state("packages", &b, &a)
         };
-        if p.update_cache && (p.name.0.is_empty() || !pp.install.is_empty() || !pp.upgrade.is_empty()) {
+        if wants_update(p, st, &pp) {
             plan.push(Change::new(format!("update the package index ({})", update_script(st.manager))));
         }
         if !pp.install.is_empty() {
@@ -384,7 +419,7 @@ impl Module for Package {
         let pp = decide(p.state, st);
         let m = st.manager;
         let mut data = Map::new();
-        if p.update_cache && (p.name.0.is_empty() || !pp.install.is_empty() || !pp.upgrade.is_empty()) {
+        if wants_update(p, st, &pp) {
             host.run_ok(update_script(m)).await?;
             data.insert("cache_updated".into(), json!(true));
         }

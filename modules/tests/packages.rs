@@ -36,6 +36,22 @@ async fn apt_probe_reads_installed_state() {
 }
 
 #[tokio::test]
+async fn update_cache_respects_cache_valid_time() {
+    if !has("dpkg-query") || !std::path::Path::new("/var/lib/apt/lists").exists() {
+        eprintln!("no apt here: skipped");
+        return;
+    }
+    // check mode only: the index is never refreshed by this test
+    let r = run("apt", json!({"update_cache": true}), CHECK).await.unwrap();
+    assert!(r.changed);
+    assert!(r.changes[0].summary.contains("apt-get update"), "{}", r.changes[0].summary);
+    let r = run("apt", json!({"update_cache": true, "cache_valid_time": 100_000_000u64}), CHECK).await.unwrap();
+    assert!(!r.changed, "{:?}", r.changes);
+    let r = run("apt", json!({"update_cache": true, "cache_valid_time": 0}), CHECK).await.unwrap();
+    assert!(r.changed);
+}
+
+#[tokio::test]
 async fn systemd_probe_reads_unit_state() {
     if !has("systemctl") {
         eprintln!("no systemctl here: skipped");
