@@ -211,7 +211,7 @@ impl Module for File {
              if [ -L \"$p\" ]; then readlink -- \"$p\"; if [ -e \"$p\" ]; then printf 'T '; \
              stat -L -c '{STAT_FMT}' -- \"$p\" || exit 1; echo; fi; else echo; fi; fi; "
         );
-        if p.state == Some(FileKind::Hard)
+        if matches!(p.state, Some(FileKind::Hard | FileKind::Link))
             && let Some(src) = &p.src
         {
             let src = sh_quote(&link_src_abs(&p.path, src));
@@ -309,6 +309,12 @@ impl Module for File {
             },
             FileKind::Link => {
                 let src = p.src.as_deref().unwrap_or("");
+                if st.src_inode.is_none() && !p.force {
+                    return Err(ModuleError::new(format!(
+                        "src file does not exist, use force: true if you really want to create the link: {}",
+                        link_src_abs(path, src)
+                    )));
+                }
                 match cur {
                     None => plan.push(
                         Change::new(format!("link {path} → {src}"))

@@ -167,6 +167,14 @@ async fn file_directory_touch_link_hard_absent() {
     assert!(check.changes[0].summary.contains("link target"), "{}", check.changes[0].summary);
     assert_eq!(std::fs::read_link(&l).unwrap().display().to_string(), "a/b");
 
+    // a link to nothing needs force
+    let dangling = d.path().join("dangling");
+    let err = run("file", json!({"src": "nowhere", "path": s(&dangling), "state": "link"}), CHECK).await.unwrap_err();
+    assert!(err.msg.contains("src file does not exist"), "{}", err.msg);
+    converge(d.path(), &[], "file", json!({"src": "nowhere", "path": s(&dangling), "state": "link", "force": true}))
+        .await;
+    assert_eq!(std::fs::read_link(&dangling).unwrap().display().to_string(), "nowhere");
+
     // a regular file is not replaced by a link without force
     let plain = d.path().join("plain");
     std::fs::write(&plain, "x").unwrap();
