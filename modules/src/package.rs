@@ -481,9 +481,11 @@ mod tests {
     fn query_scripts_are_valid_sh() {
         for m in [Manager::Apt, Manager::Pacman, Manager::Dnf, Manager::Yum, Manager::Apk] {
             for latest in [false, true] {
-                let s = probe_script(None, &["a b".to_string(), "c".to_string()], latest);
-                let ok = std::process::Command::new("sh").arg("-n").arg("-c").arg(&s).status().unwrap().success();
-                assert!(ok, "{s}");
+                for given in [None, Some(m)] {
+                    let s = probe_script(given, &["a b".to_string(), "c".to_string()], latest);
+                    let ok = std::process::Command::new("sh").arg("-n").arg("-c").arg(&s).status().unwrap().success();
+                    assert!(ok, "{s}");
+                }
             }
         }
     }
