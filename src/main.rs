@@ -383,7 +383,10 @@ fn rpassword_prompt(prompt: &str) -> Option<String> {
         let _ = std::process::Command::new("stty").arg("echo").status();
         eprintln!();
     }
-    r.ok()?;
+    // end of input is no answer (an empty line is an empty password)
+    if r.ok()? == 0 {
+        return None;
+    }
     Some(line.trim_end_matches(['\n', '\r']).to_string())
 }
 
