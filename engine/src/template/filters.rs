@@ -39,6 +39,8 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("normpath", |v: &Value| -> Result<String, Error> { Ok(normpath(&text(v)?)) });
     env.add_filter("fileglob", fileglob);
     env.add_filter("to_uuid", to_uuid);
+    env.add_filter("random", random);
+    env.add_filter("shuffle", shuffle);
     env.add_filter("from_yaml_all", from_yaml_all);
     env.add_filter("quote", quote);
     env.add_filter("hash", hash);
@@ -377,6 +379,89 @@ fn to_uuid(v: &Value, namespace: Option<String>) -> Result<String, Error> {
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex::encode(b);
     Ok(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]))
+}
+
+/// splitmix64: a small deterministic generator for `random`/`shuffle` with a seed.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: Option<&Value>) -> Result<Rng, Error> {
+        let bytes: Vec<u8> = match seed {
+            Some(s) if !s.is_none() => sha2::Sha256::digest(to_py_str(s)?.as_bytes())[..8].to_vec(),
+            _ => {
+                use std::io::Read;
+                let mut b = vec![0u8; 8];
+                std::fs::File::open("/dev/urandom")
+                    .and_then(|mut f| f.read_exact(&mut b))
+                    .map_err(|e| op_err(format!("cannot read /dev/urandom: {e}")))?;
+                b
+            }
+        };
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&bytes);
+        Ok(Rng(u64::from_le_bytes(a)))
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        if n == 0 { 0 } else { self.next() % n }
+    }
+}
+
+/// `end | random(start=0, step=1, seed=None)`, or a random element of a list.
+fn random(v: &Value, start: Option<i64>, step: Option<i64>, kwargs: Kwargs) -> Result<Value, Error> {
+    let start = match start {
+        Some(s) => Some(s),
+        None => kwargs.get::<Option<i64>>("start")?,
+    };
+    let step = match step {
+        Some(s) => Some(s),
+        None => kwargs.get::<Option<i64>>("step")?,
+    };
+    let seed = kwargs.get::<Option<Value>>("seed")?;
+    kwargs.assert_all_used()?;
+    check(v)?;
+    let mut rng = Rng::new(seed.as_ref())?;
+    if let Some(end) = v.as_i64() {
+        let start = start.unwrap_or(0);
+        let step = step.unwrap_or(1);
+        if step <= 0 || end <= start {
+            return Err(op_err(format!("random: empty range ({start}, {end}, {step})")));
+        }
+        let n = ((end - start) + step - 1) / step;
+        return Ok(Value::from(start + step * rng.below(n as u64) as i64));
+    }
+    if start.is_some() || step.is_some() {
+        return Err(op_err("start and step can only be used with integer values"));
+    }
+    let items = list(v)?;
+    if items.is_empty() {
+        return Err(op_err("random: cannot choose from an empty sequence"));
+    }
+    let i = rng.below(items.len() as u64) as usize;
+    Ok(items[i].clone())
+}
+
+fn shuffle(v: &Value, seed: Option<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let seed = match seed {
+        Some(s) => Some(s),
+        None => kwargs.get::<Option<Value>>("seed")?,
+    };
+    kwargs.assert_all_used()?;
+    let mut items = list(v)?;
+    let mut rng = Rng::new(seed.as_ref())?;
+    for i in (1..items.len()).rev() {
+        let j = rng.below(i as u64 + 1) as usize;
+        items.swap(i, j);
+    }
+    Ok(Value::from(items))
 }
 
 fn from_yaml(v: &Value) -> Result<Value, Error> {

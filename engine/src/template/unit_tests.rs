@@ -670,3 +670,21 @@ fn lookup_api_and_errors_option() {
     assert_eq!(t.render_str("{{ query('file', 'nope.txt', errors='warn') }}", &scope).unwrap(), json!([]));
     assert!(t.render_str("{{ lookup('file', 'nope.txt', errors='strict') }}", &scope).is_err());
 }
+
+#[test]
+fn random_and_shuffle() {
+    let v = json!({"h": "host1"});
+    let a = ok("{{ 60 | random(seed=h) }}", v.clone());
+    assert_eq!(ok("{{ 60 | random(seed=h) }}", v.clone()), a, "seeded random is stable");
+    assert!(a.as_i64().is_some_and(|n| (0..60).contains(&n)), "{a}");
+    let b = ok("{{ 100 | random(10, 10) }}", v.clone());
+    assert!(b.as_i64().is_some_and(|n| (10..100).contains(&n) && n % 10 == 0), "{b}");
+    let c = ok("{{ ['a', 'b', 'c'] | random }}", v.clone());
+    assert!(["a", "b", "c"].iter().any(|x| c == json!(x)), "{c}");
+    let Value::Array(mut sh) = ok("{{ [1, 2, 3, 4, 5] | shuffle(seed='x') }}", v.clone()) else { panic!() };
+    assert_eq!(ok("{{ [1, 2, 3, 4, 5] | shuffle(seed='x') }}", v.clone()), json!(sh.clone()));
+    sh.sort_by_key(|x| x.as_i64());
+    assert_eq!(sh, vec![json!(1), json!(2), json!(3), json!(4), json!(5)]);
+    assert!(render("{{ [] | random }}", v.clone()).is_err());
+    assert!(render("{{ 0 | random }}", v).is_err());
+}
