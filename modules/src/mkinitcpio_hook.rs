@@ -316,14 +316,22 @@ pub fn edit_array(text: &str, name: &str, op: Op) -> Result<String, String> {
     });
     // edits from the back so spans stay valid
     let mut edits: Vec<(Range<usize>, String)> = vec![];
-    if let (Some(before), Op::Ensure(v, _)) = (insert_before, op) {
+    if let (Some(before), Op::Ensure(v, place)) = (insert_before, op) {
         let q = sh_quote(v);
-        match before {
-            Some(i) => edits.push((a.elems[i].span.start..a.elems[i].span.start, format!("{q} "))),
-            None => match (0..vals.len()).rev().find(|i| !removed.contains(i)) {
-                Some(last) => edits.push((a.elems[last].span.end..a.elems[last].span.end, format!(" {q}"))),
-                None => edits.push((a.span.start + 1..a.span.start + 1, q)),
-            },
+        let anchor = match place {
+            Place::After(x) => (0..vals.len()).find(|&i| vals[i] == x),
+            _ => None,
+        };
+        if let Some(i) = anchor {
+            edits.push((a.elems[i].span.end..a.elems[i].span.end, format!(" {q}")));
+        } else {
+            match before {
+                Some(i) => edits.push((a.elems[i].span.start..a.elems[i].span.start, format!("{q} "))),
+                None => match (0..vals.len()).rev().find(|i| !removed.contains(i)) {
+                    Some(last) => edits.push((a.elems[last].span.end..a.elems[last].span.end, format!(" {q}"))),
+                    None => edits.push((a.span.start + 1..a.span.start + 1, q)),
+                },
+            }
         }
     }
     for &i in &removed {
@@ -725,6 +733,12 @@ pub fn render_override(original: &str, hook: &str, owner: &str) -> String {
 pub fn render_dropin(p: &MkinitcpioHookParams, name: &str) -> String {
     let q = sh_quote(name);
     let mut s = format!("# Managed by pbr (mkinitcpio_hook module): the {name} hook.\n");
+    // the string form (`HOOKS="a b"`) becomes an array first
+    s.push_str(
+        "for _pbr_h in HOOKS MODULES BINARIES FILES; do\n    \
+         [[ $(declare -p \"$_pbr_h\" 2>/dev/null) == \"declare -a\"* ]] || read -ra \"$_pbr_h\" <<< \"${!_pbr_h-}\"\n\
+         done\n",
+    );
     s.push_str("_pbr_l=()\nfor _pbr_h in \"${HOOKS[@]}\"; do\n");
     s.push_str(&format!("    [[ $_pbr_h == {q} ]] && continue\n"));
     if let Some(b) = &p.before {
@@ -1036,7 +1050,7 @@ mod tests {
         assert_eq!(edit_array(t, "HOOKS", Op::Remove("base")).unwrap(), "HOOKS=(udev  filesystems)\n");
         assert_eq!(
             edit_array(t, "HOOKS", Op::Ensure("base", Place::After("udev"))).unwrap(),
-            "HOOKS=(udev  base filesystems)\n"
+            "HOOKS=(udev base  filesystems)\n"
         );
         assert!(edit_array(t, "HOOKS", Op::Ensure("x", Place::After("nope"))).is_err());
         assert_eq!(edit_array("A=()\n", "A", Op::Ensure("x y", Place::End)).unwrap(), "A=('x y')\n");

@@ -1,0 +1,480 @@
+//! mkinitcpio_hook, networkd, wpa and kernel_cmdline through the registry, on temp trees, with
+//! bash, wpa_passphrase and Python's configparser as oracles.
+
+mod common;
+use common::*;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::Command;
+
+fn bash(script: &str) -> String {
+    let out = Command::new("bash").arg("-c").arg(script).output().expect("bash runs");
+    assert!(out.status.success(), "bash failed: {script}\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn bash_n(path: &Path) {
+    let out = Command::new("bash").arg("-n").arg(path).output().expect("bash runs");
+    assert!(out.status.success(), "bash -n {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+}
+
+fn array(conf: &Path, extra: &str, name: &str) -> Vec<String> {
+    bash(&format!("source {}; {extra} printf '%s\\n' \"${{{name}[@]}}\"", s(conf)))
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// A tool needed as an oracle: skip loudly when missing, fail under CI.
+fn have(tool: &str) -> bool {
+    let ok = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{tool} is required in CI");
+        eprintln!("SKIPPED: {tool} not installed (apt-get install -y the package providing it)");
+    }
+    ok
+}
+
+const CONF: &str = r#"# vim:set ft=sh
+# MODULES
+MODULES=()
+
+# BINARIES: keep this comment
+BINARIES=( )
+
+FILES=(
+    /etc/one   # first
+    "/etc/two words"
+)
+
+#HOOKS=(base udev autodetect)
+HOOKS=(base   udev autodetect
+       modconf block	net    # network for the root
+       filesystems keyboard fsck)
+
+COMPRESSION="zstd"
+"#;
+
+const WIFI_HOOK: &str = "#!/usr/bin/ash\n\nrun_hook() {\n    wpa_supplicant -B -i wlan0\n}\n\nrun_cleanuphook() {\n    killall wpa_supplicant\n}\n";
+
+fn setup_tree(root: &Path) {
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(root.join("etc/mkinitcpio.conf"), CONF).unwrap();
+    std::fs::create_dir_all(root.join("usr/lib/initcpio/hooks")).unwrap();
+    std::fs::write(root.join("usr/lib/initcpio/hooks/wifi"), WIFI_HOOK).unwrap();
+}
+
+fn iscsi_params(root: &Path) -> Value {
+    json!({
+        "name": "iscsi",
+        "after": "net",
+        "initcpio_dir": s(&root.join("etc/initcpio")),
+        "initcpio_lib_dir": s(&root.join("usr/lib/initcpio")),
+        "config": s(&root.join("etc/mkinitcpio.conf")),
+        "iscsi": {
+            "initiator": "iqn.2024-01.org.example:pi3",
+            "target": "iqn.2024-01.org.example:storage.pi3",
+            "portal": "192.168.1.10",
+            "lun": 2,
+            "wait_seconds": 1
+        },
+        "files": ["/etc/iscsi/initiatorname.iscsi"],
+        "config_modules": ["brcmfmac", "brcmutil", "cfg80211", "rfkill"],
+        "config_files": [
+            "/usr/lib/firmware/brcm/brcmfmac43430-sdio.bin",
+            "/usr/lib/firmware/brcm/brcmfmac43430-sdio.raspberrypi,model-zero-w.txt",
+            "/usr/lib/firmware/brcm/brcmfmac43430-sdio.clm_blob"
+        ],
+        "disable_cleanup": ["wifi"]
+    })
+}
+
+#[tokio::test]
+async fn mkinitcpio_iscsi_hook_converges_and_edits_only_the_arrays() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path();
+    setup_tree(root);
+    let params = iscsi_params(root);
+    let (check, applied) = converge(root, &[], "mkinitcpio_hook", params.clone()).await;
+    assert!(check.deferred.is_empty(), "no deferred work in check mode");
+    assert_eq!(applied.deferred.len(), 1);
+    assert_eq!(applied.deferred[0].key, "mkinitcpio");
+    assert_eq!(applied.deferred[0].script, "mkinitcpio -P");
+    assert_eq!(applied.deferred[0].description, "regenerate initramfs");
+    // every file change shows a diff
+    assert!(applied.changes.iter().all(|c| c.diff.is_some()), "{:?}", applied.changes);
+    let again = run("mkinitcpio_hook", params.clone(), APPLY).await.unwrap();
+    assert!(!again.changed && again.deferred.is_empty());
+
+    let conf = root.join("etc/mkinitcpio.conf");
+    let install = root.join("etc/initcpio/install/iscsi");
+    let hook = root.join("etc/initcpio/hooks/iscsi");
+    let over = root.join("etc/initcpio/hooks/wifi");
+    for f in [&conf, &install, &hook, &over] {
+        bash_n(f);
+        assert_eq!(mode_of(f), if f == &conf { mode_of(&conf) } else { 0o644 });
+    }
+    // the arrays as bash sees them
+    assert_eq!(
+        array(&conf, "", "HOOKS"),
+        ["base", "udev", "autodetect", "modconf", "block", "net", "iscsi", "filesystems", "keyboard", "fsck"]
+    );
+    assert_eq!(array(&conf, "", "MODULES"), ["brcmfmac", "brcmutil", "cfg80211", "rfkill"]);
+    assert_eq!(
+        array(&conf, "", "FILES"),
+        [
+            "/etc/one",
+            "/etc/two words",
+            "/usr/lib/firmware/brcm/brcmfmac43430-sdio.bin",
+            "/usr/lib/firmware/brcm/brcmfmac43430-sdio.raspberrypi,model-zero-w.txt",
+            "/usr/lib/firmware/brcm/brcmfmac43430-sdio.clm_blob",
+        ]
+    );
+    // every byte outside the edited arrays kept
+    let want = CONF
+        .replace("MODULES=()", "MODULES=(brcmfmac brcmutil cfg80211 rfkill)")
+        .replace(
+            "\"/etc/two words\"\n",
+            "\"/etc/two words\" /usr/lib/firmware/brcm/brcmfmac43430-sdio.bin \
+             /usr/lib/firmware/brcm/brcmfmac43430-sdio.raspberrypi,model-zero-w.txt \
+             /usr/lib/firmware/brcm/brcmfmac43430-sdio.clm_blob\n",
+        )
+        .replace("block\tnet    #", "block\tnet iscsi    #");
+    assert_eq!(read(&conf), want);
+
+    // build() as mkinitcpio would call it
+    let built = bash(&format!(
+        "add_module() {{ echo \"module $*\"; }}; add_checked_modules() {{ echo \"checked $*\"; }}; \
+         add_binary() {{ echo \"binary $*\"; }}; add_file() {{ echo \"file $*\"; }}; \
+         add_runscript() {{ echo runscript; }}; source {}; build; help | head -1",
+        s(&install)
+    ));
+    assert_eq!(
+        built,
+        "module iscsi_tcp\nchecked /drivers/net\nbinary iscsistart\nfile /etc/iscsi/initiatorname.iscsi\nrunscript\n\
+         Logs in to the iSCSI target iqn.2024-01.org.example:storage.pi3 at 192.168.1.10:3260 with iscsistart.\n"
+    );
+    // run_hook with stand-ins for the initramfs tools: iscsistart gets the right argv, and the
+    // hook fails when the LUN never shows up
+    let ran = bash(&format!(
+        "modprobe() {{ :; }}; msg() {{ :; }}; err() {{ echo \"ERR $*\"; }}; sleep() {{ :; }}; \
+         iscsistart() {{ printf '<%s>' \"$@\"; echo; }}; source {}; run_hook; echo rc=$?",
+        s(&hook)
+    ));
+    assert_eq!(
+        ran,
+        "<-i><iqn.2024-01.org.example:pi3><-t><iqn.2024-01.org.example:storage.pi3><-g><1><-a><192.168.1.10><-p><3260>\n\
+         ERR LUN 2 of iqn.2024-01.org.example:storage.pi3 did not appear within 1s\nrc=1\n"
+    );
+    // the override keeps the packaged run_hook and neutralises its cleanup
+    let o = bash(&format!(
+        "wpa_supplicant() {{ echo started; }}; killall() {{ echo KILLED; }}; source {}; run_hook; run_cleanuphook; echo done",
+        s(&over)
+    ));
+    assert_eq!(o, "started\ndone\n");
+    assert!(read(&over).starts_with(WIFI_HOOK));
+
+    // a changed packaged hook refreshes the override
+    std::fs::write(root.join("usr/lib/initcpio/hooks/wifi"), format!("{WIFI_HOOK}# v2\n")).unwrap();
+    let r = run("mkinitcpio_hook", params.clone(), APPLY).await.unwrap();
+    assert!(r.changed);
+    assert_eq!(r.changes.len(), 1, "{:?}", r.changes);
+    assert!(read(&over).contains("# v2\n"));
+
+    // absent: files gone, conf back to the original byte for byte
+    let mut gone = params.clone();
+    gone["state"] = json!("absent");
+    let (_, removed) = converge(root, &[], "mkinitcpio_hook", gone).await;
+    assert_eq!(removed.deferred.len(), 1);
+    assert_eq!(read(&conf), CONF);
+    assert!(!install.exists() && !hook.exists() && !over.exists());
+}
+
+#[tokio::test]
+async fn mkinitcpio_string_form_and_dropin() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path();
+    let conf = root.join("mkinitcpio.conf");
+    let original = "HOOKS=\"base udev filesystems\" # string form\nMODULES=(a)\n";
+    std::fs::write(&conf, original).unwrap();
+    // string form edited in place
+    let p = json!({
+        "name": "bcache", "before": "filesystems", "config": s(&conf),
+        "initcpio_dir": s(&root.join("initcpio")),
+        "run_hook": "echo one\necho \"two\"", "regenerate": false
+    });
+    let (_, applied) = converge(root, &[], "mkinitcpio_hook", p).await;
+    assert!(applied.deferred.is_empty(), "regenerate: false");
+    assert_eq!(read(&conf), "HOOKS=\"base udev bcache filesystems\" # string form\nMODULES=(a)\n");
+    // mkinitcpio splits the string form into words
+    let words = bash(&format!("source {}; for h in $HOOKS; do echo \"$h\"; done", s(&conf)));
+    assert_eq!(words, "base\nudev\nbcache\nfilesystems\n");
+    bash_n(&root.join("initcpio/hooks/bcache"));
+    let out = bash(&format!("source {}; run_hook", s(&root.join("initcpio/hooks/bcache"))));
+    assert_eq!(out, "one\ntwo\n");
+
+    // a drop-in leaves the main config alone
+    std::fs::write(&conf, original).unwrap();
+    let dropin_dir = root.join("conf.d");
+    let p = json!({
+        "name": "wifi", "dropin": true, "dropin_dir": s(&dropin_dir), "after": "udev",
+        "config": s(&conf), "initcpio_dir": s(&root.join("initcpio")),
+        "binaries": ["wpa_supplicant"], "run_hook": "wpa_supplicant -B -i wlan0",
+        "config_modules": ["brcmfmac", "a"], "regenerate_command": "mkinitcpio -p linux-rpi"
+    });
+    let (_, applied) = converge(root, &[], "mkinitcpio_hook", p).await;
+    assert_eq!(applied.deferred[0].script, "mkinitcpio -p linux-rpi");
+    assert_eq!(read(&conf), original);
+    let dropin = dropin_dir.join("wifi.conf");
+    bash_n(&dropin);
+    let src = format!("source {};", s(&dropin));
+    assert_eq!(array(&conf, &src, "HOOKS"), ["base", "udev", "wifi", "filesystems"]);
+    assert_eq!(array(&conf, &src, "MODULES"), ["a", "brcmfmac"]);
+    // sourcing twice changes nothing (mkinitcpio may source drop-ins after a conf that has them)
+    assert_eq!(array(&conf, &format!("{src} {src}"), "HOOKS"), ["base", "udev", "wifi", "filesystems"]);
+}
+
+#[tokio::test]
+async fn mkinitcpio_errors() {
+    let reg = pbr_modules::registry();
+    let m = reg.get("mkinitcpio_hook").unwrap();
+    let iscsi = |ini: &str, portal: &str| json!({"name": "iscsi", "iscsi": {"initiator": ini, "target": "iqn.2024-01.org.example:t", "portal": portal}});
+    assert!(m.check_params(&iscsi("iqn.2024-01.org.example:pi", "10.0.0.1")).is_ok());
+    let e = m.check_params(&iscsi("iqn.2021-03.target:name", "10.0.0.1")).unwrap_err();
+    assert!(e.message.contains("reversed domain"), "{}", e.message);
+    assert!(m.check_params(&iscsi("iqn.2024-01.org.example:pi", "no such host!")).is_err());
+    for bad in [
+        json!({"name": "x", "before": "a", "after": "b"}),
+        json!({"name": "x", "install": "build() { :; }", "binaries": ["y"]}),
+        json!({"name": "x/y"}),
+        json!({"modules": ["a"]}),
+        json!({}),
+        json!({"name": "x", "disable_cleanup": ["x"]}),
+    ] {
+        assert!(m.check_params(&bad).is_err(), "accepted {bad}");
+    }
+    let e = m.check_params(&json!({"name": "x", "run_hok": "a"})).unwrap_err();
+    assert_eq!(e.unknown.map(|u| u.0).as_deref(), Some("run_hok"));
+    // a placement next to a hook that is not there fails without writing
+    let d = tempfile::tempdir().unwrap();
+    let conf = d.path().join("c.conf");
+    std::fs::write(&conf, "HOOKS=(base)\n").unwrap();
+    let p = json!({"name": "x", "before": "nope", "config": s(&conf), "initcpio_dir": s(d.path())});
+    let e = run("mkinitcpio_hook", p, APPLY).await.unwrap_err();
+    assert!(e.msg.contains("no nope"), "{}", e.msg);
+    assert_eq!(read(&conf), "HOOKS=(base)\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn wpa_passphrase(ssid: &str, pass: &str) -> String {
+    let out = Command::new("wpa_passphrase").arg(ssid).arg(pass).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines().map(str::trim).find_map(|l| l.strip_prefix("psk=")).unwrap().to_string()
+}
+
+#[test]
+fn psk_matches_wpa_passphrase() {
+    if !have("wpa_passphrase") {
+        return;
+    }
+    let mut long63 = String::from("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~ 0123 é");
+    long63.retain(|c| c.is_ascii());
+    while long63.len() < 63 {
+        long63.push('z');
+    }
+    assert_eq!(long63.len(), 63);
+    for (ssid, pass) in [
+        ("pi-net", "correct horse battery"),
+        ("IEEE", "password"),
+        ("Café ☕ Wi-Fi", "unicode-ssid-pass"),
+        ("x", "12345678"),
+        ("thirty-two-bytes-long-ssid-name!", long63.as_str()),
+    ] {
+        assert_eq!(pbr_modules::wpa::derive_psk(ssid, pass).unwrap(), wpa_passphrase(ssid, pass), "{ssid}");
+    }
+}
+
+#[tokio::test]
+async fn wpa_converges_redacts_and_regenerates() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("wpa_supplicant/wpa_supplicant-wlan0.conf");
+    let pass = "correct horse battery";
+    let ssid = "Café ☕";
+    let psk = pbr_modules::wpa::derive_psk(ssid, pass).unwrap();
+    let p = |pass: &str| {
+        json!({
+            "interface": "wlan0", "path": s(&path), "country": "GB", "initramfs": true,
+            "networks": [
+                {"ssid": ssid, "psk": pass, "priority": 5},
+                {"ssid": "open", "key_mgmt": "NONE", "scan_ssid": "yes"}
+            ]
+        })
+    };
+    let (check, applied) = converge(d.path(), &[], "wpa", p(pass)).await;
+    assert_eq!(mode_of(&path), 0o600);
+    let text = read(&path);
+    assert!(text.contains(&format!("\tpsk={psk}\n")));
+    assert!(text.contains(&format!("\tssid={}\n", hex::encode(ssid))));
+    assert!(!text.contains(pass));
+    assert_eq!(applied.deferred.len(), 1);
+    assert_eq!(applied.deferred[0].key, "mkinitcpio");
+    // nothing secret in any output
+    for r in [&check, &applied] {
+        let out = serde_json::to_string(&(&r.changes, &r.data)).unwrap();
+        assert!(!out.contains(pass) && !out.contains(&psk), "secret in {out}");
+        assert!(out.contains("<redacted>"), "{out}");
+    }
+    // the file parses as wpa_supplicant's config: two network blocks, as wpa_cli would see
+    assert_eq!(text.matches("network={").count(), 2);
+
+    // a new passphrase: a change, said as such, still redacted
+    let (check2, applied2) = converge(d.path(), &[], "wpa", p("another passphrase")).await;
+    let c = &check2.changes[0];
+    assert!(c.summary.contains("psk changed"), "{}", c.summary);
+    let diff = c.diff.as_ref().unwrap();
+    assert_eq!(diff.before, diff.after, "only the psk changed, so the redacted texts are equal");
+    assert_eq!(applied2.deferred.len(), 1);
+    let out = serde_json::to_string(&check2.changes).unwrap();
+    assert!(!out.contains("another passphrase") && !out.contains(&psk));
+
+    // a mode drift is fixed without rewriting
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let r = run("wpa", p("another passphrase"), APPLY).await.unwrap();
+    assert_eq!(r.changes.len(), 1);
+    assert!(r.changes[0].summary.contains("0644 → 0600"));
+    assert!(r.deferred.is_empty(), "a mode fix does not change the initramfs content");
+    assert_eq!(mode_of(&path), 0o600);
+
+    // errors never echo the passphrase
+    let reg = pbr_modules::registry();
+    let m = reg.get("wpa").unwrap();
+    let e = m.check_params(&p("short")).unwrap_err();
+    assert!(!e.message.contains("short") || e.message.contains("8 to 63"), "{}", e.message);
+    assert!(!e.message.contains("\"short\""));
+    let e = m.check_params(&json!({"interface": "wlan0", "networks": [{"ssid": "a", "psk": ["x"]}]})).unwrap_err();
+    assert!(e.message.contains("not shown"), "{}", e.message);
+    assert!(m.check_params(&json!({"interface": "wlan0", "country": "gb"})).is_err());
+    assert!(m.check_params(&json!({"interface": "wlan0", "networks": [{"ssid": "a"}]})).is_err());
+    assert!(m.check_params(&json!({"interface": "wlan0", "networks": [{"ssid": "a", "pks": "12345678"}]})).is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// Python's configparser reading the file back: section → key → last value.
+fn configparser(path: &Path) -> Option<Value> {
+    if !have("python3") {
+        return None;
+    }
+    let script = "import configparser, json, sys\n\
+                  c = configparser.ConfigParser(strict=False, interpolation=None)\n\
+                  c.optionxform = str\n\
+                  c.read(sys.argv[1])\n\
+                  print(json.dumps({s: dict(c[s]) for s in c.sections()}))\n";
+    let out = Command::new("python3").arg("-c").arg(script).arg(path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    Some(serde_json::from_slice(&out.stdout).unwrap())
+}
+
+#[tokio::test]
+async fn networkd_units() {
+    let d = tempfile::tempdir().unwrap();
+    let p = json!({
+        "name": "10-eth0.network", "dir": s(d.path()),
+        "match": {"Name": "eth0"},
+        "network": {"DHCP": "ipv4", "KeepConfiguration": true, "LinkLocalAddressing": false,
+                    "Address": ["192.168.1.20/24", "fd00::20/64"], "DNS": "192.168.1.1"},
+        "route": [{"Destination": "10.0.0.0/8", "Gateway": "192.168.1.254", "Metric": 50}],
+        "dhcpv4": {"UseHostname": false},
+        "extra": {"Network": {"DHCPPrefixDelegation": "no"}, "DHCPv6": {"UseDNS": false}}
+    });
+    let (_, applied) = converge(d.path(), &[], "networkd", p.clone()).await;
+    assert_eq!(applied.deferred.len(), 1);
+    assert_eq!(applied.deferred[0].key, "networkd-reload");
+    assert_eq!(applied.deferred[0].script, "networkctl reload");
+    let f = d.path().join("10-eth0.network");
+    assert_eq!(mode_of(&f), 0o644);
+    assert_eq!(
+        read(&f),
+        "# Managed by pbr (networkd module).\n[Match]\nName=eth0\n\n[Network]\nDHCP=ipv4\n\
+         LinkLocalAddressing=no\nAddress=192.168.1.20/24\nAddress=fd00::20/64\nDNS=192.168.1.1\n\
+         KeepConfiguration=yes\nDHCPPrefixDelegation=no\n\n[Route]\nGateway=192.168.1.254\n\
+         Destination=10.0.0.0/8\nMetric=50\n\n[DHCPv4]\nUseHostname=no\n\n[DHCPv6]\nUseDNS=no\n"
+    );
+    if let Some(ini) = configparser(&f) {
+        assert_eq!(ini["Match"]["Name"], json!("eth0"));
+        assert_eq!(ini["Network"]["KeepConfiguration"], json!("yes"));
+        assert_eq!(ini["Route"]["Gateway"], json!("192.168.1.254"));
+        assert_eq!(ini["DHCPv6"]["UseDNS"], json!("no"));
+    }
+    // round trip through the module's own reader
+    let parsed = pbr_modules::networkd::parse_unit(&read(&f)).unwrap();
+    let names: Vec<&str> = parsed.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["Match", "Network", "Route", "DHCPv4", "DHCPv6"]);
+
+    // a netdev, then absent
+    let nd = json!({"name": "20-br0.netdev", "dir": s(d.path()), "netdev": {"Name": "br0", "Kind": "bridge"}});
+    converge(d.path(), &[], "networkd", nd).await;
+    let mut gone = p.clone();
+    gone["state"] = json!("absent");
+    let (_, removed) = converge(d.path(), &[], "networkd", gone).await;
+    assert_eq!(removed.deferred[0].key, "networkd-reload");
+    assert!(!f.exists());
+
+    let reg = pbr_modules::registry();
+    let m = reg.get("networkd").unwrap();
+    let e = m.check_params(&json!({"name": "a.network", "network": {"DCHP": "yes"}})).unwrap_err();
+    assert_eq!(e.unknown.map(|u| u.0).as_deref(), Some("DCHP"));
+    let e = m.check_params(&json!({"name": "a.network", "network": {"KeepConfiguration": "sometimes"}})).unwrap_err();
+    assert!(e.message.contains("KeepConfiguration"), "{}", e.message);
+    for bad in [
+        json!({"name": "a.conf", "match": {"Name": "x"}}),
+        json!({"name": "a.netdev", "network": {"DHCP": "yes"}}),
+        json!({"name": "a.network", "network": {"DHCP": "yes"}, "extra": {"Network": {"DHCP": "no"}}}),
+        json!({"name": "a.network", "match": {"Name": "x\ny"}}),
+    ] {
+        assert!(m.check_params(&bad).is_err(), "accepted {bad}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn kernel_cmdline_edits_one_line() {
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("cmdline.txt");
+    std::fs::write(
+        &f,
+        "console=serial0,115200 console=tty1 root=PARTUUID=abcd-02 rootfstype=ext4 quiet fsck.repair=yes rootwait\n",
+    )
+    .unwrap();
+    let p = json!({
+        "path": s(&f),
+        "set": {"root": "/dev/bcache0", "ip": "dhcp", "rw": true, "dyndbg": "module iscsi_tcp +p"},
+        "absent": ["quiet", "rootfstype"]
+    });
+    let (check, applied) = converge(d.path(), &[], "kernel_cmdline", p).await;
+    assert_eq!(
+        read(&f),
+        "console=serial0,115200 console=tty1 root=/dev/bcache0 fsck.repair=yes rootwait ip=dhcp rw dyndbg=\"module iscsi_tcp +p\"\n"
+    );
+    assert_eq!(applied.data["reboot_required"], json!(true));
+    assert!(check.changes[0].summary.contains("remove"), "{}", check.changes[0].summary);
+    assert!(applied.deferred.is_empty());
+    assert_eq!(read(&f).lines().count(), 1);
+    let reg = pbr_modules::registry();
+    let m = reg.get("kernel_cmdline").unwrap();
+    assert!(m.check_params(&json!({"set": {"a b": "x"}})).is_err());
+    assert!(m.check_params(&json!({"set": {"a": "x\""}})).is_err());
+    assert!(m.check_params(&json!({"set": {"a": "1"}, "absent": ["a"]})).is_err());
+    // an unspaced file that already matches is left alone (no whitespace normalisation)
+    std::fs::write(&f, "a=1  b\n").unwrap();
+    let r = run("kernel_cmdline", json!({"path": s(&f), "set": {"a": 1, "b": true}}), APPLY).await.unwrap();
+    assert!(!r.changed);
+    assert_eq!(read(&f), "a=1  b\n");
+}
