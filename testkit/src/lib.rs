@@ -6,6 +6,8 @@
 //! user and run sshd) and `openssh-server`; tests call [`require_sshd`] first, which skips
 //! loudly when those are missing, except under `CI=true`, where it fails.
 
+pub mod lab;
+
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

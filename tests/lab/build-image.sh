@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+# Build (or reuse) the lab's Debian 13 root image.
+#
+#   tests/lab/build-image.sh            # prints the image directory on stdout
+#
+# The image directory holds root.img (ext4, raw), vmlinuz, initrd.img, the lab's ssh client key
+# (id_ed25519), the VMs' ssh host public key (host_ed25519.pub) and a STAMP file. It lives under
+# tests/lab/.cache/<key>, where <key> hashes this script and packages.txt: an unchanged recipe
+# reuses the image at once. Needs root, debootstrap and qemu-system-x86 (installed with apt-get
+# when missing). The Debian mirror is the one this machine's apt sources use (override with
+# PBR_LAB_MIRROR=URL).
+set -euo pipefail
+
+LAB="$(cd "$(dirname "$0")" && pwd)"
+CACHE="${PBR_LAB_CACHE:-$LAB/.cache}"
+SUITE=trixie
+SIZE=3G
+USER_NAME=pbr
+
+log() { echo "[lab build] $*" >&2; }
+die() { echo "[lab build] error: $*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "needs root (debootstrap, chroot)"
+
+packages() { sed -e 's/#.*//' -e 's/[[:space:]]//g' "$LAB/packages.txt" | grep -v '^$' | paste -sd, -; }
+
+KEY="$(cat "$0" "$LAB/packages.txt" | sha256sum | cut -c1-16)"
+OUT="$CACHE/$KEY"
+if [ -f "$OUT/STAMP" ]; then
+  log "cached image $OUT"
+  echo "$OUT"
+  exit 0
+fi
+
+# --- host tools -------------------------------------------------------------------------------
+# The mirror of this machine's Debian archive (not the security archive), from its apt sources.
+mirror() {
+  if [ -n "${PBR_LAB_MIRROR:-}" ]; then echo "$PBR_LAB_MIRROR"; return; fi
+  local f u
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] || continue
+    for u in $(sed -n 's/^URIs:[[:space:]]*//p' "$f"); do
+      case "$u" in */debian|*/debian/) echo "${u%/}"; return ;; esac
+    done
+  done
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+    [ -f "$f" ] || continue
+    u="$(awk '$1=="deb" { for (i=2;i<=NF;i++) if ($i !~ /^\[/ && $i ~ /:\/\//) { print $i; exit } }' "$f" |
+      grep -E '/debian/?$' | head -n1 || true)"
+    if [ -n "$u" ]; then echo "${u%/}"; return; fi
+  done
+  return 1
+}
+MIRROR="$(mirror)" || die "no Debian mirror in /etc/apt/sources.list{,.d/*}: set PBR_LAB_MIRROR"
+
+# qemu-system-x86 must match an installed qemu-utils: when that came from backports, take qemu
+# from the same backports suite (a plain install would remove qemu-utils), through a temporary
+# sources list that leaves the machine's apt configuration as it was.
+install_tools() {
+  local need=()
+  command -v debootstrap >/dev/null || need+=(debootstrap)
+  command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+  [ ${#need[@]} -gt 0 ] || return 0
+  command -v apt-get >/dev/null || die "missing ${need[*]} and no apt-get to install them"
+  log "installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  local utils codename opts=()
+  utils="$(dpkg-query -W -f '${Version}' qemu-utils 2>/dev/null || true)"
+  codename="$(. /etc/os-release && echo "${VERSION_CODENAME:-}")"
+  if [[ "$utils" == *bpo* && -n "$codename" ]]; then
+    local list; list="$(mktemp)"
+    echo "deb $MIRROR $codename-backports main" >"$list"
+    opts=(-o "Dir::Etc::SourceList=$list" -o APT::Get::List-Cleanup=0)
+    apt-get -qq "${opts[@]}" update
+    opts+=(-t "$codename-backports")
+  fi
+  apt-get install -y -qq --no-install-recommends "${opts[@]}" "${need[@]}" >/dev/null
+}
+
+mkdir -p "$CACHE"
+exec 9>"$CACHE/build.lock"
+flock 9
+if [ -f "$OUT/STAMP" ]; then echo "$OUT"; exit 0; fi
+install_tools
+
+T0=$(date +%s)
+WORK="$CACHE/work-$KEY"
+rm -rf "$WORK"
+mkdir -p "$WORK"
+ROOT="$WORK/root"
+trap 'rm -rf "$WORK"' EXIT
+
+log "debootstrap $SUITE from $MIRROR"
+debootstrap --variant=minbase --include="$(packages)" "$SUITE" "$ROOT" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 ||
+  { tail -n 30 "$WORK/debootstrap.log" >&2; die "debootstrap failed"; }
+T1=$(date +%s)
+
+log "configuring"
+ssh-keygen -q -t ed25519 -N "" -C pbr-lab -f "$WORK/id_ed25519"
+ssh-keygen -q -t ed25519 -N "" -C pbr-lab-host -f "$WORK/host_ed25519"
+
+in_root() { chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
+
+echo lab >"$ROOT/etc/hostname"
+printf '127.0.0.1 localhost\n127.0.1.1 lab storage pi\n10.99.0.1 storage-lan\n10.99.0.2 pi-lan\n' >"$ROOT/etc/hosts"
+echo '/dev/vda / ext4 rw,errors=remount-ro 0 1' >"$ROOT/etc/fstab"
+
+# login user: /bin/sh (as on a Pi), passwordless sudo; root by key too
+in_root useradd -m -s /bin/sh "$USER_NAME"
+in_root usermod -p '*' "$USER_NAME"
+echo "$USER_NAME ALL=(ALL) NOPASSWD: ALL" >"$ROOT/etc/sudoers.d/$USER_NAME"
+chmod 0440 "$ROOT/etc/sudoers.d/$USER_NAME"
+for home in "/root" "/home/$USER_NAME"; do
+  install -d -m 0700 "$ROOT$home/.ssh"
+  install -m 0600 "$WORK/id_ed25519.pub" "$ROOT$home/.ssh/authorized_keys"
+done
+in_root chown -R "$USER_NAME:$USER_NAME" "/home/$USER_NAME/.ssh"
+
+# one known host key for every VM of the lab
+rm -f "$ROOT"/etc/ssh/ssh_host_*
+install -m 0600 "$WORK/host_ed25519" "$ROOT/etc/ssh/ssh_host_ed25519_key"
+install -m 0644 "$WORK/host_ed25519.pub" "$ROOT/etc/ssh/ssh_host_ed25519_key.pub"
+cat >"$ROOT/etc/ssh/sshd_config.d/lab.conf" <<'CONF'
+HostKey /etc/ssh/ssh_host_ed25519_key
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UseDNS no
+MaxSessions 20
+MaxStartups 100
+CONF
+
+# networking: DHCP on the user-mode NIC; the lab LAN NIC gets its static address from the kernel
+# command line (pbr.lan=ADDR/PREFIX pbr.lanmac=MAC), written to /run before networkd starts
+cat >"$ROOT/etc/systemd/network/50-dhcp.network" <<'CONF'
+[Match]
+Name=en* eth*
+
+[Network]
+DHCP=ipv4
+LinkLocalAddressing=no
+IPv6AcceptRA=no
+CONF
+cat >"$ROOT/usr/local/sbin/pbr-lab-net" <<'CONF'
+#!/bin/sh
+# Write the lab LAN's .network from pbr.lan= and pbr.lanmac= on the kernel command line.
+set -eu
+lan="" mac=""
+for w in $(cat /proc/cmdline); do
+  case "$w" in
+    pbr.lan=*) lan="${w#pbr.lan=}" ;;
+    pbr.lanmac=*) mac="${w#pbr.lanmac=}" ;;
+  esac
+done
+[ -n "$lan" ] && [ -n "$mac" ] || exit 0
+mkdir -p /run/systemd/network
+printf '[Match]\nMACAddress=%s\n\n[Network]\nAddress=%s\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n' \
+  "$mac" "$lan" >/run/systemd/network/10-lab-lan.network
+CONF
+chmod 0755 "$ROOT/usr/local/sbin/pbr-lab-net"
+cat >"$ROOT/etc/systemd/system/pbr-lab-net.service" <<'CONF'
+[Unit]
+Description=Lab LAN address from the kernel command line
+DefaultDependencies=no
+Before=systemd-networkd.service
+After=local-fs.target
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/pbr-lab-net
+
+[Install]
+WantedBy=sysinit.target
+CONF
+mkdir -p "$ROOT/etc/systemd/system/systemd-networkd-wait-online.service.d"
+cat >"$ROOT/etc/systemd/system/systemd-networkd-wait-online.service.d/lab.conf" <<'CONF'
+[Service]
+ExecStart=
+ExecStart=/usr/lib/systemd/systemd-networkd-wait-online --any --timeout=15
+CONF
+echo 'nameserver 10.0.2.3' >"$ROOT/etc/resolv.conf"
+
+in_root systemctl enable ssh systemd-networkd pbr-lab-net.service >/dev/null 2>&1
+# no timers or getty races on the serial console slowing a TCG boot
+in_root systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer \
+  man-db.timer dpkg-db-backup.timer >/dev/null 2>&1 || true
+
+# ping as the login user, as on a stock Debian
+echo 'net.ipv4.ping_group_range = 0 2147483647' >"$ROOT/etc/sysctl.d/50-lab-ping.conf"
+
+# a small initramfs (virtio disk + ext4 only): unpacking a 40 MB one costs seconds under TCG
+printf 'MODULES=list\nCOMPRESS=zstd\n' >"$ROOT/etc/initramfs-tools/conf.d/lab.conf"
+printf 'virtio_pci\nvirtio_blk\next4\n' >>"$ROOT/etc/initramfs-tools/modules"
+mount -t proc proc "$ROOT/proc"
+in_root update-initramfs -u -k all >"$WORK/initramfs.log" 2>&1 || { umount "$ROOT/proc"; cat "$WORK/initramfs.log" >&2; die "update-initramfs failed"; }
+umount "$ROOT/proc"
+
+in_root apt-get clean
+rm -rf "$ROOT"/var/lib/apt/lists/* "$ROOT"/usr/share/doc/* "$ROOT"/usr/share/man/*
+
+KVER="$(basename "$(ls -d "$ROOT"/lib/modules/* | sort -V | tail -n1)")"
+cp "$ROOT/boot/vmlinuz-$KVER" "$WORK/vmlinuz"
+cp "$ROOT/boot/initrd.img-$KVER" "$WORK/initrd.img"
+chmod 0644 "$WORK/vmlinuz" "$WORK/initrd.img"
+
+log "mkfs.ext4 -d root.img $SIZE"
+mkfs.ext4 -q -F -L labroot -d "$ROOT" "$WORK/root.img" "$SIZE"
+rm -rf "$ROOT"
+T2=$(date +%s)
+
+printf 'key=%s\nsuite=%s\nkernel=%s\nuser=%s\ndebootstrap_s=%s\ntotal_s=%s\n' \
+  "$KEY" "$SUITE" "$KVER" "$USER_NAME" "$((T1 - T0))" "$((T2 - T0))" >"$WORK/STAMP.tmp"
+rm -f "$WORK/debootstrap.log"
+trap - EXIT
+mv "$WORK/STAMP.tmp" "$WORK/STAMP.pending"
+rm -rf "$OUT"
+mv "$WORK" "$OUT"
+mv "$OUT/STAMP.pending" "$OUT/STAMP"
+# older images of other recipes
+for d in "$CACHE"/*/; do
+  d="${d%/}"
+  [ "$d" = "$OUT" ] || [ ! -f "$d/STAMP" ] || rm -rf "$d"
+done
+log "built $OUT in $((T2 - T0)) s (debootstrap $((T1 - T0)) s, kernel $KVER)"
+echo "$OUT"
