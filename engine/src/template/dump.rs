@@ -534,8 +534,14 @@ impl W<'_> {
                     if self.col > self.o.width {
                         self.break_indent(indent);
                     }
-                    self.string(k, true, true, indent + self.o.indent);
-                    self.write(":");
+                    if complex_key(k) {
+                        self.write("?");
+                        self.string(k, true, false, indent + self.o.indent);
+                        self.write(" :");
+                    } else {
+                        self.string(k, true, true, indent + self.o.indent);
+                        self.write(":");
+                    }
                     self.flow_node(x, indent);
                 }
                 self.write("}");
@@ -562,13 +568,26 @@ impl W<'_> {
     }
 }
 
+/// Keys PyYAML cannot write as simple keys: empty, multi-line or 128 characters and more.
+fn complex_key(k: &str) -> bool {
+    k.is_empty() || k.contains(is_break) || k.chars().count() >= 128
+}
+
 /// A block collection: a mapping's keys at `indent`, a sequence's `-` at `indent`.
 fn block(w: &mut W, v: &Value, indent: usize) {
     match v {
         Value::Object(m) => {
             for (k, x) in w.sorted(m) {
                 w.indent_to(indent);
-                w.string(k, false, true, indent);
+                if complex_key(k) {
+                    // PyYAML writes keys that cannot be simple as `? key` / `: value`.
+                    w.write("?");
+                    w.string(k, false, false, indent + w.o.indent);
+                    w.newline();
+                    w.indent_to(indent);
+                } else {
+                    w.string(k, false, true, indent);
+                }
                 w.write(":");
                 if inline(x, w.o) {
                     w.node(x, indent);

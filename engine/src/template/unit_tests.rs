@@ -688,3 +688,14 @@ fn random_and_shuffle() {
     assert!(render("{{ [] | random }}", v.clone()).is_err());
     assert!(render("{{ 0 | random }}", v).is_err());
 }
+
+#[test]
+fn yaml_complex_and_folded_values_match_pyyaml() {
+    // Outputs produced by PyYAML 6 (yaml.dump with Ansible's options).
+    let v = json!({"d": {"": 4, "yes": 3}, "l": ["x", "a b", ["y"]], "f": {"a": 1e-7, "b": 1e20}});
+    assert_eq!(s("{{ d | to_nice_yaml }}", v.clone()), "? ''\n: 4\n'yes': 3\n");
+    assert_eq!(s("{{ d | to_yaml }}", v.clone()), "{? '' : 4, 'yes': 3}\n");
+    assert_eq!(s("{{ f | to_yaml }}", v.clone()), "{a: 1.0e-07, b: 1.0e+20}\n");
+    assert_eq!(s("{{ f | to_json }}", v.clone()), "{\"a\": 1e-07, \"b\": 1e+20}");
+    assert_eq!(s("{{ l | to_yaml }}", v), "- x\n- a b\n- [y]\n");
+}
