@@ -325,9 +325,18 @@ impl Module for Copy {
             if plan_content_write(&spec(p), f)?.is_empty() {
                 continue;
             }
-            let o = apply_content_write(host, &spec(p), f).await?;
             if single {
-                outcome = o;
+                outcome = apply_content_write(host, &spec(p), f).await?;
+            } else {
+                let sp = spec(p);
+                util::apply_content(
+                    host,
+                    &f.file,
+                    &f.want,
+                    sp.attrs,
+                    WriteOpts { backup: sp.backup, validate: sp.validate },
+                )
+                .await?;
             }
         }
         Ok(outcome)

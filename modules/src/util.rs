@@ -94,26 +94,37 @@ pub async fn probe_files(
     } else {
         "echo N".to_string()
     };
-    let mut script = String::new();
-    for path in paths {
-        script.push_str(&format!(
-            "p={}; {resolve}printf '%s\\n' \"$p\"; if [ -e \"$p\" ] || [ -L \"$p\" ]; then \
-             stat -c '{STAT_FMT}' -- \"$p\" || exit 1; if [ -L \"$p\" ]; then readlink -- \"$p\"; else echo; fi; {body}; \
-             else echo ABSENT; fi\n",
-            sh_quote(path)
-        ));
-    }
-    let out = host.query_sh(script).await?;
-    if out.rc != 0 {
-        let what = paths.first().map(String::as_str).unwrap_or("");
-        return Err(ModuleError::new(format!("cannot inspect {what}: {}", out.stderr_str().trim())));
-    }
-    let mut rest: &[u8] = &out.stdout;
+    // one shell function, called per path; paths go in batches so the script stays well under
+    // the kernel's limit for one argument (128 KiB)
+    let func = format!(
+        "probe() {{ p=$1; {resolve}printf '%s\\n' \"$p\"; if [ -e \"$p\" ] || [ -L \"$p\" ]; then \
+         stat -c '{STAT_FMT}' -- \"$p\" || exit 1; if [ -L \"$p\" ]; then readlink -- \"$p\"; else echo; fi; {body}; \
+         else echo ABSENT; fi; }}\n"
+    );
     let mut v = vec![];
-    for path in paths {
-        let (st, r) = parse_probe(path, rest)?;
-        v.push(st);
-        rest = r;
+    let mut batch_start = 0;
+    while batch_start < paths.len() {
+        let mut script = func.clone();
+        let mut end = batch_start;
+        while end < paths.len() && (end == batch_start || script.len() < 64 * 1024) {
+            script.push_str(&format!("probe {}\n", sh_quote(&paths[end])));
+            end += 1;
+        }
+        let out = host.query_sh(script).await?;
+        if out.rc != 0 {
+            return Err(ModuleError::new(format!(
+                "cannot inspect {}: {}",
+                paths[batch_start],
+                out.stderr_str().trim()
+            )));
+        }
+        let mut rest: &[u8] = &out.stdout;
+        for path in &paths[batch_start..end] {
+            let (st, r) = parse_probe(path, rest)?;
+            v.push(st);
+            rest = r;
+        }
+        batch_start = end;
     }
     Ok(v)
 }

@@ -293,3 +293,20 @@ async fn copy_content_of_other_types() {
     run("copy", json!({"dest": s(&dest), "content": 42}), APPLY).await.unwrap();
     assert_eq!(std::fs::read_to_string(&dest).unwrap(), "42");
 }
+
+#[tokio::test]
+async fn copy_a_large_tree_in_batches() {
+    let d = tempfile::tempdir().unwrap();
+    let ctl = tempfile::tempdir().unwrap();
+    let tree = ctl.path().join("many");
+    std::fs::create_dir_all(&tree).unwrap();
+    // long names make the probe script exceed one batch
+    let long = "n".repeat(240);
+    for i in 0..300 {
+        std::fs::write(tree.join(format!("{long}{i:04}")), format!("{i}\n")).unwrap();
+    }
+    let search = vec![ctl.path().to_path_buf()];
+    let (check, _) = converge(d.path(), &search, "copy", json!({"src": "many", "dest": s(d.path())})).await;
+    assert_eq!(check.changes.len(), 301);
+    assert_eq!(std::fs::read_to_string(d.path().join(format!("many/{long}0299"))).unwrap(), "299\n");
+}
