@@ -161,8 +161,20 @@ fn format_step(
     if sb_ok {
         return Ok(false);
     }
+    let reg = if flag == "-B" { register(&dev.path) } else { register_cache(&dev.path) };
     if !dev.exists {
-        return Err(ModuleError::new(format!("{role} device {} does not exist", dev.path)));
+        // Check mode of a play whose earlier task makes the device: plan it, and re-check there.
+        let d = sh_quote(&dev.path);
+        steps.push(Step::new(
+            format!("{} becomes a bcache {role} device once it exists", dev.path),
+            format!(
+                "[ -e {d} ] || {{ echo '{role} device {} does not exist' >&2; exit 1; }}\n\
+                 if [ -n \"$(wipefs {d})\" ]; then echo '{} holds signatures: run again to see them' >&2; exit 1; fi\n\
+                 make-bcache {flag} {d}\n{reg}",
+                dev.path, dev.path
+            ),
+        ));
+        return Ok(true);
     }
     let mut summary = format!("{} becomes a bcache {role} device", dev.path);
     let mut script = String::new();
@@ -178,7 +190,7 @@ fn format_step(
         script.push_str(&format!("wipefs -a {}\n", sh_quote(&dev.real)));
     }
     script.push_str(&format!("make-bcache {flag} {}\n", sh_quote(&dev.real)));
-    script.push_str(&if flag == "-B" { register(&dev.path) } else { register_cache(&dev.path) });
+    script.push_str(&reg);
     steps.push(Step::new(summary, script));
     Ok(true)
 }

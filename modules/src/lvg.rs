@@ -76,7 +76,8 @@ pub fn steps(p: &LvgParams, st: &LvgState) -> Result<Vec<Step>, ModuleError> {
     }
 
     let wanted = pv_list(p);
-    let mut to_add: Vec<String> = vec![];
+    // (as given, resolved)
+    let mut to_add: Vec<(String, String)> = vec![];
     let mut steps = vec![];
     for dev in &wanted {
         let info = st.devices.iter().find(|d| &d.path == dev);
@@ -89,13 +90,25 @@ pub fn steps(p: &LvgParams, st: &LvgState) -> Result<Vec<Step>, ModuleError> {
                     pv.vg
                 )));
             }
-            Some(_) => to_add.push(real),
+            Some(_) => to_add.push((dev.clone(), real)),
             None => {
                 let Some(info) = info else {
                     return Err(ModuleError::new(format!("{dev} was not probed")));
                 };
                 if !info.exists {
-                    return Err(ModuleError::new(format!("device {dev} does not exist")));
+                    // Check mode of a play whose earlier task makes the device: plan it and check
+                    // again when it runs.
+                    let d = sh_quote(dev);
+                    steps.push(Step::new(
+                        format!("{dev} becomes an LVM PV once it exists"),
+                        format!(
+                            "[ -e {d} ] || {{ echo 'device {dev} does not exist' >&2; exit 1; }}\n\
+                             if [ -n \"$(wipefs {d})\" ]; then echo '{dev} holds signatures: run again to see them' >&2; exit 1; fi\n\
+                             pvcreate -y {d}"
+                        ),
+                    ));
+                    to_add.push((dev.clone(), dev.clone()));
+                    continue;
                 }
                 if !info.signatures.is_empty() {
                     if !p.force {
@@ -107,11 +120,12 @@ pub fn steps(p: &LvgParams, st: &LvgState) -> Result<Vec<Step>, ModuleError> {
                     ));
                 }
                 steps.push(Step::new(format!("{dev} becomes an LVM PV"), format!("pvcreate -y {}", sh_quote(&real))));
-                to_add.push(real);
+                to_add.push((dev.clone(), real));
             }
         }
     }
-    let list = |v: &[String]| v.iter().map(|x| sh_quote(x)).collect::<Vec<_>>().join(" ");
+    let list = |v: &[(String, String)]| v.iter().map(|x| sh_quote(&x.1)).collect::<Vec<_>>().join(" ");
+    let names = |v: &[(String, String)]| v.iter().map(|x| x.0.clone()).collect::<Vec<_>>().join(", ");
     match vg {
         None => {
             if to_add.is_empty() {
@@ -127,11 +141,11 @@ pub fn steps(p: &LvgParams, st: &LvgState) -> Result<Vec<Step>, ModuleError> {
             let diff = Diff::state(
                 &format!("VG {}", p.vg),
                 &[("exists".into(), "no".into())],
-                &[("exists".into(), "yes".into()), ("pvs".into(), to_add.join(", "))],
+                &[("exists".into(), "yes".into()), ("pvs".into(), names(&to_add))],
             );
             steps.push(
                 Step::new(
-                    format!("VG {} is created on {}", p.vg, to_add.join(", ")),
+                    format!("VG {} is created on {}", p.vg, names(&to_add)),
                     format!("vgcreate -y{pe} {vgq} {}", list(&to_add)),
                 )
                 .with_diff(diff),
@@ -141,9 +155,9 @@ pub fn steps(p: &LvgParams, st: &LvgState) -> Result<Vec<Step>, ModuleError> {
             let have: Vec<String> = st.lvm.pvs_of(&p.vg).map(|x| x.name.clone()).collect();
             let mut after = have.clone();
             if !to_add.is_empty() {
-                after.extend(to_add.iter().cloned());
+                after.extend(to_add.iter().map(|x| x.0.clone()));
                 steps.push(Step::new(
-                    format!("VG {} gains PV {}", p.vg, to_add.join(", ")),
+                    format!("VG {} gains PV {}", p.vg, names(&to_add)),
                     format!("vgextend -y {vgq} {}", list(&to_add)),
                 ));
             }
