@@ -156,7 +156,7 @@ impl Module for KernelCmdline {
       root: /dev/bcache0
       ip: dhcp
       rw: true
-      console: [serial0,115200, tty1]
+      console: ["serial0,115200", tty1]
     absent: [quiet, splash]
 
 - name: Another file, a value with spaces

@@ -670,7 +670,7 @@ impl Module for Networkd {
         Gateway: 192.168.1.254
     extra:
       Network:
-        IPv6PrivacyExtensions: "yes"
+        DHCPPrefixDelegation: "no"
 
 - name: A bridge
   networkd:
