@@ -550,7 +550,7 @@ impl<'a> Analyzer<'a> {
         }
         if let Some(module) = self.registry.get(name) {
             let module = module.clone();
-            for d in params::check(module.as_ref(), args, &nodes) {
+            for d in params::check(module.as_ref(), args, &nodes, self.lint) {
                 self.push(d);
             }
             let schema = module.schema();
@@ -1009,14 +1009,30 @@ fn map_line(n: &Node, value: &str, line: Option<u32>) -> Span {
     let Some(line) = line.filter(|l| *l > 1) else {
         return n.span;
     };
-    let Some(text) = value.lines().nth(line as usize - 1).map(str::trim).filter(|t| !t.is_empty()) else {
-        return n.span;
-    };
     let Some(src) = source(n.span.src) else {
         return n.span;
     };
-    match src.text.get(n.span.start..n.span.end).and_then(|raw| raw.find(text)) {
-        Some(i) => Span::new(n.span.src, n.span.start + i, n.span.start + i + text.len()),
+    let Some(raw) = src.text.get(n.span.start..n.span.end) else {
+        return n.span;
+    };
+    // find the value's lines one after the other in the source, each after the previous one
+    let mut from = 0;
+    let mut found = None;
+    for text in value.lines().take(line as usize) {
+        let text = text.trim();
+        if text.is_empty() {
+            continue;
+        }
+        match raw.get(from..).and_then(|r| r.find(text)) {
+            Some(i) => {
+                found = Some((from + i, text.len()));
+                from += i + text.len();
+            }
+            None => return n.span,
+        }
+    }
+    match found {
+        Some((i, len)) => Span::new(n.span.src, n.span.start + i, n.span.start + i + len),
         None => n.span,
     }
 }
