@@ -699,3 +699,11 @@ fn yaml_complex_and_folded_values_match_pyyaml() {
     assert_eq!(s("{{ f | to_json }}", v.clone()), "{\"a\": 1e-07, \"b\": 1e+20}");
     assert_eq!(s("{{ l | to_yaml }}", v), "- x\n- a b\n- [y]\n");
 }
+
+#[test]
+fn python_str_of_containers() {
+    // Outputs of Python's str() for the same values.
+    let v = json!({"a": ["it's", "\u{1}\t", "\u{2028}é", 2.0, 1e22, null, true], "d": {"k": "v\"'"}});
+    assert_eq!(s("{{ a }}!", v.clone()), "[\"it's\", '\\x01\\t', '\\u2028é', 2.0, 1e+22, None, True]!");
+    assert_eq!(s("{{ d }}!", v), "{'k': 'v\"\\''}!");
+}
