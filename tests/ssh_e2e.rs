@@ -597,7 +597,6 @@ fn serial_batches_throttle_and_retry_files() {
 }
 
 #[test]
-#[ignore = "a become password sent to a host whose sudo needs none reaches the command's stdin (transport::become_wrap)"]
 fn become_password_never_reaches_a_nopasswd_command() {
     if skip("become_password_never_reaches_a_nopasswd_command") {
         return;

@@ -20,9 +20,19 @@ pub fn become_wrap(script: &str, esc: Option<&Become>) -> (String, Option<Vec<u8
         BecomeMethod::Sudo => match &b.password {
             None => (format!("sudo -n -H -u {user} -- {inner}"), None),
             Some(p) => {
+                // The password goes first on stdin and is read off by the wrapper, so the command
+                // never sees it. sudo asks for it through an askpass helper (`printenv`, given the
+                // variable's name as its prompt) only when it needs it: NOPASSWD rules and partial
+                // NOPASSWD both work, and `env_reset` keeps the variable from the command.
                 let mut pre = p.expose().as_bytes().to_vec();
                 pre.push(b'\n');
-                (format!("sudo -k -S -p '' -H -u {user} -- {inner}"), Some(pre))
+                (
+                    format!(
+                        "IFS= read -r PBR_BECOME_PASS; export PBR_BECOME_PASS; \
+                         SUDO_ASKPASS=$(command -v printenv) exec sudo -k -A -p PBR_BECOME_PASS -H -u {user} -- {inner}"
+                    ),
+                    Some(pre),
+                )
             }
         },
         BecomeMethod::Doas => (format!("doas -n -u {user} {inner}"), None),
