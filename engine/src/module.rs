@@ -202,6 +202,12 @@ pub trait Module: Send + Sync + 'static {
 
     fn doc(&self) -> Doc;
 
+    /// Whether `--verify` applies to these params (default [`Module::CONVERGENT`]): a service
+    /// that is `started` converges, one that is `restarted` does not.
+    fn convergent(&self, _p: &Self::Params) -> bool {
+        Self::CONVERGENT
+    }
+
     /// Checks between params that types cannot express (mutually exclusive keys...).
     /// Lint calls this too.
     fn validate(&self, _p: &Self::Params) -> Result<(), String> {
@@ -344,7 +350,7 @@ impl<M: Module> DynModule for Adapter<M> {
         result.changes = plan.changes;
         result.deferred = outcome.deferred;
         let mut data = outcome.data;
-        if mode.verify && M::CONVERGENT {
+        if mode.verify && self.0.convergent(&p) {
             let state2 = self.0.probe(ctx, &p, &probe_host).await?;
             let plan2 = self.0.plan(&p, &state2)?;
             if !plan2.is_empty() {

@@ -379,6 +379,11 @@ impl Module for Command {
     const NAME: &'static str = "command";
     const CONVERGENT: bool = false;
 
+    /// With `creates`/`removes` the command runs until the path says it is done.
+    fn convergent(&self, p: &Self::Params) -> bool {
+        p.creates.is_some() || p.removes.is_some()
+    }
+
     fn doc(&self) -> Doc {
         Doc {
             description: "Run a program on the host without a shell: the command line is split into words with \
@@ -439,6 +444,11 @@ impl Module for Shell {
     type State = RunState;
     const NAME: &'static str = "shell";
     const CONVERGENT: bool = false;
+
+    /// With `creates`/`removes` the command runs until the path says it is done.
+    fn convergent(&self, p: &Self::Params) -> bool {
+        p.creates.is_some() || p.removes.is_some()
+    }
 
     fn doc(&self) -> Doc {
         Doc {

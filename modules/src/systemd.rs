@@ -190,6 +190,10 @@ impl Module for Systemd {
     /// `restarted`/`reloaded` act on every run.
     const CONVERGENT: bool = false;
 
+    fn convergent(&self, p: &Self::Params) -> bool {
+        !matches!(p.state, Some(UnitState::Restarted) | Some(UnitState::Reloaded))
+    }
+
     fn doc(&self) -> Doc {
         Doc {
             description: "Control a systemd unit: start or stop it when its state differs, restart or reload it \
