@@ -406,7 +406,11 @@ fn cmd_inventory(a: InvArgs) -> ExitCode {
             eprintln!("error: no group {g:?} in the inventory");
             return ExitCode::from(EXIT_INPUT);
         }
-        print!("{}", inv.graph(Some(g)));
+        let g = inv.graph(Some(g));
+        print!("{g}");
+        if !g.ends_with('\n') {
+            println!();
+        }
     } else {
         println!("{}", serde_json::to_string_pretty(&inv.to_list_json()).unwrap_or_default());
     }

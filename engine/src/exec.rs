@@ -181,6 +181,24 @@ impl<'a> Runner<'a> {
         }
     }
 
+    /// A host's inventory variables with their templates rendered in that host's context
+    /// (what `hostvars[h]` shows), cached.
+    fn resolved_inv_vars(&self, host: &str) -> Arc<Map<String, Value>> {
+        let key = format!("\u{0}resolved\u{0}{host}");
+        if let Some(v) = self.inv_vars.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return v.clone();
+        }
+        let mut m = (*self.inv_host_vars(host)).clone();
+        m.insert("inventory_hostname".into(), json!(host));
+        m.insert("inventory_hostname_short".into(), json!(host.split('.').next().unwrap_or(host)));
+        m.insert("group_names".into(), json!(self.inventory.group_names(host)));
+        m.insert("groups".into(), self.groups_map.clone());
+        self.resolve_vars(&mut m);
+        let v = Arc::new(m);
+        self.inv_vars.lock().unwrap_or_else(|e| e.into_inner()).insert(key, v.clone());
+        v
+    }
+
     /// The inventory's variables for a host (cached).
     fn inv_host_vars(&self, host: &str) -> Arc<Map<String, Value>> {
         let mut c = self.inv_vars.lock().unwrap_or_else(|e| e.into_inner());
@@ -981,7 +999,7 @@ impl<'a> Runner<'a> {
         if self.task_mentions(task, "hostvars") {
             let mut hv = Map::new();
             for h in self.inventory.hosts.keys() {
-                hv.insert(h.clone(), Value::Object((*self.inv_host_vars(h)).clone()));
+                hv.insert(h.clone(), Value::Object((*self.resolved_inv_vars(h)).clone()));
             }
             v.insert("hostvars".into(), Value::Object(hv));
         }
