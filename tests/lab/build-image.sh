@@ -91,7 +91,9 @@ ROOT="$WORK/root"
 trap 'rm -rf "$WORK"' EXIT
 
 log "debootstrap $SUITE from $MIRROR"
-debootstrap --variant=minbase --include="$(packages)" "$SUITE" "$ROOT" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 ||
+mkdir -p "$CACHE/debs"
+# downloaded packages are kept: a changed recipe rebuilds without downloading everything again
+debootstrap --variant=minbase --cache-dir="$CACHE/debs" --include="$(packages)" "$SUITE" "$ROOT" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 ||
   { tail -n 30 "$WORK/debootstrap.log" >&2; die "debootstrap failed"; }
 T1=$(date +%s)
 
@@ -210,7 +212,7 @@ T2=$(date +%s)
 
 printf 'key=%s\nsuite=%s\nkernel=%s\nuser=%s\ndebootstrap_s=%s\ntotal_s=%s\n' \
   "$KEY" "$SUITE" "$KVER" "$USER_NAME" "$((T1 - T0))" "$((T2 - T0))" >"$WORK/STAMP.tmp"
-rm -f "$WORK/debootstrap.log"
+rm -f "$WORK/debootstrap.log" "$WORK/initramfs.log"
 trap - EXIT
 mv "$WORK/STAMP.tmp" "$WORK/STAMP.pending"
 rm -rf "$OUT"
@@ -221,5 +223,7 @@ for d in "$CACHE"/*/; do
   d="${d%/}"
   [ "$d" = "$OUT" ] || [ ! -f "$d/STAMP" ] || rm -rf "$d"
 done
+# packages no longer in the archive's current versions pile up: keep the cache under ~1 GB
+if [ "$(du -sm "$CACHE/debs" | cut -f1)" -gt 1024 ]; then rm -rf "$CACHE/debs"; fi
 log "built $OUT in $((T2 - T0)) s (debootstrap $((T1 - T0)) s, kernel $KVER)"
 echo "$OUT"

@@ -57,7 +57,7 @@ cmd_down() {
   done
 }
 
-boot_vm() { # DIR VM IMG MCAST_PORT
+boot_vm() { # DIR VM IMG MCAST_GROUP:PORT
   local dir="$1" vm="$2" img="$3" mport="$4" i port accel cpu
   i="$(vm_index "$vm")"
   mkdir -p "$dir/$vm"
@@ -90,7 +90,7 @@ boot_vm() { # DIR VM IMG MCAST_PORT
       "${disks[@]}" \
       -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-:22" \
       -device "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:0$i" \
-      -netdev "socket,id=n1,mcast=230.0.0.1:$mport,localaddr=127.0.0.1" \
+      -netdev "socket,id=n1,mcast=$mport,localaddr=127.0.0.1" \
       -device "virtio-net-pci,netdev=n1,mac=52:54:00:99:00:0$i" \
       2>"$dir/$vm/qemu.err"; then
       echo "$port" >"$dir/$vm/port"
@@ -119,7 +119,7 @@ wait_ssh() { # DIR VM DEADLINE
 }
 
 cmd_up() {
-  local dir="$1" owner="${2:-}" img t0 t1 t2 vm mport
+  local dir="$1" owner="${2:-}" img t0 t1 t2 vm mgroup mport
   mkdir -p "$dir"
   dir="$(cd "$dir" && pwd)"
   for bin in qemu-system-x86_64 ssh; do
@@ -130,8 +130,10 @@ cmd_up() {
   t1=$(date +%s)
   command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 is missing"
   install -m 0600 "$img/id_ed25519" "$dir/id_ed25519"
+  # a group and port of its own: two labs on one machine never share a LAN
+  mgroup="230.$((RANDOM % 250 + 1)).$((RANDOM % 250 + 1)).$((RANDOM % 250 + 1))"
   mport=$((20000 + RANDOM % 40000))
-  for vm in "${VMS[@]}"; do boot_vm "$dir" "$vm" "$img" "$mport"; done
+  for vm in "${VMS[@]}"; do boot_vm "$dir" "$vm" "$img" "$mgroup:$mport"; done
   if [ -n "$owner" ]; then
     # power the VMs off when the owner exits
     setsid sh -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; exec "$2" down "$3"' \
