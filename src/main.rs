@@ -210,9 +210,36 @@ fn main() -> ExitCode {
     }
 }
 
+/// The inventory when `-i` is not given: `PBR_INVENTORY`/`ANSIBLE_INVENTORY` (comma-separated),
+/// else `inventory =` in `./ansible.cfg`'s `[defaults]`, else `./inventory/` if it exists.
 fn default_inventory(given: &[PathBuf]) -> Vec<PathBuf> {
     if !given.is_empty() {
         return given.to_vec();
+    }
+    let split = |s: &str| -> Vec<PathBuf> {
+        s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(PathBuf::from).collect()
+    };
+    for var in ["PBR_INVENTORY", "ANSIBLE_INVENTORY"] {
+        if let Ok(v) = std::env::var(var) {
+            if !v.trim().is_empty() {
+                return split(&v);
+            }
+        }
+    }
+    if let Ok(cfg) = std::fs::read_to_string("ansible.cfg") {
+        let mut in_defaults = false;
+        for line in cfg.lines() {
+            let l = line.trim();
+            if l.starts_with('[') {
+                in_defaults = l == "[defaults]";
+            } else if in_defaults {
+                if let Some((k, v)) = l.split_once('=') {
+                    if k.trim() == "inventory" {
+                        return split(v.split(['#', ';']).next().unwrap_or(""));
+                    }
+                }
+            }
+        }
     }
     let d = Path::new("inventory");
     if d.exists() { vec![d.to_path_buf()] } else { vec![] }
