@@ -966,14 +966,43 @@ fn command_words(text: &str) -> Vec<String> {
 /// Is `name` guarded in the text (`name | default(...)` for every use, or tested with
 /// `name is defined` and the like, which guards the uses in that branch)?
 fn is_guarded(text: &str, name: &str) -> bool {
-    let n = regex::escape(name);
-    let tested = format!(r"\b{n}\b((\.\w+)|(\[[^\]]*\]))*\s+is\s+(not\s+)?(defined|undefined|none)\b");
-    let defaulted = format!(r"\b{n}\b((\.\w+)|(\[[^\]]*\]))*\s*\|\s*(default|d)\b");
-    let any = format!(r"\b{n}\b");
-    match (regex::Regex::new(&tested), regex::Regex::new(&defaulted), regex::Regex::new(&any)) {
-        (Ok(t), Ok(d), Ok(a)) => t.is_match(text) || d.find_iter(text).count() >= a.find_iter(text).count(),
-        _ => false,
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    let starts_word = |s: &str, w: &str| s.starts_with(w) && !s[w.len()..].starts_with(word);
+    let (mut uses, mut defaulted) = (0, 0);
+    let mut from = 0;
+    while let Some(i) = text[from..].find(name) {
+        let at = from + i;
+        from = at + name.len();
+        if text[..at].ends_with(word) || text[from..].starts_with(word) {
+            continue;
+        }
+        uses += 1;
+        // skip `.attr` and `[key]` accessors
+        let mut rest = &text[from..];
+        loop {
+            if let Some(r) = rest.strip_prefix('.') {
+                rest = r.trim_start_matches(word);
+            } else if rest.starts_with('[') {
+                rest = rest.find(']').map(|e| &rest[e + 1..]).unwrap_or("");
+            } else {
+                break;
+            }
+        }
+        let rest = rest.trim_start();
+        if let Some(r) = rest.strip_prefix("is") {
+            let r = r.trim_start();
+            let r = if starts_word(r, "not") { r[3..].trim_start() } else { r };
+            if ["defined", "undefined", "none"].iter().any(|w| starts_word(r, w)) {
+                return true;
+            }
+        } else if let Some(r) = rest.strip_prefix('|') {
+            let r = r.trim_start();
+            if starts_word(r, "default") || starts_word(r, "d") {
+                defaulted += 1;
+            }
+        }
     }
+    uses > 0 && defaulted == uses
 }
 
 /// The span of the first whole-word `name` inside a span, else the span.
@@ -1034,5 +1063,28 @@ fn map_line(n: &Node, value: &str, line: Option<u32>) -> Span {
     match found {
         Some((i, len)) => Span::new(n.span.src, n.span.start + i, n.span.start + i + len),
         None => n.span,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guards() {
+        assert!(is_guarded("{{ a | default(1) }}", "a"));
+        assert!(is_guarded("{{ a.b['c'] |d(1) }} {{ a|default(2) }}", "a"));
+        assert!(!is_guarded("{{ a | default(1) }} {{ a }}", "a"));
+        assert!(is_guarded("{% if a is defined %}{{ a }}{% endif %}", "a"));
+        assert!(is_guarded("{% if a.x is not none %}{{ a }}{% endif %}", "a"));
+        assert!(!is_guarded("{{ ab | default(1) }} {{ a }}", "a"));
+        assert!(!is_guarded("{{ a | defaults }}", "a"));
+        assert!(!is_guarded("{{ a is divisibleby(2) }}", "a"));
+    }
+
+    #[test]
+    fn words_of_a_command_line() {
+        assert_eq!(command_words("sudo apt-get install x && /usr/bin/systemctl start y"), ["apt-get", "systemctl"]);
+        assert_eq!(command_words("FOO=1 mkfs.ext4 /dev/x | tee log"), ["mkfs.ext4", "tee"]);
     }
 }
