@@ -272,3 +272,26 @@ fn directory_lints_only_playbooks() {
     assert_eq!(diags.len(), 1, "{diags:?}");
     assert_eq!(diags[0]["file"], "./site.yml");
 }
+
+#[test]
+fn secrets_in_group_vars_files() {
+    let dir = temp_playbook("- hosts: all\n  tasks:\n    - name: hi\n      command: echo {{ wifi.ssid }}\n");
+    std::fs::create_dir(dir.path().join("group_vars")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("group_vars/all.yml"),
+        "ntp_server: pool.ntp.org\nwifi:\n  ssid: home\n  psk: hunter2hunter2\nadmin_password: \"{{ lookup('env', 'P') }}\"\n",
+    )
+    .expect("vars");
+    let diags = json_of(&run(dir.path(), &["--format", "json", "site.yml"]));
+    let got: Vec<(String, String, u64)> = diags
+        .iter()
+        .map(|d| {
+            (
+                d["rule"].as_str().unwrap_or("").into(),
+                d["file"].as_str().unwrap_or("").into(),
+                d["line"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(got, vec![("plaintext-secret".to_string(), "group_vars/all.yml".to_string(), 4)]);
+}

@@ -213,6 +213,19 @@ pub fn lint_paths(
     }
     let templar = Templar::new();
     diags.extend(analyze(&pbs, &inv, registry, &templar, true));
+    // secrets in group_vars/host_vars beside the inventory sources and the playbooks
+    let mut dirs: Vec<PathBuf> = inventory
+        .iter()
+        .filter_map(|p| if p.is_dir() { Some(p.clone()) } else { p.parent().map(Path::to_path_buf) })
+        .chain(files.iter().filter_map(|f| f.parent().map(Path::to_path_buf)))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    let mut a = analyze::Analyzer::new(registry, &templar, &Inventory::new(), true);
+    for d in &dirs {
+        a.vars_dir_secrets(d);
+    }
+    diags.extend(a.diags);
     if let Some(limit) = limit {
         let mut all: Vec<String> = inv.hosts.keys().cloned().collect();
         all.push("localhost".into());
@@ -238,7 +251,9 @@ fn finish(diags: Vec<Diag>, cfg: &config::Config) -> Vec<Diag> {
         if !cfg.apply(&mut d) || config::inline_disabled(&d) {
             continue;
         }
-        if seen.insert((d.code, d.span, d.message.clone())) {
+        // the same file loaded twice (a role in two plays) has two sources: compare locations
+        let at = output::location(&d).map(|(f, l, c, el, ec)| (f, l, c, el, ec));
+        if seen.insert((d.code, at, d.message.clone())) {
             out.push(d);
         }
     }

@@ -91,11 +91,12 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ("yum", &["package", "yum"]),
     ("pacman", &["package", "pacman"]),
     ("lvcreate", &["lvol", "lvm"]),
-    ("lvconvert", &["lvol", "lvm"]),
+    ("lvconvert", &["lvm_cache", "lvol"]),
+    ("vgcreate", &["lvg"]),
     ("make-bcache", &["bcache"]),
-    ("targetcli", &["iscsi_target", "targetcli"]),
-    ("mkinitcpio", &["initramfs", "mkinitcpio"]),
-    ("wpa_passphrase", &["wpa_supplicant", "wifi"]),
+    ("targetcli", &["targetcli", "iscsi_target"]),
+    ("mkinitcpio", &["mkinitcpio_hook", "initramfs"]),
+    ("wpa_passphrase", &["wpa", "wpa_supplicant"]),
     ("mkfs", &["filesystem"]),
 ];
 
@@ -884,6 +885,51 @@ impl<'a> Analyzer<'a> {
                         .with_help("add it to a group a play targets, or remove it"),
                 );
             }
+        }
+    }
+
+    /// Secrets in `group_vars/` and `host_vars/` files of a directory.
+    pub fn vars_dir_secrets(&mut self, dir: &Path) {
+        if !self.lint {
+            return;
+        }
+        for sub in ["group_vars", "host_vars"] {
+            let Ok(rd) = std::fs::read_dir(dir.join(sub)) else { continue };
+            let mut files: Vec<PathBuf> = Vec::new();
+            for e in rd.filter_map(Result::ok) {
+                let p = e.path();
+                if p.is_dir() {
+                    if let Ok(inner) = std::fs::read_dir(&p) {
+                        files.extend(inner.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_file()));
+                    }
+                } else if p.is_file() {
+                    files.push(p);
+                }
+            }
+            files.sort();
+            for f in files {
+                let ext = f.extension().and_then(|e| e.to_str()).unwrap_or("");
+                if !matches!(ext, "yml" | "yaml" | "json" | "") {
+                    continue;
+                }
+                if let Ok(docs) = crate::yaml::load_file(&f) {
+                    for d in &docs {
+                        self.secrets_in(d, 0);
+                    }
+                }
+            }
+        }
+    }
+
+    fn secrets_in(&mut self, n: &Node, depth: usize) {
+        if depth > 8 {
+            return;
+        }
+        for (k, v) in n.as_map().unwrap_or_default() {
+            if let Some(key) = k.key_str() {
+                self.secret(&key, k, v);
+            }
+            self.secrets_in(v, depth + 1);
         }
     }
 

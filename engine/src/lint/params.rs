@@ -186,7 +186,7 @@ pub fn check(module: &dyn DynModule, args: &Value, nodes: &ArgNodes, lint: bool)
                 // may hinge on a templated value or a dropped unknown key
                 return out;
             }
-            if has_template(&v) && (!lint || templated_variant_passes(module, &v)) {
+            if has_template(&v) && (!lint || Templar::is_template(&e.message) || templated_variant_passes(module, &v)) {
                 // the check reads a value known only at run time
                 return out;
             }
