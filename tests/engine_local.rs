@@ -47,6 +47,7 @@ const CONVERGE: &str = r#"
       args: { creates: "{{ root }}/etc/app/stamp" }
     - name: a link
       file: { src: "{{ root }}/etc/app/motd", dest: "{{ root }}/motd", state: link }
+      ignore_errors: "{{ ansible_check_mode }}"
 "#;
 
 fn converge_setup() -> tempfile::TempDir {
@@ -392,4 +393,39 @@ fn json_output_is_one_object_per_line() {
     let recap = events.last().unwrap();
     assert_eq!(recap["event"], "recap");
     assert_eq!(recap["hosts"]["h1"]["changed"], 8);
+}
+
+#[test]
+fn environment_timeout_and_free_strategy() {
+    let d = tempfile::tempdir().unwrap();
+    inventory(d.path(), &["h1", "h2"]);
+    write(
+        d.path(),
+        "pb.yml",
+        r#"
+- hosts: all
+  gather_facts: false
+  strategy: free
+  environment:
+    GREETING: "hi {{ inventory_hostname }}"
+  tasks:
+    - shell: echo "$GREETING" > {{ root }}/env
+      args: { creates: "{{ root }}/env" }
+    - name: slow on h1 only
+      command: sleep 5
+      timeout: 1
+      when: inventory_hostname == 'h1'
+      ignore_errors: true
+      register: slow
+    - assert:
+        that: slow is skipped or (slow is failed and 'timed out' in slow.msg)
+"#,
+    );
+    let t = std::time::Instant::now();
+    let r = pbr(d.path(), &["run", "pb.yml", "-i", "inventory.ini"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(t.elapsed().as_secs() < 4, "the timeout did not cut the task: {:?}", t.elapsed());
+    assert_eq!(std::fs::read_to_string(d.path().join("h1/env")).unwrap(), "hi h1\n");
+    assert_eq!(std::fs::read_to_string(d.path().join("h2/env")).unwrap(), "hi h2\n");
+    assert_eq!(r.recap("h1")["ignored"], 1, "{}", r.all());
 }

@@ -364,14 +364,38 @@ impl<'a> Runner<'a> {
                 if section.is_empty() {
                     continue;
                 }
-                self.run_tasks(&ctx, section, &root, states).await;
-                self.flush_handlers(&ctx, &root, states).await;
+                if play.strategy == "free" {
+                    self.run_free(&ctx, section, &root, states).await;
+                } else {
+                    self.run_tasks(&ctx, section, &root, states).await;
+                    self.flush_handlers(&ctx, &root, states).await;
+                }
                 if self.play_aborted(&ctx, states) {
                     break;
                 }
             }
         }
         Ok(())
+    }
+
+    /// `strategy: free`: every host runs the section at its own pace.
+    async fn run_free(&self, ctx: &PlayCtx<'_>, tasks: &[Task], root: &Inherit, states: &mut IndexMap<String, HostState>) {
+        let order: Vec<String> = states.keys().cloned().collect();
+        let mut singles: Vec<(String, IndexMap<String, HostState>)> = ctx
+            .batch
+            .iter()
+            .filter_map(|h| states.shift_remove(h).map(|st| (h.clone(), IndexMap::from([(h.clone(), st)]))))
+            .collect();
+        let futs = singles.iter_mut().map(|(h, m)| async move {
+            let sub = PlayCtx { play: ctx.play, vars: ctx.vars.clone(), batch: vec![h.clone()], all_hosts: ctx.all_hosts.clone() };
+            self.run_tasks(&sub, tasks, root, m).await;
+            self.flush_handlers(&sub, root, m).await;
+        });
+        join_all(futs).await;
+        for (_, m) in singles {
+            states.extend(m);
+        }
+        states.sort_by_cached_key(|k, _| order.iter().position(|o| o == k).unwrap_or(usize::MAX));
     }
 
     fn play_aborted(&self, ctx: &PlayCtx, states: &IndexMap<String, HostState>) -> bool {
@@ -1566,13 +1590,34 @@ impl<'a> Runner<'a> {
             data: Map::new(),
             unreachable: false,
         })?;
-        let host = Host::new(conn_name.clone(), conn, esc);
+        let mut host = Host::new(conn_name.clone(), conn, esc);
+        if let Some(env) = task.environment.as_ref().or(inh.environment.as_ref()) {
+            let env = self.templar.render_value(env, scope).map_err(|e| terr(task, e))?;
+            let Value::Object(m) = env else {
+                return Err(Fail { msg: "environment must be a mapping".into(), data: Map::new(), unreachable: false });
+            };
+            host = host.with_env(m.into_iter().map(|(k, v)| (k, value_label(&v))).collect());
+        }
         let check = task.check_mode.or(inh.check_mode).unwrap_or(self.opts.check);
         let diff = task.diff.unwrap_or(self.opts.diff);
         let controller = TaskController { templar: &self.templar, vars: scope.vars, search: scope.search };
         let mctx = Ctx { check, diff, search: scope.search, controller: &controller };
         let mode = RunMode { check, diff, verify: self.opts.verify };
-        let res: Result<ModuleResult, ModuleError> = module.execute(&mctx, &params, &host, mode).await;
+        let timeout = match &task.timeout {
+            Some(t) => Some(
+                t.as_f64()
+                    .or_else(|| t.as_str().and_then(|s| s.parse().ok()))
+                    .filter(|s| *s > 0.0)
+                    .ok_or_else(|| Fail { msg: format!("timeout must be a number of seconds, got {t}"), data: Map::new(), unreachable: false })?,
+            ),
+            None => None,
+        };
+        let res: Result<ModuleResult, ModuleError> = match timeout {
+            Some(secs) => tokio::time::timeout(Duration::from_secs_f64(secs), module.execute(&mctx, &params, &host, mode))
+                .await
+                .unwrap_or_else(|_| Err(ModuleError::new(format!("the task timed out after {secs} s")))),
+            None => module.execute(&mctx, &params, &host, mode).await,
+        };
         let r = res.map_err(Fail::from)?;
         for d in &r.deferred {
             st.deferred.insert(d.key.clone(), d.clone());

@@ -201,6 +201,8 @@ pub struct Host {
     conn: Arc<dyn Connection>,
     esc: Option<Become>,
     read_only: bool,
+    /// The task's `environment:`, exported for every command.
+    env: Arc<Vec<(String, String)>>,
 }
 
 impl fmt::Debug for Host {
@@ -211,7 +213,22 @@ impl fmt::Debug for Host {
 
 impl Host {
     pub fn new(name: impl Into<String>, conn: Arc<dyn Connection>, esc: Option<Become>) -> Host {
-        Host { name: name.into(), conn, esc, read_only: false }
+        Host { name: name.into(), conn, esc, read_only: false, env: Arc::new(Vec::new()) }
+    }
+
+    /// The same host with these variables in the environment of every command (`environment:`).
+    pub fn with_env(mut self, env: Vec<(String, String)>) -> Host {
+        self.env = Arc::new(env);
+        self
+    }
+
+    fn prepare(&self, mut cmd: Cmd) -> Cmd {
+        if !self.env.is_empty() {
+            let mut env = (*self.env).clone();
+            env.append(&mut cmd.env);
+            cmd.env = env;
+        }
+        cmd
     }
 
     /// The inventory name of the host.
@@ -238,7 +255,7 @@ impl Host {
 
     /// Run a command that reads only (allowed in probe and check mode).
     pub async fn query(&self, cmd: Cmd) -> Result<Output, HostError> {
-        self.conn.exec(&cmd, self.esc.as_ref()).await
+        self.conn.exec(&self.prepare(cmd), self.esc.as_ref()).await
     }
 
     /// Shorthand: run a read-only script.
@@ -251,7 +268,7 @@ impl Host {
         if self.read_only {
             return Err(HostError::ReadOnly(format!("command `{}`", first_line(&cmd.script))));
         }
-        self.conn.exec(&cmd, self.esc.as_ref()).await
+        self.conn.exec(&self.prepare(cmd), self.esc.as_ref()).await
     }
 
     /// Shorthand: run a changing script and fail on a non-zero exit, with its stderr.
