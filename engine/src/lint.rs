@@ -252,7 +252,7 @@ fn finish(diags: Vec<Diag>, cfg: &config::Config) -> Vec<Diag> {
             continue;
         }
         // the same file loaded twice (a role in two plays) has two sources: compare locations
-        let at = output::location(&d).map(|(f, l, c, el, ec)| (f, l, c, el, ec));
+        let at = output::location(&d);
         if seen.insert((d.code, at, d.message.clone())) {
             out.push(d);
         }

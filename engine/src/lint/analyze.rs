@@ -624,7 +624,7 @@ impl<'a> Analyzer<'a> {
         let Some(src) = args.get("src").and_then(Value::as_str) else {
             return;
         };
-        if Templar::is_template(src) || args.get("remote_src").is_some_and(|v| crate::template::truthy(v)) {
+        if Templar::is_template(src) || args.get("remote_src").is_some_and(crate::template::truthy) {
             return;
         }
         let subdir = if module == "template" { "templates" } else { "files" };
