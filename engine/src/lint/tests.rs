@@ -15,6 +15,7 @@ enum Kind {
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 struct TParams {
     path: String,
     #[serde(default)]
