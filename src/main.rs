@@ -167,6 +167,13 @@ struct DocArgs {
     format: String,
 }
 
+/// Write to stdout; a closed pipe (`pbr doc | head`) is not an error.
+fn out(text: &str) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(text.as_bytes()).and_then(|_| o.flush());
+}
+
 fn color_out() -> bool {
     std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
 }
@@ -427,19 +434,19 @@ fn cmd_inventory(a: InvArgs) -> ExitCode {
             eprintln!("error: no host {h:?} in the inventory");
             return ExitCode::from(EXIT_INPUT);
         }
-        println!("{}", serde_json::to_string_pretty(&Value::Object(inv.host_vars(h))).unwrap_or_default());
+        out(&format!("{}\n", serde_json::to_string_pretty(&Value::Object(inv.host_vars(h))).unwrap_or_default()));
     } else if let Some(g) = &a.graph {
         if !inv.groups.contains_key(g) {
             eprintln!("error: no group {g:?} in the inventory");
             return ExitCode::from(EXIT_INPUT);
         }
-        let g = inv.graph(Some(g));
-        print!("{g}");
+        let mut g = inv.graph(Some(g));
         if !g.ends_with('\n') {
-            println!();
+            g.push('\n');
         }
+        out(&g);
     } else {
-        println!("{}", serde_json::to_string_pretty(&inv.to_list_json()).unwrap_or_default());
+        out(&format!("{}\n", serde_json::to_string_pretty(&inv.to_list_json()).unwrap_or_default()));
     }
     ExitCode::SUCCESS
 }
@@ -462,7 +469,7 @@ fn cmd_doc(a: DocArgs) -> ExitCode {
     let registry = pbr_modules::registry();
     match pbr_engine::doc::render(&registry, a.module.as_deref(), &a.format) {
         Ok(text) => {
-            print!("{text}");
+            out(&text);
             ExitCode::SUCCESS
         }
         Err(msg) => {
