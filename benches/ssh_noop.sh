@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): the 20-task playbook (27 task runs per host), no-op, over SSH to N
+# throwaway OpenSSH servers on loopback (testkit's sshd-farm; login user pbrtest, shell /bin/sh),
+# pbr against ansible-playbook (ansible-core from PyPI in a venv), same playbook, same inventory.
+#   benches/ssh_noop.sh [N...]            (default: 10 100)
+# Environment:
+#   ROUNDS=3                 timed pbr runs per N (alternating with Ansible's)
+#   ANSIBLE_ROUNDS=3         timed Ansible runs per N below 100 hosts
+#   ANSIBLE_ROUNDS_BIG=1     timed Ansible runs per N of 100 hosts or more (each takes minutes)
+# For each N: start the farm, converge once with pbr, check that pbr and Ansible then both report
+# changed=0 (and nothing failed or unreachable) on every host, alternate timed no-op runs, print
+# medians and the ratio, and pbr's peak RSS (/usr/bin/time -v) on a no-op run.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/.." && pwd)
+sizes=("$@")
+[ ${#sizes[@]} -gt 0 ] || sizes=(10 100)
+rounds=${ROUNDS:-3}
+ans_rounds_small=${ANSIBLE_ROUNDS:-3}
+ans_rounds_big=${ANSIBLE_ROUNDS_BIG:-1}
+
+[ "$(id -u)" = 0 ] || { echo "ssh_noop.sh: needs root (the farm creates a user and runs sshd)"; exit 1; }
+[ -x /usr/sbin/sshd ] || { echo "ssh_noop.sh: needs openssh-server"; exit 1; }
+[ -x /usr/bin/time ] || { echo "ssh_noop.sh: needs GNU time (apt-get install -y time)"; exit 1; }
+venv="$here/.venv"
+if [ ! -x "$venv/bin/ansible-playbook" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q ansible-core
+fi
+(cd "$top" && cargo build -q --release && cargo build -q --release -p pbr-testkit --bin sshd-farm)
+pbr="$top/target/release/pbr"
+farm="$top/target/release/sshd-farm"
+
+work=$(mktemp -d)
+farm_pid=
+stop_farm() {
+  if [ -n "$farm_pid" ]; then
+    exec 3>&- || true
+    kill -TERM "$farm_pid" 2>/dev/null || true
+    wait "$farm_pid" 2>/dev/null || true
+    farm_pid=
+  fi
+}
+trap 'stop_farm; rm -rf "$work"' EXIT
+cp -r "$here/playbook.yml" "$here/templates" "$work/"
+cd "$work"
+
+# Ansible: pipelining, OpenSSH multiplexing; host keys from the farm's known_hosts (inventory).
+export ANSIBLE_PIPELINING=True ANSIBLE_SSH_ARGS='-o ControlMaster=auto -o ControlPersist=60s' \
+  ANSIBLE_RETRY_FILES_ENABLED=False ANSIBLE_STDOUT_CALLBACK=default ANSIBLE_NOCOLOR=1 NO_COLOR=1 \
+  ANSIBLE_CONTROL_PATH_DIR="$work/cp"
+unset ANSIBLE_HOST_KEY_CHECKING PBR_HOST_KEY_CHECKING
+
+now() { date +%s%N; }
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# every one of N hosts has a recap line with changed=0 unreachable=0 failed=0
+all_noop() {
+  local log=$1 n=$2 good
+  good=$(grep -cE '^h[0-9]+ +: ok=[0-9]+ +changed=0 +unreachable=0 +failed=0 ' "$log" || true)
+  [ "$good" = "$n" ]
+}
+
+summary=()
+for n in "${sizes[@]}"; do
+  if [ "$n" -ge 100 ]; then ans_rounds=$ans_rounds_big; else ans_rounds=$ans_rounds_small; fi
+  echo "== $n hosts: starting the sshd farm"
+  rm -rf "$work/farm" "$work/cp"
+  mkfifo "$work/farm.in"
+  "$farm" "$n" "$work/farm" < "$work/farm.in" > "$work/farm.out" 2>&1 &
+  farm_pid=$!
+  exec 3> "$work/farm.in"
+  rm -f "$work/farm.in"
+  until grep -q READY "$work/farm.out" 2>/dev/null; do
+    kill -0 "$farm_pid" 2>/dev/null || { echo "sshd-farm failed:"; cat "$work/farm.out"; exit 1; }
+    sleep 0.2
+  done
+  inv="$work/farm/inventory.ini"
+  run_pbr() { "$pbr" run playbook.yml -i "$inv" -f "$n" --no-retry-file "$@"; }
+  run_ans() { "$venv/bin/ansible-playbook" playbook.yml -i "$inv" -f "$n" "$@"; }
+
+  echo "== $n hosts: converging with pbr, then checking both tools report no changes"
+  run_pbr > converge.log 2>&1 || { echo "pbr converge failed:"; tail -30 converge.log; exit 1; }
+  run_pbr > pbr.log 2>&1 || true
+  all_noop pbr.log "$n" || { echo "pbr's second run was not a no-op on every host:"; tail -40 pbr.log; exit 1; }
+  t0=$(now)
+  run_ans > ansible.log 2>&1 || true
+  t1=$(now)
+  first_ans=$(((t1 - t0) / 1000000))
+  all_noop ansible.log "$n" || {
+    echo "ansible-playbook saw changes or failures on pbr's converged state:"
+    grep -E 'changed:|failed:|fatal:|UNREACHABLE' ansible.log | head -20
+    grep -E '^h[0-9]+ +: ' ansible.log | grep -vE 'changed=0 +unreachable=0 +failed=0 ' | head -10
+    exit 1
+  }
+
+  pbr_t=()
+  ans_t=()
+  for r in $(seq 1 "$rounds"); do
+    t0=$(now)
+    run_pbr > pbr.log 2>&1 || true
+    t1=$(now)
+    all_noop pbr.log "$n" || { echo "pbr run $r was not a clean no-op:"; tail -40 pbr.log; exit 1; }
+    pbr_t+=($(((t1 - t0) / 1000000)))
+    if [ "$r" -le "$ans_rounds" ]; then
+      t0=$(now)
+      run_ans > ansible.log 2>&1 || true
+      t1=$(now)
+      all_noop ansible.log "$n" || { echo "ansible run $r was not a clean no-op:"; tail -40 ansible.log; exit 1; }
+      ans_t+=($(((t1 - t0) / 1000000)))
+    fi
+  done
+  /usr/bin/time -v -o time.log "$pbr" run playbook.yml -i "$inv" -f "$n" --no-retry-file > pbr.log 2>&1 || true
+  all_noop pbr.log "$n" || { echo "pbr's RSS run was not a clean no-op:"; tail -40 pbr.log; exit 1; }
+  rss_kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' time.log)
+  stop_farm
+
+  mp=$(median "${pbr_t[@]}")
+  ma=$(median "${ans_t[@]}")
+  ratio=$(awk -v a="$ma" -v p="$mp" 'BEGIN { printf "%.1f", a / (p > 0 ? p : 1) }')
+  rss_mb=$(awk -v k="$rss_kb" 'BEGIN { printf "%.1f", k / 1024 }')
+  echo "ssh no-op, $n hosts x 27 task runs"
+  echo "pbr     median ${mp} ms   (runs: ${pbr_t[*]})"
+  echo "ansible median ${ma} ms   (runs: ${ans_t[*]}; untimed check run: ${first_ans} ms)"
+  echo "ratio: pbr is ${ratio}x faster"
+  echo "pbr peak RSS: ${rss_mb} MB"
+  summary+=("$n hosts: pbr ${mp} ms, ansible ${ma} ms (${#ans_t[@]} runs), ${ratio}x, pbr peak RSS ${rss_mb} MB")
+done
+echo "== summary"
+printf '%s\n' "${summary[@]}"
