@@ -353,7 +353,7 @@ impl Templar {
         let r = self.run(s, scope)?;
         match r.native {
             Some(v) => to_json(&v),
-            None => Ok(Value::String(r.output)),
+            None => Ok(literal_container(&r.output).unwrap_or(Value::String(r.output))),
         }
     }
 
@@ -538,6 +538,23 @@ fn backticked_undefined(detail: &str) -> Option<String> {
     Some(detail[start + 1..end].to_string())
 }
 
+/// Jinja's native concatenation (which Ansible uses): a rendered text that is a list or dict
+/// literal becomes that list or dict (`"[{% for x in l %}{{ x }},{% endfor %}]"`).
+fn literal_container(out: &str) -> Option<Value> {
+    let t = out.trim_end();
+    let looks = (t.starts_with('[') && t.ends_with(']')) || (t.starts_with('{') && t.ends_with('}'));
+    if !looks {
+        return None;
+    }
+    if let Ok(v) = serde_json::from_str::<Value>(t) {
+        return Some(v);
+    }
+    // Python literals: single quotes, True/False/None, trailing commas
+    let docs = crate::yaml::load_str("<template result>", t).ok()?;
+    let v = docs.first()?.to_value();
+    matches!(v, Value::Array(_) | Value::Object(_)).then_some(v)
+}
+
 pub(crate) fn to_json(v: &minijinja::Value) -> Result<Value, TemplateError> {
     serde_json::to_value(v).map_err(|e| TemplateError {
         message: format!("cannot convert the template result: {e}"),
@@ -563,5 +580,19 @@ pub fn truthy(v: &Value) -> bool {
         },
         Value::Array(a) => !a.is_empty(),
         Value::Object(m) => !m.is_empty(),
+    }
+}
+
+#[cfg(test)]
+mod literal_tests {
+    use super::*;
+
+    #[test]
+    fn rendered_container_literals_become_values() {
+        assert_eq!(literal_container("[1, 2]"), Some(serde_json::json!([1, 2])));
+        assert_eq!(literal_container("[ {'a': 'x'}, ]"), Some(serde_json::json!([{"a": "x"}])));
+        assert_eq!(literal_container("{\"k\": [true]}\n"), Some(serde_json::json!({"k": [true]})));
+        assert_eq!(literal_container("[not, closed"), None);
+        assert_eq!(literal_container("plain text"), None);
     }
 }
