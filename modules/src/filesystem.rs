@@ -170,6 +170,7 @@ impl Module for Filesystem {
   filesystem:
     dev: /dev/vdd
     fstype: xfs
+    # the scratch disk's old contents are not needed
     force: true
 "#,
         }
