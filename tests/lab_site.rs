@@ -69,7 +69,7 @@ fn state(lab: &Lab) -> (String, String) {
         lab,
         Vm::Pi,
         "lsblk -rno NAME,TYPE,FSTYPE,TRAN; sudo iscsiadm -m session 2>&1 || true; \
-         sudo find /var/lib/pbr-lab -type f -exec md5sum {} + | sort; cat /etc/iscsi/initiatorname.iscsi",
+         sudo find /var/lib/pbr-lab -type f -exec md5sum {} + | sort; sudo cat /etc/iscsi/initiatorname.iscsi",
     );
     (storage, pi)
 }
