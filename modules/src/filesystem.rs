@@ -91,28 +91,22 @@ pub fn steps(p: &FilesystemParams, st: &FsState) -> Result<Vec<Step>, ModuleErro
     let foreign = dev.foreign(&[p.fstype.as_str()]);
     let mut steps = vec![];
     if dev.has(&p.fstype) && foreign.is_empty() {
-        if p.resizefs && is_ext(&p.fstype) {
-            if let Some(fs) = st.fs_size {
-                if dev.size > fs + RESIZE_SLACK {
-                    steps.push(
-                        Step::new(
-                            format!(
-                                "{} filesystem on {} grows {} → {}",
-                                p.fstype,
-                                p.dev,
-                                su::human(fs),
-                                su::human(dev.size)
-                            ),
-                            format!("resize2fs {d}"),
-                        )
-                        .with_diff(Diff::state(
-                            &format!("{} on {}", p.fstype, p.dev),
-                            &[("size".into(), su::human(fs))],
-                            &[("size".into(), su::human(dev.size))],
-                        )),
-                    );
-                }
-            }
+        if p.resizefs
+            && is_ext(&p.fstype)
+            && let Some(fs) = st.fs_size
+            && dev.size > fs + RESIZE_SLACK
+        {
+            steps.push(
+                Step::new(
+                    format!("{} filesystem on {} grows {} → {}", p.fstype, p.dev, su::human(fs), su::human(dev.size)),
+                    format!("resize2fs {d}"),
+                )
+                .with_diff(Diff::state(
+                    &format!("{} on {}", p.fstype, p.dev),
+                    &[("size".into(), su::human(fs))],
+                    &[("size".into(), su::human(dev.size))],
+                )),
+            );
         }
         return Ok(steps);
     }

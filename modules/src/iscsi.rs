@@ -117,24 +117,24 @@ fn node_args(portal: &str, target: &str) -> String {
 /// The steps from `st` to `p`. Pure.
 pub fn steps(p: &IscsiParams, st: &IscsiState) -> Result<Vec<Step>, ModuleError> {
     let mut steps = vec![];
-    if let Some(name) = &p.initiator_name {
-        if st.initiator_name.as_deref() != Some(name.as_str()) {
-            steps.push(
-                Step::new(
-                    format!("this initiator is named {name}"),
-                    format!(
-                        "printf 'InitiatorName=%s\\n' {} > /etc/iscsi/initiatorname.iscsi\n\
+    if let Some(name) = &p.initiator_name
+        && st.initiator_name.as_deref() != Some(name.as_str())
+    {
+        steps.push(
+            Step::new(
+                format!("this initiator is named {name}"),
+                format!(
+                    "printf 'InitiatorName=%s\\n' {} > /etc/iscsi/initiatorname.iscsi\n\
                          if systemctl is-active --quiet iscsid 2>/dev/null; then systemctl restart iscsid; fi",
-                        sh_quote(name)
-                    ),
-                )
-                .with_diff(Diff::file(
-                    "/etc/iscsi/initiatorname.iscsi",
-                    st.initiator_name.as_ref().map(|n| format!("InitiatorName={n}\n")).unwrap_or_default(),
-                    format!("InitiatorName={name}\n"),
-                )),
-            );
-        }
+                    sh_quote(name)
+                ),
+            )
+            .with_diff(Diff::file(
+                "/etc/iscsi/initiatorname.iscsi",
+                st.initiator_name.as_ref().map(|n| format!("InitiatorName={n}\n")).unwrap_or_default(),
+                format!("InitiatorName={name}\n"),
+            )),
+        );
     }
     let Some(target) = &p.target else { return Ok(steps) };
     let portal = p.portal().ok_or_else(|| ModuleError::new("target needs portal"))?;
@@ -160,33 +160,33 @@ pub fn steps(p: &IscsiParams, st: &IscsiState) -> Result<Vec<Step>, ModuleError>
             ),
         ));
     }
-    if let Some(s) = p.startup {
-        if st.setting("node.startup") != Some(s.name()) || !known {
-            steps.push(Step::new(
-                format!("{target} at {portal}: node.startup = {}", s.name()),
-                format!("iscsiadm -m node {args} -o update -n node.startup -v {}", s.name()),
+    if let Some(s) = p.startup
+        && (st.setting("node.startup") != Some(s.name()) || !known)
+    {
+        steps.push(Step::new(
+            format!("{target} at {portal}: node.startup = {}", s.name()),
+            format!("iscsiadm -m node {args} -o update -n node.startup -v {}", s.name()),
+        ));
+    }
+    if let Some(u) = &p.chap_userid
+        && (st.setting("node.session.auth.username") != Some(u.as_str()) || !known)
+    {
+        let mut script = format!(
+            "iscsiadm -m node {args} -o update -n node.session.auth.authmethod -v CHAP\n\
+                 iscsiadm -m node {args} -o update -n node.session.auth.username -v {}",
+            sh_quote(u)
+        );
+        if p.chap_password.is_some() {
+            // The password comes on stdin, never on a command line.
+            script.push_str(&format!(
+                "\nIFS= read -r pw\niscsiadm -m node {args} -o update -n node.session.auth.password -v \"$pw\""
             ));
         }
-    }
-    if let Some(u) = &p.chap_userid {
-        if st.setting("node.session.auth.username") != Some(u.as_str()) || !known {
-            let mut script = format!(
-                "iscsiadm -m node {args} -o update -n node.session.auth.authmethod -v CHAP\n\
-                 iscsiadm -m node {args} -o update -n node.session.auth.username -v {}",
-                sh_quote(u)
-            );
-            if p.chap_password.is_some() {
-                // The password comes on stdin, never on a command line.
-                script.push_str(&format!(
-                    "\nIFS= read -r pw\niscsiadm -m node {args} -o update -n node.session.auth.password -v \"$pw\""
-                ));
-            }
-            let mut s = Step::new(format!("{target} at {portal}: CHAP user {u} (password not shown)"), script);
-            if let Some(pw) = &p.chap_password {
-                s = s.with_stdin(format!("{}\n", pw.expose()));
-            }
-            steps.push(s);
+        let mut s = Step::new(format!("{target} at {portal}: CHAP user {u} (password not shown)"), script);
+        if let Some(pw) = &p.chap_password {
+            s = s.with_stdin(format!("{}\n", pw.expose()));
         }
+        steps.push(s);
     }
     if !logged_in {
         steps.push(Step::new(

@@ -606,13 +606,10 @@ impl Module for Targetcli {
                 if a.chap_password.is_some() && a.chap_userid.is_none() {
                     return Err(format!("ACL {}: chap_password needs chap_userid", a.initiator));
                 }
-                if let Some(pw) = &a.chap_password {
-                    if pw.expose().len() < 12 || pw.expose().chars().any(char::is_whitespace) {
-                        return Err(format!(
-                            "ACL {}: CHAP passwords must be 12+ characters without spaces",
-                            a.initiator
-                        ));
-                    }
+                if let Some(pw) = &a.chap_password
+                    && (pw.expose().len() < 12 || pw.expose().chars().any(char::is_whitespace))
+                {
+                    return Err(format!("ACL {}: CHAP passwords must be 12+ characters without spaces", a.initiator));
                 }
             }
             let mut seen = std::collections::BTreeSet::new();
@@ -693,10 +690,10 @@ impl Module for Targetcli {
 fn redact(text: &str, p: &TargetcliParams) -> String {
     let mut t = text.to_string();
     for a in p.targets.iter().flat_map(|t| &t.acls) {
-        if let Some(pw) = &a.chap_password {
-            if !pw.expose().is_empty() {
-                t = t.replace(pw.expose(), "<redacted>");
-            }
+        if let Some(pw) = &a.chap_password
+            && !pw.expose().is_empty()
+        {
+            t = t.replace(pw.expose(), "<redacted>");
         }
     }
     t

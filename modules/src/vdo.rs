@@ -121,10 +121,10 @@ pub fn lvm_steps(p: &VdoParams, lvm: &LvmReport) -> Result<Vec<Step>, ModuleErro
     let vfull = format!("{vg}/{}", p.name);
     let vlv = lvm.lv(vg, &p.name);
     let plv = lvm.lv(vg, &pool).filter(|l| l.segtype == "vdo-pool");
-    if let Some(l) = vlv {
-        if l.segtype != "vdo" {
-            return Err(ModuleError::new(format!("LV {vfull} exists and is not a VDO volume ({})", l.segtype)));
-        }
+    if let Some(l) = vlv
+        && l.segtype != "vdo"
+    {
+        return Err(ModuleError::new(format!("LV {vfull} exists and is not a VDO volume ({})", l.segtype)));
     }
     if p.state == Presence::Absent {
         let Some(pl) = plv else { return Ok(vec![]) };
@@ -208,20 +208,20 @@ pub fn lvm_steps(p: &VdoParams, lvm: &LvmReport) -> Result<Vec<Step>, ModuleErro
         ("deduplication", p.deduplication, cur_d, "--deduplication"),
         ("compression", p.compression, cur_c, "--compression"),
     ] {
-        if let Some(w) = want {
-            if w != cur {
-                steps.push(
-                    Step::new(
-                        format!("VDO pool {pfull}: {what} {} → {}", onoff(cur), onoff(w)),
-                        format!("lvchange {opt} {} {}", yn(w), sh_quote(&pfull)),
-                    )
-                    .with_diff(Diff::state(
-                        &format!("VDO pool {pfull}"),
-                        &[(what.into(), onoff(cur).into())],
-                        &[(what.into(), onoff(w).into())],
-                    )),
-                );
-            }
+        if let Some(w) = want
+            && w != cur
+        {
+            steps.push(
+                Step::new(
+                    format!("VDO pool {pfull}: {what} {} → {}", onoff(cur), onoff(w)),
+                    format!("lvchange {opt} {} {}", yn(w), sh_quote(&pfull)),
+                )
+                .with_diff(Diff::state(
+                    &format!("VDO pool {pfull}"),
+                    &[(what.into(), onoff(cur).into())],
+                    &[(what.into(), onoff(w).into())],
+                )),
+            );
         }
     }
     Ok(steps)
@@ -268,11 +268,7 @@ pub fn parse_legacy_status(text: &str, name: &str) -> Option<LegacyVdo> {
             "Physical size" => v.physical_size = su::parse_bytes(val).unwrap_or(0),
             "Compression" => v.compression = val == "enabled",
             "Deduplication" => v.deduplication = val == "enabled",
-            "saving percent" => {
-                if val != "N/A" && !val.is_empty() {
-                    v.saving_percent = Some(val.to_string())
-                }
-            }
+            "saving percent" if val != "N/A" && !val.is_empty() => v.saving_percent = Some(val.to_string()),
             _ => {}
         }
     }
@@ -357,14 +353,14 @@ pub fn legacy_steps(
         ("deduplication", p.deduplication, v.deduplication, "Deduplication"),
         ("compression", p.compression, v.compression, "Compression"),
     ] {
-        if let Some(w) = want {
-            if w != cur {
-                let act = if w { "enable" } else { "disable" };
-                steps.push(Step::new(
-                    format!("VDO volume {}: {what} {} → {}", p.name, onoff(cur), onoff(w)),
-                    format!("vdo {act}{verb} --name={n}"),
-                ));
-            }
+        if let Some(w) = want
+            && w != cur
+        {
+            let act = if w { "enable" } else { "disable" };
+            steps.push(Step::new(
+                format!("VDO volume {}: {what} {} → {}", p.name, onoff(cur), onoff(w)),
+                format!("vdo {act}{verb} --name={n}"),
+            ));
         }
     }
     Ok(steps)
