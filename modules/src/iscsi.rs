@@ -154,7 +154,8 @@ pub fn steps(p: &IscsiParams, st: &IscsiState) -> Result<Vec<Step>, ModuleError>
         steps.push(Step::new(
             format!("targets at {portal} are discovered (node records created)"),
             format!(
-                "iscsiadm -m discovery -t sendtargets -p {}\n\
+                "modprobe iscsi_tcp 2>/dev/null || true\n\
+                 iscsiadm -m discovery -t sendtargets -p {}\n\
                  iscsiadm -m node {args} >/dev/null 2>&1 || {{ echo 'target {target} is not offered at {portal}' >&2; exit 1; }}",
                 sh_quote(&portal)
             ),
