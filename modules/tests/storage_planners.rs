@@ -461,7 +461,7 @@ fn iscsi_noop_login_logout() {
     let fresh = iscsi::parse_probe("@@NAME\nInitiatorName=iqn.1993-08.org.debian:01:abc\n@@SESSIONS\n@@NODES\n");
     let s = iscsi::steps(&params(base.clone()), &fresh).unwrap();
     assert_eq!(s.len(), 5, "{:?}", summaries(&s));
-    assert!(s[1].script.starts_with("iscsiadm -m discovery -t sendtargets -p 10.99.0.1:3260"));
+    assert!(s[1].script.contains("\niscsiadm -m discovery -t sendtargets -p 10.99.0.1:3260"));
     let chap = &s[3];
     assert!(!chap.script.contains("s3cret-chap-pw") && !chap.summary.contains("s3cret-chap-pw"));
     assert_eq!(chap.stdin.as_deref(), Some("s3cret-chap-pw\n"));
