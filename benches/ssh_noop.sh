@@ -9,7 +9,9 @@
 #   ANSIBLE_ROUNDS_BIG=1     timed Ansible runs per N of 100 hosts or more (each takes minutes)
 # For each N: start the farm, converge once with pbr, check that pbr and Ansible then both report
 # changed=0 (and nothing failed or unreachable) on every host, alternate timed no-op runs, print
-# medians and the ratio, and pbr's peak RSS (/usr/bin/time -v) on a no-op run.
+# medians and the ratio, pbr's peak RSS (/usr/bin/time -v), and where the CPU went: the
+# controller's (user+sys of the tool and its children) and the hosts' (the farm's cpuacct cgroup:
+# every sshd session and what it runs; all N "hosts" share this machine's cores).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
@@ -61,6 +63,26 @@ all_noop() {
   [ "$good" = "$n" ]
 }
 
+# CPU time of the farm's cgroup (every sshd and what it runs), in ns; 0 when not available
+hosts_ns() {
+  if [ -s "$work/farm/cpu_usage" ]; then cat "$(cat "$work/farm/cpu_usage")"; else echo 0; fi
+}
+# timed LOG CMD...: run CMD under /usr/bin/time -v; sets t_wall, t_cpu (controller user+sys),
+# t_hosts (farm CPU) in ms and t_rss (peak RSS, KB)
+timed() {
+  local log=$1 t0 t1 h0 h1
+  shift
+  h0=$(hosts_ns)
+  t0=$(now)
+  /usr/bin/time -v -o time.log "$@" > "$log" 2>&1 || true
+  t1=$(now)
+  h1=$(hosts_ns)
+  t_wall=$(((t1 - t0) / 1000000))
+  t_hosts=$(((h1 - h0) / 1000000))
+  t_cpu=$(awk -F': ' '/User time|System time/ {s += $2} END {printf "%d", s * 1000}' time.log)
+  t_rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' time.log)
+}
+
 summary=()
 for n in "${sizes[@]}"; do
   if [ "$n" -ge 100 ]; then ans_rounds=$ans_rounds_big; else ans_rounds=$ans_rounds_small; fi
@@ -76,17 +98,15 @@ for n in "${sizes[@]}"; do
     sleep 0.2
   done
   inv="$work/farm/inventory.ini"
-  run_pbr() { "$pbr" run playbook.yml -i "$inv" -f "$n" --no-retry-file "$@"; }
-  run_ans() { "$venv/bin/ansible-playbook" playbook.yml -i "$inv" -f "$n" "$@"; }
+  run_pbr=("$pbr" run playbook.yml -i "$inv" -f "$n" --no-retry-file)
+  run_ans=("$venv/bin/ansible-playbook" playbook.yml -i "$inv" -f "$n")
 
   echo "== $n hosts: converging with pbr, then checking both tools report no changes"
-  run_pbr > converge.log 2>&1 || { echo "pbr converge failed:"; tail -30 converge.log; exit 1; }
-  run_pbr > pbr.log 2>&1 || true
+  "${run_pbr[@]}" > converge.log 2>&1 || { echo "pbr converge failed:"; tail -30 converge.log; exit 1; }
+  "${run_pbr[@]}" > pbr.log 2>&1 || true
   all_noop pbr.log "$n" || { echo "pbr's second run was not a no-op on every host:"; tail -40 pbr.log; exit 1; }
-  t0=$(now)
-  run_ans > ansible.log 2>&1 || true
-  t1=$(now)
-  first_ans=$(((t1 - t0) / 1000000))
+  timed ansible.log "${run_ans[@]}"
+  first_ans=$t_wall
   all_noop ansible.log "$n" || {
     echo "ansible-playbook saw changes or failures on pbr's converged state:"
     grep -E 'changed:|failed:|fatal:|UNREACHABLE' ansible.log | head -20
@@ -94,25 +114,19 @@ for n in "${sizes[@]}"; do
     exit 1
   }
 
-  pbr_t=()
-  ans_t=()
+  pbr_t=() pbr_cpu=() pbr_hosts=() pbr_rss=()
+  ans_t=() ans_cpu=() ans_hosts=()
   for r in $(seq 1 "$rounds"); do
-    t0=$(now)
-    run_pbr > pbr.log 2>&1 || true
-    t1=$(now)
+    timed pbr.log "${run_pbr[@]}"
     all_noop pbr.log "$n" || { echo "pbr run $r was not a clean no-op:"; tail -40 pbr.log; exit 1; }
-    pbr_t+=($(((t1 - t0) / 1000000)))
+    pbr_t+=("$t_wall") pbr_cpu+=("$t_cpu") pbr_hosts+=("$t_hosts") pbr_rss+=("$t_rss")
     if [ "$r" -le "$ans_rounds" ]; then
-      t0=$(now)
-      run_ans > ansible.log 2>&1 || true
-      t1=$(now)
+      timed ansible.log "${run_ans[@]}"
       all_noop ansible.log "$n" || { echo "ansible run $r was not a clean no-op:"; tail -40 ansible.log; exit 1; }
-      ans_t+=($(((t1 - t0) / 1000000)))
+      ans_t+=("$t_wall") ans_cpu+=("$t_cpu") ans_hosts+=("$t_hosts")
     fi
   done
-  /usr/bin/time -v -o time.log "$pbr" run playbook.yml -i "$inv" -f "$n" --no-retry-file > pbr.log 2>&1 || true
-  all_noop pbr.log "$n" || { echo "pbr's RSS run was not a clean no-op:"; tail -40 pbr.log; exit 1; }
-  rss_kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' time.log)
+  rss_kb=$(printf '%s\n' "${pbr_rss[@]}" | sort -n | tail -1)
   stop_farm
 
   mp=$(median "${pbr_t[@]}")
@@ -121,10 +135,12 @@ for n in "${sizes[@]}"; do
   rss_mb=$(awk -v k="$rss_kb" 'BEGIN { printf "%.1f", k / 1024 }')
   echo "ssh no-op, $n hosts x 27 task runs"
   echo "pbr     median ${mp} ms   (runs: ${pbr_t[*]})"
-  echo "ansible median ${ma} ms   (runs: ${ans_t[*]}; untimed check run: ${first_ans} ms)"
+  echo "ansible median ${ma} ms   (runs: ${ans_t[*]}; first (check) run, not counted: ${first_ans} ms)"
   echo "ratio: pbr is ${ratio}x faster"
+  echo "controller CPU (user+sys) median: pbr $(median "${pbr_cpu[@]}") ms, ansible $(median "${ans_cpu[@]}") ms"
+  echo "hosts' CPU (all sshd sessions and what they run) median: pbr $(median "${pbr_hosts[@]}") ms, ansible $(median "${ans_hosts[@]}") ms"
   echo "pbr peak RSS: ${rss_mb} MB"
-  summary+=("$n hosts: pbr ${mp} ms, ansible ${ma} ms (${#ans_t[@]} runs), ${ratio}x, pbr peak RSS ${rss_mb} MB")
+  summary+=("$n hosts: pbr ${mp} ms, ansible ${ma} ms (${#ans_t[@]} runs), ${ratio}x; controller CPU pbr $(median "${pbr_cpu[@]}") ms / ansible $(median "${ans_cpu[@]}") ms; hosts CPU pbr $(median "${pbr_hosts[@]}") ms / ansible $(median "${ans_hosts[@]}") ms; pbr peak RSS ${rss_mb} MB")
 done
 echo "== summary"
 printf '%s\n' "${summary[@]}"

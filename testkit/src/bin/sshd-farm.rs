@@ -7,7 +7,10 @@
 //!   farm's known_hosts with strict checking (`ansible_ssh_common_args`), which both pbr and
 //!   Ansible read;
 //! - `OUTDIR/known_hosts`: one line per server;
-//! - `OUTDIR/ssh_config`: `Host *` with the same known_hosts (for `ssh -F` / `pbr -F`).
+//! - `OUTDIR/ssh_config`: `Host *` with the same known_hosts (for `ssh -F` / `pbr -F`);
+//! - `OUTDIR/cpu_usage`, when a cgroup-v1 `cpuacct` hierarchy is writable: the path of a
+//!   `cpuacct.usage` file (nanoseconds) counting the CPU time of the servers and everything they
+//!   run, i.e. the "hosts' side" of a run on this one machine.
 //!
 //! Prints `READY` on stdout once every server answers, then waits until stdin closes or it gets
 //! SIGTERM/SIGINT, and kills the servers (and everything they spawned) and removes the host roots.
@@ -66,6 +69,10 @@ fn run(n: usize, out: &Path) -> Result<(), String> {
     std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let out = out.canonicalize().map_err(|e| format!("{}: {e}", out.display()))?;
 
+    let cgroup = CpuCgroup::enter();
+    if let Some(c) = &cgroup {
+        write(&out.join("cpu_usage"), &format!("{}\n", c.dir.join("cpuacct.usage").display()))?;
+    }
     let servers = start_all(n)?;
     let roots = tempfile::Builder::new().prefix("pbr-farm-").tempdir().map_err(|e| e.to_string())?;
     check(Command::new("chmod").arg("0755").arg(roots.path()))?;
@@ -123,7 +130,43 @@ fn run(n: usize, out: &Path) -> Result<(), String> {
     }
     drop(servers);
     drop(roots);
+    drop(cgroup);
     Ok(())
+}
+
+const CPUACCT: &str = "/sys/fs/cgroup/cpuacct";
+
+/// A cgroup-v1 `cpuacct` group holding this process (and so every server it starts); moved out of
+/// and removed on drop.
+struct CpuCgroup {
+    dir: PathBuf,
+}
+
+impl CpuCgroup {
+    fn enter() -> Option<CpuCgroup> {
+        let root = Path::new(CPUACCT);
+        if !root.join("cgroup.procs").exists() {
+            return None;
+        }
+        let dir = root.join(format!("pbr-sshd-farm-{}", std::process::id()));
+        std::fs::create_dir(&dir).ok()?;
+        let cg = CpuCgroup { dir };
+        std::fs::write(cg.dir.join("cgroup.procs"), format!("{}\n", std::process::id())).ok()?;
+        Some(cg)
+    }
+}
+
+impl Drop for CpuCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::write(Path::new(CPUACCT).join("cgroup.procs"), format!("{}\n", std::process::id()));
+        // killed servers' descendants may take a moment to leave
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 fn start_all(n: usize) -> Result<Vec<Sshd>, String> {
