@@ -68,7 +68,8 @@ struct HostState {
     unreachable: bool,
     stats: Stats,
     notified: IndexSet<String>,
-    deferred: IndexMap<String, Deferred>,
+    /// Deferred work with the host view (connection, become, environment) of the task that asked.
+    deferred: IndexMap<String, (Deferred, Host)>,
     /// `meta: end_host` / end_play.
     ended: bool,
 }
@@ -261,16 +262,8 @@ impl<'a> Runner<'a> {
         self.reporter.task_start("deferred work (once per host)", "RUNNING HANDLER", "");
         let futs = states.values_mut().filter(|s| !s.deferred.is_empty() && !s.unreachable).map(|st| async move {
             let _permit = self.forks.acquire().await;
-            for d in st.deferred.values() {
-                let vars = self.inventory.host_vars(&st.name);
-                let res = match self.connect(&st.name, &vars, None).await {
-                    Ok(conn) => {
-                        let esc = self.become_from_vars(&vars, &Inherit::default(), None).ok().flatten();
-                        let host = Host::new(st.name.clone(), conn, esc);
-                        host.run(crate::host::Cmd::new(d.script.clone())).await
-                    }
-                    Err(e) => Err(e),
-                };
+            for (d, host) in st.deferred.values() {
+                let res = host.run(crate::host::Cmd::new(d.script.clone())).await;
                 let (status, msg) = match res {
                     Ok(o) if o.rc == 0 => (Status::Changed, None),
                     Ok(o) => {
@@ -1620,7 +1613,7 @@ impl<'a> Runner<'a> {
         };
         let r = res.map_err(Fail::from)?;
         for d in &r.deferred {
-            st.deferred.insert(d.key.clone(), d.clone());
+            st.deferred.insert(d.key.clone(), (d.clone(), host.clone()));
         }
         let mut result = r.data.clone();
         result.insert("changed".into(), json!(r.changed));
