@@ -372,7 +372,13 @@ impl<'a> Runner<'a> {
     }
 
     /// `strategy: free`: every host runs the section at its own pace.
-    async fn run_free(&self, ctx: &PlayCtx<'_>, tasks: &[Task], root: &Inherit, states: &mut IndexMap<String, HostState>) {
+    async fn run_free(
+        &self,
+        ctx: &PlayCtx<'_>,
+        tasks: &[Task],
+        root: &Inherit,
+        states: &mut IndexMap<String, HostState>,
+    ) {
         let order: Vec<String> = states.keys().cloned().collect();
         let mut singles: Vec<(String, IndexMap<String, HostState>)> = ctx
             .batch
@@ -380,7 +386,12 @@ impl<'a> Runner<'a> {
             .filter_map(|h| states.shift_remove(h).map(|st| (h.clone(), IndexMap::from([(h.clone(), st)]))))
             .collect();
         let futs = singles.iter_mut().map(|(h, m)| async move {
-            let sub = PlayCtx { play: ctx.play, vars: ctx.vars.clone(), batch: vec![h.clone()], all_hosts: ctx.all_hosts.clone() };
+            let sub = PlayCtx {
+                play: ctx.play,
+                vars: ctx.vars.clone(),
+                batch: vec![h.clone()],
+                all_hosts: ctx.all_hosts.clone(),
+            };
             self.run_tasks(&sub, tasks, root, m).await;
             self.flush_handlers(&sub, root, m).await;
         });
@@ -1597,18 +1608,23 @@ impl<'a> Runner<'a> {
         let mctx = Ctx { check, diff, search: scope.search, controller: &controller };
         let mode = RunMode { check, diff, verify: self.opts.verify };
         let timeout = match &task.timeout {
-            Some(t) => Some(
-                t.as_f64()
-                    .or_else(|| t.as_str().and_then(|s| s.parse().ok()))
-                    .filter(|s| *s > 0.0)
-                    .ok_or_else(|| Fail { msg: format!("timeout must be a number of seconds, got {t}"), data: Map::new(), unreachable: false })?,
-            ),
+            Some(t) => {
+                Some(t.as_f64().or_else(|| t.as_str().and_then(|s| s.parse().ok())).filter(|s| *s > 0.0).ok_or_else(
+                    || Fail {
+                        msg: format!("timeout must be a number of seconds, got {t}"),
+                        data: Map::new(),
+                        unreachable: false,
+                    },
+                )?)
+            }
             None => None,
         };
         let res: Result<ModuleResult, ModuleError> = match timeout {
-            Some(secs) => tokio::time::timeout(Duration::from_secs_f64(secs), module.execute(&mctx, &params, &host, mode))
-                .await
-                .unwrap_or_else(|_| Err(ModuleError::new(format!("the task timed out after {secs} s")))),
+            Some(secs) => {
+                tokio::time::timeout(Duration::from_secs_f64(secs), module.execute(&mctx, &params, &host, mode))
+                    .await
+                    .unwrap_or_else(|_| Err(ModuleError::new(format!("the task timed out after {secs} s"))))
+            }
             None => module.execute(&mctx, &params, &host, mode).await,
         };
         let r = res.map_err(Fail::from)?;
