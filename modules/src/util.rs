@@ -87,7 +87,7 @@ pub async fn probe_files(
     let resolve = if follow { "if [ -L \"$p\" ] && [ -e \"$p\" ]; then p=$(readlink -f -- \"$p\"); fi; " } else { "" };
     let body = if content {
         format!(
-            "if [ -f \"$p\" ] && [ ! -L \"$p\" ]; then s=$(stat -c %s -- \"$p\"); \
+            "if [ -f \"$p\" ] && [ ! -L \"$p\" ]; then t=${{st%|*}}; s=${{t##*|}}; \
              if [ \"$s\" -gt {READ_LIMIT} ]; then echo H; sha1sum -- \"$p\" | cut -d' ' -f1; \
              else echo \"C $s\"; cat -- \"$p\" || exit 1; echo; fi; else echo N; fi"
         )
@@ -98,7 +98,7 @@ pub async fn probe_files(
     // the kernel's limit for one argument (128 KiB)
     let func = format!(
         "probe() {{ p=$1; {resolve}printf '%s\\n' \"$p\"; if [ -e \"$p\" ] || [ -L \"$p\" ]; then \
-         stat -c '{STAT_FMT}' -- \"$p\" || exit 1; if [ -L \"$p\" ]; then readlink -- \"$p\"; else echo; fi; {body}; \
+         st=$(stat -c '{STAT_FMT}' -- \"$p\") || exit 1; printf '%s\\n' \"$st\"; if [ -L \"$p\" ]; then readlink -- \"$p\"; else echo; fi; {body}; \
          else echo ABSENT; fi; }}\n"
     );
     let mut v = vec![];
