@@ -10,6 +10,8 @@
 # when missing). The Debian mirror is the one this machine's apt sources use (override with
 # PBR_LAB_MIRROR=URL).
 set -euo pipefail
+# Only the image path goes to stdout (fd 3); every tool's chatter goes to stderr.
+exec 3>&1 1>&2
 
 LAB="$(cd "$(dirname "$0")" && pwd)"
 CACHE="${PBR_LAB_CACHE:-$LAB/.cache}"
@@ -28,7 +30,7 @@ KEY="$(cat "$0" "$LAB/packages.txt" | sha256sum | cut -c1-16)"
 OUT="$CACHE/$KEY"
 if [ -f "$OUT/STAMP" ]; then
   log "cached image $OUT"
-  echo "$OUT"
+  echo "$OUT" >&3
   exit 0
 fi
 
@@ -80,7 +82,7 @@ install_tools() {
 mkdir -p "$CACHE"
 exec 9>"$CACHE/build.lock"
 flock 9
-if [ -f "$OUT/STAMP" ]; then echo "$OUT"; exit 0; fi
+if [ -f "$OUT/STAMP" ]; then echo "$OUT" >&3; exit 0; fi
 install_tools
 
 T0=$(date +%s)
@@ -226,4 +228,4 @@ done
 # packages no longer in the archive's current versions pile up: keep the cache under ~1 GB
 if [ "$(du -sm "$CACHE/debs" | cut -f1)" -gt 1024 ]; then rm -rf "$CACHE/debs"; fi
 log "built $OUT in $((T2 - T0)) s (debootstrap $((T1 - T0)) s, kernel $KVER)"
-echo "$OUT"
+echo "$OUT" >&3
