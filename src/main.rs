@@ -1,5 +1,8 @@
 //! `pbr`: the command line. Thin: it parses arguments and hands over to the engine.
 
+// `Diag` is large, but it is only built on the way out with an error.
+#![allow(clippy::result_large_err)]
+
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use pbr_engine::diag::Diag;
 use pbr_engine::exec::{RunOptions, Runner};
@@ -227,10 +230,10 @@ fn default_inventory(given: &[PathBuf]) -> Vec<PathBuf> {
         s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(PathBuf::from).collect()
     };
     for var in ["PBR_INVENTORY", "ANSIBLE_INVENTORY"] {
-        if let Ok(v) = std::env::var(var) {
-            if !v.trim().is_empty() {
-                return split(&v);
-            }
+        if let Ok(v) = std::env::var(var)
+            && !v.trim().is_empty()
+        {
+            return split(&v);
         }
     }
     if let Ok(cfg) = std::fs::read_to_string("ansible.cfg") {
@@ -239,12 +242,11 @@ fn default_inventory(given: &[PathBuf]) -> Vec<PathBuf> {
             let l = line.trim();
             if l.starts_with('[') {
                 in_defaults = l == "[defaults]";
-            } else if in_defaults {
-                if let Some((k, v)) = l.split_once('=') {
-                    if k.trim() == "inventory" {
-                        return split(v.split(['#', ';']).next().unwrap_or(""));
-                    }
-                }
+            } else if in_defaults
+                && let Some((k, v)) = l.split_once('=')
+                && k.trim() == "inventory"
+            {
+                return split(v.split(['#', ';']).next().unwrap_or(""));
             }
         }
     }
@@ -352,8 +354,7 @@ async fn cmd_run(a: RunArgs) -> ExitCode {
     } else {
         None
     };
-    let mut ssh = pbr_engine::transport::ssh::SshGlobals::default();
-    ssh.ssh_config = a.ssh_config.clone();
+    let mut ssh = pbr_engine::transport::ssh::SshGlobals { ssh_config: a.ssh_config.clone(), ..Default::default() };
     let hkc = a
         .host_key_checking
         .clone()
@@ -368,11 +369,11 @@ async fn cmd_run(a: RunArgs) -> ExitCode {
             }
         }
     }
-    if let Some(l) = &a.limit {
-        if let Err(e) = inv.limit(&inv.select("all").unwrap_or_default(), l) {
-            eprintln!("error: --limit {l}: {e}");
-            return ExitCode::from(EXIT_INPUT);
-        }
+    if let Some(l) = &a.limit
+        && let Err(e) = inv.limit(&inv.select("all").unwrap_or_default(), l)
+    {
+        eprintln!("error: --limit {l}: {e}");
+        return ExitCode::from(EXIT_INPUT);
     }
     let opts = RunOptions {
         check: a.check,

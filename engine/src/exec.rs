@@ -798,12 +798,12 @@ impl<'a> Runner<'a> {
         self.reporter.progress_end();
         if run_once {
             // share the registered result with every host of the batch
-            if let (Some(reg), Some((h, _, _))) = (&task.register, results.first()) {
-                if let Some(v) = states.get(h).and_then(|s| s.registered.get(reg)).cloned() {
-                    for s in states.values_mut() {
-                        if hosts.contains(&s.name) {
-                            s.registered.insert(reg.clone(), v.clone());
-                        }
+            if let (Some(reg), Some((h, _, _))) = (&task.register, results.first())
+                && let Some(v) = states.get(h).and_then(|s| s.registered.get(reg)).cloned()
+            {
+                for s in states.values_mut() {
+                    if hosts.contains(&s.name) {
+                        s.registered.insert(reg.clone(), v.clone());
                     }
                 }
             }
@@ -1845,6 +1845,11 @@ fn batches(hosts: &[String], serial: &[Serial]) -> Vec<Vec<String>> {
     out
 }
 
+/// Variables as a template context.
+fn to_mj<T: serde::Serialize>(v: T) -> minijinja::Value {
+    minijinja::Value::from(minijinja::value::Serde(v))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1870,9 +1875,4 @@ mod tests {
         let v = drop_omit(json!({"a": crate::template::OMIT, "b": 1}));
         assert_eq!(v, json!({"b": 1}));
     }
-}
-
-/// Variables as a template context.
-fn to_mj<T: serde::Serialize>(v: T) -> minijinja::Value {
-    minijinja::Value::from(minijinja::value::Serde(v))
 }

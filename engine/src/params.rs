@@ -21,15 +21,17 @@ pub fn parse_bool(s: &str) -> Option<bool> {
 pub fn bool_lenient<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
-    enum B {
-        B(bool),
-        I(i64),
-        S(String),
+    enum Lenient {
+        Bool(bool),
+        Int(i64),
+        Str(String),
     }
-    match B::deserialize(d)? {
-        B::B(b) => Ok(b),
-        B::I(i) => Ok(i != 0),
-        B::S(s) => parse_bool(&s).ok_or_else(|| serde::de::Error::custom(format!("expected a boolean, got {s:?}"))),
+    match Lenient::deserialize(d)? {
+        Lenient::Bool(b) => Ok(b),
+        Lenient::Int(i) => Ok(i != 0),
+        Lenient::Str(s) => {
+            parse_bool(&s).ok_or_else(|| serde::de::Error::custom(format!("expected a boolean, got {s:?}")))
+        }
     }
 }
 

@@ -286,10 +286,10 @@ impl Reporter {
                         s.push_str(&format!("  {} {}\n", self.c("33", "~"), ch.summary));
                     }
                 }
-                if let Some(m) = &r.msg {
-                    if !m.is_empty() {
-                        s.push_str(&format!("  {m}\n"));
-                    }
+                if let Some(m) = &r.msg
+                    && !m.is_empty()
+                {
+                    s.push_str(&format!("  {m}\n"));
                 }
             }
         }
