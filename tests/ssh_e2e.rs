@@ -620,3 +620,99 @@ fn become_password_never_reaches_a_nopasswd_command() {
     assert_eq!(std::fs::read_to_string(root.join("rootfile")).unwrap(), "for root\n");
     assert_eq!(std::fs::read_to_string(root.join("stdin")).unwrap(), "");
 }
+
+const PI_BOOT: &str = r#"
+- name: Pi boot chain over SSH
+  hosts: all
+  gather_facts: false
+  become: true
+  tasks:
+    - mkinitcpio_hook:
+        name: iscsi
+        before: filesystems
+        config: "{{ root }}/mkinitcpio.conf"
+        initcpio_dir: "{{ root }}/initcpio"
+        regenerate_command: "echo regenerated >> {{ root }}/regen.log"
+        iscsi:
+          initiator: "iqn.2024-01.lan.home.pi:{{ inventory_hostname }}"
+          target: "iqn.2024-01.lan.home.storage:{{ inventory_hostname }}"
+          portal: 192.0.2.10
+    - mkinitcpio_hook:
+        config: "{{ root }}/mkinitcpio.conf"
+        initcpio_dir: "{{ root }}/initcpio"
+        regenerate_command: "echo regenerated >> {{ root }}/regen.log"
+        config_modules: [brcmfmac, brcmutil, cfg80211, rfkill]
+    - kernel_cmdline:
+        path: "{{ root }}/cmdline.txt"
+        set: { root: /dev/bcache0, ip: dhcp, rw: true }
+        absent: [quiet]
+    - networkd:
+        name: 10-eth0.network
+        dir: "{{ root }}/network"
+        match: { Name: eth0 }
+        network: { DHCP: ipv4, KeepConfiguration: yes }
+        reload: false   # the target here runs no systemd
+    - wpa:
+        interface: wlan0
+        path: "{{ root }}/wpa_supplicant-wlan0.conf"
+        country: GB
+        networks:
+          - ssid: homelab
+            psk: "{{ lookup('env', 'PBR_TEST_WIFI') }}"
+"#;
+
+#[test]
+fn pi_boot_modules_over_ssh_regenerate_once_and_keep_secrets() {
+    if skip("pi_boot_modules_over_ssh_regenerate_once_and_keep_secrets") {
+        return;
+    }
+    let lab = Lab::new(1);
+    let root = lab.target("pi", USER);
+    std::fs::create_dir_all(root.join("network")).unwrap();
+    std::fs::write(
+        root.join("mkinitcpio.conf"),
+        "# keep me\nMODULES=()\nHOOKS=(base udev autodetect modconf block filesystems fsck)\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("cmdline.txt"), "console=tty1 root=/dev/mmcblk0p2 quiet rootwait\n").unwrap();
+    lab.write("inventory.ini", &host_line("pi3", &lab.hosts[0], USER, true, &format!("root={}", root.display())));
+    lab.write("pi.yml", PI_BOOT);
+    let secret = "correct horse battery staple";
+    let env = [("PBR_TEST_WIFI", secret)];
+    let before = snapshot(&root);
+    let r = lab.pbr_with(&["run", "pi.yml", "-i", "inventory.ini", "--check", "--diff"], &env, None);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(snapshot(&root), before, "check mode wrote on the target");
+    assert!(!r.all().contains(secret), "the passphrase reached the output");
+    let r = lab.pbr_with(&["run", "pi.yml", "-i", "inventory.ini", "--diff", "-v"], &env, None);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(!r.all().contains(secret), "the passphrase reached the output");
+    assert!(r.stdout.contains("<redacted>"), "{}", r.stdout);
+    // the conf is still bash, with the hook placed and the comment kept
+    let conf = std::fs::read_to_string(root.join("mkinitcpio.conf")).unwrap();
+    assert!(conf.starts_with("# keep me\n"), "{conf}");
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("source {}/mkinitcpio.conf; echo \"${{HOOKS[*]}}|${{MODULES[*]}}\"", root.display()))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "base udev autodetect modconf block iscsi filesystems fsck|brcmfmac brcmutil cfg80211 rfkill"
+    );
+    // the regeneration ran once for two changing tasks; files written as root with the right modes
+    assert_eq!(std::fs::read_to_string(root.join("regen.log")).unwrap(), "regenerated\n");
+    assert_eq!(
+        std::fs::read_to_string(root.join("cmdline.txt")).unwrap(),
+        "console=tty1 root=/dev/bcache0 rootwait ip=dhcp rw\n"
+    );
+    let wpa = root.join("wpa_supplicant-wlan0.conf");
+    assert_eq!(std::fs::metadata(&wpa).unwrap().mode() & 0o7777, 0o600);
+    assert!(!std::fs::read_to_string(&wpa).unwrap().contains(secret), "plaintext passphrase on the target");
+    assert_eq!(std::fs::metadata(root.join("network/10-eth0.network")).unwrap().mode() & 0o7777, 0o644);
+    // second run: nothing to do, no regeneration
+    let r = lab.pbr_with(&["run", "pi.yml", "-i", "inventory.ini", "--verify"], &env, None);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(r.recap("pi3")["changed"], 0, "{}", r.all());
+    assert_eq!(std::fs::read_to_string(root.join("regen.log")).unwrap(), "regenerated\n");
+}

@@ -493,6 +493,14 @@ pub struct NetworkdParams {
     /// (`Network`, `Match`...) are added to it; other sections follow, in the order given.
     #[serde(default)]
     pub extra: IndexMap<String, IndexMap<String, Vals>>,
+    /// Run `networkctl reload` (once per host, at the end of the run) after a change. Turn it off
+    /// for a root that is not running (an image, a chroot).
+    #[serde(default = "yes", deserialize_with = "pbr_engine::params::bool_lenient")]
+    pub reload: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -753,12 +761,15 @@ impl Module for Networkd {
     async fn apply(
         &self,
         _ctx: &Ctx<'_>,
-        _p: &NetworkdParams,
+        p: &NetworkdParams,
         st: &NetworkdState,
         _plan: &Plan,
         host: &Host,
     ) -> Result<Outcome, ModuleError> {
         boot_util::apply_file(host, &st.file, &st.want).await?;
+        if !p.reload {
+            return Ok(Outcome::default());
+        }
         let content_changed = match &st.want {
             Want::Present { content, .. } => st.file.content.as_deref() != Some(content.as_bytes()),
             Want::Absent => st.file.exists(),
