@@ -3,54 +3,22 @@
 //! /var/lib/pbr-lab with a recorder for mkinitcpio). Named `lab_*`: `--skip lab_` or `PBR_LAB=0`
 //! leaves it out; CI runs it.
 
+mod common;
+use common::Run;
 use pbr_testkit::lab::{Lab, Vm, require_lab};
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Instant;
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn all(&self) -> String {
-        format!("{}\n{}", self.stdout, self.stderr)
-    }
-    fn recap(&self, host: &str) -> Vec<(String, u32)> {
-        let line = self
-            .stdout
-            .lines()
-            .rev()
-            .find(|l| l.split_whitespace().next() == Some(host) && l.contains("ok="))
-            .unwrap_or_else(|| panic!("no recap for {host}:\n{}", self.all()));
-        line.split_whitespace()
-            .filter_map(|w| w.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.parse().unwrap_or(0)))
-            .collect()
-    }
-    fn stat(&self, host: &str, key: &str) -> u32 {
-        self.recap(host).into_iter().find(|(k, _)| k == key).map(|(_, v)| v).unwrap_or(0)
-    }
-}
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn pbr(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_pbr"))
-        .args(args)
-        .current_dir(repo())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run pbr");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    common::pbr(&repo(), args)
+}
+
+fn stat(r: &Run, host: &str, key: &str) -> u32 {
+    r.recap(host).get(key).copied().unwrap_or(0)
 }
 
 fn sh(lab: &Lab, vm: Vm, cmd: &str) -> String {
@@ -119,13 +87,13 @@ fn lab_site_converges_the_homelab() {
     for want in ["vdo", "pi", "cache", "iqn.2024-01.lan.lab.storage:pi"] {
         assert!(check.stdout.contains(want), "check output lacks {want:?}:\n{}", check.stdout);
     }
-    assert_eq!(check.stat("storage", "failed"), 0, "{}", check.all());
-    assert!(check.stat("storage", "changed") >= 6, "{}", check.all());
+    assert_eq!(stat(&check, "storage", "failed"), 0, "{}", check.all());
+    assert!(stat(&check, "storage", "changed") >= 6, "{}", check.all());
 
     // 3. the real run converges
     let first = run(&[]);
     assert_eq!(first.code, 0, "converge failed:\n{}", first.all());
-    assert!(first.stat("storage", "changed") > 0 && first.stat("pi", "changed") > 0, "{}", first.stdout);
+    assert!(stat(&first, "storage", "changed") > 0 && stat(&first, "pi", "changed") > 0, "{}", first.stdout);
 
     // the pi's bcache sits on its iSCSI disk; a file written there survives a re-login
     let tree = sh(&lab, Vm::Pi, "lsblk -rno NAME,TYPE,TRAN,PKNAME");
@@ -173,7 +141,7 @@ fn lab_site_converges_the_homelab() {
     let second = run(&["--verify"]);
     assert_eq!(second.code, 0, "{}", second.all());
     for h in ["storage", "pi"] {
-        assert_eq!(second.stat(h, "changed"), 0, "second run changed {h}:\n{}", second.stdout);
+        assert_eq!(stat(&second, h, "changed"), 0, "second run changed {h}:\n{}", second.stdout);
     }
     assert_eq!(sh(&lab, Vm::Pi, "cat /var/lib/pbr-lab/mkinitcpio.log").lines().count(), 1);
 
@@ -181,6 +149,6 @@ fn lab_site_converges_the_homelab() {
     let limited = run(&["--limit", "pi"]);
     assert_eq!(limited.code, 0, "{}", limited.all());
     assert!(!limited.stdout.contains("[storage]"), "--limit pi ran on storage:\n{}", limited.stdout);
-    assert_eq!(limited.stat("pi", "changed"), 0);
+    assert_eq!(stat(&limited, "pi", "changed"), 0);
     eprintln!("lab_site total {:?}", t0.elapsed());
 }

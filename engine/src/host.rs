@@ -308,7 +308,7 @@ impl Host {
     /// busybox both have it).
     pub async fn stat(&self, path: &str) -> Result<Option<FileStat>, HostError> {
         let script = format!(
-            "if [ -e {p} ] || [ -L {p} ]; then stat -c '%F|%a|%u|%g|%U|%G|%s|%Y' -- {p}; \
+            "if [ -e {p} ] || [ -L {p} ]; then stat -c '{STAT_FMT}' -- {p}; \
              if [ -L {p} ]; then readlink -- {p}; fi; else echo ABSENT; fi",
             p = sh_quote(path)
         );
@@ -322,13 +322,17 @@ impl Host {
         if first == "ABSENT" {
             return Ok(None);
         }
-        parse_stat(first, lines.next())
+        parse_stat_line(first, lines.next())
             .map(Some)
             .ok_or_else(|| HostError::Failed(format!("cannot parse stat output for {path}: {first}")))
     }
 }
 
-fn parse_stat(line: &str, link: Option<&str>) -> Option<FileStat> {
+/// The `stat -c` format that [`parse_stat_line`] reads.
+pub const STAT_FMT: &str = "%F|%a|%u|%g|%U|%G|%s|%Y";
+
+/// Parse one line of `stat -c STAT_FMT` output (with the symlink's target, if read).
+pub fn parse_stat_line(line: &str, link: Option<&str>) -> Option<FileStat> {
     let f: Vec<&str> = line.splitn(8, '|').collect();
     if f.len() != 8 {
         return None;
@@ -352,7 +356,7 @@ fn parse_stat(line: &str, link: Option<&str>) -> Option<FileStat> {
         group: f[5].to_string(),
         size: f[6].parse().ok()?,
         mtime: f[7].trim().parse().ok()?,
-        link_target: if kind == "link" { link.map(str::to_string) } else { None },
+        link_target: if kind == "link" { link.filter(|l| !l.is_empty()).map(str::to_string) } else { None },
     })
 }
 
@@ -382,9 +386,9 @@ mod tests {
 
     #[test]
     fn stat_line() {
-        let s = parse_stat("regular file|644|0|0|root|root|12|1700000000", None).unwrap();
+        let s = parse_stat_line("regular file|644|0|0|root|root|12|1700000000", None).unwrap();
         assert_eq!(s.kind, "file");
         assert_eq!(s.mode, 0o644);
-        assert!(parse_stat("garbage", None).is_none());
+        assert!(parse_stat_line("garbage", None).is_none());
     }
 }

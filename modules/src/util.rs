@@ -30,37 +30,7 @@ impl FileState {
     }
 }
 
-/// The stat format parsed by [`parse_stat_line`].
-pub const STAT_FMT: &str = "%F|%a|%u|%g|%U|%G|%s|%Y";
-
-/// Parse one `stat -c STAT_FMT` line.
-pub fn parse_stat_line(line: &str, link: Option<&str>) -> Option<FileStat> {
-    let f: Vec<&str> = line.splitn(8, '|').collect();
-    if f.len() != 8 {
-        return None;
-    }
-    let kind = match f[0] {
-        "regular file" | "regular empty file" => "file",
-        "directory" => "directory",
-        "symbolic link" => "link",
-        "block special file" => "block",
-        "character special file" => "char",
-        "fifo" => "fifo",
-        "socket" => "socket",
-        _ => "other",
-    };
-    Some(FileStat {
-        kind: kind.to_string(),
-        mode: u32::from_str_radix(f[1], 8).ok()?,
-        uid: f[2].parse().ok()?,
-        gid: f[3].parse().ok()?,
-        owner: f[4].to_string(),
-        group: f[5].to_string(),
-        size: f[6].parse().ok()?,
-        mtime: f[7].trim().parse().ok()?,
-        link_target: if kind == "link" { link.filter(|l| !l.is_empty()).map(str::to_string) } else { None },
-    })
-}
+pub use pbr_engine::host::{STAT_FMT, parse_stat_line};
 
 /// Split off the first line of a byte buffer.
 pub fn take_line(buf: &[u8]) -> (&str, &[u8]) {
