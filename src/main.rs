@@ -301,27 +301,13 @@ fn load_all(
             return Err(Diag::error("io", Default::default(), format!("playbook not found: {}", p.display())));
         }
         let mut loader = Loader { is_module: &|n| registry.contains(n), stack: vec![] };
-        let pb = loader.load_playbook(p).map_err(|d| suggest_module(d, registry))?;
+        let pb = loader.load_playbook(p).map_err(|d| pbr_engine::lint::with_module_hint(d, registry))?;
         if let Some(dir) = p.parent() {
             inv.add_playbook_dir(dir)?;
         }
         pbs.push(pb);
     }
     Ok((inv, pbs))
-}
-
-/// Add "did you mean" to an unknown-module error.
-fn suggest_module(mut d: Diag, registry: &pbr_engine::Registry) -> Diag {
-    if d.code == "unknown-module" && d.help.is_none() {
-        let name = d.message.split('`').nth(1).unwrap_or("").to_string();
-        let mut names = registry.names();
-        names.extend_from_slice(pbr_engine::playbook::INCLUDE_KINDS);
-        d.help = Some(match pbr_engine::playbook::did_you_mean(&name, names.iter().copied()) {
-            Some(s) => format!("did you mean `{s}`?"),
-            None => "`pbr doc` lists the modules".to_string(),
-        });
-    }
-    d
 }
 
 async fn cmd_run(a: RunArgs) -> ExitCode {

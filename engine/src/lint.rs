@@ -105,7 +105,7 @@ pub(crate) fn remap(mut d: Diag) -> Diag {
 }
 
 /// "Did you mean" for an unknown module, from the registry and the engine's own actions.
-pub(crate) fn with_module_hint(d: Diag, registry: &Registry) -> Diag {
+pub fn with_module_hint(d: Diag, registry: &Registry) -> Diag {
     if d.code != "unknown-module" || d.help.is_some() {
         return d;
     }

@@ -15,19 +15,8 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Tasks the engine runs itself (not modules of the registry).
-pub const ENGINE_ACTIONS: &[&str] = &[
-    "debug",
-    "set_fact",
-    "assert",
-    "fail",
-    "include_vars",
-    "ping",
-    "pause",
-    "wait_for_connection",
-    "setup",
-    "gather_facts",
-];
+/// Actions the engine runs itself (no module in the registry): the playbook loader's list.
+pub use crate::playbook::INCLUDE_KINDS as ENGINE_ACTIONS;
 
 /// Variables Ansible (and pbr) define without the playbook saying so. Names starting with
 /// `ansible_` (facts, connection and magic vars) count as defined too.
