@@ -606,7 +606,7 @@ impl<'a> Runner<'a> {
                 // `when` applies per host for end_host
                 for h in active {
                     let Some(st) = states.get(h) else { continue };
-                    let vars = self.task_vars(ctx, task, inh, st, None);
+                    let vars = self.task_vars(ctx, task, inh, st);
                     let vctx = to_mj(&vars);
                     let search = task.origin.search_dirs();
                     let scope = Scope { vars: &vctx, search: &search };
@@ -645,7 +645,7 @@ impl<'a> Runner<'a> {
         let mut failures = Vec::new();
         for h in active {
             let Some(st) = states.get(h) else { continue };
-            let vars = self.task_vars(ctx, task, inh, st, None);
+            let vars = self.task_vars(ctx, task, inh, st);
             let vctx = to_mj(&vars);
             let search = task.origin.search_dirs();
             let scope = Scope { vars: &vctx, search: &search };
@@ -814,7 +814,7 @@ impl<'a> Runner<'a> {
     async fn run_task_on_host(&self, ctx: &PlayCtx<'_>, task: &Task, inh: &Inherit, st: &mut HostState) {
         let task_name = task.display_name();
         let search = task.origin.search_dirs();
-        let base_vars = self.task_vars(ctx, task, inh, st, None);
+        let base_vars = self.task_vars(ctx, task, inh, st);
         // the loop items
         let items: Option<Vec<Value>> = match &task.loop_ {
             None => None,
@@ -826,13 +826,7 @@ impl<'a> Runner<'a> {
                 match self.loop_items(spec, &scope) {
                     Ok(v) => Some(v),
                     Err(e) => {
-                        self.finish_host(
-                            task,
-                            st,
-                            vec![self.fail_outcome(st, task, terr(task, e), None)],
-                            None,
-                            &task_name,
-                        );
+                        self.finish_host(task, st, vec![self.fail_outcome(st, terr(task, e), None)], None, &task_name);
                         return;
                     }
                 }
@@ -878,11 +872,10 @@ impl<'a> Runner<'a> {
         self.finish_host(task, st, outcomes, items.as_ref().map(|_| ()), &task_name);
     }
 
-    fn fail_outcome(&self, st: &HostState, task: &Task, f: Fail, item: Option<String>) -> ItemOutcome {
+    fn fail_outcome(&self, st: &HostState, f: Fail, item: Option<String>) -> ItemOutcome {
         let mut result = f.data.clone();
         result.insert("failed".into(), json!(true));
         result.insert("msg".into(), json!(f.msg));
-        let _ = task;
         // a failed command says why: its exit code and the tail of its stderr
         let mut msg = f.msg;
         if let Some(err) = f.data.get("stderr").and_then(Value::as_str).map(str::trim).filter(|e| !e.is_empty()) {
@@ -971,14 +964,7 @@ impl<'a> Runner<'a> {
     }
 
     /// Build the variables for a task on a host, in Ansible's precedence order (lowest first).
-    fn task_vars(
-        &self,
-        ctx: &PlayCtx,
-        task: &Task,
-        inh: &Inherit,
-        st: &HostState,
-        _item: Option<&Value>,
-    ) -> Map<String, Value> {
+    fn task_vars(&self, ctx: &PlayCtx, task: &Task, inh: &Inherit, st: &HostState) -> Map<String, Value> {
         let mut v = Map::new();
         if let Some(r) = &task.origin.role {
             v.extend(r.defaults.clone());
@@ -1333,7 +1319,7 @@ impl<'a> Runner<'a> {
                     unreachable: false,
                 };
             }
-            Err(e) => return self.fail_outcome(st, task, terr(task, e), label),
+            Err(e) => return self.fail_outcome(st, terr(task, e), label),
         }
         let retries =
             task.retries.as_ref().and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())));
@@ -1353,7 +1339,7 @@ impl<'a> Runner<'a> {
             let mut out = match res {
                 Ok(r) => r,
                 Err(f) => {
-                    let mut o = self.fail_outcome(st, task, f, label.clone());
+                    let mut o = self.fail_outcome(st, f, label.clone());
                     if let Some((it, _)) = item {
                         o.result.insert("item".into(), it.clone());
                     }
@@ -1372,15 +1358,20 @@ impl<'a> Runner<'a> {
                 out.result.insert("item".into(), it.clone());
             }
             out.report.item = label.clone();
-            // changed_when / failed_when / until see the result as the registered var
-            let mut v2 = vars.clone();
-            if let Some(reg) = &task.register {
-                v2.insert(reg.clone(), Value::Object(out.result.clone()));
-            }
-            for (k, v) in &out.result {
-                v2.entry(k.clone()).or_insert(v.clone());
-            }
-            let ctx2 = to_mj(&v2);
+            // changed_when / failed_when / until see the result as the registered var; the
+            // context is built only for tasks that have one of them (not on every task run)
+            let ctx2 = if task.changed_when.is_some() || task.failed_when.is_some() || task.until.is_some() {
+                let mut v2 = vars.clone();
+                if let Some(reg) = &task.register {
+                    v2.insert(reg.clone(), Value::Object(out.result.clone()));
+                }
+                for (k, v) in &out.result {
+                    v2.entry(k.clone()).or_insert(v.clone());
+                }
+                to_mj(&v2)
+            } else {
+                minijinja::Value::UNDEFINED
+            };
             let scope2 = Scope { vars: &ctx2, search };
             if let Some(cw) = &task.changed_when {
                 match self.eval_conds(cw, &scope2) {
@@ -1391,11 +1382,11 @@ impl<'a> Runner<'a> {
                             out.report.status = if b { Status::Changed } else { Status::Ok };
                         }
                     }
-                    Err(e) => return self.fail_outcome(st, task, terr(task, e), label),
+                    Err(e) => return self.fail_outcome(st, terr(task, e), label),
                 }
             }
             if let Some(fw) = &task.failed_when {
-                match self.eval_conds_any(fw, &scope2) {
+                match self.eval_conds(fw, &scope2) {
                     Ok(b) => {
                         out.failed = b;
                         out.result.insert("failed".into(), json!(b));
@@ -1409,7 +1400,7 @@ impl<'a> Runner<'a> {
                             out.report.msg = None;
                         }
                     }
-                    Err(e) => return self.fail_outcome(st, task, terr(task, e), label),
+                    Err(e) => return self.fail_outcome(st, terr(task, e), label),
                 }
             }
             if let Some(until) = &task.until {
@@ -1433,11 +1424,6 @@ impl<'a> Runner<'a> {
             }
             return out;
         }
-    }
-
-    fn eval_conds_any(&self, conds: &[Value], scope: &Scope) -> Result<bool, TemplateError> {
-        // failed_when with a list: all must be true (Ansible ANDs lists)
-        self.eval_conds(conds, scope)
     }
 
     /// Render args and dispatch to an engine action or a module.
