@@ -1,9 +1,11 @@
 //! What modules see of a machine: [`Host`]. Transports implement [`Connection`].
 //!
-//! Modules never know whether a host is local or behind SSH. They run POSIX `sh` scripts and move
-//! whole files; the engine decides about privilege (esc) and refuses writes in read-only phases
-//! (probe, check mode), which is how "check mode never writes" is enforced rather than promised.
+//! Modules never know whether a host is local or behind SSH. They run POSIX `sh` scripts, move
+//! whole files and inspect paths ([`Host::inspect`]); the engine decides about privilege (esc)
+//! and refuses writes in read-only phases (probe, check mode), which is how "check mode never
+//! writes" is enforced rather than promised.
 
+pub use crate::transport::inspect::{PathInfo, PathQuery, READ_LIMIT};
 use async_trait::async_trait;
 use std::fmt;
 use std::sync::Arc;
@@ -174,6 +176,11 @@ pub trait Connection: Send + Sync {
             .map_err(|e| HostError::Failed(format!("cannot read {}: {e}", local.display())))?;
         self.write_file(path, &data, attrs, esc).await
     }
+    /// Inspect paths (lstat, link target, content, checksum, access); see
+    /// [`crate::transport::inspect`]. The default asks `sh`.
+    async fn inspect(&self, qs: &[PathQuery], esc: Option<&Become>) -> Result<Vec<PathInfo>, HostError> {
+        crate::transport::inspect::shell_inspect(self, qs, esc).await
+    }
     /// Close the connection (end of run).
     async fn close(&self) {}
 }
@@ -304,27 +311,23 @@ impl Host {
         self.conn.upload(local, path, attrs, self.esc.as_ref()).await
     }
 
-    /// `lstat` of a path; `Ok(None)` when it does not exist. Uses `stat -c` (GNU coreutils and
-    /// busybox both have it).
+    /// Inspect paths in one round (see [`PathQuery`]): allowed in probes and check mode.
+    pub async fn inspect(&self, qs: &[PathQuery]) -> Result<Vec<PathInfo>, HostError> {
+        if qs.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.conn.inspect(qs, self.esc.as_ref()).await
+    }
+
+    /// Inspect one path.
+    pub async fn inspect_one(&self, q: PathQuery) -> Result<PathInfo, HostError> {
+        let path = q.path.clone();
+        self.inspect(&[q]).await?.pop().ok_or_else(|| HostError::Failed(format!("cannot inspect {path}")))
+    }
+
+    /// `lstat` of a path (with a link's target); `Ok(None)` when it does not exist.
     pub async fn stat(&self, path: &str) -> Result<Option<FileStat>, HostError> {
-        let script = format!(
-            "if [ -e {p} ] || [ -L {p} ]; then stat -c '{STAT_FMT}' -- {p}; \
-             if [ -L {p} ]; then readlink -- {p}; fi; else echo ABSENT; fi",
-            p = sh_quote(path)
-        );
-        let out = self.query_sh(script).await?;
-        if out.rc != 0 {
-            return Err(HostError::Failed(format!("stat {path}: {}", out.stderr_str().trim())));
-        }
-        let text = out.stdout_str();
-        let mut lines = text.lines();
-        let first = lines.next().unwrap_or("");
-        if first == "ABSENT" {
-            return Ok(None);
-        }
-        parse_stat_line(first, lines.next())
-            .map(Some)
-            .ok_or_else(|| HostError::Failed(format!("cannot parse stat output for {path}: {first}")))
+        Ok(self.inspect_one(PathQuery::new(path)).await?.stat)
     }
 }
 

@@ -24,7 +24,10 @@ pub mod yaml;
 mod yaml_load;
 
 pub use diag::{Diag, Severity};
-pub use host::{Become, BecomeMethod, Cmd, Connection, FileAttrs, FileStat, Host, HostError, Output, Secret, sh_quote};
+pub use host::{
+    Become, BecomeMethod, Cmd, Connection, FileAttrs, FileStat, Host, HostError, Output, PathInfo, PathQuery, Secret,
+    sh_quote,
+};
 pub use module::{Change, Ctx, Deferred, Diff, Doc, Module, ModuleError, Outcome, Plan, Registry};
 pub use source::Span;
 pub use yaml::{Node, NodeKind};

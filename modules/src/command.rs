@@ -3,7 +3,7 @@
 use crate::util;
 use async_trait::async_trait;
 use pbr_engine::params::bool_lenient;
-use pbr_engine::{Change, Cmd, Ctx, Doc, Host, Module, ModuleError, Outcome, Plan, sh_quote};
+use pbr_engine::{Change, Cmd, Ctx, Doc, Host, Module, ModuleError, Outcome, PathQuery, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -280,6 +280,20 @@ async fn probe_run(run: Run, host: &Host) -> Result<RunState, ModuleError> {
     if run.creates.is_none() && run.removes.is_none() {
         return Ok(RunState { run, skip: None });
     }
+    // plain paths are looked up directly; globs (and paths relative to chdir) go to the shell
+    let plain = |p: &Option<String>| {
+        p.as_deref().is_none_or(|p| !p.contains(['*', '?', '[']) && (p.starts_with('/') || run.chdir.is_none()))
+    };
+    if plain(&run.creates) && plain(&run.removes) {
+        let paths: Vec<&String> = [&run.creates, &run.removes].into_iter().flatten().collect();
+        let qs: Vec<PathQuery> = paths.iter().map(|p| PathQuery::new(p.as_str())).collect();
+        let found = host.inspect(&qs).await?;
+        let mut found = found.iter().map(|i| i.exists());
+        let created = run.creates.is_some() && found.next().unwrap_or(false);
+        let removable = run.removes.is_some() && found.next().unwrap_or(false);
+        let skip = skip_reason(&run, created, removable);
+        return Ok(RunState { run, skip });
+    }
     let cd = match &run.chdir {
         Some(d) => format!("cd {} 2>/dev/null || true; ", sh_quote(d)),
         None => String::new(),
@@ -298,14 +312,18 @@ async fn probe_run(run: Run, host: &Host) -> Result<RunState, ModuleError> {
     let mut l = text.lines();
     let created = l.next() == Some("Y");
     let removable = l.next() == Some("Y");
-    let skip = if run.creates.is_some() && created {
+    let skip = skip_reason(&run, created, removable);
+    Ok(RunState { run, skip })
+}
+
+fn skip_reason(run: &Run, created: bool, removable: bool) -> Option<String> {
+    if run.creates.is_some() && created {
         Some(format!("skipped, since {} exists", run.creates.as_deref().unwrap_or("")))
     } else if run.removes.is_some() && !removable {
         Some(format!("skipped, since {} does not exist", run.removes.as_deref().unwrap_or("")))
     } else {
         None
-    };
-    Ok(RunState { run, skip })
+    }
 }
 
 fn plan_run(st: &RunState) -> Plan {

@@ -3,7 +3,7 @@
 use crate::util::{self, Attrs, STAT_FMT, take_line};
 use async_trait::async_trait;
 use pbr_engine::params::{Mode, bool_lenient};
-use pbr_engine::{Change, Ctx, Diff, Doc, FileStat, Host, Module, ModuleError, Outcome, Plan, sh_quote};
+use pbr_engine::{Change, Ctx, Diff, Doc, FileStat, Host, Module, ModuleError, Outcome, PathQuery, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -73,6 +73,8 @@ pub struct FileState {
     /// `device:inode` of the path and of `src` (for hard links).
     pub inode: Option<String>,
     pub src_inode: Option<String>,
+    /// Whether `src` exists, through links (for symlinks).
+    pub src_exists: bool,
     /// Entries below a directory (with `recurse`).
     pub tree: Vec<TreeEntry>,
     /// Number of entries below a directory about to be removed.
@@ -109,7 +111,10 @@ pub fn parse_probe(path: &str, out: &[u8]) -> Result<FileState, ModuleError> {
                 }
             }
             "I" => st.inode = Some(val.to_string()),
-            "S" => st.src_inode = Some(val.to_string()),
+            "S" => {
+                st.src_exists = true;
+                st.src_inode = Some(val.to_string())
+            }
             "N" => st.contents = val.trim().parse().map_err(|_| bad(val))?,
             "E" => {
                 let (name, r) = take_line(rest);
@@ -205,6 +210,30 @@ impl Module for File {
     }
 
     async fn probe(&self, _ctx: &Ctx<'_>, p: &FileParams, host: &Host) -> Result<FileState, ModuleError> {
+        // hard links (inodes) and recursion (a walk) need the shell; the rest is inspection
+        if !p.recurse && p.state != Some(FileKind::Hard) {
+            let mut qs = vec![PathQuery::new(p.path.clone()).target()];
+            let src = match (&p.state, &p.src) {
+                (Some(FileKind::Link), Some(src)) => Some(link_src_abs(&p.path, src)),
+                _ => None,
+            };
+            if let Some(src) = &src {
+                qs.push(PathQuery::new(src.clone()).target());
+            }
+            let mut v = host.inspect(&qs).await?.into_iter();
+            let me = v.next().unwrap_or_default();
+            let mut st = FileState { lstat: me.stat, target: me.target, ..Default::default() };
+            if let Some(s) = v.next() {
+                st.src_exists = s.kind().is_some_and(|k| k != "link") || s.target.is_some();
+            }
+            if p.state == Some(FileKind::Absent) && st.lstat.as_ref().is_some_and(|s| s.kind == "directory") {
+                let out = host.query_sh(format!("find {} -mindepth 1 | wc -l", sh_quote(&p.path))).await?;
+                st.contents = out.stdout_str().trim().parse().map_err(|_| {
+                    ModuleError::new(format!("cannot count the entries of {}: {}", p.path, out.stderr_str().trim()))
+                })?;
+            }
+            return Ok(st);
+        }
         let q = sh_quote(&p.path);
         let mut s = format!(
             "p={q}; if [ -e \"$p\" ] || [ -L \"$p\" ]; then printf 'L '; stat -c '{STAT_FMT}' -- \"$p\" || exit 1; \
@@ -309,7 +338,7 @@ impl Module for File {
             },
             FileKind::Link => {
                 let src = p.src.as_deref().unwrap_or("");
-                if st.src_inode.is_none() && !p.force {
+                if !st.src_exists && !p.force {
                     return Err(ModuleError::new(format!(
                         "src file does not exist, use force: true if you really want to create the link: {}",
                         link_src_abs(path, src)

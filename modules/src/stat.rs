@@ -1,9 +1,9 @@
 //! `stat`: report a path's metadata (never changes anything).
 
-use crate::util::{self, STAT_FMT, take_line};
+use crate::util;
 use async_trait::async_trait;
 use pbr_engine::params::bool_lenient;
-use pbr_engine::{Ctx, Doc, FileStat, Host, Module, ModuleError, Outcome, Plan, sh_quote};
+use pbr_engine::{Ctx, Doc, FileStat, Host, Module, ModuleError, Outcome, PathQuery, Plan};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -40,26 +40,6 @@ pub struct StatState {
 
 pub struct Stat;
 
-/// Parse the stat probe output (see `probe`).
-pub fn parse(path: &str, out: &[u8]) -> Result<StatState, ModuleError> {
-    let (first, rest) = take_line(out);
-    if first == "ABSENT" {
-        return Ok(StatState { stat: None, checksum: None, readable: false, writeable: false, executable: false });
-    }
-    let (link, rest) = take_line(rest);
-    let stat = util::parse_stat_line(first, Some(link))
-        .ok_or_else(|| ModuleError::new(format!("cannot parse stat output for {path}: {first}")))?;
-    let (access, rest) = take_line(rest);
-    let (sum, _) = take_line(rest);
-    Ok(StatState {
-        stat: Some(stat),
-        checksum: Some(sum.trim().to_string()).filter(|s| !s.is_empty()),
-        readable: access.contains('r'),
-        writeable: access.contains('w'),
-        executable: access.contains('x'),
-    })
-}
-
 #[async_trait]
 impl Module for Stat {
     type Params = StatParams;
@@ -84,24 +64,16 @@ impl Module for Stat {
     }
 
     async fn probe(&self, _ctx: &Ctx<'_>, p: &StatParams, host: &Host) -> Result<StatState, ModuleError> {
-        let l = if p.follow { "-L " } else { "" };
-        let sum = if p.get_checksum {
-            "if [ -f \"$p\" ] && [ -r \"$p\" ]; then sha1sum -- \"$p\" | cut -d' ' -f1; else echo; fi"
-        } else {
-            "echo"
-        };
-        let script = format!(
-            "p={}; if [ -e \"$p\" ] || [ -L \"$p\" ]; then stat {l}-c '{STAT_FMT}' -- \"$p\" || exit 1; \
-             if [ -L \"$p\" ]; then readlink -- \"$p\"; else echo; fi; \
-             a=; [ -r \"$p\" ] && a=${{a}}r; [ -w \"$p\" ] && a=${{a}}w; [ -x \"$p\" ] && a=${{a}}x; echo \"=$a\"; {sum}; \
-             else echo ABSENT; fi",
-            sh_quote(&p.path)
-        );
-        let out = host.query_sh(script).await?;
-        if out.rc != 0 {
-            return Err(ModuleError::new(format!("cannot stat {}: {}", p.path, out.stderr_str().trim())));
-        }
-        parse(&p.path, &out.stdout)
+        let q = PathQuery::new(p.path.clone()).follow(p.follow).access().checksum(p.get_checksum);
+        let info = host.inspect_one(q).await?;
+        let access = info.access.unwrap_or_default();
+        Ok(StatState {
+            stat: info.stat,
+            checksum: info.checksum,
+            readable: access.contains('r'),
+            writeable: access.contains('w'),
+            executable: access.contains('x'),
+        })
     }
 
     fn plan(&self, _p: &StatParams, _st: &StatState) -> Result<Plan, ModuleError> {

@@ -2,33 +2,16 @@
 //! content changes with diffs, backups and atomic writes.
 
 use pbr_engine::params::Mode;
-use pbr_engine::{Change, Diff, FileAttrs, FileStat, Host, ModuleError, Plan, sh_quote};
+use pbr_engine::{Change, Diff, FileAttrs, FileStat, Host, ModuleError, PathInfo, PathQuery, Plan, sh_quote};
 use serde_json::{Map, Value};
 use sha1::{Digest, Sha1};
 
 /// Files larger than this are compared by checksum instead of being read back for a diff.
-pub const READ_LIMIT: u64 = 1 << 20;
+pub use pbr_engine::host::READ_LIMIT;
 
-/// What a probe learned about one path.
-#[derive(Debug, Clone, Default)]
-pub struct FileState {
-    /// The path the module works on (the link's target when links are followed).
-    pub path: String,
-    pub stat: Option<FileStat>,
-    /// Content of a regular file up to [`READ_LIMIT`] bytes (when asked for).
-    pub content: Option<Vec<u8>>,
-    /// sha1 of a regular file too large to read (when content was asked for).
-    pub sha1: Option<String>,
-}
-
-impl FileState {
-    pub fn exists(&self) -> bool {
-        self.stat.is_some()
-    }
-    pub fn kind(&self) -> Option<&str> {
-        self.stat.as_ref().map(|s| s.kind.as_str())
-    }
-}
+/// What a probe learned about one path: its `lstat` (or the link target's with `follow`), the
+/// link target, and the content of a regular file up to [`READ_LIMIT`] bytes (its sha1 beyond).
+pub type FileState = PathInfo;
 
 pub use pbr_engine::host::{STAT_FMT, parse_stat_line};
 
@@ -54,81 +37,8 @@ pub async fn probe_files(
     content: bool,
     follow: bool,
 ) -> Result<Vec<FileState>, ModuleError> {
-    let resolve = if follow { "if [ -L \"$p\" ] && [ -e \"$p\" ]; then p=$(readlink -f -- \"$p\"); fi; " } else { "" };
-    let body = if content {
-        format!(
-            "if [ -f \"$p\" ] && [ ! -L \"$p\" ]; then t=${{st%|*}}; s=${{t##*|}}; \
-             if [ \"$s\" -gt {READ_LIMIT} ]; then echo H; sha1sum -- \"$p\" | cut -d' ' -f1; \
-             else echo \"C $s\"; cat -- \"$p\" || exit 1; echo; fi; else echo N; fi"
-        )
-    } else {
-        "echo N".to_string()
-    };
-    // one shell function, called per path; paths go in batches so the script stays well under
-    // the kernel's limit for one argument (128 KiB)
-    let func = format!(
-        "probe() {{ p=$1; {resolve}printf '%s\\n' \"$p\"; if [ -e \"$p\" ] || [ -L \"$p\" ]; then \
-         st=$(stat -c '{STAT_FMT}' -- \"$p\") || exit 1; printf '%s\\n' \"$st\"; if [ -L \"$p\" ]; then readlink -- \"$p\"; else echo; fi; {body}; \
-         else echo ABSENT; fi; }}\n"
-    );
-    let mut v = vec![];
-    let mut batch_start = 0;
-    while batch_start < paths.len() {
-        let mut script = func.clone();
-        let mut end = batch_start;
-        while end < paths.len() && (end == batch_start || script.len() < 64 * 1024) {
-            script.push_str(&format!("probe {}\n", sh_quote(&paths[end])));
-            end += 1;
-        }
-        let out = host.query_sh(script).await?;
-        if out.rc != 0 {
-            return Err(ModuleError::new(format!(
-                "cannot inspect {}: {}",
-                paths[batch_start],
-                out.stderr_str().trim()
-            )));
-        }
-        let mut rest: &[u8] = &out.stdout;
-        for path in &paths[batch_start..end] {
-            let (st, r) = parse_probe(path, rest)?;
-            v.push(st);
-            rest = r;
-        }
-        batch_start = end;
-    }
-    Ok(v)
-}
-
-fn parse_probe<'a>(path: &str, buf: &'a [u8]) -> Result<(FileState, &'a [u8]), ModuleError> {
-    let bad = || ModuleError::new(format!("cannot parse the probe of {path}"));
-    let (real, rest) = take_line(buf);
-    let mut st =
-        FileState { path: if real.is_empty() { path.to_string() } else { real.to_string() }, ..Default::default() };
-    let (first, rest) = take_line(rest);
-    if first == "ABSENT" {
-        return Ok((st, rest));
-    }
-    let (link, rest) = take_line(rest);
-    st.stat = Some(parse_stat_line(first, Some(link)).ok_or_else(bad)?);
-    let (tag, rest) = take_line(rest);
-    let (tag, n) = tag.split_once(' ').unwrap_or((tag, ""));
-    match tag {
-        "C" => {
-            let n: usize = n.parse().map_err(|_| bad())?;
-            // the file is followed by the newline the probe adds
-            if rest.len() < n + 1 || rest[n] != b'\n' {
-                return Err(ModuleError::new(format!("{path} changed while it was read; try again")));
-            }
-            st.content = Some(rest[..n].to_vec());
-            Ok((st, &rest[n + 1..]))
-        }
-        "H" => {
-            let (h, rest) = take_line(rest);
-            st.sha1 = Some(h.trim().to_string());
-            Ok((st, rest))
-        }
-        _ => Ok((st, rest)),
-    }
+    let qs: Vec<PathQuery> = paths.iter().map(|p| PathQuery::new(p.clone()).content(content).follow(follow)).collect();
+    Ok(host.inspect(&qs).await?)
 }
 
 pub fn sha1_hex(data: &[u8]) -> String {
@@ -490,19 +400,6 @@ pub fn delta(d: std::time::Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn probe_parse() {
-        let (st, rest) =
-            parse_probe("/x", b"/x\nregular file|644|0|0|root|root|3|1700000000\n\nC 3\nab\n\n/y\nABSENT\n").unwrap();
-        assert_eq!(st.content.as_deref(), Some(&b"ab\n"[..]));
-        assert_eq!(st.stat.unwrap().mode, 0o644);
-        let (st, rest) = parse_probe("/y", rest).unwrap();
-        assert!(!st.exists());
-        assert!(rest.is_empty());
-        assert!(parse_probe("/x", b"/x\nregular file|644|0|0|root|root|3|1700000000\n\nC 9\nab\n\n").is_err());
-        assert!(parse_probe("/x", b"/x\ngarbage\n").is_err());
-    }
 
     #[test]
     fn replacement() {

@@ -26,6 +26,15 @@ pub const SUDO_PASSWORD: &str = "pbr-sudo-pw";
 static NEXT_ADDR: AtomicU8 = AtomicU8::new(2);
 static SETUP: Mutex<()> = Mutex::new(());
 
+/// The SFTP server a distribution's sshd runs (a separate program, as on real hosts), or sshd's
+/// built-in one when none is installed.
+fn sftp_server() -> &'static str {
+    ["/usr/lib/openssh/sftp-server", "/usr/lib/ssh/sftp-server", "/usr/libexec/openssh/sftp-server"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or("internal-sftp")
+}
+
 /// Why real-sshd tests cannot run here, if they cannot.
 pub fn sshd_unavailable() -> Option<String> {
     if !is_root() {
@@ -190,8 +199,9 @@ impl Sshd {
                     "ListenAddress {host}:{port}\nHostKey {hk}\nPidFile {d}/sshd.pid\n\
                      AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nUsePAM no\nMaxSessions 10\n\
                      MaxStartups 100\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\n\
-                     PermitRootLogin no\nAllowTcpForwarding yes\nSubsystem sftp internal-sftp\nLogLevel VERBOSE\n{}\n",
+                     PermitRootLogin no\nAllowTcpForwarding yes\nSubsystem sftp {sftp}\nLogLevel VERBOSE\n{}\n",
                     opts.extra_config,
+                    sftp = sftp_server(),
                     hk = d.join("host_ed25519").display(),
                     d = d.display(),
                 ),

@@ -1,8 +1,10 @@
 //! `connection: local`: the machine pbr runs on, through `sh`.
 
+use super::inspect::{NativeFs, RawStat, Unsure, native_inspect};
 use super::{atomic_write_script, become_wrap, read_script};
-use crate::host::{Become, Cmd, Connection, FileAttrs, HostError, Output};
+use crate::host::{Become, Cmd, Connection, FileAttrs, HostError, Output, PathInfo, PathQuery};
 use async_trait::async_trait;
+use std::os::unix::fs::MetadataExt;
 use std::process::Stdio;
 use tokio::io::AsyncWriteExt;
 
@@ -82,6 +84,63 @@ impl Connection for LocalConnection {
             return Err(HostError::Failed(format!("cannot write {path}: {}", out.stderr_str().trim())));
         }
         Ok(())
+    }
+
+    async fn inspect(&self, qs: &[PathQuery], esc: Option<&Become>) -> Result<Vec<PathInfo>, HostError> {
+        match esc {
+            None => native_inspect(self, self, qs).await,
+            Some(_) => super::inspect::shell_inspect(self, qs, esc).await,
+        }
+    }
+}
+
+fn raw(m: &std::fs::Metadata) -> RawStat {
+    RawStat { mode: m.mode(), uid: m.uid(), gid: m.gid(), size: m.size(), mtime: m.mtime() }
+}
+
+fn found(r: std::io::Result<std::fs::Metadata>) -> Result<Option<RawStat>, Unsure> {
+    match r {
+        Ok(m) => Ok(Some(raw(&m))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(nix::libc::ENOTDIR) => Ok(None),
+        Err(_) => Err(Unsure),
+    }
+}
+
+/// The local file system, as the user pbr runs as.
+#[async_trait]
+impl NativeFs for LocalConnection {
+    async fn lstat(&self, path: &str) -> Result<Option<RawStat>, Unsure> {
+        found(tokio::fs::symlink_metadata(path).await)
+    }
+    async fn stat(&self, path: &str) -> Result<Option<RawStat>, Unsure> {
+        found(tokio::fs::metadata(path).await)
+    }
+    async fn readlink(&self, path: &str) -> Result<String, Unsure> {
+        let t = tokio::fs::read_link(path).await.map_err(|_| Unsure)?;
+        t.into_os_string().into_string().map_err(|_| Unsure)
+    }
+    async fn realpath(&self, path: &str) -> Result<String, Unsure> {
+        let t = tokio::fs::canonicalize(path).await.map_err(|_| Unsure)?;
+        t.into_os_string().into_string().map_err(|_| Unsure)
+    }
+    async fn read(&self, path: &str, _size: u64) -> Result<Vec<u8>, Unsure> {
+        tokio::fs::read(path).await.map_err(|_| Unsure)
+    }
+    async fn names(&self, uid: u32, gid: u32) -> Result<(String, String), Unsure> {
+        use nix::unistd::{Gid, Group, Uid, User};
+        let u = User::from_uid(Uid::from_raw(uid)).ok().flatten().ok_or(Unsure)?;
+        let g = Group::from_gid(Gid::from_raw(gid)).ok().flatten().ok_or(Unsure)?;
+        Ok((u.name, g.name))
+    }
+    async fn access(&self, path: &str, _st: &RawStat) -> Result<String, Unsure> {
+        use nix::unistd::{AccessFlags, access};
+        let mut a = String::new();
+        for (f, c) in [(AccessFlags::R_OK, 'r'), (AccessFlags::W_OK, 'w'), (AccessFlags::X_OK, 'x')] {
+            if access(path, f).is_ok() {
+                a.push(c);
+            }
+        }
+        Ok(a)
     }
 }
 

@@ -12,8 +12,9 @@ mod options;
 pub use config::{HostConfig, SshConfig};
 pub use options::{ExecMode, HostKeyChecking, JumpHost, PassphrasePrompt, SshGlobals, SshOptions};
 
+use super::inspect::{IdTable, NativeFs, RawStat, Unsure, native_inspect};
 use super::{atomic_write_script, become_wrap, read_script};
-use crate::host::{Become, Cmd, Connection, FileAttrs, HostError, Output, sh_quote};
+use crate::host::{Become, Cmd, Connection, FileAttrs, HostError, Output, PathInfo, PathQuery, sh_quote};
 use async_trait::async_trait;
 use known_hosts::Verdict;
 use russh::client::{Handle, Msg};
@@ -103,9 +104,123 @@ enum Input {
     File(tokio::fs::File),
 }
 
+/// The host's SFTP server, for reading and inspecting files without starting a program per
+/// request (probes without `become`).
+struct Sftp {
+    raw: russh_sftp::client::RawSftpSession,
+    login: String,
+    ids: tokio::sync::OnceCell<Option<IdTable>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+type SftpError = russh_sftp::client::error::Error;
+
+/// The most OpenSSH's sftp-server returns for one read.
+const SFTP_READ_CHUNK: u32 = 255 * 1024;
+
+fn sftp_found(r: Result<russh_sftp::protocol::Attrs, SftpError>) -> Result<Option<RawStat>, Unsure> {
+    match r {
+        Ok(a) => {
+            let a = a.attrs;
+            Ok(Some(RawStat {
+                mode: a.permissions.ok_or(Unsure)?,
+                uid: a.uid.ok_or(Unsure)?,
+                gid: a.gid.ok_or(Unsure)?,
+                size: a.size.ok_or(Unsure)?,
+                mtime: a.mtime.ok_or(Unsure)? as i64,
+            }))
+        }
+        Err(e) if sftp_status(&e) == Some(russh_sftp::protocol::StatusCode::NoSuchFile) => Ok(None),
+        Err(_) => Err(Unsure),
+    }
+}
+
+fn sftp_status(e: &SftpError) -> Option<russh_sftp::protocol::StatusCode> {
+    match e {
+        SftpError::Status(s) => Some(s.status_code),
+        _ => None,
+    }
+}
+
+fn first_name(r: Result<russh_sftp::protocol::Name, SftpError>) -> Result<String, Unsure> {
+    r.ok().and_then(|n| n.files.into_iter().next()).map(|f| f.filename).ok_or(Unsure)
+}
+
+impl Sftp {
+    async fn start(ch: russh::Channel<Msg>, permit: OwnedSemaphorePermit, login: String) -> Option<Sftp> {
+        let raw = russh_sftp::client::RawSftpSession::new(ch.into_stream());
+        let v = raw.init().await.ok()?;
+        if v.version != 3 {
+            return None;
+        }
+        Some(Sftp { raw, login, ids: tokio::sync::OnceCell::new(), _permit: permit })
+    }
+
+    /// A whole file: `size` bytes when the caller knows them (no extra read for the end of
+    /// the file), else up to the end.
+    async fn read_file(&self, path: &str, size: Option<u64>) -> Result<Vec<u8>, SftpError> {
+        use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
+        let h = self.raw.open(path, OpenFlags::READ, FileAttributes::empty()).await?.handle;
+        let mut buf = Vec::with_capacity(size.unwrap_or(0) as usize);
+        let res = loop {
+            let want = match size {
+                Some(n) if buf.len() as u64 >= n => break Ok(()),
+                Some(n) => (n - buf.len() as u64).min(SFTP_READ_CHUNK as u64) as u32,
+                None => SFTP_READ_CHUNK,
+            };
+            match self.raw.read(h.as_str(), buf.len() as u64, want).await {
+                Ok(d) if d.data.is_empty() => break Ok(()),
+                Ok(d) => buf.extend_from_slice(&d.data),
+                Err(e) if sftp_status(&e) == Some(StatusCode::Eof) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        let _ = self.raw.close(h).await;
+        res.map(|()| buf)
+    }
+
+    async fn ids(&self) -> Option<&IdTable> {
+        self.ids
+            .get_or_init(|| async {
+                let passwd = self.read_file("/etc/passwd", None).await.ok()?;
+                let group = self.read_file("/etc/group", None).await.ok()?;
+                Some(IdTable::parse(&String::from_utf8_lossy(&passwd), &String::from_utf8_lossy(&group), &self.login))
+            })
+            .await
+            .as_ref()
+    }
+}
+
+#[async_trait]
+impl NativeFs for Sftp {
+    async fn lstat(&self, path: &str) -> Result<Option<RawStat>, Unsure> {
+        sftp_found(self.raw.lstat(path).await)
+    }
+    async fn stat(&self, path: &str) -> Result<Option<RawStat>, Unsure> {
+        sftp_found(self.raw.stat(path).await)
+    }
+    async fn readlink(&self, path: &str) -> Result<String, Unsure> {
+        first_name(self.raw.readlink(path).await)
+    }
+    async fn realpath(&self, path: &str) -> Result<String, Unsure> {
+        first_name(self.raw.realpath(path).await)
+    }
+    async fn read(&self, path: &str, size: u64) -> Result<Vec<u8>, Unsure> {
+        self.read_file(path, Some(size)).await.map_err(|_| Unsure)
+    }
+    async fn names(&self, uid: u32, gid: u32) -> Result<(String, String), Unsure> {
+        self.ids().await.ok_or(Unsure)?.names(uid, gid)
+    }
+    async fn access(&self, _path: &str, st: &RawStat) -> Result<String, Unsure> {
+        self.ids().await.ok_or(Unsure)?.access(st)
+    }
+}
+
 /// An authenticated SSH connection to one host.
 pub struct SshConnection {
     target: String,
+    user: String,
+    sftp: tokio::sync::OnceCell<Option<Sftp>>,
     handle: Arc<Handle<Client>>,
     _jumps: Vec<Handle<Client>>,
     sem: Arc<Semaphore>,
@@ -215,6 +330,8 @@ impl SshConnection {
             ^ ((std::process::id() as u64) << 32);
         Ok(SshConnection {
             target,
+            user: opts.user.clone(),
+            sftp: tokio::sync::OnceCell::new(),
             handle,
             _jumps: handles,
             sem: Arc::new(Semaphore::new(MAX_CHANNELS)),
@@ -341,6 +458,38 @@ impl SshConnection {
             }
         }
         Ok(out)
+    }
+
+    /// The host's SFTP server, started on first use; `None` when it has none (or it fails to
+    /// start): the shell does the work then.
+    async fn sftp(&self) -> Option<&Sftp> {
+        self.sftp
+            .get_or_init(|| async {
+                let start = async {
+                    let (mut ch, permit) = self.open_channel().await.ok()?;
+                    ch.request_subsystem(true, "sftp").await.ok()?;
+                    loop {
+                        match ch.wait().await? {
+                            ChannelMsg::Success => break,
+                            ChannelMsg::Failure | ChannelMsg::Close | ChannelMsg::Eof => return None,
+                            _ => {}
+                        }
+                    }
+                    Sftp::start(ch, permit, self.user.clone()).await
+                };
+                let r = tokio::time::timeout(Duration::from_secs(10), start).await.ok().flatten();
+                if r.is_none() {
+                    tracing::debug!("{}: no SFTP server; probing through the shell", self.target);
+                }
+                r
+            })
+            .await
+            .as_ref()
+    }
+
+    /// Whether the host's SFTP server answers (file reads and probes without `become` use it).
+    pub async fn has_sftp(&self) -> bool {
+        self.sftp().await.is_some()
     }
 
     async fn start_shell(&self) -> Result<Shell, HostError> {
@@ -576,6 +725,16 @@ impl Connection for SshConnection {
     }
 
     async fn read_file(&self, path: &str, esc: Option<&Become>) -> Result<Option<Vec<u8>>, HostError> {
+        if esc.is_none()
+            && let Some(sftp) = self.sftp().await
+        {
+            match sftp.read_file(path, None).await {
+                Ok(data) => return Ok(Some(data)),
+                Err(e) if sftp_status(&e) == Some(russh_sftp::protocol::StatusCode::NoSuchFile) => return Ok(None),
+                // anything else (a directory, no permission): the shell says what it is
+                Err(_) => {}
+            }
+        }
         let out = self.run(&Cmd::new(read_script(path)), esc, Input::None).await?;
         match out.rc {
             0 => Ok(Some(out.stdout)),
@@ -609,7 +768,19 @@ impl Connection for SshConnection {
         Ok(())
     }
 
+    async fn inspect(&self, qs: &[PathQuery], esc: Option<&Become>) -> Result<Vec<PathInfo>, HostError> {
+        if esc.is_none()
+            && let Some(sftp) = self.sftp().await
+        {
+            return native_inspect(self, sftp, qs).await;
+        }
+        super::inspect::shell_inspect(self, qs, esc).await
+    }
+
     async fn close(&self) {
+        if let Some(Some(sftp)) = self.sftp.get() {
+            let _ = sftp.raw.close_session();
+        }
         if let Some(sh) = self.shell.lock().await.take() {
             let _ = sh.wr.eof().await;
             let _ = sh.wr.close().await;
