@@ -194,7 +194,7 @@ impl<'a> Runner<'a> {
         m.insert("inventory_hostname_short".into(), json!(host.split('.').next().unwrap_or(host)));
         m.insert("group_names".into(), json!(self.inventory.group_names(host)));
         m.insert("groups".into(), self.groups_map.clone());
-        self.resolve_vars(&mut m);
+        self.resolve_vars(&mut m, None);
         let v = Arc::new(m);
         self.inv_vars.lock().unwrap_or_else(|e| e.into_inner()).insert(key, v.clone());
         v
@@ -339,7 +339,7 @@ impl<'a> Runner<'a> {
                 let m = crate::playbook::load_vars_file(&p, *span)?;
                 play_vars.extend(m);
             }
-            let ctx = PlayCtx { play, vars: play_vars, batch: batch.clone(), all_hosts: hosts.clone() };
+            let ctx = self.play_ctx(play, play_vars, batch.clone(), hosts.clone());
             if play.gather_facts {
                 self.gather_facts(&ctx, states).await;
             }
@@ -386,12 +386,7 @@ impl<'a> Runner<'a> {
             .filter_map(|h| states.shift_remove(h).map(|st| (h.clone(), IndexMap::from([(h.clone(), st)]))))
             .collect();
         let futs = singles.iter_mut().map(|(h, m)| async move {
-            let sub = PlayCtx {
-                play: ctx.play,
-                vars: ctx.vars.clone(),
-                batch: vec![h.clone()],
-                all_hosts: ctx.all_hosts.clone(),
-            };
+            let sub = self.play_ctx(ctx.play, ctx.vars.clone(), vec![h.clone()], ctx.all_hosts.clone());
             self.run_tasks(&sub, tasks, root, m).await;
             self.flush_handlers(&sub, root, m).await;
         });
@@ -607,7 +602,7 @@ impl<'a> Runner<'a> {
                 for h in active {
                     let Some(st) = states.get(h) else { continue };
                     let vars = self.task_vars(ctx, task, inh, st);
-                    let vctx = to_mj(&vars);
+                    let vctx = self.mj(ctx, task, &vars);
                     let search = task.origin.search_dirs();
                     let scope = Scope { vars: &vctx, search: &search };
                     let all_when: Vec<Value> = inh.when.iter().chain(task.when.iter()).cloned().collect();
@@ -646,7 +641,7 @@ impl<'a> Runner<'a> {
         for h in active {
             let Some(st) = states.get(h) else { continue };
             let vars = self.task_vars(ctx, task, inh, st);
-            let vctx = to_mj(&vars);
+            let vctx = self.mj(ctx, task, &vars);
             let search = task.origin.search_dirs();
             let scope = Scope { vars: &vctx, search: &search };
             let all_when: Vec<Value> = inh.when.iter().chain(task.when.iter()).cloned().collect();
@@ -707,12 +702,7 @@ impl<'a> Runner<'a> {
                     let mut child = inh.clone();
                     merge_inherit(&mut child, task);
                     child.when.clear(); // already evaluated
-                    let sub_ctx = PlayCtx {
-                        play: ctx.play,
-                        vars: ctx.vars.clone(),
-                        batch: hosts.clone(),
-                        all_hosts: ctx.all_hosts.clone(),
-                    };
+                    let sub_ctx = self.play_ctx(ctx.play, ctx.vars.clone(), hosts.clone(), ctx.all_hosts.clone());
                     self.run_tasks(&sub_ctx, &sub, &child, states).await;
                 }
                 Err(d) => {
@@ -819,7 +809,7 @@ impl<'a> Runner<'a> {
         let items: Option<Vec<Value>> = match &task.loop_ {
             None => None,
             Some(spec) => {
-                let vctx = to_mj(&base_vars);
+                let vctx = self.mj(ctx, task, &base_vars);
                 let scope = Scope { vars: &vctx, search: &search };
                 // a false `when` that does not use the loop var skips the whole task (Ansible
                 // evaluates per item; the result is the same for item-independent conditions)
@@ -985,11 +975,6 @@ impl<'a> Runner<'a> {
         v.insert("inventory_hostname".into(), json!(st.name));
         v.insert("inventory_hostname_short".into(), json!(short));
         v.insert("group_names".into(), json!(self.inventory.group_names(&st.name)));
-        v.insert("groups".into(), self.groups_map.clone());
-        v.insert("play_hosts".into(), json!(ctx.batch));
-        v.insert("ansible_play_hosts".into(), json!(ctx.batch));
-        v.insert("ansible_play_batch".into(), json!(ctx.batch));
-        v.insert("ansible_play_hosts_all".into(), json!(ctx.all_hosts));
         v.insert(
             "playbook_dir".into(),
             json!(task.origin.playbook_dir.canonicalize().unwrap_or(task.origin.playbook_dir.clone())),
@@ -998,27 +983,59 @@ impl<'a> Runner<'a> {
             v.insert("role_name".into(), json!(r.name));
             v.insert("role_path".into(), json!(r.path));
         }
-        v.insert("ansible_check_mode".into(), json!(self.opts.check));
-        v.insert("ansible_diff_mode".into(), json!(self.opts.diff));
-        v.insert(
+        self.resolve_vars(&mut v, Some(&self.shared_vars(ctx, task)));
+        v
+    }
+
+    /// The play context for `batch`, with its magic variables built once.
+    fn play_ctx<'p>(
+        &self,
+        play: &'p Play,
+        vars: Map<String, Value>,
+        batch: Vec<String>,
+        all: Vec<String>,
+    ) -> PlayCtx<'p> {
+        let mut m = Map::new();
+        m.insert("groups".into(), self.groups_map.clone());
+        m.insert("play_hosts".into(), json!(batch));
+        m.insert("ansible_play_hosts".into(), json!(batch));
+        m.insert("ansible_play_batch".into(), json!(batch));
+        m.insert("ansible_play_hosts_all".into(), json!(all));
+        m.insert("ansible_check_mode".into(), json!(self.opts.check));
+        m.insert("ansible_diff_mode".into(), json!(self.opts.diff));
+        m.insert(
             "ansible_run_tags".into(),
             json!(if self.opts.tags.is_empty() { vec!["all".to_string()] } else { self.opts.tags.clone() }),
         );
-        v.insert("ansible_skip_tags".into(), json!(self.opts.skip_tags));
-        v.insert(
+        m.insert("ansible_skip_tags".into(), json!(self.opts.skip_tags));
+        m.insert(
             "ansible_version".into(),
             json!({"full": env!("CARGO_PKG_VERSION"), "string": env!("CARGO_PKG_VERSION")}),
         );
-        v.insert("omit".into(), json!(crate::template::OMIT));
-        if self.task_mentions(task, "hostvars") {
+        m.insert("omit".into(), json!(crate::template::OMIT));
+        PlayCtx { play, vars, batch, all_hosts: all, magic: to_mj(&m), hostvars: std::sync::OnceLock::new() }
+    }
+
+    /// The variables every host of the play shares (magic variables, and `hostvars` for tasks
+    /// that mention it), as one template value.
+    fn shared_vars(&self, ctx: &PlayCtx, task: &Task) -> minijinja::Value {
+        if !self.task_mentions(task, "hostvars") {
+            return ctx.magic.clone();
+        }
+        let hv = ctx.hostvars.get_or_init(|| {
             let mut hv = Map::new();
             for h in self.inventory.hosts.keys() {
                 hv.insert(h.clone(), Value::Object((*self.resolved_inv_vars(h)).clone()));
             }
-            v.insert("hostvars".into(), Value::Object(hv));
-        }
-        self.resolve_vars(&mut v);
-        v
+            to_mj(json!({ "hostvars": hv }))
+        });
+        minijinja::value::merge_maps([ctx.magic.clone(), hv.clone()])
+    }
+
+    /// The template context of a task on a host: the shared variables over the host's `vars`
+    /// (magic variables win, as in Ansible).
+    fn mj(&self, ctx: &PlayCtx, task: &Task, vars: &Map<String, Value>) -> minijinja::Value {
+        minijinja::value::merge_maps([self.shared_vars(ctx, task), to_mj(vars)])
     }
 
     fn task_mentions(&self, task: &Task, word: &str) -> bool {
@@ -1031,7 +1048,7 @@ impl<'a> Runner<'a> {
 
     /// Vars whose values are templates are rendered (vars may refer to vars), to a fixpoint.
     /// A var that cannot be rendered is removed so that using it reports it undefined.
-    fn resolve_vars(&self, vars: &mut Map<String, Value>) {
+    fn resolve_vars(&self, vars: &mut Map<String, Value>, shared: Option<&minijinja::Value>) {
         let mut pending: Vec<String> = vars.iter().filter(|(_, v)| has_template(v)).map(|(k, _)| k.clone()).collect();
         if pending.is_empty() {
             return;
@@ -1039,7 +1056,10 @@ impl<'a> Runner<'a> {
         for _ in 0..8 {
             let ctx_vars: Map<String, Value> =
                 vars.iter().filter(|(k, _)| !pending.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
-            let ctx = to_mj(&ctx_vars);
+            let ctx = match shared {
+                Some(sh) => minijinja::value::merge_maps([sh.clone(), to_mj(&ctx_vars)]),
+                None => to_mj(&ctx_vars),
+            };
             let scope = Scope { vars: &ctx, search: &[] };
             let mut progressed = false;
             let mut still = Vec::new();
@@ -1291,7 +1311,7 @@ impl<'a> Runner<'a> {
         item: Option<(&Value, &Map<String, Value>)>,
         search: &[PathBuf],
     ) -> ItemOutcome {
-        let vctx = to_mj(vars);
+        let vctx = self.mj(ctx, task, vars);
         let scope = Scope { vars: &vctx, search };
         let label = item.map(|(it, _)| match &task.loop_control.label {
             Some(l) => self.templar.render_str(l, &scope).map(|v| value_label(&v)).unwrap_or_else(|_| l.clone()),
@@ -1368,7 +1388,7 @@ impl<'a> Runner<'a> {
                 for (k, v) in &out.result {
                     v2.entry(k.clone()).or_insert(v.clone());
                 }
-                to_mj(&v2)
+                self.mj(ctx, task, &v2)
             } else {
                 minijinja::Value::UNDEFINED
             };
@@ -1729,6 +1749,11 @@ struct PlayCtx<'a> {
     vars: Map<String, Value>,
     batch: Vec<String>,
     all_hosts: Vec<String>,
+    /// The play-wide magic variables (`groups`, `ansible_play_hosts`...), built once per play
+    /// and batch and shared by every host and task (they are as large as the inventory).
+    magic: minijinja::Value,
+    /// `hostvars`, built on first use.
+    hostvars: std::sync::OnceLock<minijinja::Value>,
 }
 
 fn merge_inherit(child: &mut Inherit, task: &Task) {
