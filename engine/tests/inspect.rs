@@ -1,11 +1,11 @@
 //! Path inspection: the native way (the local file system; SFTP against a real OpenSSH server)
 //! must answer exactly what the portable `sh` script answers, for every kind of path.
 
-use pbr_engine::host::{Cmd, Connection, PathInfo, PathQuery, READ_LIMIT};
+use pbr_engine::host::{Become, BecomeMethod, Cmd, Connection, PathInfo, PathQuery, READ_LIMIT, Secret};
 use pbr_engine::transport::inspect::shell_inspect;
 use pbr_engine::transport::local::LocalConnection;
 use pbr_engine::transport::ssh::{ExecMode, SshConnection, SshOptions};
-use pbr_testkit::{Sshd, SshdOptions, USER};
+use pbr_testkit::{PW_USER, SUDO_PASSWORD, Sshd, SshdOptions, USER};
 
 /// A tree with one of everything, built by `sh` (so that it can be built as the login user of
 /// a remote host too).
@@ -119,7 +119,7 @@ async fn sftp_matches_shell() {
     o.known_hosts = vec![kh];
     o.exec_mode = ExecMode::Shell;
     let c = SshConnection::connect(&o).await.unwrap();
-    assert!(c.has_sftp().await, "the test server runs an SFTP server");
+    assert!(c.has_sftp(None).await, "the test server runs an SFTP server");
     // the tree belongs to the login user; beside it, root's files it may or may not read
     let base = tmp.path().join("t");
     std::fs::create_dir(&base).unwrap();
@@ -154,5 +154,31 @@ async fn sftp_matches_shell() {
     assert_eq!(c.read_file(&format!("{d}/f"), None).await.unwrap().as_deref(), Some(&b"hello\n"[..]));
     assert_eq!(c.read_file(&format!("{d}/missing"), None).await.unwrap(), None);
     assert!(c.read_file(&format!("{d}/secret"), None).await.is_err());
+
+    // through sudo (no password): root's SFTP server answers, and reads what the user cannot
+    let root = Become { method: BecomeMethod::Sudo, user: "root".into(), password: None };
+    assert!(c.has_sftp(Some(&root)).await, "sftp-server through sudo");
+    let mut qs = queries(&d, &["rootdir", "rootdir/public", "root_public", "secret"]);
+    qs.push(PathQuery::new(format!("{d}/secret")).content(true));
+    let shell = shell_inspect(&c, &qs, Some(&root)).await.unwrap();
+    let native = c.inspect(&qs, Some(&root)).await.unwrap();
+    compare(&qs, &shell, &native);
+    assert_eq!(native.last().unwrap().content.as_deref(), Some(&b"s\n"[..]));
+    assert_eq!(c.read_file(&format!("{d}/secret"), Some(&root)).await.unwrap().as_deref(), Some(&b"s\n"[..]));
+    c.close().await;
+
+    // through sudo with a password (the user whose sudo asks for one), and a wrong password
+    let mut o = o.clone();
+    o.user = PW_USER.into();
+    let c = SshConnection::connect(&o).await.unwrap();
+    let pw = Become { method: BecomeMethod::Sudo, user: "root".into(), password: Some(Secret::new(SUDO_PASSWORD)) };
+    assert!(c.has_sftp(Some(&pw)).await, "sftp-server through sudo with a password");
+    let q = [PathQuery::new(format!("{d}/secret")).content(true).access()];
+    let v = c.inspect(&q, Some(&pw)).await.unwrap();
+    assert_eq!(v[0].content.as_deref(), Some(&b"s\n"[..]));
+    compare(&q, &shell_inspect(&c, &q, Some(&pw)).await.unwrap(), &v);
+    let wrong = Become { password: Some(Secret::new("not the password")), ..pw.clone() };
+    assert!(!c.has_sftp(Some(&wrong)).await);
+    assert!(c.inspect(&q, Some(&wrong)).await.is_err());
     c.close().await;
 }

@@ -2,9 +2,10 @@
 //! access), for many paths at once.
 //!
 //! Two ways give the same answers. The portable one is a `sh` script per batch of paths: it
-//! works through `become` and on any POSIX host. Without `become`, transports answer from a file
-//! system API instead ([`NativeFs`]: SFTP over SSH, the local file system for `connection:
-//! local`), which starts no program on the host. Whatever the native way cannot answer exactly (a
+//! works through any `become` and on any POSIX host. Where they can, transports answer from a
+//! file system API instead ([`NativeFs`]: SFTP over SSH — the login user's server, or the
+//! host's `sftp-server` started once through `sudo`/`doas` — and the local file system for
+//! `connection: local` without `become`), which starts no program per probe. Whatever the native way cannot answer exactly (a
 //! uid without a name, a file too large to read whole, a permission error) goes to the script.
 
 use crate::host::{Become, Cmd, Connection, FileStat, HostError, STAT_FMT, parse_stat_line, sh_quote};
@@ -340,11 +341,13 @@ pub async fn native_one(fs: &dyn NativeFs, q: &PathQuery) -> Result<PathInfo, Un
     Ok(info)
 }
 
-/// Answer `qs` through `fs`, and what it cannot answer exactly through the script.
+/// Answer `qs` through `fs` (which acts as `esc` says), and what it cannot answer exactly
+/// through the script.
 pub async fn native_inspect<C: Connection + ?Sized>(
     conn: &C,
     fs: &dyn NativeFs,
     qs: &[PathQuery],
+    esc: Option<&Become>,
 ) -> Result<Vec<PathInfo>, HostError> {
     let mut futs = Vec::with_capacity(qs.len());
     for q in qs {
@@ -356,7 +359,7 @@ pub async fn native_inspect<C: Connection + ?Sized>(
         Vec::new()
     } else {
         let sub: Vec<PathQuery> = unsure.iter().map(|&i| qs[i].clone()).collect();
-        shell_inspect(conn, &sub, None).await?
+        shell_inspect(conn, &sub, esc).await?
     }
     .into_iter();
     Ok(answers.into_iter().map(|a| a.unwrap_or_else(|_| fallback.next().unwrap_or_default())).collect())

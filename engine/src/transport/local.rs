@@ -88,7 +88,7 @@ impl Connection for LocalConnection {
 
     async fn inspect(&self, qs: &[PathQuery], esc: Option<&Become>) -> Result<Vec<PathInfo>, HostError> {
         match esc {
-            None => native_inspect(self, self, qs).await,
+            None => native_inspect(self, self, qs, None).await,
             Some(_) => super::inspect::shell_inspect(self, qs, esc).await,
         }
     }

@@ -220,7 +220,9 @@ impl NativeFs for Sftp {
 pub struct SshConnection {
     target: String,
     user: String,
-    sftp: tokio::sync::OnceCell<Option<Sftp>>,
+    sftp: tokio::sync::OnceCell<Option<Arc<Sftp>>>,
+    /// SFTP servers started through `become` (sudo/doas), one per identity, on first use.
+    become_sftp: tokio::sync::Mutex<Vec<(Become, Option<Arc<Sftp>>)>>,
     handle: Arc<Handle<Client>>,
     _jumps: Vec<Handle<Client>>,
     sem: Arc<Semaphore>,
@@ -332,6 +334,7 @@ impl SshConnection {
             target,
             user: opts.user.clone(),
             sftp: tokio::sync::OnceCell::new(),
+            become_sftp: tokio::sync::Mutex::new(Vec::new()),
             handle,
             _jumps: handles,
             sem: Arc::new(Semaphore::new(MAX_CHANNELS)),
@@ -462,34 +465,72 @@ impl SshConnection {
 
     /// The host's SFTP server, started on first use; `None` when it has none (or it fails to
     /// start): the shell does the work then.
-    async fn sftp(&self) -> Option<&Sftp> {
+    async fn sftp(&self) -> Option<&Arc<Sftp>> {
         self.sftp
             .get_or_init(|| async {
                 let start = async {
                     let (mut ch, permit) = self.open_channel().await.ok()?;
                     ch.request_subsystem(true, "sftp").await.ok()?;
-                    loop {
-                        match ch.wait().await? {
-                            ChannelMsg::Success => break,
-                            ChannelMsg::Failure | ChannelMsg::Close | ChannelMsg::Eof => return None,
-                            _ => {}
-                        }
-                    }
+                    wait_reply(&mut ch).await?;
                     Sftp::start(ch, permit, self.user.clone()).await
                 };
                 let r = tokio::time::timeout(Duration::from_secs(10), start).await.ok().flatten();
                 if r.is_none() {
                     tracing::debug!("{}: no SFTP server; probing through the shell", self.target);
                 }
-                r
+                r.map(Arc::new)
             })
             .await
             .as_ref()
     }
 
-    /// Whether the host's SFTP server answers (file reads and probes without `become` use it).
-    pub async fn has_sftp(&self) -> bool {
-        self.sftp().await.is_some()
+    /// The SFTP server for `esc`: the login user's without become; with `sudo` or `doas`, the
+    /// host's `sftp-server` program started through it (the password, if any, goes first on
+    /// the channel's stdin, as for commands). `None` when that cannot be had.
+    async fn sftp_for(&self, esc: Option<&Become>) -> Option<Arc<Sftp>> {
+        let Some(b) = esc else { return self.sftp().await.cloned() };
+        if b.method == crate::host::BecomeMethod::Su {
+            return None;
+        }
+        let mut started = self.become_sftp.lock().await;
+        if let Some((_, s)) = started.iter().find(|(k, _)| k == b) {
+            return s.clone();
+        }
+        // the program's path, found through the login user's SFTP server (no program started)
+        let login = self.sftp().await?.clone();
+        let mut server = None;
+        for p in SFTP_SERVERS {
+            if login.lstat(p).await.ok().flatten().is_some_and(|s| s.kind() == "file") {
+                server = Some(*p);
+                break;
+            }
+        }
+        let r = match server {
+            None => None,
+            Some(path) => {
+                let (line, pre) = become_wrap(&format!("exec {path}"), Some(b));
+                let start = async {
+                    let (mut ch, permit) = self.open_channel().await.ok()?;
+                    ch.exec(true, line.as_bytes()).await.ok()?;
+                    wait_reply(&mut ch).await?;
+                    if let Some(p) = pre {
+                        ch.data(&p[..]).await.ok()?;
+                    }
+                    Sftp::start(ch, permit, b.user.clone()).await
+                };
+                tokio::time::timeout(Duration::from_secs(10), start).await.ok().flatten().map(Arc::new)
+            }
+        };
+        if r.is_none() {
+            tracing::debug!("{}: no SFTP server as {}; probing through the shell", self.target, b.user);
+        }
+        started.push((b.clone(), r.clone()));
+        r
+    }
+
+    /// Whether an SFTP server answers for `esc` (file reads and probes use it then).
+    pub async fn has_sftp(&self, esc: Option<&Become>) -> bool {
+        self.sftp_for(esc).await.is_some()
     }
 
     async fn start_shell(&self) -> Result<Shell, HostError> {
@@ -593,6 +634,26 @@ impl SshConnection {
             return Ok(out);
         }
         self.exec_channel(&line, pre, input, cmd.timeout).await
+    }
+}
+
+/// Where distributions install OpenSSH's SFTP server (Debian, Arch, Fedora/EL, others).
+const SFTP_SERVERS: &[&str] = &[
+    "/usr/lib/openssh/sftp-server",
+    "/usr/lib/ssh/sftp-server",
+    "/usr/libexec/openssh/sftp-server",
+    "/usr/libexec/sftp-server",
+    "/usr/lib/sftp-server",
+];
+
+/// Wait for the answer to a channel request sent with `want_reply`.
+async fn wait_reply(ch: &mut russh::Channel<Msg>) -> Option<()> {
+    loop {
+        match ch.wait().await? {
+            ChannelMsg::Success => return Some(()),
+            ChannelMsg::Failure | ChannelMsg::Close | ChannelMsg::Eof => return None,
+            _ => {}
+        }
     }
 }
 
@@ -725,9 +786,7 @@ impl Connection for SshConnection {
     }
 
     async fn read_file(&self, path: &str, esc: Option<&Become>) -> Result<Option<Vec<u8>>, HostError> {
-        if esc.is_none()
-            && let Some(sftp) = self.sftp().await
-        {
+        if let Some(sftp) = self.sftp_for(esc).await {
             match sftp.read_file(path, None).await {
                 Ok(data) => return Ok(Some(data)),
                 Err(e) if sftp_status(&e) == Some(russh_sftp::protocol::StatusCode::NoSuchFile) => return Ok(None),
@@ -769,10 +828,8 @@ impl Connection for SshConnection {
     }
 
     async fn inspect(&self, qs: &[PathQuery], esc: Option<&Become>) -> Result<Vec<PathInfo>, HostError> {
-        if esc.is_none()
-            && let Some(sftp) = self.sftp().await
-        {
-            return native_inspect(self, sftp, qs).await;
+        if let Some(sftp) = self.sftp_for(esc).await {
+            return native_inspect(self, &*sftp, qs, esc).await;
         }
         super::inspect::shell_inspect(self, qs, esc).await
     }
@@ -780,6 +837,11 @@ impl Connection for SshConnection {
     async fn close(&self) {
         if let Some(Some(sftp)) = self.sftp.get() {
             let _ = sftp.raw.close_session();
+        }
+        for (_, s) in self.become_sftp.lock().await.drain(..) {
+            if let Some(s) = s {
+                let _ = s.raw.close_session();
+            }
         }
         if let Some(sh) = self.shell.lock().await.take() {
             let _ = sh.wr.eof().await;
