@@ -261,6 +261,48 @@ fn variable_precedence_follows_ansible() {
 }
 
 #[test]
+fn magic_variables_groups_play_hosts_and_hostvars() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().display();
+    write(
+        d.path(),
+        "hosts.ini",
+        &format!(
+            "[web]\nh1 ansible_connection=local root={root}/h1 port=81\nh2 ansible_connection=local root={root}/h2 port=82\n\
+             [db]\nh3 ansible_connection=local root={root}/h3 port=83\n"
+        ),
+    );
+    for h in ["h1", "h2", "h3"] {
+        std::fs::create_dir_all(d.path().join(h)).unwrap();
+    }
+    // a play var built from `groups`; `serial: 1` makes each batch one host; a play var named
+    // like a magic variable does not replace it (as in Ansible)
+    write(
+        d.path(),
+        "pb.yml",
+        r#"
+- hosts: web
+  gather_facts: false
+  serial: 1
+  vars:
+    peers: "{{ groups['web'] | join(',') }}"
+    play_hosts: not-this
+  tasks:
+    - copy:
+        dest: "{{ root }}/magic.txt"
+        content: "{{ peers }}|{{ ansible_play_batch | join(',') }}|{{ ansible_play_hosts_all | join(',') }}|{{ groups['db'] | join(',') }}|{{ group_names | join(',') }}|{{ hostvars['h3'].port }}|{{ play_hosts | join(',') }}\n"
+"#,
+    );
+    let r = pbr(d.path(), &["run", "pb.yml", "-i", "hosts.ini"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    for (h, port) in [("h1", "h1"), ("h2", "h2")] {
+        let got = std::fs::read_to_string(d.path().join(h).join("magic.txt")).unwrap();
+        assert_eq!(got, format!("h1,h2|{port}|h1,h2|h3|web|83|{port}\n"), "{h}");
+    }
+    assert!(!d.path().join("h3/magic.txt").exists());
+}
+
+#[test]
 fn yaml_11_booleans_and_octal() {
     let d = tempfile::tempdir().unwrap();
     inventory(d.path(), &["h1"]);

@@ -1033,9 +1033,9 @@ impl<'a> Runner<'a> {
     }
 
     /// The template context of a task on a host: the shared variables over the host's `vars`
-    /// (magic variables win, as in Ansible).
+    /// (magic variables win, as in Ansible; in `merge_maps` the last map wins).
     fn mj(&self, ctx: &PlayCtx, task: &Task, vars: &Map<String, Value>) -> minijinja::Value {
-        minijinja::value::merge_maps([self.shared_vars(ctx, task), to_mj(vars)])
+        minijinja::value::merge_maps([to_mj(vars), self.shared_vars(ctx, task)])
     }
 
     fn task_mentions(&self, task: &Task, word: &str) -> bool {
@@ -1057,7 +1057,7 @@ impl<'a> Runner<'a> {
             let ctx_vars: Map<String, Value> =
                 vars.iter().filter(|(k, _)| !pending.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
             let ctx = match shared {
-                Some(sh) => minijinja::value::merge_maps([sh.clone(), to_mj(&ctx_vars)]),
+                Some(sh) => minijinja::value::merge_maps([to_mj(&ctx_vars), sh.clone()]),
                 None => to_mj(&ctx_vars),
             };
             let scope = Scope { vars: &ctx, search: &[] };
