@@ -281,19 +281,19 @@ fn sha1_hex(data: &[u8]) -> String {
 pub async fn native_one(fs: &dyn NativeFs, q: &PathQuery) -> Result<PathInfo, Unsure> {
     let mut info = PathInfo { path: q.path.clone(), ..Default::default() };
     let mut l = fs.lstat(&q.path).await?;
-    // the link's final target, once (stat through it succeeds when that exists)
+    // for a link: what is behind it (`stat` through it: `None` when dangling), asked only when
+    // the query needs it
     let mut through: Option<Option<RawStat>> = None;
     if let Some(ls) = l
         && ls.kind() == "link"
+        && (q.follow || q.target || q.access || q.checksum)
     {
         let t = fs.stat(&q.path).await?;
         through = Some(t);
         if q.follow && t.is_some() {
+            // the final target is no link: its `stat` is its `lstat`
             info.path = fs.realpath(&q.path).await?;
-            l = fs.lstat(&info.path).await?;
-            if l.is_none_or(|s| s.kind() == "link") {
-                return Err(Unsure);
-            }
+            l = t;
             through = None;
         }
     }

@@ -104,8 +104,8 @@ enum Input {
     File(tokio::fs::File),
 }
 
-/// The host's SFTP server, for reading and inspecting files without starting a program per
-/// request (probes without `become`).
+/// An SFTP session (the login user's, or one started through `become`), for reading and
+/// inspecting files without starting a program per request.
 struct Sftp {
     raw: russh_sftp::client::RawSftpSession,
     login: String,
@@ -463,25 +463,32 @@ impl SshConnection {
         Ok(out)
     }
 
-    /// The host's SFTP server, started on first use; `None` when it has none (or it fails to
-    /// start): the shell does the work then.
+    /// Start an SFTP session on a fresh channel, through the `sftp` subsystem or, with `run`,
+    /// by running a command line (its stdin prefix first) that execs an SFTP server. `None` when
+    /// that fails or takes over 10 s: the shell does the work then.
+    async fn start_sftp(&self, run: Option<(String, Option<Vec<u8>>)>, login: &str) -> Option<Arc<Sftp>> {
+        let start = async {
+            let (mut ch, permit) = self.open_channel().await.ok()?;
+            match &run {
+                None => ch.request_subsystem(true, "sftp").await.ok()?,
+                Some((line, _)) => ch.exec(true, line.as_bytes()).await.ok()?,
+            }
+            wait_reply(&mut ch).await?;
+            if let Some((_, Some(pre))) = &run {
+                ch.data(&pre[..]).await.ok()?;
+            }
+            Sftp::start(ch, permit, login.to_string()).await
+        };
+        let r = tokio::time::timeout(Duration::from_secs(10), start).await.ok().flatten().map(Arc::new);
+        if r.is_none() {
+            tracing::debug!("{}: no SFTP server as {login}; probing through the shell", self.target);
+        }
+        r
+    }
+
+    /// The login user's SFTP server, started on first use.
     async fn sftp(&self) -> Option<&Arc<Sftp>> {
-        self.sftp
-            .get_or_init(|| async {
-                let start = async {
-                    let (mut ch, permit) = self.open_channel().await.ok()?;
-                    ch.request_subsystem(true, "sftp").await.ok()?;
-                    wait_reply(&mut ch).await?;
-                    Sftp::start(ch, permit, self.user.clone()).await
-                };
-                let r = tokio::time::timeout(Duration::from_secs(10), start).await.ok().flatten();
-                if r.is_none() {
-                    tracing::debug!("{}: no SFTP server; probing through the shell", self.target);
-                }
-                r.map(Arc::new)
-            })
-            .await
-            .as_ref()
+        self.sftp.get_or_init(|| self.start_sftp(None, &self.user)).await.as_ref()
     }
 
     /// The SFTP server for `esc`: the login user's without become; with `sudo` or `doas`, the
@@ -498,31 +505,12 @@ impl SshConnection {
         }
         // the program's path, found through the login user's SFTP server (no program started)
         let login = self.sftp().await?.clone();
-        let mut server = None;
+        let mut r = None;
         for p in SFTP_SERVERS {
             if login.lstat(p).await.ok().flatten().is_some_and(|s| s.kind() == "file") {
-                server = Some(*p);
+                r = self.start_sftp(Some(become_wrap(&format!("exec {p}"), Some(b))), &b.user).await;
                 break;
             }
-        }
-        let r = match server {
-            None => None,
-            Some(path) => {
-                let (line, pre) = become_wrap(&format!("exec {path}"), Some(b));
-                let start = async {
-                    let (mut ch, permit) = self.open_channel().await.ok()?;
-                    ch.exec(true, line.as_bytes()).await.ok()?;
-                    wait_reply(&mut ch).await?;
-                    if let Some(p) = pre {
-                        ch.data(&p[..]).await.ok()?;
-                    }
-                    Sftp::start(ch, permit, b.user.clone()).await
-                };
-                tokio::time::timeout(Duration::from_secs(10), start).await.ok().flatten().map(Arc::new)
-            }
-        };
-        if r.is_none() {
-            tracing::debug!("{}: no SFTP server as {}; probing through the shell", self.target, b.user);
         }
         started.push((b.clone(), r.clone()));
         r
