@@ -115,7 +115,6 @@ pub fn parse_probe(path: &str, out: &[u8]) -> Result<FileState, ModuleError> {
                 st.src_exists = true;
                 st.src_inode = Some(val.to_string())
             }
-            "N" => st.contents = val.trim().parse().map_err(|_| bad(val))?,
             "E" => {
                 let (name, r) = take_line(rest);
                 rest = r;
@@ -210,7 +209,8 @@ impl Module for File {
     }
 
     async fn probe(&self, _ctx: &Ctx<'_>, p: &FileParams, host: &Host) -> Result<FileState, ModuleError> {
-        // hard links (inodes) and recursion (a walk) need the shell; the rest is inspection
+        // hard links (inodes) and recursion (a walk) need the shell (`recurse` implies a
+        // directory, so neither is a symlink nor absence); the rest is inspection
         if !p.recurse && p.state != Some(FileKind::Hard) {
             let mut qs = vec![PathQuery::new(p.path.clone()).target()];
             let src = match (&p.state, &p.src) {
@@ -240,7 +240,7 @@ impl Module for File {
              if [ -L \"$p\" ]; then readlink -- \"$p\"; if [ -e \"$p\" ]; then printf 'T '; \
              stat -L -c '{STAT_FMT}' -- \"$p\" || exit 1; echo; fi; else echo; fi; fi; "
         );
-        if matches!(p.state, Some(FileKind::Hard | FileKind::Link))
+        if p.state == Some(FileKind::Hard)
             && let Some(src) = &p.src
         {
             let src = sh_quote(&link_src_abs(&p.path, src));
@@ -255,9 +255,6 @@ impl Module for File {
                  'for f; do printf \"E \"; stat -c \"{STAT_FMT}\" -- \"$f\" || exit 1; printf \"%s\\n\" \"$f\"; done' sh {{}} + \
                  || exit 1; fi; "
             ));
-        }
-        if p.state == Some(FileKind::Absent) {
-            s.push_str("if [ -d \"$p\" ] && [ ! -L \"$p\" ]; then echo \"N $(find \"$p\" -mindepth 1 | wc -l)\"; fi; ");
         }
         let out = host.query_sh(s).await?;
         if out.rc != 0 {
