@@ -19,6 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex as AsyncMutex, Semaphore};
 
+mod reboot;
+pub use reboot::{REBOOT_PARAMS, WAIT_PARAMS};
+
 /// What the command line decided.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -260,39 +263,53 @@ impl<'a> Runner<'a> {
             return;
         }
         self.reporter.task_start("deferred work (once per host)", "RUNNING HANDLER", "");
-        let futs = states.values_mut().filter(|s| !s.deferred.is_empty() && !s.unreachable).map(|st| async move {
-            let _permit = self.forks.acquire().await;
-            for (d, host) in st.deferred.values() {
-                let res = host.run(crate::host::Cmd::new(d.script.clone())).await;
-                let (status, msg) = match res {
-                    Ok(o) if o.rc == 0 => (Status::Changed, None),
-                    Ok(o) => {
-                        (Status::Failed, Some(format!("`{}` exited {}: {}", d.script, o.rc, o.stderr_str().trim())))
-                    }
-                    Err(e) => (Status::Failed, Some(e.to_string())),
-                };
-                if status == Status::Failed {
-                    st.stats.failed += 1;
-                } else {
-                    st.stats.changed += 1;
-                    st.stats.ok += 1;
-                }
-                self.reporter.host_result(
-                    &d.description,
-                    &HostReport {
-                        host: st.name.clone(),
-                        status,
-                        item: Some(d.description.clone()),
-                        msg,
-                        changes: vec![],
-                        data: Map::new(),
-                        ignored: false,
-                        delegated: None,
-                    },
-                );
-            }
-        });
+        let futs = states
+            .values_mut()
+            .filter(|s| !s.deferred.is_empty() && !s.unreachable)
+            .map(|st| async move { self.run_host_deferred(st).await });
         join_all(futs).await;
+    }
+
+    /// Run one host's deferred work now (at the end of the run, or before a reboot), and forget
+    /// it. Steps run in the order they were queued, and a failed one stops the rest (a kernel
+    /// command line queued after a regeneration is not written when the regeneration failed).
+    /// Returns how many steps failed.
+    async fn run_host_deferred(&self, st: &mut HostState) -> usize {
+        let _permit = self.forks.acquire().await;
+        let mut failed = 0;
+        for (d, host) in std::mem::take(&mut st.deferred).into_values() {
+            let res = if failed > 0 {
+                Err(HostError::Failed("not run: an earlier deferred step failed".into()))
+            } else {
+                host.run(crate::host::Cmd::new(d.script.clone())).await
+            };
+            let (status, msg) = match res {
+                Ok(o) if o.rc == 0 => (Status::Changed, None),
+                Ok(o) => (Status::Failed, Some(format!("`{}` exited {}: {}", d.script, o.rc, o.stderr_str().trim()))),
+                Err(e) => (Status::Failed, Some(e.to_string())),
+            };
+            if status == Status::Failed {
+                st.stats.failed += 1;
+                failed += 1;
+            } else {
+                st.stats.changed += 1;
+                st.stats.ok += 1;
+            }
+            self.reporter.host_result(
+                &d.description,
+                &HostReport {
+                    host: st.name.clone(),
+                    status,
+                    item: Some(d.description.clone()),
+                    msg,
+                    changes: vec![],
+                    data: Map::new(),
+                    ignored: false,
+                    delegated: None,
+                },
+            );
+        }
+        failed
     }
 
     fn select_hosts(&self, play: &Play) -> Result<Vec<String>, Diag> {
@@ -1267,6 +1284,17 @@ impl<'a> Runner<'a> {
         Ok(Some(Become { method, user, password }))
     }
 
+    /// The connection's kind and the host: the key of the run's connection cache.
+    fn conn_key(name: &str, vars: &Map<String, Value>, play_conn: Option<&str>) -> String {
+        let kind = vars
+            .get("ansible_connection")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| play_conn.map(str::to_string))
+            .unwrap_or_else(|| "ssh".into());
+        format!("{kind}\u{0}{name}")
+    }
+
     /// The connection for a host, made on first use and kept for the run.
     async fn connect(
         &self,
@@ -1274,13 +1302,8 @@ impl<'a> Runner<'a> {
         vars: &Map<String, Value>,
         play_conn: Option<&str>,
     ) -> Result<Arc<dyn Connection>, HostError> {
-        let kind = vars
-            .get("ansible_connection")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .or_else(|| play_conn.map(str::to_string))
-            .unwrap_or_else(|| "ssh".into());
-        let key = format!("{kind}\u{0}{name}");
+        let key = Self::conn_key(name, vars, play_conn);
+        let kind = key.split('\u{0}').next().unwrap_or("ssh").to_string();
         {
             let conns = self.conns.lock().await;
             if let Some(c) = conns.get(&key) {
@@ -1537,7 +1560,9 @@ impl<'a> Runner<'a> {
                 r.insert("ping".into(), json!("pong"));
                 return Ok(simple_outcome(&st.name, Status::Ok, None, r));
             }
-            "pause" | "wait_for_connection" => {
+            "reboot" => return self.act_reboot(ctx, task, inh, st, vars, scope).await,
+            "wait_for_connection" => return self.act_wait_for_connection(ctx, task, st, vars, scope).await,
+            "pause" => {
                 let rendered = self.templar.render_value(args, scope).map_err(|e| terr(task, e))?;
                 let secs = rendered
                     .get("seconds")
@@ -1611,7 +1636,8 @@ impl<'a> Runner<'a> {
         let check = task.check_mode.or(inh.check_mode).unwrap_or(self.opts.check);
         let diff = task.diff.unwrap_or(self.opts.diff);
         let controller = TaskController { templar: &self.templar, vars: scope.vars, search: scope.search };
-        let mctx = Ctx { check, diff, search: scope.search, controller: &controller };
+        let queued: Vec<String> = st.deferred.keys().cloned().collect();
+        let mctx = Ctx { check, diff, search: scope.search, controller: &controller, queued: &queued };
         let mode = RunMode { check, diff, verify: self.opts.verify };
         let timeout = match &task.timeout {
             Some(t) => {

@@ -153,6 +153,10 @@ pub struct Ctx<'a> {
     /// Directories searched for relative `src:` (role dir first, then the playbook's dir).
     pub search: &'a [PathBuf],
     pub controller: &'a dyn Controller,
+    /// Keys of the deferred work already queued for this host in this run (by earlier tasks, or
+    /// by this task's apply when it is verified): a probe may count that work as done, e.g. an
+    /// initramfs regeneration that will run at the end of the run.
+    pub queued: &'a [String],
 }
 
 impl Ctx<'_> {
@@ -351,6 +355,9 @@ impl<M: Module> DynModule for Adapter<M> {
         result.deferred = outcome.deferred;
         let mut data = outcome.data;
         if mode.verify && self.0.convergent(&p) {
+            let mut queued = ctx.queued.to_vec();
+            queued.extend(result.deferred.iter().map(|d| d.key.clone()));
+            let ctx = &Ctx { queued: &queued, ..*ctx };
             let state2 = self.0.probe(ctx, &p, &probe_host).await?;
             let plan2 = self.0.plan(&p, &state2)?;
             if !plan2.is_empty() {

@@ -111,6 +111,7 @@ pub const INCLUDE_KINDS: &[&str] = &[
     "setup",
     "gather_facts",
     "wait_for_connection",
+    "reboot",
 ];
 
 pub fn short_name(name: &str) -> &str {

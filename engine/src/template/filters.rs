@@ -59,6 +59,7 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("product", product);
     env.add_filter("subelements", subelements);
     env.add_filter("int", int);
+    env.add_filter("human_to_bytes", human_to_bytes);
     env.add_filter("float", float);
     env.add_filter("string", string);
     env.add_filter("extract", extract);
@@ -984,6 +985,34 @@ fn subelements(v: &Value, key: String, skip_missing: Option<Value>, kwargs: Kwar
         }
     }
     Ok(Value::from(out))
+}
+
+/// Ansible's `human_to_bytes`: `10M`, `4G`, `1.5 TiB`, `512KB` (powers of 1024, as Ansible),
+/// a bare number is bytes (or `default_unit`).
+fn human_to_bytes(v: &Value, default_unit: Option<String>) -> Result<Value, Error> {
+    check(v)?;
+    if let Some(n) = v.as_i64() {
+        return Ok(Value::from(n));
+    }
+    let text = v.to_string();
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let num: f64 = num.parse().map_err(|_| op_err(format!("human_to_bytes() can't interpret {t:?}")))?;
+    let unit = unit.trim();
+    let unit = if unit.is_empty() { default_unit.unwrap_or_default() } else { unit.to_string() };
+    let u = unit.trim_end_matches("iB").trim_end_matches('B').trim_end_matches('b').to_ascii_uppercase();
+    let pow = match u.as_str() {
+        "" => 0,
+        "K" => 1,
+        "M" => 2,
+        "G" => 3,
+        "T" => 4,
+        "P" => 5,
+        "E" => 6,
+        _ => return Err(op_err(format!("human_to_bytes() can't interpret the unit of {t:?}"))),
+    };
+    Ok(Value::from((num * 1024f64.powi(pow)).round() as i64))
 }
 
 fn int(v: &Value, default: Option<Value>, base: Option<u32>, kwargs: Kwargs) -> Result<Value, Error> {

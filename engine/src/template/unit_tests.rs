@@ -321,6 +321,11 @@ fn number_filters_and_type_debug() {
     assert_eq!(ok("{{ 3.9 | int }}", v.clone()), json!(3));
     assert_eq!(ok("{{ '1.5' | float }}", v.clone()), json!(1.5));
     assert_eq!(ok("{{ 'x' | float }}", v.clone()), json!(0.0));
+    assert_eq!(ok("{{ '4G' | human_to_bytes }}", v.clone()), json!(4u64 << 30));
+    assert_eq!(ok("{{ '256M' | human_to_bytes }}", v.clone()), json!(256u64 << 20));
+    assert_eq!(ok("{{ '1.5 KiB' | human_to_bytes }}", v.clone()), json!(1536));
+    assert_eq!(ok("{{ 512 | human_to_bytes }}", v.clone()), json!(512));
+    assert_eq!(ok("{{ '2' | human_to_bytes('G') }}", v.clone()), json!(2u64 << 30));
     for (e, t) in [
         ("1", "int"),
         ("1.5", "float"),
