@@ -17,14 +17,17 @@ pub mod lvg;
 pub mod lvm_cache;
 pub mod lvol;
 pub mod mkinitcpio_hook;
+pub mod mount;
 pub mod networkd;
 pub mod package;
 pub mod replace;
+pub mod rootfs;
 pub mod stat;
 pub mod storage_util;
 pub mod systemd;
 pub mod targetcli;
 pub mod template;
+pub mod unarchive;
 pub mod user;
 pub mod util;
 pub mod vdo;
@@ -58,5 +61,8 @@ pub fn registry() -> pbr_engine::Registry {
     r.add(iscsi::Iscsi);
     r.add(networkd::Networkd);
     r.add(mkinitcpio_hook::MkinitcpioHook);
+    r.add(mount::Mount);
+    r.add(unarchive::Unarchive);
+    r.add(rootfs::Rootfs);
     r
 }

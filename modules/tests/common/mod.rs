@@ -36,10 +36,21 @@ pub async fn run_in(
     params: Value,
     mode: RunMode,
 ) -> Result<ModuleResult, ModuleError> {
+    run_queued(search, module, params, mode, &[]).await
+}
+
+/// [`run_in`] with deferred work already queued in this run (`Ctx::queued`).
+pub async fn run_queued(
+    search: &[PathBuf],
+    module: &str,
+    params: Value,
+    mode: RunMode,
+    queued: &[String],
+) -> Result<ModuleResult, ModuleError> {
     let reg = pbr_modules::registry();
     let m = reg.get(module).unwrap_or_else(|| panic!("no module {module}"));
     m.check_params(&params).map_err(|e| ModuleError::new(e.message))?;
-    let ctx = Ctx { check: mode.check, diff: mode.diff, search, controller: &TestRenderer };
+    let ctx = Ctx { check: mode.check, diff: mode.diff, search, controller: &TestRenderer, queued };
     m.execute(&ctx, &params, &host(), mode).await
 }
 
@@ -83,7 +94,11 @@ pub async fn converge(dir: &Path, search: &[PathBuf], module: &str, params: Valu
     let applied = run_in(search, module, params.clone(), APPLY).await.unwrap_or_else(|e| panic!("apply: {e}"));
     assert!(applied.changed);
     assert_eq!(applied.changes, check.changes, "apply did what check announced");
-    let again = run_in(search, module, params.clone(), APPLY).await.unwrap_or_else(|e| panic!("second apply: {e}"));
+    // the second pass sees the deferred work the first one queued (it runs at the end of a run)
+    let queued: Vec<String> = applied.deferred.iter().map(|d| d.key.clone()).collect();
+    let again = run_queued(search, module, params.clone(), APPLY, &queued)
+        .await
+        .unwrap_or_else(|e| panic!("second apply: {e}"));
     assert!(!again.changed, "second run changed again: {:?}", again.changes);
     (check, applied)
 }
