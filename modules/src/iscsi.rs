@@ -26,6 +26,9 @@ pub enum Startup {
     Automatic,
     /// Only when asked.
     Manual,
+    /// Logged in by the initramfs (a root disk): `iscsi.service` leaves it alone at boot and,
+    /// unlike `automatic`, never logs it out at shutdown.
+    Onboot,
 }
 
 impl Startup {
@@ -33,6 +36,7 @@ impl Startup {
         match self {
             Startup::Automatic => "automatic",
             Startup::Manual => "manual",
+            Startup::Onboot => "onboot",
         }
     }
 }
@@ -52,9 +56,15 @@ pub struct IscsiParams {
     /// `logged_in` (default) or `logged_out`.
     #[serde(default)]
     pub state: Login,
-    /// `node.startup`: `automatic` (log in at boot) or `manual`.
+    /// `node.startup`: `automatic` (log in at boot), `manual`, or `onboot` (a root disk the
+    /// initramfs logs in to).
     #[serde(default)]
     pub startup: Option<Startup>,
+    /// Other settings of the node record (`iscsiadm -m node -o update -n NAME -v VALUE`), e.g.
+    /// `node.session.timeo.replacement_timeout: 600`, so iscsid keeps them when it takes over a
+    /// session.
+    #[serde(default)]
+    pub settings: std::collections::BTreeMap<String, crate::mkinitcpio_hook::StrOrNum>,
     /// CHAP user name for the target (node.session.auth).
     #[serde(default)]
     pub chap_userid: Option<String>,
@@ -169,6 +179,15 @@ pub fn steps(p: &IscsiParams, st: &IscsiState) -> Result<Vec<Step>, ModuleError>
             format!("iscsiadm -m node {args} -o update -n node.startup -v {}", s.name()),
         ));
     }
+    for (k, v) in &p.settings {
+        let v = v.to_string();
+        if st.setting(k) != Some(v.as_str()) || !known {
+            steps.push(Step::new(
+                format!("{target} at {portal}: {k} = {v}"),
+                format!("iscsiadm -m node {args} -o update -n {} -v {}", sh_quote(k), sh_quote(&v)),
+            ));
+        }
+    }
     if let Some(u) = &p.chap_userid
         && (st.setting("node.session.auth.username") != Some(u.as_str()) || !known)
     {
@@ -203,12 +222,12 @@ pub struct Iscsi;
 fn probe_script(p: &IscsiParams) -> String {
     let mut s = String::from(
         "export LC_ALL=C\necho '@@NAME'; cat /etc/iscsi/initiatorname.iscsi 2>/dev/null || true\n\
-         echo '@@SESSIONS'; iscsiadm -m session 2>/dev/null; rc=$?; [ $rc -eq 0 ] || [ $rc -eq 21 ] || [ $rc -eq 127 ] || exit $rc\n\
+         echo '@@SESSIONS'; iscsiadm -m session 2>/dev/null; rc=$?; [ $rc -eq 0 ] || [ $rc -eq 21 ] || exit $rc\n\
          echo '@@NODES'; iscsiadm -m node 2>/dev/null || true\n",
     );
     if let (Some(t), Some(portal)) = (&p.target, p.portal()) {
         s.push_str(&format!(
-            "echo '@@NODE'; iscsiadm -m node {} -o show 2>/dev/null | grep -E '^node\\.(startup|session\\.auth\\.(username|authmethod)) ' || true\n",
+            "echo '@@NODE'; iscsiadm -m node {} -o show 2>/dev/null | grep -E '^node\\.' | grep -v '^node\\.session\\.auth\\.password' || true\n",
             node_args(&portal, t)
         ));
     }
@@ -274,6 +293,11 @@ impl Module for Iscsi {
 
     async fn probe(&self, _ctx: &Ctx<'_>, p: &IscsiParams, host: &Host) -> Result<IscsiState, ModuleError> {
         let out = host.query_sh(probe_script(p)).await?;
+        if out.rc == 127 {
+            return Err(ModuleError::new(
+                "iscsiadm is not installed on the host: install open-iscsi first (package: open-iscsi)",
+            ));
+        }
         if out.rc != 0 {
             return Err(ModuleError::new(format!("iscsiadm failed (exit {}): {}", out.rc, out.stderr_str().trim())));
         }

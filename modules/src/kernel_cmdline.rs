@@ -4,7 +4,7 @@
 use crate::boot_util::{self, FileNow};
 use async_trait::async_trait;
 use indexmap::IndexMap;
-use pbr_engine::{Change, Ctx, Diff, Doc, FileAttrs, Host, Module, ModuleError, Outcome, Plan};
+use pbr_engine::{Change, Ctx, Deferred, Diff, Doc, FileAttrs, Host, Module, ModuleError, Outcome, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -42,6 +42,16 @@ pub struct KernelCmdlineParams {
     /// removes only that exact parameter.
     #[serde(default)]
     pub absent: Vec<String>,
+    /// Write the new line only after this run's initramfs regeneration succeeded (it is
+    /// deferred work queued after `mkinitcpio_hook`'s): a command line that needs the new image
+    /// (`root=/dev/bcache0`) never points the next boot at an image that failed to build.
+    #[serde(default, deserialize_with = "pbr_engine::params::bool_lenient")]
+    pub after_initramfs: bool,
+}
+
+/// The key of the deferred write of `path`.
+fn deferred_key(path: &str) -> String {
+    format!("kernel_cmdline {path}")
 }
 
 /// One parameter token of the line, as written.
@@ -197,11 +207,13 @@ impl Module for KernelCmdline {
         Ok(())
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, p: &KernelCmdlineParams, host: &Host) -> Result<CmdlineState, ModuleError> {
+    async fn probe(&self, ctx: &Ctx<'_>, p: &KernelCmdlineParams, host: &Host) -> Result<CmdlineState, ModuleError> {
         let file = boot_util::probe(host, &p.path).await?;
         let text = file.text().unwrap_or_default();
         let (old, new) = edit(&text, p).map_err(ModuleError::new)?;
-        Ok(CmdlineState { file, old, new })
+        // a write queued for after the regeneration counts as done (verify)
+        let queued = p.after_initramfs && ctx.queued.contains(&deferred_key(&p.path));
+        Ok(CmdlineState { file, old: if queued { new.clone() } else { old }, new })
     }
 
     fn plan(&self, p: &KernelCmdlineParams, st: &CmdlineState) -> Result<Plan, ModuleError> {
@@ -237,9 +249,22 @@ impl Module for KernelCmdline {
         host: &Host,
     ) -> Result<Outcome, ModuleError> {
         let after = format!("{}\n", st.new.join(" "));
-        host.write_file(&p.path, after.as_bytes(), &FileAttrs::default()).await?;
         let mut data = Map::new();
         data.insert("reboot_required".into(), Value::Bool(true));
+        if p.after_initramfs {
+            let path = sh_quote(&p.path);
+            let script = format!(
+                "printf '%s' {} > {path}.pbr-tmp && sync && mv -f -- {path}.pbr-tmp {path} && sync",
+                sh_quote(&after)
+            );
+            let d = Deferred {
+                key: deferred_key(&p.path),
+                description: format!("kernel command line {} (after the initramfs)", p.path),
+                script,
+            };
+            return Ok(Outcome { data, deferred: vec![d] });
+        }
+        host.write_file(&p.path, after.as_bytes(), &FileAttrs::default()).await?;
         Ok(Outcome { data, deferred: vec![] })
     }
 

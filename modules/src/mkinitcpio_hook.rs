@@ -9,10 +9,11 @@
 use crate::boot_util::{self, FileNow, Want};
 use async_trait::async_trait;
 use pbr_engine::params::bool_lenient;
-use pbr_engine::{Ctx, Doc, Host, Module, ModuleError, Outcome, Plan, sh_quote};
+use pbr_engine::{Change, Ctx, Doc, Host, Module, ModuleError, Outcome, PathQuery, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 fn yes() -> bool {
@@ -32,6 +33,9 @@ fn default_dropin_dir() -> String {
 }
 fn default_regen() -> String {
     "mkinitcpio -P".into()
+}
+fn default_marker() -> String {
+    "/var/lib/pbr/mkinitcpio.pending".into()
 }
 fn default_port() -> u16 {
     3260
@@ -402,6 +406,55 @@ pub struct IscsiParams {
     /// How long to wait for the LUN's disk, in seconds.
     #[serde(default = "default_wait")]
     pub wait_seconds: u32,
+    /// Bring the network up first from `ip=` on the kernel command line (`ip=dhcp`, or the
+    /// kernel's `ip=CLIENT::GATEWAY:NETMASK:HOSTNAME:DEVICE:off`), for kernels that cannot do it
+    /// themselves (no IP autoconfiguration: Arch Linux ARM's and Debian's). An interface that
+    /// already has an address is left alone.
+    #[serde(default = "yes", deserialize_with = "bool_lenient")]
+    pub net: bool,
+    /// Session settings for the login (`iscsistart -P NAME=VALUE`), e.g.
+    /// `node.session.timeo.replacement_timeout: 600` so the root survives a storage reboot.
+    #[serde(default)]
+    pub settings: BTreeMap<String, StrOrNum>,
+    /// CHAP user name, when the target requires CHAP (as `targetcli` and `iscsi` set it up).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// CHAP secret. Kept in the image's login script (mode 0700), never shown in diffs or
+    /// output.
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+/// A setting's value: YAML numbers are fine.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum StrOrNum {
+    Str(String),
+    Num(i64),
+}
+
+impl std::fmt::Display for StrOrNum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StrOrNum::Str(s) => f.write_str(s),
+            StrOrNum::Num(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// Which init the image runs, as `HOOKS` says: mkinitcpio's busybox init (`base`/`udev`) or
+/// systemd (`systemd`), whose images never run the busybox `run_hook`s.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Init {
+    #[default]
+    Busybox,
+    Systemd,
+}
+
+impl Init {
+    pub fn of(hooks: &[String]) -> Init {
+        if hooks.iter().any(|h| h == "systemd") { Init::Systemd } else { Init::Busybox }
+    }
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -495,6 +548,15 @@ pub struct MkinitcpioHookParams {
     /// The regeneration command.
     #[serde(default = "default_regen")]
     pub regenerate_command: String,
+    /// The hook is a packaged one (`INITCPIO_LIB_DIR/install/NAME`, e.g. bcache-tools' `bcache`):
+    /// only its place in `HOOKS` is managed, no files are written, and a hook that is not
+    /// installed is an error.
+    #[serde(default, deserialize_with = "bool_lenient")]
+    pub packaged: bool,
+    /// Kept while a regeneration is due and removed when one succeeds, so a failed or
+    /// interrupted `mkinitcpio -P` is done again by the next run.
+    #[serde(default = "default_marker")]
+    pub pending_marker: String,
 }
 
 impl MkinitcpioHookParams {
@@ -604,34 +666,71 @@ fn push_unique(v: &mut Vec<String>, x: &str) {
     }
 }
 
-fn iscsi_run_hook(i: &IscsiParams) -> String {
-    let t = sh_quote(&i.target);
+/// The login script of an `iscsi` hook, run in the initramfs by either init.
+pub fn render_iscsi_script(i: &IscsiParams, name: &str) -> String {
+    let mut auth = String::new();
+    if let Some(u) = &i.username {
+        auth.push_str(&format!(" -u {}", sh_quote(u)));
+    }
+    if let Some(pw) = &i.password {
+        auth.push_str(&format!(" -w {}", sh_quote(pw)));
+    }
+    let settings: String = i.settings.iter().map(|(k, v)| format!(" -P {}", sh_quote(&format!("{k}={v}")))).collect();
+    let net = if i.net { "net_up || exit 1" } else { "# the network is configured by the kernel or an earlier hook" };
+    include_str!("mkinitcpio_iscsi.sh")
+        .replace("@NAME@", name)
+        .replace("@NET@", net)
+        .replace("@INITIATOR@", &sh_quote(&i.initiator))
+        .replace("@TARGET@", &sh_quote(&i.target))
+        .replace("@TARGET_SHOWN@", &i.target)
+        .replace("@PORTAL@", &sh_quote(&i.portal))
+        .replace("@PORTAL_SHOWN@", &i.portal)
+        .replace("@PORT@", &i.port.to_string())
+        .replace("@TPGT@", &i.tpgt.to_string())
+        .replace("@AUTH@", &auth)
+        .replace("@SETTINGS@", &settings)
+        .replace("@LUN@", &i.lun.to_string())
+        .replace("@WAIT@", &i.wait_seconds.to_string())
+}
+
+/// Where the login script lives inside the image.
+pub fn image_script_path(name: &str) -> String {
+    format!("/usr/lib/pbr/{name}.sh")
+}
+
+/// The systemd unit (systemd init) that runs the login script before the root device is
+/// awaited.
+pub fn render_iscsi_unit(name: &str) -> String {
     format!(
-        "modprobe -q iscsi_tcp\n\
-         msg \":: iSCSI login to {tq} at {pq}:{port}\"\n\
-         if ! iscsistart -i {ini} -t {t} -g {tpgt} -a {portal} -p {port}; then\n\
-         \x20   err \"iscsistart failed for {tq}\"\n\
-         \x20   return 1\n\
-         fi\n\
-         _n=0\n\
-         while [ \"$_n\" -lt {wait} ]; do\n\
-         \x20   for _d in /sys/class/iscsi_session/session*/device/target*/*:*:*:{lun}/block/*; do\n\
-         \x20       [ -e \"$_d\" ] && return 0\n\
-         \x20   done\n\
-         \x20   sleep 1\n\
-         \x20   _n=$((_n + 1))\n\
-         done\n\
-         err \"LUN {lun} of {tq} did not appear within {wait}s\"\n\
-         return 1\n",
-        ini = sh_quote(&i.initiator),
-        tq = i.target,
-        pq = i.portal,
-        portal = sh_quote(&i.portal),
-        port = i.port,
-        tpgt = i.tpgt,
-        lun = i.lun,
-        wait = i.wait_seconds,
+        "# Managed by pbr (mkinitcpio_hook {name}).\n\
+         [Unit]\n\
+         Description=pbr: iSCSI login of the root disk ({name})\n\
+         DefaultDependencies=no\n\
+         After=systemd-udevd.service systemd-udev-trigger.service systemd-modules-load.service\n\
+         Wants=systemd-udev-trigger.service\n\
+         Before=initrd-root-device.target sysroot.mount\n\
+         ConditionPathExists=/etc/initrd-release\n\
+         \n\
+         [Service]\n\
+         Type=oneshot\n\
+         RemainAfterExit=yes\n\
+         ExecStart=/bin/sh {}\n\
+         StandardOutput=journal+console\n\
+         StandardError=journal+console\n",
+        image_script_path(name)
     )
+}
+
+/// The files an `iscsi` hook keeps beside its install script (`INITCPIO_DIR/pbr/`): the login
+/// script, and for the systemd init its unit.
+pub fn iscsi_side_files(p: &MkinitcpioHookParams, name: &str, init: Init) -> Vec<(String, String, u32)> {
+    let Some(i) = &p.iscsi else { return vec![] };
+    let dir = boot_util::join(&p.initcpio_dir, "pbr");
+    let mut v = vec![(boot_util::join(&dir, &format!("{name}.sh")), render_iscsi_script(i, name), 0o700)];
+    if init == Init::Systemd {
+        v.push((boot_util::join(&dir, &format!("pbr-{name}.service")), render_iscsi_unit(name), 0o644));
+    }
+    v
 }
 
 fn indent(body: &str) -> String {
@@ -649,8 +748,15 @@ fn indent(body: &str) -> String {
     s
 }
 
-fn hook_functions(p: &MkinitcpioHookParams) -> Vec<(&'static str, String)> {
-    let run_hook = p.iscsi.as_ref().map(iscsi_run_hook).or_else(|| p.run_hook.clone());
+fn hook_functions(p: &MkinitcpioHookParams, name: &str, init: Init) -> Vec<(&'static str, String)> {
+    let run_hook = match (&p.iscsi, init) {
+        (Some(_), Init::Busybox) => Some(format!(
+            "if ! /bin/sh {}; then\n    err \"pbr: the iSCSI login of the root disk failed\"\n    return 1\nfi\n",
+            image_script_path(name)
+        )),
+        (Some(_), Init::Systemd) => None,
+        (None, _) => p.run_hook.clone(),
+    };
     [
         ("run_earlyhook", p.run_earlyhook.clone()),
         ("run_hook", run_hook),
@@ -663,7 +769,7 @@ fn hook_functions(p: &MkinitcpioHookParams) -> Vec<(&'static str, String)> {
 }
 
 /// The `install/NAME` script.
-pub fn render_install(p: &MkinitcpioHookParams, name: &str) -> String {
+pub fn render_install(p: &MkinitcpioHookParams, name: &str, init: Init) -> String {
     if let Some(raw) = &p.install {
         return raw.clone();
     }
@@ -688,7 +794,18 @@ pub fn render_install(p: &MkinitcpioHookParams, name: &str) -> String {
     for f in &p.files {
         s.push_str(&format!("    add_file {}\n", sh_quote(f)));
     }
-    if p.hook.is_some() || !hook_functions(p).is_empty() {
+    for (path, _, mode) in iscsi_side_files(p, name, init) {
+        if path.ends_with(".sh") {
+            s.push_str(&format!("    add_file {} {} {:o}\n", sh_quote(&path), image_script_path(name), mode));
+        } else {
+            let unit = format!("/usr/lib/systemd/system/pbr-{name}.service");
+            s.push_str(&format!("    add_file {} {unit} 644\n", sh_quote(&path)));
+            s.push_str(&format!(
+                "    add_symlink /usr/lib/systemd/system/initrd.target.wants/pbr-{name}.service {unit}\n"
+            ));
+        }
+    }
+    if p.hook.is_some() || !hook_functions(p, name, init).is_empty() {
         s.push_str("    add_runscript\n");
     }
     if modules.is_empty() && checked.is_empty() && binaries.is_empty() && p.files.is_empty() && p.hook.is_none() {
@@ -705,11 +822,11 @@ pub fn render_install(p: &MkinitcpioHookParams, name: &str) -> String {
 }
 
 /// The `hooks/NAME` script, when the hook has run-time functions.
-pub fn render_hook(p: &MkinitcpioHookParams) -> Option<String> {
+pub fn render_hook(p: &MkinitcpioHookParams, name: &str, init: Init) -> Option<String> {
     if let Some(raw) = &p.hook {
         return Some(raw.clone());
     }
-    let fns = hook_functions(p);
+    let fns = hook_functions(p, name, init);
     if fns.is_empty() {
         return None;
     }
@@ -769,11 +886,33 @@ pub fn render_dropin(p: &MkinitcpioHookParams, name: &str) -> String {
 pub struct Managed {
     pub now: FileNow,
     pub want: Want,
+    /// A secret in the file's text, replaced in diffs.
+    pub secret: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+impl Managed {
+    fn new(now: FileNow, want: Want) -> Managed {
+        Managed { now, want, secret: None }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
 pub struct HookProbe {
     pub files: Vec<Managed>,
+    /// The init `HOOKS` runs.
+    pub init: Init,
+    /// The "regeneration pending" marker exists.
+    pub pending: bool,
+    /// A regeneration is queued for this run already.
+    pub queued: bool,
+    /// `files`/`config_files` entries missing on the host (only reported in check mode, where
+    /// an earlier task may not have made them yet; a real run refuses them in the probe).
+    pub missing: Vec<String>,
+}
+
+/// The line of the last `NAME=` assignment in a config, for messages.
+fn line_of(text: &str, assigns: &[Assign], name: &str) -> usize {
+    last_assign(assigns, name).map(|a| text[..a.span.start].matches('\n').count() + 1).unwrap_or(0)
 }
 
 fn edit_config(text: &str, p: &MkinitcpioHookParams) -> Result<String, String> {
@@ -923,27 +1062,122 @@ impl Module for MkinitcpioHook {
                 return Err("iscsi.port must be 1..65535".into());
             }
         }
+        if p.packaged && (p.typed_given() || p.install.is_some() || p.hook.is_some() || p.dropin) {
+            return Err(
+                "packaged: the hook's files come from its package: no typed keys, install, hook or dropin".into()
+            );
+        }
+        if p.packaged && p.name.is_none() {
+            return Err("packaged needs the hook's name".into());
+        }
+        if let Some(i) = &p.iscsi {
+            if i.password.is_some() != i.username.is_some() {
+                return Err("iscsi.username and iscsi.password go together (CHAP)".into());
+            }
+            for (k, v) in &i.settings {
+                let v = v.to_string();
+                if k.is_empty()
+                    || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b"._".contains(&b))
+                    || v.contains(['\n', '\0'])
+                {
+                    return Err(format!(
+                        "iscsi.settings: {k:?} is not an iscsistart setting name (node.session.timeo.replacement_timeout)"
+                    ));
+                }
+            }
+        }
+        if p.regenerate && !p.pending_marker.starts_with('/') {
+            return Err(format!("pending_marker must be an absolute path, got {:?}", p.pending_marker));
+        }
         if p.regenerate && p.regenerate_command.trim().is_empty() {
             return Err("regenerate_command is empty".into());
         }
         Ok(())
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, p: &MkinitcpioHookParams, host: &Host) -> Result<HookProbe, ModuleError> {
+    async fn probe(&self, ctx: &Ctx<'_>, p: &MkinitcpioHookParams, host: &Host) -> Result<HookProbe, ModuleError> {
         let present = p.state == HookState::Present;
-        let mut files = vec![];
+        let mut st = HookProbe::default();
         let dir = &p.initcpio_dir;
-        if let Some(name) = &p.name {
+        // which init the image runs decides what the hook must be
+        let conf = boot_util::probe(host, &p.config).await?;
+        let conf_text = conf.text();
+        if let Some(text) = &conf_text {
+            let assigns = parse_conf(text).map_err(|e| ModuleError::new(format!("{}: {e}", p.config)))?;
+            let hooks = values(&assigns, "HOOKS");
+            st.init = Init::of(&hooks);
+            let at = format!("{}:{}", p.config, line_of(text, &assigns, "HOOKS"));
+            if present && st.init == Init::Systemd {
+                let busybox_only = p.run_earlyhook.is_some()
+                    || p.run_latehook.is_some()
+                    || p.run_cleanuphook.is_some()
+                    || p.hook.is_some()
+                    || (p.run_hook.is_some() && p.iscsi.is_none());
+                if busybox_only {
+                    return Err(ModuleError::new(format!(
+                        "{at}: HOOKS runs the systemd init, where the busybox run_hook/run_latehook/\
+                         run_cleanuphook functions of a hook never run: the {} hook would be built into the \
+                         image and do nothing. Give the hook a systemd unit (an `install` script using \
+                         add_systemd_unit), use a typed hook (iscsi), or use the busybox init (base udev)",
+                        p.name.as_deref().unwrap_or("?")
+                    )));
+                }
+                if p.iscsi.is_some() && !hooks.iter().any(|h| h == "base") {
+                    return Err(ModuleError::new(format!(
+                        "{at}: HOOKS runs the systemd init without `base`: the iSCSI login script needs base's \
+                         busybox shell and tools; put base first (HOOKS=(base systemd ...), Arch Linux ARM's \
+                         default)"
+                    )));
+                }
+            }
+        }
+        if let Some(name) = &p.name
+            && !p.packaged
+        {
             let install = boot_util::probe(host, &boot_util::join(dir, &format!("install/{name}"))).await?;
-            let want =
-                if present { Want::Present { content: render_install(p, name), mode: 0o644 } } else { Want::Absent };
-            files.push(Managed { now: install, want });
+            let want = if present {
+                Want::Present { content: render_install(p, name, st.init), mode: 0o644 }
+            } else {
+                Want::Absent
+            };
+            st.files.push(Managed::new(install, want));
             let hook = boot_util::probe(host, &boot_util::join(dir, &format!("hooks/{name}"))).await?;
-            let want = match render_hook(p) {
+            let want = match render_hook(p, name, st.init) {
                 Some(content) if present => Want::Present { content, mode: 0o644 },
                 _ => Want::Absent,
             };
-            files.push(Managed { now: hook, want });
+            st.files.push(Managed::new(hook, want));
+            // the login script and unit: both inits' files are managed, so a switch of init
+            // removes the other's
+            let mut side = iscsi_side_files(p, name, Init::Systemd);
+            if p.iscsi.is_none() {
+                side = vec![
+                    (boot_util::join(dir, &format!("pbr/{name}.sh")), String::new(), 0),
+                    (boot_util::join(dir, &format!("pbr/pbr-{name}.service")), String::new(), 0),
+                ];
+            }
+            let wanted = iscsi_side_files(p, name, st.init);
+            for (path, _, _) in side {
+                let now = boot_util::probe(host, &path).await?;
+                let want = match wanted.iter().find(|(q, _, _)| *q == path) {
+                    Some((_, content, mode)) if present => Want::Present { content: content.clone(), mode: *mode },
+                    _ => Want::Absent,
+                };
+                let secret = p.iscsi.as_ref().and_then(|i| i.password.clone());
+                st.files.push(Managed { now, want, secret });
+            }
+        }
+        if let Some(name) = &p.name
+            && p.packaged
+            && present
+        {
+            let src = boot_util::join(&p.initcpio_lib_dir, &format!("install/{name}"));
+            if host.stat(&src).await?.is_none() {
+                return Err(ModuleError::new(format!(
+                    "the packaged hook {name} is not installed ({src} does not exist): install the package that \
+                     ships it first (bcache: bcache-tools, from the AUR on Arch Linux ARM)"
+                )));
+            }
         }
         for h in &p.disable_cleanup {
             let now = boot_util::probe(host, &boot_util::join(dir, &format!("hooks/{h}"))).await?;
@@ -957,37 +1191,79 @@ impl Module for MkinitcpioHook {
             } else {
                 Want::Absent
             };
-            files.push(Managed { now, want });
+            st.files.push(Managed::new(now, want));
         }
         match (&p.name, p.dropin) {
             (Some(name), true) => {
                 let now = boot_util::probe(host, &boot_util::join(&p.dropin_dir, &format!("{name}.conf"))).await?;
                 let want =
                     if present { Want::Present { content: render_dropin(p, name), mode: 0o644 } } else { Want::Absent };
-                files.push(Managed { now, want });
+                st.files.push(Managed::new(now, want));
             }
             _ => {
-                let now = boot_util::probe(host, &p.config).await?;
-                let Some(text) = now.text() else {
+                let Some(text) = conf_text else {
                     if present {
                         return Err(ModuleError::new(format!("{} does not exist", p.config)));
                     }
-                    return Ok(HookProbe { files });
+                    return Ok(st);
                 };
                 let new = edit_config(&text, p).map_err(|e| ModuleError::new(format!("{}: {e}", p.config)))?;
-                let mode = now.mode.unwrap_or(0o644);
-                files.push(Managed { now, want: Want::Present { content: new, mode } });
+                let mode = conf.mode.unwrap_or(0o644);
+                st.files.push(Managed::new(conf, Want::Present { content: new, mode }));
             }
         }
-        Ok(HookProbe { files })
+        // mkinitcpio stops with an error on a file it cannot find: see that now
+        if present {
+            let wanted: Vec<&String> = p.files.iter().chain(&p.config_files).collect();
+            if !wanted.is_empty() {
+                let qs: Vec<PathQuery> = wanted.iter().map(|f| PathQuery::new(f.to_string()).follow(true)).collect();
+                let infos = host.inspect(&qs).await?;
+                for (f, info) in wanted.iter().zip(infos) {
+                    if info.stat.is_none() {
+                        st.missing.push(f.to_string());
+                    }
+                }
+            }
+            if !st.missing.is_empty() && !ctx.check {
+                return Err(ModuleError::new(format!(
+                    "{} not on the host: mkinitcpio would stop with \"file not found\" and leave no new image. \
+                     Create {} first, or drop {} from files/config_files (the Pi's Wi-Fi firmware is under \
+                     /usr/lib/firmware/updates/brcm on Arch Linux ARM)",
+                    st.missing.join(", "),
+                    if st.missing.len() == 1 { "it" } else { "them" },
+                    if st.missing.len() == 1 { "it" } else { "them" },
+                )));
+            }
+        }
+        if p.regenerate {
+            st.pending = host.stat(&p.pending_marker).await?.is_some();
+            st.queued = ctx.queued.iter().any(|k| k == "mkinitcpio");
+        }
+        Ok(st)
     }
 
-    fn plan(&self, _p: &MkinitcpioHookParams, st: &HookProbe) -> Result<Plan, ModuleError> {
+    fn plan(&self, p: &MkinitcpioHookParams, st: &HookProbe) -> Result<Plan, ModuleError> {
         let mut plan = Plan::empty();
         for m in &st.files {
-            for c in boot_util::file_changes(&m.now, &m.want, None) {
+            let redact = m.secret.clone().map(|sec| move |t: &str| t.replace(&sec, "<redacted>"));
+            let changes = match &redact {
+                Some(f) => boot_util::file_changes(&m.now, &m.want, Some(f)),
+                None => boot_util::file_changes(&m.now, &m.want, None),
+            };
+            for c in changes {
                 plan.push(c);
             }
+        }
+        for f in &st.missing {
+            plan.push(Change::new(format!(
+                "{f} does not exist yet: mkinitcpio fails unless an earlier task creates it"
+            )));
+        }
+        if plan.is_empty() && st.pending && !st.queued {
+            plan.push(Change::new(format!(
+                "the initramfs is regenerated: the last regeneration did not succeed ({} is still there)",
+                p.pending_marker
+            )));
         }
         Ok(plan)
     }
@@ -1005,7 +1281,14 @@ impl Module for MkinitcpioHook {
         }
         let mut out = Outcome::default();
         if p.regenerate {
-            out.deferred.push(boot_util::mkinitcpio_deferred(&p.regenerate_command));
+            // the marker first: a regeneration that never runs or fails is redone next time
+            let marker = sh_quote(&p.pending_marker);
+            match boot_util::parent(&p.pending_marker) {
+                Some(dir) => host.run_ok(format!("mkdir -p -- {} && : > {marker}", sh_quote(dir))).await?,
+                None => host.run_ok(format!(": > {marker}")).await?,
+            };
+            out.deferred
+                .push(boot_util::mkinitcpio_deferred(&format!("{} && rm -f -- {marker}", p.regenerate_command)));
         }
         Ok(out)
     }

@@ -61,8 +61,19 @@ COMPRESSION="zstd"
 
 const WIFI_HOOK: &str = "#!/usr/bin/ash\n\nrun_hook() {\n    wpa_supplicant -B -i wlan0\n}\n\nrun_cleanuphook() {\n    killall wpa_supplicant\n}\n";
 
+const FIRMWARE: [&str; 3] = [
+    "usr/lib/firmware/updates/brcm/brcmfmac43430-sdio.bin",
+    "usr/lib/firmware/updates/brcm/brcmfmac43430-sdio.raspberrypi,model-zero-w.txt",
+    "usr/lib/firmware/updates/brcm/brcmfmac43430-sdio.clm_blob",
+];
+
 fn setup_tree(root: &Path) {
-    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::create_dir_all(root.join("etc/iscsi")).unwrap();
+    std::fs::write(root.join("etc/iscsi/initiatorname.iscsi"), "InitiatorName=iqn.2024-01.org.example:pi3\n").unwrap();
+    std::fs::create_dir_all(root.join("usr/lib/firmware/updates/brcm")).unwrap();
+    for f in FIRMWARE {
+        std::fs::write(root.join(f), "blob").unwrap();
+    }
     std::fs::write(root.join("etc/mkinitcpio.conf"), CONF).unwrap();
     std::fs::create_dir_all(root.join("usr/lib/initcpio/hooks")).unwrap();
     std::fs::write(root.join("usr/lib/initcpio/hooks/wifi"), WIFI_HOOK).unwrap();
@@ -80,16 +91,15 @@ fn iscsi_params(root: &Path) -> Value {
             "target": "iqn.2024-01.org.example:storage.pi3",
             "portal": "192.168.1.10",
             "lun": 2,
-            "wait_seconds": 1
+            "wait_seconds": 1,
+            "net": false
         },
-        "files": ["/etc/iscsi/initiatorname.iscsi"],
+        "files": [s(&root.join("etc/iscsi/initiatorname.iscsi"))],
         "config_modules": ["brcmfmac", "brcmutil", "cfg80211", "rfkill"],
-        "config_files": [
-            "/usr/lib/firmware/brcm/brcmfmac43430-sdio.bin",
-            "/usr/lib/firmware/brcm/brcmfmac43430-sdio.raspberrypi,model-zero-w.txt",
-            "/usr/lib/firmware/brcm/brcmfmac43430-sdio.clm_blob"
-        ],
-        "disable_cleanup": ["wifi"]
+        "config_files": FIRMWARE.iter().map(|f| s(&root.join(f))).collect::<Vec<_>>(),
+        "disable_cleanup": ["wifi"],
+        "pending_marker": s(&root.join("var/lib/pbr/mkinitcpio.pending")),
+        "regenerate_command": format!("echo regenerated >> {}", s(&root.join("regen.log")))
     })
 }
 
@@ -103,8 +113,21 @@ async fn mkinitcpio_iscsi_hook_converges_and_edits_only_the_arrays() {
     assert!(check.deferred.is_empty(), "no deferred work in check mode");
     assert_eq!(applied.deferred.len(), 1);
     assert_eq!(applied.deferred[0].key, "mkinitcpio");
-    assert_eq!(applied.deferred[0].script, "mkinitcpio -P");
+    let marker = root.join("var/lib/pbr/mkinitcpio.pending");
+    assert_eq!(
+        applied.deferred[0].script,
+        format!("echo regenerated >> {} && rm -f -- {}", s(&root.join("regen.log")), s(&marker))
+    );
     assert_eq!(applied.deferred[0].description, "regenerate initramfs");
+    // until the regeneration has run, the next run does it again (a failed or interrupted one)
+    assert!(marker.exists());
+    let pending = run("mkinitcpio_hook", params.clone(), APPLY).await.unwrap();
+    assert!(pending.changes[0].summary.contains("the last regeneration did not succeed"), "{:?}", pending.changes);
+    assert_eq!(pending.deferred.len(), 1);
+    let ok = std::process::Command::new("sh").arg("-c").arg(&pending.deferred[0].script).status().unwrap();
+    assert!(ok.success());
+    assert_eq!(read(&root.join("regen.log")), "regenerated\n");
+    assert!(!marker.exists(), "a successful regeneration removes the marker");
     // every file change shows a diff
     assert!(applied.changes.iter().all(|c| c.diff.is_some()), "{:?}", applied.changes);
     let again = run("mkinitcpio_hook", params.clone(), APPLY).await.unwrap();
@@ -124,29 +147,19 @@ async fn mkinitcpio_iscsi_hook_converges_and_edits_only_the_arrays() {
         ["base", "udev", "autodetect", "modconf", "block", "net", "iscsi", "filesystems", "keyboard", "fsck"]
     );
     assert_eq!(array(&conf, "", "MODULES"), ["brcmfmac", "brcmutil", "cfg80211", "rfkill"]);
-    assert_eq!(
-        array(&conf, "", "FILES"),
-        [
-            "/etc/one",
-            "/etc/two words",
-            "/usr/lib/firmware/brcm/brcmfmac43430-sdio.bin",
-            "/usr/lib/firmware/brcm/brcmfmac43430-sdio.raspberrypi,model-zero-w.txt",
-            "/usr/lib/firmware/brcm/brcmfmac43430-sdio.clm_blob",
-        ]
-    );
+    let fw: Vec<String> = FIRMWARE.iter().map(|f| s(&root.join(f))).collect();
+    let mut files = vec!["/etc/one".to_string(), "/etc/two words".to_string()];
+    files.extend(fw.iter().cloned());
+    assert_eq!(array(&conf, "", "FILES"), files);
     // every byte outside the edited arrays kept
     let want = CONF
         .replace("MODULES=()", "MODULES=(brcmfmac brcmutil cfg80211 rfkill)")
-        .replace(
-            "\"/etc/two words\"\n",
-            "\"/etc/two words\" /usr/lib/firmware/brcm/brcmfmac43430-sdio.bin \
-             /usr/lib/firmware/brcm/brcmfmac43430-sdio.raspberrypi,model-zero-w.txt \
-             /usr/lib/firmware/brcm/brcmfmac43430-sdio.clm_blob\n",
-        )
+        .replace("\"/etc/two words\"\n", &format!("\"/etc/two words\" {}\n", fw.join(" ")))
         .replace("block\tnet    #", "block\tnet iscsi    #");
     assert_eq!(read(&conf), want);
 
     // build() as mkinitcpio would call it
+    let script = root.join("etc/initcpio/pbr/iscsi.sh");
     let built = bash(&format!(
         "add_module() {{ echo \"module $*\"; }}; add_checked_modules() {{ echo \"checked $*\"; }}; \
          add_binary() {{ echo \"binary $*\"; }}; add_file() {{ echo \"file $*\"; }}; \
@@ -155,20 +168,49 @@ async fn mkinitcpio_iscsi_hook_converges_and_edits_only_the_arrays() {
     ));
     assert_eq!(
         built,
-        "module iscsi_tcp\nchecked /drivers/net\nbinary iscsistart\nfile /etc/iscsi/initiatorname.iscsi\nrunscript\n\
-         Logs in to the iSCSI target iqn.2024-01.org.example:storage.pi3 at 192.168.1.10:3260 with iscsistart.\n"
+        format!(
+            "module iscsi_tcp\nchecked /drivers/net\nbinary iscsistart\nfile {}\nfile {} /usr/lib/pbr/iscsi.sh 700\n\
+             runscript\nLogs in to the iSCSI target iqn.2024-01.org.example:storage.pi3 at 192.168.1.10:3260 with iscsistart.\n",
+            s(&root.join("etc/iscsi/initiatorname.iscsi")),
+            s(&script)
+        )
     );
-    // run_hook with stand-ins for the initramfs tools: iscsistart gets the right argv, and the
-    // hook fails when the LUN never shows up
-    let ran = bash(&format!(
-        "modprobe() {{ :; }}; msg() {{ :; }}; err() {{ echo \"ERR $*\"; }}; sleep() {{ :; }}; \
-         iscsistart() {{ printf '<%s>' \"$@\"; echo; }}; source {}; run_hook; echo rc=$?",
-        s(&hook)
-    ));
-    assert_eq!(
-        ran,
-        "<-i><iqn.2024-01.org.example:pi3><-t><iqn.2024-01.org.example:storage.pi3><-g><1><-a><192.168.1.10><-p><3260>\n\
-         ERR LUN 2 of iqn.2024-01.org.example:storage.pi3 did not appear within 1s\nrc=1\n"
+    assert_eq!(mode_of(&script), 0o700);
+    // the busybox run_hook runs the login script
+    assert!(read(&hook).contains("/bin/sh /usr/lib/pbr/iscsi.sh"), "{}", read(&hook));
+    // the login script with stand-ins for the initramfs tools on PATH: iscsistart gets the
+    // right argv, and the script fails when the LUN never shows up
+    let bin = root.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for (tool, body) in [
+        ("iscsistart", "printf '<%s>' \"$@\" >> \"$LOG\"; echo >> \"$LOG\""),
+        ("modprobe", ":"),
+        ("sleep", ":"),
+        ("ip", "echo \"ip $*\" >> \"$LOG\""),
+    ] {
+        let f = bin.join(tool);
+        std::fs::write(&f, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    let log = root.join("tools.log");
+    let ran = std::process::Command::new("sh")
+        .arg(&script)
+        .env("PATH", format!("{}:/usr/bin:/bin", s(&bin)))
+        .env("LOG", &log)
+        .output()
+        .unwrap();
+    assert_eq!(ran.status.code(), Some(1), "{ran:?}");
+    assert!(
+        String::from_utf8_lossy(&ran.stderr)
+            .contains("LUN 2 of iqn.2024-01.org.example:storage.pi3 did not appear within 1s"),
+        "{ran:?}"
+    );
+    assert!(
+        read(&log).contains(
+            "<-i><iqn.2024-01.org.example:pi3><-t><iqn.2024-01.org.example:storage.pi3><-g><1><-a><192.168.1.10><-p><3260>\n"
+        ),
+        "{}",
+        read(&log)
     );
     // the override keeps the packaged run_hook and neutralises its cleanup
     let o = bash(&format!(
@@ -224,10 +266,11 @@ async fn mkinitcpio_string_form_and_dropin() {
         "name": "wifi", "dropin": true, "dropin_dir": s(&dropin_dir), "after": "udev",
         "config": s(&conf), "initcpio_dir": s(&root.join("initcpio")),
         "binaries": ["wpa_supplicant"], "run_hook": "wpa_supplicant -B -i wlan0",
-        "config_modules": ["brcmfmac", "a"], "regenerate_command": "mkinitcpio -p linux-rpi"
+        "config_modules": ["brcmfmac", "a"], "regenerate_command": "true",
+        "pending_marker": s(&root.join("pending"))
     });
     let (_, applied) = converge(root, &[], "mkinitcpio_hook", p).await;
-    assert_eq!(applied.deferred[0].script, "mkinitcpio -p linux-rpi");
+    assert!(applied.deferred[0].script.starts_with("true && rm -f -- "), "{}", applied.deferred[0].script);
     assert_eq!(read(&conf), original);
     let dropin = dropin_dir.join("wifi.conf");
     bash_n(&dropin);
