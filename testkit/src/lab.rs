@@ -66,6 +66,15 @@ pub fn lab_scripts_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("tests").join("lab")
 }
 
+/// The third-party sources the lab image is built with: `PBR_LAB_VENDOR`, or `../shared/vendor`
+/// beside the repository.
+pub fn lab_vendor_dir() -> PathBuf {
+    match std::env::var_os("PBR_LAB_VENDOR") {
+        Some(d) => PathBuf::from(d),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/vendor"),
+    }
+}
+
 /// Why the lab cannot run here, if it cannot (`PBR_LAB=0` included).
 pub fn lab_unavailable() -> Option<String> {
     if std::env::var("PBR_LAB").map(|v| v == "0").unwrap_or(false) {
@@ -87,6 +96,13 @@ pub fn lab_unavailable() -> Option<String> {
         if !has(bin) && !has("apt-get") {
             return Some(format!("{bin} is missing and there is no apt-get to install it"));
         }
+    }
+    let vendor = lab_vendor_dir();
+    if !vendor.join("mkinitcpio-41.tar.gz").is_file() {
+        return Some(format!(
+            "{} has no mkinitcpio-41.tar.gz (the lab builds mkinitcpio from it; set PBR_LAB_VENDOR=DIR)",
+            vendor.display()
+        ));
     }
     if !lab_scripts_dir().join("lab.sh").is_file() {
         return Some(format!("{} is missing", lab_scripts_dir().join("lab.sh").display()));
@@ -313,13 +329,50 @@ impl Lab {
             .unwrap_or_default()
     }
 
-    /// `true` while the VM's qemu runs.
+    /// `true` while the VM's qemu runs (the pi's qemu changes at every boot from its SD card).
     pub fn is_running(&self, vm: Vm) -> bool {
-        self.pids.get(&vm).is_some_and(|pid| {
+        let pid = std::fs::read_to_string(self.dir.path().join(vm.name()).join("qemu.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok())
+            .or_else(|| self.pids.get(&vm).copied());
+        pid.is_some_and(|pid| {
             std::fs::read(format!("/proc/{pid}/cmdline"))
                 .map(|c| String::from_utf8_lossy(&c).contains("qemu-system"))
                 .unwrap_or(false)
         })
+    }
+
+    /// Wait until the VM's sshd answers again (after a reboot), at most `timeout`. A failed boot
+    /// (kernel panic, no root device, emergency shell) ends the wait early. The error carries
+    /// the serial console's tail.
+    pub fn wait_ssh(&self, vm: Vm, timeout: Duration) -> Result<Duration, String> {
+        let t0 = Instant::now();
+        let out = Command::new("bash")
+            .arg(lab_scripts_dir().join("lab.sh"))
+            .arg("wait")
+            .arg(self.dir.path())
+            .arg(vm.name())
+            .arg(timeout.as_secs().to_string())
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run lab.sh wait: {e}"))?;
+        if out.status.success() {
+            Ok(t0.elapsed())
+        } else {
+            Err(format!(
+                "{vm} did not come back after {} s: {}",
+                t0.elapsed().as_secs(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
+
+    /// The pi's boots so far, one line each (`SECONDS image` for the first, `SECONDS sd PID` for
+    /// each boot from its SD card).
+    pub fn pi_boots(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("pi").join("boots"))
+            .map(|s| s.lines().map(str::to_string).collect())
+            .unwrap_or_default()
     }
 
     /// Power both VMs off (also done on drop).

@@ -3,12 +3,17 @@
 #
 #   tests/lab/build-image.sh            # prints the image directory on stdout
 #
-# The image directory holds root.img (ext4, raw), vmlinuz, initrd.img, the lab's ssh client key
-# (id_ed25519), the VMs' ssh host public key (host_ed25519.pub) and a STAMP file. It lives under
-# tests/lab/.cache/<key>, where <key> hashes this script and packages.txt: an unchanged recipe
-# reuses the image at once. Needs root, debootstrap and qemu-system-x86 (installed with apt-get
-# when missing). The Debian mirror is the one this machine's apt sources use (override with
-# PBR_LAB_MIRROR=URL).
+# The image directory holds root.img (ext4, raw), vmlinuz, initrd.img, sd.img (the pi's SD card:
+# a FAT boot partition with the kernel and cmdline.txt, then the spare space), the lab's ssh
+# client key (id_ed25519), the VMs' ssh host public key (host_ed25519.pub) and a STAMP file. It
+# lives under tests/lab/.cache/<key>, where <key> hashes this script, packages.txt and the
+# vendored sources: an unchanged recipe reuses the image at once. Needs root, debootstrap,
+# qemu-system-x86, dosfstools, mtools and fdisk (installed with apt-get when missing). The Debian mirror
+# is the one this machine's apt sources use (override with PBR_LAB_MIRROR=URL).
+#
+# mkinitcpio v41 and bcache-tools' mkinitcpio hook come from ../shared/vendor/ beside the
+# repository (PBR_LAB_VENDOR=DIR overrides); they are built into the image, never copied into the
+# repository.
 set -euo pipefail
 # Only the image path goes to stdout (fd 3); every tool's chatter goes to stderr.
 exec 3>&1 1>&2
@@ -26,7 +31,13 @@ die() { echo "[lab build] error: $*" >&2; exit 1; }
 
 packages() { sed -e 's/#.*//' -e 's/[[:space:]]//g' "$LAB/packages.txt" | grep -v '^$' | paste -sd, -; }
 
-KEY="$(cat "$0" "$LAB/packages.txt" | sha256sum | cut -c1-16)"
+VENDOR="${PBR_LAB_VENDOR:-$LAB/../../../shared/vendor}"
+for f in mkinitcpio-41.tar.gz bcache-tools-initcpio.tar.gz; do
+  [ -f "$VENDOR/$f" ] || die "$VENDOR/$f is missing: the lab builds mkinitcpio from it (set PBR_LAB_VENDOR=DIR)"
+done
+VENDOR="$(cd "$VENDOR" && pwd)"
+
+KEY="$(cat "$0" "$LAB/packages.txt" "$VENDOR/mkinitcpio-41.tar.gz" "$VENDOR/bcache-tools-initcpio.tar.gz" | sha256sum | cut -c1-16)"
 OUT="$CACHE/$KEY"
 if [ -f "$OUT/STAMP" ]; then
   log "cached image $OUT"
@@ -62,6 +73,9 @@ install_tools() {
   local need=()
   command -v debootstrap >/dev/null || need+=(debootstrap)
   command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+  command -v mkfs.vfat >/dev/null || need+=(dosfstools)
+  command -v mcopy >/dev/null || need+=(mtools)
+  command -v sfdisk >/dev/null || need+=(fdisk)
   [ ${#need[@]} -gt 0 ] || return 0
   command -v apt-get >/dev/null || die "missing ${need[*]} and no apt-get to install them"
   log "installing ${need[*]}"
@@ -199,6 +213,45 @@ mount -t proc proc "$ROOT/proc"
 in_root update-initramfs -u -k all >"$WORK/initramfs.log" 2>&1 || { umount "$ROOT/proc"; cat "$WORK/initramfs.log" >&2; die "update-initramfs failed"; }
 umount "$ROOT/proc"
 
+# mkinitcpio v41 from its source, as Arch Linux ARM installs it, plus the Debian shims it needs:
+# Arch's /usr/sbin is /usr/bin (mkinitcpio runs with PATH=/usr/bin:/bin), its libkmod sits in
+# /usr/lib, and its `base` hook takes busybox from /usr/lib/initcpio/busybox.
+log "mkinitcpio v41 from $VENDOR"
+mkdir -p "$ROOT/usr/src"
+tar -xzf "$VENDOR/mkinitcpio-41.tar.gz" -C "$ROOT/usr/src"
+tar -xzf "$VENDOR/bcache-tools-initcpio.tar.gz" -C "$ROOT/usr/src"
+in_root sh -c 'cd /usr/src/mkinitcpio-41 && PATH="$PATH:/usr/lib/systemd" meson setup build \
+    -Ddocs=false -Dalpm=false -Dkernel_install=false -Dsystemd=enabled --prefix=/usr --libdir=lib \
+    --sysconfdir=/etc && meson install -C build' >"$WORK/mkinitcpio.log" 2>&1 ||
+  { tail -n 30 "$WORK/mkinitcpio.log" >&2; die "building mkinitcpio failed"; }
+install -m 0644 "$ROOT/usr/src/bcache-tools-initcpio/initcpio/install" "$ROOT/usr/lib/initcpio/install/bcache"
+rm -rf "$ROOT/usr/src/mkinitcpio-41" "$ROOT/usr/src/bcache-tools-initcpio"
+install -m 0755 "$ROOT/usr/bin/busybox" "$ROOT/usr/lib/initcpio/busybox"
+# (hard links to the real files: in an image /usr/sbin is a link to bin, so a symlink
+# bin/x -> ../sbin/x would point at itself)
+for f in "$ROOT"/usr/sbin/*; do
+  n="${f##*/}"
+  [ -e "$ROOT/usr/bin/$n" ] || [ -L "$ROOT/usr/bin/$n" ] && continue
+  real="$(in_root readlink -f "/usr/sbin/$n")"
+  if [ -f "$ROOT$real" ]; then ln "$ROOT$real" "$ROOT/usr/bin/$n"; fi
+done
+ln -sf x86_64-linux-gnu/libkmod.so.2 "$ROOT/usr/lib/libkmod.so.2"
+# the udev hook takes /etc/udev/hwdb.bin too; the systemd hook takes systemd 258's validatefs,
+# which trixie's systemd 257 does not have yet (a no-op stands in)
+in_root systemd-hwdb update
+[ -e "$ROOT/usr/lib/systemd/systemd-validatefs" ] ||
+  install -m 0755 /dev/stdin "$ROOT/usr/lib/systemd/systemd-validatefs" <<<$'#!/bin/sh\nexit 0'
+rm -f "$ROOT"/etc/mkinitcpio.d/*.preset
+mkdir -p "$ROOT/etc/mkinitcpio.d"
+cat >"$ROOT/etc/mkinitcpio.d/linux.preset" <<'CONF'
+# The pi's kernel and initramfs live on its SD card's boot partition, mounted at /boot.
+PRESETS=('default')
+ALL_kver='/boot/vmlinuz-linux'
+default_image='/boot/initramfs-linux.img'
+CONF
+# the pi's SD card: its first partition (label PIBOOT) is /boot, as on a Pi
+echo 'LABEL=PIBOOT /boot vfat defaults,nofail,x-systemd.device-timeout=120s 0 0' >>"$ROOT/etc/fstab"
+
 in_root apt-get clean
 rm -rf "$ROOT"/var/lib/apt/lists/* "$ROOT"/usr/share/doc/* "$ROOT"/usr/share/man/*
 
@@ -207,6 +260,20 @@ cp "$ROOT/boot/vmlinuz-$KVER" "$WORK/vmlinuz"
 cp "$ROOT/boot/initrd.img-$KVER" "$WORK/initrd.img"
 chmod 0644 "$WORK/vmlinuz" "$WORK/initrd.img"
 
+# The SD card: MBR, p1 FAT32 "PIBOOT" (256 MiB: the kernel as Arch names it, cmdline.txt), p2 the
+# spare space. lab.sh copies it for the pi; its "firmware" boots from p1 after the first boot.
+log "sd.img"
+truncate -s 1G "$WORK/sd.img"
+printf 'label: dos\nstart=2048, size=524288, type=c\nstart=526336, type=83\n' | sfdisk -q "$WORK/sd.img"
+truncate -s 256M "$WORK/p1.img"
+mkfs.vfat -F 32 -n PIBOOT "$WORK/p1.img" >/dev/null
+echo 'console=ttyS0 root=/dev/vda rw panic=0 mitigations=off' >"$WORK/cmdline.txt"
+MTOOLS_SKIP_CHECK=1 mcopy -i "$WORK/p1.img" "$ROOT/boot/vmlinuz-$KVER" ::vmlinuz-linux
+MTOOLS_SKIP_CHECK=1 mcopy -i "$WORK/p1.img" "$WORK/cmdline.txt" ::cmdline.txt
+dd if="$WORK/p1.img" of="$WORK/sd.img" bs=1M seek=1 conv=notrunc,sparse status=none
+rm -f "$WORK/p1.img"
+rm -f "$WORK/cmdline.txt"
+
 log "mkfs.ext4 -d root.img $SIZE"
 mkfs.ext4 -q -F -L labroot -d "$ROOT" "$WORK/root.img" "$SIZE"
 rm -rf "$ROOT"
@@ -214,7 +281,7 @@ T2=$(date +%s)
 
 printf 'key=%s\nsuite=%s\nkernel=%s\nuser=%s\ndebootstrap_s=%s\ntotal_s=%s\n' \
   "$KEY" "$SUITE" "$KVER" "$USER_NAME" "$((T1 - T0))" "$((T2 - T0))" >"$WORK/STAMP.tmp"
-rm -f "$WORK/debootstrap.log" "$WORK/initramfs.log"
+rm -f "$WORK/debootstrap.log" "$WORK/initramfs.log" "$WORK/mkinitcpio.log"
 trap - EXIT
 mv "$WORK/STAMP.tmp" "$WORK/STAMP.pending"
 rm -rf "$OUT"

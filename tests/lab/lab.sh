@@ -3,7 +3,12 @@
 #
 #   tests/lab/lab.sh up DIR [--owner PID]   build the image if needed, boot both VMs, wait for ssh
 #   tests/lab/lab.sh ssh DIR VM [CMD...]    ssh into a VM as the login user (sudo works without password)
+#   tests/lab/lab.sh wait DIR VM [SECONDS]  wait until VM's sshd answers again (after a reboot)
 #   tests/lab/lab.sh down DIR               power both VMs off
+#
+# The storage VM reboots in place. The pi boots first from the lab's image (root disk /dev/vda);
+# every later boot (after `reboot` in the guest) is from its SD card, as a Pi's firmware does:
+# the kernel, initramfs-linux.img and cmdline.txt of its FAT boot partition, and no root disk.
 #
 # `up` writes into DIR: lab.env (ports, key, user), known_hosts, ssh_config (`ssh -F DIR/ssh_config
 # storage`), inventory.ini (for `pbr run -i`), and per VM a directory with its disks, its serial
@@ -11,7 +16,7 @@
 # PID exits (tests pass their own pid, so a crashed test leaves no VM behind).
 #
 # storage: /dev/vda root, /dev/vdb "hdd" (12G sparse), /dev/vdc "ssd" (2G);  LAN 10.99.0.1/24
-# pi:      /dev/vda root, /dev/vdb "sd" (1G);                                LAN 10.99.0.2/24
+# pi:      /dev/vda root, /dev/vdb "sd" (1G: p1 FAT /boot, p2 spare);      LAN 10.99.0.2/24
 #
 # Environment: PBR_LAB_ACCEL (tcg, the default, or kvm), PBR_LAB_MEM (MiB, 2048), PBR_LAB_SMP (2),
 # PBR_LAB_BOOT_TIMEOUT (seconds, 420).
@@ -45,6 +50,9 @@ is_qemu() { [ -n "${1:-}" ] && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | gre
 
 cmd_down() {
   local dir="$1" vm pid
+  : >"$dir/down"
+  pid="$(cat "$dir/firmware.pid" 2>/dev/null || true)"
+  [ -z "$pid" ] || kill "$pid" 2>/dev/null || true
   for vm in "${VMS[@]}"; do
     pid="$(cat "$dir/$vm/qemu.pid" 2>/dev/null || true)"
     if is_qemu "$pid"; then kill "$pid" 2>/dev/null || true; fi
@@ -57,42 +65,72 @@ cmd_down() {
   done
 }
 
-boot_vm() { # DIR VM IMG MCAST_GROUP:PORT
-  local dir="$1" vm="$2" img="$3" mport="$4" i port accel cpu
+# The pi's "firmware": what a Raspberry Pi's boot loader reads from the SD card's first (FAT)
+# partition: the kernel, the initramfs and cmdline.txt. Copied out of DIR/pi/sd.raw into DIR/pi/fw/.
+read_sd_boot() { # DIR
+  local dir="$1" fw="$1/pi/fw" f
+  rm -rf "$fw"; mkdir -p "$fw"
+  for f in vmlinuz-linux initramfs-linux.img cmdline.txt; do
+    MTOOLS_SKIP_CHECK=1 mcopy -n -i "$dir/pi/sd.raw@@1M" "::$f" "$fw/$f" 2>>"$dir/pi/qemu.err" ||
+      { log "pi: no $f on the SD card's boot partition"; return 1; }
+  done
+}
+
+# start qemu for VM; MODE is `image` (the lab's kernel, initrd and root disk) or `sd` (pi only:
+# the kernel, initramfs and cmdline.txt of its SD card, and no root disk)
+start_qemu() { # DIR VM IMG MCAST_GROUP:PORT PORT MODE
+  local dir="$1" vm="$2" img="$3" mport="$4" port="$5" mode="$6" i accel cpu
   i="$(vm_index "$vm")"
-  mkdir -p "$dir/$vm"
-  local disks=()
+  local disks=() boot=() reboot=()
   if [ "$vm" = storage ]; then
-    truncate -s 12G "$dir/$vm/hdd.raw"
-    truncate -s 2G "$dir/$vm/ssd.raw"
     disks+=(-drive "file=$dir/$vm/hdd.raw,format=raw,if=none,id=hdd,cache=unsafe,discard=unmap"
       -device virtio-blk-pci,drive=hdd,serial=hdd
       -drive "file=$dir/$vm/ssd.raw,format=raw,if=none,id=ssd,cache=unsafe,discard=unmap"
       -device virtio-blk-pci,drive=ssd,serial=ssd)
   else
-    truncate -s 1G "$dir/$vm/sd.raw"
     disks+=(-drive "file=$dir/$vm/sd.raw,format=raw,if=none,id=sd,cache=unsafe,discard=unmap"
       -device virtio-blk-pci,drive=sd,serial=sd)
+    # a reboot ends this qemu: the firmware loop starts the next boot from the SD card
+    reboot=(-no-reboot)
+  fi
+  if [ "$mode" = sd ]; then
+    local fw="$dir/pi/fw"
+    boot=(-kernel "$fw/vmlinuz-linux" -initrd "$fw/initramfs-linux.img" -append "$(tr '\n' ' ' <"$fw/cmdline.txt")")
+  else
+    boot=(-kernel "$img/vmlinuz" -initrd "$img/initrd.img"
+      -append "console=ttyS0 root=/dev/vda rw quiet panic=5 mitigations=off systemd.hostname=$vm pbr.lan=10.99.0.$i/24 pbr.lanmac=52:54:00:99:00:0$i"
+      -drive "file=$img/root.img,format=raw,if=none,id=root,snapshot=on,cache=unsafe"
+      -device virtio-blk-pci,drive=root,serial=root)
   fi
   accel="${PBR_LAB_ACCEL:-tcg}"
   if [ "$accel" = kvm ]; then cpu=host; else cpu=max; fi
+  rm -f "$dir/$vm/qemu.pid"
+  qemu-system-x86_64 -name "pbr-lab-$vm" -accel "$accel" -cpu "$cpu" \
+    -m "${PBR_LAB_MEM:-2048}" -smp "${PBR_LAB_SMP:-2}" \
+    -nodefaults -display none -daemonize -pidfile "$dir/$vm/qemu.pid" "${reboot[@]}" \
+    -chardev "socket,id=s0,path=$dir/$vm/console.sock,server=on,wait=off,logfile=$dir/$vm/serial.log,logappend=on" \
+    -serial chardev:s0 -monitor none \
+    "${boot[@]}" "${disks[@]}" \
+    -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-:22" \
+    -device "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:0$i" \
+    -netdev "socket,id=n1,mcast=$mport,localaddr=127.0.0.1" \
+    -device "virtio-net-pci,netdev=n1,mac=52:54:00:99:00:0$i" \
+    2>"$dir/$vm/qemu.err"
+}
+
+boot_vm() { # DIR VM IMG MCAST_GROUP:PORT
+  local dir="$1" vm="$2" img="$3" mport="$4" port
+  mkdir -p "$dir/$vm"
+  if [ "$vm" = storage ]; then
+    truncate -s 12G "$dir/$vm/hdd.raw"
+    truncate -s 2G "$dir/$vm/ssd.raw"
+  else
+    cp --sparse=always "$img/sd.img" "$dir/$vm/sd.raw"
+  fi
+  echo "$mport" >"$dir/mcast"
   for _ in 1 2 3 4 5; do
     port="$(free_port)"
-    rm -f "$dir/$vm/qemu.pid"
-    if qemu-system-x86_64 -name "pbr-lab-$vm" -accel "$accel" -cpu "$cpu" \
-      -m "${PBR_LAB_MEM:-2048}" -smp "${PBR_LAB_SMP:-2}" \
-      -nodefaults -display none -daemonize -pidfile "$dir/$vm/qemu.pid" -no-reboot \
-      -serial "file:$dir/$vm/serial.log" -monitor none \
-      -kernel "$img/vmlinuz" -initrd "$img/initrd.img" \
-      -append "console=ttyS0 root=/dev/vda rw quiet panic=5 mitigations=off systemd.hostname=$vm pbr.lan=10.99.0.$i/24 pbr.lanmac=52:54:00:99:00:0$i" \
-      -drive "file=$img/root.img,format=raw,if=none,id=root,snapshot=on,cache=unsafe" \
-      -device virtio-blk-pci,drive=root,serial=root \
-      "${disks[@]}" \
-      -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-:22" \
-      -device "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:0$i" \
-      -netdev "socket,id=n1,mcast=$mport,localaddr=127.0.0.1" \
-      -device "virtio-net-pci,netdev=n1,mac=52:54:00:99:00:0$i" \
-      2>"$dir/$vm/qemu.err"; then
+    if start_qemu "$dir" "$vm" "$img" "$mport" "$port" image; then
       echo "$port" >"$dir/$vm/port"
       return 0
     fi
@@ -102,16 +140,51 @@ boot_vm() { # DIR VM IMG MCAST_GROUP:PORT
   die "qemu for $vm: no free port"
 }
 
+# Runs in the background for the lab's life: each time the pi's qemu ends (the guest rebooted or
+# powered off) and the lab is not going down, boot it again from its SD card, as a Pi does.
+# DIR/pi/boots logs every boot. At most PBR_LAB_PI_BOOTS (8) boots, so a boot loop ends.
+cmd_firmware() { # DIR IMG
+  local dir="$1" img="$2" pid n=1 port mport
+  port="$(cat "$dir/pi/port")"; mport="$(cat "$dir/mcast")"
+  echo "$(date +%s) image" >>"$dir/pi/boots"
+  while :; do
+    pid="$(cat "$dir/pi/qemu.pid" 2>/dev/null || true)"
+    while is_qemu "$pid"; do sleep 0.5; done
+    [ -e "$dir/down" ] && return 0
+    n=$((n + 1))
+    if [ "$n" -gt "${PBR_LAB_PI_BOOTS:-8}" ]; then log "pi: boot limit reached"; return 1; fi
+    mv -f "$dir/pi/serial.log" "$dir/pi/serial.$((n - 1)).log" 2>/dev/null || true
+    read_sd_boot "$dir" || { echo "$(date +%s) no-boot-files" >>"$dir/pi/boots"; return 1; }
+    [ -e "$dir/down" ] && return 0
+    local ok=1
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+      if start_qemu "$dir" pi "$img" "$mport" "$port" sd; then ok=0; break; fi
+      sleep 1 # the old qemu's forwarded port may take a moment to close
+    done
+    if [ "$ok" != 0 ]; then log "pi: qemu from the SD card failed: $(cat "$dir/pi/qemu.err")"; return 1; fi
+    echo "$(date +%s) sd $(cat "$dir/pi/qemu.pid")" >>"$dir/pi/boots"
+  done
+}
+
 wait_ssh() { # DIR VM DEADLINE
-  local dir="$1" vm="$2" deadline="$3" port pid
+  local dir="$1" vm="$2" deadline="$3" port pid fail=""
   port="$(cat "$dir/$vm/port")"
-  pid="$(cat "$dir/$vm/qemu.pid")"
   # shellcheck disable=SC2046
   until ssh $(ssh_opts "$dir") -p "$port" "$USER_NAME@127.0.0.1" true 2>/dev/null; do
-    is_qemu "$pid" || { log "$vm: qemu exited; serial log tail:"; tail -n 30 "$dir/$vm/serial.log" >&2; return 1; }
-    if [ "$(date +%s)" -ge "$deadline" ]; then
-      log "$vm: no ssh on port $port in time; serial log tail:"
-      tail -n 30 "$dir/$vm/serial.log" >&2
+    pid="$(cat "$dir/$vm/qemu.pid" 2>/dev/null || true)"
+    if ! is_qemu "$pid"; then
+      # the pi's firmware loop may be starting its next boot
+      if [ "$vm" != pi ] || ! kill -0 "$(cat "$dir/firmware.pid" 2>/dev/null || echo 0)" 2>/dev/null; then
+        fail="qemu exited"
+      fi
+    fi
+    if grep -qa "Kernel panic\|Unable to find root device\|dropped into an emergency shell\|You are in emergency mode" "$dir/$vm/serial.log" 2>/dev/null; then
+      fail="the boot failed"
+    fi
+    [ "$(date +%s)" -lt "$deadline" ] || fail="no ssh on port $port in time"
+    if [ -n "$fail" ]; then
+      log "$vm: $fail; serial log tail:"
+      tail -n 40 "$dir/$vm/serial.log" >&2
       return 1
     fi
     sleep 2
@@ -133,7 +206,10 @@ cmd_up() {
   # a group and port of its own: two labs on one machine never share a LAN
   mgroup="230.$((RANDOM % 250 + 1)).$((RANDOM % 250 + 1)).$((RANDOM % 250 + 1))"
   mport=$((20000 + RANDOM % 40000))
+  rm -f "$dir/down" "$dir/pi/boots"
   for vm in "${VMS[@]}"; do boot_vm "$dir" "$vm" "$img" "$mgroup:$mport"; done
+  setsid "$LAB/lab.sh" firmware "$dir" "$img" </dev/null >>"$dir/firmware.log" 2>&1 &
+  echo $! >"$dir/firmware.pid"
   if [ -n "$owner" ]; then
     # power the VMs off when the owner exits
     setsid sh -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; exec "$2" down "$3"' \
@@ -177,6 +253,12 @@ cmd_up() {
   log "up: image $((t1 - t0)) s, boot $((t2 - t1)) s (accel ${PBR_LAB_ACCEL:-tcg}); ssh -F $dir/ssh_config storage|pi"
 }
 
+cmd_wait() { # DIR VM [TIMEOUT]
+  local dir="$1" vm="$2" t="${3:-${PBR_LAB_BOOT_TIMEOUT:-420}}" deadline
+  deadline=$(( $(date +%s) + t ))
+  wait_ssh "$dir" "$vm" "$deadline"
+}
+
 cmd_ssh() {
   local dir="$1" vm="$2"; shift 2
   local port; port="$(cat "$dir/$vm/port" 2>/dev/null)" || die "no VM '$vm' in $dir"
@@ -191,6 +273,8 @@ case "${1:-}" in
     if [ "${3:-}" = --owner ]; then owner="${4:?--owner needs a pid}"; fi
     cmd_up "$2" "$owner" ;;
   down) [ $# -ge 2 ] || die "usage: lab.sh down DIR"; cmd_down "$2" ;;
+  wait) [ $# -ge 3 ] || die "usage: lab.sh wait DIR VM [TIMEOUT]"; cmd_wait "$2" "$3" "${4:-}" ;;
+  firmware) cmd_firmware "$2" "$3" ;;
   ssh) [ $# -ge 3 ] || die "usage: lab.sh ssh DIR VM [CMD...]"; d="$2"; v="$3"; shift 3; cmd_ssh "$d" "$v" "$@" ;;
   *) die "usage: lab.sh up|down|ssh DIR ..." ;;
 esac

@@ -1,0 +1,264 @@
+//! The reference homelab in the VM lab, to the boot: `playbooks/site.yml` on the storage VM and
+//! the "pi" VM (an x86 Debian stand-in for an Arch Linux ARM Pi, with the real mkinitcpio v41),
+//! then the pi reboots from what pbr built: the kernel, initramfs and cmdline.txt on its SD card's
+//! boot partition, without its local root disk, into a root on bcache over iSCSI. Then the
+//! systemd init, and a reboot of the storage VM under the running pi.
+//!
+//! One test, one lab boot: each step needs the one before. Named `lab_*`: `--skip lab_` or
+//! `PBR_LAB=0` leaves it out; CI runs it.
+
+mod common;
+use common::Run;
+use pbr_testkit::lab::{Lab, Vm, require_lab};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn stat(r: &Run, host: &str, key: &str) -> u32 {
+    r.recap(host).get(key).copied().unwrap_or(0)
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn sh(lab: &Lab, vm: Vm, cmd: &str) -> String {
+    lab.sh(vm, cmd).unwrap_or_else(|e| panic!("{e}\n--- {vm} console (tail) ---\n{}", tail(&lab.serial_log(vm), 60)))
+}
+
+/// Block-level and file-level state that a check run must leave alone.
+fn state(lab: &Lab) -> (String, String) {
+    let storage = sh(
+        lab,
+        Vm::Storage,
+        "sudo lvs -a --reportformat json -o vg_name,lv_name,lv_size,segtype 2>&1; lsblk -rno NAME,TYPE,FSTYPE; \
+         sudo find /sys/kernel/config/target -maxdepth 4 2>/dev/null | sort",
+    );
+    let pi = sh(
+        lab,
+        Vm::Pi,
+        "lsblk -rno NAME,TYPE,FSTYPE,TRAN; sudo iscsiadm -m session 2>&1 || true; \
+         sudo find /boot /etc/initcpio /etc/mkinitcpio.conf /etc/systemd/network -type f -exec md5sum {} + | sort; \
+         sudo cat /etc/iscsi/initiatorname.iscsi; ls /var/lib/pbr 2>&1",
+    );
+    (storage, pi)
+}
+
+struct Steps {
+    t0: Instant,
+    last: Instant,
+}
+
+impl Steps {
+    fn done(&mut self, what: &str) {
+        eprintln!(
+            "[lab_boot] {what}: {:.0} s (total {:.0} s)",
+            self.last.elapsed().as_secs_f64(),
+            self.t0.elapsed().as_secs_f64()
+        );
+        self.last = Instant::now();
+    }
+}
+
+/// What the booted pi must look like: its root on bcache0, backed by the iSCSI disk and cached
+/// by the SD card's second partition, iscsid owning the session, /boot from the SD card, no
+/// local root disk.
+fn assert_booted_from_iscsi(lab: &Lab, proof: &str) {
+    let root = sh(lab, Vm::Pi, "findmnt -no SOURCE /").trim().to_string();
+    assert_eq!(root, "/dev/bcache0", "root is not bcache0:\n{}", tail(&lab.serial_log(Vm::Pi), 60));
+    let tree = sh(lab, Vm::Pi, "lsblk -rno NAME,TYPE,TRAN");
+    assert!(!tree.lines().any(|l| l.starts_with("vda")), "the local root disk is still there:\n{tree}");
+    let slaves = sh(lab, Vm::Pi, "ls /sys/block/bcache0/slaves/");
+    let backing: Vec<&str> = slaves.lines().filter(|s| *s != "vdb2").collect();
+    assert!(slaves.lines().any(|s| s == "vdb2"), "bcache0's cache is not the SD's vdb2: {slaves}");
+    assert_eq!(backing.len(), 1, "bcache0 slaves: {slaves}");
+    let tran = sh(lab, Vm::Pi, &format!("lsblk -dno TRAN /dev/{}", backing[0]));
+    assert_eq!(tran.trim(), "iscsi", "bcache0's backing device {} is not an iSCSI disk", backing[0]);
+    let cache_state = sh(lab, Vm::Pi, "cat /sys/block/bcache0/bcache/state");
+    assert!(matches!(cache_state.trim(), "clean" | "dirty"), "bcache0 has no cache attached: {cache_state}");
+    let iscsid = sh(lab, Vm::Pi, "systemctl is-active iscsid; sudo iscsiadm -m session");
+    assert!(iscsid.starts_with("active\n"), "iscsid is not running: {iscsid}");
+    assert!(iscsid.contains("iqn.2024-01.lan.lab.storage:pi"), "iscsid does not see the root's session: {iscsid}");
+    let boot = sh(lab, Vm::Pi, "findmnt -no SOURCE /boot");
+    assert_eq!(boot.trim(), "/dev/vdb1", "/boot is not the SD card's boot partition");
+    assert_eq!(sh(lab, Vm::Pi, "cat /proof").trim(), proof, "the file written before the reboot is gone");
+}
+
+#[test]
+fn lab_boot_pi_from_iscsi_bcache_root() {
+    if !require_lab("lab_boot_pi_from_iscsi_bcache_root") {
+        return;
+    }
+    let t0 = Instant::now();
+    let mut steps = Steps { t0, last: t0 };
+    let lab = Lab::start().unwrap_or_else(|e| panic!("lab did not start: {e}"));
+    steps.done(&format!("lab up (image {} s, boot {} s)", lab.build_secs, lab.boot_secs));
+    let inv = lab.dir().join("inventory.ini");
+    lab.write_inventory(&inv).expect("inventory");
+    let inv = inv.display().to_string();
+    let run = |playbook: &str, extra: &[&str]| {
+        let mut args = vec!["run", playbook, "-i", inv.as_str(), "-i", "inventory/lab"];
+        args.extend_from_slice(extra);
+        let t = Instant::now();
+        let r = common::pbr(&repo(), &args);
+        eprintln!(
+            "[lab_boot] pbr run {playbook} {} -> {} in {:.0} s",
+            extra.join(" "),
+            r.code,
+            t.elapsed().as_secs_f64()
+        );
+        r
+    };
+    let site = |extra: &[&str]| run("playbooks/site.yml", extra);
+
+    // The pi is an Arch Linux ARM SD card with the busybox (udev) init, as before 40-1.
+    sh(
+        &lab,
+        Vm::Pi,
+        "sudo sed -i 's/^HOOKS=.*/HOOKS=(base udev autodetect modconf block filesystems keyboard fsck)/' /etc/mkinitcpio.conf \
+         && findmnt -no SOURCE /boot",
+    );
+
+    // 1. lint is clean
+    let lint = common::pbr(&repo(), &["lint", "playbooks/"]);
+    assert_eq!(lint.code, 0, "lint:\n{}", lint.all());
+
+    // 2. check + diff on fresh VMs: the whole plan, nothing changed
+    let before = state(&lab);
+    let check = site(&["--check", "--diff"]);
+    let after = state(&lab);
+    assert_eq!(check.code, 0, "check failed:\n{}", check.all());
+    assert_eq!(before.0, after.0, "check mode changed the storage VM:\n{}", check.all());
+    assert_eq!(before.1, after.1, "check mode changed the pi VM:\n{}", check.all());
+    for want in [
+        "VDO pool",
+        "gains an SSD cache",
+        "iqn.2024-01.lan.lab.storage:pi",
+        "is filled with a copy of /",
+        "root=/dev/bcache0",
+    ] {
+        assert!(check.stdout.contains(want), "check output lacks {want:?}:\n{}", check.stdout);
+    }
+    steps.done("check --diff");
+
+    // 3. converge
+    let first = site(&[]);
+    assert_eq!(first.code, 0, "converge failed:\n{}", first.all());
+    assert!(stat(&first, "storage", "changed") > 0 && stat(&first, "pi", "changed") > 0, "{}", first.stdout);
+    assert_eq!(first.stdout.matches("(item=regenerate initramfs)").count(), 1, "one regeneration:\n{}", first.stdout);
+    steps.done("converge");
+    // the image mkinitcpio built holds the boot chain
+    let listing = sh(&lab, Vm::Pi, "sudo lsinitcpio -l /boot/initramfs-linux.img");
+    for want in
+        ["usr/lib/pbr/iscsi.sh", "iscsi_tcp.ko", "bcache.ko", "69-bcache.rules", "usr/bin/iscsistart", "hooks/iscsi"]
+    {
+        assert!(listing.contains(want), "the initramfs lacks {want}");
+    }
+    let cmdline = sh(&lab, Vm::Pi, "cat /boot/cmdline.txt");
+    assert!(cmdline.contains("root=/dev/bcache0") && cmdline.contains("ip=10.99.0.2::"), "{cmdline}");
+    assert_eq!(sh(&lab, Vm::Pi, "ls /var/lib/pbr/ 2>/dev/null | wc -l").trim(), "0", "a regeneration is still pending");
+
+    // 4. a second run changes nothing, and verifies
+    let second = site(&["--verify"]);
+    assert_eq!(second.code, 0, "{}", second.all());
+    for h in ["storage", "pi"] {
+        assert_eq!(stat(&second, h, "changed"), 0, "second run changed {h}:\n{}", second.stdout);
+    }
+    steps.done("second run --verify");
+
+    // 5. a file in the new root, then the reboot (pbr's reboot: the boot id must change)
+    let proof = format!("written before the reboot at {}", t0.elapsed().as_secs());
+    sh(
+        &lab,
+        Vm::Pi,
+        &format!(
+            "sudo mkdir -p /mnt/newroot && sudo mount /dev/bcache0 /mnt/newroot && echo '{proof}' | sudo tee /mnt/newroot/proof \
+             >/dev/null && sync && sudo umount /mnt/newroot"
+        ),
+    );
+    let boot_id = sh(&lab, Vm::Pi, "cat /proc/sys/kernel/random/boot_id");
+    let rebooted = site(&["-l", "pi", "-e", "pi_reboot=true"]);
+    assert_eq!(rebooted.code, 0, "reboot:\n{}\n--- console ---\n{}", rebooted.all(), tail(&lab.serial_log(Vm::Pi), 80));
+    assert_ne!(sh(&lab, Vm::Pi, "cat /proc/sys/kernel/random/boot_id"), boot_id);
+    assert!(lab.pi_boots().iter().filter(|b| b.contains(" sd ")).count() == 1, "boots: {:?}", lab.pi_boots());
+    steps.done("pi reboot (busybox init) until ssh");
+    assert_booted_from_iscsi(&lab, &proof);
+
+    // 6. pbr against the rebooted pi: nothing to do
+    let after_boot = site(&["-l", "pi", "--verify"]);
+    assert_eq!(after_boot.code, 0, "{}", after_boot.all());
+    assert_eq!(stat(&after_boot, "pi", "changed"), 0, "the booted pi is not converged:\n{}", after_boot.stdout);
+    steps.done("run on the booted pi");
+
+    // 7. the systemd init (Arch Linux ARM's default since 40-1): the hook becomes a unit
+    sh(
+        &lab,
+        Vm::Pi,
+        "sudo sed -i 's/^HOOKS=.*/HOOKS=(base systemd autodetect modconf block filesystems keyboard fsck)/' /etc/mkinitcpio.conf",
+    );
+    let sd = site(&["-l", "pi", "-e", "pi_reboot=true", "--diff"]);
+    assert_eq!(sd.code, 0, "systemd init:\n{}\n--- console ---\n{}", sd.all(), tail(&lab.serial_log(Vm::Pi), 80));
+    assert!(sd.stdout.contains("create /etc/initcpio/pbr/pbr-iscsi.service"), "{}", sd.stdout);
+    steps.done("pi reboot (systemd init) until ssh");
+    assert_eq!(lab.pi_boots().iter().filter(|b| b.contains(" sd ")).count(), 2, "boots: {:?}", lab.pi_boots());
+    let console = lab.serial_log(Vm::Pi);
+    assert!(
+        console.contains("pbr: iSCSI login of the root disk (iscsi)"),
+        "the systemd initramfs did not run the login unit:\n{}",
+        tail(&console, 80)
+    );
+    assert_booted_from_iscsi(&lab, &proof);
+    let again = site(&["-l", "pi", "--verify"]);
+    assert_eq!(stat(&again, "pi", "changed"), 0, "{}", again.stdout);
+
+    // 8. the storage VM reboots under the running pi: VDO and LVM activate, LIO comes back, the
+    //    pi's root carries on (its session waits out the reboot: replacement_timeout 600)
+    let reboot_storage = lab.dir().join("reboot-storage.yml");
+    std::fs::write(
+        &reboot_storage,
+        "- hosts: storage\n  become: true\n  gather_facts: false\n  tasks:\n    - reboot:\n",
+    )
+    .unwrap();
+    let rs = run(reboot_storage.to_str().unwrap(), &[]);
+    assert_eq!(
+        rs.code,
+        0,
+        "storage reboot:\n{}\n--- console ---\n{}",
+        rs.all(),
+        tail(&lab.serial_log(Vm::Storage), 60)
+    );
+    steps.done("storage reboot until ssh");
+    let lvs = sh(&lab, Vm::Storage, "sudo lvs --noheadings -o lv_name,lv_active pis vdo");
+    assert!(
+        lvs.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["pi", "active"]),
+        "pis/pi is not active: {lvs}"
+    );
+    let lio = sh(&lab, Vm::Storage, "sudo targetcli ls /iscsi 2>&1");
+    assert!(lio.contains("iqn.2024-01.lan.lab.storage:pi"), "the LIO export did not come back:\n{lio}");
+    // the pi writes and reads its root again (within the session's replacement timeout)
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let o = lab
+            .ssh(Vm::Pi, "echo after | sudo tee /after-storage-reboot >/dev/null && sync && cat /after-storage-reboot");
+        if o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "after" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pi's root did not come back after the storage reboot:\n{}",
+            tail(&lab.serial_log(Vm::Pi), 60)
+        );
+        std::thread::sleep(Duration::from_secs(5));
+    }
+    steps.done("pi root writable again");
+    let last = site(&["--verify"]);
+    assert_eq!(last.code, 0, "{}", last.all());
+    for h in ["storage", "pi"] {
+        assert_eq!(stat(&last, h, "changed"), 0, "after the reboots {h} changed:\n{}", last.stdout);
+    }
+    steps.done("final run --verify");
+}
