@@ -70,11 +70,18 @@ impl Steps {
 fn assert_booted_from_iscsi(lab: &Lab, proof: &str) {
     let root = sh(lab, Vm::Pi, "findmnt -no SOURCE /").trim().to_string();
     assert_eq!(root, "/dev/bcache0", "root is not bcache0:\n{}", tail(&lab.serial_log(Vm::Pi), 60));
-    let tree = sh(lab, Vm::Pi, "lsblk -rno NAME,TYPE,TRAN");
-    assert!(!tree.lines().any(|l| l.starts_with("vda")), "the local root disk is still there:\n{tree}");
+    // booted from the SD card alone: no disk with the root disk's serial; the SD is whatever
+    // the kernel named it, found by its serial
+    let serials = sh(lab, Vm::Pi, "lsblk -dno NAME,SERIAL");
+    assert!(!serials.lines().any(|l| l.split_whitespace().nth(1) == Some("root")), "the local root disk is still there:\n{serials}");
+    let sd = |part: &str| {
+        let p = sh(lab, Vm::Pi, &format!("readlink -f /dev/disk/by-id/virtio-sd-part{part}"));
+        p.trim().trim_start_matches("/dev/").to_string()
+    };
+    let (sd_boot, sd_cache) = (sd("1"), sd("2"));
     let slaves = sh(lab, Vm::Pi, "ls /sys/block/bcache0/slaves/");
-    let backing: Vec<&str> = slaves.lines().filter(|s| *s != "vdb2").collect();
-    assert!(slaves.lines().any(|s| s == "vdb2"), "bcache0's cache is not the SD's vdb2: {slaves}");
+    let backing: Vec<&str> = slaves.lines().filter(|s| *s != sd_cache).collect();
+    assert!(slaves.lines().any(|s| s == sd_cache), "bcache0's cache is not the SD's {sd_cache}: {slaves}");
     assert_eq!(backing.len(), 1, "bcache0 slaves: {slaves}");
     let tran = sh(lab, Vm::Pi, &format!("lsblk -dno TRAN /dev/{}", backing[0]));
     assert_eq!(tran.trim(), "iscsi", "bcache0's backing device {} is not an iSCSI disk", backing[0]);
@@ -84,7 +91,7 @@ fn assert_booted_from_iscsi(lab: &Lab, proof: &str) {
     assert!(iscsid.starts_with("active\n"), "iscsid is not running: {iscsid}");
     assert!(iscsid.contains("iqn.2024-01.lan.lab.storage:pi"), "iscsid does not see the root's session: {iscsid}");
     let boot = sh(lab, Vm::Pi, "findmnt -no SOURCE /boot");
-    assert_eq!(boot.trim(), "/dev/vdb1", "/boot is not the SD card's boot partition");
+    assert_eq!(boot.trim(), format!("/dev/{sd_boot}"), "/boot is not the SD card's boot partition");
     assert_eq!(sh(lab, Vm::Pi, "cat /proof").trim(), proof, "the file written before the reboot is gone");
 }
 

@@ -633,6 +633,7 @@ const PI_BOOT: &str = r#"
         config: "{{ root }}/mkinitcpio.conf"
         initcpio_dir: "{{ root }}/initcpio"
         regenerate_command: "echo regenerated >> {{ root }}/regen.log"
+        pending_marker: "{{ root }}/pending"
         iscsi:
           initiator: "iqn.2024-01.lan.home.pi:{{ inventory_hostname }}"
           target: "iqn.2024-01.lan.home.storage:{{ inventory_hostname }}"
@@ -641,6 +642,7 @@ const PI_BOOT: &str = r#"
         config: "{{ root }}/mkinitcpio.conf"
         initcpio_dir: "{{ root }}/initcpio"
         regenerate_command: "echo regenerated >> {{ root }}/regen.log"
+        pending_marker: "{{ root }}/pending"
         config_modules: [brcmfmac, brcmutil, cfg80211, rfkill]
     - kernel_cmdline:
         path: "{{ root }}/cmdline.txt"

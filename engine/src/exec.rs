@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::sync::{Mutex as AsyncMutex, Semaphore};
 
 mod reboot;
-pub use reboot::{REBOOT_PARAMS, WAIT_PARAMS};
+pub use reboot::{REBOOT_PARAMS, WAIT_PARAMS, action_doc};
 
 /// What the command line decided.
 #[derive(Debug, Clone, Default)]
@@ -1660,8 +1660,9 @@ impl<'a> Runner<'a> {
             None => module.execute(&mctx, &params, &host, mode).await,
         };
         let r = res.map_err(Fail::from)?;
+        // the first task that queues a key decides its script (later ones ask for the same work)
         for d in &r.deferred {
-            st.deferred.insert(d.key.clone(), (d.clone(), host.clone()));
+            st.deferred.entry(d.key.clone()).or_insert_with(|| (d.clone(), host.clone()));
         }
         let mut result = r.data.clone();
         result.insert("changed".into(), json!(r.changed));
