@@ -43,7 +43,7 @@ fn state(lab: &Lab) -> (String, String) {
         Vm::Pi,
         "lsblk -rno NAME,TYPE,FSTYPE,TRAN; sudo iscsiadm -m session 2>&1 || true; \
          sudo find /boot /etc/initcpio /etc/mkinitcpio.conf /etc/systemd/network -type f -exec md5sum {} + | sort; \
-         sudo cat /etc/iscsi/initiatorname.iscsi; ls /var/lib/pbr 2>&1",
+         sudo cat /etc/iscsi/initiatorname.iscsi; ls -a /boot",
     );
     (storage, pi)
 }
@@ -73,7 +73,10 @@ fn assert_booted_from_iscsi(lab: &Lab, proof: &str) {
     // booted from the SD card alone: no disk with the root disk's serial; the SD is whatever
     // the kernel named it, found by its serial
     let serials = sh(lab, Vm::Pi, "lsblk -dno NAME,SERIAL");
-    assert!(!serials.lines().any(|l| l.split_whitespace().nth(1) == Some("root")), "the local root disk is still there:\n{serials}");
+    assert!(
+        !serials.lines().any(|l| l.split_whitespace().nth(1) == Some("root")),
+        "the local root disk is still there:\n{serials}"
+    );
     let sd = |part: &str| {
         let p = sh(lab, Vm::Pi, &format!("readlink -f /dev/disk/by-id/virtio-sd-part{part}"));
         p.trim().trim_start_matches("/dev/").to_string()
@@ -167,7 +170,11 @@ fn lab_boot_pi_from_iscsi_bcache_root() {
     }
     let cmdline = sh(&lab, Vm::Pi, "cat /boot/cmdline.txt");
     assert!(cmdline.contains("root=/dev/bcache0") && cmdline.contains("ip=10.99.0.2::"), "{cmdline}");
-    assert_eq!(sh(&lab, Vm::Pi, "ls /var/lib/pbr/ 2>/dev/null | wc -l").trim(), "0", "a regeneration is still pending");
+    assert_eq!(
+        sh(&lab, Vm::Pi, "ls -a /boot").lines().filter(|l| l.contains("pending")).count(),
+        0,
+        "a regeneration is still pending"
+    );
 
     // 4. a second run changes nothing, and verifies
     let second = site(&["--verify"]);
@@ -214,7 +221,7 @@ fn lab_boot_pi_from_iscsi_bcache_root() {
     assert_eq!(lab.pi_boots().iter().filter(|b| b.contains(" sd ")).count(), 2, "boots: {:?}", lab.pi_boots());
     let console = lab.serial_log(Vm::Pi);
     assert!(
-        console.contains("pbr: iSCSI login of the root disk (iscsi)"),
+        console.contains("pbr-iscsi.service") && console.contains("pbr-iscsi: iSCSI login to"),
         "the systemd initramfs did not run the login unit:\n{}",
         tail(&console, 80)
     );
@@ -239,13 +246,25 @@ fn lab_boot_pi_from_iscsi_bcache_root() {
         tail(&lab.serial_log(Vm::Storage), 60)
     );
     steps.done("storage reboot until ssh");
+    // the LIO restore waits for LVM (it may still be running when sshd answers)
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while sh(&lab, Vm::Storage, "systemctl is-active rtslib-fb-targetctl || true").trim() != "active"
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    let held = sh(&lab, Vm::Storage, "sudo dmesg | grep -c 'bcache: register_bdev' || true");
+    assert_eq!(held.trim(), "0", "the storage VM registered a Pi's bcache backing device and holds it");
     let lvs = sh(&lab, Vm::Storage, "sudo lvs --noheadings -o lv_name,lv_active pis vdo");
     assert!(
         lvs.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["pi", "active"]),
         "pis/pi is not active: {lvs}"
     );
     let lio = sh(&lab, Vm::Storage, "sudo targetcli ls /iscsi 2>&1");
-    assert!(lio.contains("iqn.2024-01.lan.lab.storage:pi"), "the LIO export did not come back:\n{lio}");
+    assert!(
+        lio.contains("iqn.2024-01.lan.lab.storage:pi") && lio.contains("[LUNs: 1]"),
+        "the LIO export did not come back:\n{lio}"
+    );
     // the pi writes and reads its root again (within the session's replacement timeout)
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {

@@ -69,7 +69,7 @@ const SITE: &str = r#"- hosts: storage
         chap_password: s3cret-chap-pw
       register: disk
     - name: SD card in front of it
-      bcache: { backing: "{{ disk.device }}", cache: /dev/vdb, cache_mode: writeback, sequential_cutoff: 4M }
+      bcache: { backing: "{{ disk.device }}", cache: /dev/vdb2, cache_mode: writeback, sequential_cutoff: 4M }
       register: bc
     - filesystem: { dev: "{{ bc.device | default('/dev/bcache0') }}", fstype: ext4 }
     - command: mount {{ bc.device | default('/dev/bcache0') }} /mnt
@@ -98,7 +98,7 @@ const REFUSALS: &str = r#"- hosts: storage
   become: true
   tasks:
     - name: bcache over a disk with a filesystem
-      bcache: { backing: /dev/bcache0, cache: /dev/vdb }
+      bcache: { backing: /dev/bcache0, cache: /dev/vdb2 }
       ignore_errors: true
 "#;
 

@@ -35,7 +35,10 @@ fn default_regen() -> String {
     "mkinitcpio -P".into()
 }
 fn default_marker() -> String {
-    "/var/lib/pbr/mkinitcpio.pending".into()
+    "/boot/.pbr-initramfs-pending".into()
+}
+fn default_image() -> String {
+    "/boot/initramfs-linux.img".into()
 }
 fn default_port() -> u16 {
     3260
@@ -554,9 +557,16 @@ pub struct MkinitcpioHookParams {
     #[serde(default, deserialize_with = "bool_lenient")]
     pub packaged: bool,
     /// Kept while a regeneration is due and removed when one succeeds, so a failed or
-    /// interrupted `mkinitcpio -P` is done again by the next run.
+    /// interrupted `mkinitcpio -P` is done again by the next run. It sits beside the image (on
+    /// the boot partition), not in the root: a copy of the root (`rootfs`) must not carry it.
     #[serde(default = "default_marker")]
     pub pending_marker: String,
+    /// The image the hook must be in. When nothing else is to do, the probe lists it
+    /// (`lsinitcpio -l`) and asks for a regeneration when the hook's run-time files are not in it
+    /// (an image built before the hook, or by a build that failed), so `--verify` and the next
+    /// run check the built image, not only the files. Empty: no check.
+    #[serde(default = "default_image")]
+    pub image: String,
 }
 
 impl MkinitcpioHookParams {
@@ -905,6 +915,8 @@ pub struct HookProbe {
     pub pending: bool,
     /// A regeneration is queued for this run already.
     pub queued: bool,
+    /// Run-time files of the hook that the built image lacks.
+    pub image_lacks: Vec<String>,
     /// `files`/`config_files` entries missing on the host (only reported in check mode, where
     /// an earlier task may not have made them yet; a real run refuses them in the probe).
     pub missing: Vec<String>,
@@ -938,6 +950,49 @@ fn edit_config(text: &str, p: &MkinitcpioHookParams) -> Result<String, String> {
         }
     }
     Ok(s)
+}
+
+/// The hook's run-time files that `image` lacks (nothing when there is no image or no
+/// `lsinitcpio`: there is nothing to compare with).
+async fn image_lacks(
+    host: &Host,
+    p: &MkinitcpioHookParams,
+    name: &str,
+    init: Init,
+) -> Result<Vec<String>, ModuleError> {
+    let mut want = vec![];
+    if p.iscsi.is_some() {
+        want.push(image_script_path(name).trim_start_matches('/').to_string());
+        want.push("usr/bin/iscsistart".to_string());
+    }
+    match init {
+        Init::Systemd if p.iscsi.is_some() => want.push(format!("usr/lib/systemd/system/pbr-{name}.service")),
+        Init::Busybox if render_hook(p, name, init).is_some() => want.push(format!("hooks/{name}")),
+        _ => {}
+    }
+    if want.is_empty() {
+        return Ok(vec![]);
+    }
+    let img = sh_quote(&p.image);
+    let out = host
+        .query_sh(format!(
+            "[ -f {img} ] || exit 3
+command -v lsinitcpio >/dev/null 2>&1 || exit 4
+LC_ALL=C lsinitcpio -l {img}"
+        ))
+        .await?;
+    match out.rc {
+        0 => {
+            let listing = out.stdout_str();
+            let have: std::collections::HashSet<&str> =
+                listing.lines().map(|l| l.trim().trim_end_matches('/')).collect();
+            Ok(want.into_iter().filter(|w| !have.contains(w.as_str())).collect())
+        }
+        3 | 4 => Ok(vec![]),
+        rc => {
+            Err(ModuleError::new(format!("lsinitcpio -l {} failed (exit {rc}): {}", p.image, out.stderr_str().trim())))
+        }
+    }
 }
 
 pub struct MkinitcpioHook;
@@ -1238,6 +1293,17 @@ impl Module for MkinitcpioHook {
         if p.regenerate {
             st.pending = host.stat(&p.pending_marker).await?.is_some();
             st.queued = ctx.queued.iter().any(|k| k == "mkinitcpio");
+            let files_done = st.files.iter().all(|m| boot_util::file_changes(&m.now, &m.want, None).is_empty());
+            if let Some(name) = &p.name
+                && present
+                && !p.packaged
+                && files_done
+                && !st.pending
+                && !st.queued
+                && !p.image.is_empty()
+            {
+                st.image_lacks = image_lacks(host, p, name, st.init).await?;
+            }
         }
         Ok(st)
     }
@@ -1257,6 +1323,13 @@ impl Module for MkinitcpioHook {
         for f in &st.missing {
             plan.push(Change::new(format!(
                 "{f} does not exist yet: mkinitcpio fails unless an earlier task creates it"
+            )));
+        }
+        if !st.image_lacks.is_empty() {
+            plan.push(Change::new(format!(
+                "the initramfs is regenerated: {} lacks {} (built before the hook, or by a failed build)",
+                p.image,
+                st.image_lacks.join(", ")
             )));
         }
         if plan.is_empty() && st.pending && !st.queued {
