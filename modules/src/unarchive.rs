@@ -141,13 +141,10 @@ pub fn unescape_c(s: &str) -> String {
                 i += 2;
                 continue;
             }
-            if b.len() >= i + 4 && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-                let v = (b[i + 1] - b'0') as u32 * 64 + (b[i + 2] - b'0') as u32 * 8 + (b[i + 3] - b'0') as u32;
-                if v <= 0xff {
-                    out.push(v as u8);
-                    i += 4;
-                    continue;
-                }
+            if let Some(v) = crate::util::octal_escape(&b[i + 1..]) {
+                out.push(v);
+                i += 4;
+                continue;
             }
         }
         out.push(b[i]);

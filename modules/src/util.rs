@@ -41,6 +41,16 @@ pub async fn probe_files(
     Ok(host.inspect(&qs).await?)
 }
 
+/// The byte of a three-digit octal escape at the start of `b` (the part after a backslash, as in
+/// `\040`), if it is one.
+pub fn octal_escape(b: &[u8]) -> Option<u8> {
+    let d = b.get(..3)?;
+    if !d.iter().all(|c| (b'0'..=b'7').contains(c)) {
+        return None;
+    }
+    u8::try_from((d[0] - b'0') as u32 * 64 + (d[1] - b'0') as u32 * 8 + (d[2] - b'0') as u32).ok()
+}
+
 pub fn sha1_hex(data: &[u8]) -> String {
     hex::encode(Sha1::digest(data))
 }

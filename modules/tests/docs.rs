@@ -16,6 +16,9 @@ const MINE: &[&str] = &[
     "template",
     "group",
     "user",
+    "mount",
+    "unarchive",
+    "rootfs",
 ];
 
 const TASK_KEYS: &[&str] = &["name", "register", "when", "args", "become", "loop", "notify", "tags", "changed_when"];
