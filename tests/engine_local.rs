@@ -471,3 +471,28 @@ fn environment_timeout_and_free_strategy() {
     assert_eq!(std::fs::read_to_string(d.path().join("h2/env")).unwrap(), "hi h2\n");
     assert_eq!(r.recap("h1")["ignored"], 1, "{}", r.all());
 }
+
+#[test]
+fn wait_for_connection_reconnects_and_reboot_refuses_unknown_params() {
+    let d = tempfile::tempdir().unwrap();
+    inventory(d.path(), &["h1"]);
+    write(
+        d.path(),
+        "wait.yml",
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - command: /bin/true\n    \
+         - wait_for_connection: { timeout: 10, sleep: 0.2 }\n      register: w\n    \
+         - assert: { that: [w.elapsed is defined, not w.changed] }\n    - command: /bin/true\n",
+    );
+    let r = pbr(d.path(), &["run", "wait.yml", "-i", "inventory.ini"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(r.recap("h1")["ok"], 4, "{}", r.stdout);
+    // refused before anything is sent to the host
+    write(
+        d.path(),
+        "reboot.yml",
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - reboot: { reboot_timout: 5 }\n",
+    );
+    let r = pbr(d.path(), &["run", "reboot.yml", "-i", "inventory.ini"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stdout.contains("reboot: unknown param `reboot_timout`"), "{}", r.stdout);
+}

@@ -12,7 +12,8 @@ fn pi_lvs_larger_than_the_vdo_volume_stop_the_storage_play_first() {
     let inv = common::write(
         d.path(),
         "hosts.ini",
-        "[storage]\nstorage ansible_connection=local\n\n[pis]\npi1 pi_lv_size=30G\npi2\n\n[pis:vars]\npi_lv_size_default=4G\n",
+        "[storage]\nstorage ansible_connection=local\n\n[pis]\npi1 pi_lv_size=30G\npi2\n\n[pis:vars]\npi_lv_size_default=4G\n\
+         # made-up hosts, never contacted; local if anything ever did\nansible_connection=local\n",
     );
     let inv = inv.display().to_string();
     let args = ["run", "playbooks/storage.yml", "-i", inv.as_str(), "--check", "-e", "vdo_logical_size=32G"];

@@ -1204,15 +1204,9 @@ impl Module for MkinitcpioHook {
             st.files.push(Managed::new(hook, want));
             // the login script and unit: both inits' files are managed, so a switch of init
             // removes the other's
-            let mut side = iscsi_side_files(p, name, Init::Systemd);
-            if p.iscsi.is_none() {
-                side = vec![
-                    (boot_util::join(dir, &format!("pbr/{name}.sh")), String::new(), 0),
-                    (boot_util::join(dir, &format!("pbr/pbr-{name}.service")), String::new(), 0),
-                ];
-            }
             let wanted = iscsi_side_files(p, name, st.init);
-            for (path, _, _) in side {
+            let side = [format!("pbr/{name}.sh"), format!("pbr/pbr-{name}.service")].map(|f| boot_util::join(dir, &f));
+            for path in side {
                 let now = boot_util::probe(host, &path).await?;
                 let want = match wanted.iter().find(|(q, _, _)| *q == path) {
                     Some((_, content, mode)) if present => Want::Present { content: content.clone(), mode: *mode },

@@ -59,6 +59,14 @@ pub const REBOOT_PARAMS: &[&str] = &[
 pub const WAIT_PARAMS: &[&str] = &["timeout", "delay", "sleep", "connect_timeout"];
 
 impl Runner<'_> {
+    /// The task's params, rendered, with unknown names refused.
+    fn action_args(&self, task: &Task, scope: &Scope<'_>, known: &[&str], action: &str) -> Result<Value, Fail> {
+        let Action::Module { args, .. } = &task.action else { unreachable!("an action task") };
+        let args = self.templar.render_value(args, scope).map_err(|e| terr(task, e))?;
+        check_keys(&args, known, action)?;
+        Ok(args)
+    }
+
     /// Forget the host's connection: the next `connect` makes a new one.
     async fn forget_connection(&self, name: &str, vars: &Map<String, Value>, play_conn: Option<&str>) {
         let key = Self::conn_key(name, vars, play_conn);
@@ -102,9 +110,7 @@ impl Runner<'_> {
         vars: &Map<String, Value>,
         scope: &Scope<'_>,
     ) -> Result<ItemOutcome, Fail> {
-        let Action::Module { args, .. } = &task.action else { unreachable!("an action task") };
-        let args = self.templar.render_value(args, scope).map_err(|e| terr(task, e))?;
-        check_keys(&args, WAIT_PARAMS, "wait_for_connection")?;
+        let args = self.action_args(task, scope, WAIT_PARAMS, "wait_for_connection")?;
         let timeout = secs(&args, "timeout", 600.0)?;
         let delay = secs(&args, "delay", 0.0)?;
         let sleep = secs(&args, "sleep", 1.0)?.max(0.1);
@@ -142,9 +148,7 @@ impl Runner<'_> {
         vars: &Map<String, Value>,
         scope: &Scope<'_>,
     ) -> Result<ItemOutcome, Fail> {
-        let Action::Module { args, .. } = &task.action else { unreachable!("an action task") };
-        let args = self.templar.render_value(args, scope).map_err(|e| terr(task, e))?;
-        check_keys(&args, REBOOT_PARAMS, "reboot")?;
+        let args = self.action_args(task, scope, REBOOT_PARAMS, "reboot")?;
         let reboot_timeout = secs(&args, "reboot_timeout", 600.0)?;
         let connect_timeout = Duration::from_secs_f64(secs(&args, "connect_timeout", 10.0)?.max(1.0));
         let pre = secs(&args, "pre_reboot_delay", 0.0)?;
