@@ -385,9 +385,54 @@ async fn cmd_run(a: RunArgs) -> ExitCode {
         Box::new(std::io::stdout()),
     ));
     let runner = Runner::new(&registry, templar, inv, opts, reporter);
-    match runner.run(&pbs).await {
-        Ok(summary) => ExitCode::from(summary.exit_code() as u8),
-        Err(d) => input_error(&d),
+    let mut stop = Interrupt::install();
+    tokio::select! {
+        r = runner.run(&pbs) => match r {
+            Ok(summary) => ExitCode::from(summary.exit_code() as u8),
+            Err(d) => input_error(&d),
+        },
+        (name, code) = stop.recv() => {
+            // The run is dropped here: local commands get SIGTERM, SSH channels close. A write
+            // in flight is committed by the host only when every byte arrived, so the host keeps
+            // the old file and no temp file.
+            eprintln!("pbr: stopped by {name}; no task was left half done (unfinished writes were discarded)");
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// SIGINT, SIGTERM and SIGHUP, caught for the length of a run.
+struct Interrupt {
+    int: Option<tokio::signal::unix::Signal>,
+    term: Option<tokio::signal::unix::Signal>,
+    hup: Option<tokio::signal::unix::Signal>,
+}
+
+impl Interrupt {
+    fn install() -> Interrupt {
+        use tokio::signal::unix::{SignalKind, signal};
+        Interrupt {
+            int: signal(SignalKind::interrupt()).ok(),
+            term: signal(SignalKind::terminate()).ok(),
+            hup: signal(SignalKind::hangup()).ok(),
+        }
+    }
+
+    /// The first of those signals to arrive: its name and the exit code for it (128 + number).
+    async fn recv(&mut self) -> (&'static str, u8) {
+        async fn wait(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            _ = wait(&mut self.int) => ("SIGINT", 130),
+            _ = wait(&mut self.term) => ("SIGTERM", 143),
+            _ = wait(&mut self.hup) => ("SIGHUP", 129),
+        }
     }
 }
 

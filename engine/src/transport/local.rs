@@ -1,7 +1,7 @@
 //! `connection: local`: the machine pbr runs on, through `sh`.
 
 use super::inspect::{NativeFs, RawStat, Unsure, native_inspect};
-use super::{atomic_write_script, become_wrap, read_script};
+use super::{Expect, atomic_write_script, become_wrap, read_script};
 use crate::host::{Become, Cmd, Connection, FileAttrs, HostError, Output, PathInfo, PathQuery};
 use async_trait::async_trait;
 use std::os::unix::fs::MetadataExt;
@@ -30,8 +30,11 @@ impl Connection for LocalConnection {
         if let Some(d) = &cmd.cwd {
             c.current_dir(d);
         }
-        c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = c.spawn().map_err(|e| HostError::Failed(format!("cannot start sh: {e}")))?;
+        // A command given up on (the run interrupted) gets SIGTERM, which the write script traps
+        // to remove its temp file; SIGKILL would leave it behind. A timeout kills.
+        let mut guard = SignalOnDrop(child.id());
         let mut input = pre.unwrap_or_default();
         if let Some(s) = &cmd.stdin {
             input.extend_from_slice(s);
@@ -49,10 +52,17 @@ impl Connection for LocalConnection {
             out
         };
         let out = match cmd.timeout {
-            Some(t) => tokio::time::timeout(t, run).await.map_err(|_| HostError::Timeout(t))?,
+            Some(t) => match tokio::time::timeout(t, run).await {
+                Ok(r) => r,
+                Err(_) => {
+                    guard.signal(nix::sys::signal::Signal::SIGKILL);
+                    return Err(HostError::Timeout(t));
+                }
+            },
             None => run.await,
-        }
-        .map_err(|e| HostError::Failed(format!("sh: {e}")))?;
+        };
+        guard.0 = None;
+        let out = out.map_err(|e| HostError::Failed(format!("sh: {e}")))?;
         Ok(Output { rc: out.status.code().unwrap_or(-1), stdout: out.stdout, stderr: out.stderr })
     }
 
@@ -79,7 +89,8 @@ impl Connection for LocalConnection {
         attrs: &FileAttrs,
         esc: Option<&Become>,
     ) -> Result<(), HostError> {
-        let out = self.exec(&Cmd::new(atomic_write_script(path, attrs)).stdin(data.to_vec()), esc).await?;
+        let script = atomic_write_script(path, attrs, &Expect::of(data));
+        let out = self.exec(&Cmd::new(script).stdin(data.to_vec()), esc).await?;
         if out.rc != 0 {
             return Err(HostError::Failed(format!("cannot write {path}: {}", out.stderr_str().trim())));
         }
@@ -91,6 +102,23 @@ impl Connection for LocalConnection {
             None => native_inspect(self, self, qs, None).await,
             Some(_) => super::inspect::shell_inspect(self, qs, esc).await,
         }
+    }
+}
+
+/// Signals a child process when dropped before it was waited for.
+struct SignalOnDrop(Option<u32>);
+
+impl SignalOnDrop {
+    fn signal(&mut self, sig: nix::sys::signal::Signal) {
+        if let Some(pid) = self.0.take() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
+        }
+    }
+}
+
+impl Drop for SignalOnDrop {
+    fn drop(&mut self) {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
     }
 }
 
@@ -172,6 +200,81 @@ mod tests {
         assert!(ro.write_file(p, b"x", &FileAttrs::default()).await.is_err());
         assert!(ro.run(Cmd::new("true")).await.is_err());
         assert_eq!(host.read_file(p).await.unwrap().unwrap(), b"again\n");
+    }
+
+    /// Runs the write script for `want` with `sent` on stdin (a transfer cut short when they
+    /// differ) and a PATH of `path`.
+    async fn write_with(dest: &std::path::Path, want: &[u8], sent: &[u8], path: Option<&str>) -> Output {
+        let script = atomic_write_script(dest.to_str().unwrap(), &FileAttrs::default(), &Expect::of(want));
+        let mut cmd = Cmd::new(script).stdin(sent.to_vec());
+        if let Some(p) = path {
+            cmd = cmd.env("PATH", p);
+        }
+        LocalConnection::new().exec(&cmd, None).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_short_transfer_is_not_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("f");
+        std::fs::write(&dest, b"old\n").unwrap();
+        let want: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        // end of input after half the bytes: the old file stays, no temp file
+        let out = write_with(&dest, &want, &want[..50_000], None).await;
+        assert_ne!(out.rc, 0);
+        assert!(out.stderr_str().contains("received 50000 of 100000 bytes"), "{}", out.stderr_str());
+        assert_eq!(std::fs::read(&dest).unwrap(), b"old\n");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        // the right length with other bytes: the checksum catches it
+        let mut other = want.clone();
+        other[777] ^= 1;
+        let out = write_with(&dest, &want, &other, None).await;
+        assert!(out.stderr_str().contains("SHA-256 differs"), "{}", out.stderr_str());
+        assert_eq!(std::fs::read(&dest).unwrap(), b"old\n");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        // every byte: committed
+        let out = write_with(&dest, &want, &want, None).await;
+        assert_eq!(out.rc, 0, "{}", out.stderr_str());
+        assert_eq!(std::fs::read(&dest).unwrap(), want);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn without_sha256sum_the_host_checks_with_cksum() {
+        // a PATH with the tools the script uses, but no sha256sum
+        let bin = tempfile::tempdir().unwrap();
+        for tool in ["dirname", "mktemp", "cat", "wc", "tr", "cksum", "chmod", "chown", "stat", "sync", "mv", "rm"] {
+            let found =
+                ["/usr/bin", "/bin"].iter().map(|d| format!("{d}/{tool}")).find(|p| std::path::Path::new(p).exists());
+            std::os::unix::fs::symlink(found.unwrap_or_else(|| panic!("no {tool}")), bin.path().join(tool)).unwrap();
+        }
+        let path = bin.path().to_str().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("f");
+        std::fs::write(&dest, b"old\n").unwrap();
+        let want = b"the new content\n".repeat(1000);
+        let mut other = want.clone();
+        other[5] = b'X';
+        let out = write_with(&dest, &want, &other, Some(path)).await;
+        assert!(out.stderr_str().contains("CRC differs"), "{}", out.stderr_str());
+        assert_eq!(std::fs::read(&dest).unwrap(), b"old\n");
+        let out = write_with(&dest, &want, &want, Some(path)).await;
+        assert_eq!(out.rc, 0, "{}", out.stderr_str());
+        assert_eq!(std::fs::read(&dest).unwrap(), want);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn the_crc_is_posix_cksum() {
+        for data in [&b""[..], b"a", b"hello world\n", &[0u8; 70_000][..]] {
+            let mut c =
+                std::process::Command::new("cksum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(data).unwrap();
+            let out = String::from_utf8(c.wait_with_output().unwrap().stdout).unwrap();
+            let crc: u32 = out.split_whitespace().next().unwrap().parse().unwrap();
+            assert_eq!(Expect::of(data).crc, crc, "{} bytes", data.len());
+        }
     }
 
     #[tokio::test]

@@ -41,12 +41,115 @@ pub fn become_wrap(script: &str, esc: Option<&Become>) -> (String, Option<Vec<u8
     }
 }
 
-/// A script that reads stdin into a temp file beside `path`, applies `attrs` and renames it
-/// over `path`: readers never see a half-written file, and a failure leaves the old one.
-pub fn atomic_write_script(path: &str, attrs: &FileAttrs) -> String {
+/// What the host must have received before a write is committed: the byte count and two
+/// checksums (SHA-256 for `sha256sum`, the POSIX CRC for `cksum`), so that the host can check
+/// with whichever tool it has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expect {
+    pub len: u64,
+    pub sha256: String,
+    pub crc: u32,
+}
+
+impl Expect {
+    /// The expectation for these bytes.
+    pub fn of(data: &[u8]) -> Expect {
+        let mut s = ExpectSum::default();
+        s.update(data);
+        s.finish()
+    }
+
+    /// The expectation for a local file's content, read in chunks.
+    pub fn of_file(path: &std::path::Path) -> std::io::Result<Expect> {
+        use std::io::Read;
+        let mut f = std::fs::File::open(path)?;
+        let mut s = ExpectSum::default();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                return Ok(s.finish());
+            }
+            s.update(&buf[..n]);
+        }
+    }
+}
+
+/// The running sums of [`Expect`].
+#[derive(Default)]
+struct ExpectSum {
+    len: u64,
+    sha: sha2::Sha256,
+    crc: u32,
+}
+
+impl ExpectSum {
+    fn update(&mut self, data: &[u8]) {
+        use sha2::Digest;
+        self.len += data.len() as u64;
+        self.sha.update(data);
+        self.crc = crc_update(self.crc, data);
+    }
+
+    fn finish(self) -> Expect {
+        use sha2::Digest;
+        // POSIX cksum: the length follows the data, least significant byte first, as few bytes
+        // as it takes; then the complement
+        let mut crc = self.crc;
+        let mut n = self.len;
+        while n > 0 {
+            crc = crc_update(crc, &[(n & 0xff) as u8]);
+            n >>= 8;
+        }
+        Expect { len: self.len, sha256: hex::encode(self.sha.finalize()), crc: !crc }
+    }
+}
+
+/// CRC-32 with the polynomial 0x04C11DB7, most significant bit first (POSIX `cksum`).
+const CRC_TABLE: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = (i as u32) << 24;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 0x8000_0000 != 0 { (c << 1) ^ 0x04C1_1DB7 } else { c << 1 };
+            k += 1;
+        }
+        t[i] = c;
+        i += 1;
+    }
+    t
+};
+
+fn crc_update(mut crc: u32, data: &[u8]) -> u32 {
+    for &b in data {
+        crc = (crc << 8) ^ CRC_TABLE[((crc >> 24) ^ b as u32) as usize];
+    }
+    crc
+}
+
+/// A script that reads stdin into a temp file beside `path`, checks that it received exactly
+/// what `expect` says (byte count, then `sha256sum`, else `cksum`, whichever the host has),
+/// applies `attrs`, flushes the file to disk (`sync FILE`, else `sync`) and renames it over
+/// `path`. End of input is not success: a transfer cut short (the controller killed, the
+/// connection lost) fails the check, and the temp file is removed, also when the shell is
+/// signalled (HUP, INT, PIPE, TERM). Readers never see a half-written file, and every failure
+/// leaves the old one.
+pub fn atomic_write_script(path: &str, attrs: &FileAttrs, expect: &Expect) -> String {
     let p = sh_quote(path);
+    let Expect { len, sha256, crc } = expect;
     let mut s = format!(
-        "set -e; d=$(dirname -- {p}); t=$(mktemp \"$d/.pbr.XXXXXX\"); trap 'rm -f \"$t\"' EXIT; cat > \"$t\"; "
+        "set -e; d=$(dirname -- {p}); t=$(mktemp \"$d/.pbr.XXXXXX\"); trap 'rm -f \"$t\"' EXIT; \
+         trap 'rm -f \"$t\"; exit 129' HUP; trap 'rm -f \"$t\"; exit 130' INT; \
+         trap 'rm -f \"$t\"; exit 141' PIPE; trap 'rm -f \"$t\"; exit 143' TERM; \
+         cat > \"$t\"; \
+         f={p}; bad() {{ rm -f \"$t\"; echo \"incomplete transfer: $1; $f was left as it was\" >&2; exit 1; }}; \
+         n=$(wc -c < \"$t\" | tr -d ' '); [ \"$n\" = {len} ] || bad \"received $n of {len} bytes\"; \
+         if command -v sha256sum >/dev/null 2>&1; then h=$(sha256sum < \"$t\"); \
+         [ \"${{h%% *}}\" = {sha256} ] || bad 'SHA-256 differs'; \
+         elif command -v cksum >/dev/null 2>&1; then h=$(cksum < \"$t\"); \
+         [ \"${{h%% *}}\" = {crc} ] || bad 'CRC differs'; fi; "
     );
     match attrs.mode {
         Some(m) => s.push_str(&format!("chmod {m:o} \"$t\"; ")),
@@ -67,7 +170,7 @@ pub fn atomic_write_script(path: &str, attrs: &FileAttrs) -> String {
             "if [ -e {p} ]; then chown \"$(stat -c %u:%g -- {p})\" \"$t\" 2>/dev/null || true; fi; "
         )),
     }
-    s.push_str(&format!("mv -f \"$t\" {p}; trap - EXIT"));
+    s.push_str(&format!("sync -- \"$t\" 2>/dev/null || sync; mv -f \"$t\" {p}; trap - EXIT"));
     s
 }
 

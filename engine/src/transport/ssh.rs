@@ -13,7 +13,7 @@ pub use config::{HostConfig, SshConfig};
 pub use options::{ExecMode, HostKeyChecking, JumpHost, PassphrasePrompt, SshGlobals, SshOptions};
 
 use super::inspect::{IdTable, NativeFs, RawStat, Unsure, native_inspect};
-use super::{atomic_write_script, become_wrap, read_script};
+use super::{Expect, atomic_write_script, become_wrap, read_script};
 use crate::host::{Become, Cmd, Connection, FileAttrs, HostError, Output, PathInfo, PathQuery, sh_quote};
 use async_trait::async_trait;
 use known_hosts::Verdict;
@@ -797,7 +797,8 @@ impl Connection for SshConnection {
         attrs: &FileAttrs,
         esc: Option<&Become>,
     ) -> Result<(), HostError> {
-        let out = self.run(&Cmd::new(atomic_write_script(path, attrs)), esc, Input::Bytes(data.to_vec())).await?;
+        let script = atomic_write_script(path, attrs, &Expect::of(data));
+        let out = self.run(&Cmd::new(script), esc, Input::Bytes(data.to_vec())).await?;
         if out.rc != 0 {
             return Err(HostError::Failed(format!("cannot write {path}: {}", out.stderr_str().trim())));
         }
@@ -805,10 +806,16 @@ impl Connection for SshConnection {
     }
 
     async fn upload(&self, local: &Path, path: &str, attrs: &FileAttrs, esc: Option<&Become>) -> Result<(), HostError> {
-        let f = tokio::fs::File::open(local)
+        let cannot = |e: std::io::Error| HostError::Failed(format!("cannot read {}: {e}", local.display()));
+        // the host commits the file only if it receives exactly these bytes: a file that changes
+        // while it is sent fails the check rather than leaving a mix
+        let lp = local.to_path_buf();
+        let expect = tokio::task::spawn_blocking(move || Expect::of_file(&lp))
             .await
-            .map_err(|e| HostError::Failed(format!("cannot read {}: {e}", local.display())))?;
-        let out = self.run(&Cmd::new(atomic_write_script(path, attrs)), esc, Input::File(f)).await?;
+            .map_err(|e| HostError::Failed(format!("cannot read {}: {e}", local.display())))?
+            .map_err(cannot)?;
+        let f = tokio::fs::File::open(local).await.map_err(cannot)?;
+        let out = self.run(&Cmd::new(atomic_write_script(path, attrs, &expect)), esc, Input::File(f)).await?;
         if out.rc != 0 {
             return Err(HostError::Failed(format!("cannot write {path}: {}", out.stderr_str().trim())));
         }
