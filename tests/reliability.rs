@@ -133,3 +133,38 @@ fn a_killed_ssh_copy_leaves_the_old_file() {
         kill_mid_copy(child, &dest, signal);
     }
 }
+
+const SHARED_PARENT: &str = r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: a directory of its own under the shared parent
+      file: { path: "{{ parent }}/a/b/{{ inventory_hostname }}/c", state: directory, mode: "0755" }
+    - name: the same directory for every host
+      file: { path: "{{ parent }}/x/y/z", state: directory }
+    - name: a file of its own in the shared directory
+      copy: { dest: "{{ parent }}/x/y/z/{{ inventory_hostname }}.txt", content: "hi\n" }
+"#;
+
+#[test]
+fn hosts_sharing_a_parent_directory_do_not_race() {
+    let d = tempfile::tempdir().unwrap();
+    let hosts = ["h1", "h2", "h3", "h4", "h5", "h6"];
+    let mut inv = String::from("[local]\n");
+    for h in hosts {
+        inv.push_str(&format!("{h} ansible_connection=local\n"));
+    }
+    write(d.path(), "inventory.ini", &inv);
+    write(d.path(), "site.yml", SHARED_PARENT);
+    for round in 0..6 {
+        let parent = d.path().join(format!("round{round}"));
+        let run =
+            pbr(d.path(), &["run", "-i", "inventory.ini", "site.yml", "-e", &format!("parent={}", parent.display())]);
+        assert_eq!(run.code, 0, "round {round}:\n{}", run.all());
+        for h in hosts {
+            assert!(parent.join(format!("a/b/{h}/c")).is_dir());
+            assert_eq!(run.recap(h)["failed"], 0);
+        }
+        assert!(parent.join("x/y/z").is_dir());
+    }
+}

@@ -427,13 +427,17 @@ impl Module for File {
                 format!("{mk}{}", util::attrs_script(path, a, false, is_link && !p.follow))
             }
             FileKind::Directory => {
-                // as Ansible: every directory created on the way gets the attributes too
+                // as Ansible: every directory created on the way gets the attributes too. A
+                // directory that someone else (another host on the same machine) created in
+                // the meantime is as good as one made here; only if it still is not a
+                // directory does the second mkdir tell why.
                 let mut s = String::new();
                 if st.lstat.is_none() {
                     for d in ancestors(path) {
                         let dq = sh_quote(&d);
                         s.push_str(&format!(
-                            "if [ ! -d {dq} ]; then mkdir -- {dq} || exit 1; {}fi; ",
+                            "if [ ! -d {dq} ]; then mkdir -- {dq} 2>/dev/null || [ -d {dq} ] || mkdir -- {dq} || exit 1; \
+                             {}fi; ",
                             util::attrs_script(&d, a, false, false)
                         ));
                     }
