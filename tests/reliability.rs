@@ -168,3 +168,81 @@ fn hosts_sharing_a_parent_directory_do_not_race() {
         assert!(parent.join("x/y/z").is_dir());
     }
 }
+
+fn local_inventory(dir: &Path, hosts: &[&str]) {
+    let mut inv = String::from("[local]\n");
+    for h in hosts {
+        inv.push_str(&format!("{h} ansible_connection=local\n"));
+    }
+    write(dir, "inventory.ini", &inv);
+}
+
+/// No panic, no abort: the exit code is one of pbr's own and stderr has no Rust panic.
+fn no_crash(run: &Run) {
+    assert!(matches!(run.code, 0 | 2 | 3 | 4), "exit code {} (a crash?):\n{}", run.code, run.all());
+    assert!(!run.stderr.contains("panicked"), "{}", run.all());
+    assert!(!run.stderr.contains("overflow"), "{}", run.all());
+}
+
+#[test]
+fn a_static_include_cycle_is_bad_input_with_every_step_named() {
+    let d = tempfile::tempdir().unwrap();
+    local_inventory(d.path(), &["h1"]);
+    write(d.path(), "site.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - include_tasks: a.yml\n");
+    write(d.path(), "a.yml", "- debug: msg=a\n- include_tasks: b.yml\n");
+    write(d.path(), "b.yml", "- include_tasks: a.yml\n");
+    for args in
+        [&["run", "-i", "inventory.ini", "site.yml"][..], &["run", "-i", "inventory.ini", "site.yml", "--check"]]
+    {
+        let run = pbr(d.path(), args);
+        no_crash(&run);
+        assert_eq!(run.code, 4, "{}", run.all());
+        assert!(run.stderr.contains("include cycle"), "{}", run.all());
+        assert!(run.stderr.contains("a.yml:2:3 includes"), "{}", run.all());
+        assert!(run.stderr.contains("b.yml:1:3 includes"), "{}", run.all());
+        assert!(!run.stdout.contains("TASK ["), "a host was touched:\n{}", run.all());
+    }
+    let lint = pbr(d.path(), &["lint", "-i", "inventory.ini", "site.yml"]);
+    assert_eq!(lint.code, 2, "{}", lint.all());
+    assert!(lint.all().contains("include cycle"), "{}", lint.all());
+}
+
+#[test]
+fn a_role_that_includes_itself_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    local_inventory(d.path(), &["h1"]);
+    write(d.path(), "site.yml", "- hosts: all\n  gather_facts: false\n  roles: [r]\n");
+    write(d.path(), "roles/r/tasks/main.yml", "- debug: msg=r\n- include_role: { name: r }\n");
+    let run = pbr(d.path(), &["run", "-i", "inventory.ini", "site.yml", "--check"]);
+    no_crash(&run);
+    assert_eq!(run.code, 4, "{}", run.all());
+    assert!(run.stderr.contains("include cycle"), "{}", run.all());
+    assert!(run.stderr.contains("main.yml:2:3 includes"), "{}", run.all());
+}
+
+#[test]
+fn a_dynamic_include_cycle_fails_the_task_cleanly() {
+    let d = tempfile::tempdir().unwrap();
+    local_inventory(d.path(), &["h1"]);
+    // the file name is templated: the cycle is found only when the include runs
+    write(
+        d.path(),
+        "site.yml",
+        "- hosts: all\n  gather_facts: false\n  vars: { next: a }\n  tasks:\n    - include_tasks: \"{{ next }}.yml\"\n",
+    );
+    write(d.path(), "a.yml", "- include_tasks: \"{{ 'b' }}.yml\"\n");
+    write(d.path(), "b.yml", "- include_tasks: \"{{ next }}.yml\"\n");
+    for check in [false, true] {
+        let mut args = vec!["run", "-i", "inventory.ini", "site.yml"];
+        if check {
+            args.push("--check");
+        }
+        let run = pbr(d.path(), &args);
+        no_crash(&run);
+        assert_eq!(run.code, 2, "{}", run.all());
+        assert!(run.stdout.contains("include cycle"), "{}", run.all());
+        assert!(run.stdout.contains("a.yml:1:3 includes"), "{}", run.all());
+        assert!(run.stdout.contains("b.yml:1:3 includes"), "{}", run.all());
+        assert_eq!(run.recap("h1")["failed"], 1, "{}", run.all());
+    }
+}

@@ -8,6 +8,7 @@ use crate::inventory::Inventory;
 use crate::module::{Controller, Ctx, Deferred, ModuleError, ModuleResult, Registry, RunMode};
 use crate::playbook::{Action, LoopSpec, Play, Playbook, Serial, Task};
 use crate::report::{HostReport, Reporter, Stats, Status};
+use crate::source::Span;
 use crate::template::{Scope, Templar, TemplateError};
 use crate::transport::local::LocalConnection;
 use futures::future::join_all;
@@ -91,6 +92,9 @@ struct Inherit {
     delegate_to: Option<String>,
     no_log: bool,
     check_mode: Option<bool>,
+    /// The files that dynamic includes entered to get here, each with the span of its include
+    /// (outermost first): an include of one of them again is a cycle.
+    includes: Vec<(PathBuf, Span)>,
 }
 
 pub struct Runner<'a> {
@@ -692,10 +696,19 @@ impl<'a> Runner<'a> {
                 self.reporter.host_result(&task.display_name(), &HostReport::simple(&h, Status::Failed, Some(msg)));
             }
         }
+        // the chain of files that led here, ending with the one this include is in: loading one
+        // of them again is a cycle, refused with each step named (it would never end)
+        let mut chain = inh.includes.clone();
+        if let Some(own) = task.span.path().map(|p| crate::playbook::canonical(&p))
+            && !chain.iter().any(|(p, _)| *p == own)
+        {
+            chain.push((own, Span::none()));
+        }
         for (key, hosts) in groups {
+            let mut entered = None;
             let loaded = {
                 let is_module = |n: &str| self.registry.contains(n);
-                let mut loader = crate::playbook::Loader { is_module: &is_module, stack: vec![] };
+                let mut loader = crate::playbook::Loader { is_module: &is_module, stack: chain.clone() };
                 match &task.action {
                     Action::IncludeTasks { .. } => {
                         let base = match &task.origin.role {
@@ -706,11 +719,17 @@ impl<'a> Runner<'a> {
                         };
                         let p = if Path::new(&key).is_absolute() { PathBuf::from(&key) } else { base.join(&key) };
                         let p = if p.exists() { p } else { task.origin.playbook_dir.join(&key) };
+                        entered = Some(crate::playbook::canonical(&p));
                         loader.load_task_file(&p, &task.origin, task.span)
                     }
-                    Action::IncludeRole { name, tasks_from, .. } => loader
-                        .load_role(name, tasks_from.as_deref(), task.vars.clone(), &task.origin.playbook_dir, task.span)
-                        .map(|(_, t, _)| t),
+                    Action::IncludeRole { name, tasks_from, .. } => {
+                        let dir = &task.origin.playbook_dir;
+                        entered = crate::playbook::role_tasks_file(name, tasks_from.as_deref(), dir)
+                            .map(|p| crate::playbook::canonical(&p));
+                        loader
+                            .load_role(name, tasks_from.as_deref(), task.vars.clone(), dir, task.span)
+                            .map(|(_, t, _)| t)
+                    }
                     _ => Ok(vec![]),
                 }
             };
@@ -718,6 +737,10 @@ impl<'a> Runner<'a> {
                 Ok(sub) => {
                     let mut child = inh.clone();
                     merge_inherit(&mut child, task);
+                    child.includes = chain.clone();
+                    if let Some(e) = entered {
+                        child.includes.push((e, task.span));
+                    }
                     child.when.clear(); // already evaluated
                     let sub_ctx = self.play_ctx(ctx.play, ctx.vars.clone(), hosts.clone(), ctx.all_hosts.clone());
                     self.run_tasks(&sub_ctx, &sub, &child, states).await;

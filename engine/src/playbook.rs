@@ -498,7 +498,46 @@ pub const FREE_FORM_MODULES: &[&str] = &["command", "shell", "raw", "script"];
 /// Context while loading: the playbook dir, known module names, include chain (cycles).
 pub struct Loader<'a> {
     pub is_module: &'a (dyn Fn(&str) -> bool + Send + Sync),
-    pub stack: Vec<PathBuf>,
+    /// The files being loaded, outermost first (canonical paths), each with the span of the
+    /// import or include that entered it (none for a root). A dynamic include seeds it with the
+    /// chain of includes that led to it, so that a cycle through run time is found too.
+    pub stack: Vec<(PathBuf, Span)>,
+}
+
+/// The longest chain of imports and includes.
+pub const MAX_INCLUDE_DEPTH: usize = 64;
+
+/// The canonical form of a path, for cycle checks (the path itself when it does not exist).
+pub fn canonical(path: &Path) -> PathBuf {
+    path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// "include cycle: a.yml:3:7 includes b.yml, b.yml:2:7 includes a.yml": each step of a cycle
+/// that starts at `stack[from]` and closes with `span` including `path`.
+pub fn cycle_message(stack: &[(PathBuf, Span)], from: usize, path: &Path, span: Span) -> String {
+    let mut steps: Vec<String> =
+        stack[from + 1..].iter().map(|(p, sp)| format!("{} includes {}", sp.location(), p.display())).collect();
+    steps.push(format!("{} includes {}", span.location(), path.display()));
+    format!("include cycle: {}", steps.join(", "))
+}
+
+/// The tasks file of role `name` as [`Loader::load_role`] picks it, if the role is found.
+pub fn role_tasks_file(name: &str, tasks_from: Option<&str>, dir: &Path) -> Option<PathBuf> {
+    let path = role_dir(name, dir).ok()?;
+    match tasks_from {
+        Some(f) => {
+            let base = path.join("tasks");
+            [base.join(f), base.join(format!("{f}.yml")), base.join(format!("{f}.yaml"))]
+                .into_iter()
+                .find(|p| p.is_file())
+        }
+        None => ["main.yml", "main.yaml", "main"].iter().map(|f| path.join("tasks").join(f)).find(|p| p.is_file()),
+    }
+}
+
+fn role_dir(name: &str, dir: &Path) -> Result<PathBuf, Vec<PathBuf>> {
+    let candidates = vec![dir.join("roles").join(name), dir.join(name), dir.join("..").join("roles").join(name)];
+    candidates.iter().find(|p| p.is_dir()).cloned().ok_or(candidates)
 }
 
 impl Loader<'_> {
@@ -511,14 +550,15 @@ impl Loader<'_> {
     }
 
     fn enter(&mut self, path: &Path, span: Span) -> R<()> {
-        let canon = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-        if self.stack.contains(&canon) {
-            return Err(err(span, format!("{} includes itself", path.display())));
+        let canon = canonical(path);
+        if let Some(i) = self.stack.iter().position(|(p, _)| *p == canon) {
+            return Err(err(span, cycle_message(&self.stack, i, path, span))
+                .with_help("an include must not lead back to a file that is being run"));
         }
-        if self.stack.len() > 64 {
-            return Err(err(span, "includes nested too deeply"));
+        if self.stack.len() > MAX_INCLUDE_DEPTH {
+            return Err(err(span, format!("imports and includes nested more than {MAX_INCLUDE_DEPTH} deep")));
         }
-        self.stack.push(canon);
+        self.stack.push((canon, span));
         Ok(())
     }
 
@@ -703,12 +743,14 @@ impl Loader<'_> {
         dir: &Path,
         span: Span,
     ) -> R<(Arc<Role>, Vec<Task>, Vec<Task>)> {
-        let candidates = [dir.join("roles").join(name), dir.join(name), dir.join("..").join("roles").join(name)];
-        let Some(path) = candidates.iter().find(|p| p.is_dir()).cloned() else {
-            return Err(err(span, format!("role `{name}` not found")).with_help(format!(
-                "looked in {}",
-                candidates.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(", ")
-            )));
+        let path = match role_dir(name, dir) {
+            Ok(p) => p,
+            Err(candidates) => {
+                return Err(err(span, format!("role `{name}` not found")).with_help(format!(
+                    "looked in {}",
+                    candidates.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(", ")
+                )));
+            }
         };
         let main = |sub: &str| -> Option<PathBuf> {
             ["main.yml", "main.yaml", "main"].iter().map(|f| path.join(sub).join(f)).find(|p| p.is_file())

@@ -114,7 +114,8 @@ pub struct Analyzer<'a> {
     refs: Vec<(String, Span)>,
     templates_seen: HashSet<PathBuf>,
     roles_seen: HashSet<PathBuf>,
-    include_stack: Vec<PathBuf>,
+    /// Files entered through `include_tasks`/`include_role` (with the include's span), for cycles.
+    include_stack: Vec<(PathBuf, Span)>,
     /// The playbook runs tasks on the controller (which may create files for later tasks).
     local_tasks: bool,
 }
@@ -263,14 +264,20 @@ impl<'a> Analyzer<'a> {
                     }
                     let reg = self.registry;
                     let is_mod = |n: &str| is_module(reg, n);
-                    let mut loader = Loader { is_module: &is_mod, stack: vec![] };
-                    match loader.load_role(name, tasks_from.as_deref(), t.vars.clone(), &t.origin.playbook_dir, t.span)
-                    {
+                    let dir = &t.origin.playbook_dir;
+                    let entered = crate::playbook::role_tasks_file(name, tasks_from.as_deref(), dir);
+                    let mut loader = Loader { is_module: &is_mod, stack: self.chain(t) };
+                    match loader.load_role(name, tasks_from.as_deref(), t.vars.clone(), dir, t.span) {
                         Ok((role, sub, handlers)) => {
                             self.role(&role);
                             self.defined.extend(t.vars.keys().cloned());
+                            let depth = self.include_stack.len();
+                            if let Some(e) = entered {
+                                self.include_stack.push((crate::playbook::canonical(&e), t.span));
+                            }
                             self.tasks(&sub, info, handler);
                             self.tasks(&handlers, info, true);
+                            self.include_stack.truncate(depth);
                         }
                         Err(d) => {
                             let d = super::with_module_hint(remap(d), self.registry);
@@ -282,6 +289,17 @@ impl<'a> Analyzer<'a> {
                 _ => {}
             }
         }
+    }
+
+    /// The include chain that leads to task `t`, ending with the file `t` is in.
+    fn chain(&self, t: &Task) -> Vec<(PathBuf, Span)> {
+        let mut chain = self.include_stack.clone();
+        if let Some(own) = t.span.path().map(|p| crate::playbook::canonical(&p))
+            && !chain.iter().any(|(p, _)| *p == own)
+        {
+            chain.push((own, Span::none()));
+        }
+        chain
     }
 
     fn include_tasks(&mut self, t: &Task, file: &str, info: &mut PlayInfo, handler: bool) {
@@ -304,16 +322,13 @@ impl<'a> Analyzer<'a> {
             )));
             return;
         }
-        let canon = p.canonicalize().unwrap_or_else(|_| p.clone());
-        if self.include_stack.contains(&canon) || self.include_stack.len() > 32 {
-            return;
-        }
         let reg = self.registry;
         let is_mod = |n: &str| is_module(reg, n);
-        let mut loader = Loader { is_module: &is_mod, stack: vec![] };
+        // a cycle is an error of the include that closes it (the loader names every step)
+        let mut loader = Loader { is_module: &is_mod, stack: self.chain(t) };
         match loader.load_task_file(&p, &t.origin, t.span) {
             Ok(sub) => {
-                self.include_stack.push(canon);
+                self.include_stack.push((crate::playbook::canonical(&p), t.span));
                 self.tasks(&sub, info, handler);
                 self.include_stack.pop();
             }
