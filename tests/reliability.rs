@@ -246,3 +246,77 @@ fn a_dynamic_include_cycle_fails_the_task_cleanly() {
         assert_eq!(run.recap("h1")["failed"], 1, "{}", run.all());
     }
 }
+
+#[test]
+fn a_template_that_looks_itself_up_stops_with_an_error() {
+    let d = tempfile::tempdir().unwrap();
+    local_inventory(d.path(), &["h1"]);
+    write(d.path(), "templates/self.j2", "x{{ lookup('template', 'self.j2') }}\n");
+    write(
+        d.path(),
+        "site.yml",
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=\"{{ lookup('template', 'self.j2') }}\"\n",
+    );
+    let run = pbr(d.path(), &["run", "-i", "inventory.ini", "site.yml"]);
+    no_crash(&run);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(run.stdout.contains("looks itself up"), "{}", run.all());
+}
+
+#[test]
+fn a_runaway_template_stops_at_its_budget_which_the_user_can_raise() {
+    let d = tempfile::tempdir().unwrap();
+    local_inventory(d.path(), &["h1"]);
+    write(
+        d.path(),
+        "site.yml",
+        r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - debug:
+        msg: "{% set n = namespace(i=0) %}{% for a in range(3000) %}{% for b in range(3000) %}{% set n.i = n.i + 1 %}{% endfor %}{% endfor %}{{ n.i }}"
+"#,
+    );
+    let run = pbr(d.path(), &["run", "-i", "inventory.ini", "site.yml"]);
+    no_crash(&run);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(run.stdout.contains("evaluation budget"), "{}", run.all());
+    assert!(run.stdout.contains("PBR_TEMPLATE_BUDGET"), "{}", run.all());
+    let out = Command::new(env!("CARGO_BIN_EXE_pbr"))
+        .args(["run", "-i", "inventory.ini", "site.yml"])
+        .current_dir(d.path())
+        .env("NO_COLOR", "1")
+        .env("PBR_TEMPLATE_BUDGET", "0")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("9000000"), "{stdout}");
+}
+
+#[test]
+fn a_variable_defined_through_itself_is_named_as_recursion() {
+    let d = tempfile::tempdir().unwrap();
+    local_inventory(d.path(), &["h1"]);
+    write(
+        d.path(),
+        "site.yml",
+        r#"- hosts: all
+  gather_facts: false
+  vars:
+    path: "{{ path }}/x"
+    a: "{{ b }}"
+    b: "{{ a }}"
+  tasks:
+    - debug: msg="{{ path }}"
+      ignore_errors: true
+    - debug: msg="{{ a }}"
+"#,
+    );
+    let run = pbr(d.path(), &["run", "-i", "inventory.ini", "site.yml"]);
+    no_crash(&run);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(run.stdout.contains("'path' is defined through itself (path → path)"), "{}", run.all());
+    assert!(run.stdout.contains("'a' is defined through itself (a → b → a)"), "{}", run.all());
+    assert!(!run.stdout.contains("is undefined"), "{}", run.all());
+}

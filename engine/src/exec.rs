@@ -1118,9 +1118,55 @@ impl<'a> Runner<'a> {
                 break;
             }
         }
+        if pending.is_empty() {
+            return;
+        }
+        // a var defined through itself (directly or through others) never resolves: record the
+        // cycle, so that a use of it names the recursion rather than an undefined variable
+        let refs: HashMap<String, Vec<String>> = pending
+            .iter()
+            .map(|k| {
+                let mut r = Vec::new();
+                if let Some(v) = vars.get(k) {
+                    self.template_refs(v, &mut r);
+                }
+                r.retain(|x| pending.contains(x));
+                (k.clone(), r)
+            })
+            .collect();
+        let mut recursive = Map::new();
+        for k in &pending {
+            if let Some(cycle) = find_cycle(k, &refs) {
+                let chain = cycle.join(" → ");
+                let why = if cycle.first() == Some(k) {
+                    format!("'{k}' is defined through itself ({chain})")
+                } else {
+                    format!("'{k}' uses a variable defined through itself ({chain})")
+                };
+                recursive.insert(k.clone(), Value::String(why));
+            }
+        }
         for k in pending {
             // keep it out so that a use names it undefined, with the reason
             vars.remove(&k);
+        }
+        if !recursive.is_empty() {
+            match vars.get_mut(crate::template::RECURSIVE_VARS) {
+                Some(Value::Object(m)) => m.extend(recursive),
+                _ => {
+                    vars.insert(crate::template::RECURSIVE_VARS.into(), Value::Object(recursive));
+                }
+            }
+        }
+    }
+
+    /// The variables the templates inside `v` refer to.
+    fn template_refs(&self, v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) => out.extend(self.templar.referenced_vars(s).unwrap_or_default()),
+            Value::Array(a) => a.iter().for_each(|x| self.template_refs(x, out)),
+            Value::Object(m) => m.values().for_each(|x| self.template_refs(x, out)),
+            _ => {}
         }
     }
 
@@ -1832,6 +1878,35 @@ fn merge_inherit(child: &mut Inherit, task: &Task) {
         child.check_mode = task.check_mode;
     }
     child.no_log |= task.no_log;
+}
+
+/// A cycle of references reachable from `start`, as the names along it ending where it closes
+/// (`a → b → a`).
+fn find_cycle(start: &str, refs: &HashMap<String, Vec<String>>) -> Option<Vec<String>> {
+    fn dfs(
+        at: &str,
+        refs: &HashMap<String, Vec<String>>,
+        path: &mut Vec<String>,
+        seen: &mut std::collections::HashSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = path.iter().position(|p| p == at) {
+            let mut c = path[i..].to_vec();
+            c.push(at.to_string());
+            return Some(c);
+        }
+        if !seen.insert(at.to_string()) {
+            return None;
+        }
+        path.push(at.to_string());
+        for n in refs.get(at).into_iter().flatten() {
+            if let Some(c) = dfs(n, refs, path, seen) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        None
+    }
+    dfs(start, refs, &mut Vec::new(), &mut std::collections::HashSet::new())
 }
 
 fn has_template(v: &Value) -> bool {

@@ -193,8 +193,30 @@ fn unknown_method(
     minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
 }
 
+/// A variable (a map) the engine sets when some variables are defined through themselves:
+/// their names, each with the cycle. A use of one of them names the recursion.
+pub const RECURSIVE_VARS: &str = "__pbr_recursive_vars";
+
+/// The default evaluation budget of one render (minijinja's fuel: about one unit per
+/// instruction or per 64 bytes of data), so that a runaway template stops with an error
+/// rather than running out of memory.
+pub const DEFAULT_BUDGET: u64 = 20_000_000;
+
+/// The environment variable that sets the budget (`0`: no limit).
+pub const BUDGET_VAR: &str = "PBR_TEMPLATE_BUDGET";
+
+/// The evaluation budget of one render: `PBR_TEMPLATE_BUDGET`, else [`DEFAULT_BUDGET`].
+pub fn budget() -> Option<u64> {
+    match std::env::var(BUDGET_VAR).ok().and_then(|v| v.trim().parse::<u64>().ok()) {
+        Some(0) => None,
+        Some(n) => Some(n),
+        None => Some(DEFAULT_BUDGET),
+    }
+}
+
 fn build_env(behavior: UndefinedBehavior) -> Environment<'static> {
     let mut env = Environment::new();
+    env.set_fuel(budget());
     env.set_debug(true);
     env.set_undefined_behavior(behavior);
     if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
@@ -465,6 +487,12 @@ impl Templar {
             undefined = self.guess_undefined(src, scope, false);
         }
         let message = match (&undefined, err.kind()) {
+            (_, ErrorKind::OutOfFuel) => format!(
+                "the template used up its evaluation budget ({} steps) and was stopped; a template \
+                 that loops without end or builds huge values does this. If it is meant to do \
+                 that much work, raise the budget with {BUDGET_VAR}=N (0: no limit)",
+                budget().unwrap_or(0)
+            ),
             (Some(name), ErrorKind::UndefinedError) if detail == filters::MANDATORY_MSG => {
                 format!("Mandatory variable '{name}' not defined.")
             }
@@ -492,6 +520,17 @@ impl Templar {
                 }
                 m
             }
+        };
+        // undefined because it is defined through itself: say so
+        let message = match (&undefined, scope) {
+            (Some(name), Some(scope)) if err.kind() == ErrorKind::UndefinedError => {
+                let top = name.split(['.', '[']).next().unwrap_or(name);
+                match scope.vars.get_attr(RECURSIVE_VARS).and_then(|m| m.get_attr(top)) {
+                    Ok(why) if !why.is_undefined() => format!("{why}: recursion, not a missing variable"),
+                    _ => message,
+                }
+            }
+            _ => message,
         };
         TemplateError { message, undefined, line }
     }

@@ -15,6 +15,45 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_function("q", query);
 }
 
+/// How deep `lookup('template')` may nest: a template that looks itself up would never end.
+pub const MAX_TEMPLATE_LOOKUP_DEPTH: usize = 16;
+
+thread_local! {
+    /// The templates `lookup('template')` is rendering on this thread, outermost first.
+    static LOOKUPS: std::cell::RefCell<Vec<PathBuf>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// One level of `lookup('template')`, left when dropped.
+struct LookupDepth;
+
+impl LookupDepth {
+    fn enter(path: &Path) -> Result<LookupDepth, Error> {
+        LOOKUPS.with(|l| {
+            let mut l = l.borrow_mut();
+            if l.len() >= MAX_TEMPLATE_LOOKUP_DEPTH {
+                let name = |p: &PathBuf| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let chain: Vec<String> = l.iter().take(4).map(name).collect();
+                let again = l.iter().any(|p| p == path);
+                return Err(err(format!(
+                    "lookup('template') nested more than {MAX_TEMPLATE_LOOKUP_DEPTH} deep ({} → ...){}",
+                    chain.join(" → "),
+                    if again { format!(": {} looks itself up (recursion)", path.display()) } else { String::new() }
+                )));
+            }
+            l.push(path.to_path_buf());
+            Ok(LookupDepth)
+        })
+    }
+}
+
+impl Drop for LookupDepth {
+    fn drop(&mut self) {
+        LOOKUPS.with(|l| {
+            l.borrow_mut().pop();
+        });
+    }
+}
+
 fn err(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidOperation, msg.into())
 }
@@ -171,6 +210,7 @@ pub(crate) fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -
                     .ok_or_else(|| err(format!("the template file {t} could not be found for the lookup")))?;
                 let src = read(&path)?;
                 let tmpl = state.env().get_template(&inline_name(&src))?;
+                let _depth = LookupDepth::enter(&path)?;
                 out.push(Value::from(tmpl.render(vars.clone())?));
             }
             out
