@@ -320,3 +320,15 @@ fn a_variable_defined_through_itself_is_named_as_recursion() {
     assert!(run.stdout.contains("'a' is defined through itself (a → b → a)"), "{}", run.all());
     assert!(!run.stdout.contains("is undefined"), "{}", run.all());
 }
+
+#[test]
+fn a_very_long_host_name_is_reported() {
+    let d = tempfile::tempdir().unwrap();
+    let long = "h".repeat(70_000);
+    local_inventory(d.path(), &[&long]);
+    write(d.path(), "site.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=hi\n");
+    let run = pbr(d.path(), &["run", "-i", "inventory.ini", "site.yml"]);
+    no_crash(&run);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(run.recap(&long)["ok"], 1);
+}

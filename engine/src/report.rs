@@ -330,7 +330,7 @@ impl Reporter {
         match self.format {
             Format::Human => {
                 let mut s = format!("\n{}\n", stars("PLAY RECAP"));
-                let w = stats.iter().map(|(h, _)| h.len()).max().unwrap_or(0).max(26);
+                let w = stats.iter().map(|(h, _)| h.chars().count()).max().unwrap_or(0).max(26);
                 for (h, st) in stats {
                     let code = if st.failed > 0 || st.unreachable > 0 {
                         "31"
@@ -341,7 +341,9 @@ impl Reporter {
                     };
                     s.push_str(&format!(
                         "{} : ok={:<4} changed={:<4} unreachable={:<4} failed={:<4} skipped={:<4} rescued={:<4} ignored={}\n",
-                        self.c(code, &format!("{h:<w$}")),
+                        // padded by hand: a `{:<w$}` width past u16::MAX panics, and host
+                        // names have no length limit
+                        self.c(code, &format!("{h}{}", " ".repeat(w - h.chars().count()))),
                         st.ok,
                         st.changed,
                         st.unreachable,
