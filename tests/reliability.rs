@@ -332,3 +332,47 @@ fn a_very_long_host_name_is_reported() {
     assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(run.recap(&long)["ok"], 1);
 }
+
+#[test]
+fn non_utf8_files_are_named_at_their_first_bad_byte() {
+    let d = tempfile::tempdir().unwrap();
+    local_inventory(d.path(), &["h1"]);
+    let dest = d.path().join("out.txt");
+    // a playbook
+    std::fs::write(d.path().join("bad.yml"), b"- hosts: all\n  tasks:\n    - debug: msg=caf\xe9\n").unwrap();
+    let run = pbr(d.path(), &["run", "-i", "inventory.ini", "bad.yml"]);
+    no_crash(&run);
+    assert_eq!(run.code, 4, "{}", run.all());
+    assert!(run.stderr.contains("bad.yml:3:21"), "{}", run.all());
+    assert!(run.stderr.contains("not UTF-8"), "{}", run.all());
+    let lint = pbr(d.path(), &["lint", "--format", "json", "-i", "inventory.ini", "bad.yml"]);
+    assert!(
+        lint.stdout.contains("\"rule\":\"encoding\"") || lint.stdout.contains("\"rule\": \"encoding\""),
+        "{}",
+        lint.all()
+    );
+    assert!(!lint.stdout.contains("missing-file"), "{}", lint.all());
+    // a template: refused before any host is touched
+    std::fs::create_dir_all(d.path().join("templates")).unwrap();
+    std::fs::write(d.path().join("templates/t.j2"), b"ok\nline two \xff\xfe\n").unwrap();
+    write(
+        d.path(),
+        "tmpl.yml",
+        &format!(
+            "- hosts: all\n  gather_facts: false\n  tasks:\n    - copy: {{ dest: {}, content: x }}\n    - template: {{ src: t.j2, dest: {} }}\n",
+            d.path().join("first.txt").display(),
+            dest.display()
+        ),
+    );
+    let run = pbr(d.path(), &["run", "-i", "inventory.ini", "tmpl.yml"]);
+    no_crash(&run);
+    assert_eq!(run.code, 4, "{}", run.all());
+    assert!(run.stderr.contains("t.j2:2:10"), "{}", run.all());
+    assert!(!d.path().join("first.txt").exists(), "a host was touched before the bad template was found");
+    // an inventory
+    std::fs::write(d.path().join("bad.ini"), b"[g]\nh\xc3\x28 ansible_connection=local\n").unwrap();
+    let run = pbr(d.path(), &["run", "-i", "bad.ini", "tmpl.yml"]);
+    no_crash(&run);
+    assert_eq!(run.code, 4, "{}", run.all());
+    assert!(run.stderr.contains("bad.ini:2:2"), "{}", run.all());
+}

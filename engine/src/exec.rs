@@ -147,7 +147,10 @@ struct TaskController<'a> {
 
 impl Controller for TaskController<'_> {
     fn render_file(&self, path: &Path) -> Result<String, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let text = crate::source::read_text(path).map_err(|e| match e {
+            crate::source::ReadError::NotUtf8(_, m) => m,
+            e => format!("cannot read {}: {e}", path.display()),
+        })?;
         let scope = Scope { vars: self.vars, search: self.search };
         self.templar.render_text(&text, &scope).map_err(|e| match e.line {
             Some(l) => format!("{}:{l}: {}", path.display(), e.message),

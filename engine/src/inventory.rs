@@ -158,8 +158,10 @@ impl Inventory {
     /// One inventory file: YAML for `.yml`/`.yaml`/`.json`; for a name without extension YAML
     /// when it parses as a mapping, else INI; INI otherwise.
     fn load_file(&mut self, path: &Path) -> Result<(), Diag> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Diag::error(CODE, Span::none(), format!("cannot read inventory {}: {e}", path.display())))?;
+        let text = crate::source::read_text(path).map_err(|e| match e {
+            crate::source::ReadError::NotUtf8(span, m) => Diag::error("encoding", span, m),
+            e => Diag::error(CODE, Span::none(), format!("cannot read inventory {}: {e}", path.display())),
+        })?;
         if text.starts_with("$ANSIBLE_VAULT") {
             return Err(Diag::error(
                 CODE,

@@ -48,6 +48,7 @@ use Severity::{Error as E, Warning as W};
 /// Every rule lint knows.
 pub const RULES: &[Rule] = &[
     rule("yaml-syntax", E, "the file is not valid YAML"),
+    rule("encoding", E, "a playbook, inventory, vars or template file that is not UTF-8 text"),
     rule("yaml-duplicate-key", E, "a key appears twice in one mapping"),
     rule("yaml-truthy", W, "a plain yes/no/on/off is a boolean where a string is expected: quote it"),
     rule("octal-mode", W, "`mode:` given as an unquoted number: quote octal modes (\"0644\")"),
@@ -278,8 +279,11 @@ pub fn playbooks_in_dir(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn looks_like_playbook(p: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(p) else {
-        return false;
+    let text = match crate::source::read_text(p) {
+        Ok(t) => t,
+        // linted, so that the bad byte is reported
+        Err(crate::source::ReadError::NotUtf8(..)) => return true,
+        Err(_) => return false,
     };
     // Cheap pre-filter: a playbook's items start with `- hosts:`, `- name:`... at column 0.
     if !text.lines().any(|l| l.starts_with("- ")) {

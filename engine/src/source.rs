@@ -72,6 +72,45 @@ pub fn add_source(path: impl AsRef<Path>, text: String) -> SrcId {
     SrcId(reg.len() as u32 - 1)
 }
 
+/// Why a text file could not be read.
+#[derive(Debug)]
+pub enum ReadError {
+    Io(std::io::Error),
+    /// Not UTF-8: the span of the first bad byte (the text is registered with that byte shown
+    /// as U+FFFD) and a message naming it with its line and column.
+    NotUtf8(Span, String),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Io(e) => e.fmt(f),
+            ReadError::NotUtf8(_, m) => f.write_str(m),
+        }
+    }
+}
+
+/// Read a text file, which must be UTF-8. A file that is not is registered (bad bytes shown
+/// as U+FFFD) so that the error can point at the first bad byte.
+pub fn read_text(path: &Path) -> Result<String, ReadError> {
+    let bytes = std::fs::read(path).map_err(ReadError::Io)?;
+    match String::from_utf8(bytes) {
+        Ok(s) => Ok(s),
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let bad = e.as_bytes()[at];
+            let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            let id = add_source(path, text);
+            let (line, col) = source(id).map(|s| s.line_col(at)).unwrap_or((1, 1));
+            let span = Span::new(id, at, at + '\u{FFFD}'.len_utf8());
+            Err(ReadError::NotUtf8(
+                span,
+                format!("{} is not UTF-8 text: byte 0x{bad:02x} at line {line}, column {col}", path.display()),
+            ))
+        }
+    }
+}
+
 /// Look a source up by id.
 pub fn source(id: SrcId) -> Option<Arc<Source>> {
     let reg = registry().read().unwrap_or_else(|e| e.into_inner());

@@ -132,9 +132,10 @@ fn loader(name: &str) -> Result<Option<String>, Error> {
     // An included file: `join_path` made the name an absolute path when it could.
     let path = std::path::Path::new(name);
     if path.is_absolute() && path.is_file() {
-        return std::fs::read_to_string(path)
-            .map(Some)
-            .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("cannot read {name}: {e}")));
+        return crate::source::read_text(path).map(Some).map_err(|e| match e {
+            crate::source::ReadError::NotUtf8(_, m) => Error::new(ErrorKind::InvalidOperation, m),
+            e => Error::new(ErrorKind::InvalidOperation, format!("cannot read {name}: {e}")),
+        });
     }
     Ok(None)
 }

@@ -82,8 +82,10 @@ fn dir_files(dir: &Path) -> Result<Vec<PathBuf>, Diag> {
 
 /// One vars file: a YAML (or JSON) mapping; empty or null gives no vars.
 pub(crate) fn load_vars_file(path: &Path) -> Result<Map<String, Value>, Diag> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Diag::error(CODE, Span::none(), format!("cannot read vars file {}: {e}", path.display())))?;
+    let text = crate::source::read_text(path).map_err(|e| match e {
+        crate::source::ReadError::NotUtf8(span, m) => Diag::error("encoding", span, m),
+        e => Diag::error(CODE, Span::none(), format!("cannot read vars file {}: {e}", path.display())),
+    })?;
     if text.starts_with("$ANSIBLE_VAULT") {
         return Err(Diag::error(
             CODE,

@@ -662,8 +662,14 @@ impl<'a> Analyzer<'a> {
         if !self.templates_seen.insert(canon) {
             return;
         }
-        let Ok(text) = std::fs::read_to_string(p) else {
-            return;
+        let text = match crate::source::read_text(p) {
+            Ok(t) => t,
+            // known before any host is touched: the task would fail on every host
+            Err(crate::source::ReadError::NotUtf8(span, m)) => {
+                self.push(diag("encoding", span, m).with_help("save the template as UTF-8"));
+                return;
+            }
+            Err(_) => return,
         };
         if !Templar::is_template(&text) {
             return;

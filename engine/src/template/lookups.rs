@@ -138,7 +138,10 @@ fn query(state: &State, name: String, terms: Rest<Value>, kwargs: Kwargs) -> Res
 }
 
 fn read(path: &Path) -> Result<String, Error> {
-    std::fs::read_to_string(path).map_err(|e| err(format!("cannot read {}: {e}", path.display())))
+    crate::source::read_text(path).map_err(|e| match e {
+        crate::source::ReadError::NotUtf8(_, m) => err(m),
+        e => err(format!("cannot read {}: {e}", path.display())),
+    })
 }
 
 pub(crate) fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> Result<Vec<Value>, Error> {
