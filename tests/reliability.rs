@@ -376,3 +376,154 @@ fn non_utf8_files_are_named_at_their_first_bad_byte() {
     assert_eq!(run.code, 4, "{}", run.all());
     assert!(run.stderr.contains("bad.ini:2:2"), "{}", run.all());
 }
+
+/// Every secret below starts with this: no output, retry file or leftover file may contain it.
+const MARK: &str = "SeCrEt";
+
+const SECRETS: &str = r#"
+- hosts: all
+  gather_facts: false
+  vars_files: [secrets.yml]
+  tasks:
+    - name: a command line with secrets
+      command: "echo {{ extra_secret }} {{ inv_secret }} {{ file_secret }}"
+      no_log: true
+      register: echoed
+      changed_when: true
+    - name: a file with a secret, shown as a diff
+      copy: { dest: "{{ root }}/secret.txt", content: "{{ nolog_secret }}\n", mode: "0600" }
+      no_log: true
+    - name: a line with a secret
+      lineinfile: { path: "{{ root }}/lines.txt", line: "password={{ nolog_secret }}", create: true }
+      no_log: true
+    - name: a loop over secrets
+      shell: "test -n {{ item }}"
+      loop: ["{{ extra_secret }}", "{{ inv_secret }}"]
+      no_log: true
+    - name: a failing command with a secret on stderr
+      shell: "echo {{ inv_secret }} >&2; exit 3"
+      no_log: true
+      ignore_errors: true
+    - name: a block of no_log tasks
+      no_log: true
+      block:
+        - set_fact: { derived: "{{ file_secret }}-x" }
+        - command: "printf %s {{ derived }}"
+          register: printed
+    - name: the registered results, printed later
+      debug: { var: echoed }
+    - debug: { msg: "{{ echoed.stdout | default('') }} {{ printed.stdout | default('') }}" }
+    - name: become with a password
+      command: whoami
+      become: true
+      when: inventory_hostname == 'ssh'
+    - name: a wireless network
+      wpa:
+        interface: wlan0
+        path: "{{ root }}/wpa.conf"
+        networks: [{ ssid: home, psk: "{{ wpa_secret }}" }]
+    - name: an iSCSI login with CHAP
+      iscsi:
+        portal: 127.0.0.1
+        target: iqn.2024-01.lan.storage:t
+        chap_userid: me
+        chap_password: "{{ chap_secret }}"
+      when: inventory_hostname == 'local' and ansible_check_mode
+      ignore_errors: true
+    - name: an iSCSI target with CHAP
+      targetcli:
+        targets:
+          - iqn: iqn.2024-01.lan.storage:t
+            acls:
+              - initiator: iqn.2024-01.lan.pi:init
+                chap_userid: me
+                chap_password: "{{ chap_secret }}"
+      when: inventory_hostname == 'local' and ansible_check_mode
+      ignore_errors: true
+    - name: the end (a retry file is written)
+      fail: { msg: "done" }
+"#;
+
+/// Every file under `dir` whose content contains `needle`, except `skip`.
+fn files_containing(dir: &Path, needle: &str, skip: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else { return out };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() && !p.is_symlink() {
+            out.extend(files_containing(&p, needle, skip));
+        } else if p.is_file()
+            && !skip.iter().any(|s| p.ends_with(s))
+            && let Ok(b) = std::fs::read(&p)
+            && b.windows(needle.len()).any(|w| w == needle.as_bytes())
+        {
+            out.push(p.display().to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn no_secret_reaches_any_output() {
+    if !pbr_testkit::require_sshd_sudo_agent("no_secret_reaches_any_output") {
+        return;
+    }
+    let lab = Lab::new(1);
+    let ssh_root = lab.target("ssh", pbr_testkit::PW_USER);
+    let local_root = lab.path().join("targets/local");
+    std::fs::create_dir_all(&local_root).unwrap();
+    let mut inv = host_line(
+        "ssh",
+        &lab.hosts[0],
+        pbr_testkit::PW_USER,
+        true,
+        &format!("root={} ansible_become_password={}", ssh_root.display(), pbr_testkit::SUDO_PASSWORD),
+    );
+    inv.push_str(&format!("local ansible_connection=local root={}\n", local_root.display()));
+    inv.push_str("[all:vars]\ninv_secret=SeCrEtInventory1\n");
+    lab.write("inventory.ini", &inv);
+    lab.write("secrets.yml", "file_secret: SeCrEtVarsFile1\nnolog_secret: SeCrEtNoLog1\nwpa_secret: SeCrEtWpa1x\nchap_secret: SeCrEtChap1234\n");
+    lab.write("site.yml", SECRETS);
+    let runs: [&[&str]; 5] = [
+        &["-vvv", "--diff"],
+        &["--output", "json", "--diff"],
+        &["--check", "--diff", "-vvv"],
+        &["--check", "--output", "json", "-vvv"],
+        &["-v"],
+    ];
+    for extra in runs {
+        let mut args = vec!["run", "-i", "inventory.ini", "site.yml", "-e", "extra_secret=SeCrEtExtraVar1"];
+        args.extend_from_slice(extra);
+        let run = lab.pbr(&args);
+        assert_eq!(run.code, 2, "{extra:?}:\n{}", run.all());
+        for h in ["ssh", "local"] {
+            // every task ran up to the final `fail`
+            assert!(
+                run.all().contains(&format!("[{h}]")) || run.all().contains(&format!("\"host\":\"{h}\"")),
+                "{}",
+                run.all()
+            );
+        }
+        let all = run.all();
+        for needle in [MARK, pbr_testkit::SUDO_PASSWORD] {
+            let leaks: Vec<&str> = all.lines().filter(|l| l.contains(needle)).collect();
+            assert!(leaks.is_empty(), "{extra:?}: a secret in the output:\n{}", leaks.join("\n"));
+        }
+        // what the output does show: the tasks by name and their status; a task that uses
+        // what a no_log task registered is no_log too
+        assert!(run.stdout.contains("a command line with secrets"), "{}", run.all());
+        let hidden = all.lines().filter(|l| l.contains("hidden due to 'no_log: true'")).count();
+        assert!(hidden >= 4, "{extra:?}: {}", run.all());
+    }
+    let retry = std::fs::read_to_string(lab.path().join("site.retry")).expect("a retry file");
+    assert!(!retry.contains(MARK), "{retry}");
+    // the files pbr leaves: none holds a secret, but the one the playbook wrote it to (and the
+    // inventory and vars file it came from)
+    let skip = ["secret.txt", "lines.txt", "inventory.ini", "secrets.yml", "site.yml"];
+    for needle in [MARK, pbr_testkit::SUDO_PASSWORD] {
+        assert_eq!(files_containing(lab.path(), needle, &skip), Vec::<String>::new(), "{needle}");
+    }
+    // the wireless passphrase is turned into the PSK on the controller
+    let wpa = std::fs::read_to_string(ssh_root.join("wpa.conf")).unwrap();
+    assert!(wpa.contains("psk=") && !wpa.contains("SeCrEtWpa1x"), "{wpa}");
+}

@@ -76,7 +76,15 @@ struct HostState {
     deferred: IndexMap<String, (Deferred, Host)>,
     /// `meta: end_host` / end_play.
     ended: bool,
+    /// Registered results and facts that came from a `no_log` task: a task that uses one of
+    /// them is `no_log` too, so that a later `debug` does not show what `no_log` hid.
+    sensitive: std::collections::HashSet<String>,
+    /// The task running now is `no_log` (its own, inherited, or through [`Self::sensitive`]).
+    no_log_now: bool,
 }
+
+/// What a `no_log` task shows instead of its message.
+const NO_LOG_MSG: &str = "the output has been hidden due to 'no_log: true'";
 
 /// Inherited keywords from blocks and includes.
 #[derive(Clone, Default)]
@@ -834,9 +842,13 @@ impl<'a> Runner<'a> {
             if let (Some(reg), Some((h, _, _))) = (&task.register, results.first())
                 && let Some(v) = states.get(h).and_then(|s| s.registered.get(reg)).cloned()
             {
+                let sensitive = states.get(h).is_some_and(|s| s.sensitive.contains(reg));
                 for s in states.values_mut() {
                     if hosts.contains(&s.name) {
                         s.registered.insert(reg.clone(), v.clone());
+                        if sensitive {
+                            s.sensitive.insert(reg.clone());
+                        }
                     }
                 }
             }
@@ -847,6 +859,7 @@ impl<'a> Runner<'a> {
     async fn run_task_on_host(&self, ctx: &PlayCtx<'_>, task: &Task, inh: &Inherit, st: &mut HostState) {
         let task_name = task.display_name();
         let search = task.origin.search_dirs();
+        st.no_log_now = task.no_log || inh.no_log || self.uses_sensitive(task, st);
         let base_vars = self.task_vars(ctx, task, inh, st);
         // the loop items
         let items: Option<Vec<Value>> = match &task.loop_ {
@@ -859,7 +872,11 @@ impl<'a> Runner<'a> {
                 match self.loop_items(spec, &scope) {
                     Ok(v) => Some(v),
                     Err(e) => {
-                        self.finish_host(task, st, vec![self.fail_outcome(st, terr(task, e), None)], None, &task_name);
+                        let mut o = self.fail_outcome(st, terr(task, e), None);
+                        if st.no_log_now {
+                            self.censor(&mut o);
+                        }
+                        self.finish_host(task, st, vec![o], None, &task_name);
                         return;
                     }
                 }
@@ -967,6 +984,11 @@ impl<'a> Runner<'a> {
                 outcomes.first().map(|o| Value::Object(o.result.clone())).unwrap_or(json!({}))
             };
             st.registered.insert(reg.clone(), v);
+            if st.no_log_now {
+                st.sensitive.insert(reg.clone());
+            } else {
+                st.sensitive.remove(reg);
+            }
         }
         if unreachable && !task.ignore_unreachable {
             st.unreachable = true;
@@ -1395,8 +1417,68 @@ impl<'a> Runner<'a> {
         Ok(conns.entry(key).or_insert(conn).clone())
     }
 
+    /// One item of a task on a host; with `no_log`, everything but the status is hidden.
     #[allow(clippy::too_many_arguments)]
     async fn run_item(
+        &self,
+        ctx: &PlayCtx<'_>,
+        task: &Task,
+        inh: &Inherit,
+        st: &mut HostState,
+        vars: &Map<String, Value>,
+        item: Option<(&Value, &Map<String, Value>)>,
+        search: &[PathBuf],
+    ) -> ItemOutcome {
+        let mut out = self.run_item_shown(ctx, task, inh, st, vars, item, search).await;
+        if st.no_log_now {
+            self.censor(&mut out);
+            // facts set by a no_log task are as secret as its result
+            if let Some(Value::Object(f)) = out.result.get("ansible_facts") {
+                st.sensitive.extend(f.keys().cloned());
+            }
+        }
+        out
+    }
+
+    /// Does the task use a registered result or fact of a `no_log` task (in its args, its
+    /// loop or, for `debug`, its `var`)?
+    fn uses_sensitive(&self, task: &Task, st: &HostState) -> bool {
+        if st.sensitive.is_empty() {
+            return false;
+        }
+        let mut names = Vec::new();
+        if let Action::Module { name, args, .. } = &task.action {
+            self.template_refs(args, &mut names);
+            if crate::playbook::short_name(name).ends_with("debug")
+                && let Some(Value::String(v)) = args.get("var")
+            {
+                names.extend(self.templar.referenced_vars_expr(v).unwrap_or_default());
+            }
+        }
+        if let Some(spec) = &task.loop_ {
+            let v = match spec {
+                LoopSpec::Items { value, .. } => value,
+                LoopSpec::Dict(v) | LoopSpec::Fileglob(v) | LoopSpec::Subelements(v) | LoopSpec::Nested(v) => v,
+                #[allow(unreachable_patterns)]
+                _ => &Value::Null,
+            };
+            self.template_refs(v, &mut names);
+        }
+        names.iter().any(|n| st.sensitive.contains(n))
+    }
+
+    /// `no_log`: the report keeps the host and the status; the item label, the change
+    /// summaries (`~ run: <command>`), diffs, message and data go. The registered result keeps
+    /// its values for later tasks (see [`HostState::sensitive`]).
+    fn censor(&self, out: &mut ItemOutcome) {
+        out.report.data = Map::new();
+        out.report.changes.clear();
+        out.report.item = out.report.item.take().map(|_| "<censored>".into());
+        out.report.msg = out.report.msg.take().map(|_| NO_LOG_MSG.into());
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run_item_shown(
         &self,
         ctx: &PlayCtx<'_>,
         task: &Task,
@@ -1412,8 +1494,6 @@ impl<'a> Runner<'a> {
             Some(l) => self.templar.render_str(l, &scope).map(|v| value_label(&v)).unwrap_or_else(|_| l.clone()),
             None => value_label(it),
         });
-        let no_log = task.no_log || inh.no_log;
-        let label = if no_log { label.map(|_| "<censored>".to_string()) } else { label };
         let all_when: Vec<Value> = inh.when.iter().chain(task.when.iter()).cloned().collect();
         match self.eval_conds(&all_when, &scope) {
             Ok(true) => {}
@@ -1457,10 +1537,6 @@ impl<'a> Runner<'a> {
                     let mut o = self.fail_outcome(st, f, label.clone());
                     if let Some((it, _)) = item {
                         o.result.insert("item".into(), it.clone());
-                    }
-                    if no_log {
-                        o.report.data = Map::new();
-                        o.report.msg = Some("the output has been hidden due to 'no_log: true'".into());
                     }
                     if o.unreachable || task.until.is_none() || attempt >= attempts {
                         return o;
@@ -1531,11 +1607,6 @@ impl<'a> Runner<'a> {
                     out.report.msg = Some(format!("retries exhausted after {attempt} attempts"));
                     out.result.insert("failed".into(), json!(true));
                 }
-            }
-            if no_log {
-                out.report.data = Map::new();
-                out.report.msg = out.report.msg.map(|_| "the output has been hidden due to 'no_log: true'".into());
-                out.report.changes.iter_mut().for_each(|c| c.diff = None);
             }
             return out;
         }
