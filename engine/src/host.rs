@@ -146,9 +146,10 @@ pub enum HostError {
     ReadOnly(String),
 }
 
-/// A transport to one machine (local, SSH). Implementations must write files atomically
-/// (temp file in the target directory, attributes set, then rename) and pass become passwords on
-/// stdin only.
+/// A transport to one machine (local, SSH). Implementations must write files atomically (temp
+/// file in the target directory, checked on the host against the size and checksum of what was
+/// sent, attributes set, flushed, then renamed: [`crate::transport::atomic_write_script`]) and
+/// pass become passwords on stdin only.
 #[async_trait]
 pub trait Connection: Send + Sync {
     /// Run a script with `sh`, as the login user or through `become`.

@@ -239,6 +239,42 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
+    #[test]
+    fn a_signalled_write_removes_its_temp_file() {
+        use std::io::Write;
+        for (sig, code) in [("TERM", 143), ("INT", 130), ("HUP", 129)] {
+            let dir = tempfile::tempdir().unwrap();
+            let dest = dir.path().join("f");
+            std::fs::write(&dest, b"old\n").unwrap();
+            let want = vec![7u8; 100_000];
+            let script = atomic_write_script(dest.to_str().unwrap(), &FileAttrs::default(), &Expect::of(&want));
+            let mut child = std::process::Command::new("/bin/sh")
+                .arg("-c")
+                .arg(&script)
+                .stdin(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(&want[..40_000]).unwrap();
+            stdin.flush().unwrap();
+            // the temp file is there and filling
+            let start = std::time::Instant::now();
+            while std::fs::read_dir(dir.path()).unwrap().count() < 2 {
+                assert!(start.elapsed() < std::time::Duration::from_secs(10));
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            let st = std::process::Command::new("kill").args(["-s", sig, &child.id().to_string()]).status().unwrap();
+            assert!(st.success());
+            drop(stdin);
+            let out = child.wait_with_output().unwrap();
+            assert_eq!(out.status.code(), Some(code), "SIG{sig}: {}", String::from_utf8_lossy(&out.stderr));
+            assert_eq!(std::fs::read(&dest).unwrap(), b"old\n");
+            let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+            assert_eq!(left.len(), 1, "SIG{sig} left {left:?}");
+        }
+    }
+
     #[tokio::test]
     async fn without_sha256sum_the_host_checks_with_cksum() {
         // a PATH with the tools the script uses, but no sha256sum

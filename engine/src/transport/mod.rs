@@ -140,10 +140,9 @@ pub fn atomic_write_script(path: &str, attrs: &FileAttrs, expect: &Expect) -> St
     let p = sh_quote(path);
     let Expect { len, sha256, crc } = expect;
     let mut s = format!(
-        "set -e; d=$(dirname -- {p}); t=$(mktemp \"$d/.pbr.XXXXXX\"); trap 'rm -f \"$t\"' EXIT; \
-         trap 'rm -f \"$t\"; exit 129' HUP; trap 'rm -f \"$t\"; exit 130' INT; \
-         trap 'rm -f \"$t\"; exit 141' PIPE; trap 'rm -f \"$t\"; exit 143' TERM; \
-         cat > \"$t\"; \
+        "set -e; t=; c() {{ [ -z \"$t\" ] || rm -f \"$t\"; }}; trap c EXIT; trap 'c; exit 129' HUP; \
+         trap 'c; exit 130' INT; trap 'c; exit 141' PIPE; trap 'c; exit 143' TERM; \
+         d=$(dirname -- {p}); t=$(mktemp \"$d/.pbr.XXXXXX\"); cat > \"$t\"; \
          f={p}; bad() {{ rm -f \"$t\"; echo \"incomplete transfer: $1; $f was left as it was\" >&2; exit 1; }}; \
          n=$(wc -c < \"$t\" | tr -d ' '); [ \"$n\" = {len} ] || bad \"received $n of {len} bytes\"; \
          if command -v sha256sum >/dev/null 2>&1; then h=$(sha256sum < \"$t\"); \
