@@ -134,6 +134,51 @@ fn a_killed_ssh_copy_leaves_the_old_file() {
     }
 }
 
+#[test]
+fn a_validated_write_interrupted_during_validation_leaves_no_temp_file() {
+    let d = tempfile::tempdir().unwrap();
+    let dest = d.path().join("dest");
+    std::fs::create_dir_all(&dest).unwrap();
+    std::fs::write(dest.join("app.conf"), "good old\n").unwrap();
+    write(d.path(), "inventory.ini", &format!("h1 ansible_connection=local dest={}\n", dest.display()));
+    write(
+        d.path(),
+        "site.yml",
+        r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - copy:
+        dest: "{{ dest }}/app.conf"
+        content: "good new\n"
+        validate: "sh -c 'sleep 2; grep -q good \"$1\"' validate %s"
+"#,
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_pbr"))
+        .args(["run", "-i", "inventory.ini", "site.yml"])
+        .current_dir(d.path())
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // the validation is running when its temp file is there
+    let start = Instant::now();
+    while temp_files(&dest).is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(60), "no temp file appeared");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(Command::new("kill").args(["-s", "KILL", &child.id().to_string()]).status().unwrap().success());
+    let _ = finish(child);
+    // the host received every byte: the file is validated and committed; nothing is left behind
+    let start = Instant::now();
+    while !temp_files(&dest).is_empty() && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(temp_files(&dest), vec![], "a temp file was left behind");
+    assert_eq!(std::fs::read_to_string(dest.join("app.conf")).unwrap(), "good new\n");
+}
+
 const SHARED_PARENT: &str = r#"
 - hosts: all
   gather_facts: false

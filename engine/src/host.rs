@@ -131,7 +131,14 @@ pub struct FileAttrs {
     pub mode: Option<u32>,
     pub owner: Option<String>,
     pub group: Option<String>,
+    /// A command run on the new file before it is renamed into place (`%s` is its path): when it
+    /// fails, the old file stays and the write fails with [`VALIDATE_FAILED`] on stderr.
+    pub validate: Option<String>,
 }
+
+/// What the write script prints first on stderr when `validate` failed: then its exit code on
+/// the same line, and the command's output on the next lines.
+pub const VALIDATE_FAILED: &str = "pbr-validate-failed";
 
 /// Errors talking to a host. `Unreachable` marks the host unreachable for the rest of the run.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -103,7 +103,7 @@ pub async fn apply_file(host: &Host, now: &FileNow, want: &Want) -> Result<bool,
                 if let Some(dir) = parent(&now.path) {
                     host.run_ok(format!("mkdir -p -- {}", sh_quote(dir))).await?;
                 }
-                let attrs = FileAttrs { mode: Some(*mode), owner: None, group: None };
+                let attrs = FileAttrs { mode: Some(*mode), ..Default::default() };
                 host.write_file(&now.path, content.as_bytes(), &attrs).await?;
                 return Ok(true);
             }

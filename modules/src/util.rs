@@ -220,6 +220,7 @@ pub fn write_attrs(st: &FileState, attrs: Attrs) -> FileAttrs {
         mode: attrs.mode.map(|m| m.resolve(cur.map(|s| s.mode).unwrap_or(0o644), false)),
         owner: attrs.owner.map(str::to_string),
         group: attrs.group.map(str::to_string),
+        validate: None,
     }
 }
 
@@ -260,35 +261,27 @@ pub async fn apply_content(
             if !v.contains("%s") {
                 return Err(ModuleError::new(format!("validate must contain %s: {v}")));
             }
-            // keep the attributes of the file being replaced on the temp copy
-            if let Some(s) = st.stat.as_ref().filter(|s| s.kind == "file") {
-                fa.mode.get_or_insert(s.mode & 0o7777);
-                fa.owner.get_or_insert_with(|| s.uid.to_string());
-                fa.group.get_or_insert_with(|| s.gid.to_string());
-            }
-            let dir = match path.rfind('/') {
-                Some(0) => "/".to_string(),
-                Some(i) => path[..i].to_string(),
-                None => ".".to_string(),
-            };
-            let out = host.run_ok(format!("mktemp {}/.pbr-validate.XXXXXX", sh_quote(&dir))).await?;
-            let tmp = out.stdout_str().trim().to_string();
-            host.write_file(&tmp, want, &fa).await?;
-            let cmd = v.replace("%s", &sh_quote(&tmp));
-            let out = host.run(pbr_engine::Cmd::new(format!("{cmd} 2>&1"))).await?;
-            if out.rc != 0 {
-                let _ = host.run(pbr_engine::Cmd::new(format!("rm -f -- {}", sh_quote(&tmp)))).await;
+            // checked on the host in the write itself, on the temp file, before the rename:
+            // a failure or an interruption leaves the old file and no temp file
+            fa.validate = Some(v.to_string());
+            if let Err(e) = host.write_file(path, want, &fa).await {
+                let text = e.to_string();
+                let Some(at) = text.find(pbr_engine::host::VALIDATE_FAILED) else {
+                    return Err(e.into());
+                };
+                let rest = &text[at + pbr_engine::host::VALIDATE_FAILED.len()..];
+                let (rc, output) = rest.trim_start().split_once('\n').unwrap_or((rest.trim(), ""));
+                let rc: i64 = rc.trim().parse().unwrap_or(-1);
+                let cmd = v.replace("%s", &sh_quote(path));
                 let mut d = Map::new();
-                d.insert("validate_rc".into(), Value::from(out.rc));
-                d.insert("validate_output".into(), Value::String(out.stdout_str()));
+                d.insert("validate_rc".into(), Value::from(rc));
+                d.insert("validate_output".into(), Value::String(output.to_string()));
                 return Err(ModuleError::new(format!(
-                    "failed to validate: `{cmd}` exited {}: {}",
-                    out.rc,
-                    out.stdout_str().trim()
+                    "failed to validate: `{cmd}` (on the new content) exited {rc}: {}",
+                    output.trim()
                 ))
                 .with_data(d));
             }
-            host.run_ok(format!("mv -f -- {} {}", sh_quote(&tmp), sh_quote(path))).await?;
         }
     }
     if let Some(Mode::Symbolic(_)) = attrs.mode

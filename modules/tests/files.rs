@@ -99,7 +99,16 @@ async fn copy_force_false_and_binary_and_validate() {
         .await
         .unwrap_err();
     assert!(err.msg.contains("failed to validate"), "{}", err.msg);
+    assert_eq!(err.data.get("validate_rc"), Some(&json!(1)), "{:?}", err.data);
     assert_eq!(std::fs::read_to_string(&v).unwrap(), "good\n");
+    // the command's output is kept
+    let err =
+        run("copy", json!({"dest": s(&v), "content": "bad\n", "validate": "sh -c 'echo no way; exit 7' %s"}), APPLY)
+            .await
+            .unwrap_err();
+    assert_eq!(err.data.get("validate_rc"), Some(&json!(7)), "{:?}", err.data);
+    assert_eq!(err.data.get("validate_output").and_then(|o| o.as_str()), Some("no way"), "{:?}", err.data);
+    assert!(err.msg.contains("exited 7: no way"), "{}", err.msg);
     let r = run("copy", json!({"dest": s(&v), "content": "good too\n", "validate": "grep -q good %s"}), APPLY)
         .await
         .unwrap();

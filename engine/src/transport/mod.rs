@@ -169,6 +169,15 @@ pub fn atomic_write_script(path: &str, attrs: &FileAttrs, expect: &Expect) -> St
             "if [ -e {p} ]; then chown \"$(stat -c %u:%g -- {p})\" \"$t\" 2>/dev/null || true; fi; "
         )),
     }
+    if let Some(v) = &attrs.validate {
+        // in the same script, so that no temp file outlives a failure or an interruption
+        let cmd = v.replace("%s", "\"$t\"");
+        s.push_str(&format!(
+            "o=$({cmd} 2>&1) && r=0 || r=$?; if [ \"$r\" != 0 ]; then c; \
+             printf '%s %s\\n%s\\n' {} \"$r\" \"$o\" >&2; exit 1; fi; ",
+            crate::host::VALIDATE_FAILED
+        ));
+    }
     s.push_str(&format!("sync -- \"$t\" 2>/dev/null || sync; mv -f \"$t\" {p}; trap - EXIT"));
     s
 }
