@@ -179,6 +179,32 @@ fn a_validated_write_interrupted_during_validation_leaves_no_temp_file() {
     assert_eq!(std::fs::read_to_string(dest.join("app.conf")).unwrap(), "good new\n");
 }
 
+#[test]
+fn validate_sees_the_task_environment_and_reports_all_its_output() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "inventory.ini", "h1 ansible_connection=local\n");
+    let dest = d.path().join("app.conf");
+    write(
+        d.path(),
+        "site.yml",
+        &format!(
+            r#"- hosts: all
+  gather_facts: false
+  environment: {{ WANT: good }}
+  tasks:
+    - copy: {{ dest: {0}, content: "good\n", validate: "echo checking >&2; grep -q $WANT %s" }}
+    - copy: {{ dest: {0}, content: "bad\n", validate: "echo checking >&2; grep -q $WANT %s" }}
+"#,
+            dest.display()
+        ),
+    );
+    let run = pbr(d.path(), &["run", "-i", "inventory.ini", "site.yml"]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(run.stdout.contains("exited 1: checking"), "{}", run.all());
+    assert_eq!(std::fs::read_to_string(&dest).unwrap(), "good\n");
+    assert_eq!(temp_files(d.path()), vec![]);
+}
+
 const SHARED_PARENT: &str = r#"
 - hosts: all
   gather_facts: false

@@ -246,6 +246,11 @@ impl Host {
         cmd
     }
 
+    /// The task's `environment:` (exported for every command).
+    pub fn env(&self) -> &[(String, String)] {
+        &self.env
+    }
+
     /// The inventory name of the host.
     pub fn name(&self) -> &str {
         &self.name

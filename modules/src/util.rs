@@ -263,7 +263,18 @@ pub async fn apply_content(
             }
             // checked on the host in the write itself, on the temp file, before the rename:
             // a failure or an interruption leaves the old file and no temp file
-            fa.validate = Some(v.to_string());
+            // with the task's `environment:`, as every command of the task
+            let mut exports = String::new();
+            for (k, x) in host.env() {
+                if k.is_empty()
+                    || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                    || k.as_bytes()[0].is_ascii_digit()
+                {
+                    return Err(ModuleError::new(format!("invalid environment variable name `{k}`")));
+                }
+                exports.push_str(&format!("export {k}={}; ", sh_quote(x)));
+            }
+            fa.validate = Some(format!("{exports}{v}"));
             if let Err(e) = host.write_file(path, want, &fa).await {
                 let text = e.to_string();
                 let Some(at) = text.find(pbr_engine::host::VALIDATE_FAILED) else {

@@ -173,7 +173,7 @@ pub fn atomic_write_script(path: &str, attrs: &FileAttrs, expect: &Expect) -> St
         // in the same script, so that no temp file outlives a failure or an interruption
         let cmd = v.replace("%s", "\"$t\"");
         s.push_str(&format!(
-            "o=$({cmd} 2>&1) && r=0 || r=$?; if [ \"$r\" != 0 ]; then c; \
+            "o=$(exec 2>&1; {cmd}\n) && r=0 || r=$?; if [ \"$r\" != 0 ]; then c; \
              printf '%s %s\\n%s\\n' {} \"$r\" \"$o\" >&2; exit 1; fi; ",
             crate::host::VALIDATE_FAILED
         ));
