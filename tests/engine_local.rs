@@ -536,3 +536,37 @@ fn facts_use_the_connection_the_tasks_use() {
     let r = pbr(d.path(), &["run", "site.yml", "-i", "inventory.ini"]);
     assert_eq!(r.code, 3, "{}", r.all());
 }
+
+#[test]
+fn the_test_loopback_guard_refuses_other_addresses_before_connecting() {
+    let d = tempfile::tempdir().unwrap();
+    let port = closed_port();
+    write(
+        d.path(),
+        "inventory.ini",
+        &format!(
+            "[far]\nten ansible_host=10.0.0.1\ndoc ansible_host=192.0.2.1 ansible_port=2222\n\
+             named ansible_host=example.invalid\njump ansible_host=127.0.0.1 ansible_port={port} \
+             ansible_ssh_common_args='-J 10.0.0.2'\n[near]\nloop ansible_host=127.0.0.1 ansible_port={port}\n"
+        ),
+    );
+    write(d.path(), "site.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - command: \"true\"\n");
+    let t0 = std::time::Instant::now();
+    let Some(r) = pbr_offline(d.path(), &["run", "site.yml", "-i", "inventory.ini"]) else { return };
+    assert_eq!(r.code, 3, "{}", r.all());
+    for (host, addr) in
+        [("ten", "10.0.0.1:22"), ("doc", "192.0.2.1:2222"), ("named", "example.invalid:22"), ("jump", "10.0.0.2:22")]
+    {
+        let line = r
+            .stdout
+            .lines()
+            .find(|l| l.contains(&format!("[{host}]")))
+            .unwrap_or_else(|| panic!("{host}: {}", r.all()));
+        assert!(line.contains(&format!("PBR_TEST_LOOPBACK_ONLY=1: refusing to connect to {addr}")), "{host}: {line}");
+    }
+    // a loopback address is tried (and fails for want of a server, not by the guard)
+    let line = r.stdout.lines().find(|l| l.contains("[loop]")).unwrap_or_else(|| panic!("{}", r.all()));
+    assert!(line.contains("UNREACHABLE") && !line.contains("refusing"), "{line}");
+    // refused at once: no connect timeout was waited for
+    assert!(t0.elapsed() < std::time::Duration::from_secs(8), "{:?}", t0.elapsed());
+}

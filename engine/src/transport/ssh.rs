@@ -235,6 +235,29 @@ struct Session {
     seq: AtomicU64,
 }
 
+/// The environment variable that confines connections to loopback addresses: with it set to
+/// `1` (the test suite sets it for every `pbr` it starts), connecting to anything but an IP
+/// literal in 127.0.0.0/8 or `::1`, a name included (it is not even resolved), fails at once,
+/// before any packet leaves. ProxyJump hops are checked as well.
+pub const LOOPBACK_ONLY_ENV: &str = "PBR_TEST_LOOPBACK_ONLY";
+
+/// Whether [`LOOPBACK_ONLY_ENV`] is in force.
+pub fn loopback_only() -> bool {
+    std::env::var(LOOPBACK_ONLY_ENV).is_ok_and(|v| v.trim() == "1")
+}
+
+/// `Err` (naming the address) unless `host` is a loopback IP literal.
+pub fn check_loopback(host: &str, port: u16) -> Result<(), String> {
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    if bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()) {
+        return Ok(());
+    }
+    Err(format!(
+        "{LOOPBACK_ONLY_ENV}=1: refusing to connect to {host}:{port}: not a loopback address \
+         (only 127.0.0.0/8 and ::1 are allowed, and names are not resolved)"
+    ))
+}
+
 /// Why a session could not be established, and whether trying again may help (a refused or
 /// timed-out TCP connection, a broken handshake: yes; a host key or login refused: no).
 struct EstablishError {
@@ -291,6 +314,12 @@ impl Session {
             identity_files: &opts.identity_files,
             password: opts.password.as_ref().map(|p| p.expose()),
         });
+        if loopback_only() {
+            for hop in &hops {
+                check_loopback(hop.host, hop.port)
+                    .map_err(|e| permanent(unreachable(&format!("{}@{}:{}", hop.user, hop.host, hop.port), e)))?;
+            }
+        }
         let mut handles: Vec<Handle<Client>> = Vec::new();
         for hop in &hops {
             let name = format!("{}@{}:{}", hop.user, hop.host, hop.port);
@@ -1128,5 +1157,23 @@ impl Connection for SshConnection {
 
     async fn close(&self) {
         self.current().close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_loopback;
+
+    #[test]
+    fn loopback_literals_only() {
+        for ok in ["127.0.0.1", "127.0.0.77", "127.255.255.254", "::1", "[::1]"] {
+            assert!(check_loopback(ok, 22).is_ok(), "{ok}");
+        }
+        for bad in
+            ["10.0.0.1", "192.0.2.1", "0.0.0.0", "localhost", "example.invalid", "::ffff:10.0.0.1", "fe80::1", ""]
+        {
+            let e = check_loopback(bad, 2222).unwrap_err();
+            assert!(e.contains(&format!("{bad}:2222")) && e.contains("PBR_TEST_LOOPBACK_ONLY"), "{e}");
+        }
     }
 }
