@@ -1079,7 +1079,9 @@ impl SshConnection {
         input: impl Fn() -> Input,
         replay: Replay,
     ) -> Result<Output, HostError> {
-        let mut replayed = false;
+        // how many times the request went to a new session (bounded: a server that accepts and
+        // drops every connection must not keep us here)
+        let mut replays = 0;
         loop {
             let s = self.session().await?;
             let sent = AtomicBool::new(false);
@@ -1088,23 +1090,24 @@ impl SshConnection {
             if !s.handle.is_closed() {
                 return Err(e);
             }
-            let again = match replay {
-                Replay::Always => !replayed,
-                Replay::IfNotSent => !sent.load(Ordering::SeqCst),
-            };
+            let again = replays < 2
+                && match replay {
+                    Replay::Always => replays == 0,
+                    Replay::IfNotSent => !sent.load(Ordering::SeqCst),
+                };
             if !again {
                 return Err(match replay {
-                    Replay::IfNotSent => unreachable(
+                    Replay::IfNotSent if sent.load(Ordering::SeqCst) => unreachable(
                         &self.target,
                         format!(
                             "the connection was lost while the command ran; it may have run, so it is not run \
                              again ({e})"
                         ),
                     ),
-                    Replay::Always => e,
+                    _ => e,
                 });
             }
-            replayed = true;
+            replays += 1;
         }
     }
 }
