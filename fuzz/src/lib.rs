@@ -19,6 +19,9 @@ use std::sync::OnceLock;
 /// The targets: YAML loading, INI and YAML inventories, templating, the playbook loader.
 pub const TARGETS: &[&str] = &["yaml", "inventory_ini", "inventory_yaml", "template", "playbook"];
 
+/// A target that fails on purpose (not in [`TARGETS`]): the harness's own test.
+pub const SELFTEST: &str = "selftest";
+
 /// The repository root (the fuzz crate's parent directory).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
@@ -50,6 +53,13 @@ pub fn run(target: &str, data: &[u8]) -> Result<(), String> {
         "inventory_yaml" => inventory(data, "hosts.yml"),
         "template" => template(data),
         "playbook" => playbook(data),
+        // proves the harness: an input with `panic` panics, one with `abort` aborts
+        SELFTEST => {
+            if data.windows(5).any(|w| w == b"abort") {
+                std::process::abort();
+            }
+            assert!(!data.windows(5).any(|w| w == b"panic"), "selftest: the input asked for a panic");
+        }
         other => return Err(format!("unknown fuzz target `{other}` (known: {})", TARGETS.join(", "))),
     }
     Ok(())
@@ -208,6 +218,9 @@ pub fn corpus_files(target: &str) -> Vec<PathBuf> {
 /// runs out of fuel), and mutations of them (the same hosts with 16 KiB of variables each) are
 /// slow by nature, not by a bug; `cargo test` still runs them (each within 10 s).
 pub fn seeds(target: &str) -> Vec<Vec<u8>> {
+    if target == SELFTEST {
+        return vec![std::env::var("PBR_FUZZ_SELFTEST").unwrap_or_default().into_bytes()];
+    }
     let root = repo_root();
     let mut files: Vec<PathBuf> = corpus_files(target)
         .into_iter()

@@ -46,3 +46,27 @@ fn the_command_lookups_are_off_in_the_fuzzer() {
     run("template", t.as_bytes()).unwrap();
     assert!(!marker.exists(), "lookup('pipe') ran a command under the fuzzer");
 }
+
+/// The bounded run fails loudly and keeps the input, for a panic and for a crashed worker.
+#[test]
+fn the_fuzzer_saves_what_panics_or_crashes_and_fails() {
+    for (seed, kind) in [("please panic", "panic"), ("please abort", "crash")] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pbr-fuzz"))
+            .args(["--secs", "5", "--target", pbr_fuzz::SELFTEST, "--crashes"])
+            .arg(dir.path())
+            .env("PBR_FUZZ_SELFTEST", seed)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{kind}: {err}");
+        assert!(err.contains(&format!("selftest: {kind}")) && err.contains("FAILED"), "{kind}: {err}");
+        let saved: Vec<_> = std::fs::read_dir(dir.path().join("selftest"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("{kind}-")))
+            .collect();
+        assert_eq!(saved.len(), 1, "{kind}: {err}");
+        assert_eq!(std::fs::read_to_string(saved[0].path()).unwrap(), seed);
+    }
+}
