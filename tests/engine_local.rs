@@ -496,3 +496,77 @@ fn wait_for_connection_reconnects_and_reboot_refuses_unknown_params() {
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(r.stdout.contains("reboot: unknown param `reboot_timout`"), "{}", r.stdout);
 }
+
+/// A port on 127.0.0.1 that nothing listens on (bound, then released).
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[test]
+fn facts_use_the_connection_the_tasks_use() {
+    let d = tempfile::tempdir().unwrap();
+    let port = closed_port();
+    // the inventory says SSH to an address where nothing answers; -e and play vars say local
+    write(
+        d.path(),
+        "inventory.ini",
+        &format!(
+            "[far]\nf1 ansible_host=127.0.0.1 ansible_port={port} ansible_user=nobody root={}\n",
+            d.path().display()
+        ),
+    );
+    write(
+        d.path(),
+        "site.yml",
+        "- hosts: far\n  gather_facts: true\n  tasks:\n    - copy: { dest: \"{{ root }}/facts\", content: \"{{ ansible_facts.system }} {{ ansible_system }}\\n\" }\n",
+    );
+    let r = pbr(d.path(), &["run", "site.yml", "-i", "inventory.ini", "-e", "ansible_connection=local"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(std::fs::read_to_string(d.path().join("facts")).unwrap(), "Linux Linux\n");
+    // the same through a play variable
+    write(
+        d.path(),
+        "play.yml",
+        "- hosts: far\n  gather_facts: true\n  vars: { ansible_connection: local }\n  tasks:\n    - command: \"true\"\n",
+    );
+    let r = pbr(d.path(), &["run", "play.yml", "-i", "inventory.ini"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    // and without them the host is unreachable (the test's address really is closed)
+    let r = pbr(d.path(), &["run", "site.yml", "-i", "inventory.ini"]);
+    assert_eq!(r.code, 3, "{}", r.all());
+}
+
+#[test]
+fn the_test_loopback_guard_refuses_other_addresses_before_connecting() {
+    let d = tempfile::tempdir().unwrap();
+    let port = closed_port();
+    write(
+        d.path(),
+        "inventory.ini",
+        &format!(
+            "[far]\nten ansible_host=10.0.0.1\ndoc ansible_host=192.0.2.1 ansible_port=2222\n\
+             named ansible_host=example.invalid\njump ansible_host=127.0.0.1 ansible_port={port} \
+             ansible_ssh_common_args='-J 10.0.0.2'\n[near]\nloop ansible_host=127.0.0.1 ansible_port={port}\n"
+        ),
+    );
+    write(d.path(), "site.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - command: \"true\"\n");
+    let t0 = std::time::Instant::now();
+    let Some(r) = pbr_offline(d.path(), &["run", "site.yml", "-i", "inventory.ini"]) else { return };
+    assert_eq!(r.code, 3, "{}", r.all());
+    for (host, addr) in
+        [("ten", "10.0.0.1:22"), ("doc", "192.0.2.1:2222"), ("named", "example.invalid:22"), ("jump", "10.0.0.2:22")]
+    {
+        let line = r
+            .stdout
+            .lines()
+            .find(|l| l.contains(&format!("[{host}]")))
+            .unwrap_or_else(|| panic!("{host}: {}", r.all()));
+        assert!(line.contains(&format!("PBR_TEST_LOOPBACK_ONLY=1: refusing to connect to {addr}")), "{host}: {line}");
+    }
+    // a loopback address is tried (and fails for want of a server, not by the guard)
+    let line = r.stdout.lines().find(|l| l.contains("[loop]")).unwrap_or_else(|| panic!("{}", r.all()));
+    assert!(line.contains("UNREACHABLE") && !line.contains("refusing"), "{line}");
+    // refused at once: no connect timeout was waited for
+    assert!(t0.elapsed() < std::time::Duration::from_secs(8), "{:?}", t0.elapsed());
+}

@@ -718,3 +718,92 @@ fn pi_boot_modules_over_ssh_regenerate_once_and_keep_secrets() {
     assert_eq!(r.recap("pi3")["changed"], 0, "{}", r.all());
     assert_eq!(std::fs::read_to_string(root.join("regen.log")).unwrap(), "regenerated\n");
 }
+
+fn wait_for_file(path: &std::path::Path, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !path.exists() {
+        assert!(Instant::now() < deadline, "{what}: {} never appeared", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sshd_restarted_between_tasks_the_run_goes_on() {
+    if skip("sshd_restarted_between_tasks_the_run_goes_on") {
+        return;
+    }
+    let mut lab = Lab::new(1);
+    let root = lab.target("r1", USER);
+    lab.write("inventory.ini", &host_line("r1", &lab.hosts[0], USER, true, &format!("root={}", root.display())));
+    lab.write(
+        "site.yml",
+        r#"
+- hosts: all
+  gather_facts: true
+  tasks:
+    - copy: { dest: "{{ root }}/first", content: "1\n" }
+    - pause: { seconds: 2 }
+    - copy: { dest: "{{ root }}/last", content: "{{ ansible_facts.system }}\n" }
+    - command: "true"
+"#,
+    );
+    let child = lab.spawn(&["run", "site.yml", "-i", "inventory.ini"], &[], false);
+    wait_for_file(&root.join("first"), "the first task");
+    // during the pause (the first task is done by then); still down when the pause ends (the
+    // next task's first tries are refused), then back
+    std::thread::sleep(Duration::from_millis(500));
+    lab.hosts[0].kill();
+    std::thread::sleep(Duration::from_millis(2500));
+    lab.hosts[0].restart().unwrap();
+    let r = finish(child);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let rc = r.recap("r1");
+    assert_eq!((rc["ok"], rc["unreachable"], rc["failed"]), (5, 0, 0), "{}", r.all());
+    assert_eq!(std::fs::read_to_string(root.join("last")).unwrap(), "Linux\n");
+}
+
+#[test]
+fn a_command_cut_by_an_sshd_restart_is_not_run_again() {
+    if skip("a_command_cut_by_an_sshd_restart_is_not_run_again") {
+        return;
+    }
+    let mut lab = Lab::new(1);
+    let root = lab.target("c1", USER);
+    lab.write("inventory.ini", &host_line("c1", &lab.hosts[0], USER, true, &format!("root={}", root.display())));
+    lab.write(
+        "site.yml",
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - shell: echo ran >> {{ root }}/count; sleep 2
+    - copy: { dest: "{{ root }}/last", content: "3\n" }
+"#,
+    );
+    let child = lab.spawn(&["run", "site.yml", "-i", "inventory.ini"], &[], false);
+    wait_for_file(&root.join("count"), "the shell task");
+    lab.hosts[0].restart().unwrap();
+    let r = finish(child);
+    assert_eq!(r.code, 3, "{}", r.all());
+    let rc = r.recap("c1");
+    assert_eq!((rc["ok"], rc["unreachable"]), (0, 1), "{}", r.all());
+    assert!(r.stdout.contains("not run again"), "{}", r.stdout);
+    assert_eq!(std::fs::read_to_string(root.join("count")).unwrap(), "ran\n", "the command ran once");
+    assert!(!root.join("last").exists());
+}
+
+#[test]
+fn a_login_shell_of_bin_false_is_unreachable_and_says_why() {
+    if skip("a_login_shell_of_bin_false_is_unreachable_and_says_why") {
+        return;
+    }
+    let lab = Lab::new(1);
+    lab.write("inventory.ini", &host_line("f1", &lab.hosts[0], pbr_testkit::FALSE_USER, true, ""));
+    for facts in ["true", "false"] {
+        lab.write("site.yml", &format!("- hosts: all\n  gather_facts: {facts}\n  tasks:\n    - command: \"true\"\n"));
+        let r = lab.pbr(&["run", "site.yml", "-i", "inventory.ini"]);
+        assert_eq!(r.code, 3, "gather_facts {facts}: {}", r.all());
+        assert_eq!(r.recap("f1")["unreachable"], 1, "{}", r.all());
+        assert!(r.stdout.contains("login shell") && r.stdout.contains("/bin/false"), "{}", r.stdout);
+    }
+}

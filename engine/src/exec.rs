@@ -462,7 +462,7 @@ impl<'a> Runner<'a> {
         self.reporter.task_start("Gathering Facts", "TASK", &ctx.play.span.location());
         let futs = states.values_mut().filter(|s| ctx.batch.contains(&s.name) && s.active()).map(|st| async move {
             let _permit = self.forks.acquire().await;
-            let vars = self.inventory.host_vars(&st.name);
+            let vars = self.connection_vars(ctx, st);
             let res = async {
                 let conn = self.connect(&st.name, &vars, ctx.play.connection.as_deref()).await?;
                 let host = Host::new(st.name.clone(), conn, None);
@@ -1049,6 +1049,23 @@ impl<'a> Runner<'a> {
             v.insert("role_path".into(), json!(r.path));
         }
         self.resolve_vars(&mut v, Some(&self.shared_vars(ctx, task)));
+        v
+    }
+
+    /// The variables that pick a host's connection outside a task (fact gathering): the same
+    /// sources and precedence as [`Self::task_vars`] without the task's own (inventory, facts,
+    /// play vars, extra vars), so facts come over exactly the connection the tasks use.
+    fn connection_vars(&self, ctx: &PlayCtx, st: &HostState) -> Map<String, Value> {
+        let mut v = Map::new();
+        v.extend(self.inv_host_vars(&st.name).iter().map(|(k, x)| (k.clone(), x.clone())));
+        v.extend(st.facts.clone());
+        v.extend(ctx.vars.clone());
+        v.extend(self.opts.extra_vars.clone());
+        let short = st.name.split('.').next().unwrap_or(&st.name).to_string();
+        v.insert("inventory_hostname".into(), json!(st.name));
+        v.insert("inventory_hostname_short".into(), json!(short));
+        v.insert("group_names".into(), json!(self.inventory.group_names(&st.name)));
+        self.resolve_vars(&mut v, Some(&ctx.magic));
         v
     }
 

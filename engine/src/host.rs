@@ -161,6 +161,11 @@ pub enum HostError {
 pub trait Connection: Send + Sync {
     /// Run a script with `sh`, as the login user or through `become`.
     async fn exec(&self, cmd: &Cmd, esc: Option<&Become>) -> Result<Output, HostError>;
+    /// Run a script that only reads (a probe): a transport may run it again after it lost the
+    /// connection under it, which it never does for [`Connection::exec`].
+    async fn query(&self, cmd: &Cmd, esc: Option<&Become>) -> Result<Output, HostError> {
+        self.exec(cmd, esc).await
+    }
     /// Read a whole file; `Ok(None)` when it does not exist.
     async fn read_file(&self, path: &str, esc: Option<&Become>) -> Result<Option<Vec<u8>>, HostError>;
     /// Atomically replace (or create) a file with `data`.
@@ -275,7 +280,7 @@ impl Host {
 
     /// Run a command that reads only (allowed in probe and check mode).
     pub async fn query(&self, cmd: Cmd) -> Result<Output, HostError> {
-        self.conn.exec(&self.prepare(cmd), self.esc.as_ref()).await
+        self.conn.query(&self.prepare(cmd), self.esc.as_ref()).await
     }
 
     /// Shorthand: run a read-only script.

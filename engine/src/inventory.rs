@@ -68,6 +68,9 @@ pub struct Inventory {
     pub warnings: Vec<Diag>,
     /// Where each (group, host) membership was declared.
     member_spans: HashMap<(String, String), Span>,
+    /// The groups that list each host themselves (what `Group::hosts` says, by host): asking a
+    /// host's groups is then not a scan of every group's hosts (quadratic in a big inventory).
+    direct_groups: HashMap<String, HashSet<String>>,
 }
 
 impl Inventory {
@@ -347,6 +350,8 @@ impl Inventory {
             host.vars.insert("ansible_port".to_string(), Value::from(p));
         }
         extend(&mut host.vars, &vars);
+        // `member_spans` holds every (group, host) membership: the test is a lookup, not a scan
+        // of the group (a range can add 100 000 hosts to one group)
         let key = (group.to_string(), name.to_string());
         if let Some(first) = self.member_spans.get(&key) {
             if !span.is_none() {
@@ -354,11 +359,10 @@ impl Inventory {
             }
         } else {
             self.member_spans.insert(key, span);
-        }
-        if let Some(g) = self.groups.get_mut(group)
-            && !g.hosts.iter().any(|h| h == name)
-        {
-            g.hosts.push(name.to_string());
+            if let Some(g) = self.groups.get_mut(group) {
+                g.hosts.push(name.to_string());
+                self.direct_groups.entry(name.to_string()).or_default().insert(group.to_string());
+            }
         }
     }
 
@@ -395,16 +399,32 @@ impl Inventory {
                 }
             }
         }
+        // a host is elsewhere when a group other than `all` and `ungrouped` has it (directly:
+        // an ancestor's membership comes from a descendant's); sets, not scans, for big ranges
+        let elsewhere: HashSet<String> = self
+            .groups
+            .iter()
+            .filter(|(name, _)| *name != "all" && *name != "ungrouped")
+            .flat_map(|(_, g)| g.hosts.iter().cloned())
+            .collect();
         let names: Vec<String> = self.hosts.keys().cloned().collect();
-        for h in names {
-            let groups = self.groups_of(&h);
-            let others = groups.iter().any(|g| g != "all" && g != "ungrouped");
-            if let Some(ung) = self.groups.get_mut("ungrouped") {
-                if others {
-                    ung.hosts.retain(|x| *x != h);
-                } else if !ung.hosts.contains(&h) {
+        if let Some(ung) = self.groups.get_mut("ungrouped") {
+            ung.hosts.retain(|x| !elsewhere.contains(x));
+            let mut present: HashSet<String> = ung.hosts.iter().cloned().collect();
+            for h in names {
+                if !elsewhere.contains(&h) && present.insert(h.clone()) {
                     ung.hosts.push(h);
                 }
+            }
+            for (h, gs) in self.direct_groups.iter_mut() {
+                if present.contains(h) && !elsewhere.contains(h) {
+                    gs.insert("ungrouped".to_string());
+                } else {
+                    gs.remove("ungrouped");
+                }
+            }
+            for h in ung.hosts.iter() {
+                self.direct_groups.entry(h.clone()).or_default().insert("ungrouped".to_string());
             }
         }
     }
@@ -458,7 +478,7 @@ impl Inventory {
         }
         let mut set: HashSet<String> = HashSet::new();
         let mut stack: Vec<String> =
-            self.groups.values().filter(|g| g.hosts.iter().any(|h| h == host)).map(|g| g.name.clone()).collect();
+            self.direct_groups.get(host).map(|g| g.iter().cloned().collect()).unwrap_or_default();
         while let Some(g) = stack.pop() {
             if set.insert(g.clone()) {
                 for parent in self.groups.values().filter(|p| p.children.contains(&g)) {

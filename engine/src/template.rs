@@ -12,6 +12,7 @@ mod dates;
 mod dump;
 mod filters;
 mod lookups;
+pub use lookups::disable_command_lookups;
 mod pyfmt;
 #[cfg(test)]
 mod unit_tests;
@@ -315,6 +316,14 @@ fn single_expression(src: &str) -> bool {
 impl Templar {
     pub fn new() -> Templar {
         Templar { env: build_env(UndefinedBehavior::Strict), chain: build_env(UndefinedBehavior::Chainable) }
+    }
+
+    /// Bound every render to `fuel` units of work (about one per instruction; `None`: no
+    /// bound, the default, as in Ansible). The fuzzer sets one so that a legitimately huge
+    /// computation (`range(99999)` nested in itself) ends with an error instead of running on.
+    pub fn set_fuel(&mut self, fuel: Option<u64>) {
+        self.env.set_fuel(fuel);
+        self.chain.set_fuel(fuel);
     }
 
     /// Does the string contain template syntax (`{{`, `{%`, `{#`)?

@@ -365,8 +365,10 @@ async fn timeout_and_killed_server() {
         }
         assert_eq!(c.exec(&Cmd::new("echo ok"), None).await.unwrap().stdout_str(), "ok\n");
     }
-    let shell = Arc::new(connect(&opts(&s, dir.path(), ExecMode::Shell)).await);
-    let chan = Arc::new(connect(&opts(&s, dir.path(), ExecMode::Channel)).await);
+    // no reconnection attempts: the server stays dead
+    let no_retry = |mode| SshOptions { reconnect_retries: 0, ..opts(&s, dir.path(), mode) };
+    let shell = Arc::new(connect(&no_retry(ExecMode::Shell)).await);
+    let chan = Arc::new(connect(&no_retry(ExecMode::Channel)).await);
     shell.exec(&Cmd::new("true"), None).await.unwrap();
     chan.exec(&Cmd::new("true"), None).await.unwrap();
     let running = {
@@ -384,4 +386,116 @@ async fn timeout_and_killed_server() {
     }
     let r = SshConnection::connect(&opts(&s, dir.path(), ExecMode::DEFAULT)).await;
     assert!(matches!(r, Err(HostError::Unreachable(_))));
+}
+
+/// Wait until `path` exists (a command on the server got that far).
+async fn wait_for(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !path.exists() {
+        assert!(Instant::now() < deadline, "{} never appeared", path.display());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn lines(path: &Path) -> usize {
+    std::fs::read_to_string(path).unwrap_or_default().lines().count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_server_is_reached_again_and_no_command_runs_twice() {
+    if !pbr_testkit::require_sshd("a_restarted_server_is_reached_again_and_no_command_runs_twice") {
+        return;
+    }
+    let mut s = sshd();
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+    for mode in [ExecMode::Shell, ExecMode::Channel] {
+        let c = Arc::new(connect(&opts(&s, dir.path(), mode)).await);
+        assert_eq!(c.exec(&Cmd::new("echo before"), None).await.unwrap().stdout_str(), "before\n");
+        // between two commands: the next one runs on a new session
+        s.restart().unwrap();
+        let out = c.exec(&Cmd::new("echo after"), None).await.unwrap();
+        assert_eq!(out.stdout_str(), "after\n", "{mode:?}");
+        assert_eq!(c.reconnects(), 1, "{mode:?}");
+        // a read-only query cut by a restart runs again
+        let q = shared.join(format!("query-{mode:?}"));
+        let running = {
+            let (c, q) = (c.clone(), q.clone());
+            tokio::spawn(async move {
+                c.query(&Cmd::new(format!("echo x >> {}; sleep 1; echo done", q.display())), None).await
+            })
+        };
+        wait_for(&q).await;
+        s.restart().unwrap();
+        let out = running.await.unwrap().unwrap();
+        assert_eq!(out.stdout_str(), "done\n", "{mode:?}");
+        assert_eq!(lines(&q), 2, "{mode:?}: the query ran again");
+        // a command cut by a restart is reported, never run again
+        let e = shared.join(format!("exec-{mode:?}"));
+        let running = {
+            let (c, e) = (c.clone(), e.clone());
+            tokio::spawn(async move { c.exec(&Cmd::new(format!("echo x >> {}; sleep 1", e.display())), None).await })
+        };
+        wait_for(&e).await;
+        s.restart().unwrap();
+        match running.await.unwrap() {
+            Err(HostError::Unreachable(m)) => assert!(m.contains("not run again"), "{mode:?}: {m}"),
+            other => panic!("{mode:?}: a cut command must fail as unreachable, got {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(lines(&e), 1, "{mode:?}: the command ran once");
+        // and the connection is usable again
+        assert_eq!(c.exec(&Cmd::new("echo ok"), None).await.unwrap().stdout_str(), "ok\n", "{mode:?}");
+        assert_eq!(c.reconnects(), 3, "{mode:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnection_gives_up_after_its_retries() {
+    if !pbr_testkit::require_sshd("reconnection_gives_up_after_its_retries") {
+        return;
+    }
+    let mut s = sshd();
+    let dir = tempfile::tempdir().unwrap();
+    let o = SshOptions { reconnect_retries: 2, ..opts(&s, dir.path(), ExecMode::DEFAULT) };
+    let c = connect(&o).await;
+    c.exec(&Cmd::new("true"), None).await.unwrap();
+    s.kill();
+    // let the client see the connection close (a command written into a connection not yet
+    // known to be dead "may have run", and is reported so rather than retried)
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let t = Instant::now();
+    let r = c.exec(&Cmd::new("true"), None).await;
+    let took = t.elapsed();
+    match r {
+        Err(HostError::Unreachable(m)) => assert!(m.contains("could not be made again (3 tries"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // 1 s + 2 s between the three tries
+    assert!(took >= Duration::from_secs(3) && took < Duration::from_secs(15), "{took:?}");
+    // given up: the next request fails at once
+    let t = Instant::now();
+    assert!(matches!(c.query(&Cmd::new("true"), None).await, Err(HostError::Unreachable(_))));
+    assert!(t.elapsed() < Duration::from_secs(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_shell_that_runs_nothing_is_unreachable() {
+    if !pbr_testkit::require_sshd("a_login_shell_that_runs_nothing_is_unreachable") {
+        return;
+    }
+    let s = sshd();
+    let dir = tempfile::tempdir().unwrap();
+    let o = SshOptions { user: pbr_testkit::FALSE_USER.into(), ..opts(&s, dir.path(), ExecMode::DEFAULT) };
+    match SshConnection::connect(&o).await {
+        Err(HostError::Unreachable(m)) => {
+            assert!(m.contains("login shell") && m.contains("/bin/false"), "{m}");
+        }
+        Err(e) => panic!("not unreachable: {e}"),
+        Ok(_) => panic!("a /bin/false login shell must not connect"),
+    }
+    // sshd did let it log in: it is the shell that refuses
+    assert!(s.log().contains(&format!("Accepted publickey for {}", pbr_testkit::FALSE_USER)), "{}", s.log());
 }

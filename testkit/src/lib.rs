@@ -2,7 +2,9 @@
 //!
 //! [`Sshd::start`] runs `/usr/sbin/sshd -D` on a loopback address (`127.0.0.N`) and a free port,
 //! with its own host key, a fresh client key for a login user (shell `/bin/sh`, passwordless
-//! sudo), and kills it and everything it spawned when dropped. It needs root (to create the
+//! sudo; [`FALSE_USER`] logs in with the same key but has the shell `/bin/false`), and kills it
+//! and everything it spawned when dropped ([`Sshd::restart`] kills and starts it again, as a
+//! restart looks to clients). It needs root (to create the
 //! user and run sshd) and `openssh-server`; tests call [`require_sshd`] first, which skips
 //! loudly when those are missing, except under `CI=true`, where it fails.
 
@@ -22,6 +24,8 @@ pub const USER: &str = "pbrtest";
 /// Login user whose sudo asks for [`SUDO_PASSWORD`] (also its login password).
 pub const PW_USER: &str = "pbrpw";
 pub const SUDO_PASSWORD: &str = "pbr-sudo-pw";
+/// Login user whose shell is `/bin/false` (it can log in, but runs no command).
+pub const FALSE_USER: &str = "pbrfalse";
 
 static NEXT_ADDR: AtomicU8 = AtomicU8::new(2);
 static SETUP: Mutex<()> = Mutex::new(());
@@ -97,6 +101,7 @@ pub fn ensure_users() -> Result<(), String> {
     for (user, rule) in [
         (USER, format!("{USER} ALL=(ALL) NOPASSWD: ALL\n")),
         (PW_USER, format!("Defaults:{PW_USER} lecture=never\n{PW_USER} ALL=(ALL) ALL\n")),
+        (FALSE_USER, String::new()),
     ] {
         if !Command::new("id")
             .arg("-u")
@@ -109,7 +114,10 @@ pub fn ensure_users() -> Result<(), String> {
         {
             run(Command::new("useradd").args(["-m", "-s", "/bin/sh", user]))?;
         }
-        if user == USER {
+        if user == FALSE_USER {
+            run(Command::new("usermod").args(["-s", "/bin/false", user]))?;
+        }
+        if user == USER || user == FALSE_USER {
             run(Command::new("usermod").args(["-p", "*", user]))?;
         } else {
             let mut c = Command::new("chpasswd")
@@ -125,7 +133,7 @@ pub fn ensure_users() -> Result<(), String> {
                 return Err("chpasswd failed".into());
             }
         }
-        if Path::new("/etc/sudoers.d").is_dir() {
+        if !rule.is_empty() && Path::new("/etc/sudoers.d").is_dir() {
             let f = format!("/etc/sudoers.d/{user}");
             if std::fs::read_to_string(&f).ok().as_deref() != Some(rule.as_str()) {
                 std::fs::write(&f, &rule).map_err(|e| format!("cannot write {f}: {e}"))?;
@@ -207,21 +215,8 @@ impl Sshd {
                 ),
             )
             .map_err(|e| e.to_string())?;
-            let log = std::fs::File::create(d.join("sshd.log")).map_err(|e| e.to_string())?;
-            let mut child = Command::new(SSHD)
-                .arg("-D")
-                .arg("-e")
-                .arg("-f")
-                .arg(&conf)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .map_err(|e| format!("cannot start {SSHD}: {e}"))?;
-            let addr = SocketAddr::from((ip, port));
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            match spawn_sshd(d, ip, port) {
+                Ok(child) => {
                     return Ok(Sshd {
                         host,
                         port,
@@ -231,23 +226,20 @@ impl Sshd {
                         child: Some(child),
                     });
                 }
-                if let Ok(Some(st)) = child.try_wait() {
-                    last_err = format!(
-                        "sshd exited with {st}: {}",
-                        std::fs::read_to_string(d.join("sshd.log")).unwrap_or_default()
-                    );
-                    break;
-                }
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    last_err = "sshd did not answer within 10 s".into();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(10));
+                Err(e) => last_err = e,
             }
         }
         Err(last_err)
+    }
+
+    /// Kill sshd and every connection it serves, then start it again on the same address and
+    /// port with the same host key and configuration (a restart as clients see it: their
+    /// connections drop, new ones are accepted).
+    pub fn restart(&mut self) -> Result<(), String> {
+        self.kill();
+        let ip: Ipv4Addr = self.host.parse().map_err(|e| format!("{e}"))?;
+        self.child = Some(spawn_sshd(self.dir.path(), ip, self.port)?);
+        Ok(())
     }
 
     /// The line to put in a known_hosts file for this server.
@@ -282,6 +274,41 @@ impl Sshd {
 impl Drop for Sshd {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Start sshd with the configuration in `d` and wait until it accepts connections.
+fn spawn_sshd(d: &Path, ip: Ipv4Addr, port: u16) -> Result<Child, String> {
+    let log =
+        std::fs::OpenOptions::new().create(true).append(true).open(d.join("sshd.log")).map_err(|e| e.to_string())?;
+    let mut child = Command::new(SSHD)
+        .arg("-D")
+        .arg("-e")
+        .arg("-f")
+        .arg(d.join("sshd_config"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("cannot start {SSHD}: {e}"))?;
+    let addr = SocketAddr::from((ip, port));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(child);
+        }
+        if let Ok(Some(st)) = child.try_wait() {
+            return Err(format!(
+                "sshd exited with {st}: {}",
+                std::fs::read_to_string(d.join("sshd.log")).unwrap_or_default()
+            ));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("sshd did not answer within 10 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

@@ -6,6 +6,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Set for every `pbr` a test starts: a connection to anything but a loopback address fails
+/// at once, naming the address (tests must never send traffic off this machine).
+pub const LOOPBACK_ONLY: (&str, &str) = ("PBR_TEST_LOOPBACK_ONLY", "1");
+
 pub struct Run {
     pub code: i32,
     pub stdout: String,
@@ -36,6 +40,7 @@ pub fn pbr(dir: &Path, args: &[&str]) -> Run {
         .args(args)
         .current_dir(dir)
         .env("NO_COLOR", "1")
+        .env(LOOPBACK_ONLY.0, LOOPBACK_ONLY.1)
         .env_remove("PBR_LOG")
         .output()
         .expect("run pbr");
@@ -44,6 +49,36 @@ pub fn pbr(dir: &Path, args: &[&str]) -> Run {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// `pbr ARGS` in an empty network namespace (`unshare -n`: no interface but a down `lo`), for
+/// runs that might try an address off this machine. `None` (after a loud SKIP, or a panic under
+/// `CI=true`) when namespaces are not available here.
+pub fn pbr_offline(dir: &Path, args: &[&str]) -> Option<Run> {
+    let ok = Command::new("unshare").args(["-n", "true"]).status().map(|s| s.success()).unwrap_or(false);
+    if !ok {
+        let why = "`unshare -n` does not work here (needs root or user namespaces)";
+        if std::env::var("CI").map(|v| v == "true").unwrap_or(false) {
+            panic!("{why}");
+        }
+        eprintln!("\n!!!!!!!! SKIP: {why} !!!!!!!!\n");
+        return None;
+    }
+    let out = Command::new("unshare")
+        .args(["-n", "--"])
+        .arg(env!("CARGO_BIN_EXE_pbr"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env(LOOPBACK_ONLY.0, LOOPBACK_ONLY.1)
+        .env_remove("PBR_LOG")
+        .output()
+        .expect("run pbr");
+    Some(Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
 }
 
 pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {

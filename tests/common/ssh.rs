@@ -108,6 +108,7 @@ impl Lab {
             .arg(&cfg)
             .current_dir(self.path())
             .env("NO_COLOR", "1")
+            .env(super::LOOPBACK_ONLY.0, super::LOOPBACK_ONLY.1)
             .env("HOME", self.path().join("home"))
             .env_remove("PBR_LOG")
             .env_remove("SSH_AUTH_SOCK")

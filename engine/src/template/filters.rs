@@ -926,12 +926,30 @@ fn zip_longest(v: &Value, others: Rest<Value>, kwargs: Kwargs) -> Result<Value, 
     ))
 }
 
+/// The most items `product` builds.
+const MAX_PRODUCT: usize = 1_000_000;
+
 fn product(v: &Value, others: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
     let repeat = kwargs.get::<Option<usize>>("repeat")?.unwrap_or(1);
     kwargs.assert_all_used()?;
     let mut pools = vec![list(v)?];
     for o in others.iter() {
         pools.push(list(o)?);
+    }
+    // the size first: `product(repeat=10**9)` or four ranges of 100 would exhaust memory
+    let size = pools
+        .iter()
+        .try_fold(1usize, |n, p| n.checked_mul(p.len()))
+        .and_then(|n| n.checked_pow(u32::try_from(repeat).ok()?));
+    match size {
+        Some(0) => return Ok(Value::from(Vec::<Value>::new())),
+        Some(n) if n <= MAX_PRODUCT => {}
+        _ => {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("product: the result would have more than {MAX_PRODUCT} items"),
+            ));
+        }
     }
     let pools: Vec<Vec<Value>> = (0..repeat).flat_map(|_| pools.iter().cloned()).collect();
     let mut acc: Vec<Vec<Value>> = vec![vec![]];

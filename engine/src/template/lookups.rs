@@ -54,6 +54,22 @@ impl Drop for LookupDepth {
     }
 }
 
+/// Set once by a process that renders untrusted templates (the fuzzer): `pipe` and `lines`
+/// then fail instead of running a command.
+static NO_COMMANDS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Make the lookups that run commands (`pipe`, `lines`) fail, for the rest of the process.
+pub fn disable_command_lookups() {
+    NO_COMMANDS.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+fn commands_allowed(name: &str) -> Result<(), Error> {
+    if NO_COMMANDS.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(err(format!("lookup {name}: running commands is disabled in this process")));
+    }
+    Ok(())
+}
+
 fn err(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidOperation, msg.into())
 }
@@ -219,6 +235,7 @@ pub(crate) fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -
             out
         }
         "pipe" => {
+            commands_allowed("pipe")?;
             let mut out = Vec::new();
             for t in terms_flat(terms)? {
                 let cmd = to_py_str(&t)?;
@@ -240,6 +257,7 @@ pub(crate) fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -
             out
         }
         "lines" => {
+            commands_allowed("lines")?;
             let mut out = Vec::new();
             for t in terms_flat(terms)? {
                 let cmd = to_py_str(&t)?;

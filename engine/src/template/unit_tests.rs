@@ -291,6 +291,14 @@ fn list_filters() {
     assert_eq!(ok("{{ [1, 2] | zip_longest(['a']) }}", v.clone()), json!([[1, "a"], [2, null]]));
     assert_eq!(ok("{{ [1] | zip_longest([], fillvalue='x') }}", v.clone()), json!([[1, "x"]]));
     assert_eq!(ok("{{ [1, 2] | product(['a', 'b']) }}", v.clone()), json!([[1, "a"], [1, "b"], [2, "a"], [2, "b"]]));
+    // a result too big to build is an error, not an exhausted memory
+    for t in
+        ["{{ [1, 2] | product(repeat=1000000000) }}", "{{ range(100) | product(range(100), range(100), range(100)) }}"]
+    {
+        let e = render(t, v.clone()).expect_err(t).message;
+        assert!(e.contains("more than 1000000 items"), "{t}: {e}");
+    }
+    assert_eq!(ok("{{ [] | product(repeat=1000000000) }}", v.clone()), json!([]));
     let users = json!({"users": [{"name": "a", "groups": ["g1", "g2"]}, {"name": "b"}]});
     assert_eq!(
         ok("{{ users | subelements('groups', skip_missing=true) | map(attribute='1') | list }}", users.clone()),

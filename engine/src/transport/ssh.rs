@@ -10,7 +10,9 @@ pub mod known_hosts;
 mod options;
 
 pub use config::{HostConfig, SshConfig};
-pub use options::{ExecMode, HostKeyChecking, JumpHost, PassphrasePrompt, SshGlobals, SshOptions};
+pub use options::{
+    DEFAULT_RECONNECT_RETRIES, ExecMode, HostKeyChecking, JumpHost, PassphrasePrompt, SshGlobals, SshOptions,
+};
 
 use super::inspect::{IdTable, NativeFs, RawStat, Unsure, native_inspect};
 use super::{Expect, atomic_write_script, become_wrap, read_script};
@@ -21,7 +23,7 @@ use russh::client::{Handle, Msg};
 use russh::keys::{PrivateKeyWithHashAlg, PublicKey};
 use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Sig};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -216,8 +218,9 @@ impl NativeFs for Sftp {
     }
 }
 
-/// An authenticated SSH connection to one host.
-pub struct SshConnection {
+/// One authenticated SSH session to a host and what was started on it (SFTP servers, the
+/// long-lived shell). A lost session is replaced whole by [`SshConnection`].
+struct Session {
     target: String,
     user: String,
     sftp: tokio::sync::OnceCell<Option<Arc<Sftp>>>,
@@ -232,10 +235,42 @@ pub struct SshConnection {
     seq: AtomicU64,
 }
 
-impl std::fmt::Debug for SshConnection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SshConnection").field("target", &self.target).field("mode", &self.mode).finish()
+/// The environment variable that confines connections to loopback addresses: with it set to
+/// `1` (the test suite sets it for every `pbr` it starts), connecting to anything but an IP
+/// literal in 127.0.0.0/8 or `::1`, a name included (it is not even resolved), fails at once,
+/// before any packet leaves. ProxyJump hops are checked as well.
+pub const LOOPBACK_ONLY_ENV: &str = "PBR_TEST_LOOPBACK_ONLY";
+
+/// Whether [`LOOPBACK_ONLY_ENV`] is in force.
+pub fn loopback_only() -> bool {
+    std::env::var(LOOPBACK_ONLY_ENV).is_ok_and(|v| v.trim() == "1")
+}
+
+/// `Err` (naming the address) unless `host` is a loopback IP literal.
+pub fn check_loopback(host: &str, port: u16) -> Result<(), String> {
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    if bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()) {
+        return Ok(());
     }
+    Err(format!(
+        "{LOOPBACK_ONLY_ENV}=1: refusing to connect to {host}:{port}: not a loopback address \
+         (only 127.0.0.0/8 and ::1 are allowed, and names are not resolved)"
+    ))
+}
+
+/// Why a session could not be established, and whether trying again may help (a refused or
+/// timed-out TCP connection, a broken handshake: yes; a host key or login refused: no).
+struct EstablishError {
+    err: HostError,
+    transient: bool,
+}
+
+fn transient(err: HostError) -> EstablishError {
+    EstablishError { err, transient: true }
+}
+
+fn permanent(err: HostError) -> EstablishError {
+    EstablishError { err, transient: false }
 }
 
 fn unreachable(target: &str, what: impl std::fmt::Display) -> HostError {
@@ -250,9 +285,10 @@ struct Hop<'a> {
     password: Option<&'a str>,
 }
 
-impl SshConnection {
-    /// Connect (through the `ProxyJump` hops, if any), verify the host key and authenticate.
-    pub async fn connect(opts: &SshOptions) -> Result<SshConnection, HostError> {
+impl Session {
+    /// Connect (through the `ProxyJump` hops, if any), verify the host key, authenticate, and
+    /// check that the login shell runs commands.
+    async fn establish(opts: &SshOptions) -> Result<Session, EstablishError> {
         let target = format!("{}@{}:{}", opts.user, opts.host, opts.port);
         let config = Arc::new(russh::client::Config {
             nodelay: true,
@@ -278,6 +314,12 @@ impl SshConnection {
             identity_files: &opts.identity_files,
             password: opts.password.as_ref().map(|p| p.expose()),
         });
+        if loopback_only() {
+            for hop in &hops {
+                check_loopback(hop.host, hop.port)
+                    .map_err(|e| permanent(unreachable(&format!("{}@{}:{}", hop.user, hop.host, hop.port), e)))?;
+            }
+        }
         let mut handles: Vec<Handle<Client>> = Vec::new();
         for hop in &hops {
             let name = format!("{}@{}:{}", hop.user, hop.host, hop.port);
@@ -289,6 +331,7 @@ impl SshConnection {
                 mode: opts.host_key_checking,
                 verdict: verdict.clone(),
             };
+            let refused = verdict.clone();
             let connecting = async {
                 match handles.last() {
                     None => {
@@ -313,24 +356,32 @@ impl SshConnection {
             };
             let mut handle = match tokio::time::timeout(opts.connect_timeout, connecting).await {
                 Err(_) => {
-                    return Err(unreachable(&name, format!("connection timed out after {:?}", opts.connect_timeout)));
+                    return Err(transient(unreachable(
+                        &name,
+                        format!("connection timed out after {:?}", opts.connect_timeout),
+                    )));
                 }
-                Ok(Err(e)) => return Err(unreachable(&name, e)),
+                Ok(Err(e)) => {
+                    // a refused host key is not worth a second try; a refused connection is
+                    let keyed = refused.lock().map(|v| v.is_some()).unwrap_or(false) || e.contains("host key");
+                    let err = unreachable(&name, e);
+                    return Err(if keyed { permanent(err) } else { transient(err) });
+                }
                 Ok(Ok(h)) => h,
             };
-            authenticate(&mut handle, hop, opts).await.map_err(|e| unreachable(&name, e))?;
+            authenticate(&mut handle, hop, opts).await.map_err(|e| permanent(unreachable(&name, e)))?;
             handles.push(handle);
         }
         let handle = match handles.pop() {
             Some(h) => Arc::new(h),
-            None => return Err(unreachable(&target, "no host to connect to")),
+            None => return Err(permanent(unreachable(&target, "no host to connect to"))),
         };
         let nonce = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0)
             ^ ((std::process::id() as u64) << 32);
-        Ok(SshConnection {
+        let session = Session {
             target,
             user: opts.user.clone(),
             sftp: tokio::sync::OnceCell::new(),
@@ -342,12 +393,55 @@ impl SshConnection {
             shell: tokio::sync::Mutex::new(None),
             nonce,
             seq: AtomicU64::new(0),
-        })
+        };
+        session.check_login_shell().await?;
+        Ok(session)
     }
 
-    /// The execution strategy in use.
-    pub fn exec_mode(&self) -> ExecMode {
-        self.mode
+    /// Run one trivial command through the login shell: an account whose shell is `/bin/false`
+    /// or `nologin` authenticates but runs nothing, which makes the host unreachable (not a
+    /// failed task), with a message that says why.
+    async fn check_login_shell(&self) -> Result<(), EstablishError> {
+        const WORD: &str = "pbr-login-shell-ok";
+        let out = self
+            .exec_channel(
+                &format!("echo {WORD}"),
+                None,
+                Input::None,
+                Some(Duration::from_secs(30)),
+                &AtomicBool::new(false),
+            )
+            .await
+            .map_err(|e| match e {
+                HostError::Unreachable(_) => transient(e),
+                other => permanent(unreachable(&self.target, format!("cannot run a command after login: {other}"))),
+            })?;
+        if out.rc == 0 && out.stdout_str().trim_end() == WORD {
+            return Ok(());
+        }
+        let said = [out.stdout_str(), out.stderr_str()].join(" ");
+        let said = said.trim();
+        Err(permanent(unreachable(
+            &self.target,
+            format!(
+                "the login shell of `{}` does not run commands (`echo` exited {}{}): its shell is probably                  /bin/false or nologin; pbr needs a POSIX shell such as /bin/sh for the login user",
+                self.user,
+                out.rc,
+                if said.is_empty() { ", no output".to_string() } else { format!(": {said}") }
+            ),
+        )))
+    }
+
+    /// Whether the session is gone, waiting a moment for it: a channel can report its end
+    /// just before the session notices the connection is closed.
+    async fn closed_soon(&self) -> bool {
+        for _ in 0..20 {
+            if self.handle.is_closed() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        self.handle.is_closed()
     }
 
     fn lost(&self, e: impl std::fmt::Display) -> HostError {
@@ -393,8 +487,10 @@ impl SshConnection {
         pre: Option<Vec<u8>>,
         input: Input,
         timeout: Option<Duration>,
+        sent: &AtomicBool,
     ) -> Result<Output, HostError> {
         let (ch, _permit) = self.open_channel().await?;
+        sent.store(true, Ordering::SeqCst);
         ch.exec(true, line.as_bytes()).await.map_err(|e| self.lost(e))?;
         let (mut rd, wr) = ch.split();
         let writer = async {
@@ -453,7 +549,7 @@ impl SshConnection {
             None if refused => {
                 return Err(HostError::Failed(format!("{}: the server refused to run the command", self.target)));
             }
-            None if self.handle.is_closed() => {
+            None if self.closed_soon().await => {
                 return Err(unreachable(&self.target, "connection lost during a command"));
             }
             None => {
@@ -529,7 +625,12 @@ impl SshConnection {
     }
 
     /// Run `line` through the host's long-lived shell. `Ok(None)` when the shell is busy.
-    async fn exec_shell(&self, line: &str, timeout: Option<Duration>) -> Result<Option<Output>, HostError> {
+    async fn exec_shell(
+        &self,
+        line: &str,
+        timeout: Option<Duration>,
+        sent: &AtomicBool,
+    ) -> Result<Option<Output>, HostError> {
         let Ok(mut guard) = self.shell.try_lock() else { return Ok(None) };
         if guard.is_none() {
             *guard = Some(self.start_shell().await?);
@@ -540,6 +641,7 @@ impl SshConnection {
         let out_end = format!("\n{marker} ").into_bytes();
         let err_end = format!("\n{marker}\n").into_bytes();
         let run = async {
+            sent.store(true, Ordering::SeqCst);
             sh.wr.data_bytes(framed.into_bytes()).await.map_err(|e| self.lost(e))?;
             let (mut so, mut se) = (Vec::new(), Vec::new());
             let (mut so_at, mut se_at): (Option<usize>, Option<usize>) = (None, None);
@@ -571,7 +673,7 @@ impl SshConnection {
                         }
                     }
                     Some(ChannelMsg::Close) | Some(ChannelMsg::Eof) | Some(ChannelMsg::ExitStatus { .. }) | None => {
-                        if self.handle.is_closed() {
+                        if self.closed_soon().await {
                             return Err(unreachable(&self.target, "connection lost during a command"));
                         }
                         return Err(HostError::Failed(format!("{}: the remote shell ended unexpectedly", self.target)));
@@ -597,7 +699,8 @@ impl SshConnection {
         res.map(Some)
     }
 
-    async fn run(&self, cmd: &Cmd, esc: Option<&Become>, input: Input) -> Result<Output, HostError> {
+    /// Run a command; `sent` is set once the command may have reached the host.
+    async fn run(&self, cmd: &Cmd, esc: Option<&Become>, input: Input, sent: &AtomicBool) -> Result<Output, HostError> {
         let mut full = String::new();
         for (k, v) in &cmd.env {
             if k.is_empty()
@@ -617,11 +720,11 @@ impl SshConnection {
         let has_input = pre.is_some() || !matches!(input, Input::None);
         if self.mode == ExecMode::Shell
             && !has_input
-            && let Some(out) = self.exec_shell(&line, cmd.timeout).await?
+            && let Some(out) = self.exec_shell(&line, cmd.timeout, sent).await?
         {
             return Ok(out);
         }
-        self.exec_channel(&line, pre, input, cmd.timeout).await
+        self.exec_channel(&line, pre, input, cmd.timeout, sent).await
     }
 }
 
@@ -763,14 +866,17 @@ fn pub_path(f: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+fn stdin_of(cmd: &Cmd) -> Input {
+    match &cmd.stdin {
+        Some(d) => Input::Bytes(d.clone()),
+        None => Input::None,
+    }
+}
+
 #[async_trait]
-impl Connection for SshConnection {
+impl Connection for Session {
     async fn exec(&self, cmd: &Cmd, esc: Option<&Become>) -> Result<Output, HostError> {
-        let input = match &cmd.stdin {
-            Some(d) => Input::Bytes(d.clone()),
-            None => Input::None,
-        };
-        self.run(cmd, esc, input).await
+        self.run(cmd, esc, stdin_of(cmd), &AtomicBool::new(false)).await
     }
 
     async fn read_file(&self, path: &str, esc: Option<&Become>) -> Result<Option<Vec<u8>>, HostError> {
@@ -782,7 +888,7 @@ impl Connection for SshConnection {
                 Err(_) => {}
             }
         }
-        let out = self.run(&Cmd::new(read_script(path)), esc, Input::None).await?;
+        let out = self.run(&Cmd::new(read_script(path)), esc, Input::None, &AtomicBool::new(false)).await?;
         match out.rc {
             0 => Ok(Some(out.stdout)),
             3 => Ok(None),
@@ -798,7 +904,7 @@ impl Connection for SshConnection {
         esc: Option<&Become>,
     ) -> Result<(), HostError> {
         let script = atomic_write_script(path, attrs, &Expect::of(data));
-        let out = self.run(&Cmd::new(script), esc, Input::Bytes(data.to_vec())).await?;
+        let out = self.run(&Cmd::new(script), esc, Input::Bytes(data.to_vec()), &AtomicBool::new(false)).await?;
         if out.rc != 0 {
             return Err(HostError::Failed(format!("cannot write {path}: {}", out.stderr_str().trim())));
         }
@@ -815,7 +921,9 @@ impl Connection for SshConnection {
             .map_err(|e| HostError::Failed(format!("cannot read {}: {e}", local.display())))?
             .map_err(cannot)?;
         let f = tokio::fs::File::open(local).await.map_err(cannot)?;
-        let out = self.run(&Cmd::new(atomic_write_script(path, attrs, &expect)), esc, Input::File(f)).await?;
+        let out = self
+            .run(&Cmd::new(atomic_write_script(path, attrs, &expect)), esc, Input::File(f), &AtomicBool::new(false))
+            .await?;
         if out.rc != 0 {
             return Err(HostError::Failed(format!("cannot write {path}: {}", out.stderr_str().trim())));
         }
@@ -843,5 +951,238 @@ impl Connection for SshConnection {
             let _ = sh.wr.close().await;
         }
         let _ = self.handle.disconnect(russh::Disconnect::ByApplication, "", "en").await;
+    }
+}
+
+/// An SSH connection to one host, kept for the whole run. When the session drops (sshd
+/// restarted, a network blip), the next request makes a new one, trying
+/// [`SshOptions::reconnect_retries`] more times with a doubling delay (1 s, 2 s, 4 s, ...)
+/// before the host is unreachable. A request that was not sent yet, and a read-only one (a
+/// probe: [`Connection::query`], `read_file`, `inspect`), then runs on the new session; a
+/// command that may have started on the lost one is never run again: it fails as unreachable.
+pub struct SshConnection {
+    opts: SshOptions,
+    target: String,
+    current: Mutex<Arc<Session>>,
+    /// Held while a new session is being made (one at a time; the others wait for it).
+    reconnecting: tokio::sync::Mutex<Option<HostError>>,
+    reconnects: AtomicU64,
+}
+
+impl std::fmt::Debug for SshConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SshConnection").field("target", &self.target).field("mode", &self.opts.exec_mode).finish()
+    }
+}
+
+/// What a request does if its session is lost under it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Replay {
+    /// Read-only: run it again on a new session.
+    Always,
+    /// May change the host: run it again only if it never left.
+    IfNotSent,
+}
+
+impl SshConnection {
+    /// Connect (through the `ProxyJump` hops, if any), verify the host key, authenticate and
+    /// check that the login shell runs commands. The first connection is tried once.
+    pub async fn connect(opts: &SshOptions) -> Result<SshConnection, HostError> {
+        let session = Session::establish(opts).await.map_err(|e| e.err)?;
+        Ok(SshConnection {
+            target: session.target.clone(),
+            opts: opts.clone(),
+            current: Mutex::new(Arc::new(session)),
+            reconnecting: tokio::sync::Mutex::new(None),
+            reconnects: AtomicU64::new(0),
+        })
+    }
+
+    /// The execution strategy in use.
+    pub fn exec_mode(&self) -> ExecMode {
+        self.opts.exec_mode
+    }
+
+    /// How many times the session was lost and made again.
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed)
+    }
+
+    /// Whether an SFTP server answers for `esc` (file reads and probes use it then).
+    pub async fn has_sftp(&self, esc: Option<&Become>) -> bool {
+        match self.session().await {
+            Ok(s) => s.has_sftp(esc).await,
+            Err(_) => false,
+        }
+    }
+
+    fn current(&self) -> Arc<Session> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The live session, made again if the last one was lost.
+    async fn session(&self) -> Result<Arc<Session>, HostError> {
+        let cur = self.current();
+        if !cur.handle.is_closed() {
+            return Ok(cur);
+        }
+        self.reconnect(&cur).await
+    }
+
+    /// Replace the lost session `dead` (unless another request already did), with bounded
+    /// retries and backoff. Once that fails, every later request fails the same way at once.
+    async fn reconnect(&self, dead: &Arc<Session>) -> Result<Arc<Session>, HostError> {
+        let mut gave_up = self.reconnecting.lock().await;
+        let cur = self.current();
+        if !Arc::ptr_eq(&cur, dead) && !cur.handle.is_closed() {
+            return Ok(cur);
+        }
+        if let Some(e) = &*gave_up {
+            return Err(e.clone());
+        }
+        let tries = self.opts.reconnect_retries;
+        let mut delay = Duration::from_secs(1);
+        let mut last = String::new();
+        for attempt in 0..=tries {
+            if attempt > 0 {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(8));
+            }
+            match Session::establish(&self.opts).await {
+                Ok(s) => {
+                    tracing::warn!("{}: connection lost; reconnected (attempt {})", self.target, attempt + 1);
+                    let s = Arc::new(s);
+                    *self.current.lock().unwrap_or_else(|e| e.into_inner()) = s.clone();
+                    self.reconnects.fetch_add(1, Ordering::Relaxed);
+                    return Ok(s);
+                }
+                Err(e) => {
+                    last = match &e.err {
+                        HostError::Unreachable(m) => m.clone(),
+                        other => other.to_string(),
+                    };
+                    if !e.transient {
+                        break;
+                    }
+                }
+            }
+        }
+        let err = HostError::Unreachable(format!(
+            "{}: the connection was lost and could not be made again ({} tr{}, ansible_ssh_retries={tries}): {last}",
+            self.target,
+            tries + 1,
+            if tries == 0 { "y" } else { "ies" },
+        ));
+        *gave_up = Some(err.clone());
+        Err(err)
+    }
+
+    /// Run `cmd` on the live session, following `replay` if the session is lost under it.
+    async fn run(
+        &self,
+        cmd: &Cmd,
+        esc: Option<&Become>,
+        input: impl Fn() -> Input,
+        replay: Replay,
+    ) -> Result<Output, HostError> {
+        // how many times the request went to a new session (bounded: a server that accepts and
+        // drops every connection must not keep us here)
+        let mut replays = 0;
+        loop {
+            let s = self.session().await?;
+            let sent = AtomicBool::new(false);
+            let res = s.run(cmd, esc, input(), &sent).await;
+            let Err(e) = res else { return res };
+            if !s.handle.is_closed() {
+                return Err(e);
+            }
+            let again = replays < 2
+                && match replay {
+                    Replay::Always => replays == 0,
+                    Replay::IfNotSent => !sent.load(Ordering::SeqCst),
+                };
+            if !again {
+                return Err(match replay {
+                    Replay::IfNotSent if sent.load(Ordering::SeqCst) => unreachable(
+                        &self.target,
+                        format!(
+                            "the connection was lost while the command ran; it may have run, so it is not run \
+                             again ({e})"
+                        ),
+                    ),
+                    _ => e,
+                });
+            }
+            replays += 1;
+        }
+    }
+}
+
+#[async_trait]
+impl Connection for SshConnection {
+    async fn exec(&self, cmd: &Cmd, esc: Option<&Become>) -> Result<Output, HostError> {
+        self.run(cmd, esc, || stdin_of(cmd), Replay::IfNotSent).await
+    }
+
+    async fn query(&self, cmd: &Cmd, esc: Option<&Become>) -> Result<Output, HostError> {
+        self.run(cmd, esc, || stdin_of(cmd), Replay::Always).await
+    }
+
+    async fn read_file(&self, path: &str, esc: Option<&Become>) -> Result<Option<Vec<u8>>, HostError> {
+        let s = self.session().await?;
+        match s.read_file(path, esc).await {
+            Err(_) if s.handle.is_closed() => self.session().await?.read_file(path, esc).await,
+            r => r,
+        }
+    }
+
+    async fn write_file(
+        &self,
+        path: &str,
+        data: &[u8],
+        attrs: &FileAttrs,
+        esc: Option<&Become>,
+    ) -> Result<(), HostError> {
+        let cmd = Cmd::new(atomic_write_script(path, attrs));
+        let out = self.run(&cmd, esc, || Input::Bytes(data.to_vec()), Replay::IfNotSent).await?;
+        if out.rc != 0 {
+            return Err(HostError::Failed(format!("cannot write {path}: {}", out.stderr_str().trim())));
+        }
+        Ok(())
+    }
+
+    async fn upload(&self, local: &Path, path: &str, attrs: &FileAttrs, esc: Option<&Become>) -> Result<(), HostError> {
+        // a lost session is made again before the upload starts, never during it
+        self.session().await?.upload(local, path, attrs, esc).await
+    }
+
+    async fn inspect(&self, qs: &[PathQuery], esc: Option<&Become>) -> Result<Vec<PathInfo>, HostError> {
+        let s = self.session().await?;
+        match s.inspect(qs, esc).await {
+            Err(_) if s.handle.is_closed() => self.session().await?.inspect(qs, esc).await,
+            r => r,
+        }
+    }
+
+    async fn close(&self) {
+        self.current().close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_loopback;
+
+    #[test]
+    fn loopback_literals_only() {
+        for ok in ["127.0.0.1", "127.0.0.77", "127.255.255.254", "::1", "[::1]"] {
+            assert!(check_loopback(ok, 22).is_ok(), "{ok}");
+        }
+        for bad in
+            ["10.0.0.1", "192.0.2.1", "0.0.0.0", "localhost", "example.invalid", "::ffff:10.0.0.1", "fe80::1", ""]
+        {
+            let e = check_loopback(bad, 2222).unwrap_err();
+            assert!(e.contains(&format!("{bad}:2222")) && e.contains("PBR_TEST_LOOPBACK_ONLY"), "{e}");
+        }
     }
 }

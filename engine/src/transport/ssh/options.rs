@@ -134,7 +134,15 @@ pub struct SshOptions {
     pub known_hosts: Vec<PathBuf>,
     pub host_key_checking: HostKeyChecking,
     pub exec_mode: ExecMode,
+    /// How many more times to try making a lost connection again (with a doubling delay from
+    /// 1 s) before the host is unreachable: `ansible_ssh_retries`, else `PBR_SSH_RETRIES` or
+    /// `ANSIBLE_SSH_RETRIES`, else [`DEFAULT_RECONNECT_RETRIES`]. The first connection is tried
+    /// once.
+    pub reconnect_retries: u32,
 }
+
+/// Tries after the first to make a lost connection again: 1 s + 2 s + 4 s of waiting.
+pub const DEFAULT_RECONNECT_RETRIES: u32 = 3;
 
 impl std::fmt::Debug for SshOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -153,6 +161,7 @@ impl std::fmt::Debug for SshOptions {
             .field("known_hosts", &self.known_hosts)
             .field("host_key_checking", &self.host_key_checking)
             .field("exec_mode", &self.exec_mode)
+            .field("reconnect_retries", &self.reconnect_retries)
             .finish()
     }
 }
@@ -188,6 +197,7 @@ impl SshOptions {
             known_hosts: default_known_hosts(),
             host_key_checking: HostKeyChecking::Yes,
             exec_mode: ExecMode::DEFAULT,
+            reconnect_retries: DEFAULT_RECONNECT_RETRIES,
         }
     }
 
@@ -269,6 +279,18 @@ impl SshOptions {
             Some(s) => Duration::from_secs(s),
             None => hc.connect_timeout.map(Duration::from_secs).unwrap_or(g.connect_timeout),
         };
+        let reconnect_retries = match var_u64(vars, &["ansible_ssh_retries"]).map_err(|e| at(&e))? {
+            Some(n) => n,
+            None => match ["PBR_SSH_RETRIES", "ANSIBLE_SSH_RETRIES"]
+                .iter()
+                .find_map(|k| std::env::var(k).ok().map(|v| (k, v)))
+            {
+                Some((k, v)) => v.trim().parse().map_err(|_| format!("{k}: bad value `{v}` (a number of retries)"))?,
+                None => u64::from(DEFAULT_RECONNECT_RETRIES),
+            },
+        };
+        // bounded: a lost host must not hold the run for minutes
+        let reconnect_retries = reconnect_retries.min(10) as u32;
         let server_alive_interval = hc.server_alive_interval.filter(|s| *s > 0).map(Duration::from_secs);
 
         let known_hosts = match (&g.known_hosts, &hc.user_known_hosts_files) {
@@ -314,6 +336,7 @@ impl SshOptions {
         o.known_hosts = known_hosts;
         o.host_key_checking = host_key_checking;
         o.exec_mode = g.exec_mode.unwrap_or(ExecMode::DEFAULT);
+        o.reconnect_retries = reconnect_retries;
         Ok(o)
     }
 }
