@@ -709,7 +709,14 @@ impl<'a> Runner<'a> {
                         loader.load_task_file(&p, &task.origin, task.span)
                     }
                     Action::IncludeRole { name, tasks_from, .. } => loader
-                        .load_role(name, tasks_from.as_deref(), task.vars.clone(), &task.origin.playbook_dir, task.span)
+                        .load_role(
+                            name,
+                            tasks_from.as_deref(),
+                            task.vars.clone(),
+                            &task.origin.playbook_dir,
+                            task.span,
+                            task.origin.role.as_ref(),
+                        )
                         .map(|(_, t, _)| t),
                     _ => Ok(vec![]),
                 }

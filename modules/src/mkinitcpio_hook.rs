@@ -457,6 +457,12 @@ fn default_driver() -> String {
 fn default_ctrl_dir() -> String {
     "/run/wpa_supplicant".into()
 }
+fn default_unit_dir() -> String {
+    "/etc/systemd/system".into()
+}
+fn default_wpa_lib_dir() -> String {
+    "/usr/local/lib/pbr".into()
+}
 
 /// Wi-Fi in the initramfs, for a root reached over it (a Pi Zero 2 W with its root on iSCSI).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -489,11 +495,30 @@ pub struct WifiParams {
     /// The control socket directory (the `DIR=` of the configuration's `ctrl_interface`).
     #[serde(default = "default_ctrl_dir")]
     pub ctrl_dir: String,
+    /// With the systemd init: where the `wpa` module's `handover` put `pbr-wpa-INTERFACE.service`.
+    /// The same unit runs the supplicant in the initramfs (it survives the switch to the real
+    /// root, whose systemd keeps supervising it), so it is packed into the image.
+    #[serde(default = "default_unit_dir")]
+    pub unit_dir: String,
+    /// With the systemd init: where the `wpa` module's `handover` put the unit's start script.
+    #[serde(default = "default_wpa_lib_dir")]
+    pub lib_dir: String,
 }
 
 impl WifiParams {
     pub fn config(&self) -> String {
         self.config.clone().unwrap_or_else(|| format!("/etc/wpa_supplicant/wpa_supplicant-{}.conf", self.interface))
+    }
+    /// The handover unit's name (the `wpa` module's).
+    pub fn supplicant_unit(&self) -> String {
+        format!("pbr-wpa-{}.service", self.interface)
+    }
+    /// The handover unit and its start script on the host (the `wpa` module's `handover`).
+    pub fn handover_files(&self) -> [String; 2] {
+        [
+            boot_util::join(&self.unit_dir, &self.supplicant_unit()),
+            boot_util::join(&self.lib_dir, &format!("wpa-{}.sh", self.interface)),
+        ]
     }
 }
 
@@ -771,7 +796,22 @@ pub fn render_iscsi_script(i: &IscsiParams, name: &str) -> String {
 }
 
 /// The Wi-Fi script of a `wifi` hook, run in the initramfs before the iSCSI login.
-pub fn render_wifi_script(w: &WifiParams, name: &str) -> String {
+pub fn render_wifi_script(w: &WifiParams, name: &str, init: Init) -> String {
+    let start = match init {
+        Init::Busybox => "mkdir -p \"$_ctrl\"\n    \
+                          PATH=\"/usr/lib/pbr/bin:$PATH\" @wpa_supplicant -B -i \"$_if\" -c @CONF@ -D @DRIVER@ -P \"$_pid\" || {\n        \
+                          say \"wpa_supplicant did not start on $_if\"\n        \
+                          exit 1\n    \
+                          }"
+        .to_string(),
+        Init::Systemd => format!(
+            "systemctl start {0} || {{\n        \
+             say \"{0} did not start: systemctl status {0}\"\n        \
+             exit 1\n    \
+             }}",
+            w.supplicant_unit()
+        ),
+    };
     let power = if w.power_save {
         "# power save left as the driver sets it (power_save: true)".to_string()
     } else {
@@ -785,6 +825,7 @@ pub fn render_wifi_script(w: &WifiParams, name: &str) -> String {
     };
     include_str!("mkinitcpio_wifi.sh")
         .replace("@NETLIB@", include_str!("mkinitcpio_net.sh"))
+        .replace("@START@", &start)
         .replace("@NAME@", name)
         .replace("@IFACE@", &sh_quote(&w.interface))
         .replace("@CTRL@", &sh_quote(&w.ctrl_dir))
@@ -802,17 +843,19 @@ pub fn image_script_path(name: &str) -> String {
     format!("/usr/lib/pbr/{name}.sh")
 }
 
-/// The systemd unit (systemd init) that runs the login script before the root device is
-/// awaited.
-pub fn render_iscsi_unit(name: &str) -> String {
+/// The systemd unit (systemd init) that runs a typed hook's script (the iSCSI login, the
+/// Wi-Fi) before the root device is awaited, and before the unit of the hook it is placed
+/// before in `HOOKS`.
+pub fn render_step_unit(name: &str, what: &str, before: Option<&str>) -> String {
+    let before = before.map(|b| format!(" pbr-{b}.service")).unwrap_or_default();
     format!(
         "# Managed by pbr (mkinitcpio_hook {name}).\n\
          [Unit]\n\
-         Description=pbr: iSCSI login of the root disk ({name})\n\
+         Description=pbr: {what} ({name})\n\
          DefaultDependencies=no\n\
          After=systemd-udevd.service systemd-udev-trigger.service systemd-modules-load.service\n\
          Wants=systemd-udev-trigger.service\n\
-         Before=initrd-root-device.target sysroot.mount\n\
+         Before=initrd-root-device.target sysroot.mount{before}\n\
          ConditionPathExists=/etc/initrd-release\n\
          \n\
          [Service]\n\
@@ -826,17 +869,21 @@ pub fn render_iscsi_unit(name: &str) -> String {
 }
 
 /// The files a typed (`iscsi` or `wifi`) hook keeps beside its install script
-/// (`INITCPIO_DIR/pbr/`): its script, and for the systemd init the iSCSI login's unit.
+/// (`INITCPIO_DIR/pbr/`): its script, and for the systemd init the unit that runs it.
 pub fn side_files(p: &MkinitcpioHookParams, name: &str, init: Init) -> Vec<(String, String, u32)> {
     let dir = boot_util::join(&p.initcpio_dir, "pbr");
     let script = boot_util::join(&dir, &format!("{name}.sh"));
-    if let Some(w) = &p.wifi {
-        return vec![(script, render_wifi_script(w, name), 0o700)];
-    }
-    let Some(i) = &p.iscsi else { return vec![] };
-    let mut v = vec![(script, render_iscsi_script(i, name), 0o700)];
+    let unit = boot_util::join(&dir, &format!("pbr-{name}.service"));
+    // the Wi-Fi comes up before the hook it is placed before (the iSCSI login)
+    let before = p.wifi.as_ref().and(p.before.as_deref());
+    let mut v = match (&p.iscsi, &p.wifi) {
+        (Some(i), _) => vec![(script, render_iscsi_script(i, name), 0o700)],
+        (_, Some(w)) => vec![(script, render_wifi_script(w, name, init), 0o700)],
+        _ => return vec![],
+    };
     if init == Init::Systemd {
-        v.push((boot_util::join(&dir, &format!("pbr-{name}.service")), render_iscsi_unit(name), 0o644));
+        let what = if p.wifi.is_some() { "Wi-Fi for the root" } else { "iSCSI login of the root disk" };
+        v.push((unit, render_step_unit(name, what, before), 0o644));
     }
     v
 }
@@ -930,6 +977,14 @@ pub fn render_install(p: &MkinitcpioHookParams, name: &str, init: Init) -> Strin
                 "    add_symlink /usr/lib/systemd/system/initrd.target.wants/pbr-{name}.service {unit}\n"
             ));
         }
+    }
+    if let Some(w) = &p.wifi
+        && init == Init::Systemd
+    {
+        // the wpa module's handover unit runs the supplicant from the initramfs on
+        let [unit, script] = w.handover_files();
+        s.push_str(&format!("    add_file {} /usr/lib/systemd/system/{} 644\n", sh_quote(&unit), w.supplicant_unit()));
+        s.push_str(&format!("    add_file {}\n", sh_quote(&script)));
     }
     if p.hook.is_some() || !hook_functions(p, name, init).is_empty() {
         s.push_str("    add_runscript\n");
@@ -1090,8 +1145,15 @@ async fn image_lacks(
         want.push("usr/bin/wpa_supplicant".to_string());
         want.push(w.config().trim_start_matches('/').to_string());
     }
+    if let Some(w) = &p.wifi
+        && init == Init::Systemd
+    {
+        want.push(format!("usr/lib/systemd/system/{}", w.supplicant_unit()));
+    }
     match init {
-        Init::Systemd if p.iscsi.is_some() => want.push(format!("usr/lib/systemd/system/pbr-{name}.service")),
+        Init::Systemd if p.iscsi.is_some() || p.wifi.is_some() => {
+            want.push(format!("usr/lib/systemd/system/pbr-{name}.service"))
+        }
         Init::Busybox if render_hook(p, name, init).is_some() => want.push(format!("hooks/{name}")),
         _ => {}
     }
@@ -1327,17 +1389,12 @@ impl Module for MkinitcpioHook {
                         p.name.as_deref().unwrap_or("?")
                     )));
                 }
-                if p.wifi.is_some() {
+                if (p.iscsi.is_some() || p.wifi.is_some()) && !hooks.iter().any(|h| h == "base") {
                     return Err(ModuleError::new(format!(
-                        "{at}: HOOKS runs the systemd init: the wifi step runs with the busybox init (base udev \
-                         ...) only, so far"
-                    )));
-                }
-                if p.iscsi.is_some() && !hooks.iter().any(|h| h == "base") {
-                    return Err(ModuleError::new(format!(
-                        "{at}: HOOKS runs the systemd init without `base`: the iSCSI login script needs base's \
+                        "{at}: HOOKS runs the systemd init without `base`: the {} script needs base's \
                          busybox shell and tools; put base first (HOOKS=(base systemd ...), Arch Linux ARM's \
-                         default)"
+                         default)",
+                        p.name.as_deref().unwrap_or("?")
                     )));
                 }
             }
@@ -1419,7 +1476,12 @@ impl Module for MkinitcpioHook {
         }
         // mkinitcpio stops with an error on a file it cannot find: see that now
         if present {
-            let wifi_conf: Vec<String> = p.wifi.iter().map(WifiParams::config).collect();
+            let mut wifi_conf: Vec<String> = p.wifi.iter().map(WifiParams::config).collect();
+            if let Some(w) = &p.wifi
+                && st.init == Init::Systemd
+            {
+                wifi_conf.extend(w.handover_files());
+            }
             let wanted: Vec<&String> = p.files.iter().chain(&p.config_files).chain(&wifi_conf).collect();
             if !wanted.is_empty() {
                 let qs: Vec<PathQuery> = wanted.iter().map(|f| PathQuery::new(f.to_string()).follow(true)).collect();

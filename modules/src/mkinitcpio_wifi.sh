@@ -1,6 +1,6 @@
 #!/bin/sh
 # Managed by pbr (mkinitcpio_hook @NAME@): brings up Wi-Fi in the initramfs, before the root is
-# reached over it. Run by the busybox init's run_hook.
+# reached over it. Run by the busybox init's run_hook, or by pbr-@NAME@.service under systemd.
 say() { echo "pbr-@NAME@: $*" >&2; }
 
 @NETLIB@
@@ -19,16 +19,13 @@ wait_iface "$_if" @WAIT@ || {
 ip link set "$_if" up
 # 2. power save off: a dozing radio drops the frames of a long-lived TCP session
 @POWERSAVE@
-# 3. the supplicant, named @wpa_supplicant so that systemd's final kill at shutdown spares it
-#    (the root depends on it); the real root's pbr-wpa-$_if.service adopts it
+# 3. the supplicant. With the busybox init it is named @wpa_supplicant, so that systemd's final
+#    kill at shutdown spares it (the root depends on it), and the real root's
+#    pbr-wpa-$_if.service adopts it; with the systemd init that unit runs it from here on.
 if [ -n "$(wpa_state)" ]; then
     say "a supplicant already runs on $_if"
 else
-    mkdir -p "$_ctrl"
-    PATH="/usr/lib/pbr/bin:$PATH" @wpa_supplicant -B -i "$_if" -c @CONF@ -D @DRIVER@ -P "$_pid" || {
-        say "wpa_supplicant did not start on $_if"
-        exit 1
-    }
+    @START@
 fi
 # 4. associated and keyed: wpa_state=COMPLETED
 _n=0

@@ -661,10 +661,47 @@ async fn mkinitcpio_wifi_step_brings_wifi_up_in_order() {
     assert!(Command::new("sh").arg("-c").arg(&applied.deferred[0].script).status().unwrap().success());
     let again = run("mkinitcpio_hook", params.clone(), APPLY).await.unwrap();
     assert!(!again.changed, "{:?}", again.changes);
+
+    // the systemd init: the wpa module's handover unit runs the supplicant from the initramfs
+    // on (the same unit file in the image and the root), and a unit runs the script before the
+    // hook the step is placed before
     let text = read(&mkconf).replace("HOOKS=(base   udev", "HOOKS=(base   systemd");
     std::fs::write(&mkconf, text).unwrap();
-    let e = run("mkinitcpio_hook", params.clone(), APPLY).await.unwrap_err();
-    assert!(e.msg.contains("mkinitcpio.conf:") && e.msg.contains("busybox init"), "{}", e.msg);
+    let units = root.join("units");
+    let lib = root.join("lib");
+    let mut sd = params.clone();
+    sd["wifi"]["unit_dir"] = json!(s(&units));
+    sd["wifi"]["lib_dir"] = json!(s(&lib));
+    let e = run("mkinitcpio_hook", sd.clone(), APPLY).await.unwrap_err();
+    assert!(e.msg.contains("pbr-wpa-lo.service") && e.msg.contains("not on the host"), "{}", e.msg);
+    std::fs::create_dir_all(&units).unwrap();
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::write(units.join("pbr-wpa-lo.service"), "[Service]\n").unwrap();
+    std::fs::write(lib.join("wpa-lo.sh"), "#!/bin/sh\n").unwrap();
+    let r = run("mkinitcpio_hook", sd.clone(), APPLY).await.unwrap();
+    assert!(r.changed);
+    let unit = read(&root.join("etc/initcpio/pbr/pbr-wifi.service"));
+    assert!(unit.contains("Before=initrd-root-device.target sysroot.mount pbr-net.service"), "{unit}");
+    assert!(unit.contains("ExecStart=/bin/sh /usr/lib/pbr/wifi.sh"), "{unit}");
+    let sd_script = read(&script);
+    assert!(sd_script.contains("systemctl start pbr-wpa-lo.service"), "{sd_script}");
+    assert!(!sd_script.contains("@wpa_supplicant -B"), "{sd_script}");
+    bash_n(&script);
+    let built = bash(&format!(
+        "add_module() {{ :; }}; add_checked_modules() {{ :; }}; add_binary() {{ :; }}; add_runscript() {{ :; }}; \
+         add_file() {{ echo \"file $*\"; }}; add_symlink() {{ echo \"symlink $*\"; }}; source {}; build",
+        s(&install)
+    ));
+    for want in [
+        format!("file {} /usr/lib/systemd/system/pbr-wpa-lo.service 644", s(&units.join("pbr-wpa-lo.service"))),
+        format!("file {}", s(&lib.join("wpa-lo.sh"))),
+        "/pbr-wifi.service /usr/lib/systemd/system/pbr-wifi.service 644".to_string(),
+        "symlink /usr/lib/systemd/system/initrd.target.wants/pbr-wifi.service /usr/lib/systemd/system/pbr-wifi.service"
+            .to_string(),
+    ] {
+        assert!(built.lines().any(|l| l.starts_with(&want) || l.contains(&want)), "build() lacks {want}:\n{built}");
+    }
+    assert!(!hook.exists(), "no busybox run_hook under the systemd init");
 
     // params: wifi excludes run_hook and iscsi
     let reg = pbr_modules::registry();

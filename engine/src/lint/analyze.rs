@@ -264,8 +264,14 @@ impl<'a> Analyzer<'a> {
                     let reg = self.registry;
                     let is_mod = |n: &str| is_module(reg, n);
                     let mut loader = Loader { is_module: &is_mod, stack: vec![] };
-                    match loader.load_role(name, tasks_from.as_deref(), t.vars.clone(), &t.origin.playbook_dir, t.span)
-                    {
+                    match loader.load_role(
+                        name,
+                        tasks_from.as_deref(),
+                        t.vars.clone(),
+                        &t.origin.playbook_dir,
+                        t.span,
+                        t.origin.role.as_ref(),
+                    ) {
                         Ok((role, sub, handlers)) => {
                             self.role(&role);
                             self.defined.extend(t.vars.keys().cloned());
