@@ -69,7 +69,7 @@ fn lab_boot_pi_from_iscsi_bcache_root() {
         &lab,
         Vm::Pi,
         "sudo sed -i 's/^HOOKS=.*/HOOKS=(base udev autodetect modconf block filesystems keyboard fsck)/' /etc/mkinitcpio.conf \
-         && findmnt -no SOURCE /boot",
+         && { findmnt -n /boot >/dev/null || sudo systemctl start boot.mount; } && findmnt -no SOURCE /boot",
     );
 
     // 1. lint is clean

@@ -943,6 +943,11 @@ pub fn render_install(p: &MkinitcpioHookParams, name: &str, init: Init) -> Strin
     }
     let mut files = p.files.clone();
     if let Some(w) = &p.wifi {
+        // the ciphers mac80211 loads on demand when WPA2 installs its keys (drivers with their
+        // own crypto, such as the Pi's brcmfmac, do without; `?`: absent or built in is fine)
+        for m in ["ccm?", "ctr?", "cmac?", "gcm?", "aes_generic?"] {
+            push_unique(&mut modules, m);
+        }
         push_unique(&mut binaries, "wpa_cli");
         if !w.power_save {
             push_unique(&mut binaries, "iw");
@@ -1092,6 +1097,8 @@ pub struct HookProbe {
     pub queued: bool,
     /// Run-time files of the hook that the built image lacks.
     pub image_lacks: Vec<String>,
+    /// The image the hook must be in does not exist (never built, or built elsewhere).
+    pub image_missing: bool,
     /// `files`/`config_files` entries missing on the host (only reported in check mode, where
     /// an earlier task may not have made them yet; a real run refuses them in the probe).
     pub missing: Vec<String>,
@@ -1127,14 +1134,14 @@ fn edit_config(text: &str, p: &MkinitcpioHookParams) -> Result<String, String> {
     Ok(s)
 }
 
-/// The hook's run-time files that `image` lacks (nothing when there is no image or no
-/// `lsinitcpio`: there is nothing to compare with).
+/// The hook's run-time files that `image` lacks (nothing without `lsinitcpio`: there is nothing
+/// to compare with), or `None` when there is no image at all.
 async fn image_lacks(
     host: &Host,
     p: &MkinitcpioHookParams,
     name: &str,
     init: Init,
-) -> Result<Vec<String>, ModuleError> {
+) -> Result<Option<Vec<String>>, ModuleError> {
     let mut want = vec![];
     if p.iscsi.is_some() {
         want.push(image_script_path(name).trim_start_matches('/').to_string());
@@ -1158,13 +1165,13 @@ async fn image_lacks(
         _ => {}
     }
     if want.is_empty() {
-        return Ok(vec![]);
+        return Ok(Some(vec![]));
     }
     let img = sh_quote(&p.image);
     let out = host
         .query_sh(format!(
-            "[ -f {img} ] || exit 3
-command -v lsinitcpio >/dev/null 2>&1 || exit 4
+            "command -v lsinitcpio >/dev/null 2>&1 || exit 4
+[ -f {img} ] || exit 3
 LC_ALL=C lsinitcpio -l {img}"
         ))
         .await?;
@@ -1173,9 +1180,11 @@ LC_ALL=C lsinitcpio -l {img}"
             let listing = out.stdout_str();
             let have: std::collections::HashSet<&str> =
                 listing.lines().map(|l| l.trim().trim_end_matches('/')).collect();
-            Ok(want.into_iter().filter(|w| !have.contains(w.as_str())).collect())
+            Ok(Some(want.into_iter().filter(|w| !have.contains(w.as_str())).collect()))
         }
-        3 | 4 => Ok(vec![]),
+        // no image: nothing boots this hook yet (a Pi's first build)
+        3 => Ok(None),
+        4 => Ok(Some(vec![])),
         rc => {
             Err(ModuleError::new(format!("lsinitcpio -l {} failed (exit {rc}): {}", p.image, out.stderr_str().trim())))
         }
@@ -1515,7 +1524,10 @@ impl Module for MkinitcpioHook {
                 && !st.queued
                 && !p.image.is_empty()
             {
-                st.image_lacks = image_lacks(host, p, name, st.init).await?;
+                match image_lacks(host, p, name, st.init).await? {
+                    Some(lacks) => st.image_lacks = lacks,
+                    None => st.image_missing = true,
+                }
             }
         }
         Ok(st)
@@ -1536,6 +1548,13 @@ impl Module for MkinitcpioHook {
         for f in &st.missing {
             plan.push(Change::new(format!(
                 "{f} does not exist yet: mkinitcpio fails unless an earlier task creates it"
+            )));
+        }
+        if st.image_missing {
+            plan.push(Change::new(format!(
+                "the initramfs is regenerated: {} does not exist (if the preset builds another image, set `image` \
+                 to its path)",
+                p.image
             )));
         }
         if !st.image_lacks.is_empty() {

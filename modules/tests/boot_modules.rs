@@ -576,7 +576,8 @@ async fn mkinitcpio_wifi_step_brings_wifi_up_in_order() {
     assert_eq!(
         built,
         format!(
-            "binary wpa_cli\nbinary iw\nbinary wpa_supplicant /usr/bin/wpa_supplicant\n\
+            "module ccm?\nmodule ctr?\nmodule cmac?\nmodule gcm?\nmodule aes_generic?\n\
+             binary wpa_cli\nbinary iw\nbinary wpa_supplicant /usr/bin/wpa_supplicant\n\
              symlink /usr/lib/pbr/bin/@wpa_supplicant /usr/bin/wpa_supplicant\nfile {}\nfile {} /usr/lib/pbr/wifi.sh 700\nrunscript\n",
             s(&conf),
             s(&script)

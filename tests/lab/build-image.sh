@@ -37,7 +37,7 @@ for f in mkinitcpio-41.tar.gz bcache-tools-initcpio.tar.gz; do
 done
 VENDOR="$(cd "$VENDOR" && pwd)"
 
-KEY="$(cat "$0" "$LAB/packages.txt" "$LAB"/labap/* "$VENDOR/mkinitcpio-41.tar.gz" "$VENDOR/bcache-tools-initcpio.tar.gz" | sha256sum | cut -c1-16)"
+KEY="$(cat "$0" "$LAB/packages.txt" "$VENDOR/mkinitcpio-41.tar.gz" "$VENDOR/bcache-tools-initcpio.tar.gz" | sha256sum | cut -c1-16)"
 OUT="$CACHE/$KEY"
 if [ -f "$OUT/STAMP" ]; then
   log "cached image $OUT"
@@ -203,6 +203,10 @@ in_root systemctl enable ssh systemd-networkd pbr-lab-net.service >/dev/null 2>&
 in_root systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer \
   man-db.timer dpkg-db-backup.timer >/dev/null 2>&1 || true
 
+# Debian starts wpa_supplicant's D-Bus service (a supplicant with no interface) and hostapd's;
+# Arch Linux ARM starts neither
+in_root systemctl disable wpa_supplicant.service hostapd.service >/dev/null 2>&1 || true
+
 # ping as the login user, as on a stock Debian
 echo 'net.ipv4.ping_group_range = 0 2147483647' >"$ROOT/etc/sysctl.d/50-lab-ping.conf"
 
@@ -226,11 +230,6 @@ in_root sh -c 'cd /usr/src/mkinitcpio-41 && PATH="$PATH:/usr/lib/systemd" meson 
   { tail -n 30 "$WORK/mkinitcpio.log" >&2; die "building mkinitcpio failed"; }
 install -m 0644 "$ROOT/usr/src/bcache-tools-initcpio/initcpio/install" "$ROOT/usr/lib/initcpio/install/bcache"
 rm -rf "$ROOT/usr/src/mkinitcpio-41" "$ROOT/usr/src/bcache-tools-initcpio"
-# the lab's simulated Wi-Fi access point, a packaged hook the Wi-Fi test puts in HOOKS (labap/)
-install -m 0644 "$LAB/labap/install" "$ROOT/usr/lib/initcpio/install/labap"
-install -m 0644 "$LAB/labap/hook" "$ROOT/usr/lib/initcpio/hooks/labap"
-install -D -m 0644 "$LAB/labap/hostapd.conf" "$ROOT/usr/lib/labap/hostapd.conf"
-install -D -m 0644 "$LAB/labap/udhcpd.conf" "$ROOT/usr/lib/labap/udhcpd.conf"
 install -m 0755 "$ROOT/usr/bin/busybox" "$ROOT/usr/lib/initcpio/busybox"
 # (hard links to the real files: in an image /usr/sbin is a link to bin, so a symlink
 # bin/x -> ../sbin/x would point at itself)
