@@ -261,6 +261,37 @@ fn variable_precedence_follows_ansible() {
 }
 
 #[test]
+fn a_role_imported_from_a_role_sees_its_defaults_and_vars() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "inv.ini", &format!("h1 ansible_connection=local root={}/h1\n", d.path().display()));
+    std::fs::create_dir_all(d.path().join("h1")).unwrap();
+    write(d.path(), "roles/outer/defaults/main.yml", "outer_default: od\nshared: outer\n");
+    write(d.path(), "roles/outer/vars/main.yml", "outer_var: ov\n");
+    write(
+        d.path(),
+        "roles/outer/tasks/main.yml",
+        "- import_role: { name: inner }\n  when: use_inner | default(true)\n- include_role: { name: inner, tasks_from: again }\n",
+    );
+    write(d.path(), "roles/inner/defaults/main.yml", "shared: inner\n");
+    let task = |f: &str| {
+        format!(
+            "- copy:\n    dest: \"{{{{ root }}}}/{f}\"\n    content: \"{{{{ outer_default }}}} {{{{ outer_var }}}} {{{{ shared }}}}\\n\"\n"
+        )
+    };
+    write(d.path(), "roles/inner/tasks/main.yml", &task("imported.txt"));
+    write(d.path(), "roles/inner/tasks/again.yml", &task("included.txt"));
+    write(d.path(), "pb.yml", "- hosts: all\n  gather_facts: false\n  roles: [outer]\n");
+    let r = pbr(d.path(), &["run", "pb.yml", "-i", "inv.ini"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    // the inner role's own default wins over the outer one's
+    for f in ["imported.txt", "included.txt"] {
+        assert_eq!(std::fs::read_to_string(d.path().join("h1").join(f)).unwrap(), "od ov inner\n", "{f}");
+    }
+    let lint = pbr(d.path(), &["lint", "pb.yml", "-i", "inv.ini"]);
+    assert_eq!(lint.code, 0, "{}", lint.all());
+}
+
+#[test]
 fn magic_variables_groups_play_hosts_and_hostvars() {
     let d = tempfile::tempdir().unwrap();
     let root = d.path().display();

@@ -738,7 +738,14 @@ impl<'a> Runner<'a> {
                         entered = crate::playbook::role_tasks_file(name, tasks_from.as_deref(), dir)
                             .map(|p| crate::playbook::canonical(&p));
                         loader
-                            .load_role(name, tasks_from.as_deref(), task.vars.clone(), dir, task.span)
+                            .load_role(
+                                name,
+                                tasks_from.as_deref(),
+                                task.vars.clone(),
+                                dir,
+                                task.span,
+                                task.origin.role.as_ref(),
+                            )
                             .map(|(_, t, _)| t)
                     }
                     _ => Ok(vec![]),

@@ -710,7 +710,7 @@ impl Loader<'_> {
                     }
                     _ => return Err(err(r.span, "a role entry must be a name or a mapping")),
                 };
-                let (role, mut tasks, handlers) = self.load_role(&name, None, params, dir, span)?;
+                let (role, mut tasks, handlers) = self.load_role(&name, None, params, dir, span, None)?;
                 for t in &mut tasks {
                     t.when.splice(0..0, when.iter().cloned());
                     t.tags.extend(tags.iter().cloned());
@@ -735,6 +735,9 @@ impl Loader<'_> {
     }
 
     /// Find and load a role: its tasks (`tasks_from` or main), handlers, defaults and vars.
+    /// A role imported or included from another role's tasks (`parent`) also sees the parent's
+    /// defaults and vars, under its own, as in Ansible, where a role's variables are visible to
+    /// the play from the point it runs.
     pub fn load_role(
         &mut self,
         name: &str,
@@ -742,6 +745,7 @@ impl Loader<'_> {
         params: Map<String, Value>,
         dir: &Path,
         span: Span,
+        parent: Option<&Arc<Role>>,
     ) -> R<(Arc<Role>, Vec<Task>, Vec<Task>)> {
         let path = match role_dir(name, dir) {
             Ok(p) => p,
@@ -769,8 +773,14 @@ impl Loader<'_> {
                 None => Ok(Map::new()),
             }
         };
-        let defaults = load_map("defaults")?;
-        let vars = load_map("vars")?;
+        let mut defaults = load_map("defaults")?;
+        let mut vars = load_map("vars")?;
+        if let Some(parent) = parent {
+            for (own, inherited) in [(&mut defaults, &parent.defaults), (&mut vars, &parent.vars)] {
+                let mine = std::mem::replace(own, inherited.clone());
+                own.extend(mine);
+            }
+        }
         let role = Arc::new(Role {
             name: name.rsplit('.').next().unwrap_or(name).to_string(),
             path: path.clone(),
@@ -846,7 +856,14 @@ impl Loader<'_> {
                             .and_then(Value::as_str)
                             .ok_or_else(|| err(t.span, "import_role needs `name:`"))?;
                         let from = args.get("tasks_from").and_then(Value::as_str);
-                        let (_, tasks, _) = self.load_role(role, from, t.vars.clone(), &origin.playbook_dir, t.span)?;
+                        let (_, tasks, _) = self.load_role(
+                            role,
+                            from,
+                            t.vars.clone(),
+                            &origin.playbook_dir,
+                            t.span,
+                            origin.role.as_ref(),
+                        )?;
                         tasks
                     };
                     for s in &mut sub {

@@ -445,6 +445,89 @@ impl std::fmt::Display for StrOrNum {
     }
 }
 
+fn default_wifi_wait() -> u32 {
+    30
+}
+fn default_associate() -> u32 {
+    60
+}
+fn default_driver() -> String {
+    "nl80211".into()
+}
+fn default_ctrl_dir() -> String {
+    "/run/wpa_supplicant".into()
+}
+fn default_unit_dir() -> String {
+    "/etc/systemd/system".into()
+}
+fn default_wpa_lib_dir() -> String {
+    "/usr/local/lib/pbr".into()
+}
+
+/// Wi-Fi in the initramfs, for a root reached over it (a Pi Zero 2 W with its root on iSCSI).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WifiParams {
+    /// The wireless interface.
+    pub interface: String,
+    /// wpa_supplicant's configuration (written by the `wpa` module), packed into the image at the
+    /// same path. Default `/etc/wpa_supplicant/wpa_supplicant-INTERFACE.conf`.
+    #[serde(default)]
+    pub config: Option<String>,
+    /// How long to wait for the interface to appear, in seconds (its driver probes and loads its
+    /// firmware asynchronously).
+    #[serde(default = "default_wifi_wait")]
+    pub wait_seconds: u32,
+    /// How long to wait for the association (`wpa_state=COMPLETED`), in seconds.
+    #[serde(default = "default_associate")]
+    pub associate_seconds: u32,
+    /// Wi-Fi power saving. Off by default: a dozing radio delays and drops the frames of the
+    /// root's iSCSI session. Turning it off needs `iw` (added to the image).
+    #[serde(default, deserialize_with = "bool_lenient")]
+    pub power_save: bool,
+    /// The MTU to set once associated (e.g. the path MTU to the portal, when a tunnel or the AP
+    /// lowers it).
+    #[serde(default)]
+    pub mtu: Option<u32>,
+    /// wpa_supplicant's driver (`-D`).
+    #[serde(default = "default_driver")]
+    pub driver: String,
+    /// The control socket directory (the `DIR=` of the configuration's `ctrl_interface`).
+    #[serde(default = "default_ctrl_dir")]
+    pub ctrl_dir: String,
+    /// With the systemd init: where the `wpa` module's `handover` put `pbr-wpa-INTERFACE.service`.
+    /// The same unit runs the supplicant in the initramfs (it survives the switch to the real
+    /// root, whose systemd keeps supervising it), so it is packed into the image.
+    #[serde(default = "default_unit_dir")]
+    pub unit_dir: String,
+    /// With the systemd init: where the `wpa` module's `handover` put the unit's start script.
+    #[serde(default = "default_wpa_lib_dir")]
+    pub lib_dir: String,
+}
+
+impl WifiParams {
+    pub fn config(&self) -> String {
+        self.config.clone().unwrap_or_else(|| format!("/etc/wpa_supplicant/wpa_supplicant-{}.conf", self.interface))
+    }
+    /// The handover unit's name (the `wpa` module's).
+    pub fn supplicant_unit(&self) -> String {
+        format!("pbr-wpa-{}.service", self.interface)
+    }
+    /// The handover unit and its start script on the host (the `wpa` module's `handover`).
+    pub fn handover_files(&self) -> [String; 2] {
+        [
+            boot_util::join(&self.unit_dir, &self.supplicant_unit()),
+            boot_util::join(&self.lib_dir, &format!("wpa-{}.sh", self.interface)),
+        ]
+    }
+}
+
+/// Where the supplicant started in the initramfs writes its pid: the real root's
+/// `pbr-wpa-IFACE.service` (the `wpa` module's `handover`) adopts that process.
+pub fn wifi_pidfile(iface: &str) -> String {
+    format!("/run/pbr-wpa-{iface}.pid")
+}
+
 /// Which init the image runs, as `HOOKS` says: mkinitcpio's busybox init (`base`/`udev`) or
 /// systemd (`systemd`), whose images never run the busybox `run_hook`s.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -530,6 +613,13 @@ pub struct MkinitcpioHookParams {
     /// LUN's disk; adds `iscsistart`, `iscsi_tcp` and the network drivers.
     #[serde(default)]
     pub iscsi: Option<IscsiParams>,
+    /// Generate a `run_hook` that brings up Wi-Fi for the root: waits for the interface, turns
+    /// power save off, starts wpa_supplicant (left running for the real root to adopt: see the
+    /// `wpa` module's `handover`), waits for the association, sets the MTU, then the address
+    /// (from `ip=`, DHCP by default). Put this hook before the `iscsi` one. Adds
+    /// `wpa_supplicant`, `wpa_cli`, the configuration, and `iw` when power save is turned off.
+    #[serde(default)]
+    pub wifi: Option<WifiParams>,
     /// Entries added to `MODULES` (others kept).
     #[serde(default)]
     pub config_modules: Vec<String>,
@@ -581,6 +671,7 @@ impl MkinitcpioHookParams {
             || self.run_latehook.is_some()
             || self.run_cleanuphook.is_some()
             || self.iscsi.is_some()
+            || self.wifi.is_some()
     }
     fn config_arrays(&self) -> [(&'static str, &[String]); 3] {
         [("MODULES", &self.config_modules), ("BINARIES", &self.config_binaries), ("FILES", &self.config_files)]
@@ -688,6 +779,7 @@ pub fn render_iscsi_script(i: &IscsiParams, name: &str) -> String {
     let settings: String = i.settings.iter().map(|(k, v)| format!(" -P {}", sh_quote(&format!("{k}={v}")))).collect();
     let net = if i.net { "net_up || exit 1" } else { "# the network is configured by the kernel or an earlier hook" };
     include_str!("mkinitcpio_iscsi.sh")
+        .replace("@NETLIB@", include_str!("mkinitcpio_net.sh"))
         .replace("@NAME@", name)
         .replace("@NET@", net)
         .replace("@INITIATOR@", &sh_quote(&i.initiator))
@@ -703,22 +795,67 @@ pub fn render_iscsi_script(i: &IscsiParams, name: &str) -> String {
         .replace("@WAIT@", &i.wait_seconds.to_string())
 }
 
+/// The Wi-Fi script of a `wifi` hook, run in the initramfs before the iSCSI login.
+pub fn render_wifi_script(w: &WifiParams, name: &str, init: Init) -> String {
+    let start = match init {
+        Init::Busybox => "mkdir -p \"$_ctrl\"\n    \
+                          PATH=\"/usr/lib/pbr/bin:$PATH\" @wpa_supplicant -B -i \"$_if\" -c @CONF@ -D @DRIVER@ -P \"$_pid\" || {\n        \
+                          say \"wpa_supplicant did not start on $_if\"\n        \
+                          exit 1\n    \
+                          }"
+        .to_string(),
+        Init::Systemd => format!(
+            "systemctl start {0} || {{\n        \
+             say \"{0} did not start: systemctl status {0}\"\n        \
+             exit 1\n    \
+             }}",
+            w.supplicant_unit()
+        ),
+    };
+    let power = if w.power_save {
+        "# power save left as the driver sets it (power_save: true)".to_string()
+    } else {
+        format!("iw dev {0} set power_save off || say \"could not turn power save off on {0}\"", sh_quote(&w.interface))
+    };
+    let mtu = match w.mtu {
+        Some(m) => {
+            format!("ip link set \"$_if\" mtu {m} || {{ say \"could not set the MTU of $_if to {m}\"; exit 1; }}")
+        }
+        None => "# the MTU is left as it is".to_string(),
+    };
+    include_str!("mkinitcpio_wifi.sh")
+        .replace("@NETLIB@", include_str!("mkinitcpio_net.sh"))
+        .replace("@START@", &start)
+        .replace("@NAME@", name)
+        .replace("@IFACE@", &sh_quote(&w.interface))
+        .replace("@CTRL@", &sh_quote(&w.ctrl_dir))
+        .replace("@PIDFILE@", &sh_quote(&wifi_pidfile(&w.interface)))
+        .replace("@CONF@", &sh_quote(&w.config()))
+        .replace("@DRIVER@", &sh_quote(&w.driver))
+        .replace("@WAIT@", &w.wait_seconds.to_string())
+        .replace("@ASSOC@", &w.associate_seconds.to_string())
+        .replace("@POWERSAVE@", &power)
+        .replace("@MTU@", &mtu)
+}
+
 /// Where the login script lives inside the image.
 pub fn image_script_path(name: &str) -> String {
     format!("/usr/lib/pbr/{name}.sh")
 }
 
-/// The systemd unit (systemd init) that runs the login script before the root device is
-/// awaited.
-pub fn render_iscsi_unit(name: &str) -> String {
+/// The systemd unit (systemd init) that runs a typed hook's script (the iSCSI login, the
+/// Wi-Fi) before the root device is awaited, and before the unit of the hook it is placed
+/// before in `HOOKS`.
+pub fn render_step_unit(name: &str, what: &str, before: Option<&str>) -> String {
+    let before = before.map(|b| format!(" pbr-{b}.service")).unwrap_or_default();
     format!(
         "# Managed by pbr (mkinitcpio_hook {name}).\n\
          [Unit]\n\
-         Description=pbr: iSCSI login of the root disk ({name})\n\
+         Description=pbr: {what} ({name})\n\
          DefaultDependencies=no\n\
          After=systemd-udevd.service systemd-udev-trigger.service systemd-modules-load.service\n\
          Wants=systemd-udev-trigger.service\n\
-         Before=initrd-root-device.target sysroot.mount\n\
+         Before=initrd-root-device.target sysroot.mount{before}\n\
          ConditionPathExists=/etc/initrd-release\n\
          \n\
          [Service]\n\
@@ -731,14 +868,22 @@ pub fn render_iscsi_unit(name: &str) -> String {
     )
 }
 
-/// The files an `iscsi` hook keeps beside its install script (`INITCPIO_DIR/pbr/`): the login
-/// script, and for the systemd init its unit.
-pub fn iscsi_side_files(p: &MkinitcpioHookParams, name: &str, init: Init) -> Vec<(String, String, u32)> {
-    let Some(i) = &p.iscsi else { return vec![] };
+/// The files a typed (`iscsi` or `wifi`) hook keeps beside its install script
+/// (`INITCPIO_DIR/pbr/`): its script, and for the systemd init the unit that runs it.
+pub fn side_files(p: &MkinitcpioHookParams, name: &str, init: Init) -> Vec<(String, String, u32)> {
     let dir = boot_util::join(&p.initcpio_dir, "pbr");
-    let mut v = vec![(boot_util::join(&dir, &format!("{name}.sh")), render_iscsi_script(i, name), 0o700)];
+    let script = boot_util::join(&dir, &format!("{name}.sh"));
+    let unit = boot_util::join(&dir, &format!("pbr-{name}.service"));
+    // the Wi-Fi comes up before the hook it is placed before (the iSCSI login)
+    let before = p.wifi.as_ref().and(p.before.as_deref());
+    let mut v = match (&p.iscsi, &p.wifi) {
+        (Some(i), _) => vec![(script, render_iscsi_script(i, name), 0o700)],
+        (_, Some(w)) => vec![(script, render_wifi_script(w, name, init), 0o700)],
+        _ => return vec![],
+    };
     if init == Init::Systemd {
-        v.push((boot_util::join(&dir, &format!("pbr-{name}.service")), render_iscsi_unit(name), 0o644));
+        let what = if p.wifi.is_some() { "Wi-Fi for the root" } else { "iSCSI login of the root disk" };
+        v.push((unit, render_step_unit(name, what, before), 0o644));
     }
     v
 }
@@ -759,13 +904,18 @@ fn indent(body: &str) -> String {
 }
 
 fn hook_functions(p: &MkinitcpioHookParams, name: &str, init: Init) -> Vec<(&'static str, String)> {
-    let run_hook = match (&p.iscsi, init) {
-        (Some(_), Init::Busybox) => Some(format!(
+    let run_hook = match (&p.iscsi, &p.wifi, init) {
+        (Some(_), _, Init::Busybox) => Some(format!(
             "if ! /bin/sh {}; then\n    err \"pbr: the iSCSI login of the root disk failed\"\n    return 1\nfi\n",
             image_script_path(name)
         )),
-        (Some(_), Init::Systemd) => None,
-        (None, _) => p.run_hook.clone(),
+        (_, Some(w), Init::Busybox) => Some(format!(
+            "if ! /bin/sh {}; then\n    err \"pbr: Wi-Fi on {} did not come up: the root is out of reach\"\n    return 1\nfi\n",
+            image_script_path(name),
+            w.interface
+        )),
+        (Some(_), _, Init::Systemd) | (_, Some(_), Init::Systemd) => None,
+        (None, None, _) => p.run_hook.clone(),
     };
     [
         ("run_earlyhook", p.run_earlyhook.clone()),
@@ -791,6 +941,19 @@ pub fn render_install(p: &MkinitcpioHookParams, name: &str, init: Init) -> Strin
         push_unique(&mut checked, "/drivers/net");
         push_unique(&mut binaries, "iscsistart");
     }
+    let mut files = p.files.clone();
+    if let Some(w) = &p.wifi {
+        // the ciphers mac80211 loads on demand when WPA2 installs its keys (drivers with their
+        // own crypto, such as the Pi's brcmfmac, do without; `?`: absent or built in is fine)
+        for m in ["ccm?", "ctr?", "cmac?", "gcm?", "aes_generic?"] {
+            push_unique(&mut modules, m);
+        }
+        push_unique(&mut binaries, "wpa_cli");
+        if !w.power_save {
+            push_unique(&mut binaries, "iw");
+        }
+        push_unique(&mut files, &w.config());
+    }
     let mut s = String::from("#!/bin/bash\n# Managed by pbr (mkinitcpio_hook module).\n\nbuild() {\n");
     for m in &modules {
         s.push_str(&format!("    add_module {}\n", sh_quote(m)));
@@ -801,10 +964,15 @@ pub fn render_install(p: &MkinitcpioHookParams, name: &str, init: Init) -> Strin
     for b in &binaries {
         s.push_str(&format!("    add_binary {}\n", sh_quote(b)));
     }
-    for f in &p.files {
+    if p.wifi.is_some() {
+        // one path on every distribution, and the name that systemd's final kill spares
+        s.push_str("    add_binary wpa_supplicant /usr/bin/wpa_supplicant\n");
+        s.push_str("    add_symlink /usr/lib/pbr/bin/@wpa_supplicant /usr/bin/wpa_supplicant\n");
+    }
+    for f in &files {
         s.push_str(&format!("    add_file {}\n", sh_quote(f)));
     }
-    for (path, _, mode) in iscsi_side_files(p, name, init) {
+    for (path, _, mode) in side_files(p, name, init) {
         if path.ends_with(".sh") {
             s.push_str(&format!("    add_file {} {} {:o}\n", sh_quote(&path), image_script_path(name), mode));
         } else {
@@ -815,16 +983,28 @@ pub fn render_install(p: &MkinitcpioHookParams, name: &str, init: Init) -> Strin
             ));
         }
     }
+    if let Some(w) = &p.wifi
+        && init == Init::Systemd
+    {
+        // the wpa module's handover unit runs the supplicant from the initramfs on
+        let [unit, script] = w.handover_files();
+        s.push_str(&format!("    add_file {} /usr/lib/systemd/system/{} 644\n", sh_quote(&unit), w.supplicant_unit()));
+        s.push_str(&format!("    add_file {}\n", sh_quote(&script)));
+    }
     if p.hook.is_some() || !hook_functions(p, name, init).is_empty() {
         s.push_str("    add_runscript\n");
     }
-    if modules.is_empty() && checked.is_empty() && binaries.is_empty() && p.files.is_empty() && p.hook.is_none() {
+    if modules.is_empty() && checked.is_empty() && binaries.is_empty() && files.is_empty() && p.hook.is_none() {
         s.push_str("    :\n");
     }
     s.push_str("}\n\nhelp() {\n    cat <<'HELPEOF'\n");
-    let help = p.help.clone().unwrap_or_else(|| match &p.iscsi {
-        Some(i) => format!("Logs in to the iSCSI target {} at {}:{} with iscsistart.", i.target, i.portal, i.port),
-        None => format!("The {name} hook."),
+    let help = p.help.clone().unwrap_or_else(|| match (&p.iscsi, &p.wifi) {
+        (Some(i), _) => format!("Logs in to the iSCSI target {} at {}:{} with iscsistart.", i.target, i.portal, i.port),
+        (_, Some(w)) => format!(
+            "Brings up Wi-Fi on {} (wpa_supplicant, left running for the real root) and its address.",
+            w.interface
+        ),
+        _ => format!("The {name} hook."),
     });
     s.push_str(help.trim_end_matches('\n'));
     s.push_str("\nHELPEOF\n}\n");
@@ -917,6 +1097,8 @@ pub struct HookProbe {
     pub queued: bool,
     /// Run-time files of the hook that the built image lacks.
     pub image_lacks: Vec<String>,
+    /// The image the hook must be in does not exist (never built, or built elsewhere).
+    pub image_missing: bool,
     /// `files`/`config_files` entries missing on the host (only reported in check mode, where
     /// an earlier task may not have made them yet; a real run refuses them in the probe).
     pub missing: Vec<String>,
@@ -952,32 +1134,44 @@ fn edit_config(text: &str, p: &MkinitcpioHookParams) -> Result<String, String> {
     Ok(s)
 }
 
-/// The hook's run-time files that `image` lacks (nothing when there is no image or no
-/// `lsinitcpio`: there is nothing to compare with).
+/// The hook's run-time files that `image` lacks (nothing without `lsinitcpio`: there is nothing
+/// to compare with), or `None` when there is no image at all.
 async fn image_lacks(
     host: &Host,
     p: &MkinitcpioHookParams,
     name: &str,
     init: Init,
-) -> Result<Vec<String>, ModuleError> {
+) -> Result<Option<Vec<String>>, ModuleError> {
     let mut want = vec![];
     if p.iscsi.is_some() {
         want.push(image_script_path(name).trim_start_matches('/').to_string());
         want.push("usr/bin/iscsistart".to_string());
     }
+    if let Some(w) = &p.wifi {
+        want.push(image_script_path(name).trim_start_matches('/').to_string());
+        want.push("usr/bin/wpa_supplicant".to_string());
+        want.push(w.config().trim_start_matches('/').to_string());
+    }
+    if let Some(w) = &p.wifi
+        && init == Init::Systemd
+    {
+        want.push(format!("usr/lib/systemd/system/{}", w.supplicant_unit()));
+    }
     match init {
-        Init::Systemd if p.iscsi.is_some() => want.push(format!("usr/lib/systemd/system/pbr-{name}.service")),
+        Init::Systemd if p.iscsi.is_some() || p.wifi.is_some() => {
+            want.push(format!("usr/lib/systemd/system/pbr-{name}.service"))
+        }
         Init::Busybox if render_hook(p, name, init).is_some() => want.push(format!("hooks/{name}")),
         _ => {}
     }
     if want.is_empty() {
-        return Ok(vec![]);
+        return Ok(Some(vec![]));
     }
     let img = sh_quote(&p.image);
     let out = host
         .query_sh(format!(
-            "[ -f {img} ] || exit 3
-command -v lsinitcpio >/dev/null 2>&1 || exit 4
+            "command -v lsinitcpio >/dev/null 2>&1 || exit 4
+[ -f {img} ] || exit 3
 LC_ALL=C lsinitcpio -l {img}"
         ))
         .await?;
@@ -986,9 +1180,11 @@ LC_ALL=C lsinitcpio -l {img}"
             let listing = out.stdout_str();
             let have: std::collections::HashSet<&str> =
                 listing.lines().map(|l| l.trim().trim_end_matches('/')).collect();
-            Ok(want.into_iter().filter(|w| !have.contains(w.as_str())).collect())
+            Ok(Some(want.into_iter().filter(|w| !have.contains(w.as_str())).collect()))
         }
-        3 | 4 => Ok(vec![]),
+        // no image: nothing boots this hook yet (a Pi's first build)
+        3 => Ok(None),
+        4 => Ok(Some(vec![])),
         rc => {
             Err(ModuleError::new(format!("lsinitcpio -l {} failed (exit {rc}): {}", p.image, out.stderr_str().trim())))
         }
@@ -1010,8 +1206,12 @@ impl Module for MkinitcpioHook {
                           `files`, plus `add_runscript` when there is a run-time part, and a `help()`) and \
                           `INITCPIO_DIR/hooks/NAME` (`run_earlyhook`/`run_hook`/`run_latehook`/`run_cleanuphook` \
                           bodies), or from raw `install`/`hook` text. `iscsi` generates a `run_hook` that logs in \
-                          with `iscsistart` and waits for the LUN's disk; with the busybox init, put `net` \
-                          before the hook and `ip=dhcp` on the kernel command line.\n\n\
+                          with `iscsistart` and waits for the LUN's disk, bringing the network up from `ip=` \
+                          first. `wifi` generates one that brings up Wi-Fi for a root reached over it: it waits \
+                          for the interface, turns power save off, starts wpa_supplicant (as `@wpa_supplicant`, \
+                          left running: the `wpa` module's `handover` makes the real root's systemd adopt it), \
+                          waits for `wpa_state=COMPLETED` (a wrong passphrase or a missing network is named on \
+                          the console), sets the MTU and the address; put it before the `iscsi` hook.\n\n\
                           `mkinitcpio.conf` is read as the bash it is (quotes, comments, multi-line arrays, \
                           `HOOKS=\"a b\"`) and edited in place: only the array's text changes. `before`/`after` \
                           place the hook next to another one; `config_modules`, `config_binaries` and \
@@ -1035,14 +1235,13 @@ impl Module for MkinitcpioHook {
       target: iqn.2024-01.org.example:storage.pi3
       portal: 192.168.1.10
 
-- name: Wi-Fi in the initramfs of the Zero W, kept up after boot
+- name: Wi-Fi in the initramfs of the Zero 2 W, before the iSCSI login (the wpa task writes the config)
   mkinitcpio_hook:
     name: wifi
-    before: net
-    binaries: [wpa_supplicant]
-    files: [/etc/wpa_supplicant/wpa_supplicant-wlan0.conf]
-    run_hook: |
-      wpa_supplicant -B -i wlan0 -c /etc/wpa_supplicant/wpa_supplicant-wlan0.conf
+    before: iscsi
+    wifi:
+      interface: wlan0
+      mtu: 1400
     config_modules: [brcmfmac, brcmutil, cfg80211, rfkill]
     config_files:
       - /usr/lib/firmware/brcm/brcmfmac43430-sdio.bin
@@ -1083,6 +1282,28 @@ impl Module for MkinitcpioHook {
         }
         if p.iscsi.is_some() && p.run_hook.is_some() {
             return Err("iscsi generates run_hook: give one or the other".into());
+        }
+        if p.wifi.is_some() && p.run_hook.is_some() {
+            return Err("wifi generates run_hook: give one or the other".into());
+        }
+        if p.wifi.is_some() && p.iscsi.is_some() {
+            return Err("wifi and iscsi are two hooks: give each its own task (wifi before iscsi)".into());
+        }
+        if let Some(w) = &p.wifi {
+            boot_util::check_file_name("wifi.interface", &w.interface)?;
+            for (what, v) in [("wifi.config", w.config()), ("wifi.ctrl_dir", w.ctrl_dir.clone())] {
+                if !v.starts_with('/') || v.contains(['\n', '\0']) {
+                    return Err(format!("{what} must be an absolute path, got {v:?}"));
+                }
+            }
+            if w.driver.is_empty() || !w.driver.bytes().all(|b| b.is_ascii_alphanumeric() || b"_,".contains(&b)) {
+                return Err(format!("wifi.driver {:?} is not a wpa_supplicant driver list (nl80211,wext)", w.driver));
+            }
+            if let Some(m) = w.mtu
+                && !(576..=9000).contains(&m)
+            {
+                return Err(format!("wifi.mtu {m} is out of range (576 to 9000)"));
+            }
         }
         let has_hook_files = p.install.is_some() || p.typed_given();
         match &p.name {
@@ -1132,7 +1353,7 @@ impl Module for MkinitcpioHook {
             for (k, v) in &i.settings {
                 let v = v.to_string();
                 if k.is_empty()
-                    || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b"._".contains(&b))
+                    || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b"._[]".contains(&b))
                     || v.contains(['\n', '\0'])
                 {
                     return Err(format!(
@@ -1177,11 +1398,12 @@ impl Module for MkinitcpioHook {
                         p.name.as_deref().unwrap_or("?")
                     )));
                 }
-                if p.iscsi.is_some() && !hooks.iter().any(|h| h == "base") {
+                if (p.iscsi.is_some() || p.wifi.is_some()) && !hooks.iter().any(|h| h == "base") {
                     return Err(ModuleError::new(format!(
-                        "{at}: HOOKS runs the systemd init without `base`: the iSCSI login script needs base's \
+                        "{at}: HOOKS runs the systemd init without `base`: the {} script needs base's \
                          busybox shell and tools; put base first (HOOKS=(base systemd ...), Arch Linux ARM's \
-                         default)"
+                         default)",
+                        p.name.as_deref().unwrap_or("?")
                     )));
                 }
             }
@@ -1204,7 +1426,7 @@ impl Module for MkinitcpioHook {
             st.files.push(Managed::new(hook, want));
             // the login script and unit: both inits' files are managed, so a switch of init
             // removes the other's
-            let wanted = iscsi_side_files(p, name, st.init);
+            let wanted = side_files(p, name, st.init);
             let side = [format!("pbr/{name}.sh"), format!("pbr/pbr-{name}.service")].map(|f| boot_util::join(dir, &f));
             for path in side {
                 let now = boot_util::probe(host, &path).await?;
@@ -1263,7 +1485,13 @@ impl Module for MkinitcpioHook {
         }
         // mkinitcpio stops with an error on a file it cannot find: see that now
         if present {
-            let wanted: Vec<&String> = p.files.iter().chain(&p.config_files).collect();
+            let mut wifi_conf: Vec<String> = p.wifi.iter().map(WifiParams::config).collect();
+            if let Some(w) = &p.wifi
+                && st.init == Init::Systemd
+            {
+                wifi_conf.extend(w.handover_files());
+            }
+            let wanted: Vec<&String> = p.files.iter().chain(&p.config_files).chain(&wifi_conf).collect();
             if !wanted.is_empty() {
                 let qs: Vec<PathQuery> = wanted.iter().map(|f| PathQuery::new(f.to_string()).follow(true)).collect();
                 let infos = host.inspect(&qs).await?;
@@ -1296,7 +1524,10 @@ impl Module for MkinitcpioHook {
                 && !st.queued
                 && !p.image.is_empty()
             {
-                st.image_lacks = image_lacks(host, p, name, st.init).await?;
+                match image_lacks(host, p, name, st.init).await? {
+                    Some(lacks) => st.image_lacks = lacks,
+                    None => st.image_missing = true,
+                }
             }
         }
         Ok(st)
@@ -1317,6 +1548,13 @@ impl Module for MkinitcpioHook {
         for f in &st.missing {
             plan.push(Change::new(format!(
                 "{f} does not exist yet: mkinitcpio fails unless an earlier task creates it"
+            )));
+        }
+        if st.image_missing {
+            plan.push(Change::new(format!(
+                "the initramfs is regenerated: {} does not exist (if the preset builds another image, set `image` \
+                 to its path)",
+                p.image
             )));
         }
         if !st.image_lacks.is_empty() {

@@ -5,7 +5,7 @@
 use crate::boot_util::{self, FileNow, Want};
 use async_trait::async_trait;
 use pbr_engine::params::bool_lenient;
-use pbr_engine::{Change, Ctx, Deferred, Doc, Host, Module, ModuleError, Outcome, Plan, sh_quote};
+use pbr_engine::{Change, Ctx, Deferred, Doc, Host, Module, ModuleError, Outcome, PathQuery, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
@@ -22,6 +22,15 @@ fn default_key_mgmt() -> String {
 }
 fn default_regen() -> String {
     "mkinitcpio -P".to_string()
+}
+fn default_unit_dir() -> String {
+    "/etc/systemd/system".to_string()
+}
+fn default_lib_dir() -> String {
+    "/usr/local/lib/pbr".to_string()
+}
+fn default_driver() -> String {
+    "nl80211".to_string()
 }
 
 /// A passphrase or raw PSK. Its content never appears in `Debug`, errors or results.
@@ -124,6 +133,23 @@ pub struct WpaParams {
     /// The regeneration command used with `initramfs: true`.
     #[serde(default = "default_regen")]
     pub regenerate_command: String,
+    /// For a root reached over this Wi-Fi (the `mkinitcpio_hook` `wifi` step): the supplicant
+    /// the initramfs started is handed over to systemd. `pbr-wpa-IFACE.service` (enabled for
+    /// the next boot; pbr does not start it) adopts that process at boot, or starts a fresh one,
+    /// and starts a new one whenever it dies; it survives shutdown's final kill and refuses a
+    /// manual stop (the root would go with it). The stock `wpa_supplicant@IFACE.service` is
+    /// guarded so it never starts a second supplicant beside it. Excludes `enable_service`.
+    #[serde(default, deserialize_with = "bool_lenient")]
+    pub handover: bool,
+    /// wpa_supplicant's driver (`-D`) for a supplicant the handover unit starts.
+    #[serde(default = "default_driver")]
+    pub driver: String,
+    /// Where the handover unit and the stock unit's guard go.
+    #[serde(default = "default_unit_dir")]
+    pub unit_dir: String,
+    /// Where the handover unit's start script goes.
+    #[serde(default = "default_lib_dir")]
+    pub lib_dir: String,
 }
 
 impl WpaParams {
@@ -133,6 +159,111 @@ impl WpaParams {
     fn unit(&self) -> String {
         format!("wpa_supplicant@{}.service", self.interface)
     }
+    /// The handover unit's name.
+    pub fn handover_unit(&self) -> String {
+        format!("pbr-wpa-{}.service", self.interface)
+    }
+    /// The control socket directory named by `ctrl_interface`.
+    fn ctrl_dir(&self) -> String {
+        let c = self.ctrl_interface.split_whitespace().next().unwrap_or("");
+        c.strip_prefix("DIR=").unwrap_or(c).to_string()
+    }
+    /// The handover files: (path, content, mode).
+    pub fn handover_files(&self) -> Vec<(String, String, u32)> {
+        let unit = self.handover_unit();
+        let script = boot_util::join(&self.lib_dir, &format!("wpa-{}.sh", self.interface));
+        vec![
+            (boot_util::join(&self.unit_dir, &unit), render_handover_unit(self, &script), 0o644),
+            (script, render_handover_script(self), 0o755),
+            (boot_util::join(&self.unit_dir, &format!("{}.d/pbr-guard.conf", self.unit())), render_guard(self), 0o644),
+        ]
+    }
+    /// The `enable` link of the handover unit.
+    pub fn handover_link(&self) -> (String, String) {
+        let unit = self.handover_unit();
+        (boot_util::join(&self.unit_dir, &format!("sysinit.target.wants/{unit}")), format!("../{unit}"))
+    }
+}
+
+/// Where the supplicant started in the initramfs writes its pid (as `mkinitcpio_hook`'s `wifi`
+/// step does), and where the handover unit's own supplicant writes it.
+pub fn pidfile(iface: &str) -> String {
+    format!("/run/pbr-wpa-{iface}.pid")
+}
+
+/// `pbr-wpa-IFACE.service`.
+pub fn render_handover_unit(p: &WpaParams, script: &str) -> String {
+    let i = &p.interface;
+    format!(
+        "# Managed by pbr (wpa module, handover): the supplicant of {i}, which the root depends on.\n\
+         [Unit]\n\
+         Description=pbr: wpa_supplicant on {i} (adopted from the initramfs; the root is reached over it)\n\
+         DefaultDependencies=no\n\
+         After=sys-subsystem-net-devices-{i}.device\n\
+         Before=network-pre.target\n\
+         Wants=network-pre.target\n\
+         IgnoreOnIsolate=yes\n\
+         RefuseManualStop=yes\n\
+         \n\
+         [Service]\n\
+         Type=forking\n\
+         PIDFile={pid}\n\
+         ExecStart=/bin/sh {script}\n\
+         Restart=always\n\
+         RestartSec=1\n\
+         Delegate=yes\n\
+         SurviveFinalKillSignal=yes\n\
+         \n\
+         [Install]\n\
+         WantedBy=sysinit.target\n",
+        pid = pidfile(i)
+    )
+}
+
+/// The handover unit's start script: adopt the initramfs's supplicant, or start one.
+pub fn render_handover_script(p: &WpaParams) -> String {
+    let i = sh_quote(&p.interface);
+    format!(
+        "#!/bin/sh\n\
+         # Managed by pbr (wpa module): ExecStart of {unit}. Adopts the wpa_supplicant that the\n\
+         # initramfs started on {iface} (the root is reached over it), or starts one.\n\
+         pidf={pidf}\n\
+         if [ -s \"$pidf\" ]; then\n\
+         \x20   pid=$(cat \"$pidf\")\n\
+         \x20   if kill -0 \"$pid\" 2>/dev/null && tr '\\0' ' ' </proc/\"$pid\"/cmdline | grep -q wpa_supplicant; then\n\
+         \x20       echo \"adopting the wpa_supplicant already running on {iface} (pid $pid)\"\n\
+         \x20       # into this unit's control group, so that its end is seen like a child's\n\
+         \x20       busctl call org.freedesktop.systemd1 /org/freedesktop/systemd1 org.freedesktop.systemd1.Manager \\\n\
+         \x20           AttachProcessesToUnit ssau {unit} '' 1 \"$pid\" >/dev/null ||\n\
+         \x20           echo \"pid $pid stays outside the unit's control group\"\n\
+         \x20       exit 0\n\
+         \x20   fi\n\
+         fi\n\
+         rm -f \"$pidf\"\n\
+         if wpa_cli -p {ctrl} -i {i} ping >/dev/null 2>&1; then\n\
+         \x20   echo \"another wpa_supplicant owns the control socket of {iface}: not starting a second one\" >&2\n\
+         \x20   exit 1\n\
+         fi\n\
+         exec wpa_supplicant -B -i {i} -c {conf} -D {driver} -P \"$pidf\"\n",
+        unit = p.handover_unit(),
+        iface = p.interface,
+        pidf = sh_quote(&pidfile(&p.interface)),
+        ctrl = sh_quote(&p.ctrl_dir()),
+        conf = sh_quote(&p.path()),
+        driver = sh_quote(&p.driver),
+    )
+}
+
+/// The stock unit's guard: it does not start while a supplicant answers on the socket.
+pub fn render_guard(p: &WpaParams) -> String {
+    format!(
+        "# Managed by pbr (wpa module, handover): {h} owns {i}; never a second supplicant.\n\
+         [Service]\n\
+         ExecCondition=/bin/sh -c '! wpa_cli -p {ctrl} -i {i} ping >/dev/null 2>&1'\n",
+        h = p.handover_unit(),
+        i = p.interface,
+        ctrl = p.ctrl_dir(),
+    )
 }
 
 /// The 64-hex-digit PSK of a passphrase (PBKDF2-HMAC-SHA1, 4096 rounds, SSID as salt), or the
@@ -223,6 +354,10 @@ pub struct WpaProbe {
     pub want: Want,
     /// `systemctl is-enabled` of the unit, when asked to enable it.
     pub enabled: Option<String>,
+    /// The handover's unit, script and guard: as they are, and as they should be.
+    pub handover: Vec<(FileNow, Want)>,
+    /// The handover unit's enable link: its target now (None: absent), when handing over.
+    pub link: Option<Option<String>>,
 }
 
 pub struct Wpa;
@@ -296,6 +431,25 @@ impl Module for Wpa {
         if p.state == WpaState::Absent && p.enable_service {
             return Err("enable_service needs state: present".into());
         }
+        if p.handover && p.enable_service {
+            return Err("handover and enable_service exclude each other: with handover, pbr-wpa-IFACE.service \
+                        runs the supplicant and the stock unit is guarded"
+                .into());
+        }
+        for (what, v) in [("unit_dir", &p.unit_dir), ("lib_dir", &p.lib_dir)] {
+            if !v.starts_with('/') || v.contains(['\n', '\0', '\'']) {
+                return Err(format!("{what} must be an absolute path, got {v:?}"));
+            }
+        }
+        if p.driver.is_empty() || !p.driver.bytes().all(|b| b.is_ascii_alphanumeric() || b"_,".contains(&b)) {
+            return Err(format!("driver {:?} is not a wpa_supplicant driver list (nl80211,wext)", p.driver));
+        }
+        if p.ctrl_dir().contains(['\'', ' ']) || !p.ctrl_dir().starts_with('/') {
+            return Err(format!(
+                "ctrl_interface {:?}: the socket directory must be an absolute path",
+                p.ctrl_interface
+            ));
+        }
         Ok(())
     }
 
@@ -311,7 +465,29 @@ impl Module for Wpa {
         } else {
             None
         };
-        Ok(WpaProbe { file, want, enabled })
+        let mut handover = vec![];
+        let mut link = None;
+        if p.handover || p.state == WpaState::Absent {
+            for (path, content, mode) in p.handover_files() {
+                let now = boot_util::probe(host, &path).await?;
+                let want = if p.handover && p.state == WpaState::Present {
+                    Want::Present { content, mode }
+                } else {
+                    Want::Absent
+                };
+                handover.push((now, want));
+            }
+            let (lpath, _) = p.handover_link();
+            let info = host.inspect(&[PathQuery::new(lpath.clone())]).await?.remove(0);
+            link = Some(match info.stat {
+                None => None,
+                Some(st) if st.kind == "link" => Some(st.link_target.unwrap_or_default()),
+                Some(st) => {
+                    return Err(ModuleError::new(format!("{lpath} is a {}, not the unit's enable link", st.kind)));
+                }
+            });
+        }
+        Ok(WpaProbe { file, want, enabled, handover, link })
     }
 
     fn plan(&self, p: &WpaParams, st: &WpaProbe) -> Result<Plan, ModuleError> {
@@ -334,6 +510,21 @@ impl Module for Wpa {
         {
             plan.push(Change::new(format!("enable {}", p.unit())));
         }
+        for (now, want) in &st.handover {
+            for c in boot_util::file_changes(now, want, None) {
+                plan.push(c);
+            }
+        }
+        let (_, target) = p.handover_link();
+        match (&st.link, p.handover && p.state == WpaState::Present) {
+            (Some(Some(t)), true) if *t == target => {}
+            (Some(_), true) => plan.push(Change::new(format!(
+                "enable {} at boot (it adopts the initramfs's supplicant; not started now)",
+                p.handover_unit()
+            ))),
+            (Some(Some(_)), false) => plan.push(Change::new(format!("disable {}", p.handover_unit()))),
+            _ => {}
+        }
         Ok(plan)
     }
 
@@ -348,6 +539,29 @@ impl Module for Wpa {
         boot_util::apply_file(host, &st.file, &st.want).await?;
         if st.enabled.as_deref().is_some_and(|e| e != "enabled") {
             host.run_ok(format!("systemctl enable {}", sh_quote(&p.unit()))).await?;
+        }
+        let mut units_changed = false;
+        for (now, want) in &st.handover {
+            units_changed |= boot_util::apply_file(host, now, want).await?;
+        }
+        let (lpath, target) = p.handover_link();
+        let q = sh_quote(&lpath);
+        match (&st.link, p.handover && p.state == WpaState::Present) {
+            (Some(Some(t)), true) if *t == target => {}
+            (Some(_), true) => {
+                let dir = sh_quote(boot_util::parent(&lpath).unwrap_or("/"));
+                host.run_ok(format!("mkdir -p -- {dir} && ln -sfn -- {} {q}", sh_quote(&target))).await?;
+                units_changed = true;
+            }
+            (Some(Some(_)), false) => {
+                host.run_ok(format!("rm -f -- {q}")).await?;
+                units_changed = true;
+            }
+            _ => {}
+        }
+        if units_changed && p.unit_dir == default_unit_dir() {
+            // a running systemd reads the changed units (nothing is started or stopped)
+            host.run_ok("[ ! -d /run/systemd/system ] || systemctl daemon-reload").await?;
         }
         let content_changed = match &st.want {
             Want::Present { content, .. } => st.file.content.as_deref() != Some(content.as_bytes()),

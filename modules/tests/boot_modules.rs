@@ -521,3 +521,289 @@ async fn kernel_cmdline_edits_one_line() {
     assert!(!r.changed);
     assert_eq!(read(&f), "a=1  b\n");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Wi-Fi for a root reached over it
+
+/// Stand-ins for the initramfs tools: each logs its argv to $LOG.
+fn stand_ins(bin: &Path, tools: &[(&str, &str)]) {
+    std::fs::create_dir_all(bin).unwrap();
+    for (tool, body) in tools {
+        let f = bin.join(tool);
+        std::fs::write(&f, format!("#!/bin/sh\necho \"{tool} $*\" >> \"$LOG\"\n{body}\n")).unwrap();
+        std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn mkinitcpio_wifi_step_brings_wifi_up_in_order() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path();
+    setup_tree(root);
+    let conf = root.join("etc/wpa_supplicant/wpa_supplicant-lo.conf");
+    std::fs::create_dir_all(conf.parent().unwrap()).unwrap();
+    std::fs::write(&conf, "ctrl_interface=DIR=/run/wpa_supplicant\n").unwrap();
+    let params = json!({
+        "name": "wifi",
+        "before": "net",
+        "initcpio_dir": s(&root.join("etc/initcpio")),
+        "config": s(&root.join("etc/mkinitcpio.conf")),
+        // lo: an interface every machine has, so the script's wait for it is real
+        "wifi": {"interface": "lo", "config": s(&conf), "mtu": 1400, "associate_seconds": 3},
+        "pending_marker": s(&root.join("var/lib/pbr/mkinitcpio.pending")),
+        "regenerate_command": "true"
+    });
+    let (check, applied) = converge(root, &[], "mkinitcpio_hook", params.clone()).await;
+    assert!(check.changed && applied.changed);
+    let mkconf = root.join("etc/mkinitcpio.conf");
+    assert_eq!(
+        array(&mkconf, "", "HOOKS"),
+        ["base", "udev", "autodetect", "modconf", "block", "wifi", "net", "filesystems", "keyboard", "fsck"]
+    );
+    let install = root.join("etc/initcpio/install/wifi");
+    let hook = root.join("etc/initcpio/hooks/wifi");
+    let script = root.join("etc/initcpio/pbr/wifi.sh");
+    for f in [&install, &hook, &script] {
+        bash_n(f);
+    }
+    assert_eq!(mode_of(&script), 0o700);
+    let built = bash(&format!(
+        "add_module() {{ echo \"module $*\"; }}; add_checked_modules() {{ echo \"checked $*\"; }}; \
+         add_binary() {{ echo \"binary $*\"; }}; add_file() {{ echo \"file $*\"; }}; add_symlink() {{ echo \"symlink $*\"; }}; \
+         add_runscript() {{ echo runscript; }}; source {}; build",
+        s(&install)
+    ));
+    assert_eq!(
+        built,
+        format!(
+            "module ccm?\nmodule ctr?\nmodule cmac?\nmodule gcm?\nmodule aes_generic?\n\
+             binary wpa_cli\nbinary iw\nbinary wpa_supplicant /usr/bin/wpa_supplicant\n\
+             symlink /usr/lib/pbr/bin/@wpa_supplicant /usr/bin/wpa_supplicant\nfile {}\nfile {} /usr/lib/pbr/wifi.sh 700\nrunscript\n",
+            s(&conf),
+            s(&script)
+        )
+    );
+    assert!(read(&hook).contains("/bin/sh /usr/lib/pbr/wifi.sh"), "{}", read(&hook));
+
+    // the script with stand-ins: the association takes three polls
+    let bin = root.join("bin");
+    let counter = root.join("polls");
+    stand_ins(
+        &bin,
+        &[
+            ("ip", ":"),
+            ("iw", ":"),
+            ("sleep", ":"),
+            ("udhcpc", ":"),
+            ("@wpa_supplicant", ":"),
+            (
+                "wpa_cli",
+                "n=$(cat \"$POLLS\" 2>/dev/null || echo 0); n=$((n + 1)); echo $n > \"$POLLS\"\n\
+                 [ \"$n\" -eq 1 ] && exit 1\n\
+                 if [ -n \"$WRONG\" ]; then echo wpa_state=4WAY_HANDSHAKE; elif [ \"$n\" -lt 4 ]; then echo wpa_state=SCANNING; \
+                 else echo wpa_state=COMPLETED; fi",
+            ),
+        ],
+    );
+    let go = |wrong: bool| {
+        let log = root.join(if wrong { "wrong.log" } else { "tools.log" });
+        let _ = std::fs::remove_file(&counter);
+        let out = Command::new("sh")
+            .arg(&script)
+            .env("PATH", format!("{}:/usr/bin:/bin", s(&bin)))
+            .env("LOG", &log)
+            .env("POLLS", &counter)
+            .env("WRONG", if wrong { "1" } else { "" })
+            .output()
+            .unwrap();
+        let calls: Vec<String> = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.starts_with("sleep") && !l.starts_with("wpa_cli"))
+            .map(str::to_string)
+            .collect();
+        (out, calls)
+    };
+    let (out, calls) = go(false);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    // the order the issue asks for: up, power save off, supplicant, (associated), MTU, address
+    let want_prefix = [
+        "ip link set lo up".to_string(),
+        "iw dev lo set power_save off".to_string(),
+        format!("@wpa_supplicant -B -i lo -c {} -D nl80211 -P /run/pbr-wpa-lo.pid", s(&conf)),
+        "ip link set lo mtu 1400".to_string(),
+    ];
+    assert_eq!(calls[..4], want_prefix, "{calls:?}\n{err}");
+    assert!(err.contains("pbr-wifi: lo is associated"), "{err}");
+    // the address: ip= on this machine's command line names no address for lo, so DHCP (or the
+    // interface is configured already)
+    assert!(
+        calls[4..].iter().any(|c| c.starts_with("udhcpc -i lo "))
+            || err.contains("lo is configured already")
+            || err.contains("ip= is for"),
+        "{calls:?}\n{err}"
+    );
+
+    // a wrong passphrase: a clear console message, and the script fails (the root is out of reach)
+    let (out, calls) = go(true);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("lo is not associated after 3s (wpa_state=4WAY_HANDSHAKE)")
+            && err.contains("is the passphrase right?"),
+        "{err}"
+    );
+    assert!(!calls.iter().any(|c| c.contains("mtu") || c.starts_with("udhcpc")), "{calls:?}");
+
+    // the regeneration ran: the second run changes nothing; a systemd init is refused with the
+    // config's line
+    assert_eq!(applied.deferred.len(), 1);
+    assert!(Command::new("sh").arg("-c").arg(&applied.deferred[0].script).status().unwrap().success());
+    let again = run("mkinitcpio_hook", params.clone(), APPLY).await.unwrap();
+    assert!(!again.changed, "{:?}", again.changes);
+
+    // the systemd init: the wpa module's handover unit runs the supplicant from the initramfs
+    // on (the same unit file in the image and the root), and a unit runs the script before the
+    // hook the step is placed before
+    let text = read(&mkconf).replace("HOOKS=(base   udev", "HOOKS=(base   systemd");
+    std::fs::write(&mkconf, text).unwrap();
+    let units = root.join("units");
+    let lib = root.join("lib");
+    let mut sd = params.clone();
+    sd["wifi"]["unit_dir"] = json!(s(&units));
+    sd["wifi"]["lib_dir"] = json!(s(&lib));
+    let e = run("mkinitcpio_hook", sd.clone(), APPLY).await.unwrap_err();
+    assert!(e.msg.contains("pbr-wpa-lo.service") && e.msg.contains("not on the host"), "{}", e.msg);
+    std::fs::create_dir_all(&units).unwrap();
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::write(units.join("pbr-wpa-lo.service"), "[Service]\n").unwrap();
+    std::fs::write(lib.join("wpa-lo.sh"), "#!/bin/sh\n").unwrap();
+    let r = run("mkinitcpio_hook", sd.clone(), APPLY).await.unwrap();
+    assert!(r.changed);
+    let unit = read(&root.join("etc/initcpio/pbr/pbr-wifi.service"));
+    assert!(unit.contains("Before=initrd-root-device.target sysroot.mount pbr-net.service"), "{unit}");
+    assert!(unit.contains("ExecStart=/bin/sh /usr/lib/pbr/wifi.sh"), "{unit}");
+    let sd_script = read(&script);
+    assert!(sd_script.contains("systemctl start pbr-wpa-lo.service"), "{sd_script}");
+    assert!(!sd_script.contains("@wpa_supplicant -B"), "{sd_script}");
+    bash_n(&script);
+    let built = bash(&format!(
+        "add_module() {{ :; }}; add_checked_modules() {{ :; }}; add_binary() {{ :; }}; add_runscript() {{ :; }}; \
+         add_file() {{ echo \"file $*\"; }}; add_symlink() {{ echo \"symlink $*\"; }}; source {}; build",
+        s(&install)
+    ));
+    for want in [
+        format!("file {} /usr/lib/systemd/system/pbr-wpa-lo.service 644", s(&units.join("pbr-wpa-lo.service"))),
+        format!("file {}", s(&lib.join("wpa-lo.sh"))),
+        "/pbr-wifi.service /usr/lib/systemd/system/pbr-wifi.service 644".to_string(),
+        "symlink /usr/lib/systemd/system/initrd.target.wants/pbr-wifi.service /usr/lib/systemd/system/pbr-wifi.service"
+            .to_string(),
+    ] {
+        assert!(built.lines().any(|l| l.starts_with(&want) || l.contains(&want)), "build() lacks {want}:\n{built}");
+    }
+    assert!(!hook.exists(), "no busybox run_hook under the systemd init");
+
+    // params: wifi excludes run_hook and iscsi
+    let reg = pbr_modules::registry();
+    let m = reg.get("mkinitcpio_hook").unwrap();
+    let mut bad = params.clone();
+    bad["run_hook"] = json!("true");
+    assert!(m.check_params(&bad).is_err());
+    let mut bad = params.clone();
+    bad["wifi"]["mtu"] = json!(100);
+    assert!(m.check_params(&bad).unwrap_err().message.contains("576"));
+}
+
+#[tokio::test]
+async fn wpa_handover_unit_adopts_or_starts_one_supplicant() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path();
+    // a name of its own: the script's pid file is /run/pbr-wpa-IFACE.pid
+    let iface = format!("pbrt{}", std::process::id() % 100000);
+    let conf = root.join("wpa.conf");
+    let units = root.join("units");
+    let lib = root.join("lib");
+    let p = json!({
+        "interface": iface, "path": s(&conf), "country": "GB", "handover": true,
+        "unit_dir": s(&units), "lib_dir": s(&lib),
+        "networks": [{"ssid": "home", "psk": "correct horse battery"}]
+    });
+    let (check, applied) = converge(root, &[], "wpa", p.clone()).await;
+    assert!(check.changes.iter().any(|c| c.summary.contains(&format!("enable pbr-wpa-{iface}.service at boot"))));
+    assert!(applied.changed);
+    let unit = read(&units.join(format!("pbr-wpa-{iface}.service")));
+    for want in [
+        "SurviveFinalKillSignal=yes",
+        "IgnoreOnIsolate=yes",
+        "RefuseManualStop=yes",
+        "DefaultDependencies=no",
+        "Type=forking",
+        &format!("PIDFile=/run/pbr-wpa-{iface}.pid"),
+        "Restart=always",
+        "WantedBy=sysinit.target",
+    ] {
+        assert!(unit.contains(want), "the unit lacks {want}:\n{unit}");
+    }
+    let link = units.join(format!("sysinit.target.wants/pbr-wpa-{iface}.service"));
+    assert_eq!(std::fs::read_link(&link).unwrap(), Path::new(&format!("../pbr-wpa-{iface}.service")));
+    let guard = read(&units.join(format!("wpa_supplicant@{iface}.service.d/pbr-guard.conf")));
+    assert!(guard.contains(&format!("ExecCondition=/bin/sh -c '! wpa_cli -p /run/wpa_supplicant -i {iface} ping")));
+    let script = lib.join(format!("wpa-{iface}.sh"));
+    bash_n(&script);
+    let again = run("wpa", p.clone(), APPLY).await.unwrap();
+    assert!(!again.changed, "{:?}", again.changes);
+
+    // the start script, with stand-ins
+    let bin = root.join("bin");
+    let pidf = format!("/run/pbr-wpa-{iface}.pid");
+    stand_ins(&bin, &[("busctl", ":"), ("wpa_supplicant", ":"), ("wpa_cli", "[ -n \"$OWNED\" ]")]);
+    let log = root.join("start.log");
+    let start = |owned: bool| {
+        let _ = std::fs::remove_file(&log);
+        let out = Command::new("sh")
+            .arg(&script)
+            .env("PATH", format!("{}:/usr/bin:/bin", s(&bin)))
+            .env("LOG", &log)
+            .env("OWNED", if owned { "1" } else { "" })
+            .output()
+            .unwrap();
+        (out, std::fs::read_to_string(&log).unwrap_or_default())
+    };
+    // 1. the initramfs's supplicant runs: adopted, into the unit's control group, none started
+    let mut fake = Command::new("bash").arg("-c").arg("exec -a wpa_supplicant sleep 30").spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    std::fs::write(&pidf, format!("{}\n", fake.id())).unwrap();
+    let (out, calls) = start(true);
+    fake.kill().unwrap();
+    let _ = fake.wait();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("adopting"), "{out:?}");
+    assert!(
+        calls.contains(&format!("busctl call org.freedesktop.systemd1 /org/freedesktop/systemd1 org.freedesktop.systemd1.Manager AttachProcessesToUnit ssau pbr-wpa-{iface}.service  1 {}", fake.id())),
+        "{calls}"
+    );
+    assert!(!calls.lines().any(|l| l.starts_with("wpa_supplicant ")), "{calls}");
+    // 2. it died (a stale pid file): a fresh supplicant, as the unit's own
+    let (out, calls) = start(false);
+    assert!(out.status.success(), "{out:?}");
+    assert!(calls.contains(&format!("wpa_supplicant -B -i {iface} -c {} -D nl80211 -P {pidf}", s(&conf))), "{calls}");
+    assert!(!Path::new(&pidf).exists(), "the stale pid file is removed before the start");
+    // 3. someone else owns the socket (the stock unit): no second supplicant
+    let (out, calls) = start(true);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(!calls.lines().any(|l| l.starts_with("wpa_supplicant ")), "{calls}");
+
+    // absent takes it all away
+    let mut gone = p.clone();
+    gone["state"] = json!("absent");
+    gone.as_object_mut().unwrap().remove("handover");
+    let (_, removed) = converge(root, &[], "wpa", gone).await;
+    assert!(removed.changed);
+    assert!(!link.exists() && !script.exists() && !conf.exists());
+    // handover and the stock unit exclude each other
+    let reg = pbr_modules::registry();
+    let mut both = p.clone();
+    both["enable_service"] = json!(true);
+    assert!(reg.get("wpa").unwrap().check_params(&both).is_err());
+}

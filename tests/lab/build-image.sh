@@ -203,6 +203,10 @@ in_root systemctl enable ssh systemd-networkd pbr-lab-net.service >/dev/null 2>&
 in_root systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer \
   man-db.timer dpkg-db-backup.timer >/dev/null 2>&1 || true
 
+# Debian starts wpa_supplicant's D-Bus service (a supplicant with no interface) and hostapd's;
+# Arch Linux ARM starts neither
+in_root systemctl disable wpa_supplicant.service hostapd.service >/dev/null 2>&1 || true
+
 # ping as the login user, as on a stock Debian
 echo 'net.ipv4.ping_group_range = 0 2147483647' >"$ROOT/etc/sysctl.d/50-lab-ping.conf"
 

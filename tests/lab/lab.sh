@@ -111,7 +111,7 @@ start_qemu() { # DIR VM IMG MCAST_GROUP:PORT PORT MODE
     -chardev "socket,id=s0,path=$dir/$vm/console.sock,server=on,wait=off,logfile=$dir/$vm/serial.log,logappend=on" \
     -serial chardev:s0 -monitor none \
     "${boot[@]}" "${disks[@]}" \
-    -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-:22" \
+    -netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$port-:22" \
     -device "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:0$i" \
     -netdev "socket,id=n1,mcast=$mport,localaddr=127.0.0.1" \
     -device "virtio-net-pci,netdev=n1,mac=52:54:00:99:00:0$i" \

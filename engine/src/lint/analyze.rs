@@ -267,7 +267,14 @@ impl<'a> Analyzer<'a> {
                     let dir = &t.origin.playbook_dir;
                     let entered = crate::playbook::role_tasks_file(name, tasks_from.as_deref(), dir);
                     let mut loader = Loader { is_module: &is_mod, stack: self.chain(t) };
-                    match loader.load_role(name, tasks_from.as_deref(), t.vars.clone(), dir, t.span) {
+                    match loader.load_role(
+                        name,
+                        tasks_from.as_deref(),
+                        t.vars.clone(),
+                        dir,
+                        t.span,
+                        t.origin.role.as_ref(),
+                    ) {
                         Ok((role, sub, handlers)) => {
                             self.role(&role);
                             self.defined.extend(t.vars.keys().cloned());

@@ -1,0 +1,39 @@
+#!/bin/sh
+# The VM lab's access point (see install/labap): mac80211_hwsim's second radio and the LAN NIC
+# in a network namespace `ap`, bridged, with hostapd (WPA2) and udhcpd. Run in the initramfs by
+# the busybox run_hook or by labap.service; its processes outlive the switch to the real root.
+ip=/usr/lib/labap/ip
+iw=/usr/lib/labap/iw
+say() { echo "lab: $*" >&2; }
+modprobe mac80211_hwsim radios=2 || { say "mac80211_hwsim did not load"; exit 1; }
+n=0
+while [ ! -e /sys/class/net/wlan1 ] && [ "$n" -lt 20 ]; do sleep 1; n=$((n + 1)); done
+lan=""
+for d in /sys/class/net/*; do
+    [ "$(cat "$d/address")" = 52:54:00:99:00:02 ] && lan="${d##*/}"
+done
+[ -n "$lan" ] || { say "no LAN NIC (52:54:00:99:00:02)"; exit 1; }
+$ip netns add ap
+$iw phy "$(cat /sys/class/net/wlan1/phy80211/name)" set netns name ap
+$ip link set "$lan" netns ap
+$ip netns exec ap /bin/sh -c "
+    $ip link set lo up
+    $ip link add br0 type bridge
+    $ip link set $lan master br0
+    $ip link set $lan up
+    $ip link set br0 up
+    $ip addr add 10.99.0.3/24 dev br0
+    /usr/lib/labap/hostapd -B -f /run/labap-hostapd.log -P /run/labap-hostapd.pid /usr/lib/labap/hostapd.conf
+    udhcpd /usr/lib/labap/udhcpd.conf
+" || { say "the access point did not start"; exit 1; }
+n=0
+until grep -q AP-ENABLED /run/labap-hostapd.log 2>/dev/null; do
+    if [ "$n" -ge 20 ]; then
+        sed 's/^/lab: hostapd: /' /run/labap-hostapd.log >&2
+        say "the access point is not enabled after 20s"
+        exit 1
+    fi
+    sleep 1
+    n=$((n + 1))
+done
+say "access point pbr-lab up (LAN NIC $lan bridged in namespace ap)"
