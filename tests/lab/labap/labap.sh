@@ -20,6 +20,9 @@ $ip netns exec ap /bin/sh -c "
     $ip link set lo up
     $ip link add br0 type bridge
     $ip link set $lan master br0
+    # qemu's multicast LAN hands every frame back to its sender: the bridge must not learn
+    # the pi's (or its own) addresses on the LAN port from those echoes
+    $ip link set dev $lan type bridge_slave learning off
     $ip link set $lan up
     $ip link set br0 up
     $ip addr add 10.99.0.3/24 dev br0
