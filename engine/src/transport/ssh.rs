@@ -1143,7 +1143,7 @@ impl Connection for SshConnection {
         attrs: &FileAttrs,
         esc: Option<&Become>,
     ) -> Result<(), HostError> {
-        let cmd = Cmd::new(atomic_write_script(path, attrs));
+        let cmd = Cmd::new(atomic_write_script(path, attrs, &Expect::of(data)));
         let out = self.run(&cmd, esc, || Input::Bytes(data.to_vec()), Replay::IfNotSent).await?;
         if out.rc != 0 {
             return Err(HostError::Failed(format!("cannot write {path}: {}", out.stderr_str().trim())));
