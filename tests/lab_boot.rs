@@ -10,7 +10,7 @@
 #[path = "common/boot.rs"]
 mod boot;
 mod common;
-use boot::{Steps, assert_booted_from_iscsi, sh, stat, tail};
+use boot::{Steps, assert_booted_from_iscsi, sh, stat, tail, write_proof};
 use pbr_testkit::lab::{Lab, Vm, require_lab};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -125,14 +125,7 @@ fn lab_boot_pi_from_iscsi_bcache_root() {
 
     // 5. a file in the new root, then the reboot (pbr's reboot: the boot id must change)
     let proof = format!("written before the reboot at {}", t0.elapsed().as_secs());
-    sh(
-        &lab,
-        Vm::Pi,
-        &format!(
-            "sudo mkdir -p /mnt/newroot && sudo mount /dev/bcache0 /mnt/newroot && echo '{proof}' | sudo tee /mnt/newroot/proof \
-             >/dev/null && sync && sudo umount /mnt/newroot"
-        ),
-    );
+    write_proof(&lab, &proof);
     let boot_id = sh(&lab, Vm::Pi, "cat /proc/sys/kernel/random/boot_id");
     let rebooted = site(&["-l", "pi", "-e", "pi_reboot=true"]);
     assert_eq!(rebooted.code, 0, "reboot:\n{}\n--- console ---\n{}", rebooted.all(), tail(&lab.serial_log(Vm::Pi), 80));

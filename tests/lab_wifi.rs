@@ -11,7 +11,7 @@
 #[path = "common/boot.rs"]
 mod boot;
 mod common;
-use boot::{Steps, assert_booted_from_iscsi, sh, stat, tail};
+use boot::{Steps, assert_booted_from_iscsi, sh, stat, tail, write_proof};
 use pbr_testkit::lab::{Lab, Vm, require_lab};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -180,14 +180,7 @@ fn lab_wifi_pi_boots_its_iscsi_root_over_wifi() {
 
     // the reboot: no wired path to the portal any more
     let proof = format!("written before the Wi-Fi reboot at {}", steps.t0.elapsed().as_secs());
-    sh(
-        &lab,
-        Vm::Pi,
-        &format!(
-            "sudo mkdir -p /mnt/newroot && sudo mount /dev/bcache0 /mnt/newroot && echo '{proof}' | sudo tee /mnt/newroot/proof \
-             >/dev/null && sync && sudo umount /mnt/newroot"
-        ),
-    );
+    write_proof(&lab, &proof);
     let boot_id = sh(&lab, Vm::Pi, "cat /proc/sys/kernel/random/boot_id");
     let rebooted = site(&["-l", "pi", "-e", "pi_reboot=true"]);
     assert_eq!(

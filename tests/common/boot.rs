@@ -75,3 +75,16 @@ pub fn assert_booted_from_iscsi(lab: &Lab, proof: &str) {
     assert_eq!(boot.trim(), format!("/dev/{sd_boot}"), "/boot is not the SD card's boot partition");
     assert_eq!(sh(lab, Vm::Pi, "cat /proof").trim(), proof, "the file written before the reboot is gone");
 }
+
+/// A file in the pi's new root (`/dev/bcache0`), written before the reboot into it: after the
+/// boot, `/proof` must hold `proof`.
+pub fn write_proof(lab: &Lab, proof: &str) {
+    sh(
+        lab,
+        Vm::Pi,
+        &format!(
+            "sudo mkdir -p /mnt/newroot && sudo mount /dev/bcache0 /mnt/newroot && echo '{proof}' | sudo tee /mnt/newroot/proof \
+             >/dev/null && sync && sudo umount /mnt/newroot"
+        ),
+    );
+}
