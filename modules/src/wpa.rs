@@ -204,6 +204,7 @@ pub fn render_handover_unit(p: &WpaParams, script: &str) -> String {
          Wants=network-pre.target\n\
          IgnoreOnIsolate=yes\n\
          RefuseManualStop=yes\n\
+         SurviveFinalKillSignal=yes\n\
          \n\
          [Service]\n\
          Type=forking\n\
@@ -212,7 +213,6 @@ pub fn render_handover_unit(p: &WpaParams, script: &str) -> String {
          Restart=always\n\
          RestartSec=1\n\
          Delegate=yes\n\
-         SurviveFinalKillSignal=yes\n\
          \n\
          [Install]\n\
          WantedBy=sysinit.target\n",
@@ -254,15 +254,17 @@ pub fn render_handover_script(p: &WpaParams) -> String {
     )
 }
 
-/// The stock unit's guard: it does not start while a supplicant answers on the socket.
+/// The stock unit's guard: it does not start while the handover unit is active or the
+/// supplicant it adopted lives. (Not `wpa_cli ping`: a supplicant started in the initramfs
+/// answers into its own root's /tmp, so the ping of a live one times out.)
 pub fn render_guard(p: &WpaParams) -> String {
     format!(
         "# Managed by pbr (wpa module, handover): {h} owns {i}; never a second supplicant.\n\
          [Service]\n\
-         ExecCondition=/bin/sh -c '! wpa_cli -p {ctrl} -i {i} ping >/dev/null 2>&1'\n",
+         ExecCondition=/bin/sh -c '! systemctl is-active -q {h} && ! {{ [ -s {pid} ] && kill -0 \"$$(cat {pid})\"; }}'\n",
         h = p.handover_unit(),
         i = p.interface,
-        ctrl = p.ctrl_dir(),
+        pid = pidfile(&p.interface),
     )
 }
 

@@ -748,7 +748,10 @@ async fn wpa_handover_unit_adopts_or_starts_one_supplicant() {
     let link = units.join(format!("sysinit.target.wants/pbr-wpa-{iface}.service"));
     assert_eq!(std::fs::read_link(&link).unwrap(), Path::new(&format!("../pbr-wpa-{iface}.service")));
     let guard = read(&units.join(format!("wpa_supplicant@{iface}.service.d/pbr-guard.conf")));
-    assert!(guard.contains(&format!("ExecCondition=/bin/sh -c '! wpa_cli -p /run/wpa_supplicant -i {iface} ping")));
+    assert!(
+        guard.contains(&format!("ExecCondition=/bin/sh -c '! systemctl is-active -q pbr-wpa-{iface}.service && ! {{ [ -s /run/pbr-wpa-{iface}.pid ] && kill -0 \"$$(cat /run/pbr-wpa-{iface}.pid)\"; }}'")),
+        "{guard}"
+    );
     let script = lib.join(format!("wpa-{iface}.sh"));
     bash_n(&script);
     let again = run("wpa", p.clone(), APPLY).await.unwrap();
