@@ -75,12 +75,20 @@ impl Expect {
     }
 }
 
+/// POSIX `cksum`'s CRC-32 (polynomial 0x04C11DB7, most significant bit first, complemented).
+static CKSUM: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_CKSUM);
+
 /// The running sums of [`Expect`].
-#[derive(Default)]
 struct ExpectSum {
     len: u64,
     sha: sha2::Sha256,
-    crc: u32,
+    crc: crc::Digest<'static, u32>,
+}
+
+impl Default for ExpectSum {
+    fn default() -> ExpectSum {
+        ExpectSum { len: 0, sha: Default::default(), crc: CKSUM.digest() }
+    }
 }
 
 impl ExpectSum {
@@ -88,45 +96,20 @@ impl ExpectSum {
         use sha2::Digest;
         self.len += data.len() as u64;
         self.sha.update(data);
-        self.crc = crc_update(self.crc, data);
+        self.crc.update(data);
     }
 
-    fn finish(self) -> Expect {
+    fn finish(mut self) -> Expect {
         use sha2::Digest;
         // POSIX cksum: the length follows the data, least significant byte first, as few bytes
-        // as it takes; then the complement
-        let mut crc = self.crc;
+        // as it takes
         let mut n = self.len;
         while n > 0 {
-            crc = crc_update(crc, &[(n & 0xff) as u8]);
+            self.crc.update(&[(n & 0xff) as u8]);
             n >>= 8;
         }
-        Expect { len: self.len, sha256: hex::encode(self.sha.finalize()), crc: !crc }
+        Expect { len: self.len, sha256: hex::encode(self.sha.finalize()), crc: self.crc.finalize() }
     }
-}
-
-/// CRC-32 with the polynomial 0x04C11DB7, most significant bit first (POSIX `cksum`).
-const CRC_TABLE: [u32; 256] = {
-    let mut t = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = (i as u32) << 24;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 0x8000_0000 != 0 { (c << 1) ^ 0x04C1_1DB7 } else { c << 1 };
-            k += 1;
-        }
-        t[i] = c;
-        i += 1;
-    }
-    t
-};
-
-fn crc_update(mut crc: u32, data: &[u8]) -> u32 {
-    for &b in data {
-        crc = (crc << 8) ^ CRC_TABLE[((crc >> 24) ^ b as u32) as usize];
-    }
-    crc
 }
 
 /// A script that reads stdin into a temp file beside `path`, checks that it received exactly
