@@ -302,7 +302,7 @@ fn load_all(
         if !p.exists() {
             return Err(Diag::error("io", Default::default(), format!("playbook not found: {}", p.display())));
         }
-        let mut loader = Loader { is_module: &|n| registry.contains(n), stack: vec![] };
+        let mut loader = Loader { is_module: &|n| registry.contains(n), stack: vec![], reentrant: 0 };
         let pb = loader.load_playbook(p).map_err(|d| pbr_engine::lint::with_module_hint(d, registry))?;
         if let Some(dir) = p.parent() {
             inv.add_playbook_dir(dir)?;

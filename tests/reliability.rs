@@ -311,11 +311,69 @@ fn a_dynamic_include_cycle_fails_the_task_cleanly() {
         let run = pbr(d.path(), &args);
         no_crash(&run);
         assert_eq!(run.code, 2, "{}", run.all());
-        assert!(run.stdout.contains("include cycle"), "{}", run.all());
+        assert!(run.stdout.contains("nested more than 64 deep, in a loop that never ends"), "{}", run.all());
         assert!(run.stdout.contains("a.yml:1:3 includes"), "{}", run.all());
         assert!(run.stdout.contains("b.yml:1:3 includes"), "{}", run.all());
         assert_eq!(run.recap("h1")["failed"], 1, "{}", run.all());
     }
+}
+
+#[test]
+fn set_fact_outranks_play_vars_as_in_ansible() {
+    let d = tempfile::tempdir().unwrap();
+    local_inventory(d.path(), &["h1"]);
+    write(
+        d.path(),
+        "site.yml",
+        r#"- hosts: all
+  gather_facts: false
+  vars: { n: 0 }
+  tasks:
+    - set_fact: { n: "{{ n | int + 1 }}" }
+    - set_fact: { n: "{{ n | int + 1 }}" }
+    - debug: msg="n is {{ n }}"
+      vars: { n: 9 }
+    - debug: msg="n is {{ n }}"
+"#,
+    );
+    let run = pbr(d.path(), &["run", "-i", "inventory.ini", "site.yml"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    // set_fact (and registered results) outrank play and task vars; extra vars outrank all
+    assert_eq!(run.stdout.matches("n is 2").count(), 2, "{}", run.all());
+    let run = pbr(d.path(), &["run", "-i", "inventory.ini", "site.yml", "-e", "n=7"]);
+    assert_eq!(run.stdout.matches("n is 7").count(), 2, "{}", run.all());
+}
+
+#[test]
+fn an_include_that_a_when_ends_may_include_itself() {
+    // Ansible runs this recursion; pbr does too, and lint does not call it a cycle
+    let d = tempfile::tempdir().unwrap();
+    local_inventory(d.path(), &["h1"]);
+    write(
+        d.path(),
+        "site.yml",
+        "- hosts: all\n  gather_facts: false\n  vars: { depth: 0 }\n  tasks:\n    - include_tasks: down.yml\n",
+    );
+    write(
+        d.path(),
+        "down.yml",
+        "- set_fact: { depth: \"{{ depth | int + 1 }}\" }\n- include_tasks: down.yml\n  when: depth | int < 5\n\
+         - debug: msg=\"back at {{ depth }}\"\n",
+    );
+    let lint = pbr(d.path(), &["lint", "site.yml"]);
+    assert_eq!(lint.code, 0, "{}", lint.all());
+    let run = pbr(d.path(), &["run", "-i", "inventory.ini", "site.yml"]);
+    no_crash(&run);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(run.stdout.matches("back at 5").count(), 5, "{}", run.all());
+    // without the `when:` it never ends: lint says so, and run refuses it before anything runs
+    write(d.path(), "down.yml", "- set_fact: { depth: \"{{ depth | int + 1 }}\" }\n- include_tasks: down.yml\n");
+    let lint = pbr(d.path(), &["lint", "site.yml"]);
+    assert_eq!(lint.code, 2, "{}", lint.all());
+    assert!(lint.all().contains("include cycle: down.yml:2:3 includes down.yml"), "{}", lint.all());
+    let run = pbr(d.path(), &["run", "-i", "inventory.ini", "site.yml"]);
+    assert_eq!(run.code, 4, "{}", run.all());
+    assert!(!run.stdout.contains("TASK ["), "{}", run.all());
 }
 
 #[test]

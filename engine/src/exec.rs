@@ -64,8 +64,12 @@ impl RunSummary {
 #[derive(Default)]
 struct HostState {
     name: String,
-    /// set_fact and gathered facts.
+    /// Gathered facts, and facts that modules return (below play vars, as in Ansible).
     facts: Map<String, Value>,
+    /// `include_vars` results (above task vars).
+    included_vars: Map<String, Value>,
+    /// `set_fact` values (above task and included vars, with registered results).
+    set_facts: Map<String, Value>,
     /// Registered results.
     registered: Map<String, Value>,
     failed: bool,
@@ -708,7 +712,8 @@ impl<'a> Runner<'a> {
             }
         }
         // the chain of files that led here, ending with the one this include is in: loading one
-        // of them again is a cycle, refused with each step named (it would never end)
+        // of them again is a recursion, which a `when:` must end before MAX_INCLUDE_DEPTH (the
+        // error then names each step of the loop)
         let mut chain = inh.includes.clone();
         if let Some(own) = task.span.path().map(|p| crate::playbook::canonical(&p))
             && !chain.iter().any(|(p, _)| *p == own)
@@ -719,7 +724,8 @@ impl<'a> Runner<'a> {
             let mut entered = None;
             let loaded = {
                 let is_module = |n: &str| self.registry.contains(n);
-                let mut loader = crate::playbook::Loader { is_module: &is_module, stack: chain.clone() };
+                let mut loader =
+                    crate::playbook::Loader { is_module: &is_module, stack: chain.clone(), reentrant: chain.len() };
                 match &task.action {
                     Action::IncludeTasks { .. } => {
                         let base = match &task.origin.role {
@@ -1039,6 +1045,8 @@ impl<'a> Runner<'a> {
         }
         v.extend(inh.vars.clone());
         v.extend(task.vars.clone());
+        v.extend(st.included_vars.clone());
+        v.extend(st.set_facts.clone());
         v.extend(st.registered.clone());
         v.extend(task.origin.role_params.clone());
         v.extend(self.opts.extra_vars.clone());
@@ -1067,6 +1075,8 @@ impl<'a> Runner<'a> {
         v.extend(self.inv_host_vars(&st.name).iter().map(|(k, x)| (k.clone(), x.clone())));
         v.extend(st.facts.clone());
         v.extend(ctx.vars.clone());
+        v.extend(st.included_vars.clone());
+        v.extend(st.set_facts.clone());
         v.extend(self.opts.extra_vars.clone());
         let short = st.name.split('.').next().unwrap_or(&st.name).to_string();
         v.insert("inventory_hostname".into(), json!(st.name));
@@ -1666,7 +1676,7 @@ impl<'a> Runner<'a> {
                     }
                 }
                 for (k, v) in &facts {
-                    st.facts.insert(k.clone(), v.clone());
+                    st.set_facts.insert(k.clone(), v.clone());
                 }
                 let mut result = Map::new();
                 result.insert("changed".into(), json!(false));
@@ -1709,7 +1719,7 @@ impl<'a> Runner<'a> {
                     None => m,
                 };
                 for (k, v) in &m {
-                    st.facts.insert(k.clone(), v.clone());
+                    st.included_vars.insert(k.clone(), v.clone());
                 }
                 let mut result = Map::new();
                 result.insert("ansible_facts".into(), Value::Object(m));

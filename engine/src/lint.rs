@@ -195,7 +195,7 @@ pub fn lint_paths(
     let mut pbs = Vec::new();
     for f in &files {
         let is_mod = |n: &str| is_module(registry, n);
-        let mut loader = Loader { is_module: &is_mod, stack: vec![] };
+        let mut loader = Loader { is_module: &is_mod, stack: vec![], reentrant: 0 };
         match loader.load_playbook(f) {
             Ok(pb) => pbs.push(pb),
             Err(d) => diags.push(with_module_hint(remap(d), registry)),

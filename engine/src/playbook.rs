@@ -502,6 +502,10 @@ pub struct Loader<'a> {
     /// import or include that entered it (none for a root). A dynamic include seeds it with the
     /// chain of includes that led to it, so that a cycle through run time is found too.
     pub stack: Vec<(PathBuf, Span)>,
+    /// How many entries at the bottom of `stack` were entered by includes that ran: those may be
+    /// entered again (a recursion that a `when:` ends, as Ansible allows), up to
+    /// [`MAX_INCLUDE_DEPTH`]. A static import of a file being loaded is always a cycle.
+    pub reentrant: usize,
 }
 
 /// The longest chain of imports and includes.
@@ -551,12 +555,24 @@ impl Loader<'_> {
 
     fn enter(&mut self, path: &Path, span: Span) -> R<()> {
         let canon = canonical(path);
-        if let Some(i) = self.stack.iter().position(|(p, _)| *p == canon) {
-            return Err(err(span, cycle_message(&self.stack, i, path, span))
+        let from = self.reentrant.min(self.stack.len());
+        if let Some(i) = self.stack[from..].iter().position(|(p, _)| *p == canon) {
+            return Err(err(span, cycle_message(&self.stack, from + i, path, span))
                 .with_help("an include must not lead back to a file that is being run"));
         }
         if self.stack.len() > MAX_INCLUDE_DEPTH {
-            return Err(err(span, format!("imports and includes nested more than {MAX_INCLUDE_DEPTH} deep")));
+            let mut e = err(span, format!("imports and includes nested more than {MAX_INCLUDE_DEPTH} deep"));
+            if let Some(i) = self.stack.iter().rposition(|(p, _)| *p == canon) {
+                e = err(
+                    span,
+                    format!(
+                        "includes nested more than {MAX_INCLUDE_DEPTH} deep, in a loop that never ends: {}",
+                        cycle_message(&self.stack, i, path, span).trim_start_matches("include cycle: ")
+                    ),
+                )
+                .with_help("an include may lead back to its own file only under a `when:` that ends the recursion");
+            }
+            return Err(e);
         }
         self.stack.push((canon, span));
         Ok(())

@@ -167,7 +167,7 @@ fn playbook(data: &[u8]) {
     if std::fs::write(&path, data).is_err() {
         return;
     }
-    let mut loader = pbr_engine::playbook::Loader { is_module: &|n| registry.contains(n), stack: vec![] };
+    let mut loader = pbr_engine::playbook::Loader { is_module: &|n| registry.contains(n), stack: vec![], reentrant: 0 };
     let pb = match loader.load_playbook(&path) {
         Ok(pb) => pb,
         Err(d) => {

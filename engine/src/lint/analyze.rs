@@ -266,7 +266,10 @@ impl<'a> Analyzer<'a> {
                     let is_mod = |n: &str| is_module(reg, n);
                     let dir = &t.origin.playbook_dir;
                     let entered = crate::playbook::role_tasks_file(name, tasks_from.as_deref(), dir);
-                    let mut loader = Loader { is_module: &is_mod, stack: self.chain(t) };
+                    if entered.as_deref().is_some_and(|e| self.recursion_ended_at_run_time(t, e)) {
+                        continue;
+                    }
+                    let mut loader = Loader { is_module: &is_mod, stack: self.chain(t), reentrant: 0 };
                     match loader.load_role(
                         name,
                         tasks_from.as_deref(),
@@ -296,6 +299,14 @@ impl<'a> Analyzer<'a> {
                 _ => {}
             }
         }
+    }
+
+    /// Whether include `t` leads back to `target`, a file on its chain, under a `when:`: a
+    /// recursion that the condition may end at run time (Ansible allows it; the run bounds its
+    /// depth). Lint follows it no further. Without a `when:` it never ends: a cycle, an error.
+    fn recursion_ended_at_run_time(&self, t: &Task, target: &Path) -> bool {
+        let target = crate::playbook::canonical(target);
+        !t.when.is_empty() && self.chain(t).iter().any(|(p, _)| *p == target)
     }
 
     /// The include chain that leads to task `t`, ending with the file `t` is in.
@@ -329,10 +340,13 @@ impl<'a> Analyzer<'a> {
             )));
             return;
         }
+        if self.recursion_ended_at_run_time(t, &p) {
+            return;
+        }
         let reg = self.registry;
         let is_mod = |n: &str| is_module(reg, n);
         // a cycle is an error of the include that closes it (the loader names every step)
-        let mut loader = Loader { is_module: &is_mod, stack: self.chain(t) };
+        let mut loader = Loader { is_module: &is_mod, stack: self.chain(t), reentrant: 0 };
         match loader.load_task_file(&p, &t.origin, t.span) {
             Ok(sub) => {
                 self.include_stack.push((crate::playbook::canonical(&p), t.span));
