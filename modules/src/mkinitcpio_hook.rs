@@ -513,11 +513,15 @@ impl WifiParams {
     pub fn supplicant_unit(&self) -> String {
         format!("pbr-wpa-{}.service", self.interface)
     }
-    /// The handover unit and its start script on the host (the `wpa` module's `handover`).
-    pub fn handover_files(&self) -> [String; 2] {
+    /// The handover unit, its start script, the unit that copies them into RAM and its script,
+    /// on the host (the `wpa` module's `handover`), each with its unit name (none for a script).
+    pub fn handover_files(&self) -> [(String, Option<String>); 4] {
+        let kit_unit = format!("pbr-wpa-{}-kit.service", self.interface);
         [
-            boot_util::join(&self.unit_dir, &self.supplicant_unit()),
-            boot_util::join(&self.lib_dir, &format!("wpa-{}.sh", self.interface)),
+            (boot_util::join(&self.unit_dir, &self.supplicant_unit()), Some(self.supplicant_unit())),
+            (boot_util::join(&self.lib_dir, &format!("wpa-{}.sh", self.interface)), None),
+            (boot_util::join(&self.unit_dir, &kit_unit), Some(kit_unit)),
+            (boot_util::join(&self.lib_dir, &format!("wpa-{}-kit.sh", self.interface)), None),
         ]
     }
 }
@@ -986,10 +990,14 @@ pub fn render_install(p: &MkinitcpioHookParams, name: &str, init: Init) -> Strin
     if let Some(w) = &p.wifi
         && init == Init::Systemd
     {
-        // the wpa module's handover unit runs the supplicant from the initramfs on
-        let [unit, script] = w.handover_files();
-        s.push_str(&format!("    add_file {} /usr/lib/systemd/system/{} 644\n", sh_quote(&unit), w.supplicant_unit()));
-        s.push_str(&format!("    add_file {}\n", sh_quote(&script)));
+        // the wpa module's handover unit runs the supplicant from the initramfs on (started from
+        // its copy in RAM, which its kit unit makes)
+        for (path, unit) in w.handover_files() {
+            match unit {
+                Some(u) => s.push_str(&format!("    add_file {} /usr/lib/systemd/system/{u} 644\n", sh_quote(&path))),
+                None => s.push_str(&format!("    add_file {}\n", sh_quote(&path))),
+            }
+        }
     }
     if p.hook.is_some() || !hook_functions(p, name, init).is_empty() {
         s.push_str("    add_runscript\n");
@@ -1489,7 +1497,7 @@ impl Module for MkinitcpioHook {
             if let Some(w) = &p.wifi
                 && st.init == Init::Systemd
             {
-                wifi_conf.extend(w.handover_files());
+                wifi_conf.extend(w.handover_files().into_iter().map(|(f, _)| f));
             }
             let wanted: Vec<&String> = p.files.iter().chain(&p.config_files).chain(&wifi_conf).collect();
             if !wanted.is_empty() {

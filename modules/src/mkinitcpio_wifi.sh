@@ -28,14 +28,19 @@ else
     @START@
 fi
 # 4. associated and keyed: wpa_state=COMPLETED
+#    A wrong passphrase shows as handshakes that never complete: the supplicant falls back to
+#    scanning between tries, so any handshake seen while waiting names it.
 _n=0
 _state=""
+_keyed=""
 while :; do
     _state=$(wpa_state)
     [ "$_state" = COMPLETED ] && break
+    case "$_state" in 4WAY_HANDSHAKE | GROUP_HANDSHAKE) _keyed=1 ;; esac
     if [ "$_n" -ge @ASSOC@ ]; then
-        case "$_state" in
-        4WAY_HANDSHAKE | GROUP_HANDSHAKE)
+        [ -n "$_keyed" ] && _state="$_state, handshakes seen"
+        case "$_keyed$_state" in
+        1* | 4WAY_HANDSHAKE | GROUP_HANDSHAKE)
             _why="the 4-way handshake does not complete: is the passphrase right?" ;;
         SCANNING | DISCONNECTED | INACTIVE | "")
             _why="the network is not found or refuses the association: is the SSID in range and right?" ;;

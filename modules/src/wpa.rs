@@ -137,8 +137,11 @@ pub struct WpaParams {
     /// the initramfs started is handed over to systemd. `pbr-wpa-IFACE.service` (enabled for
     /// the next boot; pbr does not start it) adopts that process at boot, or starts a fresh one,
     /// and starts a new one whenever it dies; it survives shutdown's final kill and refuses a
-    /// manual stop (the root would go with it). The stock `wpa_supplicant@IFACE.service` is
-    /// guarded so it never starts a second supplicant beside it. Excludes `enable_service`.
+    /// manual stop (the root would go with it). A new one is started from a copy in RAM
+    /// (`/run/pbr-wpa-IFACE`: a shell, `rm`, wpa_supplicant, their libraries, OpenSSL's legacy
+    /// provider and this configuration, made at boot by `pbr-wpa-IFACE-kit.service`): while no
+    /// supplicant runs the root is out of reach, and a start that reads it hangs for good. The stock `wpa_supplicant@IFACE.service` is guarded so it never
+    /// starts a second supplicant beside it. Excludes `enable_service`.
     #[serde(default, deserialize_with = "bool_lenient")]
     pub handover: bool,
     /// wpa_supplicant's driver (`-D`) for a supplicant the handover unit starts.
@@ -147,7 +150,7 @@ pub struct WpaParams {
     /// Where the handover unit and the stock unit's guard go.
     #[serde(default = "default_unit_dir")]
     pub unit_dir: String,
-    /// Where the handover unit's start script goes.
+    /// Where the handover unit's start script and the kit script go.
     #[serde(default = "default_lib_dir")]
     pub lib_dir: String,
 }
@@ -168,13 +171,23 @@ impl WpaParams {
         let c = self.ctrl_interface.split_whitespace().next().unwrap_or("");
         c.strip_prefix("DIR=").unwrap_or(c).to_string()
     }
+    /// The unit that copies into RAM what the handover unit needs to start a supplicant.
+    pub fn kit_unit(&self) -> String {
+        format!("pbr-wpa-{}-kit.service", self.interface)
+    }
+    fn kit_script(&self) -> String {
+        boot_util::join(&self.lib_dir, &format!("wpa-{}-kit.sh", self.interface))
+    }
     /// The handover files: (path, content, mode).
     pub fn handover_files(&self) -> Vec<(String, String, u32)> {
         let unit = self.handover_unit();
         let script = boot_util::join(&self.lib_dir, &format!("wpa-{}.sh", self.interface));
+        let kit_script = self.kit_script();
         vec![
-            (boot_util::join(&self.unit_dir, &unit), render_handover_unit(self, &script), 0o644),
-            (script, render_handover_script(self), 0o755),
+            (boot_util::join(&self.unit_dir, &unit), render_handover_unit(self), 0o644),
+            (script.clone(), render_handover_script(self), 0o755),
+            (boot_util::join(&self.unit_dir, &self.kit_unit()), render_kit_unit(self, &kit_script), 0o644),
+            (kit_script, render_kit_script(self, &script), 0o755),
             (boot_util::join(&self.unit_dir, &format!("{}.d/pbr-guard.conf", self.unit())), render_guard(self), 0o644),
         ]
     }
@@ -191,15 +204,25 @@ pub fn pidfile(iface: &str) -> String {
     format!("/run/pbr-wpa-{iface}.pid")
 }
 
-/// `pbr-wpa-IFACE.service`.
-pub fn render_handover_unit(p: &WpaParams, script: &str) -> String {
+/// The RAM copy of what the handover unit runs: `/run/pbr-wpa-IFACE` (a tmpfs; the same in the
+/// initramfs and, carried over, in the real root).
+pub fn kit_dir(iface: &str) -> String {
+    format!("/run/pbr-wpa-{iface}")
+}
+
+/// `pbr-wpa-IFACE.service`. Its `ExecStart` runs from the RAM copy: when the supplicant dies,
+/// the root (reached over the interface) is out of reach until a new one runs, so starting one
+/// must not read the root.
+pub fn render_handover_unit(p: &WpaParams) -> String {
     let i = &p.interface;
+    let kit = kit_dir(i);
     format!(
         "# Managed by pbr (wpa module, handover): the supplicant of {i}, which the root depends on.\n\
          [Unit]\n\
          Description=pbr: wpa_supplicant on {i} (adopted from the initramfs; the root is reached over it)\n\
          DefaultDependencies=no\n\
-         After=sys-subsystem-net-devices-{i}.device\n\
+         Wants={k}\n\
+         After={k} sys-subsystem-net-devices-{i}.device\n\
          Before=network-pre.target\n\
          Wants=network-pre.target\n\
          IgnoreOnIsolate=yes\n\
@@ -209,47 +232,128 @@ pub fn render_handover_unit(p: &WpaParams, script: &str) -> String {
          [Service]\n\
          Type=forking\n\
          PIDFile={pid}\n\
-         ExecStart=/bin/sh {script}\n\
+         # nothing from the root: libraries, OpenSSL's and libnl's configuration from the copy\n\
+         Environment=LD_LIBRARY_PATH={kit} OPENSSL_CONF={kit}/openssl.cnf OPENSSL_MODULES={kit} NLSYSCONFDIR={kit}\n\
+         ExecStart={kit}/sh {kit}/start.sh\n\
          Restart=always\n\
          RestartSec=1\n\
          Delegate=yes\n\
          \n\
          [Install]\n\
          WantedBy=sysinit.target\n",
+        k = p.kit_unit(),
         pid = pidfile(i)
     )
 }
 
-/// The handover unit's start script: adopt the initramfs's supplicant, or start one.
-pub fn render_handover_script(p: &WpaParams) -> String {
-    let i = sh_quote(&p.interface);
+/// `pbr-wpa-IFACE-kit.service`: makes the RAM copy once per boot (in the initramfs with the
+/// systemd init; else early in the real root, which is still reachable then).
+pub fn render_kit_unit(p: &WpaParams, script: &str) -> String {
+    format!(
+        "# Managed by pbr (wpa module, handover): {h} restarts the supplicant from RAM.\n\
+         [Unit]\n\
+         Description=pbr: a copy in RAM of what restarts the supplicant on {i}\n\
+         DefaultDependencies=no\n\
+         Before={h}\n\
+         IgnoreOnIsolate=yes\n\
+         RefuseManualStop=yes\n\
+         \n\
+         [Service]\n\
+         Type=oneshot\n\
+         RemainAfterExit=yes\n\
+         ExecStart=/bin/sh {script}\n",
+        h = p.handover_unit(),
+        i = p.interface,
+    )
+}
+
+/// The kit script: a shell, `rm`, wpa_supplicant, the libraries they load, the configuration and
+/// the start script, copied into [`kit_dir`] (made aside, then swapped in).
+pub fn render_kit_script(p: &WpaParams, start: &str) -> String {
     format!(
         "#!/bin/sh\n\
-         # Managed by pbr (wpa module): ExecStart of {unit}. Adopts the wpa_supplicant that the\n\
-         # initramfs started on {iface} (the root is reached over it), or starts one.\n\
-         pidf={pidf}\n\
-         if [ -s \"$pidf\" ]; then\n\
-         \x20   pid=$(cat \"$pidf\")\n\
-         \x20   if kill -0 \"$pid\" 2>/dev/null && tr '\\0' ' ' </proc/\"$pid\"/cmdline | grep -q wpa_supplicant; then\n\
-         \x20       echo \"adopting the wpa_supplicant already running on {iface} (pid $pid)\"\n\
-         \x20       # into this unit's control group, so that its end is seen like a child's\n\
-         \x20       busctl call org.freedesktop.systemd1 /org/freedesktop/systemd1 org.freedesktop.systemd1.Manager \\\n\
-         \x20           AttachProcessesToUnit ssau {unit} '' 1 \"$pid\" >/dev/null ||\n\
-         \x20           echo \"pid $pid stays outside the unit's control group\"\n\
-         \x20       exit 0\n\
-         \x20   fi\n\
-         fi\n\
-         rm -f \"$pidf\"\n\
-         if wpa_cli -p {ctrl} -i {i} ping >/dev/null 2>&1; then\n\
-         \x20   echo \"another wpa_supplicant owns the control socket of {iface}: not starting a second one\" >&2\n\
-         \x20   exit 1\n\
-         fi\n\
-         exec wpa_supplicant -B -i {i} -c {conf} -D {driver} -P \"$pidf\"\n",
-        unit = p.handover_unit(),
+         # Managed by pbr (wpa module, handover): ExecStart of {ku}. Copies into RAM what\n\
+         # {h} needs to start a supplicant on {iface}: the root is reached over {iface}, so\n\
+         # a restart after the supplicant died must not read the root.\n\
+         set -e\n\
+         kit={kit}\n\
+         new=\"$kit.new\"\n\
+         rm -rf \"$new\"\n\
+         mkdir -m 700 \"$new\"\n\
+         ld=\n\
+         for l in /lib*/ld-linux*.so* /usr/lib*/ld-linux*.so*; do\n\
+         \x20   if [ -e \"$l\" ]; then ld=$l; break; fi\n\
+         done\n\
+         put() {{ # PROGRAM NAME: the program, and the libraries it loads\n\
+         \x20   b=$(command -v \"$1\") || {{ echo \"{ku}: no $1\" >&2; exit 1; }}\n\
+         \x20   b=$(readlink -f \"$b\")\n\
+         \x20   cp \"$b\" \"$new/$2\"\n\
+         \x20   [ -n \"$ld\" ] || return 0\n\
+         \x20   for w in $(\"$ld\" --list \"$b\" 2>/dev/null || true); do\n\
+         \x20       case $w in /*) [ -e \"$new/${{w##*/}}\" ] || cp -L \"$w\" \"$new/\" ;; esac\n\
+         \x20   done\n\
+         }}\n\
+         put sh sh\n\
+         put rm rm\n\
+         put wpa_supplicant wpa_supplicant\n\
+         # OpenSSL's legacy provider, which wpa_supplicant loads at start (OPENSSL_MODULES)\n\
+         for m in /usr/lib/ossl-modules /usr/lib/*/ossl-modules /usr/lib64/ossl-modules; do\n\
+         \x20   if [ -e \"$m/legacy.so\" ]; then cp \"$m/legacy.so\" \"$new/\"; break; fi\n\
+         done\n\
+         cp {conf} \"$new/wpa.conf\"\n\
+         chmod 600 \"$new/wpa.conf\"\n\
+         cp {start} \"$new/start.sh\"\n\
+         : >\"$new/openssl.cnf\"\n\
+         rm -rf \"$kit\"\n\
+         mv \"$new\" \"$kit\"\n\
+         echo \"the supplicant's restart kit is in $kit ($(du -sk \"$kit\" | cut -f1) KiB)\"\n",
+        ku = p.kit_unit(),
+        h = p.handover_unit(),
         iface = p.interface,
-        pidf = sh_quote(&pidfile(&p.interface)),
-        ctrl = sh_quote(&p.ctrl_dir()),
+        kit = sh_quote(&kit_dir(&p.interface)),
         conf = sh_quote(&p.path()),
+        start = sh_quote(start),
+    )
+}
+
+/// The handover unit's start script, run from the RAM copy: adopt the initramfs's supplicant,
+/// or start one from the copy. Past the adoption (at boot, when the root is there) it uses only
+/// shell builtins and the copy's programs.
+pub fn render_handover_script(p: &WpaParams) -> String {
+    format!(
+        "#!/bin/sh\n\
+         # Managed by pbr (wpa module): ExecStart of {unit}, run from its copy in RAM ({kitd},\n\
+         # made by {ku}). Adopts the wpa_supplicant that the initramfs started on {iface}\n\
+         # (the root is reached over it), or starts one from the copy, without reading the root.\n\
+         kit=${{0%/*}}\n\
+         pidf={pidf}\n\
+         pid=\n\
+         [ -s \"$pidf\" ] && read -r pid <\"$pidf\"\n\
+         comm=\n\
+         [ -n \"$pid\" ] && kill -0 \"$pid\" 2>/dev/null && read -r comm </proc/\"$pid\"/comm\n\
+         case \"$comm\" in\n\
+         *wpa_supplicant*)\n\
+         \x20   echo \"adopting the wpa_supplicant already running on {iface} (pid $pid)\"\n\
+         \x20   # its root is the initramfs's, emptied at the switch to this one: without the random\n\
+         \x20   # devices it could not make the nonce of its next handshake (after any drop)\n\
+         \x20   r=/proc/$pid/root/dev\n\
+         \x20   [ -e \"$r/urandom\" ] || {{ mkdir -p \"$r\" && mknod -m 666 \"$r/urandom\" c 1 9 && mknod -m 666 \"$r/random\" c 1 8; }} ||\n\
+         \x20       echo \"no random devices in the root of pid $pid: its next handshake may fail\"\n\
+         \x20   # into this unit's control group, so that its end is seen like a child's\n\
+         \x20   LD_LIBRARY_PATH= busctl call org.freedesktop.systemd1 /org/freedesktop/systemd1 \\\n\
+         \x20       org.freedesktop.systemd1.Manager AttachProcessesToUnit ssau {unit} '' 1 \"$pid\" >/dev/null ||\n\
+         \x20       echo \"pid $pid stays outside the unit's control group\"\n\
+         \x20   exit 0\n\
+         \x20   ;;\n\
+         esac\n\
+         \"$kit/rm\" -f \"$pidf\"\n\
+         exec \"$kit/wpa_supplicant\" -B -i {i} -c \"$kit/wpa.conf\" -D {driver} -P \"$pidf\"\n",
+        unit = p.handover_unit(),
+        ku = p.kit_unit(),
+        kitd = kit_dir(&p.interface),
+        iface = p.interface,
+        i = sh_quote(&p.interface),
+        pidf = sh_quote(&pidfile(&p.interface)),
         driver = sh_quote(&p.driver),
     )
 }
@@ -356,7 +460,7 @@ pub struct WpaProbe {
     pub want: Want,
     /// `systemctl is-enabled` of the unit, when asked to enable it.
     pub enabled: Option<String>,
-    /// The handover's unit, script and guard: as they are, and as they should be.
+    /// The handover's units, scripts and guard: as they are, and as they should be.
     pub handover: Vec<(FileNow, Want)>,
     /// The handover unit's enable link: its target now (None: absent), when handing over.
     pub link: Option<Option<String>>,
@@ -569,6 +673,15 @@ impl Module for Wpa {
             Want::Present { content, .. } => st.file.content.as_deref() != Some(content.as_bytes()),
             Want::Absent => st.file.exists(),
         };
+        if p.handover && p.state == WpaState::Present && (content_changed || units_changed) {
+            // the RAM copy that restarts the supplicant takes the new configuration and scripts
+            host.run_ok(format!(
+                "[ ! -d {} ] || /bin/sh {} >/dev/null",
+                sh_quote(&kit_dir(&p.interface)),
+                sh_quote(&p.kit_script())
+            ))
+            .await?;
+        }
         let mut out = Outcome::default();
         if p.initramfs && content_changed {
             out.deferred.push(Deferred {

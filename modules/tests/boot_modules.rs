@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use serde_json::{Value, json};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn bash(script: &str) -> String {
@@ -600,7 +600,7 @@ async fn mkinitcpio_wifi_step_brings_wifi_up_in_order() {
                 "wpa_cli",
                 "n=$(cat \"$POLLS\" 2>/dev/null || echo 0); n=$((n + 1)); echo $n > \"$POLLS\"\n\
                  [ \"$n\" -eq 1 ] && exit 1\n\
-                 if [ -n \"$WRONG\" ]; then echo wpa_state=4WAY_HANDSHAKE; elif [ \"$n\" -lt 4 ]; then echo wpa_state=SCANNING; \
+                 if [ -n \"$WRONG\" ]; then [ $((n % 3)) -eq 0 ] && echo wpa_state=4WAY_HANDSHAKE || echo wpa_state=SCANNING; elif [ \"$n\" -lt 4 ]; then echo wpa_state=SCANNING; \
                  else echo wpa_state=COMPLETED; fi",
             ),
         ],
@@ -645,12 +645,13 @@ async fn mkinitcpio_wifi_step_brings_wifi_up_in_order() {
         "{calls:?}\n{err}"
     );
 
-    // a wrong passphrase: a clear console message, and the script fails (the root is out of reach)
+    // a wrong passphrase: a clear console message, and the script fails (the root is out of reach).
+    // Like the real supplicant, the stand-in goes back to scanning between failed handshakes.
     let (out, calls) = go(true);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("lo is not associated after 3s (wpa_state=4WAY_HANDSHAKE)")
+        err.contains("lo is not associated after 3s (wpa_state=SCANNING, handshakes seen)")
             && err.contains("is the passphrase right?"),
         "{err}"
     );
@@ -679,6 +680,8 @@ async fn mkinitcpio_wifi_step_brings_wifi_up_in_order() {
     std::fs::create_dir_all(&lib).unwrap();
     std::fs::write(units.join("pbr-wpa-lo.service"), "[Service]\n").unwrap();
     std::fs::write(lib.join("wpa-lo.sh"), "#!/bin/sh\n").unwrap();
+    std::fs::write(units.join("pbr-wpa-lo-kit.service"), "[Service]\n").unwrap();
+    std::fs::write(lib.join("wpa-lo-kit.sh"), "#!/bin/sh\n").unwrap();
     let r = run("mkinitcpio_hook", sd.clone(), APPLY).await.unwrap();
     assert!(r.changed);
     let unit = read(&root.join("etc/initcpio/pbr/pbr-wifi.service"));
@@ -696,6 +699,8 @@ async fn mkinitcpio_wifi_step_brings_wifi_up_in_order() {
     for want in [
         format!("file {} /usr/lib/systemd/system/pbr-wpa-lo.service 644", s(&units.join("pbr-wpa-lo.service"))),
         format!("file {}", s(&lib.join("wpa-lo.sh"))),
+        format!("file {} /usr/lib/systemd/system/pbr-wpa-lo-kit.service 644", s(&units.join("pbr-wpa-lo-kit.service"))),
+        format!("file {}", s(&lib.join("wpa-lo-kit.sh"))),
         "/pbr-wifi.service /usr/lib/systemd/system/pbr-wifi.service 644".to_string(),
         "symlink /usr/lib/systemd/system/initrd.target.wants/pbr-wifi.service /usr/lib/systemd/system/pbr-wifi.service"
             .to_string(),
@@ -742,8 +747,21 @@ async fn wpa_handover_unit_adopts_or_starts_one_supplicant() {
         &format!("PIDFile=/run/pbr-wpa-{iface}.pid"),
         "Restart=always",
         "WantedBy=sysinit.target",
+        // started from RAM: when the supplicant dies the root is out of reach
+        &format!("Wants=pbr-wpa-{iface}-kit.service"),
+        &format!("ExecStart=/run/pbr-wpa-{iface}/sh /run/pbr-wpa-{iface}/start.sh"),
+        &format!(
+            "Environment=LD_LIBRARY_PATH=/run/pbr-wpa-{iface} OPENSSL_CONF=/run/pbr-wpa-{iface}/openssl.cnf \
+             OPENSSL_MODULES=/run/pbr-wpa-{iface} NLSYSCONFDIR=/run/pbr-wpa-{iface}"
+        ),
     ] {
         assert!(unit.contains(want), "the unit lacks {want}:\n{unit}");
+    }
+    let kit_unit = read(&units.join(format!("pbr-wpa-{iface}-kit.service")));
+    for want in
+        ["Type=oneshot", "RemainAfterExit=yes", "DefaultDependencies=no", &format!("Before=pbr-wpa-{iface}.service")]
+    {
+        assert!(kit_unit.contains(want), "the kit unit lacks {want}:\n{kit_unit}");
     }
     let link = units.join(format!("sysinit.target.wants/pbr-wpa-{iface}.service"));
     assert_eq!(std::fs::read_link(&link).unwrap(), Path::new(&format!("../pbr-wpa-{iface}.service")));
@@ -757,18 +775,34 @@ async fn wpa_handover_unit_adopts_or_starts_one_supplicant() {
     let again = run("wpa", p.clone(), APPLY).await.unwrap();
     assert!(!again.changed, "{:?}", again.changes);
 
-    // the start script, with stand-ins
+    // the RAM copy, made for real (this machine's sh, rm and their libraries; a stand-in
+    // supplicant), then the start script run from it as the unit runs it
     let bin = root.join("bin");
     let pidf = format!("/run/pbr-wpa-{iface}.pid");
-    stand_ins(&bin, &[("busctl", ":"), ("wpa_supplicant", ":"), ("wpa_cli", "[ -n \"$OWNED\" ]")]);
+    let kit = PathBuf::from(format!("/run/pbr-wpa-{iface}"));
+    stand_ins(&bin, &[("busctl", ":"), ("wpa_supplicant", ":")]);
     let log = root.join("start.log");
-    let start = |owned: bool| {
+    let path = format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", s(&bin));
+    let made = Command::new("sh").arg(lib.join(format!("wpa-{iface}-kit.sh"))).env("PATH", &path).output().unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let listing: Vec<String> =
+        std::fs::read_dir(&kit).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    for want in ["sh", "rm", "wpa_supplicant", "wpa.conf", "start.sh", "openssl.cnf", "legacy.so", "libc.so.6"] {
+        assert!(listing.iter().any(|f| f == want), "the kit lacks {want}: {listing:?}");
+    }
+    assert_eq!(mode_of(&kit.join("wpa.conf")) & 0o777, 0o600);
+    let start = |pid: Option<u32>| {
         let _ = std::fs::remove_file(&log);
-        let out = Command::new("sh")
-            .arg(&script)
-            .env("PATH", format!("{}:/usr/bin:/bin", s(&bin)))
+        if let Some(pid) = pid {
+            std::fs::write(&pidf, format!("{pid}\n")).unwrap();
+        }
+        // only the kit's files and shell builtins: PATH holds nothing but the busctl stand-in
+        let out = Command::new(kit.join("sh"))
+            .arg(kit.join("start.sh"))
+            .env_clear()
+            .env("PATH", s(&bin))
+            .env("LD_LIBRARY_PATH", &kit)
             .env("LOG", &log)
-            .env("OWNED", if owned { "1" } else { "" })
             .output()
             .unwrap();
         (out, std::fs::read_to_string(&log).unwrap_or_default())
@@ -776,26 +810,43 @@ async fn wpa_handover_unit_adopts_or_starts_one_supplicant() {
     // 1. the initramfs's supplicant runs: adopted, into the unit's control group, none started
     let mut fake = Command::new("bash").arg("-c").arg("exec -a wpa_supplicant sleep 30").spawn().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(200));
-    std::fs::write(&pidf, format!("{}\n", fake.id())).unwrap();
-    let (out, calls) = start(true);
-    fake.kill().unwrap();
-    let _ = fake.wait();
+    std::fs::copy("/bin/sleep", root.join("wpa_supplicant")).unwrap();
+    let mut named = Command::new(root.join("wpa_supplicant")).arg("30").spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let (out, calls) = start(Some(named.id()));
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("adopting"), "{out:?}");
     assert!(
-        calls.contains(&format!("busctl call org.freedesktop.systemd1 /org/freedesktop/systemd1 org.freedesktop.systemd1.Manager AttachProcessesToUnit ssau pbr-wpa-{iface}.service  1 {}", fake.id())),
+        calls.contains(&format!("busctl call org.freedesktop.systemd1 /org/freedesktop/systemd1 org.freedesktop.systemd1.Manager AttachProcessesToUnit ssau pbr-wpa-{iface}.service  1 {}", named.id())),
         "{calls}"
     );
     assert!(!calls.lines().any(|l| l.starts_with("wpa_supplicant ")), "{calls}");
-    // 2. it died (a stale pid file): a fresh supplicant, as the unit's own
-    let (out, calls) = start(false);
+    // 2. it died (a stale pid file): a fresh supplicant from the kit, as the unit's own
+    named.kill().unwrap();
+    let _ = named.wait();
+    let (out, calls) = start(None);
     assert!(out.status.success(), "{out:?}");
-    assert!(calls.contains(&format!("wpa_supplicant -B -i {iface} -c {} -D nl80211 -P {pidf}", s(&conf))), "{calls}");
+    let kitd = s(&kit);
+    assert!(
+        calls.contains(&format!("wpa_supplicant -B -i {iface} -c {kitd}/wpa.conf -D nl80211 -P {pidf}")),
+        "{calls}"
+    );
     assert!(!Path::new(&pidf).exists(), "the stale pid file is removed before the start");
-    // 3. someone else owns the socket (the stock unit): no second supplicant
-    let (out, calls) = start(true);
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert!(!calls.lines().any(|l| l.starts_with("wpa_supplicant ")), "{calls}");
+    // 3. the pid file names a process that is not a supplicant: not adopted, a fresh one
+    let (out, calls) = start(Some(fake.id()));
+    fake.kill().unwrap();
+    let _ = fake.wait();
+    assert!(out.status.success(), "{out:?}");
+    assert!(calls.lines().any(|l| l.starts_with("wpa_supplicant ")), "{calls}");
+    // a new configuration reaches the kit
+    let mut p2 = p.clone();
+    p2["networks"][0]["psk"] = json!("another horse battery");
+    let before = read(&kit.join("wpa.conf"));
+    let (_, changed) = converge(root, &[], "wpa", p2).await;
+    assert!(changed.changed);
+    assert_ne!(read(&kit.join("wpa.conf")), before, "the kit kept the old configuration");
+    assert_eq!(read(&kit.join("wpa.conf")), read(&conf));
+    std::fs::remove_dir_all(&kit).unwrap();
 
     // absent takes it all away
     let mut gone = p.clone();
