@@ -295,7 +295,7 @@ pub fn render_kit_script(p: &WpaParams, start: &str) -> String {
          }}\n\
          put sh sh\n\
          put rm rm\n\
-         put wpa_supplicant wpa_supplicant\n\
+         put wpa_supplicant @wpa_supplicant\n\
          # OpenSSL's legacy provider, which wpa_supplicant loads at start (OPENSSL_MODULES)\n\
          for m in /usr/lib/ossl-modules /usr/lib/*/ossl-modules /usr/lib64/ossl-modules; do\n\
          \x20   if [ -e \"$m/legacy.so\" ]; then cp \"$m/legacy.so\" \"$new/\"; break; fi\n\
@@ -347,7 +347,10 @@ pub fn render_handover_script(p: &WpaParams) -> String {
          \x20   ;;\n\
          esac\n\
          \"$kit/rm\" -f \"$pidf\"\n\
-         exec \"$kit/wpa_supplicant\" -B -i {i} -c \"$kit/wpa.conf\" -D {driver} -P \"$pidf\"\n",
+         # named @wpa_supplicant (by the PATH lookup), so that the final kill at shutdown spares it\n\
+         PATH=$kit\n\
+         export PATH\n\
+         exec @wpa_supplicant -B -i {i} -c \"$kit/wpa.conf\" -D {driver} -P \"$pidf\"\n",
         unit = p.handover_unit(),
         ku = p.kit_unit(),
         kitd = kit_dir(&p.interface),

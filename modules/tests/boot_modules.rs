@@ -787,7 +787,7 @@ async fn wpa_handover_unit_adopts_or_starts_one_supplicant() {
     assert!(made.status.success(), "{made:?}");
     let listing: Vec<String> =
         std::fs::read_dir(&kit).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    for want in ["sh", "rm", "wpa_supplicant", "wpa.conf", "start.sh", "openssl.cnf", "legacy.so", "libc.so.6"] {
+    for want in ["sh", "rm", "@wpa_supplicant", "wpa.conf", "start.sh", "openssl.cnf", "legacy.so", "libc.so.6"] {
         assert!(listing.iter().any(|f| f == want), "the kit lacks {want}: {listing:?}");
     }
     assert_eq!(mode_of(&kit.join("wpa.conf")) & 0o777, 0o600);
