@@ -4,8 +4,17 @@
 //! boot partition, without its local root disk, into a root on bcache over iSCSI. Then the
 //! systemd init, and a reboot of the storage VM under the running pi.
 //!
-//! One test, one lab boot: each step needs the one before. Named `lab_*`: `--skip lab_` or
-//! `PBR_LAB=0` leaves it out; CI runs it.
+//! Then the Wi-Fi pi (`lab_wifi_*`): the same pi as a Zero 2 W (`pi_wifi`), rebooted with Wi-Fi as
+//! its only way to its iSCSI root. The lab's access point is a second mac80211_hwsim radio in its
+//! own network namespace on the pi VM, bridged with the LAN NIC and started by a lab-only hook
+//! before pbr's `wifi` hook (tests/lab/labap). After the boot: the root is bcache over iSCSI over
+//! Wi-Fi, exactly one wpa_supplicant runs and systemd supervises it (killed, a supervised one comes
+//! back and the root stays writable), and a rerun changes nothing.
+//!
+//! The two tests share one lab boot (libtest starts them in name order, and a lock keeps them
+//! apart). The boot test needs fresh VMs: run after the Wi-Fi test, it boots a lab of its own. The
+//! Wi-Fi test converges from whatever state it finds. Named `lab_*`: `--skip lab_` or `PBR_LAB=0`
+//! leaves them out; CI runs them.
 
 #[path = "common/boot.rs"]
 mod boot;
@@ -13,11 +22,15 @@ mod common;
 use boot::{Steps, assert_booted_from_iscsi, sh, stat, tail, write_proof};
 use pbr_testkit::lab::{Lab, Vm, require_lab};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// Whether the shared lab's VMs are still as booted (no test has run on them yet).
+static FRESH: AtomicBool = AtomicBool::new(true);
 
 /// Block-level and file-level state that a check run must leave alone.
 fn state(lab: &Lab) -> (String, String) {
@@ -42,9 +55,16 @@ fn lab_boot_pi_from_iscsi_bcache_root() {
     if !require_lab("lab_boot_pi_from_iscsi_bcache_root") {
         return;
     }
+    let _one_at_a_time = Lab::exclusive();
     let mut steps = Steps::new("lab_boot");
     let t0 = steps.t0;
-    let lab = Lab::start().unwrap_or_else(|e| panic!("lab did not start: {e}"));
+    let own;
+    let lab: &Lab = if FRESH.swap(false, Ordering::SeqCst) {
+        Lab::shared().unwrap_or_else(|e| panic!("lab did not start: {e}"))
+    } else {
+        own = Lab::start().unwrap_or_else(|e| panic!("lab did not start: {e}"));
+        &own
+    };
     steps.done(&format!("lab up (image {} s, boot {} s)", lab.build_secs, lab.boot_secs));
     let inv = lab.dir().join("inventory.ini");
     lab.write_inventory(&inv).expect("inventory");
@@ -66,7 +86,7 @@ fn lab_boot_pi_from_iscsi_bcache_root() {
 
     // The pi is an Arch Linux ARM SD card with the busybox (udev) init, as before 40-1.
     sh(
-        &lab,
+        lab,
         Vm::Pi,
         "sudo sed -i 's/^HOOKS=.*/HOOKS=(base udev autodetect modconf block filesystems keyboard fsck)/' /etc/mkinitcpio.conf \
          && { findmnt -n /boot >/dev/null || sudo systemctl start boot.mount; } && findmnt -no SOURCE /boot",
@@ -77,9 +97,9 @@ fn lab_boot_pi_from_iscsi_bcache_root() {
     assert_eq!(lint.code, 0, "lint:\n{}", lint.all());
 
     // 2. check + diff on fresh VMs: the whole plan, nothing changed
-    let before = state(&lab);
+    let before = state(lab);
     let check = site(&["--check", "--diff"]);
-    let after = state(&lab);
+    let after = state(lab);
     assert_eq!(check.code, 0, "check failed:\n{}", check.all());
     assert_eq!(before.0, after.0, "check mode changed the storage VM:\n{}", check.all());
     assert_eq!(before.1, after.1, "check mode changed the pi VM:\n{}", check.all());
@@ -101,16 +121,16 @@ fn lab_boot_pi_from_iscsi_bcache_root() {
     assert_eq!(first.stdout.matches("(item=regenerate initramfs)").count(), 1, "one regeneration:\n{}", first.stdout);
     steps.done("converge");
     // the image mkinitcpio built holds the boot chain
-    let listing = sh(&lab, Vm::Pi, "sudo lsinitcpio -l /boot/initramfs-linux.img");
+    let listing = sh(lab, Vm::Pi, "sudo lsinitcpio -l /boot/initramfs-linux.img");
     for want in
         ["usr/lib/pbr/iscsi.sh", "iscsi_tcp.ko", "bcache.ko", "69-bcache.rules", "usr/bin/iscsistart", "hooks/iscsi"]
     {
         assert!(listing.contains(want), "the initramfs lacks {want}");
     }
-    let cmdline = sh(&lab, Vm::Pi, "cat /boot/cmdline.txt");
+    let cmdline = sh(lab, Vm::Pi, "cat /boot/cmdline.txt");
     assert!(cmdline.contains("root=/dev/bcache0") && cmdline.contains("ip=10.99.0.2::"), "{cmdline}");
     assert_eq!(
-        sh(&lab, Vm::Pi, "ls -a /boot").lines().filter(|l| l.contains("pending")).count(),
+        sh(lab, Vm::Pi, "ls -a /boot").lines().filter(|l| l.contains("pending")).count(),
         0,
         "a regeneration is still pending"
     );
@@ -125,14 +145,14 @@ fn lab_boot_pi_from_iscsi_bcache_root() {
 
     // 5. a file in the new root, then the reboot (pbr's reboot: the boot id must change)
     let proof = format!("written before the reboot at {}", t0.elapsed().as_secs());
-    write_proof(&lab, &proof);
-    let boot_id = sh(&lab, Vm::Pi, "cat /proc/sys/kernel/random/boot_id");
+    write_proof(lab, &proof);
+    let boot_id = sh(lab, Vm::Pi, "cat /proc/sys/kernel/random/boot_id");
     let rebooted = site(&["-l", "pi", "-e", "pi_reboot=true"]);
     assert_eq!(rebooted.code, 0, "reboot:\n{}\n--- console ---\n{}", rebooted.all(), tail(&lab.serial_log(Vm::Pi), 80));
-    assert_ne!(sh(&lab, Vm::Pi, "cat /proc/sys/kernel/random/boot_id"), boot_id);
+    assert_ne!(sh(lab, Vm::Pi, "cat /proc/sys/kernel/random/boot_id"), boot_id);
     assert!(lab.pi_boots().iter().filter(|b| b.contains(" sd ")).count() == 1, "boots: {:?}", lab.pi_boots());
     steps.done("pi reboot (busybox init) until ssh");
-    assert_booted_from_iscsi(&lab, &proof);
+    assert_booted_from_iscsi(lab, &proof);
 
     // 6. pbr against the rebooted pi: nothing to do
     let after_boot = site(&["-l", "pi", "--verify"]);
@@ -142,7 +162,7 @@ fn lab_boot_pi_from_iscsi_bcache_root() {
 
     // 7. the systemd init (Arch Linux ARM's default since 40-1): the hook becomes a unit
     sh(
-        &lab,
+        lab,
         Vm::Pi,
         "sudo sed -i 's/^HOOKS=.*/HOOKS=(base systemd autodetect modconf block filesystems keyboard fsck)/' /etc/mkinitcpio.conf",
     );
@@ -157,7 +177,7 @@ fn lab_boot_pi_from_iscsi_bcache_root() {
         "the systemd initramfs did not run the login unit:\n{}",
         tail(&console, 80)
     );
-    assert_booted_from_iscsi(&lab, &proof);
+    assert_booted_from_iscsi(lab, &proof);
     let again = site(&["-l", "pi", "--verify"]);
     assert_eq!(stat(&again, "pi", "changed"), 0, "{}", again.stdout);
 
@@ -180,19 +200,19 @@ fn lab_boot_pi_from_iscsi_bcache_root() {
     steps.done("storage reboot until ssh");
     // the LIO restore waits for LVM (it may still be running when sshd answers)
     let deadline = Instant::now() + Duration::from_secs(180);
-    while sh(&lab, Vm::Storage, "systemctl is-active rtslib-fb-targetctl || true").trim() != "active"
+    while sh(lab, Vm::Storage, "systemctl is-active rtslib-fb-targetctl || true").trim() != "active"
         && Instant::now() < deadline
     {
         std::thread::sleep(Duration::from_secs(3));
     }
-    let held = sh(&lab, Vm::Storage, "sudo dmesg | grep -c 'bcache: register_bdev' || true");
+    let held = sh(lab, Vm::Storage, "sudo dmesg | grep -c 'bcache: register_bdev' || true");
     assert_eq!(held.trim(), "0", "the storage VM registered a Pi's bcache backing device and holds it");
-    let lvs = sh(&lab, Vm::Storage, "sudo lvs --noheadings -o lv_name,lv_active pis vdo");
+    let lvs = sh(lab, Vm::Storage, "sudo lvs --noheadings -o lv_name,lv_active pis vdo");
     assert!(
         lvs.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["pi", "active"]),
         "pis/pi is not active: {lvs}"
     );
-    let lio = sh(&lab, Vm::Storage, "sudo targetcli ls /iscsi 2>&1");
+    let lio = sh(lab, Vm::Storage, "sudo targetcli ls /iscsi 2>&1");
     assert!(
         lio.contains("iqn.2024-01.lan.lab.storage:pi") && lio.contains("[LUNs: 1]"),
         "the LIO export did not come back:\n{lio}"
@@ -219,4 +239,289 @@ fn lab_boot_pi_from_iscsi_bcache_root() {
         assert_eq!(stat(&last, h, "changed"), 0, "after the reboots {h} changed:\n{}", last.stdout);
     }
     steps.done("final run --verify");
+}
+
+/// The pids of the wpa_supplicant processes on the pi (the initramfs's is `@wpa_supplicant`).
+fn supplicants(lab: &Lab) -> Vec<String> {
+    sh(lab, Vm::Pi, "pgrep -f '^@?(/[^ ]*/)?wpa_supplicant( |$)' || true")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+fn main_pid(lab: &Lab) -> String {
+    sh(lab, Vm::Pi, "systemctl show -p MainPID --value pbr-wpa-wlan0.service").trim().to_string()
+}
+
+/// The lab's access point hook and its files, installed on the pi as a package would.
+fn install_labap(lab: &Lab) {
+    let dir = repo().join("tests/lab/labap");
+    for (src, dest, mode) in [
+        ("install", "/usr/lib/initcpio/install/labap", "644"),
+        ("hook", "/usr/lib/initcpio/hooks/labap", "644"),
+        ("labap.sh", "/usr/lib/labap/labap.sh", "755"),
+        ("labap.service", "/usr/lib/labap/labap.service", "644"),
+        ("hostapd.conf", "/usr/lib/labap/hostapd.conf", "644"),
+        ("udhcpd.conf", "/usr/lib/labap/udhcpd.conf", "644"),
+    ] {
+        let text = std::fs::read_to_string(dir.join(src)).unwrap_or_else(|e| panic!("{src}: {e}"));
+        sh(lab, Vm::Pi, &format!("sudo install -D -m {mode} /dev/stdin {dest} <<'LABAP_EOF'\n{text}LABAP_EOF"));
+    }
+}
+
+/// Lab plumbing, after each Wi-Fi boot: the lab's hostapd runs from the initramfs, whose root was
+/// emptied at the switch to the real one, and needs /dev/urandom to let a station in again (a
+/// real access point is not on the pi).
+fn lab_ap_after_switch_root(lab: &Lab) {
+    sh(
+        lab,
+        Vm::Pi,
+        "sudo sh -c 'r=/proc/$(cat /run/labap-hostapd.pid)/root/dev; [ -e $r/urandom ] || \
+         { mkdir -p $r && mknod -m 666 $r/urandom c 1 9; }'",
+    );
+}
+
+/// What the pi booted over Wi-Fi must show: the root over wlan0 only, the access point's and the
+/// Wi-Fi step's console lines, and exactly one supplicant, the handover unit's main process.
+fn assert_wifi_root(lab: &Lab, proof: &str, console_step: &str) -> Vec<String> {
+    lab_ap_after_switch_root(lab);
+    let console = lab.serial_log(Vm::Pi);
+    assert!(
+        console.contains("pbr-wifi: wlan0 is associated")
+            && console.contains("lab: access point pbr-lab up")
+            && console.contains(console_step),
+        "the initramfs did not bring Wi-Fi up:\n{}",
+        tail(&console, 80)
+    );
+    assert_booted_from_iscsi(lab, proof);
+    // the root is reached over Wi-Fi only: the LAN NIC is the access point's, the portal's route is wlan0
+    let links = sh(lab, Vm::Pi, "ip -o link");
+    assert!(!links.contains("52:54:00:99:00:02"), "the pi still has its wired LAN NIC:\n{links}");
+    let route = sh(lab, Vm::Pi, "ip route get 10.99.0.1");
+    assert!(route.contains("dev wlan0"), "the portal is not reached over wlan0: {route}");
+    let pids = supplicants(lab);
+    assert_eq!(pids.len(), 1, "wpa_supplicant processes: {pids:?}");
+    let status = || sh(lab, Vm::Pi, "systemctl status pbr-wpa-wlan0.service || true");
+    let unit = sh(lab, Vm::Pi, "systemctl is-active pbr-wpa-wlan0.service || true");
+    assert_eq!(unit.trim(), "active", "{}", status());
+    assert_eq!(main_pid(lab), pids[0], "{}", status());
+    let stock = sh(lab, Vm::Pi, "systemctl is-active wpa_supplicant@wlan0.service || true");
+    assert_ne!(stock.trim(), "active", "the stock unit runs a second supplicant");
+    pids
+}
+
+/// Kill the supplicant: a supervised one must come back, and the root stay writable.
+fn assert_supplicant_comes_back(lab: &Lab, pid: &str, file: &str) {
+    sh(lab, Vm::Pi, &format!("sudo kill {pid}"));
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let now = supplicants(lab);
+        if now.len() == 1 && now[0] != pid && main_pid(lab) == now[0] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no supervised supplicant after the kill: {now:?}\n{}",
+            sh(lab, Vm::Pi, "systemctl status pbr-wpa-wlan0.service || true")
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    // started from the copy in RAM (the root was out of reach while none ran)
+    let now = supplicants(lab);
+    let argv = sh(lab, Vm::Pi, &format!("tr '\\0' ' ' </proc/{}/cmdline", now[0]));
+    assert!(argv.starts_with("@wpa_supplicant -B -i wlan0 -c /run/pbr-wpa-wlan0/wpa.conf "), "{argv}");
+    eprintln!("[lab_wifi] the supplicant's RAM kit: {}", sh(lab, Vm::Pi, "sudo du -sk /run/pbr-wpa-wlan0").trim());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let o = lab.ssh(Vm::Pi, &format!("echo after | sudo tee {file} >/dev/null && sync && cat {file}"));
+        if o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "after" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the root is not writable after the supplicant's restart");
+        std::thread::sleep(Duration::from_secs(3));
+    }
+}
+
+/// Two seconds in which the air loses every frame, both ways (netem on the access point's ports),
+/// while the pi writes to its root: the write completes, in the same iSCSI session.
+fn assert_root_survives_loss(lab: &Lab, file: &str) {
+    let sid = || sh(lab, Vm::Pi, "sudo iscsiadm -m session | awk '{print $2}'");
+    let before = sid();
+    let script = format!(
+        r#"sudo sh -s <<'LOSS_EOF'
+dd if=/dev/urandom of={file} bs=64k count=160 conv=fsync 2>/dev/null &
+ip netns exec ap sh -c '
+    ports=$(ls /sys/class/net | grep -vx -e lo -e br0)
+    for d in $ports; do tc qdisc replace dev $d root netem loss 100% || exit 1; done
+    sleep 2
+    for d in $ports; do tc qdisc del dev $d root; done
+    echo lost 2s on $ports'
+wait
+stat -c %s {file}
+LOSS_EOF"#
+    );
+    let out = sh(lab, Vm::Pi, &script);
+    assert!(out.contains("lost 2s on"), "the loss was not injected: {out}");
+    assert!(out.trim_end().ends_with(&(160u64 * 65536).to_string()), "the write during the loss: {out}");
+    assert_eq!(sid(), before, "the iSCSI session was replaced");
+}
+
+#[test]
+fn lab_wifi_pi_boots_its_iscsi_root_over_wifi() {
+    if !require_lab("lab_wifi_pi_boots_its_iscsi_root_over_wifi") {
+        return;
+    }
+    let _one_at_a_time = Lab::exclusive();
+    let mut steps = Steps::new("lab_wifi");
+    FRESH.store(false, Ordering::SeqCst);
+    let lab = Lab::shared().unwrap_or_else(|e| panic!("lab did not start: {e}"));
+    steps.done(&format!("lab up (image {} s, boot {} s)", lab.build_secs, lab.boot_secs));
+    let inv = lab.dir().join("inventory.ini");
+    lab.write_inventory(&inv).expect("inventory");
+    let inv = inv.display().to_string();
+    let site = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "playbooks/site.yml",
+            "-i",
+            inv.as_str(),
+            "-i",
+            "inventory/lab",
+            "-e",
+            "@tests/lab/wifi-vars.yml",
+        ];
+        args.extend_from_slice(extra);
+        let t = Instant::now();
+        let r = common::pbr(&repo(), &args);
+        eprintln!(
+            "[lab_wifi] pbr run site.yml {} -> {} in {:.0} s",
+            extra.join(" "),
+            r.code,
+            t.elapsed().as_secs_f64()
+        );
+        r
+    };
+
+    // The lab's access point: a packaged hook on the pi (tests/lab/labap; on a real Pi the access
+    // point is somewhere else), first in HOOKS, with the SD card's busybox init.
+    install_labap(lab);
+    sh(
+        lab,
+        Vm::Pi,
+        "sudo sed -i 's/^HOOKS=.*/HOOKS=(base udev labap autodetect modconf block filesystems keyboard fsck)/' \
+         /etc/mkinitcpio.conf && modinfo -n mac80211_hwsim \
+         && { findmnt -n /boot >/dev/null || sudo systemctl start boot.mount; } && findmnt -no SOURCE /boot",
+    );
+
+    // converge: the wired pi gets the boot chain and the Wi-Fi for the next boot
+    let first = site(&[]);
+    assert_eq!(first.code, 0, "converge failed:\n{}", first.all());
+    assert!(stat(&first, "pi", "changed") > 0, "{}", first.stdout);
+    assert_eq!(first.stdout.matches("(item=regenerate initramfs)").count(), 1, "one regeneration:\n{}", first.stdout);
+    steps.done("converge");
+    let listing = sh(lab, Vm::Pi, "sudo lsinitcpio -l /boot/initramfs-linux.img");
+    for want in [
+        "usr/lib/pbr/wifi.sh",
+        "usr/lib/pbr/iscsi.sh",
+        "usr/bin/wpa_supplicant",
+        "usr/bin/wpa_cli",
+        "usr/bin/iw",
+        "usr/lib/pbr/bin/@wpa_supplicant",
+        "etc/wpa_supplicant/wpa_supplicant-wlan0.conf",
+        "hooks/wifi",
+        "hooks/labap",
+        "mac80211_hwsim.ko",
+    ] {
+        assert!(listing.contains(want), "the initramfs lacks {want}");
+    }
+    let hooks = sh(lab, Vm::Pi, "bash -c '. /etc/mkinitcpio.conf; echo \"${HOOKS[@]}\"'");
+    assert!(hooks.contains("wifi iscsi bcache filesystems"), "HOOKS: {hooks}");
+    let second = site(&["--verify"]);
+    assert_eq!(second.code, 0, "{}", second.all());
+    for h in ["storage", "pi"] {
+        assert_eq!(stat(&second, h, "changed"), 0, "second run changed {h}:\n{}", second.stdout);
+    }
+    steps.done("second run --verify");
+
+    // the reboot: no wired path to the portal any more
+    let proof = format!("written before the Wi-Fi reboot at {}", steps.t0.elapsed().as_secs());
+    write_proof(lab, &proof);
+    let boot_id = sh(lab, Vm::Pi, "cat /proc/sys/kernel/random/boot_id");
+    let rebooted = site(&["-l", "pi", "-e", "pi_reboot=true"]);
+    assert_eq!(
+        rebooted.code,
+        0,
+        "reboot:\n{}\n--- console ---\n{}",
+        rebooted.all(),
+        tail(&lab.serial_log(Vm::Pi), 100)
+    );
+    assert_ne!(sh(lab, Vm::Pi, "cat /proc/sys/kernel/random/boot_id"), boot_id);
+    steps.done("pi reboot over Wi-Fi (busybox init) until ssh");
+    let pids = assert_wifi_root(lab, &proof, "lab: simulated access point");
+    // the initramfs's supplicant, adopted (named for systemd's final kill to spare it)
+    let argv0 = sh(lab, Vm::Pi, &format!("tr '\\0' ' ' </proc/{}/cmdline", pids[0]));
+    assert!(argv0.starts_with("@wpa_supplicant -B -i wlan0"), "{argv0}");
+    // a manual stop would take the root with it: refused
+    let stop = lab.ssh(Vm::Pi, "sudo systemctl stop pbr-wpa-wlan0.service");
+    assert!(!stop.status.success(), "systemctl stop of the root's supplicant was not refused");
+    // the stock unit, started by hand, does not start a second supplicant
+    let _ = lab.ssh(Vm::Pi, "sudo systemctl start wpa_supplicant@wlan0.service");
+    assert_eq!(supplicants(lab).len(), 1, "the stock unit started a second supplicant");
+    steps.done("one adopted supplicant");
+    assert_supplicant_comes_back(lab, &pids[0], "/after-kill");
+    steps.done("supplicant killed, a supervised one back, root writable");
+    assert_root_survives_loss(lab, "/written-through-loss");
+    steps.done("2 s of loss on the air while writing: written, same session");
+    let again = site(&["-l", "pi", "--verify"]);
+    assert_eq!(again.code, 0, "{}", again.all());
+    assert_eq!(stat(&again, "pi", "changed"), 0, "the Wi-Fi pi is not converged:\n{}", again.stdout);
+    steps.done("run on the booted pi");
+
+    // the systemd init: the handover unit runs the supplicant from the initramfs on
+    sh(lab, Vm::Pi, "sudo sed -i 's/^HOOKS=(base udev /HOOKS=(base systemd /' /etc/mkinitcpio.conf");
+    let sd = site(&["-l", "pi", "-e", "pi_reboot=true", "--diff"]);
+    assert_eq!(sd.code, 0, "systemd init:\n{}\n--- console ---\n{}", sd.all(), tail(&lab.serial_log(Vm::Pi), 100));
+    assert!(sd.stdout.contains("create /etc/initcpio/pbr/pbr-wifi.service"), "{}", sd.stdout);
+    steps.done("pi reboot over Wi-Fi (systemd init) until ssh");
+    let pids = assert_wifi_root(lab, &proof, "pbr-wifi.service");
+    let argv0 = sh(lab, Vm::Pi, &format!("tr '\\0' ' ' </proc/{}/cmdline", pids[0]));
+    assert!(argv0.starts_with("@wpa_supplicant -B -i wlan0 -c /run/pbr-wpa-wlan0/wpa.conf "), "{argv0}");
+    assert_supplicant_comes_back(lab, &pids[0], "/after-kill-systemd");
+    steps.done("systemd init: one supervised supplicant, killed and back");
+
+    // nothing left to do
+    let again = site(&["-l", "pi", "--verify"]);
+    assert_eq!(again.code, 0, "{}", again.all());
+    assert_eq!(stat(&again, "pi", "changed"), 0, "the Wi-Fi pi is not converged:\n{}", again.stdout);
+    steps.done("run on the booted pi");
+
+    // A wrong passphrase (last: the pi does not come back from it). The running supplicant keeps
+    // its key; the image gets the new one, and the next boot stops in the initramfs with the
+    // reason on the console, not with a silent iSCSI timeout.
+    let wrong = site(&["-l", "pi", "-e", "wifi_passphrase=not-the-lab-passphrase", "--diff"]);
+    assert_eq!(wrong.code, 0, "{}", wrong.all());
+    assert!(wrong.stdout.contains("psk changed"), "{}", wrong.stdout);
+    assert_eq!(wrong.stdout.matches("(item=regenerate initramfs)").count(), 1, "{}", wrong.stdout);
+    assert!(!wrong.all().contains("not-the-lab-passphrase"), "the passphrase was printed:\n{}", wrong.all());
+    let seen = lab.serial_log(Vm::Pi).matches("is the passphrase right?").count();
+    let _ = lab.ssh(Vm::Pi, "sudo systemctl reboot");
+    let deadline = Instant::now() + Duration::from_secs(420);
+    loop {
+        let console = lab.serial_log(Vm::Pi);
+        if console.matches("is the passphrase right?").count() > seen {
+            assert!(
+                console.contains("wlan0 is not associated after 60s"),
+                "the console does not say what failed:\n{}",
+                tail(&console, 40)
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no passphrase message on the console after a boot with a wrong passphrase:\n{}",
+            tail(&console, 80)
+        );
+        std::thread::sleep(Duration::from_secs(5));
+    }
+    steps.done("wrong passphrase: the initramfs says so on the console");
 }

@@ -26,7 +26,9 @@ $ip netns exec ap /bin/sh -c "
     $ip link set $lan up
     $ip link set br0 up
     $ip addr add 10.99.0.3/24 dev br0
-    /usr/lib/labap/hostapd -B -f /run/labap-hostapd.log -P /run/labap-hostapd.pid /usr/lib/labap/hostapd.conf
+    PATH=/usr/lib/labap:\$PATH
+    export PATH
+    @hostapd -B -f /run/labap-hostapd.log -P /run/labap-hostapd.pid /usr/lib/labap/hostapd.conf
     udhcpd /usr/lib/labap/udhcpd.conf
 " || { say "the access point did not start"; exit 1; }
 n=0
