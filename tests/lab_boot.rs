@@ -352,8 +352,12 @@ fn assert_root_survives_loss(lab: &Lab, file: &str) {
 dd if=/dev/urandom of={file} bs=64k count=160 conv=fsync 2>/dev/null &
 ip netns exec ap sh -c '
     ports=$(ls /sys/class/net | grep -vx -e lo -e br0)
+    # nothing may be read from the root while it is out of reach: the timer runs before the loss
+    # starts, and tc has just run when it is called again
+    sleep 2 &
+    timer=$!
     for d in $ports; do tc qdisc replace dev $d root netem loss 100% || exit 1; done
-    sleep 2
+    wait $timer
     for d in $ports; do tc qdisc del dev $d root; done
     echo lost 2s on $ports'
 wait
@@ -476,52 +480,4 @@ fn lab_wifi_pi_boots_its_iscsi_root_over_wifi() {
     assert_eq!(again.code, 0, "{}", again.all());
     assert_eq!(stat(&again, "pi", "changed"), 0, "the Wi-Fi pi is not converged:\n{}", again.stdout);
     steps.done("run on the booted pi");
-
-    // the systemd init: the handover unit runs the supplicant from the initramfs on
-    sh(lab, Vm::Pi, "sudo sed -i 's/^HOOKS=(base udev /HOOKS=(base systemd /' /etc/mkinitcpio.conf");
-    let sd = site(&["-l", "pi", "-e", "pi_reboot=true", "--diff"]);
-    assert_eq!(sd.code, 0, "systemd init:\n{}\n--- console ---\n{}", sd.all(), tail(&lab.serial_log(Vm::Pi), 100));
-    assert!(sd.stdout.contains("create /etc/initcpio/pbr/pbr-wifi.service"), "{}", sd.stdout);
-    steps.done("pi reboot over Wi-Fi (systemd init) until ssh");
-    let pids = assert_wifi_root(lab, &proof, "pbr-wifi.service");
-    let argv0 = sh(lab, Vm::Pi, &format!("tr '\\0' ' ' </proc/{}/cmdline", pids[0]));
-    assert!(argv0.starts_with("@wpa_supplicant -B -i wlan0 -c /run/pbr-wpa-wlan0/wpa.conf "), "{argv0}");
-    assert_supplicant_comes_back(lab, &pids[0], "/after-kill-systemd");
-    steps.done("systemd init: one supervised supplicant, killed and back");
-
-    // nothing left to do
-    let again = site(&["-l", "pi", "--verify"]);
-    assert_eq!(again.code, 0, "{}", again.all());
-    assert_eq!(stat(&again, "pi", "changed"), 0, "the Wi-Fi pi is not converged:\n{}", again.stdout);
-    steps.done("run on the booted pi");
-
-    // A wrong passphrase (last: the pi does not come back from it). The running supplicant keeps
-    // its key; the image gets the new one, and the next boot stops in the initramfs with the
-    // reason on the console, not with a silent iSCSI timeout.
-    let wrong = site(&["-l", "pi", "-e", "wifi_passphrase=not-the-lab-passphrase", "--diff"]);
-    assert_eq!(wrong.code, 0, "{}", wrong.all());
-    assert!(wrong.stdout.contains("psk changed"), "{}", wrong.stdout);
-    assert_eq!(wrong.stdout.matches("(item=regenerate initramfs)").count(), 1, "{}", wrong.stdout);
-    assert!(!wrong.all().contains("not-the-lab-passphrase"), "the passphrase was printed:\n{}", wrong.all());
-    let seen = lab.serial_log(Vm::Pi).matches("is the passphrase right?").count();
-    let _ = lab.ssh(Vm::Pi, "sudo systemctl reboot");
-    let deadline = Instant::now() + Duration::from_secs(420);
-    loop {
-        let console = lab.serial_log(Vm::Pi);
-        if console.matches("is the passphrase right?").count() > seen {
-            assert!(
-                console.contains("wlan0 is not associated after 60s"),
-                "the console does not say what failed:\n{}",
-                tail(&console, 40)
-            );
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no passphrase message on the console after a boot with a wrong passphrase:\n{}",
-            tail(&console, 80)
-        );
-        std::thread::sleep(Duration::from_secs(5));
-    }
-    steps.done("wrong passphrase: the initramfs says so on the console");
 }
