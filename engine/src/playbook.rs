@@ -519,10 +519,15 @@ pub fn canonical(path: &Path) -> PathBuf {
 /// "include cycle: a.yml:3:7 includes b.yml, b.yml:2:7 includes a.yml": each step of a cycle
 /// that starts at `stack[from]` and closes with `span` including `path`.
 pub fn cycle_message(stack: &[(PathBuf, Span)], from: usize, path: &Path, span: Span) -> String {
+    format!("include cycle: {}", cycle_steps(stack, from, path, span))
+}
+
+/// The steps of that cycle: "a.yml:3:7 includes b.yml, b.yml:2:7 includes a.yml".
+fn cycle_steps(stack: &[(PathBuf, Span)], from: usize, path: &Path, span: Span) -> String {
     let mut steps: Vec<String> =
         stack[from + 1..].iter().map(|(p, sp)| format!("{} includes {}", sp.location(), p.display())).collect();
     steps.push(format!("{} includes {}", span.location(), path.display()));
-    format!("include cycle: {}", steps.join(", "))
+    steps.join(", ")
 }
 
 /// The tasks file of role `name` as [`Loader::load_role`] picks it, if the role is found.
@@ -561,18 +566,17 @@ impl Loader<'_> {
                 .with_help("an include must not lead back to a file that is being run"));
         }
         if self.stack.len() > MAX_INCLUDE_DEPTH {
-            let mut e = err(span, format!("imports and includes nested more than {MAX_INCLUDE_DEPTH} deep"));
-            if let Some(i) = self.stack.iter().rposition(|(p, _)| *p == canon) {
-                e = err(
+            return Err(match self.stack.iter().rposition(|(p, _)| *p == canon) {
+                Some(i) => err(
                     span,
                     format!(
                         "includes nested more than {MAX_INCLUDE_DEPTH} deep, in a loop that never ends: {}",
-                        cycle_message(&self.stack, i, path, span).trim_start_matches("include cycle: ")
+                        cycle_steps(&self.stack, i, path, span)
                     ),
                 )
-                .with_help("an include may lead back to its own file only under a `when:` that ends the recursion");
-            }
-            return Err(e);
+                .with_help("an include may lead back to its own file only under a `when:` that ends the recursion"),
+                None => err(span, format!("imports and includes nested more than {MAX_INCLUDE_DEPTH} deep")),
+            });
         }
         self.stack.push((canon, span));
         Ok(())
