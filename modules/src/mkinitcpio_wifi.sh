@@ -38,14 +38,16 @@ while :; do
     [ "$_state" = COMPLETED ] && break
     case "$_state" in 4WAY_HANDSHAKE | GROUP_HANDSHAKE) _keyed=1 ;; esac
     if [ "$_n" -ge @ASSOC@ ]; then
-        [ -n "$_keyed" ] && _state="$_state, handshakes seen"
-        case "$_keyed$_state" in
-        1* | 4WAY_HANDSHAKE | GROUP_HANDSHAKE)
-            _why="the 4-way handshake does not complete: is the passphrase right?" ;;
-        SCANNING | DISCONNECTED | INACTIVE | "")
-            _why="the network is not found or refuses the association: is the SSID in range and right?" ;;
-        *) _why="" ;;
-        esac
+        if [ -n "$_keyed" ]; then
+            _state="$_state, handshakes seen"
+            _why="the 4-way handshake does not complete: is the passphrase right?"
+        else
+            case "$_state" in
+            SCANNING | DISCONNECTED | INACTIVE | "")
+                _why="the network is not found or refuses the association: is the SSID in range and right?" ;;
+            *) _why="" ;;
+            esac
+        fi
         say "$_if is not associated after @ASSOC@s (wpa_state=${_state:-none}): $_why"
         exit 1
     fi
