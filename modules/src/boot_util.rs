@@ -26,6 +26,16 @@ impl FileNow {
 /// Probe one file in one round trip. Directories and other non-files are errors.
 pub async fn probe(host: &Host, path: &str) -> Result<FileNow, ModuleError> {
     let st = util::probe_file(host, path, true, false).await?;
+    file_now(path, st)
+}
+
+/// [`probe`] for many files in one round trip.
+pub async fn probe_many(host: &Host, paths: &[String]) -> Result<Vec<FileNow>, ModuleError> {
+    let states = util::probe_files(host, paths, true, false).await?;
+    paths.iter().zip(states).map(|(p, st)| file_now(p, st)).collect()
+}
+
+fn file_now(path: &str, st: util::FileState) -> Result<FileNow, ModuleError> {
     match &st.stat {
         None => Ok(FileNow { path: path.to_string(), content: None, mode: None }),
         Some(s) if s.kind != "file" => Err(ModuleError::new(format!("{path} exists and is a {}, not a file", s.kind))),

@@ -7,6 +7,7 @@
 //! of the array changes, every other byte is kept.
 
 use crate::boot_util::{self, FileNow, Want};
+use crate::wpa;
 use async_trait::async_trait;
 use pbr_engine::params::bool_lenient;
 use pbr_engine::{Change, Ctx, Doc, Host, Module, ModuleError, Outcome, PathQuery, Plan, sh_quote};
@@ -507,29 +508,23 @@ pub struct WifiParams {
 
 impl WifiParams {
     pub fn config(&self) -> String {
-        self.config.clone().unwrap_or_else(|| format!("/etc/wpa_supplicant/wpa_supplicant-{}.conf", self.interface))
+        self.config.clone().unwrap_or_else(|| wpa::default_config(&self.interface))
     }
     /// The handover unit's name (the `wpa` module's).
     pub fn supplicant_unit(&self) -> String {
-        format!("pbr-wpa-{}.service", self.interface)
+        wpa::handover_unit(&self.interface)
     }
     /// The handover unit, its start script, the unit that copies them into RAM and its script,
     /// on the host (the `wpa` module's `handover`), each with its unit name (none for a script).
     pub fn handover_files(&self) -> [(String, Option<String>); 4] {
-        let kit_unit = format!("pbr-wpa-{}-kit.service", self.interface);
+        let h = wpa::HandoverPaths::new(&self.unit_dir, &self.lib_dir, &self.interface);
         [
-            (boot_util::join(&self.unit_dir, &self.supplicant_unit()), Some(self.supplicant_unit())),
-            (boot_util::join(&self.lib_dir, &format!("wpa-{}.sh", self.interface)), None),
-            (boot_util::join(&self.unit_dir, &kit_unit), Some(kit_unit)),
-            (boot_util::join(&self.lib_dir, &format!("wpa-{}-kit.sh", self.interface)), None),
+            (h.unit, Some(self.supplicant_unit())),
+            (h.script, None),
+            (h.kit_unit, Some(wpa::kit_unit(&self.interface))),
+            (h.kit_script, None),
         ]
     }
-}
-
-/// Where the supplicant started in the initramfs writes its pid: the real root's
-/// `pbr-wpa-IFACE.service` (the `wpa` module's `handover`) adopts that process.
-pub fn wifi_pidfile(iface: &str) -> String {
-    format!("/run/pbr-wpa-{iface}.pid")
 }
 
 /// Which init the image runs, as `HOOKS` says: mkinitcpio's busybox init (`base`/`udev`) or
@@ -833,7 +828,7 @@ pub fn render_wifi_script(w: &WifiParams, name: &str, init: Init) -> String {
         .replace("@NAME@", name)
         .replace("@IFACE@", &sh_quote(&w.interface))
         .replace("@CTRL@", &sh_quote(&w.ctrl_dir))
-        .replace("@PIDFILE@", &sh_quote(&wifi_pidfile(&w.interface)))
+        .replace("@PIDFILE@", &sh_quote(&wpa::pidfile(&w.interface)))
         .replace("@CONF@", &sh_quote(&w.config()))
         .replace("@DRIVER@", &sh_quote(&w.driver))
         .replace("@WAIT@", &w.wait_seconds.to_string())

@@ -140,8 +140,9 @@ pub struct WpaParams {
     /// manual stop (the root would go with it). A new one is started from a copy in RAM
     /// (`/run/pbr-wpa-IFACE`: a shell, `rm`, wpa_supplicant, their libraries, OpenSSL's legacy
     /// provider and this configuration, made at boot by `pbr-wpa-IFACE-kit.service`): while no
-    /// supplicant runs the root is out of reach, and a start that reads it hangs for good. The stock `wpa_supplicant@IFACE.service` is guarded so it never
-    /// starts a second supplicant beside it. Excludes `enable_service`.
+    /// supplicant runs the root is out of reach, and a start that reads it hangs for good. The
+    /// stock `wpa_supplicant@IFACE.service` is guarded so it never starts a second supplicant
+    /// beside it. Excludes `enable_service`.
     #[serde(default, deserialize_with = "bool_lenient")]
     pub handover: bool,
     /// wpa_supplicant's driver (`-D`) for a supplicant the handover unit starts.
@@ -157,14 +158,14 @@ pub struct WpaParams {
 
 impl WpaParams {
     pub fn path(&self) -> String {
-        self.path.clone().unwrap_or_else(|| format!("/etc/wpa_supplicant/wpa_supplicant-{}.conf", self.interface))
+        self.path.clone().unwrap_or_else(|| default_config(&self.interface))
     }
     fn unit(&self) -> String {
         format!("wpa_supplicant@{}.service", self.interface)
     }
     /// The handover unit's name.
     pub fn handover_unit(&self) -> String {
-        format!("pbr-wpa-{}.service", self.interface)
+        handover_unit(&self.interface)
     }
     /// The control socket directory named by `ctrl_interface`.
     fn ctrl_dir(&self) -> String {
@@ -173,21 +174,19 @@ impl WpaParams {
     }
     /// The unit that copies into RAM what the handover unit needs to start a supplicant.
     pub fn kit_unit(&self) -> String {
-        format!("pbr-wpa-{}-kit.service", self.interface)
+        kit_unit(&self.interface)
     }
-    fn kit_script(&self) -> String {
-        boot_util::join(&self.lib_dir, &format!("wpa-{}-kit.sh", self.interface))
+    fn paths(&self) -> HandoverPaths {
+        HandoverPaths::new(&self.unit_dir, &self.lib_dir, &self.interface)
     }
     /// The handover files: (path, content, mode).
     pub fn handover_files(&self) -> Vec<(String, String, u32)> {
-        let unit = self.handover_unit();
-        let script = boot_util::join(&self.lib_dir, &format!("wpa-{}.sh", self.interface));
-        let kit_script = self.kit_script();
+        let h = self.paths();
         vec![
-            (boot_util::join(&self.unit_dir, &unit), render_handover_unit(self), 0o644),
-            (script.clone(), render_handover_script(self), 0o755),
-            (boot_util::join(&self.unit_dir, &self.kit_unit()), render_kit_unit(self, &kit_script), 0o644),
-            (kit_script, render_kit_script(self, &script), 0o755),
+            (h.unit, render_handover_unit(self), 0o644),
+            (h.script.clone(), render_handover_script(self), 0o755),
+            (h.kit_unit, render_kit_unit(self, &h.kit_script), 0o644),
+            (h.kit_script.clone(), render_kit_script(self, &h.script), 0o755),
             (boot_util::join(&self.unit_dir, &format!("{}.d/pbr-guard.conf", self.unit())), render_guard(self), 0o644),
         ]
     }
@@ -195,6 +194,41 @@ impl WpaParams {
     pub fn handover_link(&self) -> (String, String) {
         let unit = self.handover_unit();
         (boot_util::join(&self.unit_dir, &format!("sysinit.target.wants/{unit}")), format!("../{unit}"))
+    }
+}
+
+/// The default configuration of `iface` (also what `mkinitcpio_hook`'s `wifi` step packs).
+pub fn default_config(iface: &str) -> String {
+    format!("/etc/wpa_supplicant/wpa_supplicant-{iface}.conf")
+}
+
+/// The handover unit of `iface`.
+pub fn handover_unit(iface: &str) -> String {
+    format!("pbr-wpa-{iface}.service")
+}
+
+/// The unit that makes the handover unit's copy in RAM.
+pub fn kit_unit(iface: &str) -> String {
+    format!("pbr-wpa-{iface}-kit.service")
+}
+
+/// Where the handover's units and scripts are on the host: written by this module, packed into
+/// a systemd initramfs by `mkinitcpio_hook`'s `wifi` step (one definition for both).
+pub struct HandoverPaths {
+    pub unit: String,
+    pub script: String,
+    pub kit_unit: String,
+    pub kit_script: String,
+}
+
+impl HandoverPaths {
+    pub fn new(unit_dir: &str, lib_dir: &str, iface: &str) -> HandoverPaths {
+        HandoverPaths {
+            unit: boot_util::join(unit_dir, &handover_unit(iface)),
+            script: boot_util::join(lib_dir, &format!("wpa-{iface}.sh")),
+            kit_unit: boot_util::join(unit_dir, &kit_unit(iface)),
+            kit_script: boot_util::join(lib_dir, &format!("wpa-{iface}-kit.sh")),
+        }
     }
 }
 
@@ -467,6 +501,8 @@ pub struct WpaProbe {
     pub handover: Vec<(FileNow, Want)>,
     /// The handover unit's enable link: its target now (None: absent), when handing over.
     pub link: Option<Option<String>>,
+    /// Whether the running system has the handover's copy in RAM (then a change refreshes it).
+    pub kit: bool,
 }
 
 pub struct Wpa;
@@ -563,7 +599,14 @@ impl Module for Wpa {
     }
 
     async fn probe(&self, _ctx: &Ctx<'_>, p: &WpaParams, host: &Host) -> Result<WpaProbe, ModuleError> {
-        let file = boot_util::probe(host, &p.path()).await?;
+        // the configuration and the handover's files in one round trip
+        let files = p.handover_files();
+        let mut paths = vec![p.path()];
+        if p.handover || p.state == WpaState::Absent {
+            paths.extend(files.iter().map(|(f, _, _)| f.clone()));
+        }
+        let mut now = boot_util::probe_many(host, &paths).await?.into_iter();
+        let file = now.next().ok_or_else(|| ModuleError::new(format!("cannot inspect {}", p.path())))?;
         let want = match p.state {
             WpaState::Present => Want::Present { content: render(p).map_err(ModuleError::new)?, mode: 0o600 },
             WpaState::Absent => Want::Absent,
@@ -576,9 +619,9 @@ impl Module for Wpa {
         };
         let mut handover = vec![];
         let mut link = None;
+        let mut kit = false;
         if p.handover || p.state == WpaState::Absent {
-            for (path, content, mode) in p.handover_files() {
-                let now = boot_util::probe(host, &path).await?;
+            for ((_, content, mode), now) in files.into_iter().zip(now) {
                 let want = if p.handover && p.state == WpaState::Present {
                     Want::Present { content, mode }
                 } else {
@@ -587,7 +630,10 @@ impl Module for Wpa {
                 handover.push((now, want));
             }
             let (lpath, _) = p.handover_link();
-            let info = host.inspect(&[PathQuery::new(lpath.clone())]).await?.remove(0);
+            let mut infos =
+                host.inspect(&[PathQuery::new(lpath.clone()), PathQuery::new(kit_dir(&p.interface))]).await?;
+            kit = infos.pop().and_then(|i| i.stat).is_some_and(|st| st.kind == "directory");
+            let info = infos.remove(0);
             link = Some(match info.stat {
                 None => None,
                 Some(st) if st.kind == "link" => Some(st.link_target.unwrap_or_default()),
@@ -596,7 +642,7 @@ impl Module for Wpa {
                 }
             });
         }
-        Ok(WpaProbe { file, want, enabled, handover, link })
+        Ok(WpaProbe { file, want, enabled, handover, link, kit })
     }
 
     fn plan(&self, p: &WpaParams, st: &WpaProbe) -> Result<Plan, ModuleError> {
@@ -633,6 +679,12 @@ impl Module for Wpa {
             ))),
             (Some(Some(_)), false) => plan.push(Change::new(format!("disable {}", p.handover_unit()))),
             _ => {}
+        }
+        if kit_refresh(p, st) {
+            plan.push(Change::new(format!(
+                "refresh the supplicant's copy in RAM, {} (a restart then uses the new files)",
+                kit_dir(&p.interface)
+            )));
         }
         Ok(plan)
     }
@@ -672,18 +724,9 @@ impl Module for Wpa {
             // a running systemd reads the changed units (nothing is started or stopped)
             host.run_ok("[ ! -d /run/systemd/system ] || systemctl daemon-reload").await?;
         }
-        let content_changed = match &st.want {
-            Want::Present { content, .. } => st.file.content.as_deref() != Some(content.as_bytes()),
-            Want::Absent => st.file.exists(),
-        };
-        if p.handover && p.state == WpaState::Present && (content_changed || units_changed) {
-            // the RAM copy that restarts the supplicant takes the new configuration and scripts
-            host.run_ok(format!(
-                "[ ! -d {} ] || /bin/sh {} >/dev/null",
-                sh_quote(&kit_dir(&p.interface)),
-                sh_quote(&p.kit_script())
-            ))
-            .await?;
+        let content_changed = differs(&st.file, &st.want);
+        if kit_refresh(p, st) {
+            host.run_ok(format!("/bin/sh {} >/dev/null", sh_quote(&p.paths().kit_script))).await?;
         }
         let mut out = Outcome::default();
         if p.initramfs && content_changed {
@@ -701,6 +744,23 @@ impl Module for Wpa {
         m.insert("path".into(), Value::String(p.path()));
         m.insert("networks".into(), Value::from(p.networks.iter().map(|n| n.ssid.clone()).collect::<Vec<_>>()));
         m
+    }
+}
+
+/// Whether the running system's copy in RAM (which restarts the supplicant) must take a changed
+/// configuration or changed handover files.
+fn kit_refresh(p: &WpaParams, st: &WpaProbe) -> bool {
+    st.kit
+        && p.handover
+        && p.state == WpaState::Present
+        && (differs(&st.file, &st.want) || st.handover.iter().any(|(now, want)| differs(now, want)))
+}
+
+/// Whether `now`'s content (or presence) is not what `want` asks.
+fn differs(now: &FileNow, want: &Want) -> bool {
+    match want {
+        Want::Present { content, .. } => now.content.as_deref() != Some(content.as_bytes()),
+        Want::Absent => now.exists(),
     }
 }
 

@@ -600,20 +600,21 @@ async fn mkinitcpio_wifi_step_brings_wifi_up_in_order() {
                 "wpa_cli",
                 "n=$(cat \"$POLLS\" 2>/dev/null || echo 0); n=$((n + 1)); echo $n > \"$POLLS\"\n\
                  [ \"$n\" -eq 1 ] && exit 1\n\
-                 if [ -n \"$WRONG\" ]; then [ $((n % 3)) -eq 0 ] && echo wpa_state=4WAY_HANDSHAKE || echo wpa_state=SCANNING; elif [ \"$n\" -lt 4 ]; then echo wpa_state=SCANNING; \
+                 if [ \"$MODE\" = wrong ]; then [ $((n % 3)) -eq 0 ] && echo wpa_state=4WAY_HANDSHAKE || echo wpa_state=SCANNING; \
+                 elif [ \"$MODE\" = absent ]; then echo wpa_state=SCANNING; elif [ \"$n\" -lt 4 ]; then echo wpa_state=SCANNING; \
                  else echo wpa_state=COMPLETED; fi",
             ),
         ],
     );
-    let go = |wrong: bool| {
-        let log = root.join(if wrong { "wrong.log" } else { "tools.log" });
+    let go = |mode: &str| {
+        let log = root.join(format!("{mode}.log"));
         let _ = std::fs::remove_file(&counter);
         let out = Command::new("sh")
             .arg(&script)
             .env("PATH", format!("{}:/usr/bin:/bin", s(&bin)))
             .env("LOG", &log)
             .env("POLLS", &counter)
-            .env("WRONG", if wrong { "1" } else { "" })
+            .env("MODE", mode)
             .output()
             .unwrap();
         let calls: Vec<String> = std::fs::read_to_string(&log)
@@ -624,7 +625,7 @@ async fn mkinitcpio_wifi_step_brings_wifi_up_in_order() {
             .collect();
         (out, calls)
     };
-    let (out, calls) = go(false);
+    let (out, calls) = go("ok");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     // the order the issue asks for: up, power save off, supplicant, (associated), MTU, address
@@ -647,7 +648,7 @@ async fn mkinitcpio_wifi_step_brings_wifi_up_in_order() {
 
     // a wrong passphrase: a clear console message, and the script fails (the root is out of reach).
     // Like the real supplicant, the stand-in goes back to scanning between failed handshakes.
-    let (out, calls) = go(true);
+    let (out, calls) = go("wrong");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
@@ -656,6 +657,11 @@ async fn mkinitcpio_wifi_step_brings_wifi_up_in_order() {
         "{err}"
     );
     assert!(!calls.iter().any(|c| c.contains("mtu") || c.starts_with("udhcpc")), "{calls:?}");
+    // no access point of that name: scanning only, never a handshake, and the message says so
+    let (out, _) = go("absent");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("lo is not associated after 3s (wpa_state=SCANNING): the network is not found"), "{err}");
 
     // the regeneration ran: the second run changes nothing; a systemd init is refused with the
     // config's line
@@ -842,7 +848,12 @@ async fn wpa_handover_unit_adopts_or_starts_one_supplicant() {
     let mut p2 = p.clone();
     p2["networks"][0]["psk"] = json!("another horse battery");
     let before = read(&kit.join("wpa.conf"));
-    let (_, changed) = converge(root, &[], "wpa", p2).await;
+    let (check, changed) = converge(root, &[], "wpa", p2).await;
+    assert!(
+        check.changes.iter().any(|c| c.summary.contains(&format!("refresh the supplicant's copy in RAM, {kitd}"))),
+        "{:?}",
+        check.changes
+    );
     assert!(changed.changed);
     assert_ne!(read(&kit.join("wpa.conf")), before, "the kit kept the old configuration");
     assert_eq!(read(&kit.join("wpa.conf")), read(&conf));
