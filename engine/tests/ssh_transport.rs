@@ -436,7 +436,9 @@ async fn a_restarted_server_is_reached_again_and_no_command_runs_twice() {
         let e = shared.join(format!("exec-{mode:?}"));
         let running = {
             let (c, e) = (c.clone(), e.clone());
-            tokio::spawn(async move { c.exec(&Cmd::new(format!("echo x >> {}; sleep 1", e.display())), None).await })
+            // long enough that a restart on a loaded machine still cuts it (with `sleep 1` a slow
+            // restart let it finish, and the test failed under the whole suite)
+            tokio::spawn(async move { c.exec(&Cmd::new(format!("echo x >> {}; sleep 10", e.display())), None).await })
         };
         wait_for(&e).await;
         s.restart().unwrap();
