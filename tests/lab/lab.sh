@@ -181,6 +181,9 @@ wait_ssh() { # DIR VM DEADLINE
     if grep -qa "Kernel panic\|Unable to find root device\|dropped into an emergency shell\|You are in emergency mode" "$dir/$vm/serial.log" 2>/dev/null; then
       fail="the boot failed"
     fi
+    if grep -qa "$STALL" "$dir/$vm/serial.log" 2>/dev/null; then
+      fail="the guest's timer stalled (seen under TCG now and then; a new boot does not)"
+    fi
     [ "$(date +%s)" -lt "$deadline" ] || fail="no ssh on port $port in time"
     if [ -n "$fail" ]; then
       log "$vm: $fail; serial log tail:"
@@ -191,7 +194,26 @@ wait_ssh() { # DIR VM DEADLINE
   done
 }
 
+# An RCU stall of a guest's timer early in its first boot: under TCG it now and then never ends
+# (the VM then never answers). A fresh boot does not repeat it, so `up` boots the lab once more.
+STALL="rcu_preempt kthread timer wakeup didn't happen"
+
 cmd_up() {
+  local dir="$1" owner="${2:-}" vm
+  cmd_up_once "$dir" "$owner" && return 0
+  for vm in "${VMS[@]}"; do
+    grep -qa "$STALL" "$dir/$vm/serial.log" 2>/dev/null && break
+    vm=""
+  done
+  [ -n "$vm" ] || die "the lab did not come up"
+  log "$vm: its timer stalled at boot; booting the lab once more"
+  for vm in "${VMS[@]}"; do
+    [ ! -e "$dir/$vm/serial.log" ] || mv "$dir/$vm/serial.log" "$dir/$vm/serial.stalled.log"
+  done
+  cmd_up_once "$dir" "$owner" || die "the lab did not come up"
+}
+
+cmd_up_once() {
   local dir="$1" owner="${2:-}" img t0 t1 t2 vm mgroup mport
   mkdir -p "$dir"
   dir="$(cd "$dir" && pwd)"
@@ -247,7 +269,7 @@ cmd_up() {
   for vm in "${VMS[@]}"; do wait_ssh "$dir" "$vm" "$deadline" & pids+=($!); done
   for p in "${pids[@]}"; do wait "$p" || ok=1; done
   t2=$(date +%s)
-  if [ "$ok" != 0 ]; then cmd_down "$dir"; die "the lab did not come up"; fi
+  if [ "$ok" != 0 ]; then cmd_down "$dir"; return 1; fi
   echo "LAB_BUILD_S=$((t1 - t0))" >>"$dir/lab.env"
   echo "LAB_BOOT_S=$((t2 - t1))" >>"$dir/lab.env"
   log "up: image $((t1 - t0)) s, boot $((t2 - t1)) s (accel ${PBR_LAB_ACCEL:-tcg}); ssh -F $dir/ssh_config storage|pi"
