@@ -142,7 +142,12 @@ pub struct WpaParams {
     /// provider and this configuration, made at boot by `pbr-wpa-IFACE-kit.service`): while no
     /// supplicant runs the root is out of reach, and a start that reads it hangs for good. The
     /// stock `wpa_supplicant@IFACE.service` is guarded so it never starts a second supplicant
-    /// beside it. Excludes `enable_service`.
+    /// beside it. `pbr-wpa-IFACE-attach.service` gives a supplicant started in the initramfs what
+    /// its root, emptied at the switch, lacks: `/dev/urandom` (the nonce of its next handshake)
+    /// and a directory for wpa_cli's replies. A changed key reaches the running supplicant
+    /// through wpa_cli as a second network beside the one in use (the link stays; it rejoins
+    /// with the new key once the access point uses it), the RAM copy and, with `initramfs`, the
+    /// image. Excludes `enable_service`.
     #[serde(default, deserialize_with = "bool_lenient")]
     pub handover: bool,
     /// wpa_supplicant's driver (`-D`) for a supplicant the handover unit starts.
@@ -187,13 +192,32 @@ impl WpaParams {
             (h.script.clone(), render_handover_script(self), 0o755),
             (h.kit_unit, render_kit_unit(self, &h.kit_script), 0o644),
             (h.kit_script.clone(), render_kit_script(self, &h.script), 0o755),
+            (h.attach_unit, render_attach_unit(self, &h.attach_script), 0o644),
+            (h.attach_script, render_attach_script(self), 0o755),
             (boot_util::join(&self.unit_dir, &format!("{}.d/pbr-guard.conf", self.unit())), render_guard(self), 0o644),
         ]
     }
-    /// The `enable` link of the handover unit.
-    pub fn handover_link(&self) -> (String, String) {
-        let unit = self.handover_unit();
-        (boot_util::join(&self.unit_dir, &format!("sysinit.target.wants/{unit}")), format!("../{unit}"))
+    /// The `enable` links of the handover unit and of its attach unit: (unit, link, target).
+    pub fn handover_links(&self) -> Vec<(String, String, String)> {
+        [self.handover_unit(), attach_unit(&self.interface)]
+            .into_iter()
+            .map(|unit| {
+                let link = boot_util::join(&self.unit_dir, &format!("sysinit.target.wants/{unit}"));
+                let target = format!("../{unit}");
+                (unit, link, target)
+            })
+            .collect()
+    }
+    /// `wpa_cli` for the handover's supplicant (`-s`: see [`cli_dir`]; without it, a supplicant
+    /// from an older handover answers into its own root).
+    fn wpa_cli(&self) -> String {
+        let cli = cli_dir(&self.interface);
+        format!(
+            "wpa_cli $([ -d {c} ] && echo -s {c}) -p {} -i {}",
+            sh_quote(&self.ctrl_dir()),
+            sh_quote(&self.interface),
+            c = sh_quote(&cli),
+        )
     }
 }
 
@@ -212,6 +236,19 @@ pub fn kit_unit(iface: &str) -> String {
     format!("pbr-wpa-{iface}-kit.service")
 }
 
+/// The real root's unit that gives a supplicant started in the initramfs what its emptied root
+/// lacks (random devices, a directory for wpa_cli's replies).
+pub fn attach_unit(iface: &str) -> String {
+    format!("pbr-wpa-{iface}-attach.service")
+}
+
+/// The directory of wpa_cli's reply sockets for the handover's supplicant: the same path in the
+/// real root and (bound there by the attach unit) in an initramfs supplicant's root, whose
+/// replies would otherwise go to a `/tmp` that no longer exists.
+pub fn cli_dir(iface: &str) -> String {
+    format!("/run/pbr-wpa-{iface}-cli")
+}
+
 /// Where the handover's units and scripts are on the host: written by this module, packed into
 /// a systemd initramfs by `mkinitcpio_hook`'s `wifi` step (one definition for both).
 pub struct HandoverPaths {
@@ -219,6 +256,8 @@ pub struct HandoverPaths {
     pub script: String,
     pub kit_unit: String,
     pub kit_script: String,
+    pub attach_unit: String,
+    pub attach_script: String,
 }
 
 impl HandoverPaths {
@@ -228,6 +267,8 @@ impl HandoverPaths {
             script: boot_util::join(lib_dir, &format!("wpa-{iface}.sh")),
             kit_unit: boot_util::join(unit_dir, &kit_unit(iface)),
             kit_script: boot_util::join(lib_dir, &format!("wpa-{iface}-kit.sh")),
+            attach_unit: boot_util::join(unit_dir, &attach_unit(iface)),
+            attach_script: boot_util::join(lib_dir, &format!("wpa-{iface}-attach.sh")),
         }
     }
 }
@@ -350,6 +391,65 @@ pub fn render_kit_script(p: &WpaParams, start: &str) -> String {
     )
 }
 
+/// `pbr-wpa-IFACE-attach.service`: in the real root only, after the handover unit.
+pub fn render_attach_unit(p: &WpaParams, script: &str) -> String {
+    format!(
+        "# Managed by pbr (wpa module, handover): a supplicant started in the initramfs, in the real root.\n\
+         [Unit]\n\
+         Description=pbr: what the initramfs's supplicant on {i} lacks in its emptied root\n\
+         DefaultDependencies=no\n\
+         After={h}\n\
+         ConditionPathExists=!/etc/initrd-release\n\
+         \n\
+         [Service]\n\
+         Type=oneshot\n\
+         RemainAfterExit=yes\n\
+         ExecStart=/bin/sh {script}\n\
+         \n\
+         [Install]\n\
+         WantedBy=sysinit.target\n",
+        h = p.handover_unit(),
+        i = p.interface,
+    )
+}
+
+/// The attach script. A supplicant started in the initramfs (by the busybox hook, or by the
+/// handover unit under the systemd init) keeps the initramfs's root, which the switch to the real
+/// root emptied: no `/dev/urandom` (without it no nonce for its next handshake, after any drop),
+/// no `/tmp` (where it sends wpa_cli's replies). This gives it the random devices and binds
+/// [`cli_dir`] at the same path in its root. Run once per boot, while the root is reachable.
+pub fn render_attach_script(p: &WpaParams) -> String {
+    format!(
+        "#!/bin/sh\n\
+         # Managed by pbr (wpa module, handover): ExecStart of {au}.\n\
+         pidf={pidf}\n\
+         cli={cli}\n\
+         mkdir -p \"$cli\"\n\
+         : >\"$cli/.pbr\"\n\
+         pid=\n\
+         [ -s \"$pidf\" ] && read -r pid <\"$pidf\"\n\
+         if [ -z \"$pid\" ] || ! kill -0 \"$pid\" 2>/dev/null; then\n\
+         \x20   echo \"no supplicant runs on {iface}\"\n\
+         \x20   exit 0\n\
+         fi\n\
+         r=/proc/$pid/root\n\
+         if [ \"$(stat -L -c %d:%i \"$r/\")\" = \"$(stat -L -c %d:%i /)\" ]; then\n\
+         \x20   echo \"the supplicant on {iface} (pid $pid) runs in this root\"\n\
+         \x20   exit 0\n\
+         fi\n\
+         [ -e \"$r/dev/urandom\" ] || {{ mkdir -p \"$r/dev\" && mknod -m 666 \"$r/dev/urandom\" c 1 9 && mknod -m 666 \"$r/dev/random\" c 1 8; }} ||\n\
+         \x20   echo \"no random devices in the root of pid $pid: its next handshake may fail\"\n\
+         # -c: mount would resolve /proc/PID/root to this root and bind the directory onto itself\n\
+         [ -e \"$r$cli/.pbr\" ] || {{ mkdir -p \"$r$cli\" && mount -c --bind \"$cli\" \"$r$cli\"; }} ||\n\
+         \x20   echo \"no reply directory in the root of pid $pid: wpa_cli gets no answer from it\"\n\
+         echo \"the supplicant on {iface} (pid $pid, started in the initramfs) has random devices and a reply directory\"\n",
+        au = attach_unit(&p.interface),
+        pidf = sh_quote(&pidfile(&p.interface)),
+        cli = sh_quote(&cli_dir(&p.interface)),
+        iface = p.interface,
+    )
+}
+
 /// The handover unit's start script, run from the RAM copy: adopt the initramfs's supplicant,
 /// or start one from the copy. Past the adoption (at boot, when the root is there) it uses only
 /// shell builtins and the copy's programs.
@@ -368,11 +468,7 @@ pub fn render_handover_script(p: &WpaParams) -> String {
          case \"$comm\" in\n\
          *wpa_supplicant*)\n\
          \x20   echo \"adopting the wpa_supplicant already running on {iface} (pid $pid)\"\n\
-         \x20   # its root is the initramfs's, emptied at the switch to this one: without the random\n\
-         \x20   # devices it could not make the nonce of its next handshake (after any drop)\n\
-         \x20   r=/proc/$pid/root/dev\n\
-         \x20   [ -e \"$r/urandom\" ] || {{ mkdir -p \"$r\" && mknod -m 666 \"$r/urandom\" c 1 9 && mknod -m 666 \"$r/random\" c 1 8; }} ||\n\
-         \x20       echo \"no random devices in the root of pid $pid: its next handshake may fail\"\n\
+         \x20   # (its emptied initramfs root gets what it lacks from {au})\n\
          \x20   # into this unit's control group, so that its end is seen like a child's\n\
          \x20   LD_LIBRARY_PATH= busctl call org.freedesktop.systemd1 /org/freedesktop/systemd1 \\\n\
          \x20       org.freedesktop.systemd1.Manager AttachProcessesToUnit ssau {unit} '' 1 \"$pid\" >/dev/null ||\n\
@@ -387,6 +483,7 @@ pub fn render_handover_script(p: &WpaParams) -> String {
          exec @wpa_supplicant -B -i {i} -c \"$kit/wpa.conf\" -D {driver} -P \"$pidf\"\n",
         unit = p.handover_unit(),
         ku = p.kit_unit(),
+        au = attach_unit(&p.interface),
         kitd = kit_dir(&p.interface),
         iface = p.interface,
         i = sh_quote(&p.interface),
@@ -454,12 +551,14 @@ pub fn render(p: &WpaParams) -> Result<String, String> {
             s.push_str("\tscan_ssid=1\n");
         }
         s.push_str(&format!("\tkey_mgmt={}\n", n.key_mgmt));
-        if let Some(psk) = &n.psk {
-            s.push_str(&format!("\tpsk={}\n", derive_psk(&n.ssid, &psk.0)?));
+        let psk = n.psk.as_ref().map(|k| derive_psk(&n.ssid, &k.0)).transpose()?;
+        if let Some(psk) = &psk {
+            s.push_str(&format!("\tpsk={psk}\n"));
         }
         if let Some(pr) = n.priority {
             s.push_str(&format!("\tpriority={pr}\n"));
         }
+        s.push_str(&format!("\tid_str=\"{}\"\n", network_tag(n, psk.as_deref())));
         s.push_str("}\n");
     }
     Ok(s)
@@ -476,7 +575,8 @@ pub fn redact(text: &str) -> String {
             .split_once('=')
             .map(|(k, _)| {
                 let k = k.trim().trim_start_matches('#');
-                matches!(k, "psk" | "sae_password" | "password" | "passphrase" | "private_key_passwd")
+                // id_str: pbr's tag of a network, which changes with its key
+                matches!(k, "psk" | "sae_password" | "password" | "passphrase" | "private_key_passwd" | "id_str")
                     || k.starts_with("wep_key")
             })
             .unwrap_or(false);
@@ -499,10 +599,31 @@ pub struct WpaProbe {
     pub enabled: Option<String>,
     /// The handover's units, scripts and guard: as they are, and as they should be.
     pub handover: Vec<(FileNow, Want)>,
-    /// The handover unit's enable link: its target now (None: absent), when handing over.
-    pub link: Option<Option<String>>,
+    /// The enable links of the handover unit and its attach unit, when handing over.
+    pub links: Vec<LinkNow>,
     /// Whether the running system has the handover's copy in RAM (then a change refreshes it).
     pub kit: bool,
+    /// The handover's running supplicant, when one runs.
+    pub running: Option<Running>,
+}
+
+/// An enable link: where it is, what it should point to, what it points to now (None: absent).
+#[derive(Debug, Clone)]
+pub struct LinkNow {
+    pub unit: String,
+    pub path: String,
+    pub target: String,
+    pub now: Option<String>,
+}
+
+/// The supplicant the handover unit runs (or adopted), as `wpa_cli` sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Running {
+    /// It answers: the `id_str` tags of the networks it knows (see [`network_tag`]).
+    Knows { pid: String, tags: Vec<String> },
+    /// It runs but does not answer wpa_cli (adopted by an older handover without the reply
+    /// directory): it takes a new key only at its next restart, from the refreshed copy.
+    Mute { pid: String },
 }
 
 pub struct Wpa;
@@ -618,8 +739,9 @@ impl Module for Wpa {
             None
         };
         let mut handover = vec![];
-        let mut link = None;
+        let mut links = vec![];
         let mut kit = false;
+        let mut running = None;
         if p.handover || p.state == WpaState::Absent {
             for ((_, content, mode), now) in files.into_iter().zip(now) {
                 let want = if p.handover && p.state == WpaState::Present {
@@ -629,20 +751,26 @@ impl Module for Wpa {
                 };
                 handover.push((now, want));
             }
-            let (lpath, _) = p.handover_link();
-            let mut infos =
-                host.inspect(&[PathQuery::new(lpath.clone()), PathQuery::new(kit_dir(&p.interface))]).await?;
+            let wanted = p.handover_links();
+            let mut q: Vec<PathQuery> = wanted.iter().map(|(_, l, _)| PathQuery::new(l.clone())).collect();
+            q.push(PathQuery::new(kit_dir(&p.interface)));
+            let mut infos = host.inspect(&q).await?;
             kit = infos.pop().and_then(|i| i.stat).is_some_and(|st| st.kind == "directory");
-            let info = infos.remove(0);
-            link = Some(match info.stat {
-                None => None,
-                Some(st) if st.kind == "link" => Some(st.link_target.unwrap_or_default()),
-                Some(st) => {
-                    return Err(ModuleError::new(format!("{lpath} is a {}, not the unit's enable link", st.kind)));
-                }
-            });
+            for ((unit, lpath, target), info) in wanted.into_iter().zip(infos) {
+                let now = match info.stat {
+                    None => None,
+                    Some(st) if st.kind == "link" => Some(st.link_target.unwrap_or_default()),
+                    Some(st) => {
+                        return Err(ModuleError::new(format!("{lpath} is a {}, not {unit}'s enable link", st.kind)));
+                    }
+                };
+                links.push(LinkNow { unit, path: lpath, target, now });
+            }
+            if p.handover && p.state == WpaState::Present {
+                running = probe_running(p, host).await?;
+            }
         }
-        Ok(WpaProbe { file, want, enabled, handover, link, kit })
+        Ok(WpaProbe { file, want, enabled, handover, links, kit, running })
     }
 
     fn plan(&self, p: &WpaParams, st: &WpaProbe) -> Result<Plan, ModuleError> {
@@ -670,15 +798,25 @@ impl Module for Wpa {
                 plan.push(c);
             }
         }
-        let (_, target) = p.handover_link();
-        match (&st.link, p.handover && p.state == WpaState::Present) {
-            (Some(Some(t)), true) if *t == target => {}
-            (Some(_), true) => plan.push(Change::new(format!(
-                "enable {} at boot (it adopts the initramfs's supplicant; not started now)",
-                p.handover_unit()
-            ))),
-            (Some(Some(_)), false) => plan.push(Change::new(format!("disable {}", p.handover_unit()))),
-            _ => {}
+        let wanted = p.handover && p.state == WpaState::Present;
+        for l in &st.links {
+            match (&l.now, wanted) {
+                (Some(t), true) if *t == l.target => {}
+                (_, true) if l.unit == p.handover_unit() => plan.push(Change::new(format!(
+                    "enable {} at boot (it adopts the initramfs's supplicant; not started now)",
+                    l.unit
+                ))),
+                (_, true) => plan.push(Change::new(format!("enable {} at boot (not started now)", l.unit))),
+                (Some(_), false) => plan.push(Change::new(format!("disable {}", l.unit))),
+                (None, false) => {}
+            }
+        }
+        for (n, _) in to_learn(p, st)? {
+            plan.push(Change::new(format!(
+                "the running supplicant on {} learns network {:?} with its new key, beside the one it \
+                 uses: the link stays up, and it rejoins with the new key once the access point uses it",
+                p.interface, n.ssid
+            )));
         }
         if kit_refresh(p, st) {
             plan.push(Change::new(format!(
@@ -705,20 +843,22 @@ impl Module for Wpa {
         for (now, want) in &st.handover {
             units_changed |= boot_util::apply_file(host, now, want).await?;
         }
-        let (lpath, target) = p.handover_link();
-        let q = sh_quote(&lpath);
-        match (&st.link, p.handover && p.state == WpaState::Present) {
-            (Some(Some(t)), true) if *t == target => {}
-            (Some(_), true) => {
-                let dir = sh_quote(boot_util::parent(&lpath).unwrap_or("/"));
-                host.run_ok(format!("mkdir -p -- {dir} && ln -sfn -- {} {q}", sh_quote(&target))).await?;
-                units_changed = true;
+        let wanted = p.handover && p.state == WpaState::Present;
+        for l in &st.links {
+            let q = sh_quote(&l.path);
+            match (&l.now, wanted) {
+                (Some(t), true) if *t == l.target => {}
+                (_, true) => {
+                    let dir = sh_quote(boot_util::parent(&l.path).unwrap_or("/"));
+                    host.run_ok(format!("mkdir -p -- {dir} && ln -sfn -- {} {q}", sh_quote(&l.target))).await?;
+                    units_changed = true;
+                }
+                (Some(_), false) => {
+                    host.run_ok(format!("rm -f -- {q}")).await?;
+                    units_changed = true;
+                }
+                (None, false) => {}
             }
-            (Some(Some(_)), false) => {
-                host.run_ok(format!("rm -f -- {q}")).await?;
-                units_changed = true;
-            }
-            _ => {}
         }
         if units_changed && p.unit_dir == default_unit_dir() {
             // a running systemd reads the changed units (nothing is started or stopped)
@@ -727,6 +867,9 @@ impl Module for Wpa {
         let content_changed = differs(&st.file, &st.want);
         if kit_refresh(p, st) {
             host.run_ok(format!("/bin/sh {} >/dev/null", sh_quote(&p.paths().kit_script))).await?;
+        }
+        for (n, tag) in to_learn(p, st)? {
+            learn(p, host, n, &tag).await?;
         }
         let mut out = Outcome::default();
         if p.initramfs && content_changed {
@@ -754,6 +897,113 @@ fn kit_refresh(p: &WpaParams, st: &WpaProbe) -> bool {
         && p.handover
         && p.state == WpaState::Present
         && (differs(&st.file, &st.want) || st.handover.iter().any(|(now, want)| differs(now, want)))
+}
+
+/// The tag that names a network's settings (SSID, key, key management...) in the configuration
+/// (`id_str`) and, through wpa_cli, in the running supplicant: a key it does not know shows as a
+/// tag it lacks. A short hash; the file and the supplicant hold the key itself anyway.
+pub fn network_tag(n: &WpaNetwork, psk: Option<&str>) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for part in [n.ssid.as_str(), n.key_mgmt.as_str(), psk.unwrap_or(""), if n.scan_ssid { "1" } else { "0" }] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    h.update(n.priority.map(|p| p.to_string()).unwrap_or_default().as_bytes());
+    format!("pbr-{}", &hex::encode(h.finalize())[..12])
+}
+
+/// The networks the running supplicant does not know yet, with their tags.
+fn to_learn<'a>(p: &'a WpaParams, st: &WpaProbe) -> Result<Vec<(&'a WpaNetwork, String)>, ModuleError> {
+    let Some(Running::Knows { tags, .. }) = &st.running else { return Ok(vec![]) };
+    let mut v = vec![];
+    for n in &p.networks {
+        let psk = n.psk.as_ref().map(|k| derive_psk(&n.ssid, &k.0)).transpose().map_err(ModuleError::new)?;
+        let tag = network_tag(n, psk.as_deref());
+        if !tags.contains(&tag) {
+            v.push((n, tag));
+        }
+    }
+    Ok(v)
+}
+
+/// What the handover's supplicant runs and knows: one round trip, read only.
+async fn probe_running(p: &WpaParams, host: &Host) -> Result<Option<Running>, ModuleError> {
+    let script = format!(
+        "pid=\n\
+         [ -s {pidf} ] && read -r pid <{pidf}\n\
+         {{ [ -n \"$pid\" ] && kill -0 \"$pid\" 2>/dev/null; }} || exit 0\n\
+         echo \"pid $pid\"\n\
+         w() {{ if command -v timeout >/dev/null; then timeout 5 {cli} \"$@\"; else {cli} \"$@\"; fi; }}\n\
+         ids=$(w list_networks 2>/dev/null) || {{ echo mute; exit 0; }}\n\
+         case $ids in *'network id'*) ;; *) echo mute; exit 0 ;; esac\n\
+         for id in $(printf '%s\\n' \"$ids\" | awk -F'\\t' 'NR > 1 && $1 ~ /^[0-9]+$/ {{ print $1 }}'); do\n\
+         \x20   echo \"tag $(w get_network \"$id\" id_str 2>/dev/null | tr -d '\"')\"\n\
+         done\n",
+        pidf = sh_quote(&pidfile(&p.interface)),
+        cli = p.wpa_cli(),
+    );
+    let out = host.query_sh(script).await?;
+    Ok(parse_running(&out.stdout_str()))
+}
+
+/// The probe script's output: `pid N`, then `mute` or one `tag T` per network.
+fn parse_running(out: &str) -> Option<Running> {
+    let mut pid = None;
+    let mut tags = vec![];
+    for line in out.lines() {
+        match line.split_once(' ').unwrap_or((line, "")) {
+            ("pid", v) => pid = Some(v.trim().to_string()),
+            ("mute", _) => return pid.map(|pid| Running::Mute { pid }),
+            ("tag", v) if v.trim().starts_with("pbr-") => tags.push(v.trim().to_string()),
+            _ => {}
+        }
+    }
+    pid.map(|pid| Running::Knows { pid, tags })
+}
+
+/// The running supplicant learns `n` as a network of its own: added, set (the key goes on
+/// wpa_cli's standard input, never its command line), then enabled. Adding and enabling a network
+/// does not disturb the association in use; on any failure the half-made network is removed.
+async fn learn(p: &WpaParams, host: &Host, n: &WpaNetwork, tag: &str) -> Result<(), ModuleError> {
+    let mut input = format!("set_network @ID@ ssid {}\n", ssid_value(&n.ssid));
+    input.push_str(&format!("set_network @ID@ key_mgmt {}\n", n.key_mgmt));
+    if let Some(k) = &n.psk {
+        input.push_str(&format!("set_network @ID@ psk {}\n", derive_psk(&n.ssid, &k.0).map_err(ModuleError::new)?));
+    }
+    if n.scan_ssid {
+        input.push_str("set_network @ID@ scan_ssid 1\n");
+    }
+    if let Some(pr) = n.priority {
+        input.push_str(&format!("set_network @ID@ priority {pr}\n"));
+    }
+    input.push_str(&format!("set_network @ID@ id_str \"{tag}\"\n"));
+    let script = format!(
+        "w() {{ {cli} \"$@\"; }}\n\
+         ID=$(w add_network) || {{ echo \"wpa_cli add_network: $ID\" >&2; exit 1; }}\n\
+         case $ID in ''|*[!0-9]*) echo \"wpa_cli add_network answered: $ID\" >&2; exit 1 ;; esac\n\
+         # interactive mode reads the settings from standard input; no history file (HOME unset)\n\
+         out=$(sed \"s/@ID@/$ID/\" | (unset HOME; w) 2>&1)\n\
+         n=$(printf '%s\\n' \"$out\" | grep -c '^OK')\n\
+         if [ \"$n\" -ne {want} ] || [ \"$(w enable_network \"$ID\")\" != OK ]; then\n\
+         \x20   w remove_network \"$ID\" >/dev/null\n\
+         \x20   echo \"wpa_cli did not take network {ssid} ($n of {want} settings answered OK)\" >&2\n\
+         \x20   exit 1\n\
+         fi\n",
+        cli = p.wpa_cli(),
+        want = input.lines().count(),
+        ssid = sh_quote(&n.ssid),
+    );
+    let out = host.run(pbr_engine::Cmd::new(script).stdin(input.into_bytes())).await?;
+    if out.rc != 0 {
+        return Err(ModuleError::new(format!(
+            "the running supplicant on {} did not learn network {:?}: {}",
+            p.interface,
+            n.ssid,
+            out.stderr_str().trim()
+        )));
+    }
+    Ok(())
 }
 
 /// Whether `now`'s content (or presence) is not what `want` asks.
