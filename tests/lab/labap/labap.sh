@@ -8,11 +8,18 @@ say() { echo "lab: $*" >&2; }
 modprobe mac80211_hwsim radios=2 || { say "mac80211_hwsim did not load"; exit 1; }
 n=0
 while [ ! -e /sys/class/net/wlan1 ] && [ "$n" -lt 20 ]; do sleep 1; n=$((n + 1)); done
+# the LAN NIC (under the systemd init, udev may still be loading its driver)
 lan=""
-for d in /sys/class/net/*; do
-    [ "$(cat "$d/address")" = 52:54:00:99:00:02 ] && lan="${d##*/}"
+n=0
+while :; do
+    for d in /sys/class/net/*; do
+        [ "$(cat "$d/address")" = 52:54:00:99:00:02 ] && lan="${d##*/}"
+    done
+    [ -n "$lan" ] && break
+    [ "$n" -ge 20 ] && { say "no LAN NIC (52:54:00:99:00:02) after 20s"; exit 1; }
+    sleep 1
+    n=$((n + 1))
 done
-[ -n "$lan" ] || { say "no LAN NIC (52:54:00:99:00:02)"; exit 1; }
 $ip netns add ap
 $iw phy "$(cat /sys/class/net/wlan1/phy80211/name)" set netns name ap
 $ip link set "$lan" netns ap
