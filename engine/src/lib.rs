@@ -28,6 +28,6 @@ pub use host::{
     Become, BecomeMethod, Cmd, Connection, FileAttrs, FileStat, Host, HostError, Output, PathInfo, PathQuery, Secret,
     sh_quote,
 };
-pub use module::{Change, Ctx, Deferred, Diff, Doc, Module, ModuleError, Outcome, Plan, Registry};
+pub use module::{Change, ChangeKind, Ctx, Deferred, Diff, Doc, Module, ModuleError, Outcome, Plan, Registry};
 pub use source::Span;
 pub use yaml::{Node, NodeKind};

@@ -47,17 +47,61 @@ impl Diff {
     }
 }
 
+/// What a change does to its object: shown before its words (`+ create /etc/x`), and as `kind`
+/// in `--output json`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub enum ChangeKind {
+    /// Something that did not exist is made (a file, a user, an LV, a link, a package).
+    #[serde(rename = "+")]
+    Create,
+    /// Something that exists changes (content, attributes, state).
+    #[default]
+    #[serde(rename = "~")]
+    Update,
+    /// Something that exists goes away.
+    #[serde(rename = "-")]
+    Remove,
+    /// A command that runs whenever the task runs (no state says it is done).
+    #[serde(rename = "!")]
+    Run,
+}
+
+impl ChangeKind {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            ChangeKind::Create => "+",
+            ChangeKind::Update => "~",
+            ChangeKind::Remove => "-",
+            ChangeKind::Run => "!",
+        }
+    }
+}
+
 /// One change a module would make, said in words ("LV pi3 gains an SSD cache").
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Change {
+    pub kind: ChangeKind,
     pub summary: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diff: Option<Diff>,
 }
 
 impl Change {
+    /// An update (`~`) of something that exists.
     pub fn new(summary: impl Into<String>) -> Change {
-        Change { summary: summary.into(), diff: None }
+        Change { kind: ChangeKind::Update, summary: summary.into(), diff: None }
+    }
+    /// Something made (`+`).
+    pub fn create(summary: impl Into<String>) -> Change {
+        Change { kind: ChangeKind::Create, ..Change::new(summary) }
+    }
+    /// Something removed (`-`).
+    pub fn remove(summary: impl Into<String>) -> Change {
+        Change { kind: ChangeKind::Remove, ..Change::new(summary) }
+    }
+    /// A command run whenever the task runs (`!`).
+    pub fn run(summary: impl Into<String>) -> Change {
+        Change { kind: ChangeKind::Run, ..Change::new(summary) }
     }
     pub fn with_diff(mut self, diff: Diff) -> Change {
         self.diff = Some(diff);

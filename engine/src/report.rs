@@ -1,6 +1,6 @@
 //! Reporting: Ansible-like human output, or one JSON object per line.
 
-use crate::module::{Change, Diff};
+use crate::module::{Change, ChangeKind, Diff};
 use serde_json::{Value, json};
 use std::io::Write;
 use std::sync::Mutex;
@@ -64,7 +64,6 @@ pub struct Reporter {
 struct Progress {
     bar: indicatif::ProgressBar,
     pending: Vec<String>,
-    started: std::time::Instant,
 }
 
 fn stars(title: &str) -> String {
@@ -109,7 +108,7 @@ impl Reporter {
         let short: String = task.chars().take(40).collect();
         bar.set_prefix(short);
         bar.enable_steady_tick(std::time::Duration::from_millis(100));
-        *g = Some(Progress { bar, pending: hosts.to_vec(), started: std::time::Instant::now() });
+        *g = Some(Progress { bar, pending: hosts.to_vec() });
     }
 
     /// A host finished the current task.
@@ -119,7 +118,7 @@ impl Reporter {
         if let Some(pr) = g.as_mut() {
             pr.pending.retain(|h| h != host);
             pr.bar.inc(1);
-            if pr.started.elapsed().as_secs() >= 3 && !pr.pending.is_empty() {
+            if !pr.pending.is_empty() {
                 let names: Vec<&str> = pr.pending.iter().take(5).map(String::as_str).collect();
                 let more = pr.pending.len().saturating_sub(5);
                 let tail = if more > 0 { format!(" +{more}") } else { String::new() };
@@ -283,7 +282,13 @@ impl Reporter {
                 s.push('\n');
                 if (self.diff || self.verbosity > 0) && r.status == Status::Changed {
                     for ch in &r.changes {
-                        s.push_str(&format!("  {} {}\n", self.c("33", "~"), ch.summary));
+                        let color = match ch.kind {
+                            ChangeKind::Create => "32",
+                            ChangeKind::Update => "33",
+                            ChangeKind::Remove => "31",
+                            ChangeKind::Run => "36",
+                        };
+                        s.push_str(&format!("  {} {}\n", self.c(color, ch.kind.symbol()), ch.summary));
                     }
                 }
                 if let Some(m) = &r.msg

@@ -67,10 +67,10 @@ pub fn file_changes(now: &FileNow, want: &Want, redact: Option<&dyn Fn(&str) -> 
         (Want::Absent, None) => {}
         (Want::Absent, Some(_)) => {
             let before = now.text().unwrap_or_default();
-            out.push(Change::new(format!("remove {path}")).with_diff(Diff::file(path, show(&before), "")));
+            out.push(Change::remove(format!("remove {path}")).with_diff(Diff::file(path, show(&before), "")));
         }
         (Want::Present { content, mode }, None) => {
-            out.push(Change::new(format!("create {path} (mode {})", util::mode_str(*mode))).with_diff(Diff::file(
+            out.push(Change::create(format!("create {path} (mode {})", util::mode_str(*mode))).with_diff(Diff::file(
                 path,
                 "",
                 show(content),

@@ -335,7 +335,7 @@ fn plan_run(st: &RunState) -> Plan {
         Value::Array(a) => a.iter().filter_map(Value::as_str).map(sh_quote).collect::<Vec<_>>().join(" "),
         v => v.to_string(),
     };
-    Plan::empty().with(Change::new(format!("run: {shown}")))
+    Plan::empty().with(Change::run(format!("run: {shown}")))
 }
 
 fn text_out(b: &[u8], strip: bool) -> String {

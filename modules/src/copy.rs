@@ -283,7 +283,7 @@ impl Module for Copy {
         let dattrs = dir_attrs(p);
         for d in &st.dirs {
             match &d.stat {
-                None => plan.push(pbr_engine::Change::new(format!(
+                None => plan.push(pbr_engine::Change::create(format!(
                     "create directory {}{}",
                     d.path,
                     util::attrs_suffix(dattrs)

@@ -281,7 +281,7 @@ impl Module for File {
                     } else {
                         format!("remove {path}")
                     };
-                    plan.push(Change::new(what).with_diff(state_diff(k, "absent")));
+                    plan.push(Change::remove(what).with_diff(state_diff(k, "absent")));
                 }
             }
             FileKind::File => match (cur_kind, &st.target) {
@@ -298,7 +298,7 @@ impl Module for File {
             },
             FileKind::Touch => match (cur_kind, &st.target) {
                 (None, _) => plan.push(
-                    Change::new(format!("create empty file {path}{}", util::attrs_suffix(a)))
+                    Change::create(format!("create empty file {path}{}", util::attrs_suffix(a)))
                         .with_diff(state_diff("absent", "file")),
                 ),
                 (Some("link"), Some(t)) if p.follow => util::attr_changes(path, a, t, &mut plan),
@@ -306,7 +306,7 @@ impl Module for File {
             },
             FileKind::Directory => match (cur_kind, &st.target) {
                 (None, _) => plan.push(
-                    Change::new(format!("create directory {path}{}", util::attrs_suffix(a)))
+                    Change::create(format!("create directory {path}{}", util::attrs_suffix(a)))
                         .with_diff(state_diff("absent", "directory")),
                 ),
                 (Some("directory"), _) => {
@@ -343,7 +343,7 @@ impl Module for File {
                 }
                 match cur {
                     None => plan.push(
-                        Change::new(format!("link {path} → {src}"))
+                        Change::create(format!("link {path} → {src}"))
                             .with_diff(state_diff("absent", &format!("link → {src}"))),
                     ),
                     Some(s) if s.kind == "link" => {
@@ -382,7 +382,7 @@ impl Module for File {
                 }
                 match cur {
                     None => plan.push(
-                        Change::new(format!("hard link {path} → {src}"))
+                        Change::create(format!("hard link {path} → {src}"))
                             .with_diff(state_diff("absent", &format!("hard link → {src}"))),
                     ),
                     Some(s) if st.inode == st.src_inode => util::attr_changes(path, a, s, &mut plan),

@@ -273,7 +273,8 @@ pub fn plan_edit(st: &EditState, before: Option<&str>, attrs: Attrs) -> Plan {
             Some(_) if st.msg.is_empty() => format!("update {path}"),
             Some(_) => format!("{path}: {}", st.msg),
         };
-        plan.push(Change::new(summary).with_diff(Diff::file(path, before.unwrap_or(""), want.clone())));
+        let c = if before.is_none() { Change::create(summary) } else { Change::new(summary) };
+        plan.push(c.with_diff(Diff::file(path, before.unwrap_or(""), want.clone())));
     }
     if let Some(s) = &st.file.stat {
         util::attr_changes(path, attrs, s, &mut plan);

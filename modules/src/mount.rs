@@ -437,7 +437,7 @@ fn steps(p: &MountParams, st: &MountState) -> Result<Vec<(Step, Change)>, Module
     let src = p.src.as_deref().unwrap_or("");
     let mkdir = |out: &mut Vec<(Step, Change)>| {
         if st.path_kind.is_none() {
-            out.push((Step::CreateDir, Change::new(format!("create mount point {path}"))));
+            out.push((Step::CreateDir, Change::create(format!("create mount point {path}"))));
         }
     };
     match p.state {

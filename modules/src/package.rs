@@ -389,7 +389,7 @@ impl Module for Package {
         }
         if !pp.install.is_empty() {
             plan.push(
-                Change::new(format!("install {}", pp.install.join(", ")))
+                Change::create(format!("install {}", pp.install.join(", ")))
                     .with_diff(diff(&pp.install, &|_| "installed".into())),
             );
         }
@@ -401,7 +401,7 @@ impl Module for Package {
         }
         if !pp.remove.is_empty() {
             plan.push(
-                Change::new(format!("remove {}", pp.remove.join(", ")))
+                Change::remove(format!("remove {}", pp.remove.join(", ")))
                     .with_diff(diff(&pp.remove, &|_| "absent".into())),
             );
         }

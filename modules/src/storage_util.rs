@@ -1,12 +1,15 @@
 //! Helpers shared by the storage modules: sizes, LVM JSON reports, device signatures, and plans
 //! made of steps (a summary said in words plus the script that performs it).
 
-use pbr_engine::{Change, Diff, Host, ModuleError, Plan, sh_quote};
+use pbr_engine::{Change, ChangeKind, Diff, Host, ModuleError, Plan, sh_quote};
 use serde_json::Value;
 
 /// One change of a storage plan: what it means and the script that does it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
+    /// What the step does to its object: by default read from the command that does it (see
+    /// [`kind_of`]), or set with [`Step::kind`].
+    pub kind: ChangeKind,
     pub summary: String,
     pub script: String,
     /// Script input (e.g. a targetcli batch with secrets): never shown.
@@ -16,7 +19,12 @@ pub struct Step {
 
 impl Step {
     pub fn new(summary: impl Into<String>, script: impl Into<String>) -> Step {
-        Step { summary: summary.into(), script: script.into(), stdin: None, diff: None }
+        let script = script.into();
+        Step { kind: kind_of(&script), summary: summary.into(), script, stdin: None, diff: None }
+    }
+    pub fn kind(mut self, k: ChangeKind) -> Step {
+        self.kind = k;
+        self
     }
     pub fn with_diff(mut self, d: Diff) -> Step {
         self.diff = Some(d);
@@ -28,11 +36,25 @@ impl Step {
     }
 }
 
+/// The kind of a step's change, from the storage command its script starts with: the tools that
+/// make something (`lvcreate`, `vgcreate`, `pvcreate`, `mkfs*`, `make-bcache`, `vdo create`)
+/// give `+`, those that take it away (`lvremove`, `vgremove`, `pvremove`, `vdo remove`,
+/// `wipefs`) give `-`, anything else `~`.
+pub fn kind_of(script: &str) -> ChangeKind {
+    let mut words = script.split_whitespace().filter(|w| !w.contains('='));
+    match (words.next().unwrap_or(""), words.next().unwrap_or("")) {
+        ("lvcreate" | "vgcreate" | "pvcreate" | "make-bcache", _) | ("vdo", "create") => ChangeKind::Create,
+        (w, _) if w.starts_with("mkfs") => ChangeKind::Create,
+        ("lvremove" | "vgremove" | "pvremove" | "wipefs", _) | ("vdo", "remove") => ChangeKind::Remove,
+        _ => ChangeKind::Update,
+    }
+}
+
 /// The plan of a list of steps.
 pub fn to_plan(steps: &[Step]) -> Plan {
     let mut plan = Plan::empty();
     for s in steps {
-        let mut c = Change::new(s.summary.clone());
+        let mut c = Change { kind: s.kind, ..Change::new(s.summary.clone()) };
         if let Some(d) = &s.diff {
             c = c.with_diff(d.clone());
         }

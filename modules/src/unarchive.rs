@@ -611,7 +611,12 @@ impl Module for Unarchive {
         if st.created || st.differ.is_empty() {
             return Ok(Plan::empty());
         }
-        Ok(Plan::empty().with(Change::new(format!("extract {} into {} ({} entries)", p.src, p.dest, st.members.len()))))
+        Ok(Plan::empty().with(Change::create(format!(
+            "extract {} into {} ({} entries)",
+            p.src,
+            p.dest,
+            st.members.len()
+        ))))
     }
 
     async fn apply(

@@ -88,7 +88,7 @@ impl Module for Group {
         match (p.state, st) {
             (Presence::Present, None) => {
                 let gid = p.gid.map(|g| format!(" (gid {g})")).unwrap_or_default();
-                plan.push(Change::new(format!("create group {}{gid}", p.name)).with_diff(Diff::state(
+                plan.push(Change::create(format!("create group {}{gid}", p.name)).with_diff(Diff::state(
                     &p.name,
                     &kv("state", "absent".into()),
                     &kv("state", "present".into()),
@@ -102,7 +102,7 @@ impl Module for Group {
                 }
             }
             (Presence::Absent, Some(_)) => {
-                plan.push(Change::new(format!("remove group {}", p.name)).with_diff(Diff::state(
+                plan.push(Change::remove(format!("remove group {}", p.name)).with_diff(Diff::state(
                     &p.name,
                     &kv("state", "present".into()),
                     &kv("state", "absent".into()),
@@ -389,7 +389,7 @@ impl Module for User {
         let kv = |v: &str| vec![("state".to_string(), v.to_string())];
         match (p.state, st) {
             (Presence::Present, None) => {
-                plan.push(Change::new(format!("create user {}", p.name)).with_diff(Diff::state(
+                plan.push(Change::create(format!("create user {}", p.name)).with_diff(Diff::state(
                     &p.name,
                     &kv("absent"),
                     &kv("present"),
@@ -401,7 +401,7 @@ impl Module for User {
                 }
             }
             (Presence::Absent, Some(_)) => plan.push(
-                Change::new(format!("remove user {}{}", p.name, if p.remove { " and its home" } else { "" }))
+                Change::remove(format!("remove user {}{}", p.name, if p.remove { " and its home" } else { "" }))
                     .with_diff(Diff::state(&p.name, &kv("present"), &kv("absent"))),
             ),
             (Presence::Absent, None) => {}

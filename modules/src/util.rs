@@ -2,7 +2,9 @@
 //! content changes with diffs, backups and atomic writes.
 
 use pbr_engine::params::Mode;
-use pbr_engine::{Change, Diff, FileAttrs, FileStat, Host, ModuleError, PathInfo, PathQuery, Plan, sh_quote};
+use pbr_engine::{
+    Change, ChangeKind, Diff, FileAttrs, FileStat, Host, ModuleError, PathInfo, PathQuery, Plan, sh_quote,
+};
 use serde_json::{Map, Value};
 use sha1::{Digest, Sha1};
 
@@ -174,11 +176,13 @@ pub fn content_change(path: &str, before: Option<&[u8]>, after: &[u8], attrs: At
         None => format!("create {path}{}", attrs_suffix(attrs)),
         Some(_) => format!("update {path}"),
     };
-    match (before.map(as_text), as_text(after)) {
+    let kind = if before.is_none() { ChangeKind::Create } else { ChangeKind::Update };
+    let c = match (before.map(as_text), as_text(after)) {
         (None, Some(a)) => Change::new(summary).with_diff(Diff::file(path, "", a)),
         (Some(Some(b)), Some(a)) => Change::new(summary).with_diff(Diff::file(path, b, a)),
         _ => Change::new(format!("{summary} (binary content changes)")),
-    }
+    };
+    Change { kind, ..c }
 }
 
 /// The plan for making `st.path` hold `want` with `attrs`.

@@ -170,7 +170,7 @@ impl Runner<'_> {
             r.insert("changed".into(), json!(true));
             r.insert("rebooted".into(), json!(false));
             let mut out = simple_outcome(&st.name, Status::Changed, None, r);
-            out.report.changes = vec![crate::module::Change::new(format!(
+            out.report.changes = vec![crate::module::Change::run(format!(
                 "{} reboots{}",
                 st.name,
                 if st.deferred.is_empty() { String::new() } else { " after its deferred work".into() }
