@@ -181,6 +181,11 @@ fn color_out() -> bool {
     std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
 }
 
+/// Live progress only where a person watches: stderr is a terminal that can redraw a line.
+fn progress_tty() -> bool {
+    std::io::stderr().is_terminal() && std::env::var("TERM").as_deref() != Ok("dumb")
+}
+
 fn color_err() -> bool {
     std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
 }
@@ -377,13 +382,13 @@ async fn cmd_run(a: RunArgs) -> ExitCode {
         retry_files: !a.no_retry_file,
     };
     let format = if a.output == OutputFmt::Json { Format::Json } else { Format::Human };
-    let reporter = Arc::new(Reporter::new(
-        format,
-        color_out() && format == Format::Human,
-        a.diff,
-        a.verbose,
-        Box::new(std::io::stdout()),
-    ));
+    let mut reporter =
+        Reporter::new(format, color_out() && format == Format::Human, a.diff, a.verbose, Box::new(std::io::stdout()));
+    if format == Format::Human && progress_tty() {
+        // which task, how many hosts are done, who is slow: on stderr, cleared when the task ends
+        reporter = reporter.with_progress();
+    }
+    let reporter = Arc::new(reporter);
     let runner = Runner::new(&registry, templar, inv, opts, reporter);
     let mut stop = Interrupt::install();
     tokio::select! {

@@ -601,3 +601,81 @@ fn the_test_loopback_guard_refuses_other_addresses_before_connecting() {
     // refused at once: no connect timeout was waited for
     assert!(t0.elapsed() < std::time::Duration::from_secs(8), "{:?}", t0.elapsed());
 }
+
+/// Every change says what it does to its object: `+` made, `~` changed, `-` removed, `!` run
+/// whatever the state; in the human output before its words, in `--output json` as `kind`.
+#[test]
+fn changes_carry_their_kind() {
+    let d = tempfile::tempdir().unwrap();
+    inventory(d.path(), &["h1"]);
+    write(
+        d.path(),
+        "kinds.yml",
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - copy: { content: "a\n", dest: "{{ root }}/made" }
+    - copy: { content: "b\n", dest: "{{ root }}/changed" }
+    - file: { path: "{{ root }}/gone", state: absent }
+    - command: "true"
+"#,
+    );
+    std::fs::write(d.path().join("h1/changed"), "a\n").unwrap();
+    std::fs::write(d.path().join("h1/gone"), "x\n").unwrap();
+    let r = pbr(d.path(), &["run", "kinds.yml", "-i", "inventory.ini", "--check", "--diff"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let root = d.path().join("h1");
+    for want in [
+        format!("  + create {}/made", root.display()),
+        format!("  ~ update {}/changed", root.display()),
+        format!("  - remove {}/gone", root.display()),
+        "  ! run: true".to_string(),
+    ] {
+        assert!(r.stdout.contains(&want), "no line {want:?} in:\n{}", r.stdout);
+    }
+    let r = pbr(d.path(), &["run", "kinds.yml", "-i", "inventory.ini", "--output", "json"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let kinds: Vec<&str> = r.stdout.match_indices("\"kind\":\"").map(|(i, _)| &r.stdout[i + 8..i + 9]).collect();
+    assert_eq!(kinds.iter().filter(|k| ["+", "~", "-", "!"].contains(k)).count(), 4, "{}", r.stdout);
+    for k in ["+", "~", "-", "!"] {
+        assert!(kinds.contains(&k), "no change of kind {k} in:\n{}", r.stdout);
+    }
+}
+
+/// On a terminal, a live line on stderr says which task runs, how many hosts are done and which
+/// ones it waits for; not when stderr is a pipe. Run under `script` for a terminal.
+#[test]
+fn live_progress_on_a_terminal_only() {
+    if std::process::Command::new("script").arg("--version").output().is_err() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI needs util-linux's script");
+        eprintln!("SKIPPED: no `script` for a terminal");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    inventory(d.path(), &["fast", "slow"]);
+    write(
+        d.path(),
+        "slow.yml",
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: a slow task
+      command: "sleep {{ 5 if inventory_hostname == 'slow' else 0 }}"
+"#,
+    );
+    let bin = env!("CARGO_BIN_EXE_pbr");
+    let tty = std::process::Command::new("script")
+        .args(["-qec", &format!("TERM=xterm {bin} run slow.yml -i inventory.ini"), "/dev/null"])
+        .current_dir(d.path())
+        .output()
+        .unwrap();
+    let seen = String::from_utf8_lossy(&tty.stdout);
+    assert!(tty.status.success(), "{seen}");
+    assert!(seen.contains("a slow task 1/2 hosts"), "no live line on the terminal:\n{seen}");
+    assert!(seen.contains("waiting for slow"), "the live line does not name the slow host:\n{seen}");
+    let piped = pbr(d.path(), &["run", "slow.yml", "-i", "inventory.ini"]);
+    assert_eq!(piped.code, 0, "{}", piped.all());
+    assert!(!piped.stderr.contains("hosts"), "a live line on a pipe:\n{}", piped.stderr);
+}
