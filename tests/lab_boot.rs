@@ -326,6 +326,15 @@ fn assert_wifi_root(lab: &Lab, proof: &str, console_step: &str) -> Vec<String> {
     pids
 }
 
+/// The supplicant `pid` was started as `argv` (its command line's start), and a manual stop of its
+/// unit, which would take the root with it, is refused.
+fn assert_started_as(lab: &Lab, pid: &str, argv: &str) {
+    let argv0 = sh(lab, Vm::Pi, &format!("tr '\\0' ' ' </proc/{pid}/cmdline"));
+    assert!(argv0.starts_with(argv), "{argv0}");
+    let stop = lab.ssh(Vm::Pi, "sudo systemctl stop pbr-wpa-wlan0.service");
+    assert!(!stop.status.success(), "systemctl stop of the root's supplicant was not refused");
+}
+
 /// Kill the supplicant: a supervised one must come back, and the root stay writable.
 fn assert_supplicant_comes_back(lab: &Lab, pid: &str, file: &str) {
     sh(lab, Vm::Pi, &format!("sudo kill {pid}"));
@@ -479,11 +488,7 @@ fn lab_wifi_pi_boots_its_iscsi_root_over_wifi() {
     steps.done("pi reboot over Wi-Fi (busybox init) until ssh");
     let pids = assert_wifi_root(lab, &proof, "lab: simulated access point");
     // the initramfs's supplicant, adopted (named for systemd's final kill to spare it)
-    let argv0 = sh(lab, Vm::Pi, &format!("tr '\\0' ' ' </proc/{}/cmdline", pids[0]));
-    assert!(argv0.starts_with("@wpa_supplicant -B -i wlan0"), "{argv0}");
-    // a manual stop would take the root with it: refused
-    let stop = lab.ssh(Vm::Pi, "sudo systemctl stop pbr-wpa-wlan0.service");
-    assert!(!stop.status.success(), "systemctl stop of the root's supplicant was not refused");
+    assert_started_as(lab, &pids[0], "@wpa_supplicant -B -i wlan0");
     // the stock unit, started by hand, does not start a second supplicant
     let _ = lab.ssh(Vm::Pi, "sudo systemctl start wpa_supplicant@wlan0.service");
     assert_eq!(supplicants(lab).len(), 1, "the stock unit started a second supplicant");
@@ -507,10 +512,7 @@ fn lab_wifi_pi_boots_its_iscsi_root_over_wifi() {
     steps.done("pi reboot over Wi-Fi (systemd init) until ssh");
     let pids = assert_wifi_root(lab, &proof, "pbr-wifi.service");
     // started in the initramfs by the handover unit, from its copy in RAM, and still its main process
-    let argv0 = sh(lab, Vm::Pi, &format!("tr '\\0' ' ' </proc/{}/cmdline", pids[0]));
-    assert!(argv0.starts_with("@wpa_supplicant -B -i wlan0 -c /run/pbr-wpa-wlan0/wpa.conf "), "{argv0}");
-    let stop = lab.ssh(Vm::Pi, "sudo systemctl stop pbr-wpa-wlan0.service");
-    assert!(!stop.status.success(), "systemctl stop of the root's supplicant was not refused");
+    assert_started_as(lab, &pids[0], "@wpa_supplicant -B -i wlan0 -c /run/pbr-wpa-wlan0/wpa.conf ");
     assert_supplicant_comes_back(lab, &pids[0], "/after-kill-systemd");
     steps.done("systemd init: one supervised supplicant, killed and back");
     let again = site(&["-l", "pi", "--verify"]);
