@@ -679,3 +679,31 @@ fn live_progress_on_a_terminal_only() {
     assert_eq!(piped.code, 0, "{}", piped.all());
     assert!(!piped.stderr.contains("hosts"), "a live line on a pipe:\n{}", piped.stderr);
 }
+
+/// A `shell: |` block runs as written: its newlines reach sh (a heredoc works), and a `creates=`
+/// line is still read as the option.
+#[test]
+fn shell_block_keeps_its_newlines() {
+    let d = tempfile::tempdir().unwrap();
+    inventory(d.path(), &["h1"]);
+    write(
+        d.path(),
+        "heredoc.yml",
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - shell: |
+        cat <<EOT > {{ root }}/out
+          first  line
+        second
+        EOT
+        creates={{ root }}/out
+"#,
+    );
+    let r = pbr(d.path(), &["run", "heredoc.yml", "-i", "inventory.ini"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(std::fs::read_to_string(d.path().join("h1/out")).unwrap(), "  first  line\nsecond\n");
+    let again = pbr(d.path(), &["run", "heredoc.yml", "-i", "inventory.ini"]);
+    assert_eq!(again.recap("h1")["changed"], 0, "creates= was not read:\n{}", again.all());
+}

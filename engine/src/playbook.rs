@@ -419,8 +419,14 @@ pub fn load_vars_file(path: &Path, span: Span) -> R<Map<String, Value>> {
 /// free-form modules (`command`, `shell`); `None` takes all.
 pub fn parse_kv(s: &str, known: Option<&[&str]>) -> (Map<String, Value>, String) {
     let mut params = Map::new();
-    let mut free = Vec::new();
-    for word in split_args(s) {
+    // the free words keep the text between them as written (newlines included: a `shell: |`
+    // script with a heredoc), as Ansible's join_args does
+    let mut free = String::new();
+    let mut prev_end: Option<usize> = None;
+    for (a, b) in split_arg_spans(s) {
+        let word = &s[a..b];
+        let gap = prev_end.map(|e| &s[e..a]).unwrap_or("");
+        prev_end = Some(b);
         if let Some((k, v)) = word.split_once('=') {
             let key_ok = !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if key_ok && known.is_none_or(|kn| kn.contains(&k)) {
@@ -428,9 +434,12 @@ pub fn parse_kv(s: &str, known: Option<&[&str]>) -> (Map<String, Value>, String)
                 continue;
             }
         }
-        free.push(word);
+        if !free.is_empty() {
+            free.push_str(if gap.is_empty() { " " } else { gap });
+        }
+        free.push_str(word);
     }
-    (params, free.join(" "))
+    (params, free)
 }
 
 fn unquote(v: &str) -> String {
@@ -444,49 +453,54 @@ fn unquote(v: &str) -> String {
 
 /// Split on spaces outside quotes and `{{ }}`/`{% %}`, keeping quotes (Ansible's split_args).
 pub fn split_args(s: &str) -> Vec<String> {
+    split_arg_spans(s).into_iter().map(|(a, b)| s[a..b].to_string()).collect()
+}
+
+/// [`split_args`]'s words as byte ranges of `s`.
+fn split_arg_spans(s: &str) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
-    let mut cur = String::new();
+    let mut cur: Option<usize> = None;
     let mut quote: Option<char> = None;
     let mut depth = 0usize;
-    let chars: Vec<char> = s.chars().collect();
+    let chars: Vec<(usize, char)> = s.char_indices().collect();
     let mut i = 0;
     while i < chars.len() {
-        let c = chars[i];
-        let next = chars.get(i + 1).copied();
+        let (at, c) = chars[i];
+        let next = chars.get(i + 1).map(|x| x.1);
         if quote.is_none() && (c == '{' && (next == Some('{') || next == Some('%'))) {
             depth += 1;
-            cur.push(c);
-            cur.push(chars[i + 1]);
+            cur.get_or_insert(at);
             i += 2;
             continue;
         }
         if quote.is_none() && depth > 0 && (c == '}' || c == '%') && next == Some('}') {
             depth -= 1;
-            cur.push(c);
-            cur.push('}');
+            cur.get_or_insert(at);
             i += 2;
             continue;
         }
         match quote {
-            Some(q) if c == q && (i == 0 || chars[i - 1] != '\\') => {
+            Some(q) if c == q && (i == 0 || chars[i - 1].1 != '\\') => {
                 quote = None;
-                cur.push(c);
+                cur.get_or_insert(at);
             }
             None if (c == '"' || c == '\'') && depth == 0 => {
                 quote = Some(c);
-                cur.push(c);
+                cur.get_or_insert(at);
             }
             None if c.is_whitespace() && depth == 0 => {
-                if !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
+                if let Some(a) = cur.take() {
+                    out.push((a, at));
                 }
             }
-            _ => cur.push(c),
+            _ => {
+                cur.get_or_insert(at);
+            }
         }
         i += 1;
     }
-    if !cur.is_empty() {
-        out.push(cur);
+    if let Some(a) = cur {
+        out.push((a, s.len()));
     }
     out
 }
@@ -1208,6 +1222,12 @@ mod tests {
         let (p, rest) = parse_kv("echo {{ a }} b=c chdir=/tmp", Some(FREE_FORM_KEYS));
         assert_eq!(p["chdir"], "/tmp");
         assert_eq!(rest, "echo {{ a }} b=c");
+        // a multi-line script keeps its newlines and spacing (heredocs), with the options cut out
+        let script = "cat <<EOT > /tmp/x\n  one  two\nEOT\nchdir=/srv\necho  done creates=/y";
+        let (p, rest) = parse_kv(script, Some(FREE_FORM_KEYS));
+        assert_eq!((p["chdir"].as_str(), p["creates"].as_str()), (Some("/srv"), Some("/y")));
+        assert_eq!(rest, "cat <<EOT > /tmp/x\n  one  two\nEOT\necho  done");
+        assert_eq!(split_args("a 'b c' {{ d e }}\nf"), ["a", "'b c'", "{{ d e }}", "f"]);
     }
 
     #[test]
