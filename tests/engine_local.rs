@@ -223,6 +223,31 @@ fn tags_select_tasks() {
     assert!(h.join("one").exists() && !h.join("never").exists());
 }
 
+/// A handler notified by a task that the tags selected runs, whatever its own tags (Ansible).
+#[test]
+fn tags_do_not_filter_notified_handlers() {
+    let d = tempfile::tempdir().unwrap();
+    inventory(d.path(), &["h1"]);
+    write(
+        d.path(),
+        "pb.yml",
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - copy: { dest: "{{ root }}/conf", content: "1\n" }
+      tags: [conf]
+      notify: restart
+  handlers:
+    - name: restart
+      copy: { dest: "{{ root }}/restarted", content: "yes\n" }
+"#,
+    );
+    let r = pbr(d.path(), &["run", "pb.yml", "-i", "inventory.ini", "--tags", "conf"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(d.path().join("h1/restarted").exists(), "the notified handler did not run:\n{}", r.stdout);
+}
+
 #[test]
 fn variable_precedence_follows_ansible() {
     let d = tempfile::tempdir().unwrap();

@@ -818,7 +818,9 @@ impl<'a> Runner<'a> {
         hosts: &[String],
         kind: &str,
     ) {
-        if !self.tags_allow(task, inh) {
+        // a notified handler runs whatever --tags/--skip-tags select (as Ansible: the tags
+        // already chose the tasks that notify it)
+        if kind != "RUNNING HANDLER" && !self.tags_allow(task, inh) {
             return;
         }
         let name = task.display_name();
