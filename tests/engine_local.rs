@@ -732,3 +732,28 @@ fn shell_block_keeps_its_newlines() {
     let again = pbr(d.path(), &["run", "heredoc.yml", "-i", "inventory.ini"]);
     assert_eq!(again.recap("h1")["changed"], 0, "creates= was not read:\n{}", again.all());
 }
+
+/// `set_fact` in a loop sees what its earlier items set: the list accumulates (Ansible).
+#[test]
+fn set_fact_in_a_loop_accumulates() {
+    let d = tempfile::tempdir().unwrap();
+    inventory(d.path(), &["h1"]);
+    write(
+        d.path(),
+        "acc.yml",
+        r#"
+- hosts: all
+  gather_facts: false
+  vars:
+    acc: []
+  tasks:
+    - set_fact:
+        acc: "{{ acc + [item * 10] }}"
+      loop: [1, 2, 3]
+    - copy: { dest: "{{ root }}/acc", content: "{{ acc | join(',') }}\n" }
+"#,
+    );
+    let r = pbr(d.path(), &["run", "acc.yml", "-i", "inventory.ini"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(std::fs::read_to_string(d.path().join("h1/acc")).unwrap(), "10,20,30\n");
+}

@@ -906,8 +906,13 @@ impl<'a> Runner<'a> {
             }
             Some(list) => {
                 let n = list.len();
+                // a set_fact (or include_vars) in a loop sees what its earlier items set, as in
+                // Ansible (`acc: "{{ acc + [item] }}"` accumulates)
+                let sets_vars = matches!(&task.action, Action::Module { name, .. }
+                    if matches!(crate::playbook::short_name(name), "set_fact" | "include_vars"));
                 for (i, item) in list.iter().enumerate() {
-                    let mut vars = base_vars.clone();
+                    let mut vars =
+                        if sets_vars && i > 0 { self.task_vars(ctx, task, inh, st) } else { base_vars.clone() };
                     vars.insert(loop_var.clone(), item.clone());
                     vars.insert("ansible_loop_var".into(), json!(loop_var));
                     if let Some(iv) = &task.loop_control.index_var {
