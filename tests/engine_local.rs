@@ -757,3 +757,29 @@ fn set_fact_in_a_loop_accumulates() {
     assert_eq!(r.code, 0, "{}", r.all());
     assert_eq!(std::fs::read_to_string(d.path().join("h1/acc")).unwrap(), "10,20,30\n");
 }
+
+/// A template file sees `hostvars` though its task does not name it.
+#[test]
+fn hostvars_in_a_template_file() {
+    let d = tempfile::tempdir().unwrap();
+    inventory(d.path(), &["h1", "h2"]);
+    write(
+        d.path(),
+        "hv.yml",
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - template: { src: hv.j2, dest: "{{ root }}/hv" }
+"#,
+    );
+    write(
+        d.path(),
+        "templates/hv.j2",
+        "{% for h in groups['all'] %}{{ hostvars[h]['root'] | basename }} {% endfor %}\n",
+    );
+    let r = pbr(d.path(), &["run", "hv.yml", "-i", "inventory.ini"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    // (trim_blocks, as Ansible: the newline after the block tag goes)
+    assert_eq!(std::fs::read_to_string(d.path().join("h1/hv")).unwrap(), "h1 h2 ");
+}

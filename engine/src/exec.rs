@@ -1125,7 +1125,10 @@ impl<'a> Runner<'a> {
     /// The variables every host of the play shares (magic variables, and `hostvars` for tasks
     /// that mention it), as one template value.
     fn shared_vars(&self, ctx: &PlayCtx, task: &Task) -> minijinja::Value {
-        if !self.task_mentions(task, "hostvars") {
+        // a template file is not the task's text: it may use hostvars without the task saying so
+        let template = matches!(&task.action, Action::Module { name, .. }
+            if crate::playbook::short_name(name) == "template");
+        if !template && !self.task_mentions(task, "hostvars") {
             return ctx.magic.clone();
         }
         let hv = ctx.hostvars.get_or_init(|| {
