@@ -13,6 +13,18 @@ fn inventory(dir: &Path, hosts: &[&str]) {
     write(dir, "inventory.ini", &s);
 }
 
+/// A playbook `pb.yml` on fresh local hosts, run once with `extra` arguments: (its dir, the run).
+fn play(hosts: &[&str], yml: &str, extra: &[&str]) -> (tempfile::TempDir, Run) {
+    let d = tempfile::tempdir().unwrap();
+    inventory(d.path(), hosts);
+    write(d.path(), "pb.yml", yml);
+    let mut args = vec!["run", "pb.yml", "-i", "inventory.ini"];
+    args.extend_from_slice(extra);
+    let r = pbr(d.path(), &args);
+    assert_eq!(r.code, 0, "{}", r.all());
+    (d, r)
+}
+
 const CONVERGE: &str = r#"
 - name: converge files
   hosts: all
@@ -226,11 +238,8 @@ fn tags_select_tasks() {
 /// A handler notified by a task that the tags selected runs, whatever its own tags (Ansible).
 #[test]
 fn tags_do_not_filter_notified_handlers() {
-    let d = tempfile::tempdir().unwrap();
-    inventory(d.path(), &["h1"]);
-    write(
-        d.path(),
-        "pb.yml",
+    let (d, r) = play(
+        &["h1"],
         r#"
 - hosts: all
   gather_facts: false
@@ -242,9 +251,8 @@ fn tags_do_not_filter_notified_handlers() {
     - name: restart
       copy: { dest: "{{ root }}/restarted", content: "yes\n" }
 "#,
+        &["--tags", "conf"],
     );
-    let r = pbr(d.path(), &["run", "pb.yml", "-i", "inventory.ini", "--tags", "conf"]);
-    assert_eq!(r.code, 0, "{}", r.all());
     assert!(d.path().join("h1/restarted").exists(), "the notified handler did not run:\n{}", r.stdout);
 }
 
@@ -736,11 +744,8 @@ fn shell_block_keeps_its_newlines() {
 /// `set_fact` in a loop sees what its earlier items set: the list accumulates (Ansible).
 #[test]
 fn set_fact_in_a_loop_accumulates() {
-    let d = tempfile::tempdir().unwrap();
-    inventory(d.path(), &["h1"]);
-    write(
-        d.path(),
-        "acc.yml",
+    let (d, _) = play(
+        &["h1"],
         r#"
 - hosts: all
   gather_facts: false
@@ -752,9 +757,8 @@ fn set_fact_in_a_loop_accumulates() {
       loop: [1, 2, 3]
     - copy: { dest: "{{ root }}/acc", content: "{{ acc | join(',') }}\n" }
 "#,
+        &[],
     );
-    let r = pbr(d.path(), &["run", "acc.yml", "-i", "inventory.ini"]);
-    assert_eq!(r.code, 0, "{}", r.all());
     assert_eq!(std::fs::read_to_string(d.path().join("h1/acc")).unwrap(), "10,20,30\n");
 }
 
