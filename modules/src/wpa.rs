@@ -603,8 +603,11 @@ pub struct WpaProbe {
     pub links: Vec<LinkNow>,
     /// Whether the running system has the handover's copy in RAM (then a change refreshes it).
     pub kit: bool,
-    /// The handover's running supplicant, when one runs.
-    pub running: Option<Running>,
+    /// The `id_str` tags (see [`network_tag`]) of the networks the handover's running supplicant
+    /// knows, when one runs and answers wpa_cli. None also for one that does not answer (adopted
+    /// by an older handover, without the reply directory): it takes a new key only at its next
+    /// restart, from the refreshed copy.
+    pub running: Option<Vec<String>>,
 }
 
 /// An enable link: where it is, what it should point to, what it points to now (None: absent).
@@ -614,16 +617,6 @@ pub struct LinkNow {
     pub path: String,
     pub target: String,
     pub now: Option<String>,
-}
-
-/// The supplicant the handover unit runs (or adopted), as `wpa_cli` sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Running {
-    /// It answers: the `id_str` tags of the networks it knows (see [`network_tag`]).
-    Knows { pid: String, tags: Vec<String> },
-    /// It runs but does not answer wpa_cli (adopted by an older handover without the reply
-    /// directory): it takes a new key only at its next restart, from the refreshed copy.
-    Mute { pid: String },
 }
 
 pub struct Wpa;
@@ -811,7 +804,7 @@ impl Module for Wpa {
                 (None, false) => {}
             }
         }
-        for (n, _) in to_learn(p, st)? {
+        for (n, _, _) in to_learn(p, st)? {
             plan.push(Change::new(format!(
                 "the running supplicant on {} learns network {:?} with its new key, beside the one it \
                  uses: the link stays up, and it rejoins with the new key once the access point uses it",
@@ -843,22 +836,24 @@ impl Module for Wpa {
         for (now, want) in &st.handover {
             units_changed |= boot_util::apply_file(host, now, want).await?;
         }
+        // the enable links, in one round trip
         let wanted = p.handover && p.state == WpaState::Present;
+        let mut script = vec![];
         for l in &st.links {
             let q = sh_quote(&l.path);
             match (&l.now, wanted) {
                 (Some(t), true) if *t == l.target => {}
                 (_, true) => {
                     let dir = sh_quote(boot_util::parent(&l.path).unwrap_or("/"));
-                    host.run_ok(format!("mkdir -p -- {dir} && ln -sfn -- {} {q}", sh_quote(&l.target))).await?;
-                    units_changed = true;
+                    script.push(format!("mkdir -p -- {dir} && ln -sfn -- {} {q}", sh_quote(&l.target)));
                 }
-                (Some(_), false) => {
-                    host.run_ok(format!("rm -f -- {q}")).await?;
-                    units_changed = true;
-                }
+                (Some(_), false) => script.push(format!("rm -f -- {q}")),
                 (None, false) => {}
             }
+        }
+        if !script.is_empty() {
+            host.run_ok(script.join(" && ")).await?;
+            units_changed = true;
         }
         if units_changed && p.unit_dir == default_unit_dir() {
             // a running systemd reads the changed units (nothing is started or stopped)
@@ -868,8 +863,8 @@ impl Module for Wpa {
         if kit_refresh(p, st) {
             host.run_ok(format!("/bin/sh {} >/dev/null", sh_quote(&p.paths().kit_script))).await?;
         }
-        for (n, tag) in to_learn(p, st)? {
-            learn(p, host, n, &tag).await?;
+        for (n, tag, psk) in to_learn(p, st)? {
+            learn(p, host, n, &tag, psk.as_deref()).await?;
         }
         let mut out = Outcome::default();
         if p.initramfs && content_changed {
@@ -913,22 +908,23 @@ pub fn network_tag(n: &WpaNetwork, psk: Option<&str>) -> String {
     format!("pbr-{}", &hex::encode(h.finalize())[..12])
 }
 
-/// The networks the running supplicant does not know yet, with their tags.
-fn to_learn<'a>(p: &'a WpaParams, st: &WpaProbe) -> Result<Vec<(&'a WpaNetwork, String)>, ModuleError> {
-    let Some(Running::Knows { tags, .. }) = &st.running else { return Ok(vec![]) };
+/// The networks the running supplicant does not know yet, with their tags and PSKs.
+type Unknown<'a> = (&'a WpaNetwork, String, Option<String>);
+fn to_learn<'a>(p: &'a WpaParams, st: &WpaProbe) -> Result<Vec<Unknown<'a>>, ModuleError> {
+    let Some(tags) = &st.running else { return Ok(vec![]) };
     let mut v = vec![];
     for n in &p.networks {
         let psk = n.psk.as_ref().map(|k| derive_psk(&n.ssid, &k.0)).transpose().map_err(ModuleError::new)?;
         let tag = network_tag(n, psk.as_deref());
         if !tags.contains(&tag) {
-            v.push((n, tag));
+            v.push((n, tag, psk));
         }
     }
     Ok(v)
 }
 
 /// What the handover's supplicant runs and knows: one round trip, read only.
-async fn probe_running(p: &WpaParams, host: &Host) -> Result<Option<Running>, ModuleError> {
+async fn probe_running(p: &WpaParams, host: &Host) -> Result<Option<Vec<String>>, ModuleError> {
     let script = format!(
         "pid=\n\
          [ -s {pidf} ] && read -r pid <{pidf}\n\
@@ -948,28 +944,28 @@ async fn probe_running(p: &WpaParams, host: &Host) -> Result<Option<Running>, Mo
 }
 
 /// The probe script's output: `pid N`, then `mute` or one `tag T` per network.
-fn parse_running(out: &str) -> Option<Running> {
-    let mut pid = None;
+fn parse_running(out: &str) -> Option<Vec<String>> {
+    let mut runs = false;
     let mut tags = vec![];
     for line in out.lines() {
         match line.split_once(' ').unwrap_or((line, "")) {
-            ("pid", v) => pid = Some(v.trim().to_string()),
-            ("mute", _) => return pid.map(|pid| Running::Mute { pid }),
+            ("pid", _) => runs = true,
+            ("mute", _) => return None,
             ("tag", v) if v.trim().starts_with("pbr-") => tags.push(v.trim().to_string()),
             _ => {}
         }
     }
-    pid.map(|pid| Running::Knows { pid, tags })
+    runs.then_some(tags)
 }
 
 /// The running supplicant learns `n` as a network of its own: added, set (the key goes on
 /// wpa_cli's standard input, never its command line), then enabled. Adding and enabling a network
 /// does not disturb the association in use; on any failure the half-made network is removed.
-async fn learn(p: &WpaParams, host: &Host, n: &WpaNetwork, tag: &str) -> Result<(), ModuleError> {
+async fn learn(p: &WpaParams, host: &Host, n: &WpaNetwork, tag: &str, psk: Option<&str>) -> Result<(), ModuleError> {
     let mut input = format!("set_network @ID@ ssid {}\n", ssid_value(&n.ssid));
     input.push_str(&format!("set_network @ID@ key_mgmt {}\n", n.key_mgmt));
-    if let Some(k) = &n.psk {
-        input.push_str(&format!("set_network @ID@ psk {}\n", derive_psk(&n.ssid, &k.0).map_err(ModuleError::new)?));
+    if let Some(k) = psk {
+        input.push_str(&format!("set_network @ID@ psk {k}\n"));
     }
     if n.scan_ssid {
         input.push_str("set_network @ID@ scan_ssid 1\n");
