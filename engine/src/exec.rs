@@ -608,9 +608,12 @@ impl<'a> Runner<'a> {
                     Action::IncludeTasks { .. } | Action::IncludeRole { .. } => {
                         self.run_include(ctx, task, inh, states, &active).await;
                     }
-                    Action::Module { .. } => {
+                    // tags select tasks; a handler they notify runs whatever its own tags (as
+                    // Ansible), so the check is here, not in run_one
+                    Action::Module { .. } if self.tags_allow(task, inh) => {
                         self.run_one(ctx, task, inh, states, &active, "TASK").await;
                     }
+                    Action::Module { .. } => {}
                 }
             }
         })
@@ -818,11 +821,6 @@ impl<'a> Runner<'a> {
         hosts: &[String],
         kind: &str,
     ) {
-        // a notified handler runs whatever --tags/--skip-tags select (as Ansible: the tags
-        // already chose the tasks that notify it)
-        if kind != "RUNNING HANDLER" && !self.tags_allow(task, inh) {
-            return;
-        }
         let name = task.display_name();
         self.reporter.task_start(&name, kind, &task.span.location());
         let throttle = task
