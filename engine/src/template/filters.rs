@@ -926,8 +926,9 @@ fn zip_longest(v: &Value, others: Rest<Value>, kwargs: Kwargs) -> Result<Value, 
     ))
 }
 
-/// The most items `product` builds.
+/// The most items `product` builds, and the most values in all of them.
 const MAX_PRODUCT: usize = 1_000_000;
+const MAX_PRODUCT_VALUES: usize = 10_000_000;
 
 fn product(v: &Value, others: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
     let repeat = kwargs.get::<Option<usize>>("repeat")?.unwrap_or(1);
@@ -950,6 +951,14 @@ fn product(v: &Value, others: Rest<Value>, kwargs: Kwargs) -> Result<Value, Erro
                 format!("product: the result would have more than {MAX_PRODUCT} items"),
             ));
         }
+    }
+    // and the values in all: `[1] | product(repeat=10**9)` is one item of a billion values
+    let values = pools.len().checked_mul(repeat).and_then(|w| w.checked_mul(size.unwrap_or(0)));
+    if values.is_none_or(|n| n > MAX_PRODUCT_VALUES) {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("product: the result would hold more than {MAX_PRODUCT_VALUES} values"),
+        ));
     }
     let pools: Vec<Vec<Value>> = (0..repeat).flat_map(|_| pools.iter().cloned()).collect();
     let mut acc: Vec<Vec<Value>> = vec![vec![]];

@@ -299,6 +299,10 @@ fn list_filters() {
         assert!(e.contains("more than 1000000 items"), "{t}: {e}");
     }
     assert_eq!(ok("{{ [] | product(repeat=1000000000) }}", v.clone()), json!([]));
+    // one item of a billion values (found by pbr-fuzz: it ran for minutes)
+    let e = render("{{ [1] | product(repeat=1000000000) | length }}", v.clone()).expect_err("wide").message;
+    assert!(e.contains("more than 10000000 values"), "{e}");
+    assert_eq!(ok("{{ [1] | product(repeat=3) }}", v.clone()), json!([[1, 1, 1]]));
     let users = json!({"users": [{"name": "a", "groups": ["g1", "g2"]}, {"name": "b"}]});
     assert_eq!(
         ok("{{ users | subelements('groups', skip_missing=true) | map(attribute='1') | list }}", users.clone()),
