@@ -928,7 +928,7 @@ fn zip_longest(v: &Value, others: Rest<Value>, kwargs: Kwargs) -> Result<Value, 
 
 /// The most items `product` builds, and the most values in all of them.
 const MAX_PRODUCT: usize = 1_000_000;
-const MAX_PRODUCT_VALUES: usize = 10_000_000;
+const MAX_PRODUCT_VALUES: usize = 4_000_000;
 
 fn product(v: &Value, others: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
     let repeat = kwargs.get::<Option<usize>>("repeat")?.unwrap_or(1);
@@ -960,20 +960,20 @@ fn product(v: &Value, others: Rest<Value>, kwargs: Kwargs) -> Result<Value, Erro
             format!("product: the result would hold more than {MAX_PRODUCT_VALUES} values"),
         ));
     }
-    let pools: Vec<Vec<Value>> = (0..repeat).flat_map(|_| pools.iter().cloned()).collect();
-    let mut acc: Vec<Vec<Value>> = vec![vec![]];
-    for pool in &pools {
-        let mut next = Vec::with_capacity(acc.len() * pool.len());
-        for prefix in &acc {
-            for x in pool {
-                let mut p = prefix.clone();
-                p.push(x.clone());
-                next.push(p);
-            }
+    // each item straight from its index (mixed radix, the last pool fastest): the work is the
+    // values made, never a prefix copied per item
+    let pools: Vec<&Vec<Value>> = (0..repeat).flat_map(|_| pools.iter()).collect();
+    let size = size.unwrap_or(0);
+    let mut out = Vec::with_capacity(size);
+    for mut i in 0..size {
+        let mut item = vec![Value::from(()); pools.len()];
+        for (slot, pool) in item.iter_mut().zip(&pools).rev() {
+            *slot = pool[i % pool.len()].clone();
+            i /= pool.len();
         }
-        acc = next;
+        out.push(Value::from(item));
     }
-    Ok(Value::from(acc.into_iter().map(Value::from).collect::<Vec<_>>()))
+    Ok(Value::from(out))
 }
 
 fn subelements(v: &Value, key: String, skip_missing: Option<Value>, kwargs: Kwargs) -> Result<Value, Error> {
