@@ -13,6 +13,7 @@ pub mod filesystem;
 pub mod iscsi;
 pub mod kernel_cmdline;
 pub mod lineinfile;
+pub mod link_check;
 pub mod lvg;
 pub mod lvm_cache;
 pub mod lvol;
@@ -59,6 +60,7 @@ pub fn registry() -> pbr_engine::Registry {
     r.add(bcache::Bcache);
     r.add(targetcli::Targetcli);
     r.add(iscsi::Iscsi);
+    r.add(link_check::LinkCheck);
     r.add(networkd::Networkd);
     r.add(mkinitcpio_hook::MkinitcpioHook);
     r.add(mount::Mount);
