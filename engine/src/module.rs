@@ -329,7 +329,68 @@ pub trait DynModule: Send + Sync {
 
 struct Adapter<M: Module>(M);
 
+/// Deserialize a task's params, converting scalars between types as Ansible's argument spec does
+/// (`-e n=5` then `size: "{{ n }}"` is the number 5 where a number is expected; `mode: 644` is the
+/// string "644" where a string is): on a type error at a scalar that converts, convert it there and
+/// try again.
 fn parse_params<T: DeserializeOwned>(params: &Value) -> Result<T, ParamError> {
+    let mut v = params.clone();
+    for _ in 0..256 {
+        match parse_params_once::<T>(&v) {
+            Err(e) if coerce_at(&mut v, &e) => continue,
+            r => return r,
+        }
+    }
+    parse_params_once(&v)
+}
+
+/// Convert the scalar an "invalid type" error points at, when it converts to what was expected.
+fn coerce_at(v: &mut Value, e: &ParamError) -> bool {
+    let Some(rest) = e.message.strip_prefix("invalid type: ") else { return false };
+    let Some((_, expected)) = rest.split_once(", expected ") else { return false };
+    let mut at = &mut *v;
+    for seg in &e.path {
+        at = match (seg, at) {
+            (PathSeg::Key(k), Value::Object(m)) => match m.get_mut(k) {
+                Some(x) => x,
+                None => return false,
+            },
+            (PathSeg::Index(i), Value::Array(a)) => match a.get_mut(*i) {
+                Some(x) => x,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    let number = ["u8", "u16", "u32", "u64", "usize", "i8", "i16", "i32", "i64", "isize", "f32", "f64", "a number"]
+        .iter()
+        .any(|t| expected == *t || expected.starts_with(&format!("{t} ")));
+    let new = match (&*at, expected) {
+        (Value::String(s), _) if number => {
+            let t = s.trim();
+            if let Ok(n) = t.parse::<i64>() {
+                Value::from(n)
+            } else if let Ok(n) = t.parse::<u64>() {
+                Value::from(n)
+            } else if let Some(f) = t.parse::<f64>().ok().filter(|f| f.is_finite() && expected.starts_with('f')) {
+                Value::from(f)
+            } else {
+                return false;
+            }
+        }
+        (Value::String(s), "a boolean") => match crate::params::parse_bool(s) {
+            Some(b) => Value::Bool(b),
+            None => return false,
+        },
+        (Value::Number(n), "a string") => Value::String(n.to_string()),
+        (Value::Bool(b), "a string") => Value::String(if *b { "True" } else { "False" }.into()),
+        _ => return false,
+    };
+    *at = new;
+    true
+}
+
+fn parse_params_once<T: DeserializeOwned>(params: &Value) -> Result<T, ParamError> {
     let de = params.clone();
     serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
         let path: Vec<PathSeg> = e
@@ -494,5 +555,53 @@ mod tests {
         let (k, exp) = parse_unknown_field("unknown field `mdoe`, expected one of `path`, `mode`").unwrap();
         assert_eq!(k, "mdoe");
         assert_eq!(exp, vec!["path", "mode"]);
+    }
+
+    #[derive(Debug, serde::Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Typed {
+        n: u32,
+        #[serde(default)]
+        opt: Option<i64>,
+        #[serde(default)]
+        f: Option<f64>,
+        #[serde(default)]
+        b: Option<bool>,
+        #[serde(default)]
+        s: Option<String>,
+        #[serde(default)]
+        list: Vec<Inner>,
+    }
+    #[derive(Debug, serde::Deserialize, PartialEq)]
+    struct Inner {
+        size: u64,
+    }
+
+    #[test]
+    fn scalars_convert_as_ansible_converts_them() {
+        let p: Typed = parse_params(&serde_json::json!({
+            "n": "5", "opt": " -3 ", "f": "2.5", "b": "yes", "s": 644, "list": [{"size": 1}, {"size": "2"}]
+        }))
+        .unwrap();
+        assert_eq!(
+            p,
+            Typed {
+                n: 5,
+                opt: Some(-3),
+                f: Some(2.5),
+                b: Some(true),
+                s: Some("644".into()),
+                list: vec![Inner { size: 1 }, Inner { size: 2 }]
+            }
+        );
+        // what does not convert keeps its error and its place
+        let e = parse_params::<Typed>(&serde_json::json!({"n": "five"})).unwrap_err();
+        assert_eq!(
+            (e.path, e.message.as_str()),
+            (vec![PathSeg::Key("n".into())], "invalid type: string \"five\", expected u32")
+        );
+        let e = parse_params::<Typed>(&serde_json::json!({"n": "-1"})).unwrap_err();
+        assert!(e.message.contains("expected u32"), "{}", e.message);
+        assert!(parse_params::<Typed>(&serde_json::json!({"n": 1, "b": "maybe"})).is_err());
     }
 }
