@@ -395,6 +395,125 @@ LOSS_EOF"#
     assert_eq!(sid(), before, "the iSCSI session was replaced");
 }
 
+/// `playbooks/diagnose-wifi.yml` on the live Wi-Fi pi, in check mode (it changes nothing).
+fn diagnose(lab: &Lab, inv: &str, extra: &[&str]) -> common::Run {
+    let mut args = vec![
+        "run",
+        "playbooks/diagnose-wifi.yml",
+        "-i",
+        inv,
+        "-i",
+        "inventory/lab",
+        "-e",
+        "@tests/lab/wifi-vars.yml",
+        "-l",
+        "pi",
+        "--check",
+    ];
+    args.extend_from_slice(extra);
+    let t = Instant::now();
+    let r = common::pbr(&repo(), &args);
+    eprintln!(
+        "[lab_wifi] diagnose-wifi.yml --check {} -> {} in {:.0} s\n{}",
+        extra.join(" "),
+        r.code,
+        t.elapsed().as_secs_f64(),
+        r.stdout
+    );
+    assert_eq!(r.code, 0, "{}\n--- console ---\n{}", r.all(), tail(&lab.serial_log(Vm::Pi), 60));
+    assert_eq!(stat(&r, "pi", "changed"), 0, "{}", r.stdout);
+    r
+}
+
+/// The diagnosis with a scratch LUN the test makes on the storage VM (a ramdisk, removed again):
+/// the path to the portal carries full-size packets, both candidate settings carry a real load
+/// over Wi-Fi, and nothing is left behind on the pi (no session, no node record).
+fn assert_diagnosis(lab: &Lab, inv: &str) {
+    let scratch = "iqn.2024-01.lan.lab.storage:scratch";
+    let tc = |cmds: &[String]| {
+        let script: Vec<String> = cmds.iter().map(|c| format!("sudo targetcli {c} >/dev/null")).collect();
+        sh(lab, Vm::Storage, &script.join(" && "))
+    };
+    tc(&[
+        "set global auto_add_default_portal=false".into(),
+        "/backstores/ramdisk create name=scratch size=64M".into(),
+        format!("/iscsi create {scratch}"),
+        format!("/iscsi/{scratch}/tpg1/luns create /backstores/ramdisk/scratch"),
+        format!("/iscsi/{scratch}/tpg1/acls create iqn.2024-01.lan.lab.pi:pi"),
+        format!("/iscsi/{scratch}/tpg1/portals create 10.99.0.1 3260"),
+    ]);
+    let nodes = || sh(lab, Vm::Pi, "sudo iscsiadm -m node 2>/dev/null | sort");
+    let before = nodes();
+    let target = format!("wifi_scratch_target={scratch}");
+    let r = std::panic::catch_unwind(|| diagnose(lab, inv, &["-e", &target]));
+    tc(&[format!("/iscsi delete {scratch}"), "/backstores/ramdisk delete scratch".into()]);
+    let r = r.unwrap_or_else(|e| std::panic::resume_unwind(e));
+    assert!(r.stdout.contains("packets of 1500 bytes (the MTU of wlan0) reach the portal"), "{}", r.stdout);
+    for c in ["defaults", "NOP-outs off, replacement timeout 600 s"] {
+        assert!(
+            r.stdout.contains(&format!("load with {c}: survived: wrote and read back 16 MiB")),
+            "candidate {c}:\n{}",
+            r.stdout
+        );
+    }
+    assert!(!sh(lab, Vm::Pi, "sudo iscsiadm -m session").contains(scratch), "a scratch session is left");
+    assert_eq!(nodes(), before, "the node records changed");
+}
+
+/// Both ports of the lab access point's bridge at `mtu`: above it, frames vanish silently.
+fn set_ap_mtu(lab: &Lab, mtu: u32) {
+    sh(
+        lab,
+        Vm::Pi,
+        &format!(
+            "sudo ip netns exec ap sh -c 'for d in $(ls /sys/class/net | grep -vx -e lo -e br0); do \
+             ip link set $d mtu {mtu} || exit 1; done'"
+        ),
+    );
+}
+
+/// A path-MTU black hole appears under the live pi (wlan0 at 1500): the diagnosis names it and
+/// the size that passes. Then the fix it names, `wifi_mtu`, with the black hole kept for good:
+/// the pi reboots through it and its root takes a write.
+fn assert_black_hole_named_and_fixed(lab: &Lab, inv: &str, site: &dyn Fn(&[&str]) -> common::Run) -> u64 {
+    sh(lab, Vm::Pi, "sync");
+    set_ap_mtu(lab, 1400);
+    let r = std::panic::catch_unwind(|| diagnose(lab, inv, &[]));
+    set_ap_mtu(lab, 1500);
+    let r = r.unwrap_or_else(|e| std::panic::resume_unwind(e));
+    // the root had writes held up behind the black hole: they go through once it is gone
+    sh(lab, Vm::Pi, "echo after | sudo timeout 300 tee /after-black-hole >/dev/null && sudo timeout 300 sync");
+    let line = r.stdout.lines().find(|l| l.contains("path MTU BLACK HOLE")).unwrap_or_else(|| panic!("{}", r.stdout));
+    let mtu: u64 = line
+        .split("Set wifi.mtu: ")
+        .nth(1)
+        .and_then(|t| t.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no MTU named: {line}"));
+    // a bridge port passes what fits its MTU plus the slack the kernel allows for a link-layer
+    // header and a VLAN tag (up to 18 bytes)
+    assert!((1400..=1418).contains(&mtu), "{line}");
+    assert!(line.contains("wlan0's MTU is 1500"), "{line}");
+
+    // the fix: the black hole stays (in the access point's image), the Wi-Fi step sets 1400
+    sh(lab, Vm::Pi, "echo 1400 | sudo tee /usr/lib/labap/mtu >/dev/null");
+    let fixed = site(&["-l", "pi", "-e", "wifi_mtu=1400", "-e", "pi_reboot=true", "--diff"]);
+    assert_eq!(fixed.code, 0, "wifi_mtu:\n{}\n--- console ---\n{}", fixed.all(), tail(&lab.serial_log(Vm::Pi), 100));
+    assert_eq!(fixed.stdout.matches("(item=regenerate initramfs)").count(), 1, "one regeneration:\n{}", fixed.stdout);
+    lab_ap_after_switch_root(lab);
+    let ports = sh(lab, Vm::Pi, "sudo ip netns exec ap ip -o link show | grep -o 'mtu [0-9]*' | sort | uniq -c");
+    assert!(ports.contains("mtu 1400") && !ports.contains("mtu 1500"), "the black hole is not in place: {ports}");
+    assert!(sh(lab, Vm::Pi, "ip -o link show wlan0").contains(" mtu 1400 "), "wlan0's MTU is not 1400");
+    let wrote = sh(
+        lab,
+        Vm::Pi,
+        "sudo timeout 120 dd if=/dev/urandom of=/through-black-hole bs=64k count=160 conv=fsync 2>/dev/null && \
+         stat -c %s /through-black-hole",
+    );
+    assert_eq!(wrote.trim(), (160u64 * 65536).to_string(), "a write through the black hole at MTU 1400");
+    mtu
+}
+
 #[test]
 fn lab_wifi_pi_boots_its_iscsi_root_over_wifi() {
     if !require_lab("lab_wifi_pi_boots_its_iscsi_root_over_wifi") {
@@ -519,11 +638,15 @@ fn lab_wifi_pi_boots_its_iscsi_root_over_wifi() {
     assert_eq!(again.code, 0, "{}", again.all());
     assert_eq!(stat(&again, "pi", "changed"), 0, "the Wi-Fi pi is not converged:\n{}", again.stdout);
     steps.done("run on the booted pi (systemd init)");
+    assert_diagnosis(lab, &inv);
+    steps.done("diagnosis over Wi-Fi: path MTU and a scratch LUN under each candidate, no trace");
+    let hole = assert_black_hole_named_and_fixed(lab, &inv, &site);
+    steps.done(&format!("black hole named (path MTU {hole}); with wifi_mtu 1400 the pi reboots through it"));
 
     // A wrong passphrase (last: the pi does not come back from it). The image gets the new key
     // and the next boot stops in the initramfs with the reason on the console, not with a silent
     // iSCSI timeout.
-    let wrong = site(&["-l", "pi", "-e", "wifi_passphrase=not-the-lab-passphrase", "--diff"]);
+    let wrong = site(&["-l", "pi", "-e", "wifi_mtu=1400", "-e", "wifi_passphrase=not-the-lab-passphrase", "--diff"]);
     assert_eq!(wrong.code, 0, "{}", wrong.all());
     assert!(wrong.stdout.contains("psk changed"), "{}", wrong.stdout);
     assert!(

@@ -49,3 +49,12 @@ until grep -q AP-ENABLED /run/labap-hostapd.log 2>/dev/null; do
     n=$((n + 1))
 done
 say "access point pbr-lab up (LAN NIC $lan bridged in namespace ap)"
+# A path-MTU black hole on the way to the portal (the lab_wifi test's fault case), when the test
+# asked for one: both bridge ports at a lower MTU. A bridge drops a bigger frame silently (no ICMP
+# "fragmentation needed", as when a router's ICMP is filtered).
+if [ -r /usr/lib/labap/mtu ]; then
+    m=$(cat /usr/lib/labap/mtu)
+    $ip netns exec ap $ip link set "$lan" mtu "$m" && $ip netns exec ap $ip link set wlan1 mtu "$m" ||
+        { say "could not set the black hole's MTU $m"; exit 1; }
+    say "path MTU $m on the access point's bridge (a black hole: no ICMP)"
+fi
