@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 mod demo;
+mod vault_cmd;
 
 /// Exit codes (also in README):
 /// 0 all hosts ok; 2 a host failed; 3 a host was unreachable; 4 bad input, nothing was run.
@@ -56,6 +57,13 @@ Limits: -l 'pis:!pi3', -l @site.retry; -f N hosts at once; `serial:` and `thrott
     Lint(LintArgs),
     /// Show module documentation, generated from the modules' typed parameters.
     Doc(DocArgs),
+    /// Encrypt and decrypt files and values as ansible-vault does (and reads).
+    #[command(
+        after_help = "Passwords: --vault-password-file FILE, --vault-id [LABEL@]FILE|prompt, -J/--ask-vault-pass;\n\
+without them ANSIBLE_VAULT_PASSWORD_FILE or ansible.cfg's vault_password_file.\n\
+Example: pbr vault encrypt_string --vault-password-file ~/.vault 's3cret' --name wifi_passphrase"
+    )]
+    Vault(vault_cmd::VaultArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -121,6 +129,8 @@ struct RunArgs {
     /// Do not write PLAYBOOK.retry after failures.
     #[arg(long)]
     no_retry_file: bool,
+    #[command(flatten)]
+    vault: vault_cmd::VaultOpts,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -142,6 +152,8 @@ struct InvArgs {
     /// Print one host's variables.
     #[arg(long)]
     host: Option<String>,
+    #[command(flatten)]
+    vault: vault_cmd::VaultOpts,
 }
 
 #[derive(Args)]
@@ -159,6 +171,9 @@ struct LintArgs {
     /// Check that this --limit pattern matches hosts.
     #[arg(short, long)]
     limit: Option<String>,
+    /// Vault passwords (without one, `!vault` values are checked as the text they are).
+    #[command(flatten)]
+    vault: vault_cmd::VaultOpts,
 }
 
 #[derive(Args)]
@@ -211,9 +226,22 @@ fn main() -> ExitCode {
         }
     };
     match cli.cmd {
-        Cmd::Run(a) => rt.block_on(cmd_run(a)),
-        Cmd::Inventory(a) => cmd_inventory(a),
-        Cmd::Lint(a) => cmd_lint(a),
+        Cmd::Run(a) => match a.vault.install() {
+            Ok(()) => rt.block_on(cmd_run(a)),
+            Err(code) => code,
+        },
+        Cmd::Inventory(a) => match a.vault.install() {
+            Ok(()) => cmd_inventory(a),
+            Err(code) => code,
+        },
+        Cmd::Lint(a) => {
+            pbr_engine::vault::keep_ciphertext_without_secret(true);
+            match a.vault.install() {
+                Ok(()) => cmd_lint(a),
+                Err(code) => code,
+            }
+        }
+        Cmd::Vault(a) => vault_cmd::cmd_vault(a),
         Cmd::Doc(a) => cmd_doc(a),
         Cmd::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "pbr", &mut std::io::stdout());
@@ -243,22 +271,37 @@ fn default_inventory(given: &[PathBuf]) -> Vec<PathBuf> {
             return split(&v);
         }
     }
-    if let Ok(cfg) = std::fs::read_to_string("ansible.cfg") {
-        let mut in_defaults = false;
-        for line in cfg.lines() {
-            let l = line.trim();
-            if l.starts_with('[') {
-                in_defaults = l == "[defaults]";
-            } else if in_defaults
-                && let Some((k, v)) = l.split_once('=')
-                && k.trim() == "inventory"
-            {
-                return split(v.split(['#', ';']).next().unwrap_or(""));
-            }
-        }
+    if let Some(v) = ansible_cfg_default("inventory") {
+        return split(&v);
     }
     let d = Path::new("inventory");
     if d.exists() { vec![d.to_path_buf()] } else { vec![] }
+}
+
+/// A key of `./ansible.cfg`'s `[defaults]` (comments after `#` or `;` dropped).
+fn ansible_cfg_default(key: &str) -> Option<String> {
+    let cfg = std::fs::read_to_string("ansible.cfg").ok()?;
+    let mut in_defaults = false;
+    for line in cfg.lines() {
+        let l = line.trim();
+        if l.starts_with('[') {
+            in_defaults = l == "[defaults]";
+        } else if in_defaults
+            && let Some((k, v)) = l.split_once('=')
+            && k.trim() == key
+        {
+            return Some(v.split(['#', ';']).next().unwrap_or("").trim().to_string());
+        }
+    }
+    None
+}
+
+/// `~/x` -> `$HOME/x`.
+fn expand_home(p: &str) -> String {
+    match (p.strip_prefix("~/"), std::env::var("HOME")) {
+        (Some(rest), Ok(h)) => format!("{h}/{rest}"),
+        _ => p.to_string(),
+    }
 }
 
 /// Parse `-e` values: `@file`, JSON/YAML mappings, or `k=v` words.

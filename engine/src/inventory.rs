@@ -165,13 +165,6 @@ impl Inventory {
             crate::source::ReadError::NotUtf8(span, m) => Diag::error("encoding", span, m),
             e => Diag::error(CODE, Span::none(), format!("cannot read inventory {}: {e}", path.display())),
         })?;
-        if text.starts_with("$ANSIBLE_VAULT") {
-            return Err(Diag::error(
-                CODE,
-                Span::none(),
-                format!("inventory {} is vault-encrypted, which is not supported", path.display()),
-            ));
-        }
         let ext = path.extension().map(|e| e.to_string_lossy().to_lowercase());
         match ext.as_deref() {
             Some("yml" | "yaml" | "json") => {

@@ -20,6 +20,7 @@ pub mod report;
 pub mod source;
 pub mod template;
 pub mod transport;
+pub mod vault;
 pub mod yaml;
 mod yaml_load;
 

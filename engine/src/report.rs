@@ -148,7 +148,7 @@ impl Reporter {
     fn redact(&self, text: String) -> String {
         let v = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
         let mut t = text;
-        for s in v.iter() {
+        for s in v.iter().chain(crate::vault::revealed().iter().filter(|s| s.len() >= 3)) {
             if t.contains(s.as_str()) {
                 t = t.replace(s.as_str(), "<redacted>");
             }

@@ -79,6 +79,8 @@ pub enum ReadError {
     /// Not UTF-8: the span of the first bad byte (the text is registered with that byte shown
     /// as U+FFFD) and a message naming it with its line and column.
     NotUtf8(Span, String),
+    /// Vault-encrypted and not opened (no password, the wrong one, damaged).
+    Vault(String),
 }
 
 impl std::fmt::Display for ReadError {
@@ -86,16 +88,18 @@ impl std::fmt::Display for ReadError {
         match self {
             ReadError::Io(e) => e.fmt(f),
             ReadError::NotUtf8(_, m) => f.write_str(m),
+            ReadError::Vault(m) => f.write_str(m),
         }
     }
 }
 
 /// Read a text file, which must be UTF-8. A file that is not is registered (bad bytes shown
-/// as U+FFFD) so that the error can point at the first bad byte.
+/// as U+FFFD) so that the error can point at the first bad byte. A vault-encrypted file is
+/// decrypted with the run's vault passwords.
 pub fn read_text(path: &Path) -> Result<String, ReadError> {
     let bytes = std::fs::read(path).map_err(ReadError::Io)?;
     match String::from_utf8(bytes) {
-        Ok(s) => Ok(s),
+        Ok(s) => crate::vault::open_file_text(path, s).map_err(ReadError::Vault),
         Err(e) => {
             let at = e.utf8_error().valid_up_to();
             let bad = e.as_bytes()[at];

@@ -39,7 +39,21 @@ pub fn load(id: SrcId) -> Result<Vec<Node>, Diag> {
             Err(e) => return Err(b.scan_error(&e)),
         }
     }
+    if crate::vault::was_vaulted(&src.path) {
+        b.docs.iter().for_each(reveal_values);
+    }
     Ok(b.docs)
+}
+
+/// The values of a vault-encrypted file are secrets: its strings of 6 characters or more (shorter
+/// ones, `yes` or a port, would blank out ordinary output) are redacted wherever they appear.
+fn reveal_values(n: &Node) {
+    match &n.kind {
+        NodeKind::Str(s) if s.chars().count() >= 6 => crate::vault::reveal(s),
+        NodeKind::Seq(items) => items.iter().for_each(reveal_values),
+        NodeKind::Map(entries) => entries.iter().for_each(|(_, v)| reveal_values(v)),
+        _ => {}
+    }
 }
 
 /// Converts the parser's character indexes into byte offsets, walking from the last position
@@ -461,7 +475,18 @@ fn scalar_node(value: String, style: ScalarStyle, tag: Option<&Tag>, span: Span)
         };
         return Ok(Node { kind, span, tag: None, plain });
     }
-    Ok(Node { kind: NodeKind::Str(value), span, tag: tag_text(tag), plain })
+    let tag = tag_text(tag);
+    if tag.as_deref() == Some("vault") {
+        match crate::vault::open_value(&value) {
+            Ok(Some(text)) => return Ok(Node { kind: NodeKind::Str(text), span, tag, plain: false }),
+            Ok(None) => {}
+            Err(e) => {
+                return Err(Diag::error("vault", span, format!("cannot decrypt this `!vault` value: {e}"))
+                    .with_label("vault-encrypted"));
+            }
+        }
+    }
+    Ok(Node { kind: NodeKind::Str(value), span, tag, plain })
 }
 
 /// `!!float` also accepts what Python's `float()` does for the common forms (`1`, `1e3`).

@@ -86,13 +86,6 @@ pub(crate) fn load_vars_file(path: &Path) -> Result<Map<String, Value>, Diag> {
         crate::source::ReadError::NotUtf8(span, m) => Diag::error("encoding", span, m),
         e => Diag::error(CODE, Span::none(), format!("cannot read vars file {}: {e}", path.display())),
     })?;
-    if text.starts_with("$ANSIBLE_VAULT") {
-        return Err(Diag::error(
-            CODE,
-            Span::none(),
-            format!("vars file {} is vault-encrypted, which is not supported", path.display()),
-        ));
-    }
     let id = add_source(path, text);
     let docs = crate::yaml::load_source(id)?;
     if docs.len() > 1 {

@@ -535,6 +535,13 @@ impl<'a> Analyzer<'a> {
                 d.severity = Severity::Warning;
                 d = d.with_note("some variables come from files named by templates, which lint cannot read");
             }
+            if let Some(v) = crate::vault::unopened().first() {
+                d.severity = Severity::Warning;
+                d = d.with_note(format!(
+                    "{} is vault-encrypted and was not read: give lint a vault password (--vault-password-file) to check its variables",
+                    v.display()
+                ));
+            }
             self.diags.push(d);
         }
     }
