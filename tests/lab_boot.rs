@@ -434,14 +434,22 @@ fn assert_diagnosis(lab: &Lab, inv: &str) {
         let script: Vec<String> = cmds.iter().map(|c| format!("sudo targetcli {c} >/dev/null")).collect();
         sh(lab, Vm::Storage, &script.join(" && "))
     };
-    // (the new target gets targetcli's default portal, 0.0.0.0:3260, which it shares with the
-    // storage role's: the kernel has one listener)
+    // (its portal is 0.0.0.0:3260, shared with the storage role's targets: one listener; targetcli
+    // adds it by itself unless its `auto_add_default_portal` is off)
     tc(&[
         "/backstores/ramdisk create name=scratch size=64M".into(),
         format!("/iscsi create {scratch}"),
         format!("/iscsi/{scratch}/tpg1/luns create /backstores/ramdisk/scratch"),
         format!("/iscsi/{scratch}/tpg1/acls create iqn.2024-01.lan.lab.pi:pi"),
     ]);
+    sh(
+        lab,
+        Vm::Storage,
+        &format!(
+            "sudo targetcli /iscsi/{scratch}/tpg1/portals ls | grep -q '0.0.0.0:3260' || \
+             sudo targetcli /iscsi/{scratch}/tpg1/portals create 0.0.0.0 3260 >/dev/null"
+        ),
+    );
     let nodes = || sh(lab, Vm::Pi, "sudo iscsiadm -m node 2>/dev/null | sort");
     let before = nodes();
     let target = format!("wifi_scratch_target={scratch}");

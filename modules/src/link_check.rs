@@ -239,16 +239,31 @@ fail() {{ echo "fail $*"; exit 0; }}
 n() {{ iscsiadm -m node -T "$t" -p "$pp" "$@"; }}
 command -v iscsiadm >/dev/null 2>&1 || {{ echo "refuse no iscsiadm on this host"; exit 0; }}
 iscsiadm -m session 2>/dev/null | awk -v t="$t" '$4 == t {{ f = 1 }} END {{ exit !f }}' &&
-    {{ echo "refuse the scratch target $t has a session on this host"; exit 0; }}
+    {{ echo "refuse the scratch target $t has a session on this host (the root's? a scratch LUN must be one nothing else uses)"; exit 0; }}
 n >/dev/null 2>&1 && {{ echo "refuse the scratch target $t has a node record on this host"; exit 0; }}
-cleanup() {{ n -u >/dev/null 2>&1; n -o delete >/dev/null 2>&1; }}
+has_session() {{ iscsiadm -m session 2>/dev/null | awk -v t="$t" '$4 == t {{ f = 1 }} END {{ exit !f }}'; }}
+# out again whatever happened: a login still retrying is stopped too (logout, then the record's
+# deletion, until no session is left, for up to 30 s)
+cleanup() {{
+    i=0
+    while :; do
+        n -u >/dev/null 2>&1
+        has_session || break
+        [ $i -ge 30 ] && {{ echo "leftover a session to $t that would not log out"; break; }}
+        sleep 1
+        i=$((i + 1))
+    done
+    n -o delete >/dev/null 2>&1
+}}
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 errs() {{ dmesg 2>/dev/null | grep -c 'detected conn error'; }}
 e0=$(errs)
 n -o new >/dev/null || fail "could not make a node record"
 n -o update -n node.startup -v manual >/dev/null || fail "setting node.startup"
-{set}timeout "$secs" iscsiadm -m node -T "$t" -p "$pp" -l >/dev/null 2>&1 || fail "login to $t at $pp failed or took over ${{secs}}s"
+# one login attempt: a refused one is this candidate's answer, not a retry loop
+n -o update -n node.session.initial_login_retry_max -v 1 >/dev/null || fail "setting the login retries"
+{set}timeout 60 iscsiadm -m node -T "$t" -p "$pp" -l >/dev/null 2>&1 || fail "login to $t at $pp failed (or took over 60s)"
 sid=$(iscsiadm -m session 2>/dev/null | awk -v t="$t" '$4 == t {{ gsub(/[][]/, "", $2); print $2 }}')
 d=""; i=0
 while [ -z "$d" ] && [ $i -lt 20 ]; do
@@ -290,6 +305,11 @@ pub fn parse_load(name: &str, mib: u32, out: &str) -> Result<LoadResult, String>
         let (k, v) = line.split_once(' ').unwrap_or((line, ""));
         match k {
             "refuse" => return Err(v.to_string()),
+            "leftover" => {
+                return Err(format!(
+                    "after the load with {name}: {v} (log it out by hand: iscsiadm -m node -T TARGET -u)"
+                ));
+            }
             "fail" => r.detail = v.to_string(),
             "errors" => r.conn_errors = v.trim().parse().unwrap_or(0),
             "done" => {
@@ -487,6 +507,7 @@ mod tests {
         let bad = parse_load("defaults", 16, "fail writing 16 MiB did not finish within 120s\n").unwrap();
         assert!(!bad.survived && bad.detail.contains("did not finish"));
         assert!(parse_load("x", 1, "refuse the scratch target t has a session on this host\n").is_err());
+        assert!(parse_load("x", 1, "fail login\nleftover a session to t that would not log out\n").is_err());
         assert!(!parse_load("x", 1, "").unwrap().survived);
     }
 
