@@ -137,6 +137,8 @@ fn vaulted_vars_reach_the_play_and_never_its_output() {
     std::fs::copy(f.join("secrets.yml"), dir.join("inventory/group_vars/all/vault.yml")).unwrap();
     write(dir, "inventory/hosts.ini", &format!("h ansible_connection=local root={}\n", dir.display()));
     let inline = std::fs::read_to_string(f.join("inline.yml")).unwrap();
+    std::fs::create_dir_all(dir.join("files")).unwrap();
+    std::fs::copy(f.join("secrets.yml"), dir.join("files/secret.yml")).unwrap();
     write(
         dir,
         "pb.yml",
@@ -152,6 +154,9 @@ fn vaulted_vars_reach_the_play_and_never_its_output() {
         content: "{{{{ wifi_passphrase }}}} {{{{ inline_secret }}}} {{{{ port }}}}\n"
     - debug:
         msg: "psk is {{{{ wifi_passphrase }}}}, inline is {{{{ inline_secret }}}}"
+    - name: a vaulted file copied decrypted (Ansible's default), and as it is
+      copy: {{ src: secret.yml, dest: "{{{{ root }}}}/{{{{ item.dest }}}}", decrypt: "{{{{ item.decrypt }}}}" }}
+      loop: [{{ dest: plain.yml, decrypt: true }}, {{ dest: still-vaulted.yml, decrypt: false }}]
 "#,
             inline.trim_end().replace('\n', "\n    ")
         ),
@@ -166,6 +171,9 @@ fn vaulted_vars_reach_the_play_and_never_its_output() {
         assert!(!r.all().contains(secret), "{secret} was printed:\n{}", r.all());
     }
     assert!(r.stdout.contains("psk is <redacted>, inline is <redacted>"), "{}", r.stdout);
+    assert_eq!(std::fs::read_to_string(dir.join("plain.yml")).unwrap(), PLAIN);
+    assert_eq!(std::fs::read(dir.join("still-vaulted.yml")).unwrap(), std::fs::read(f.join("secrets.yml")).unwrap());
+    assert!(!r.all().contains("s3cret-chap-pw"), "the copied file's lines were printed:\n{}", r.all());
     // JSON output too
     let r = pbr_in(dir, &["run", "pb.yml", "-i", "inventory", "--output", "json", "--vault-password-file", "pw"], None);
     assert_eq!(r.code, 0, "{}", r.all());

@@ -61,6 +61,27 @@ pub struct CopyParams {
     /// Mode of the directories created when `src` is a directory.
     #[serde(default)]
     pub directory_mode: Option<Mode>,
+    /// Decrypt a vault-encrypted `src` on the controller (with the run's vault passwords) and copy
+    /// the plain text, as Ansible does by default.
+    #[serde(default = "yes", deserialize_with = "bool_lenient")]
+    pub decrypt: bool,
+}
+
+/// A controller file's bytes to copy: decrypted when it is vault-encrypted and `decrypt` is on.
+fn read_src(path: &std::path::Path, decrypt: bool) -> Result<Vec<u8>, ModuleError> {
+    let b = std::fs::read(path).map_err(|e| ModuleError::new(format!("cannot read {}: {e}", path.display())))?;
+    match std::str::from_utf8(&b) {
+        Ok(t) if decrypt && pbr_engine::vault::is_vaulted(t) => {
+            let plain =
+                pbr_engine::vault::decrypt(t).map_err(|e| ModuleError::new(format!("{}: {e}", path.display())))?;
+            // its lines are secrets (diffs show lines)
+            for line in String::from_utf8_lossy(&plain).lines().map(str::trim).filter(|l| l.chars().count() >= 6) {
+                pbr_engine::vault::reveal(line);
+            }
+            Ok(plain)
+        }
+        _ => Ok(b),
+    }
 }
 
 /// What a content-writing module learned: the destination and the bytes wanted there.
@@ -204,8 +225,7 @@ impl Copy {
         let mut out = vec![];
         for (rel, file) in files.iter().zip(file_states) {
             let lp = local.join(rel);
-            let want =
-                std::fs::read(&lp).map_err(|e| ModuleError::new(format!("cannot read {}: {e}", lp.display())))?;
+            let want = read_src(&lp, p.decrypt)?;
             out.push(ContentState { file, want, force: p.force });
         }
         Ok(CopyState { files: out, dirs: probed, dest: root })
@@ -249,6 +269,7 @@ impl Module for Copy {
     }
 
     fn validate(&self, p: &CopyParams) -> Result<(), String> {
+        util::check_validate(p.validate.as_deref())?;
         match (&p.content, &p.src) {
             (Some(_), Some(_)) => Err("content and src are mutually exclusive".into()),
             (None, None) => Err("one of content or src is required".into()),
@@ -269,7 +290,7 @@ impl Module for Copy {
                 if path.is_dir() {
                     return self.probe_tree(p, src, &path, host).await;
                 }
-                std::fs::read(&path).map_err(|e| ModuleError::new(format!("cannot read {}: {e}", path.display())))?
+                read_src(&path, p.decrypt)?
             }
             (None, None) => return Err(ModuleError::new("one of content or src is required")),
         };
