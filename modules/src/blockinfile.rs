@@ -72,18 +72,20 @@ pub fn edit(p: &BlockinfileParams, original: Option<&str>) -> Result<String, Mod
     let marker0 = p.marker.replace("{mark}", &p.marker_begin);
     let marker1 = p.marker.replace("{mark}", &p.marker_end);
     let text = original.unwrap_or("");
-    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    // each line keeps its own ending (a CRLF file stays CRLF); the block's lines end in LF
+    let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
     let blocklines: Vec<String> = if p.state == LineState::Present && !p.block.is_empty() {
         std::iter::once(marker0.clone())
             .chain(p.block.lines().map(str::to_string))
             .chain(std::iter::once(marker1.clone()))
+            .map(|l| l + "\n")
             .collect()
     } else {
         vec![]
     };
     let (mut n0, mut n1) = (None, None);
     for (i, l) in lines.iter().enumerate() {
-        let l = l.trim_end_matches('\r');
+        let l = l.trim_end_matches('\n').trim_end_matches('\r');
         if l == marker0 {
             n0 = Some(i);
         }
@@ -106,7 +108,7 @@ pub fn edit(p: &BlockinfileParams, original: Option<&str>) -> Result<String, Mod
             };
             match re {
                 Some(re) => {
-                    let last = lines.iter().rposition(|l| re.is_match(l));
+                    let last = lines.iter().rposition(|l| re.is_match(l.trim_end_matches('\n').trim_end_matches('\r')));
                     match last {
                         None => lines.len(),
                         Some(i) if after => i + 1,
@@ -118,16 +120,16 @@ pub fn edit(p: &BlockinfileParams, original: Option<&str>) -> Result<String, Mod
             }
         }
     };
-    let nblock = blocklines.len();
+    // a block after a last line without an ending starts on a line of its own
+    if !blocklines.is_empty()
+        && at > 0
+        && let Some(prev) = lines.get_mut(at - 1)
+        && !prev.ends_with('\n')
+    {
+        prev.push('\n');
+    }
     lines.splice(at..at, blocklines);
-    if lines.is_empty() {
-        return Ok(String::new());
-    }
-    let mut result = lines.join("\n");
-    if original.is_none() || text.ends_with('\n') || (nblock > 0 && at + nblock == lines.len()) {
-        result.push('\n');
-    }
-    Ok(result)
+    Ok(lines.concat())
 }
 
 pub struct Blockinfile;
@@ -159,6 +161,7 @@ impl Module for Blockinfile {
     }
 
     fn validate(&self, p: &BlockinfileParams) -> Result<(), String> {
+        util::check_validate(p.validate.as_deref())?;
         if p.insertafter.is_some() && p.insertbefore.is_some() {
             return Err("insertafter and insertbefore are mutually exclusive".into());
         }
