@@ -337,6 +337,7 @@ impl Module for Lineinfile {
     }
 
     fn validate(&self, p: &LineinfileParams) -> Result<(), String> {
+        util::check_validate(p.validate.as_deref())?;
         if p.insertafter.is_some() && p.insertbefore.is_some() {
             return Err("insertafter and insertbefore are mutually exclusive".into());
         }

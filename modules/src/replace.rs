@@ -98,6 +98,10 @@ impl Module for Replace {
         }
     }
 
+    fn validate(&self, p: &ReplaceParams) -> Result<(), String> {
+        util::check_validate(p.validate.as_deref())
+    }
+
     async fn probe(&self, _ctx: &Ctx<'_>, p: &ReplaceParams, host: &Host) -> Result<Self::State, ModuleError> {
         let (file, before) = probe_text(host, &p.path).await?;
         let Some(text) = &before else {

@@ -1,7 +1,7 @@
 //! `template`: render a controller-side Jinja template and write it like `copy`.
 
 use crate::copy::{ContentSpec, ContentState, apply_content_write, content_data, plan_content_write, probe_dest};
-use crate::util::Attrs;
+use crate::util::{self, Attrs};
 use async_trait::async_trait;
 use pbr_engine::params::{Mode, bool_lenient};
 use pbr_engine::{Ctx, Doc, Host, Module, ModuleError, Outcome, Plan};
@@ -61,6 +61,10 @@ impl Module for Template {
     validate: /usr/sbin/sshd -t -f %s
 "#,
         }
+    }
+
+    fn validate(&self, p: &TemplateParams) -> Result<(), String> {
+        util::check_validate(p.validate.as_deref())
     }
 
     async fn probe(&self, ctx: &Ctx<'_>, p: &TemplateParams, host: &Host) -> Result<ContentState, ModuleError> {

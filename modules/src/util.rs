@@ -236,6 +236,15 @@ pub struct WriteOpts<'a> {
     pub validate: Option<&'a str>,
 }
 
+/// A `validate:` command must name the file it checks (`%s`): said by lint and `--check`, before
+/// anything is written.
+pub fn check_validate(v: Option<&str>) -> Result<(), String> {
+    match v {
+        Some(v) if !v.contains("%s") => Err(format!("validate must contain %s (the path of the file to check): {v}")),
+        _ => Ok(()),
+    }
+}
+
 /// Write `want` to `st.path` (atomically) if it differs, else fix attributes; returns result data.
 pub async fn apply_content(
     host: &Host,
