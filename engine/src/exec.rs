@@ -21,7 +21,8 @@ use std::time::Duration;
 use tokio::sync::{Mutex as AsyncMutex, Semaphore};
 
 mod reboot;
-pub use reboot::{REBOOT_PARAMS, WAIT_PARAMS, action_doc};
+pub(crate) mod verbs;
+pub use reboot::{REBOOT_PARAMS, WAIT_PARAMS};
 
 /// What the command line decided.
 #[derive(Debug, Clone, Default)]
@@ -1383,7 +1384,19 @@ impl<'a> Runner<'a> {
         vars: &Map<String, Value>,
         inh: &Inherit,
         task: Option<&Task>,
+        scope: &Scope,
     ) -> Result<Option<Become>, String> {
+        // `become_user: "{{ app_user }}"` and the like are templates, as in Ansible
+        let render = |what: &str, s: String| -> Result<String, String> {
+            if !Templar::is_template(&s) {
+                return Ok(s);
+            }
+            match self.templar.render_str(&s, scope) {
+                Ok(Value::String(v)) => Ok(v),
+                Ok(v) => Ok(value_label(&v)),
+                Err(e) => Err(format!("{what}: {e}")),
+            }
+        };
         let kw_become = task.and_then(|t| t.become_.clone()).or_else(|| inh.become_.clone());
         let on = match vars.get("ansible_become") {
             Some(v) => truthy(v),
@@ -1399,6 +1412,7 @@ impl<'a> Runner<'a> {
             .or_else(|| task.and_then(|t| t.become_user.clone()))
             .or_else(|| inh.become_user.clone())
             .unwrap_or_else(|| "root".into());
+        let user = render("become_user", user)?;
         let method_s = vars
             .get("ansible_become_method")
             .and_then(Value::as_str)
@@ -1406,14 +1420,13 @@ impl<'a> Runner<'a> {
             .or_else(|| task.and_then(|t| t.become_method.clone()))
             .or_else(|| inh.become_method.clone())
             .unwrap_or_else(|| "sudo".into());
+        let method_s = render("become_method", method_s)?;
         let method = BecomeMethod::parse(&method_s)
             .ok_or_else(|| format!("unsupported become_method `{method_s}` (sudo, su, doas)"))?;
-        let password = vars
-            .get("ansible_become_password")
-            .or_else(|| vars.get("ansible_become_pass"))
-            .and_then(Value::as_str)
-            .map(Secret::new)
-            .or_else(|| self.opts.become_password.clone());
+        let password = match vars.get("ansible_become_password").or_else(|| vars.get("ansible_become_pass")) {
+            Some(Value::String(p)) => Some(Secret::new(render("ansible_become_password", p.clone())?)),
+            _ => self.opts.become_password.clone(),
+        };
         if let Some(p) = &password {
             self.reporter.add_secret(p.expose());
         }
@@ -1805,7 +1818,7 @@ impl<'a> Runner<'a> {
                 msg: e.to_string(),
                 data: Map::new(),
             })?;
-        let esc = self.become_from_vars(&conn_vars, inh, Some(task)).map_err(|m| Fail {
+        let esc = self.become_from_vars(&conn_vars, inh, Some(task), scope).map_err(|m| Fail {
             msg: m,
             data: Map::new(),
             unreachable: false,

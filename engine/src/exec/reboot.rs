@@ -178,7 +178,7 @@ impl Runner<'_> {
             return Ok(out);
         }
         let play_conn = ctx.play.connection.as_deref();
-        let esc = self.become_from_vars(vars, inh, Some(task)).map_err(|m| Fail {
+        let esc = self.become_from_vars(vars, inh, Some(task), scope).map_err(|m| Fail {
             msg: m,
             data: Map::new(),
             unreachable: false,
@@ -259,70 +259,3 @@ impl Runner<'_> {
         Ok(simple_outcome(&st.name, Status::Changed, None, r))
     }
 }
-
-/// `pbr doc` text of the engine actions defined here.
-pub fn action_doc(name: &str) -> Option<&'static str> {
-    match name {
-        "reboot" => Some(REBOOT_DOC),
-        "wait_for_connection" => Some(WAIT_DOC),
-        _ => None,
-    }
-}
-
-const REBOOT_DOC: &str = "reboot  (engine action)
-
-  Reboot the host and wait until it is back, as Ansible's reboot: read the boot id, run the host's
-  pending deferred work first (an initramfs regeneration belongs to the boot that follows), send
-  the reboot command, drop the connection, then make new connections until the boot id has
-  changed and `test_command` succeeds. A host that does not come back within `reboot_timeout` is a
-  failure naming the last error. In check mode nothing happens and the task reports a change.
-  Result: `rebooted`, `elapsed` (seconds).
-
-PARAMS
-  reboot_timeout (number, default: 600)
-      Seconds from the reboot command until the host must answer with a new boot id and pass
-      test_command.
-  connect_timeout (number, default: 10)
-      Seconds for each connection attempt.
-  test_command (string, default: whoami)
-      Run after the host is back; the reboot succeeded when it exits 0.
-  pre_reboot_delay (number, default: 0)
-      Seconds to wait before the reboot command.
-  post_reboot_delay (number, default: 0)
-      Seconds to wait after the new boot id before test_command.
-  msg (string, default: Reboot initiated by pbr)
-      The message given to systemctl/shutdown.
-  reboot_command (string)
-      The command that reboots (default: systemctl reboot, else shutdown -r now, else reboot).
-  boot_time_command (string, default: cat /proc/sys/kernel/random/boot_id)
-      What identifies a boot: its output must change across the reboot.
-  search_paths (list)
-      Accepted for Ansible compatibility; unused.
-
-EXAMPLES
-  - name: Boot into the new root
-    reboot:
-      reboot_timeout: 900
-";
-
-const WAIT_DOC: &str = "wait_for_connection  (engine action)
-
-  Wait until the host can be reached again, as Ansible's: drop the cached connection, then try a
-  new connection and `true` every `sleep` seconds until `timeout`. Runs in check mode too (it
-  changes nothing). Result: `elapsed` (seconds).
-
-PARAMS
-  timeout (number, default: 600)
-      Seconds to keep trying.
-  delay (number, default: 0)
-      Seconds to wait before the first try.
-  sleep (number, default: 1)
-      Seconds between tries.
-  connect_timeout (number, default: 5)
-      Seconds for each connection attempt.
-
-EXAMPLES
-  - name: The Pi is back after its power cycle
-    wait_for_connection:
-      timeout: 300
-";
