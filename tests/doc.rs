@@ -87,3 +87,17 @@ fn module_list_and_unknown_module() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("did you mean `file`?"), "{err}");
 }
+
+#[test]
+fn engine_actions_are_documented_from_their_params() {
+    let out = pbr().arg("doc").output().expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for a in ["assert", "debug", "reboot", "set_fact", "wait_for_connection"] {
+        assert!(text.lines().any(|l| l.starts_with(&format!("{a} ")) && l.contains("(engine action)")), "{a}:\n{text}");
+    }
+    let out = pbr().args(["doc", "ansible.builtin.assert"]).output().expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("assert\n") && text.contains("  that ("), "{text}");
+    assert!(text.contains("fail_msg") && text.contains("EXAMPLES"), "{text}");
+}

@@ -550,15 +550,16 @@ fn wait_for_connection_reconnects_and_reboot_refuses_unknown_params() {
     let r = pbr(d.path(), &["run", "wait.yml", "-i", "inventory.ini"]);
     assert_eq!(r.code, 0, "{}", r.all());
     assert_eq!(r.recap("h1")["ok"], 4, "{}", r.stdout);
-    // refused before anything is sent to the host
+    // refused before anything is sent to the host: by the preflight, as any module's params
     write(
         d.path(),
         "reboot.yml",
         "- hosts: all\n  gather_facts: false\n  tasks:\n    - reboot: { reboot_timout: 5 }\n",
     );
     let r = pbr(d.path(), &["run", "reboot.yml", "-i", "inventory.ini"]);
-    assert_eq!(r.code, 2, "{}", r.all());
-    assert!(r.stdout.contains("reboot: unknown param `reboot_timout`"), "{}", r.stdout);
+    assert_eq!(r.code, 4, "{}", r.all());
+    assert!(r.stderr.contains("unknown param `reboot_timout` for module `reboot`"), "{}", r.stderr);
+    assert!(r.stderr.contains("did you mean `reboot_timeout`?"), "{}", r.stderr);
 }
 
 /// A port on 127.0.0.1 that nothing listens on (bound, then released).

@@ -8,12 +8,6 @@ use std::fmt::Write;
 pub fn render(registry: &Registry, module: Option<&str>, format: &str) -> Result<String, String> {
     if let Some(name) = module
         && registry.get(name).is_none()
-        && let Some(text) = crate::exec::action_doc(crate::playbook::short_name(name))
-    {
-        return Ok(text.to_string());
-    }
-    if let Some(name) = module
-        && registry.get(name).is_none()
     {
         let mut msg = format!("no module `{name}`");
         if let Some(s) = crate::lint::suggest(name, registry.names()) {
@@ -64,12 +58,6 @@ fn list(registry: &Registry) -> String {
     let mut out = String::new();
     for m in mods {
         let _ = writeln!(out, "{:<width$}  {}", m.name(), first_line(m.doc().description));
-    }
-    for (a, desc) in [
-        ("reboot", "Reboot the host and wait until it is back with a new boot id (engine action)."),
-        ("wait_for_connection", "Wait until the host answers a new connection (engine action)."),
-    ] {
-        let _ = writeln!(out, "{a:<width$}  {desc}");
     }
     out
 }

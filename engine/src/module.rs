@@ -333,7 +333,7 @@ struct Adapter<M: Module>(M);
 /// (`-e n=5` then `size: "{{ n }}"` is the number 5 where a number is expected; `mode: 644` is the
 /// string "644" where a string is): on a type error at a scalar that converts, convert it there and
 /// try again.
-fn parse_params<T: DeserializeOwned>(params: &Value) -> Result<T, ParamError> {
+pub(crate) fn parse_params<T: DeserializeOwned>(params: &Value) -> Result<T, ParamError> {
     let mut v = params.clone();
     for _ in 0..256 {
         match parse_params_once::<T>(&v) {
@@ -514,8 +514,17 @@ const FQCN_PREFIXES: &[&str] =
     &["ansible.builtin.", "ansible.legacy.", "ansible.posix.", "community.general.", "community.crypto.", "pbr."];
 
 impl Registry {
+    /// A registry with the engine's own actions (`debug`, `assert`, `reboot`...: typed params and
+    /// docs, run by the executor); modules are added to it.
     pub fn new() -> Registry {
-        Registry::default()
+        let mut r = Registry::default();
+        for (name, aliases, v) in crate::exec::verbs::all() {
+            for a in aliases {
+                r.aliases.insert(a, name);
+            }
+            r.modules.insert(name, v);
+        }
+        r
     }
 
     pub fn add<M: Module>(&mut self, m: M) {

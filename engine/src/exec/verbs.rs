@@ -1,0 +1,309 @@
+//! The engine's own actions (`debug`, `assert`, `fail`, `pause`, `ping`, `setup`, `set_fact`,
+//! `include_vars`, `reboot`, `wait_for_connection`) as typed, registered entries: one params
+//! type each, so that lint checks their params and `pbr doc` documents them like modules. The
+//! executor runs them itself (exec.rs, reboot.rs); `execute` here is never called. The fields
+//! are the contract lint and `pbr doc` read through the schema; the executor reads the rendered
+//! values itself, hence no field is read in Rust.
+#![allow(dead_code)]
+
+use crate::Host;
+use crate::module::{Ctx, Doc, DynModule, ModuleError, ModuleResult, ParamError, RunMode, parse_params};
+use crate::params::opt_bool_lenient;
+use async_trait::async_trait;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+struct Verb<P> {
+    name: &'static str,
+    aliases: &'static [&'static str],
+    doc: Doc,
+    params: PhantomData<fn() -> P>,
+}
+
+#[async_trait]
+impl<P: DeserializeOwned + JsonSchema + 'static> DynModule for Verb<P> {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn aliases(&self) -> &'static [&'static str] {
+        self.aliases
+    }
+    fn doc(&self) -> Doc {
+        self.doc.clone()
+    }
+    fn schema(&self) -> schemars::Schema {
+        schemars::schema_for!(P)
+    }
+    fn check_params(&self, params: &Value) -> Result<(), ParamError> {
+        parse_params::<P>(params).map(|_| ())
+    }
+    async fn execute(&self, _: &Ctx<'_>, _: &Value, _: &Host, _: RunMode) -> Result<ModuleResult, ModuleError> {
+        Err(ModuleError::new(format!("`{}` is an engine action: the executor runs it", self.name)))
+    }
+}
+
+fn verb<P: DeserializeOwned + JsonSchema + 'static>(
+    name: &'static str,
+    aliases: &'static [&'static str],
+    description: &'static str,
+    examples: &'static str,
+) -> (&'static str, &'static [&'static str], Arc<dyn DynModule>) {
+    (name, aliases, Arc::new(Verb::<P> { name, aliases, doc: Doc { description, examples }, params: PhantomData }))
+}
+
+/// A number of seconds: a YAML number or a numeric string.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Seconds {
+    Num(f64),
+    Text(String),
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DebugParams {
+    /// The message to print (any value; default "Hello world!").
+    #[serde(default)]
+    pub msg: Option<Value>,
+    /// A variable (or expression) to print instead of `msg`.
+    #[serde(default)]
+    pub var: Option<String>,
+    /// Print only at this `-v` level or above.
+    #[serde(default)]
+    pub verbosity: Option<u32>,
+    #[serde(default, rename = "_raw_params")]
+    #[schemars(skip)]
+    pub raw: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Conditions {
+    One(String),
+    Many(Vec<Value>),
+    Other(Value),
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssertParams {
+    /// The conditions (expressions, as in `when`) that must all be true.
+    pub that: Conditions,
+    /// The failure message (`msg` is the same).
+    #[serde(default, alias = "msg")]
+    pub fail_msg: Option<Value>,
+    /// The message when every condition holds.
+    #[serde(default)]
+    pub success_msg: Option<Value>,
+    /// Print nothing when the assertion holds.
+    #[serde(default, deserialize_with = "opt_bool_lenient")]
+    pub quiet: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FailParams {
+    /// The failure message (default "Failed as requested from task").
+    #[serde(default)]
+    pub msg: Option<Value>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PauseParams {
+    /// Seconds to wait (not in check mode).
+    #[serde(default)]
+    pub seconds: Option<Seconds>,
+    /// Minutes to wait (not in check mode).
+    #[serde(default)]
+    pub minutes: Option<Seconds>,
+    /// Accepted for Ansible compatibility: pbr never waits for input.
+    #[serde(default)]
+    pub prompt: Option<String>,
+    /// Accepted for Ansible compatibility.
+    #[serde(default, deserialize_with = "opt_bool_lenient")]
+    pub echo: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PingParams {
+    /// Accepted for Ansible compatibility (the answer is always `pong`).
+    #[serde(default)]
+    pub data: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetupParams {
+    /// Accepted for Ansible compatibility: pbr gathers its small set of facts.
+    #[serde(default)]
+    pub gather_subset: Option<Value>,
+    /// Accepted for Ansible compatibility.
+    #[serde(default)]
+    pub filter: Option<Value>,
+    /// Accepted for Ansible compatibility.
+    #[serde(default)]
+    pub gather_timeout: Option<Seconds>,
+    /// Accepted for Ansible compatibility.
+    #[serde(default)]
+    pub fact_path: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SetFactParams {
+    /// Accepted for Ansible compatibility (facts are not cached between runs).
+    #[serde(default, deserialize_with = "opt_bool_lenient")]
+    pub cacheable: Option<bool>,
+    /// Every other key is a variable to set.
+    #[serde(flatten)]
+    pub facts: Map<String, Value>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IncludeVarsParams {
+    /// The vars file (YAML or JSON), relative to the role's `vars/` or the playbook.
+    #[serde(default)]
+    pub file: Option<String>,
+    /// Put the file's variables under this one name.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default, rename = "_raw_params")]
+    #[schemars(skip)]
+    pub raw: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RebootParams {
+    /// Seconds from the reboot command until the host must answer with a new boot id and pass
+    /// `test_command` (default 600).
+    #[serde(default)]
+    pub reboot_timeout: Option<Seconds>,
+    /// Seconds for each connection attempt (default 10).
+    #[serde(default)]
+    pub connect_timeout: Option<Seconds>,
+    /// Run after the host is back; the reboot succeeded when it exits 0 (default `whoami`).
+    #[serde(default)]
+    pub test_command: Option<String>,
+    /// Seconds to wait before the reboot command (default 0).
+    #[serde(default)]
+    pub pre_reboot_delay: Option<Seconds>,
+    /// Seconds to wait after the new boot id before `test_command` (default 0).
+    #[serde(default)]
+    pub post_reboot_delay: Option<Seconds>,
+    /// The message given to systemctl/shutdown (default "Reboot initiated by pbr").
+    #[serde(default)]
+    pub msg: Option<String>,
+    /// The command that reboots (default: `systemctl reboot`, else `shutdown -r now`, else `reboot`).
+    #[serde(default)]
+    pub reboot_command: Option<String>,
+    /// What identifies a boot: its output must change across the reboot (default
+    /// `cat /proc/sys/kernel/random/boot_id`).
+    #[serde(default)]
+    pub boot_time_command: Option<String>,
+    /// Accepted for Ansible compatibility; unused.
+    #[serde(default)]
+    pub search_paths: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaitParams {
+    /// Seconds to keep trying (default 600).
+    #[serde(default)]
+    pub timeout: Option<Seconds>,
+    /// Seconds to wait before the first try (default 0).
+    #[serde(default)]
+    pub delay: Option<Seconds>,
+    /// Seconds between tries (default 1).
+    #[serde(default)]
+    pub sleep: Option<Seconds>,
+    /// Seconds for each connection attempt (default 5).
+    #[serde(default)]
+    pub connect_timeout: Option<Seconds>,
+}
+
+/// Every engine action, typed. [`crate::module::Registry::new`] holds them.
+pub(crate) fn all() -> Vec<(&'static str, &'static [&'static str], Arc<dyn DynModule>)> {
+    vec![
+        verb::<DebugParams>(
+            "debug",
+            &[],
+            "Print a message or a variable (engine action). `var` prints a variable's value under its name; \
+             `verbosity` hides it below that `-v` level.",
+            "- name: Show the portal\n  debug:\n    msg: \"portal is {{ iscsi_portal | default('unset') }}\"\n",
+        ),
+        verb::<AssertParams>(
+            "assert",
+            &[],
+            "Fail unless every condition in `that` is true (engine action); the result names the first that \
+             is not. Conditions are expressions, as in `when`.",
+            "- name: The passphrase is long enough\n  assert:\n    that:\n      - wifi_passphrase | length >= 8\n    \
+             fail_msg: \"a WPA2 passphrase has 8 to 63 characters\"\n  vars:\n    wifi_passphrase: correct horse\n",
+        ),
+        verb::<FailParams>(
+            "fail",
+            &[],
+            "Fail the host with a message (engine action).",
+            "- name: Stop on an unsupported board\n  fail:\n    msg: \"not a Pi\"\n  when: false\n",
+        ),
+        verb::<PauseParams>(
+            "pause",
+            &[],
+            "Wait a number of seconds or minutes (engine action); nothing in check mode. pbr never prompts \
+             for input.",
+            "- name: Let the link settle\n  pause:\n    seconds: 5\n",
+        ),
+        verb::<PingParams>(
+            "ping",
+            &[],
+            "Check that the host answers a command over its connection (engine action): `ping: pong`.",
+            "- name: The host answers\n  ping:\n",
+        ),
+        verb::<SetupParams>(
+            "setup",
+            &["gather_facts"],
+            "Gather the host's facts (engine action): `ansible_facts` and the `ansible_*` variables (pbr's \
+             small set: system, distribution, hostname, architecture, kernel, interfaces).",
+            "- name: Facts again after the upgrade\n  setup:\n",
+        ),
+        verb::<SetFactParams>(
+            "set_fact",
+            &[],
+            "Set host variables for the rest of the run (engine action): every key but `cacheable` is a \
+             variable. Above play vars in precedence, as in Ansible.",
+            "- name: Remember the LV's path\n  set_fact:\n    root_lv: /dev/pis/pi3\n",
+        ),
+        verb::<IncludeVarsParams>(
+            "include_vars",
+            &[],
+            "Load variables from a YAML or JSON file while the play runs (engine action); `name` puts them \
+             under one variable.",
+            "- name: Board-specific values\n  include_vars:\n    file: vars.yml\n    name: board\n  when: false\n",
+        ),
+        verb::<RebootParams>(
+            "reboot",
+            &[],
+            "Reboot the host and wait until it is back with a new boot id (engine action), as Ansible's \
+             reboot: the host's pending deferred work runs first (an initramfs regeneration belongs to the \
+             boot that follows), then the reboot command; new connections until the boot id changed and \
+             `test_command` succeeds. In check mode nothing happens and the task reports a change. Result: \
+             `rebooted`, `elapsed` (seconds).",
+            "- name: Boot into the new root\n  reboot:\n    reboot_timeout: 900\n",
+        ),
+        verb::<WaitParams>(
+            "wait_for_connection",
+            &[],
+            "Wait until the host can be reached again (engine action): drop the cached connection, then try \
+             a new connection and `true` every `sleep` seconds until `timeout`. Runs in check mode too. \
+             Result: `elapsed` (seconds).",
+            "- name: The Pi is back after its power cycle\n  wait_for_connection:\n    timeout: 300\n",
+        ),
+    ]
+}
