@@ -1,0 +1,90 @@
+//! Invariants of the code's shape that the compiler cannot state (ARCHITECTURE.md names them).
+
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn rs_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .collect();
+    out.sort();
+    out
+}
+
+/// The `[dependencies]` section of a Cargo.toml: the crate names.
+fn dependencies(manifest: &Path) -> Vec<String> {
+    let text = read(manifest);
+    let mut on = false;
+    let mut out = vec![];
+    for line in text.lines() {
+        let l = line.trim();
+        if l.starts_with('[') {
+            on = l == "[dependencies]";
+        } else if on && let Some((name, _)) = l.split_once('=') {
+            out.push(name.trim().to_string());
+        }
+    }
+    out
+}
+
+/// Modules talk to hosts only through `pbr_engine::Host`: the crate has no SSH, and no module
+/// starts a process on the controller (outside its unit tests).
+#[test]
+fn modules_know_nothing_of_transports() {
+    let deps = dependencies(&root().join("modules/Cargo.toml"));
+    for banned in ["russh", "russh-sftp", "nix", "libc"] {
+        assert!(!deps.iter().any(|d| d == banned), "modules depends on {banned}");
+    }
+    for f in rs_files(&root().join("modules/src")) {
+        let text = read(&f);
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for banned in ["std::process::Command", "tokio::process", "Command::new("] {
+            assert!(!code.contains(banned), "{} uses {banned} outside its tests", f.display());
+        }
+    }
+}
+
+/// The engine never depends on the modules (the registry is handed to it).
+#[test]
+fn the_engine_does_not_depend_on_modules() {
+    let deps = dependencies(&root().join("engine/Cargo.toml"));
+    assert!(!deps.iter().any(|d| d == "pbr-modules"), "{deps:?}");
+}
+
+/// CI runs the test command the README gives.
+#[test]
+fn ci_runs_the_readme_test_command() {
+    let readme = read(&root().join("README.md"));
+    let ci = read(&root().join(".ci/run"));
+    let cmd = "cargo test --workspace --no-fail-fast";
+    assert!(readme.contains(&format!("```sh\n{cmd}\n```")), "the README's test command is not `{cmd}`");
+    assert!(ci.lines().any(|l| l.trim() == cmd), ".ci/run does not run `{cmd}`");
+}
+
+/// ARCHITECTURE.md is the map: every source file of the binary and the engine's top level is on it.
+#[test]
+fn the_map_names_every_file() {
+    let map = read(&root().join("ARCHITECTURE.md"));
+    for dir in ["src", "engine/src"] {
+        for f in rs_files(&root().join(dir)) {
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            if name == "lib.rs" || name == "main.rs" {
+                continue;
+            }
+            assert!(
+                map.contains(&format!("`{name}`")) || map.contains(&name),
+                "ARCHITECTURE.md does not name {dir}/{name}"
+            );
+        }
+    }
+}
