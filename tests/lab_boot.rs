@@ -434,20 +434,21 @@ fn assert_diagnosis(lab: &Lab, inv: &str) {
         let script: Vec<String> = cmds.iter().map(|c| format!("sudo targetcli {c} >/dev/null")).collect();
         sh(lab, Vm::Storage, &script.join(" && "))
     };
-    // (its portal is 0.0.0.0:3260, shared with the storage role's targets: one listener; targetcli
-    // adds it by itself unless its `auto_add_default_portal` is off)
     tc(&[
         "/backstores/ramdisk create name=scratch size=64M".into(),
         format!("/iscsi create {scratch}"),
         format!("/iscsi/{scratch}/tpg1/luns create /backstores/ramdisk/scratch"),
         format!("/iscsi/{scratch}/tpg1/acls create iqn.2024-01.lan.lab.pi:pi"),
     ]);
+    // the storage role's targetcli module turned targetcli's automatic portal and LUN mapping
+    // off (it declares both): add them here unless targetcli did
     sh(
         lab,
         Vm::Storage,
         &format!(
-            "sudo targetcli /iscsi/{scratch}/tpg1/portals ls | grep -q '0.0.0.0:3260' || \
-             sudo targetcli /iscsi/{scratch}/tpg1/portals create 0.0.0.0 3260 >/dev/null"
+            "t=/iscsi/{scratch}/tpg1; a=$t/acls/iqn.2024-01.lan.lab.pi:pi
+             {{ sudo targetcli $t/portals ls | grep -q '0.0.0.0:3260' || sudo targetcli $t/portals create 0.0.0.0 3260; }} &&
+             {{ sudo targetcli $a ls | grep -q mapped_lun0 || sudo targetcli $a create mapped_lun=0 tpg_lun_or_backstore=0; }} >/dev/null"
         ),
     );
     let nodes = || sh(lab, Vm::Pi, "sudo iscsiadm -m node 2>/dev/null | sort");

@@ -271,7 +271,7 @@ while [ -z "$d" ] && [ $i -lt 20 ]; do
     [ -n "$d" ] || sleep 0.5
     i=$((i + 1))
 done
-[ -n "$d" ] || fail "no disk appeared for $t"
+[ -n "$d" ] || fail "logged in, but no disk appeared for $t within 10s: does its ACL map a LUN to this initiator ($(sed -n 's/^InitiatorName=//p' /etc/iscsi/initiatorname.iscsi 2>/dev/null))?"
 t0=$(date +%s%N)
 timeout "$secs" dd if=/dev/zero of="/dev/$d" bs=1M count="$mib" oflag=direct conv=fsync 2>/dev/null ||
     fail "writing $mib MiB did not finish within ${{secs}}s"
