@@ -473,13 +473,18 @@ fn assert_diagnosis(lab: &Lab, inv: &str) {
 /// says it logs in to its iSCSI target, the storage VM's LAN port loses every packet, both ways,
 /// for 2 s. What the storage VM said of it, or why nothing was lost.
 fn with_loss_at_login<T>(lab: &Lab, reboot: impl FnOnce() -> T) -> (T, String) {
+    use std::os::unix::fs::MetadataExt;
     let marker = "iSCSI login to";
-    let seen = lab.serial_log(Vm::Pi).matches(marker).count();
+    // each boot of the pi has a console log of its own (lab.sh keeps the last as serial.N.log)
+    let path = lab.dir().join("pi/serial.log");
+    let inode = || std::fs::metadata(&path).map(|m| m.ino()).unwrap_or(0);
+    let (ino0, seen) = (inode(), lab.serial_log(Vm::Pi).matches(marker).count());
     let done = AtomicBool::new(false);
     std::thread::scope(|s| {
         let watcher = s.spawn(|| {
             while !done.load(Ordering::SeqCst) {
-                if lab.serial_log(Vm::Pi).matches(marker).count() > seen {
+                let n = lab.serial_log(Vm::Pi).matches(marker).count();
+                if n > seen || (inode() != ino0 && n > 0) {
                     return lab
                         .sh(
                             Vm::Storage,
