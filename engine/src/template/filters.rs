@@ -928,7 +928,7 @@ fn zip_longest(v: &Value, others: Rest<Value>, kwargs: Kwargs) -> Result<Value, 
 
 /// The most items `product` builds, and the most values in all of them.
 const MAX_PRODUCT: usize = 1_000_000;
-const MAX_PRODUCT_VALUES: usize = 4_000_000;
+const MAX_PRODUCT_VALUES: usize = 1_000_000;
 
 fn product(v: &Value, others: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
     let repeat = kwargs.get::<Option<usize>>("repeat")?.unwrap_or(1);

@@ -301,7 +301,7 @@ fn list_filters() {
     assert_eq!(ok("{{ [] | product(repeat=1000000000) }}", v.clone()), json!([]));
     // one item of a billion values (found by pbr-fuzz: it ran for minutes)
     let e = render("{{ [1] | product(repeat=1000000000) | length }}", v.clone()).expect_err("wide").message;
-    assert!(e.contains("more than 4000000 values"), "{e}");
+    assert!(e.contains("more than 1000000 values"), "{e}");
     assert_eq!(ok("{{ [1] | product(repeat=3) }}", v.clone()), json!([[1, 1, 1]]));
     assert_eq!(
         ok("{{ [1, 2] | product(['a'], repeat=2) }}", v.clone()),
