@@ -31,7 +31,7 @@ ip link add r1 netns $router type veth peer name pbr1 netns $portal
 ip addr add 198.18.0.1/30 dev pbr0
 ip link set pbr0 up
 ip route add 198.18.1.0/30 via 198.18.0.2
-nsenter -t $router -n sh -ec "ip link set lo up; sysctl -qw net.ipv4.ip_forward=1
+nsenter -t $router -n sh -ec "ip link set lo up; echo 1 >/proc/sys/net/ipv4/ip_forward
     ip addr add 198.18.0.2/30 dev r0; ip link set r0 up
     ip addr add 198.18.1.1/30 dev r1; ip link set r1 mtu 1400 up"
 nsenter -t $portal -n sh -ec "ip link set lo up; ip addr add 198.18.1.2/30 dev pbr1; ip link set pbr1 mtu 1400 up
