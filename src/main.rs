@@ -226,7 +226,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.cmd {
-        Cmd::Run(a) => match a.vault.install() {
+        Cmd::Run(a) => match a.vault.install().map(|()| install_roles_path()) {
             Ok(()) => rt.block_on(cmd_run(a)),
             Err(code) => code,
         },
@@ -236,6 +236,7 @@ fn main() -> ExitCode {
         },
         Cmd::Lint(a) => {
             pbr_engine::vault::keep_ciphertext_without_secret(true);
+            install_roles_path();
             match a.vault.install() {
                 Ok(()) => cmd_lint(a),
                 Err(code) => code,
@@ -294,6 +295,32 @@ fn ansible_cfg_default(key: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// The roles path, as Ansible reads it: `ANSIBLE_ROLES_PATH` (or `PBR_ROLES_PATH`), else
+/// `roles_path` in ./ansible.cfg (relative to it); `:`-separated, `~` expanded.
+fn install_roles_path() {
+    let (text, base) = match std::env::var("PBR_ROLES_PATH").or_else(|_| std::env::var("ANSIBLE_ROLES_PATH")) {
+        Ok(v) if !v.trim().is_empty() => (v, None),
+        _ => match ansible_cfg_default("roles_path") {
+            Some(v) => (v, Some(PathBuf::from("."))),
+            None => return,
+        },
+    };
+    let dirs = text
+        .split(':')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| {
+            let p = PathBuf::from(expand_home(d));
+            match &base {
+                Some(b) if p.is_relative() => b.join(p),
+                _ => p,
+            }
+        })
+        .map(|p| std::path::absolute(&p).unwrap_or(p))
+        .collect();
+    pbr_engine::playbook::set_roles_path(dirs);
 }
 
 /// `~/x` -> `$HOME/x`.

@@ -788,3 +788,38 @@ fn hostvars_in_a_template_file() {
     // (trim_blocks, as Ansible: the newline after the block tag goes)
     assert_eq!(std::fs::read_to_string(d.path().join("h1/hv")).unwrap(), "h1 h2 ");
 }
+
+#[test]
+fn roles_are_found_on_the_roles_path() {
+    let d = tempfile::tempdir().unwrap();
+    inventory(d.path(), &["h1"]);
+    let role = |dir: &str, name: &str| {
+        write(
+            d.path(),
+            &format!("{dir}/{name}/tasks/main.yml"),
+            &format!("- copy: {{ dest: \"{{{{ root }}}}/{name}\", content: \"from {dir}\\n\" }}\n"),
+        );
+    };
+    role("shared", "greet");
+    role("elsewhere/roles", "wave");
+    write(d.path(), "site/pb.yml", "- hosts: all\n  gather_facts: false\n  roles: [greet, wave]\n");
+    // not found: the message lists where it looked, the roles path included
+    let r = pbr(d.path(), &["run", "site/pb.yml", "-i", "inventory.ini"]);
+    assert_eq!(r.code, 4, "{}", r.all());
+    assert!(r.stderr.contains("role `greet` not found") && r.stderr.contains(".ansible/roles/greet"), "{}", r.stderr);
+    // ansible.cfg's roles_path (relative to it), then ANSIBLE_ROLES_PATH on top
+    write(d.path(), "ansible.cfg", "[defaults]\nroles_path = ./shared:./elsewhere/roles\n");
+    let r = pbr(d.path(), &["run", "site/pb.yml", "-i", "inventory.ini"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(std::fs::read_to_string(d.path().join("h1/greet")).unwrap(), "from shared\n");
+    assert_eq!(std::fs::read_to_string(d.path().join("h1/wave")).unwrap(), "from elsewhere/roles\n");
+    std::fs::remove_file(d.path().join("ansible.cfg")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pbr"))
+        .args(["lint", "site/pb.yml", "-i", "inventory.ini"])
+        .current_dir(d.path())
+        .env("ANSIBLE_ROLES_PATH", format!("{0}/shared:{0}/elsewhere/roles", d.path().display()))
+        .env(LOOPBACK_ONLY.0, LOOPBACK_ONLY.1)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

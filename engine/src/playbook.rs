@@ -558,8 +558,36 @@ pub fn role_tasks_file(name: &str, tasks_from: Option<&str>, dir: &Path) -> Opti
     }
 }
 
+fn roles_path_store() -> &'static std::sync::RwLock<Vec<PathBuf>> {
+    static P: std::sync::RwLock<Vec<PathBuf>> = std::sync::RwLock::new(Vec::new());
+    &P
+}
+
+/// The run's roles path (`ANSIBLE_ROLES_PATH`, or `roles_path` in ansible.cfg): where roles are
+/// looked for after `roles/` beside the playbook, as in Ansible.
+pub fn set_roles_path(dirs: Vec<PathBuf>) {
+    *roles_path_store().write().unwrap_or_else(|e| e.into_inner()) = dirs;
+}
+
+/// Ansible's default roles path, searched after the configured one.
+fn default_roles_path() -> Vec<PathBuf> {
+    let mut v = vec![];
+    if let Some(h) = std::env::var_os("HOME") {
+        v.push(PathBuf::from(h).join(".ansible/roles"));
+    }
+    v.push(PathBuf::from("/usr/share/ansible/roles"));
+    v.push(PathBuf::from("/etc/ansible/roles"));
+    v
+}
+
+/// Where a role is: `roles/NAME` beside the playbook (or the including file), the roles path,
+/// then beside the playbook itself and its parent's `roles/`.
 fn role_dir(name: &str, dir: &Path) -> Result<PathBuf, Vec<PathBuf>> {
-    let candidates = vec![dir.join("roles").join(name), dir.join(name), dir.join("..").join("roles").join(name)];
+    let mut candidates = vec![dir.join("roles").join(name)];
+    let configured = roles_path_store().read().unwrap_or_else(|e| e.into_inner()).clone();
+    candidates.extend(configured.iter().chain(default_roles_path().iter()).map(|d| d.join(name)));
+    candidates.push(dir.join(name));
+    candidates.push(dir.join("..").join("roles").join(name));
     candidates.iter().find(|p| p.is_dir()).cloned().ok_or(candidates)
 }
 
