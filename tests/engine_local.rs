@@ -823,3 +823,37 @@ fn roles_are_found_on_the_roles_path() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn role_dependencies_run_first_and_once() {
+    let d = tempfile::tempdir().unwrap();
+    inventory(d.path(), &["h1"]);
+    // each role appends its name (and its `who`) to one file
+    let role = |name: &str, meta: &str| {
+        write(
+            d.path(),
+            &format!("roles/{name}/tasks/main.yml"),
+            &format!(
+                "- lineinfile: {{ path: \"{{{{ root }}}}/order\", line: \"{name} {{{{ who | default('-') }}}} {{{{ lookup('pipe', 'date +%s%N') }}}}\", create: true }}\n"
+            ),
+        );
+        if !meta.is_empty() {
+            write(d.path(), &format!("roles/{name}/meta/main.yml"), meta);
+        }
+    };
+    role("base", "");
+    role("greet", "");
+    role("app", "galaxy_info: {author: x}\ndependencies:\n  - base\n  - role: greet\n    vars: { who: app }\n");
+    role("again", "allow_duplicates: true\n");
+    write(
+        d.path(),
+        "pb.yml",
+        "- hosts: all\n  gather_facts: false\n  roles:\n    - app\n    - base\n    - role: greet\n      who: app\n    - again\n    - again\n",
+    );
+    let r = pbr(d.path(), &["run", "pb.yml", "-i", "inventory.ini"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let order = std::fs::read_to_string(d.path().join("h1/order")).unwrap();
+    let names: Vec<String> =
+        order.lines().map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" ")).collect();
+    assert_eq!(names, ["base -", "greet app", "app -", "again -", "again -"], "{order}");
+}

@@ -582,6 +582,9 @@ fn default_roles_path() -> Vec<PathBuf> {
 
 /// Where a role is: `roles/NAME` beside the playbook (or the including file), the roles path,
 /// then beside the playbook itself and its parent's `roles/`.
+/// How deep role dependencies may nest.
+const MAX_ROLE_DEPTH: usize = 32;
+
 fn role_dir(name: &str, dir: &Path) -> Result<PathBuf, Vec<PathBuf>> {
     let mut candidates = vec![dir.join("roles").join(name)];
     let configured = roles_path_store().read().unwrap_or_else(|e| e.into_inner()).clone();
@@ -745,41 +748,9 @@ impl Loader<'_> {
         }
         if let Some(roles) = n.get("roles") {
             let items = roles.as_seq().ok_or_else(|| err(roles.span, "roles must be a list"))?;
+            let mut seen = vec![];
             for r in items {
-                let (name, params, when, tags, span) = match &r.kind {
-                    NodeKind::Str(s) => (s.clone(), Map::new(), vec![], vec![], r.span),
-                    NodeKind::Map(entries) => {
-                        let name_node = r
-                            .get("role")
-                            .or_else(|| r.get("name"))
-                            .ok_or_else(|| err(r.span, "a role entry needs `role:`"))?;
-                        let mut params = Map::new();
-                        let mut when = vec![];
-                        let mut tags = vec![];
-                        for (k, v) in entries {
-                            match k.key_str().unwrap_or_default().as_str() {
-                                "role" | "name" => {}
-                                "vars" => params.extend(map_of(v, "vars")?),
-                                "when" => when = cond_list(v),
-                                "tags" => tags = str_list(v, "tags")?,
-                                "become" | "become_user" => {}
-                                other => {
-                                    params.insert(other.to_string(), v.to_value());
-                                }
-                            }
-                        }
-                        (str_of(name_node, "role")?, params, when, tags, name_node.span)
-                    }
-                    _ => return Err(err(r.span, "a role entry must be a name or a mapping")),
-                };
-                let (role, mut tasks, handlers) = self.load_role(&name, None, params, dir, span, None)?;
-                for t in &mut tasks {
-                    t.when.splice(0..0, when.iter().cloned());
-                    t.tags.extend(tags.iter().cloned());
-                }
-                play.roles.push(role);
-                play.tasks.extend(tasks);
-                play.handlers.extend(handlers);
+                self.add_play_role(r, dir, &mut play, &mut seen, &[], &[], 0)?;
             }
         }
         if let Some(t) = n.get("tasks") {
@@ -794,6 +765,94 @@ impl Loader<'_> {
             play.handlers.extend(h);
         }
         Ok(play)
+    }
+
+    /// A play's role entry (a name, or a mapping with `role:`, `vars:`, `when:`, `tags:` and
+    /// params), with its dependencies (`meta/main.yml`) first, as Ansible runs them: a role runs
+    /// once per play for the same params unless its meta says `allow_duplicates: true`; the
+    /// entry's `when` and `tags` apply to its dependencies too.
+    #[allow(clippy::too_many_arguments)]
+    fn add_play_role(
+        &mut self,
+        r: &Node,
+        dir: &Path,
+        play: &mut Play,
+        seen: &mut Vec<(PathBuf, Value)>,
+        inherit_when: &[Value],
+        inherit_tags: &[String],
+        depth: usize,
+    ) -> R<()> {
+        let (name, params, mut when, mut tags, span) = match &r.kind {
+            NodeKind::Str(s) => (s.clone(), Map::new(), vec![], vec![], r.span),
+            NodeKind::Map(entries) => {
+                let name_node =
+                    r.get("role").or_else(|| r.get("name")).ok_or_else(|| err(r.span, "a role entry needs `role:`"))?;
+                let mut params = Map::new();
+                let mut when = vec![];
+                let mut tags = vec![];
+                for (k, v) in entries {
+                    match k.key_str().unwrap_or_default().as_str() {
+                        "role" | "name" => {}
+                        "vars" => params.extend(map_of(v, "vars")?),
+                        "when" => when = cond_list(v),
+                        "tags" => tags = str_list(v, "tags")?,
+                        "become" | "become_user" => {}
+                        other => {
+                            params.insert(other.to_string(), v.to_value());
+                        }
+                    }
+                }
+                (str_of(name_node, "role")?, params, when, tags, name_node.span)
+            }
+            _ => return Err(err(r.span, "a role entry must be a name or a mapping")),
+        };
+        when.splice(0..0, inherit_when.iter().cloned());
+        tags.extend(inherit_tags.iter().cloned());
+        if depth > MAX_ROLE_DEPTH {
+            return Err(err(
+                span,
+                format!("role dependencies nested more than {MAX_ROLE_DEPTH} deep at `{name}` (a cycle?)"),
+            ));
+        }
+        let meta = role_dir(&name, dir).ok().and_then(|p| {
+            ["main.yml", "main.yaml", "main"]
+                .iter()
+                .map(|f| p.join("meta").join(f))
+                .find(|f| f.is_file())
+                .map(|m| (p, m))
+        });
+        let (deps, allow_dup) = match &meta {
+            Some((_, m)) => match load_doc(m, span)? {
+                Some(doc) => (
+                    doc.get("dependencies").cloned(),
+                    doc.get("allow_duplicates").is_some_and(|v| matches!(v.kind, NodeKind::Bool(true))),
+                ),
+                None => (None, false),
+            },
+            None => (None, false),
+        };
+        if let Ok(path) = role_dir(&name, dir) {
+            let key = (path, Value::Object(params.clone()));
+            if !allow_dup && seen.contains(&key) {
+                return Ok(());
+            }
+            seen.push(key);
+        }
+        if let Some(deps) = deps.filter(|d| !d.is_null()) {
+            let items = deps.as_seq().ok_or_else(|| err(deps.span, "dependencies must be a list of roles"))?;
+            for d in items {
+                self.add_play_role(d, dir, play, seen, &when, &tags, depth + 1)?;
+            }
+        }
+        let (role, mut tasks, handlers) = self.load_role(&name, None, params, dir, span, None)?;
+        for t in &mut tasks {
+            t.when.splice(0..0, when.iter().cloned());
+            t.tags.extend(tags.iter().cloned());
+        }
+        play.roles.push(role);
+        play.tasks.extend(tasks);
+        play.handlers.extend(handlers);
+        Ok(())
     }
 
     /// Find and load a role: its tasks (`tasks_from` or main), handlers, defaults and vars.
