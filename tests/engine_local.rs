@@ -857,3 +857,31 @@ fn role_dependencies_run_first_and_once() {
         order.lines().map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" ")).collect();
     assert_eq!(names, ["base -", "greet app", "app -", "again -", "again -"], "{order}");
 }
+
+#[test]
+fn tilde_in_host_paths_is_the_home_there() {
+    let d = tempfile::tempdir().unwrap();
+    inventory(d.path(), &["h1"]);
+    let home = d.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    write(
+        d.path(),
+        "pb.yml",
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - file: { path: ~/made, state: directory }\n    \
+         - copy: { dest: ~/made/x, content: \"hi\\n\" }\n    \
+         - command: touch stamp\n      args: { chdir: ~/made, creates: ~/made/stamp }\n",
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pbr"))
+        .args(["run", "pb.yml", "-i", "inventory.ini"])
+        .current_dir(d.path())
+        .env("HOME", &home)
+        .env("NO_COLOR", "1")
+        .env(LOOPBACK_ONLY.0, LOOPBACK_ONLY.1)
+        .output()
+        .unwrap();
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{all}");
+    assert_eq!(std::fs::read_to_string(home.join("made/x")).unwrap(), "hi\n");
+    assert!(home.join("made/stamp").exists(), "{all}");
+    assert!(!d.path().join("~").exists(), "a directory named ~ was made");
+}

@@ -441,6 +441,8 @@ impl<M: Module> DynModule for Adapter<M> {
         host: &Host,
         mode: RunMode,
     ) -> Result<ModuleResult, ModuleError> {
+        let expanded = expand_home_params(params, host).await?;
+        let params = expanded.as_ref().unwrap_or(params);
         let p: M::Params = parse_params(params).map_err(|e| {
             let at = path_text(&e.path);
             ModuleError::new(if at.is_empty() { e.message } else { format!("{at}: {}", e.message) })
@@ -483,6 +485,36 @@ impl<M: Module> DynModule for Adapter<M> {
         result.data = data;
         Ok(result)
     }
+}
+
+/// Params that name a path on the host, where `~` means the home directory there (Ansible's
+/// modules expand it with the user they run as). `src` is absent: it names a controller file.
+const HOST_PATH_PARAMS: &[&str] = &["path", "dest", "creates", "removes", "chdir"];
+
+/// The params with a leading `~` of the host path params expanded to the home directory of the
+/// user the task runs as on the host (`$HOME` there, else its passwd entry), or None when no
+/// param starts with `~`. One read-only command, only for such tasks.
+async fn expand_home_params(params: &Value, host: &Host) -> Result<Option<Value>, ModuleError> {
+    let tilde = |v: &Value| v.as_str().is_some_and(|s| s == "~" || s.starts_with("~/"));
+    let Some(m) = params.as_object() else { return Ok(None) };
+    if !HOST_PATH_PARAMS.iter().any(|k| m.get(*k).is_some_and(tilde)) {
+        return Ok(None);
+    }
+    let out = host.query_sh(r#"printf %s "${HOME:-$(getent passwd "$(id -un)" | cut -d: -f6)}""#).await?;
+    let home = out.stdout_str().trim_end_matches('\n').to_string();
+    if out.rc != 0 || !home.starts_with('/') {
+        return Err(ModuleError::new(format!("cannot expand `~`: no home directory on the host ({})", home.trim())));
+    }
+    let mut m = m.clone();
+    for k in HOST_PATH_PARAMS {
+        if let Some(Value::String(s)) = m.get_mut(*k)
+            && let Some(rest) = s.strip_prefix('~')
+            && (rest.is_empty() || rest.starts_with('/'))
+        {
+            *s = format!("{}{rest}", home.trim_end_matches('/'));
+        }
+    }
+    Ok(Some(Value::Object(m)))
 }
 
 /// `a.b[2]` for messages.
