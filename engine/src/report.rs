@@ -148,11 +148,12 @@ impl Reporter {
     fn redact(&self, text: String) -> String {
         let v = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
         let mut t = text;
-        for s in v.iter().chain(crate::vault::revealed().iter().filter(|s| s.len() >= 3)) {
+        for s in v.iter() {
             if t.contains(s.as_str()) {
                 t = t.replace(s.as_str(), "<redacted>");
             }
         }
+        crate::vault::redact_revealed(&mut t);
         t
     }
 

@@ -50,9 +50,10 @@ fn revealed_store() -> &'static RwLock<Vec<String>> {
     &R
 }
 
-/// Remember a decrypted value as a secret.
+/// Remember a decrypted value as a secret (under 3 characters it would blank out ordinary
+/// output, as [`crate::report::Reporter::add_secret`] rules too).
 pub fn reveal(s: &str) {
-    if s.is_empty() {
+    if s.len() < 3 {
         return;
     }
     let mut v = revealed_store().write().unwrap_or_else(|e| e.into_inner());
@@ -61,9 +62,14 @@ pub fn reveal(s: &str) {
     }
 }
 
-/// Every value decryption revealed so far.
-pub fn revealed() -> Vec<String> {
-    revealed_store().read().unwrap_or_else(|e| e.into_inner()).clone()
+/// Replace every revealed value in `text` by `<redacted>` (the reporter, on each write: no copy
+/// of the list).
+pub fn redact_revealed(text: &mut String) {
+    for s in revealed_store().read().unwrap_or_else(|e| e.into_inner()).iter() {
+        if text.contains(s.as_str()) {
+            *text = text.replace(s.as_str(), "<redacted>");
+        }
+    }
 }
 
 /// Files that were vault-encrypted (their string values are secrets once parsed).
