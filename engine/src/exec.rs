@@ -22,7 +22,6 @@ use tokio::sync::{Mutex as AsyncMutex, Semaphore};
 
 mod reboot;
 pub(crate) mod verbs;
-pub use reboot::{REBOOT_PARAMS, WAIT_PARAMS};
 
 /// What the command line decided.
 #[derive(Debug, Clone, Default)]

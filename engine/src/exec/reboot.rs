@@ -27,43 +27,21 @@ fn text(args: &Value, key: &str, default: &str) -> String {
     args.get(key).map(value_label).unwrap_or_else(|| default.to_string())
 }
 
-fn check_keys(args: &Value, known: &[&str], action: &str) -> Result<(), Fail> {
-    if let Value::Object(m) = args {
-        for k in m.keys() {
-            if !known.contains(&k.as_str()) {
-                return Err(Fail {
-                    msg: format!("{action}: unknown param `{k}` (known: {})", known.join(", ")),
-                    data: Map::new(),
-                    unreachable: false,
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The params of `reboot`, with Ansible's names and defaults.
-pub const REBOOT_PARAMS: &[&str] = &[
-    "reboot_timeout",
-    "connect_timeout",
-    "test_command",
-    "pre_reboot_delay",
-    "post_reboot_delay",
-    "msg",
-    "reboot_command",
-    "boot_time_command",
-    "search_paths",
-];
-
-/// The params of `wait_for_connection`.
-pub const WAIT_PARAMS: &[&str] = &["timeout", "delay", "sleep", "connect_timeout"];
-
 impl Runner<'_> {
-    /// The task's params, rendered, with unknown names refused.
-    fn action_args(&self, task: &Task, scope: &Scope<'_>, known: &[&str], action: &str) -> Result<Value, Fail> {
+    /// The task's params, rendered, checked against the action's typed params (exec/verbs.rs,
+    /// the same check lint makes before the run).
+    fn action_args(&self, task: &Task, scope: &Scope<'_>, action: &str) -> Result<Value, Fail> {
         let Action::Module { args, .. } = &task.action else { unreachable!("an action task") };
         let args = self.templar.render_value(args, scope).map_err(|e| terr(task, e))?;
-        check_keys(&args, known, action)?;
+        if let Some(Err(e)) = self.registry.get(action).map(|v| v.check_params(&args)) {
+            let at = crate::module::path_text(&e.path);
+            let msg = if at.is_empty() {
+                format!("{action}: {}", e.message)
+            } else {
+                format!("{action}: {at}: {}", e.message)
+            };
+            return Err(Fail { msg, data: Map::new(), unreachable: false });
+        }
         Ok(args)
     }
 
@@ -110,7 +88,7 @@ impl Runner<'_> {
         vars: &Map<String, Value>,
         scope: &Scope<'_>,
     ) -> Result<ItemOutcome, Fail> {
-        let args = self.action_args(task, scope, WAIT_PARAMS, "wait_for_connection")?;
+        let args = self.action_args(task, scope, "wait_for_connection")?;
         let timeout = secs(&args, "timeout", 600.0)?;
         let delay = secs(&args, "delay", 0.0)?;
         let sleep = secs(&args, "sleep", 1.0)?.max(0.1);
@@ -148,7 +126,7 @@ impl Runner<'_> {
         vars: &Map<String, Value>,
         scope: &Scope<'_>,
     ) -> Result<ItemOutcome, Fail> {
-        let args = self.action_args(task, scope, REBOOT_PARAMS, "reboot")?;
+        let args = self.action_args(task, scope, "reboot")?;
         let reboot_timeout = secs(&args, "reboot_timeout", 600.0)?;
         let connect_timeout = Duration::from_secs_f64(secs(&args, "connect_timeout", 10.0)?.max(1.0));
         let pre = secs(&args, "pre_reboot_delay", 0.0)?;
