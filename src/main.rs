@@ -9,6 +9,7 @@ use pbr_engine::exec::{RunOptions, Runner};
 use pbr_engine::inventory::Inventory;
 use pbr_engine::playbook::Loader;
 use pbr_engine::report::{Format, Reporter};
+use pbr_engine::saved_plan;
 use pbr_engine::template::Templar;
 use serde_json::{Map, Value};
 use std::io::IsTerminal;
@@ -20,8 +21,10 @@ mod demo;
 mod vault_cmd;
 
 /// Exit codes (also in README):
-/// 0 all hosts ok; 2 a host failed; 3 a host was unreachable; 4 bad input, nothing was run.
+/// 0 all hosts ok; 2 a host failed; 3 a host was unreachable; 4 bad input, nothing was run;
+/// 5 `pbr apply` refused a host that drifted since its plan (the others were applied).
 const EXIT_INPUT: u8 = 4;
+const EXIT_DRIFT: u8 = 5;
 
 #[derive(Parser)]
 #[command(
@@ -33,11 +36,13 @@ Every module probes the host, plans the changes as a diff, and only then applies
 --check shows the plan and writes nothing, --diff shows it in detail, and a second run changes nothing.",
     after_help = "Examples:\n  pbr run playbooks/site.yml                 converge every host\n  \
 pbr run playbooks/site.yml --check --diff  show what would change, change nothing\n  \
+pbr run site.yml -C --save-plan site.plan  save that plan; `pbr apply site.plan` runs it\n  \
 pbr run site.yml -l pi3 -e pi_size=64G      one host, an extra variable\n  \
 pbr lint playbooks/                        check playbooks without touching a host\n  \
 pbr doc lvm_cache                          a module's parameters and examples\n  \
 pbr demo                                   a self-contained demo on this machine\n\n\
-Exit codes: 0 ok, 2 a host failed, 3 a host unreachable, 4 bad input (nothing run)."
+Exit codes: 0 ok, 2 a host failed, 3 a host unreachable, 4 bad input (nothing run),\n\
+5 `pbr apply` refused a host that drifted since its plan."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -51,6 +56,15 @@ enum Cmd {
 Variables: -e k=v, -e @vars.yml, -e '{\"k\": [1, 2]}' (highest precedence).\n\
 Limits: -l 'pis:!pi3', -l @site.retry; -f N hosts at once; `serial:` and `throttle:` in playbooks.")]
     Run(RunArgs),
+    /// Apply a saved plan: each host is checked again, and only where it still plans the same
+    /// is the run made; a host that drifted is refused and named, and nothing is written on it.
+    #[command(after_help = "Make a plan: pbr run site.yml --check --save-plan site.plan\n\
+Review it:   pbr show site.plan\n\
+Apply it:    pbr apply site.plan   (give the same -e and vault passwords as for the plan)\n\
+Exit codes: as `pbr run`, and 5 when a host was refused because it drifted (the others were applied).")]
+    Apply(ApplyArgs),
+    /// Print a saved plan as `pbr run --check --diff` prints it.
+    Show(ShowArgs),
     /// Show the inventory as pbr understood it.
     Inventory(InvArgs),
     /// Check playbooks without connecting to any host.
@@ -129,8 +143,55 @@ struct RunArgs {
     /// Do not write PLAYBOOK.retry after failures.
     #[arg(long)]
     no_retry_file: bool,
+    /// With --check: save the plan to FILE, for `pbr show FILE` and `pbr apply FILE`.
+    #[arg(long, value_name = "FILE")]
+    save_plan: Option<PathBuf>,
     #[command(flatten)]
     vault: vault_cmd::VaultOpts,
+}
+
+#[derive(Args)]
+struct ApplyArgs {
+    /// A plan saved by `pbr run --check --save-plan FILE`.
+    plan: PathBuf,
+    /// The extra variables the plan was made with (checked: they must be the same).
+    #[arg(short, long = "extra-vars")]
+    extra_vars: Vec<String>,
+    /// Show diffs of files and state.
+    #[arg(short = 'D', long)]
+    diff: bool,
+    /// How many hosts run at once.
+    #[arg(short, long, default_value_t = 50)]
+    forks: usize,
+    /// After applying, probe again: a module that still has work to do fails.
+    #[arg(long)]
+    verify: bool,
+    /// More output (-v results, -vv task paths).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFmt::Human)]
+    output: OutputFmt,
+    /// Ask for the become (sudo) password.
+    #[arg(short = 'K', long)]
+    ask_become_pass: bool,
+    /// Host key policy: yes (known_hosts only, default), accept-new, off.
+    #[arg(long, value_name = "MODE")]
+    host_key_checking: Option<String>,
+    /// An ssh_config file to read instead of ~/.ssh/config.
+    #[arg(short = 'F', long)]
+    ssh_config: Option<PathBuf>,
+    /// Do not write PLAYBOOK.retry after failures.
+    #[arg(long)]
+    no_retry_file: bool,
+    #[command(flatten)]
+    vault: vault_cmd::VaultOpts,
+}
+
+#[derive(Args)]
+struct ShowArgs {
+    /// A plan saved by `pbr run --check --save-plan FILE`.
+    plan: PathBuf,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -230,6 +291,11 @@ fn main() -> ExitCode {
             Ok(()) => rt.block_on(cmd_run(a)),
             Err(code) => code,
         },
+        Cmd::Apply(a) => match a.vault.install().map(|()| install_roles_path()) {
+            Ok(()) => rt.block_on(cmd_apply(a)),
+            Err(code) => code,
+        },
+        Cmd::Show(a) => cmd_show(a),
         Cmd::Inventory(a) => match a.vault.install() {
             Ok(()) => cmd_inventory(a),
             Err(code) => code,
@@ -387,31 +453,34 @@ fn load_all(
     Ok((inv, pbs))
 }
 
-async fn cmd_run(a: RunArgs) -> ExitCode {
+/// Everything a run needs, read and checked from its arguments.
+struct Prepared {
+    registry: pbr_engine::Registry,
+    inv: Inventory,
+    pbs: Vec<pbr_engine::playbook::Playbook>,
+    templar: Arc<Templar>,
+    opts: RunOptions,
+}
+
+/// Load and check what a run needs; the exit code when the input is bad (nothing ran).
+fn prepare(a: &RunArgs) -> Result<Prepared, ExitCode> {
     let registry = pbr_modules::registry();
-    let (inv, pbs) = match load_all(&a.playbooks, &a.inventory, &registry) {
-        Ok(x) => x,
-        Err(d) => return input_error(&d),
-    };
+    let (inv, pbs) = load_all(&a.playbooks, &a.inventory, &registry).map_err(|d| input_error(&d))?;
     let templar = Arc::new(Templar::new());
     let ds = pbr_engine::lint::check(&pbs, &inv, &registry, &templar);
-    if let Some(first) = ds.iter().find(|d| d.severity == pbr_engine::Severity::Error) {
+    if ds.iter().any(|d| d.severity == pbr_engine::Severity::Error) {
         for d in ds.iter().filter(|d| d.severity == pbr_engine::Severity::Error).take(10) {
             eprint!("{}", d.render(color_err()));
         }
-        let _ = first;
-        return ExitCode::from(EXIT_INPUT);
+        return Err(ExitCode::from(EXIT_INPUT));
     }
-    let extra_vars = match parse_extra_vars(&a.extra_vars) {
-        Ok(v) => v,
-        Err(d) => return input_error(&d),
-    };
+    let extra_vars = parse_extra_vars(&a.extra_vars).map_err(|d| input_error(&d))?;
     let become_password = if a.ask_become_pass {
         match rpassword_prompt("BECOME password: ") {
             Some(p) => Some(pbr_engine::Secret::new(p)),
             None => {
                 eprintln!("error: could not read the become password");
-                return ExitCode::from(EXIT_INPUT);
+                return Err(ExitCode::from(EXIT_INPUT));
             }
         }
     } else {
@@ -428,7 +497,7 @@ async fn cmd_run(a: RunArgs) -> ExitCode {
             Some(mode) => ssh.host_key_checking = Some(mode),
             None => {
                 eprintln!("error: --host-key-checking takes yes, accept-new or off (got {m:?})");
-                return ExitCode::from(EXIT_INPUT);
+                return Err(ExitCode::from(EXIT_INPUT));
             }
         }
     }
@@ -436,7 +505,7 @@ async fn cmd_run(a: RunArgs) -> ExitCode {
         && let Err(e) = inv.limit(&inv.select("all").unwrap_or_default(), l)
     {
         eprintln!("error: --limit {l}: {e}");
-        return ExitCode::from(EXIT_INPUT);
+        return Err(ExitCode::from(EXIT_INPUT));
     }
     let opts = RunOptions {
         check: a.check,
@@ -451,6 +520,11 @@ async fn cmd_run(a: RunArgs) -> ExitCode {
         ssh,
         retry_files: !a.no_retry_file,
     };
+    Ok(Prepared { registry, inv, pbs, templar, opts })
+}
+
+/// The reporter a run's arguments ask for.
+fn reporter_for(a: &RunArgs) -> Reporter {
     let format = if a.output == OutputFmt::Json { Format::Json } else { Format::Human };
     let mut reporter =
         Reporter::new(format, color_out() && format == Format::Human, a.diff, a.verbose, Box::new(std::io::stdout()));
@@ -458,20 +532,181 @@ async fn cmd_run(a: RunArgs) -> ExitCode {
         // which task, how many hosts are done, who is slow: on stderr, cleared when the task ends
         reporter = reporter.with_progress();
     }
-    let reporter = Arc::new(reporter);
-    let runner = Runner::new(&registry, templar, inv, opts, reporter);
+    reporter
+}
+
+/// Run what [`prepare`] made; an interrupting signal or bad input ends it with its exit code.
+async fn run_prepared(p: Prepared, reporter: Arc<Reporter>) -> Result<pbr_engine::exec::RunSummary, ExitCode> {
+    let runner = Runner::new(&p.registry, p.templar, p.inv, p.opts, reporter);
     let mut stop = Interrupt::install();
     tokio::select! {
-        r = runner.run(&pbs) => match r {
-            Ok(summary) => ExitCode::from(summary.exit_code() as u8),
-            Err(d) => input_error(&d),
-        },
+        r = runner.run(&p.pbs) => r.map_err(|d| input_error(&d)),
         (name, code) = stop.recv() => {
             // The run is dropped here: local commands get SIGTERM, SSH channels close. A write
             // in flight is committed by the host only when every byte arrived, so the host keeps
             // the old file and no temp file.
             eprintln!("pbr: stopped by {name}; no task was left half done (unfinished writes were discarded)");
-            ExitCode::from(code)
+            Err(ExitCode::from(code))
+        }
+    }
+}
+
+async fn cmd_run(a: RunArgs) -> ExitCode {
+    if a.save_plan.is_some() && !a.check {
+        eprintln!("error: --save-plan needs --check: a plan is what a check run found to do");
+        return ExitCode::from(EXIT_INPUT);
+    }
+    let p = match prepare(&a) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let salt = match a.save_plan.as_ref().map(|_| saved_plan::new_salt()).transpose() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let extra = salt.as_ref().map(|s| saved_plan::extra_vars_digest(s, &p.opts.extra_vars));
+    let mut reporter = reporter_for(&a);
+    if a.save_plan.is_some() {
+        reporter = reporter.recording();
+    }
+    let reporter = Arc::new(reporter);
+    let summary = match run_prepared(p, reporter.clone()).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    if let (Some(path), Some(salt), Some(extra)) = (&a.save_plan, salt, extra) {
+        if summary.exit_code() != 0 {
+            eprintln!("pbr: the check run did not succeed on every host: no plan saved to {}", path.display());
+            return ExitCode::from(summary.exit_code() as u8);
+        }
+        let plan = saved_plan::PlanFile::new(run_spec(&a, extra), salt, reporter.recorded());
+        if let Err(e) = plan.save(path) {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+        let changes: usize = plan.hosts.values().flatten().map(|t| t.changes.len()).sum();
+        eprintln!(
+            "pbr: plan saved to {} ({} hosts, {changes} changes): review it with `pbr show {0}`, apply it with \
+             `pbr apply {0}`",
+            path.display(),
+            plan.hosts.len()
+        );
+    }
+    ExitCode::from(summary.exit_code() as u8)
+}
+
+/// What a saved plan keeps of a run's arguments (paths made absolute: apply may run elsewhere).
+fn run_spec(a: &RunArgs, extra_vars: String) -> saved_plan::RunSpec {
+    let abs = |p: &PathBuf| -> PathBuf { std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()) };
+    saved_plan::RunSpec {
+        playbooks: a.playbooks.iter().map(abs).collect(),
+        inventory: default_inventory(&a.inventory).iter().map(abs).collect(),
+        limit: a.limit.clone(),
+        tags: a.tags.clone(),
+        skip_tags: a.skip_tags.clone(),
+        extra_vars,
+    }
+}
+
+/// `pbr apply FILE`: check each host again, refuse those that drifted, run the rest.
+async fn cmd_apply(a: ApplyArgs) -> ExitCode {
+    let plan = match saved_plan::PlanFile::load(&a.plan) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_INPUT);
+        }
+    };
+    let mut ra = RunArgs {
+        playbooks: plan.run.playbooks.clone(),
+        inventory: plan.run.inventory.clone(),
+        limit: plan.run.limit.clone(),
+        tags: plan.run.tags.clone(),
+        skip_tags: plan.run.skip_tags.clone(),
+        check: true,
+        diff: false,
+        extra_vars: a.extra_vars.clone(),
+        forks: a.forks,
+        verify: a.verify,
+        verbose: a.verbose,
+        output: a.output,
+        ask_become_pass: a.ask_become_pass,
+        host_key_checking: a.host_key_checking.clone(),
+        ssh_config: a.ssh_config.clone(),
+        no_retry_file: a.no_retry_file,
+        save_plan: None,
+        vault: Default::default(),
+    };
+    // 1. the same check run, quietly, recorded
+    let p = match prepare(&ra) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    if saved_plan::extra_vars_digest(&plan.salt, &p.opts.extra_vars) != plan.run.extra_vars {
+        eprintln!("error: the extra variables (-e) are not the ones the plan was made with: give the same ones");
+        return ExitCode::from(EXIT_INPUT);
+    }
+    let become_password = p.opts.become_password.clone();
+    let quiet = Arc::new(Reporter::new(Format::Human, false, false, 0, Box::new(std::io::sink())).recording());
+    if let Err(code) = run_prepared(p, quiet.clone()).await {
+        return code;
+    }
+    let now = quiet.recorded();
+    // 2. the hosts whose plan is still the same
+    let mut ok = vec![];
+    let mut refused = 0;
+    let mut hosts: Vec<&String> = plan.hosts.keys().collect();
+    hosts.extend(now.keys().filter(|h| !plan.hosts.contains_key(*h)));
+    for h in hosts {
+        match plan.drift(h, now.get(h)) {
+            None => ok.push(h.clone()),
+            Some(why) => {
+                refused += 1;
+                eprintln!("REFUSED: [{h}] drifted since the plan: {why}. Nothing was written on it.");
+            }
+        }
+    }
+    if ok.is_empty() {
+        eprintln!("pbr: every host drifted since the plan: nothing was applied (make a new plan)");
+        return ExitCode::from(EXIT_DRIFT);
+    }
+    // 3. the run, on those hosts only
+    ra.check = false;
+    ra.diff = a.diff;
+    ra.ask_become_pass = false;
+    ra.limit = Some(ok.join(":"));
+    let mut p = match prepare(&ra) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    p.opts.become_password = become_password;
+    let summary = match run_prepared(p, Arc::new(reporter_for(&ra))).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    match summary.exit_code() {
+        0 if refused > 0 => {
+            eprintln!("pbr: applied on {} hosts; {refused} refused (drifted): see above", ok.len());
+            ExitCode::from(EXIT_DRIFT)
+        }
+        c => ExitCode::from(c as u8),
+    }
+}
+
+/// `pbr show FILE`: the plan as `--check --diff` prints it.
+fn cmd_show(a: ShowArgs) -> ExitCode {
+    match saved_plan::PlanFile::load(&a.plan) {
+        Ok(plan) => {
+            let r = Reporter::new(Format::Human, color_out(), true, 0, Box::new(std::io::stdout()));
+            plan.show(&r);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_INPUT)
         }
     }
 }

@@ -51,15 +51,13 @@ const CONVERGE: &str = r#"
           managed
           block
     - name: a replace
+      # in check mode the file does not exist yet: the replace sees what the template would write
       replace: { path: "{{ root }}/etc/app/app.conf", regexp: '^port=.*$', replace: 'port=2222' }
-      # in check mode the file does not exist yet (as in Ansible, nothing is simulated)
-      ignore_errors: "{{ ansible_check_mode }}"
     - name: a command guarded by creates
       command: "touch {{ root }}/etc/app/stamp"
       args: { creates: "{{ root }}/etc/app/stamp" }
     - name: a link
       file: { src: "{{ root }}/etc/app/motd", dest: "{{ root }}/motd", state: link }
-      ignore_errors: "{{ ansible_check_mode }}"
 "#;
 
 fn converge_setup() -> tempfile::TempDir {
@@ -106,7 +104,13 @@ fn check_mode_writes_nothing_and_diff_shows_the_plan() {
     assert_eq!(snapshot(d.path()), before, "check mode wrote something");
     assert!(r.stdout.contains("+hello from h1"), "{}", r.stdout);
     assert!(r.stdout.contains("+port=22"), "{}", r.stdout);
-    assert!(r.recap("h1")["changed"] >= 3, "{}", r.all());
+    // later tasks see what earlier planned ops would make: the replace edits the file the template
+    // would write, the link points at the file the copy would write; the count is the real run's
+    assert!(r.stdout.contains("-port=22\n+port=2222"), "{}", r.stdout);
+    for h in ["h1", "h2"] {
+        assert_eq!((r.recap(h)["changed"], r.recap(h)["failed"]), (8, 0), "{h}: {}", r.all());
+    }
+    assert!(!r.stdout.contains("ignoring"), "{}", r.stdout);
     // after a real run, a check run shows the pending edit only
     let r = pbr(d.path(), &["run", "site.yml", "-i", "inventory.ini"]);
     assert_eq!(r.code, 0, "{}", r.all());
@@ -884,4 +888,136 @@ fn tilde_in_host_paths_is_the_home_there() {
     assert_eq!(std::fs::read_to_string(home.join("made/x")).unwrap(), "hi\n");
     assert!(home.join("made/stamp").exists(), "{all}");
     assert!(!d.path().join("~").exists(), "a directory named ~ was made");
+}
+
+/// Check mode sees its own plan: on a fresh host, later tasks probe what earlier planned ops
+/// would make (a file an earlier task writes, a directory, a command's `creates`), and a task that
+/// needs the output of a command that would run is skipped saying so, not failed. The real run
+/// then reports the same changed count, and what check mode showed is what it wrote.
+#[test]
+fn check_mode_sees_what_earlier_tasks_would_do() {
+    let d = tempfile::tempdir().unwrap();
+    inventory(d.path(), &["h1"]);
+    write(
+        d.path(),
+        "pb.yml",
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - file: { path: "{{ root }}/etc/app", state: directory, mode: "0750" }
+    - copy: { content: "port=22\n", dest: "{{ root }}/etc/app/app.conf" }
+    - name: an edit of the file the copy writes (no create)
+      lineinfile: { path: "{{ root }}/etc/app/app.conf", regexp: '^port=', line: "port=2222" }
+    - name: attributes of it
+      file: { path: "{{ root }}/etc/app/app.conf", mode: "0600" }
+    - stat: { path: "{{ root }}/etc/app/app.conf" }
+      register: conf
+    - assert:
+        that: [conf.stat.exists, conf.stat.mode == '0600', conf.stat.isreg]
+    - command: "touch {{ root }}/stamp"
+      args: { creates: "{{ root }}/stamp" }
+    - name: the same stamp, done by then
+      command: "touch {{ root }}/stamp"
+      args: { creates: "{{ root }}/stamp" }
+    - command: "echo 42"
+      register: answer
+    - name: needs the answer
+      debug: { msg: "the answer is {{ answer.stdout }}" }
+    - name: guarded by the answer
+      copy: { content: "{{ answer.stdout }}\n", dest: "{{ root }}/answer" }
+      when: answer.rc == 0
+"#,
+    );
+    let before = snapshot(d.path());
+    let r = pbr(d.path(), &["run", "pb.yml", "-i", "inventory.ini", "--check", "--diff"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(snapshot(d.path()), before, "check mode wrote something");
+    assert!(r.stdout.contains("-port=22\n+port=2222"), "{}", r.stdout);
+    assert!(r.stdout.contains("mode 0644 → 0600"), "{}", r.stdout);
+    assert_eq!(r.stdout.matches("would run; result unknown in check mode (`answer`").count(), 2, "{}", r.stdout);
+    let rc = r.recap("h1");
+    // directory, copy, lineinfile, file mode, one stamp command, echo
+    assert_eq!((rc["changed"], rc["failed"], rc["skipped"]), (6, 0, 2), "{}", r.all());
+
+    let r = pbr(d.path(), &["run", "pb.yml", "-i", "inventory.ini"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let rc = r.recap("h1");
+    // the same six, and the answer file now that the answer is known
+    assert_eq!((rc["changed"], rc["failed"]), (7, 0), "{}", r.all());
+    assert!(r.stdout.contains("the answer is 42"), "{}", r.stdout);
+    let root = d.path().join("h1");
+    assert_eq!(std::fs::read_to_string(root.join("etc/app/app.conf")).unwrap(), "port=2222\n");
+    assert_eq!(mode_of(&root.join("etc/app/app.conf")), 0o600);
+    assert_eq!(mode_of(&root.join("etc/app")), 0o750);
+}
+
+/// A saved plan: `run --check --save-plan` writes what it found to do (no secret in clear), `show`
+/// prints it, `apply` runs it only where the host still plans the same: a host that drifted is
+/// refused with the task that differs, nothing is written on it (exit 5), the others converge.
+#[test]
+fn saved_plan_applies_where_nothing_drifted() {
+    let d = tempfile::tempdir().unwrap();
+    inventory(d.path(), &["h1", "h2"]);
+    let vault = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vault");
+    std::fs::copy(vault.join("secrets.yml"), d.path().join("secrets.yml")).unwrap();
+    std::fs::copy(vault.join("password"), d.path().join("vault-pass")).unwrap();
+    write(
+        d.path(),
+        "pb.yml",
+        r#"
+- hosts: all
+  gather_facts: false
+  vars_files: [secrets.yml]
+  tasks:
+    - copy: { content: "psk={{ wifi_passphrase }}\n", dest: "{{ root }}/wifi.conf", mode: "0600" }
+    - lineinfile: { path: "{{ root }}/motd", line: "hello {{ inventory_hostname }}", create: true }
+"#,
+    );
+    let vp = ["--vault-password-file", "vault-pass"];
+    let mut args = vec!["run", "pb.yml", "-i", "inventory.ini", "--check", "--save-plan", "site.plan"];
+    args.extend(vp);
+    let r = pbr(d.path(), &args);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stderr.contains("plan saved to site.plan (2 hosts, 4 changes)"), "{}", r.stderr);
+    let text = std::fs::read_to_string(d.path().join("site.plan")).unwrap();
+    assert!(!text.contains("correct horse"), "a secret in the plan file:\n{text}");
+    assert!(text.contains("\"format\": \"pbr-plan\"") && text.contains("\"version\": 1"), "{text}");
+    assert_eq!(mode_of(&d.path().join("site.plan")), 0o600);
+    assert!(!d.path().join("h1/motd").exists(), "check mode wrote");
+
+    let r = pbr(d.path(), &["show", "site.plan"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains("+hello h1") && r.stdout.contains("+hello h2"), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("+ create {}/h2/motd", d.path().display())), "{}", r.stdout);
+    assert!(!r.stdout.contains("correct horse"), "{}", r.stdout);
+
+    // h2 drifts: its motd appears with other content
+    std::fs::write(d.path().join("h2/motd"), "someone else's\n").unwrap();
+    let mut args = vec!["apply", "site.plan"];
+    args.extend(vp);
+    let r = pbr(d.path(), &args);
+    assert_eq!(r.code, 5, "{}", r.all());
+    assert!(r.stderr.contains("REFUSED: [h2] drifted since the plan: task \"lineinfile\""), "{}", r.stderr);
+    assert!(r.stderr.contains("the plan had + create"), "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(d.path().join("h2/motd")).unwrap(), "someone else's\n");
+    assert!(!d.path().join("h2/wifi.conf").exists(), "a refused host was written to");
+    assert_eq!(std::fs::read_to_string(d.path().join("h1/motd")).unwrap(), "hello h1\n");
+    assert_eq!(std::fs::read_to_string(d.path().join("h1/wifi.conf")).unwrap(), "psk=correct horse battery staple\n");
+    assert_eq!(r.recap("h1")["changed"], 2, "{}", r.all());
+    assert!(!r.all().contains("correct horse"), "{}", r.all());
+
+    // other extra variables than the plan's: refused before anything runs
+    let mut args = vec!["apply", "site.plan", "-e", "x=1"];
+    args.extend(vp);
+    let r = pbr(d.path(), &args);
+    assert_eq!(r.code, 4, "{}", r.all());
+    assert!(r.stderr.contains("extra variables"), "{}", r.stderr);
+    // not a plan
+    let r = pbr(d.path(), &["show", "pb.yml"]);
+    assert_eq!(r.code, 4, "{}", r.all());
+    assert!(r.stderr.contains("not a pbr plan"), "{}", r.stderr);
+    // --save-plan without --check
+    let r = pbr(d.path(), &["run", "pb.yml", "-i", "inventory.ini", "--save-plan", "x.plan"]);
+    assert_eq!(r.code, 4, "{}", r.all());
 }

@@ -83,6 +83,11 @@ struct HostState {
     /// Registered results and facts that came from a `no_log` task: a task that uses one of
     /// them is `no_log` too, so that a later `debug` does not show what `no_log` hid.
     sensitive: std::collections::HashSet<String>,
+    /// In a check run: the paths the ops planned so far would make, change or remove.
+    overlay: Arc<std::sync::Mutex<crate::op::Overlay>>,
+    /// In a check run: registered results of commands that would run (and so did not), by
+    /// name, with the task that registered them.
+    unknown_in_check: HashMap<String, String>,
     /// The task running now is `no_log` (its own, inherited, or through [`Self::sensitive`]).
     no_log_now: bool,
 }
@@ -325,6 +330,7 @@ impl<'a> Runner<'a> {
                     data: Map::new(),
                     ignored: false,
                     delegated: None,
+                    digest: None,
                 },
             );
         }
@@ -962,6 +968,7 @@ impl<'a> Runner<'a> {
                 data: f.data,
                 ignored: false,
                 delegated: None,
+                digest: None,
             },
             result,
             changed: false,
@@ -1006,6 +1013,16 @@ impl<'a> Runner<'a> {
                 st.sensitive.insert(reg.clone());
             } else {
                 st.sensitive.remove(reg);
+            }
+            // a command that would run: its output is not known in check mode
+            let would_run = outcomes.iter().any(|o| {
+                o.report.changes.iter().any(|c| c.kind == crate::module::ChangeKind::Run)
+                    && o.result.get("rc").is_none()
+            });
+            if self.opts.check && would_run {
+                st.unknown_in_check.insert(reg.clone(), task_name.to_string());
+            } else {
+                st.unknown_in_check.remove(reg);
             }
         }
         if unreachable && !task.ignore_unreachable {
@@ -1484,6 +1501,20 @@ impl<'a> Runner<'a> {
         search: &[PathBuf],
     ) -> ItemOutcome {
         let mut out = self.run_item_shown(ctx, task, inh, st, vars, item, search).await;
+        if out.failed
+            && let Some((name, from)) = self.unknown_in_check(task, inh, st, out.report.msg.as_deref().unwrap_or(""))
+        {
+            // neither a failure nor a guess: the run will know, check mode cannot
+            let msg = format!(
+                "would run; result unknown in check mode (`{name}` is registered by \"{from}\", a command that \
+                 check mode does not run)"
+            );
+            let mut result = Map::new();
+            result.insert("changed".into(), json!(false));
+            result.insert("skipped".into(), json!(true));
+            result.insert("skip_reason".into(), json!(msg));
+            out = simple_outcome(&st.name, Status::Skipped, Some(msg), result);
+        }
         if st.no_log_now {
             self.censor(&mut out);
             // facts set by a no_log task are as secret as its result
@@ -1494,12 +1525,24 @@ impl<'a> Runner<'a> {
         out
     }
 
-    /// Does the task use a registered result or fact of a `no_log` task (in its args, its
-    /// loop or, for `debug`, its `var`)?
-    fn uses_sensitive(&self, task: &Task, st: &HostState) -> bool {
-        if st.sensitive.is_empty() {
-            return false;
+    /// In a check run, for a task that failed on an undefined value: the registered result it
+    /// uses (in its args, loop, `when` or `debug` var) that comes from a command check mode did
+    /// not run, with the task that registered it.
+    fn unknown_in_check(&self, task: &Task, inh: &Inherit, st: &HostState, msg: &str) -> Option<(String, String)> {
+        if st.unknown_in_check.is_empty() || !msg.contains("undefined") {
+            return None;
         }
+        let mut names = self.task_refs(task);
+        for w in inh.when.iter().chain(&task.when) {
+            if let Value::String(c) = w {
+                names.extend(self.templar.referenced_vars_expr(c).unwrap_or_default());
+            }
+        }
+        names.into_iter().find_map(|n| st.unknown_in_check.get(&n).map(|from| (n.clone(), from.clone())))
+    }
+
+    /// The variables a task's args and loop use (and `debug`'s `var`).
+    fn task_refs(&self, task: &Task) -> Vec<String> {
         let mut names = Vec::new();
         if let Action::Module { name, args, .. } = &task.action {
             self.template_refs(args, &mut names);
@@ -1518,7 +1561,16 @@ impl<'a> Runner<'a> {
             };
             self.template_refs(v, &mut names);
         }
-        names.iter().any(|n| st.sensitive.contains(n))
+        names
+    }
+
+    /// Does the task use a registered result or fact of a `no_log` task (in its args, its
+    /// loop or, for `debug`, its `var`)?
+    fn uses_sensitive(&self, task: &Task, st: &HostState) -> bool {
+        if st.sensitive.is_empty() {
+            return false;
+        }
+        self.task_refs(task).iter().any(|n| st.sensitive.contains(n))
     }
 
     /// `no_log`: the report keeps the host and the status; the item label, the change
@@ -1830,6 +1882,9 @@ impl<'a> Runner<'a> {
             };
             host = host.with_env(m.into_iter().map(|(k, v)| (k, value_label(&v))).collect());
         }
+        if self.opts.check && delegate.is_none() {
+            host = host.with_overlay(st.overlay.clone());
+        }
         let check = task.check_mode.or(inh.check_mode).unwrap_or(self.opts.check);
         let diff = task.diff.unwrap_or(self.opts.diff);
         let controller = TaskController { templar: &self.templar, vars: scope.vars, search: scope.search };
@@ -1869,6 +1924,7 @@ impl<'a> Runner<'a> {
         let status = if r.changed { Status::Changed } else { Status::Ok };
         let mut report = HostReport::simple(&st.name, status, None);
         report.changes = r.changes;
+        report.digest = r.digest;
         report.delegated = delegate;
         report.data = if check { Map::new() } else { r.data };
         Ok(ItemOutcome { report, result, changed: r.changed, failed: false, skipped: false, unreachable: false })
@@ -1953,6 +2009,7 @@ impl HostReport {
             data: Map::new(),
             ignored: false,
             delegated: None,
+            digest: None,
         }
     }
 }

@@ -223,6 +223,9 @@ pub struct Host {
     read_only: bool,
     /// The task's `environment:`, exported for every command.
     env: Arc<Vec<(String, String)>>,
+    /// In check mode: what the ops planned by earlier tasks would make of paths (probes read
+    /// through it).
+    overlay: Option<Arc<std::sync::Mutex<crate::op::Overlay>>>,
 }
 
 impl fmt::Debug for Host {
@@ -233,7 +236,25 @@ impl fmt::Debug for Host {
 
 impl Host {
     pub fn new(name: impl Into<String>, conn: Arc<dyn Connection>, esc: Option<Become>) -> Host {
-        Host { name: name.into(), conn, esc, read_only: false, env: Arc::new(Vec::new()) }
+        Host { name: name.into(), conn, esc, read_only: false, env: Arc::new(Vec::new()), overlay: None }
+    }
+
+    /// The same host seen through check mode's overlay: probes read paths as the ops recorded
+    /// in it would leave them.
+    pub fn with_overlay(mut self, overlay: Arc<std::sync::Mutex<crate::op::Overlay>>) -> Host {
+        self.overlay = Some(overlay);
+        self
+    }
+
+    /// Record planned ops in the overlay (check mode); nothing without one.
+    pub fn record_planned(&self, ops: &[crate::op::Op]) {
+        if let Some(o) = &self.overlay {
+            o.lock().unwrap_or_else(|e| e.into_inner()).record(ops);
+        }
+    }
+
+    fn overlay(&self) -> Option<std::sync::MutexGuard<'_, crate::op::Overlay>> {
+        self.overlay.as_ref().map(|o| o.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The same host with these variables in the environment of every command (`environment:`).
@@ -312,6 +333,9 @@ impl Host {
     }
 
     pub async fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, HostError> {
+        if let Some(known) = self.overlay().and_then(|o| o.read(path)) {
+            return Ok(known);
+        }
         self.conn.read_file(path, self.esc.as_ref()).await
     }
 
@@ -334,7 +358,11 @@ impl Host {
         if qs.is_empty() {
             return Ok(Vec::new());
         }
-        self.conn.inspect(qs, self.esc.as_ref()).await
+        let real = self.conn.inspect(qs, self.esc.as_ref()).await?;
+        match self.overlay() {
+            Some(o) if o.touches(qs) => Ok(qs.iter().zip(real).map(|(q, r)| o.patch(q, r)).collect()),
+            _ => Ok(real),
+        }
     }
 
     /// Inspect one path.

@@ -14,9 +14,11 @@ pub mod host;
 pub mod inventory;
 pub mod lint;
 pub mod module;
+pub mod op;
 pub mod params;
 pub mod playbook;
 pub mod report;
+pub mod saved_plan;
 pub mod source;
 pub mod template;
 pub mod transport;
@@ -30,5 +32,6 @@ pub use host::{
     sh_quote,
 };
 pub use module::{Change, ChangeKind, Ctx, Deferred, Diff, Doc, Module, ModuleError, Outcome, Plan, Registry};
+pub use op::Op;
 pub use source::Span;
 pub use yaml::{Node, NodeKind};

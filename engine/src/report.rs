@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use std::io::Write;
 use std::sync::Mutex;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Ok,
@@ -29,6 +29,25 @@ pub struct HostReport {
     pub ignored: bool,
     /// Delegation target, shown as `[host -> target]`.
     pub delegated: Option<String>,
+    /// A digest of the module's plan (its changes and ops), for saved plans; None when the task
+    /// planned nothing or is not a module.
+    pub digest: Option<String>,
+}
+
+/// One task's result on one host as a saved plan keeps it (`pbr run --check --save-plan`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PlannedTask {
+    pub task: String,
+    pub status: Status,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<Change>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg: Option<String>,
+    /// The plan's digest, salted with the plan file's salt (it may depend on secrets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -59,6 +78,8 @@ pub struct Reporter {
     out: Mutex<Box<dyn Write + Send>>,
     /// Live progress on a terminal (stderr): which task, how many hosts done, which are slow.
     progress: Option<Mutex<Option<Progress>>>,
+    /// With [`Reporter::recording`]: every result by host, in order, redacted, for a saved plan.
+    record: Option<Mutex<indexmap::IndexMap<String, Vec<PlannedTask>>>>,
 }
 
 struct Progress {
@@ -81,7 +102,49 @@ impl Reporter {
             secrets: Mutex::new(Vec::new()),
             out: Mutex::new(out),
             progress: None,
+            record: None,
         }
+    }
+
+    /// Also keep every result, by host and in order, for a saved plan ([`Reporter::recorded`]).
+    pub fn recording(mut self) -> Reporter {
+        self.record = Some(Mutex::new(indexmap::IndexMap::new()));
+        self
+    }
+
+    /// What [`Reporter::recording`] kept (secrets redacted as in the output).
+    pub fn recorded(&self) -> indexmap::IndexMap<String, Vec<PlannedTask>> {
+        match &self.record {
+            Some(r) => r.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            None => Default::default(),
+        }
+    }
+
+    fn keep(&self, task: &str, r: &HostReport) {
+        let Some(rec) = &self.record else { return };
+        let changes = r
+            .changes
+            .iter()
+            .map(|c| Change {
+                kind: c.kind,
+                summary: self.redact(c.summary.clone()),
+                diff: c.diff.as_ref().map(|d| Diff {
+                    before_header: self.redact(d.before_header.clone()),
+                    after_header: self.redact(d.after_header.clone()),
+                    before: self.redact(d.before.clone()),
+                    after: self.redact(d.after.clone()),
+                }),
+            })
+            .collect();
+        let t = PlannedTask {
+            task: self.redact(task.to_string()),
+            status: r.status,
+            item: r.item.clone().map(|i| self.redact(i)),
+            changes,
+            msg: r.msg.clone().filter(|_| r.status == Status::Skipped).map(|m| self.redact(m)),
+            digest: r.digest.clone(),
+        };
+        rec.lock().unwrap_or_else(|e| e.into_inner()).entry(r.host.clone()).or_default().push(t);
     }
 
     /// Show live progress on stderr (only sensible when stderr is a terminal).
@@ -212,6 +275,7 @@ impl Reporter {
     }
 
     pub fn host_result(&self, task: &str, r: &HostReport) {
+        self.keep(task, r);
         if self.format == Format::Json {
             let mut v = json!({
                 "event": "result",

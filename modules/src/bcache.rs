@@ -3,7 +3,7 @@
 use crate::storage_util::{self as su, DeviceInfo, Step};
 use async_trait::async_trait;
 use pbr_engine::params::bool_lenient;
-use pbr_engine::{Ctx, Diff, Doc, Host, Module, ModuleError, Outcome, Plan, sh_quote};
+use pbr_engine::{Ctx, Diff, Doc, Host, Module, ModuleError, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -406,22 +406,19 @@ impl Module for Bcache {
         Ok(su::to_plan(&steps(p, st)?))
     }
 
-    async fn apply(
+    async fn report(
         &self,
-        _ctx: &Ctx<'_>,
         p: &BcacheParams,
-        st: &BcacheState,
-        _plan: &Plan,
+        _st: &BcacheState,
         host: &Host,
-    ) -> Result<Outcome, ModuleError> {
-        su::run_steps(host, &steps(p, st)?).await?;
+    ) -> Result<Map<String, Value>, ModuleError> {
         let out = host.query_sh(format!("{}\nbasename \"$(readlink \"$b/dev\")\"", sysdir(&p.backing))).await?;
         let mut data = Map::new();
         let dev = out.stdout_str().trim().to_string();
         if out.rc == 0 && dev.starts_with("bcache") {
             data.insert("device".into(), Value::from(format!("/dev/{dev}")));
         }
-        Ok(Outcome { data, ..Default::default() })
+        Ok(data)
     }
 
     fn data(&self, _p: &BcacheParams, st: &BcacheState) -> Map<String, Value> {

@@ -3,7 +3,7 @@
 //! parent directory, and the deferred follow-up commands.
 
 use crate::util;
-use pbr_engine::{Change, Deferred, Diff, FileAttrs, Host, ModuleError, sh_quote};
+use pbr_engine::{Change, Deferred, Diff, Host, ModuleError, Op, sh_quote};
 
 /// A managed file as probed: its content (None when absent) and mode.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -97,32 +97,49 @@ pub fn file_changes(now: &FileNow, want: &Want, redact: Option<&dyn Fn(&str) -> 
     out
 }
 
-/// Make `now.path` match `want`: write (creating the parent directory), chmod, or remove.
-pub async fn apply_file(host: &Host, now: &FileNow, want: &Want) -> Result<bool, ModuleError> {
-    let p = sh_quote(&now.path);
+/// The ops making `now.path` match `want`: write (creating the parent directory), chmod, or
+/// remove; none when it matches.
+pub fn file_ops(now: &FileNow, want: &Want) -> Vec<Op> {
     match want {
-        Want::Absent => {
-            if now.exists() {
-                host.run_ok(format!("rm -f -- {p}")).await?;
-                return Ok(true);
+        Want::Absent if now.exists() => vec![Op::Run {
+            what: format!("remove {}", now.path),
+            script: format!("rm -f -- {}", sh_quote(&now.path)),
+            stdin: None,
+            makes: vec![],
+            removes: vec![now.path.clone()],
+        }],
+        Want::Absent => vec![],
+        Want::Present { content, mode } if now.content.as_deref() != Some(content.as_bytes()) => {
+            let mut v = vec![];
+            if let Some(dir) = parent(&now.path) {
+                v.push(Op::MakeDir { path: dir.to_string(), attrs: Default::default() });
             }
-            Ok(false)
+            v.push(Op::WriteFile {
+                path: now.path.clone(),
+                content: content.as_bytes().to_vec(),
+                mode: Some(*mode),
+                owner: None,
+                group: None,
+                backup: false,
+                validate: None,
+            });
+            v
         }
-        Want::Present { content, mode } => {
-            if now.content.as_deref() != Some(content.as_bytes()) {
-                if let Some(dir) = parent(&now.path) {
-                    host.run_ok(format!("mkdir -p -- {}", sh_quote(dir))).await?;
-                }
-                let attrs = FileAttrs { mode: Some(*mode), ..Default::default() };
-                host.write_file(&now.path, content.as_bytes(), &attrs).await?;
-                return Ok(true);
-            }
-            if now.mode != Some(*mode) {
-                host.run_ok(format!("chmod {:o} -- {p}", mode)).await?;
-                return Ok(true);
-            }
-            Ok(false)
-        }
+        Want::Present { mode, .. } if now.mode != Some(*mode) => vec![Op::SetAttrs {
+            path: now.path.clone(),
+            attrs: pbr_engine::op::Attrs { mode: Some(pbr_engine::params::Mode::Octal(*mode)), ..Default::default() },
+            recurse: false,
+            link: false,
+        }],
+        Want::Present { .. } => vec![],
+    }
+}
+
+/// Whether the content changes (made, rewritten or removed), attributes aside.
+pub fn content_differs(now: &FileNow, want: &Want) -> bool {
+    match want {
+        Want::Present { content, .. } => now.content.as_deref() != Some(content.as_bytes()),
+        Want::Absent => now.exists(),
     }
 }
 

@@ -1,9 +1,8 @@
 //! `command` and `shell`: run something on the host, unless `creates`/`removes` say it is done.
 
-use crate::util;
 use async_trait::async_trait;
 use pbr_engine::params::bool_lenient;
-use pbr_engine::{Change, Cmd, Ctx, Doc, Host, Module, ModuleError, Outcome, PathQuery, Plan, sh_quote};
+use pbr_engine::{Change, Ctx, Doc, Host, Module, ModuleError, Op, PathQuery, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -330,48 +329,30 @@ fn plan_run(st: &RunState) -> Plan {
     if st.skip.is_some() {
         return Plan::empty();
     }
-    let shown = match &st.run.shown {
+    let run = &st.run;
+    let shown = match &run.shown {
         Value::String(s) => s.clone(),
         Value::Array(a) => a.iter().filter_map(Value::as_str).map(sh_quote).collect::<Vec<_>>().join(" "),
         v => v.to_string(),
     };
-    Plan::empty().with(Change::run(format!("run: {shown}")))
-}
-
-fn text_out(b: &[u8], strip: bool) -> String {
-    let s = String::from_utf8_lossy(b).into_owned();
-    if strip { s.trim_end_matches(['\n', '\r']).to_string() } else { s }
-}
-
-async fn apply_run(st: &RunState, host: &Host) -> Result<Outcome, ModuleError> {
-    let run = &st.run;
     let script = match &run.chdir {
         Some(d) => format!("cd {} || exit 1\n{}", sh_quote(d), run.script),
         None => run.script.clone(),
     };
-    let mut cmd = Cmd::new(script);
-    cmd.stdin = run.stdin.clone();
-    let t0 = std::time::SystemTime::now();
-    let i0 = std::time::Instant::now();
-    let out = host.run(cmd).await?;
-    let dt = i0.elapsed();
-    let stdout = text_out(&out.stdout, run.strip);
-    let stderr = text_out(&out.stderr, run.strip);
-    let mut data = Map::new();
-    data.insert("cmd".into(), run.shown.clone());
-    data.insert("rc".into(), json!(out.rc));
-    data.insert("stdout_lines".into(), json!(stdout.lines().collect::<Vec<_>>()));
-    data.insert("stderr_lines".into(), json!(stderr.lines().collect::<Vec<_>>()));
-    data.insert("stdout".into(), Value::String(stdout));
-    data.insert("stderr".into(), Value::String(stderr));
-    data.insert("start".into(), Value::String(util::timestamp(t0)));
-    data.insert("end".into(), Value::String(util::timestamp(t0 + dt)));
-    data.insert("delta".into(), Value::String(util::delta(dt)));
-    if out.rc != 0 {
-        data.insert("msg".into(), Value::String("non-zero return code".into()));
-        return Err(ModuleError::new("non-zero return code").with_data(data));
-    }
-    Ok(Outcome { data, ..Default::default() })
+    // the paths check mode's overlay may count as made or removed: absolute ones without globs
+    let known = |p: &Option<String>| -> Vec<String> {
+        p.iter().filter(|p| p.starts_with('/') && !p.contains(['*', '?', '['])).cloned().collect()
+    };
+    let mut plan = Plan::empty().with(Change::run(format!("run: {shown}")));
+    plan.op(Op::Exec {
+        cmd: run.shown.clone(),
+        script,
+        stdin: run.stdin.clone(),
+        strip: run.strip,
+        makes: known(&run.creates),
+        removes: known(&run.removes),
+    });
+    plan
 }
 
 fn skip_data(st: &RunState) -> Map<String, Value> {
@@ -438,17 +419,6 @@ impl Module for Command {
         Ok(plan_run(st))
     }
 
-    async fn apply(
-        &self,
-        _ctx: &Ctx<'_>,
-        _p: &CommandParams,
-        st: &RunState,
-        _plan: &Plan,
-        host: &Host,
-    ) -> Result<Outcome, ModuleError> {
-        apply_run(st, host).await
-    }
-
     fn data(&self, _p: &CommandParams, st: &RunState) -> Map<String, Value> {
         skip_data(st)
     }
@@ -500,17 +470,6 @@ impl Module for Shell {
 
     fn plan(&self, _p: &ShellParams, st: &RunState) -> Result<Plan, ModuleError> {
         Ok(plan_run(st))
-    }
-
-    async fn apply(
-        &self,
-        _ctx: &Ctx<'_>,
-        _p: &ShellParams,
-        st: &RunState,
-        _plan: &Plan,
-        host: &Host,
-    ) -> Result<Outcome, ModuleError> {
-        apply_run(st, host).await
     }
 
     fn data(&self, _p: &ShellParams, st: &RunState) -> Map<String, Value> {

@@ -3,7 +3,7 @@
 use crate::util::{self, Attrs, FileState, WriteOpts};
 use async_trait::async_trait;
 use pbr_engine::params::{Mode, bool_lenient};
-use pbr_engine::{Ctx, Doc, Host, Module, ModuleError, Outcome, Plan};
+use pbr_engine::{Ctx, Doc, Host, Module, ModuleError, Op, Plan};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -103,29 +103,18 @@ pub fn plan_content_write(spec: &ContentSpec, st: &ContentState) -> Result<Plan,
     if !st.force && st.file.exists() {
         return Ok(Plan::empty());
     }
-    util::plan_content(&st.file, &st.want, spec.attrs)
+    util::plan_content(&st.file, &st.want, spec.attrs, WriteOpts { backup: spec.backup, validate: spec.validate })
 }
 
-pub async fn apply_content_write(
-    host: &Host,
-    spec: &ContentSpec<'_>,
-    st: &ContentState,
-) -> Result<Outcome, ModuleError> {
-    let data = util::apply_content(
-        host,
-        &st.file,
-        &st.want,
-        spec.attrs,
-        WriteOpts { backup: spec.backup, validate: spec.validate },
-    )
-    .await?;
-    let mut data = data;
-    if let Some(s) = host.stat(&st.file.path).await? {
+/// Mode, owner and group of the file written, read after the write (what Ansible reports).
+pub async fn written_attrs(host: &Host, path: &str) -> Result<Map<String, Value>, ModuleError> {
+    let mut data = Map::new();
+    if let Some(s) = host.stat(path).await? {
         data.insert("mode".into(), Value::String(util::mode_str(s.mode)));
         data.insert("owner".into(), Value::String(s.owner));
         data.insert("group".into(), Value::String(s.group));
     }
-    Ok(Outcome { data, ..Default::default() })
+    Ok(data)
 }
 
 pub fn content_data(st: &ContentState) -> Map<String, Value> {
@@ -304,63 +293,38 @@ impl Module for Copy {
         let dattrs = dir_attrs(p);
         for d in &st.dirs {
             match &d.stat {
-                None => plan.push(pbr_engine::Change::create(format!(
-                    "create directory {}{}",
-                    d.path,
-                    util::attrs_suffix(dattrs)
-                ))),
-                Some(s) if s.kind == "directory" => util::attr_changes(&d.path, dattrs, s, &mut plan),
+                None => {
+                    plan.push(pbr_engine::Change::create(format!(
+                        "create directory {}{}",
+                        d.path,
+                        util::attrs_suffix(dattrs)
+                    )));
+                    plan.op(Op::MakeDir { path: d.path.clone(), attrs: util::op_attrs(dattrs) });
+                }
+                Some(s) if s.kind == "directory" => {
+                    let n = plan.changes.len();
+                    util::attr_changes(&d.path, dattrs, s, &mut plan);
+                    if plan.changes.len() > n {
+                        let attrs = util::op_attrs(dattrs);
+                        plan.op(Op::SetAttrs { path: d.path.clone(), attrs, recurse: false, link: false });
+                    }
+                }
                 Some(s) => {
                     return Err(ModuleError::new(format!("{} exists and is a {}, not a directory", d.path, s.kind)));
                 }
             }
         }
         for f in &st.files {
-            plan.changes.extend(plan_content_write(&spec(p), f)?.changes);
+            plan.extend(plan_content_write(&spec(p), f)?);
         }
         Ok(plan)
     }
 
-    async fn apply(
-        &self,
-        _ctx: &Ctx<'_>,
-        p: &CopyParams,
-        st: &CopyState,
-        _plan: &Plan,
-        host: &Host,
-    ) -> Result<Outcome, ModuleError> {
-        let dattrs = dir_attrs(p);
-        for d in &st.dirs {
-            let mut script = String::new();
-            if d.stat.is_none() {
-                script.push_str(&format!("mkdir -p -- {} || exit 1; ", pbr_engine::sh_quote(&d.path)));
-            }
-            script.push_str(&util::attrs_script(&d.path, dattrs, false, false));
-            if !script.is_empty() && (d.stat.is_none() || !dattrs.is_empty()) {
-                host.run_ok(script).await?;
-            }
+    async fn report(&self, _p: &CopyParams, st: &CopyState, host: &Host) -> Result<Map<String, Value>, ModuleError> {
+        match st.files.as_slice() {
+            [one] if st.dirs.is_empty() => written_attrs(host, &one.file.path).await,
+            _ => Ok(Map::new()),
         }
-        let mut outcome = Outcome::default();
-        let single = st.dirs.is_empty() && st.files.len() == 1;
-        for f in &st.files {
-            if plan_content_write(&spec(p), f)?.is_empty() {
-                continue;
-            }
-            if single {
-                outcome = apply_content_write(host, &spec(p), f).await?;
-            } else {
-                let sp = spec(p);
-                util::apply_content(
-                    host,
-                    &f.file,
-                    &f.want,
-                    sp.attrs,
-                    WriteOpts { backup: sp.backup, validate: sp.validate },
-                )
-                .await?;
-            }
-        }
-        Ok(outcome)
     }
 
     fn data(&self, _p: &CopyParams, st: &CopyState) -> Map<String, Value> {

@@ -3,7 +3,7 @@
 use crate::util::{self, Attrs, STAT_FMT, take_line};
 use async_trait::async_trait;
 use pbr_engine::params::{Mode, bool_lenient};
-use pbr_engine::{Change, Ctx, Diff, Doc, FileStat, Host, Module, ModuleError, Outcome, PathQuery, Plan, sh_quote};
+use pbr_engine::{Change, Ctx, Diff, Doc, FileStat, Host, Module, ModuleError, Op, PathQuery, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -264,210 +264,11 @@ impl Module for File {
     }
 
     fn plan(&self, p: &FileParams, st: &FileState) -> Result<Plan, ModuleError> {
-        let path = &p.path;
-        let want = File::wanted(p, st);
-        let cur = st.lstat.as_ref();
-        let cur_kind = cur.map(|s| s.kind.as_str());
-        let a = attrs(p);
-        let mut plan = Plan::empty();
-        let state_diff = |before: &str, after: &str| {
-            Diff::state(path, &[("state".to_string(), before.to_string())], &[("state".to_string(), after.to_string())])
-        };
-        match want {
-            FileKind::Absent => {
-                if let Some(k) = cur_kind {
-                    let what = if k == "directory" && st.contents > 0 {
-                        format!("remove {path} (directory with {} entries)", st.contents)
-                    } else {
-                        format!("remove {path}")
-                    };
-                    plan.push(Change::remove(what).with_diff(state_diff(k, "absent")));
-                }
-            }
-            FileKind::File => match (cur_kind, &st.target) {
-                (None, _) => {
-                    return Err(ModuleError::new(format!(
-                        "file ({path}) is absent, cannot continue (use state=touch to create it)"
-                    )));
-                }
-                (Some("link"), Some(t)) if p.follow => util::attr_changes(path, a, t, &mut plan),
-                (Some("file"), _) => util::attr_changes(path, a, cur.unwrap_or(&dummy()), &mut plan),
-                (Some(k), _) => {
-                    return Err(ModuleError::new(format!("{path} is {}, not a file", kind_name(k))));
-                }
-            },
-            FileKind::Touch => match (cur_kind, &st.target) {
-                (None, _) => plan.push(
-                    Change::create(format!("create empty file {path}{}", util::attrs_suffix(a)))
-                        .with_diff(state_diff("absent", "file")),
-                ),
-                (Some("link"), Some(t)) if p.follow => util::attr_changes(path, a, t, &mut plan),
-                (Some(_), _) => util::attr_changes(path, a, cur.unwrap_or(&dummy()), &mut plan),
-            },
-            FileKind::Directory => match (cur_kind, &st.target) {
-                (None, _) => plan.push(
-                    Change::create(format!("create directory {path}{}", util::attrs_suffix(a)))
-                        .with_diff(state_diff("absent", "directory")),
-                ),
-                (Some("directory"), _) => {
-                    util::attr_changes(path, a, cur.unwrap_or(&dummy()), &mut plan);
-                    if p.recurse {
-                        let mut n = 0;
-                        for e in &st.tree {
-                            let mut sub = Plan::empty();
-                            let link = e.stat.kind == "link";
-                            util::attr_changes(&e.path, a, &e.stat, &mut sub);
-                            if !sub.is_empty() && !link {
-                                n += 1;
-                            }
-                        }
-                        if n > 0 {
-                            plan.push(Change::new(format!("{path}: fix mode/owner/group of {n} entries below")));
-                        }
-                    }
-                }
-                (Some("link"), Some(t)) if t.kind == "directory" && p.follow => {
-                    util::attr_changes(path, a, t, &mut plan)
-                }
-                (Some(k), _) => {
-                    return Err(ModuleError::new(format!("{path} already exists as {}", kind_name(k))));
-                }
-            },
-            FileKind::Link => {
-                let src = p.src.as_deref().unwrap_or("");
-                if !st.src_exists && !p.force {
-                    return Err(ModuleError::new(format!(
-                        "src file does not exist, use force: true if you really want to create the link: {}",
-                        link_src_abs(path, src)
-                    )));
-                }
-                match cur {
-                    None => plan.push(
-                        Change::create(format!("link {path} → {src}"))
-                            .with_diff(state_diff("absent", &format!("link → {src}"))),
-                    ),
-                    Some(s) if s.kind == "link" => {
-                        let t = s.link_target.as_deref().unwrap_or("");
-                        if t != src {
-                            plan.push(
-                                Change::new(format!("{path}: link target {t} → {src}"))
-                                    .with_diff(state_diff(&format!("link → {t}"), &format!("link → {src}"))),
-                            );
-                        }
-                        util::attr_changes(path, Attrs { mode: None, ..a }, s, &mut plan);
-                    }
-                    Some(s) if s.kind == "directory" => {
-                        return Err(ModuleError::new(format!(
-                            "{path} is a directory: refusing to replace it by a link"
-                        )));
-                    }
-                    Some(s) => {
-                        if !p.force {
-                            return Err(ModuleError::new(format!(
-                                "refusing to convert from {} to symlink for {path} (force: true replaces it)",
-                                s.kind
-                            )));
-                        }
-                        plan.push(
-                            Change::new(format!("replace {} {path} by a link → {src}", s.kind))
-                                .with_diff(state_diff(&s.kind, &format!("link → {src}"))),
-                        );
-                    }
-                }
-            }
-            FileKind::Hard => {
-                let src = p.src.as_deref().unwrap_or("");
-                if st.src_inode.is_none() {
-                    return Err(ModuleError::new(format!("src file does not exist: {src}")));
-                }
-                match cur {
-                    None => plan.push(
-                        Change::create(format!("hard link {path} → {src}"))
-                            .with_diff(state_diff("absent", &format!("hard link → {src}"))),
-                    ),
-                    Some(s) if st.inode == st.src_inode => util::attr_changes(path, a, s, &mut plan),
-                    Some(s) if s.kind == "directory" => {
-                        return Err(ModuleError::new(format!("{path} is a directory: refusing to replace it")));
-                    }
-                    Some(s) => {
-                        if !p.force {
-                            return Err(ModuleError::new(format!(
-                                "{path} exists and is not a hard link to {src} (force: true replaces it)"
-                            )));
-                        }
-                        plan.push(
-                            Change::new(format!("replace {} {path} by a hard link → {src}", s.kind))
-                                .with_diff(state_diff(&s.kind, &format!("hard link → {src}"))),
-                        );
-                    }
-                }
-            }
+        let mut plan = plan_changes(p, st)?;
+        if !plan.is_empty() {
+            plan.ops = ops(p, st);
         }
         Ok(plan)
-    }
-
-    async fn apply(
-        &self,
-        _ctx: &Ctx<'_>,
-        p: &FileParams,
-        st: &FileState,
-        _plan: &Plan,
-        host: &Host,
-    ) -> Result<Outcome, ModuleError> {
-        let path = &p.path;
-        let q = sh_quote(path);
-        let a = attrs(p);
-        let want = File::wanted(p, st);
-        let is_link = st.lstat.as_ref().is_some_and(|s| s.kind == "link");
-        let script = match want {
-            FileKind::Absent => format!("rm -rf -- {q}"),
-            FileKind::File => util::attrs_script(path, a, false, false),
-            FileKind::Touch => {
-                let mk = if st.lstat.is_none() { format!("touch -- {q} || exit 1; ") } else { String::new() };
-                format!("{mk}{}", util::attrs_script(path, a, false, is_link && !p.follow))
-            }
-            FileKind::Directory => {
-                // as Ansible: every directory created on the way gets the attributes too. A
-                // directory that someone else (another host on the same machine) created in
-                // the meantime is as good as one made here; only if it still is not a
-                // directory does the second mkdir tell why.
-                let mut s = String::new();
-                if st.lstat.is_none() {
-                    for d in ancestors(path) {
-                        let dq = sh_quote(&d);
-                        s.push_str(&format!(
-                            "if [ ! -d {dq} ]; then mkdir -- {dq} 2>/dev/null || [ -d {dq} ] || mkdir -- {dq} || exit 1; \
-                             {}fi; ",
-                            util::attrs_script(&d, a, false, false)
-                        ));
-                    }
-                }
-                s.push_str(&util::attrs_script(path, a, false, false));
-                if p.recurse {
-                    s.push_str(&util::attrs_script(path, a, true, false));
-                }
-                s
-            }
-            FileKind::Link => {
-                let src = sh_quote(p.src.as_deref().unwrap_or(""));
-                let rm = match st.lstat.as_ref() {
-                    Some(s) if s.kind != "link" => format!("rm -f -- {q} || exit 1; "),
-                    _ => String::new(),
-                };
-                format!(
-                    "{rm}ln -sfn -- {src} {q} || exit 1; {}",
-                    util::attrs_script(path, Attrs { mode: None, ..a }, false, true)
-                )
-            }
-            FileKind::Hard => {
-                let src = sh_quote(&link_src_abs(path, p.src.as_deref().unwrap_or("")));
-                format!("ln -f -- {src} {q} || exit 1; {}", util::attrs_script(path, a, false, false))
-            }
-        };
-        if !script.is_empty() {
-            host.run_ok(script).await?;
-        }
-        Ok(Outcome::default())
     }
 
     fn data(&self, p: &FileParams, st: &FileState) -> Map<String, Value> {
@@ -491,26 +292,6 @@ impl Module for File {
     }
 }
 
-/// `/a`, `/a/b`, `/a/b/c` for `/a/b/c` (relative paths likewise, without the leading `/`).
-fn ancestors(path: &str) -> Vec<String> {
-    let mut v = vec![];
-    let mut cur = String::new();
-    for (i, part) in path.split('/').enumerate() {
-        if part.is_empty() {
-            if i == 0 {
-                cur.push('/');
-            }
-            continue;
-        }
-        if !cur.is_empty() && !cur.ends_with('/') {
-            cur.push('/');
-        }
-        cur.push_str(part);
-        v.push(cur.clone());
-    }
-    v
-}
-
 fn dummy() -> FileStat {
     FileStat {
         kind: "file".into(),
@@ -525,13 +306,207 @@ fn dummy() -> FileStat {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// What must change, in words.
+fn plan_changes(p: &FileParams, st: &FileState) -> Result<Plan, ModuleError> {
+    let path = &p.path;
+    let want = File::wanted(p, st);
+    let cur = st.lstat.as_ref();
+    let cur_kind = cur.map(|s| s.kind.as_str());
+    let a = attrs(p);
+    let mut plan = Plan::empty();
+    let state_diff = |before: &str, after: &str| {
+        Diff::state(path, &[("state".to_string(), before.to_string())], &[("state".to_string(), after.to_string())])
+    };
+    match want {
+        FileKind::Absent => {
+            if let Some(k) = cur_kind {
+                let what = if k == "directory" && st.contents > 0 {
+                    format!("remove {path} (directory with {} entries)", st.contents)
+                } else {
+                    format!("remove {path}")
+                };
+                plan.push(Change::remove(what).with_diff(state_diff(k, "absent")));
+            }
+        }
+        FileKind::File => match (cur_kind, &st.target) {
+            (None, _) => {
+                return Err(ModuleError::new(format!(
+                    "file ({path}) is absent, cannot continue (use state=touch to create it)"
+                )));
+            }
+            (Some("link"), Some(t)) if p.follow => util::attr_changes(path, a, t, &mut plan),
+            (Some("file"), _) => util::attr_changes(path, a, cur.unwrap_or(&dummy()), &mut plan),
+            (Some(k), _) => {
+                return Err(ModuleError::new(format!("{path} is {}, not a file", kind_name(k))));
+            }
+        },
+        FileKind::Touch => match (cur_kind, &st.target) {
+            (None, _) => plan.push(
+                Change::create(format!("create empty file {path}{}", util::attrs_suffix(a)))
+                    .with_diff(state_diff("absent", "file")),
+            ),
+            (Some("link"), Some(t)) if p.follow => util::attr_changes(path, a, t, &mut plan),
+            (Some(_), _) => util::attr_changes(path, a, cur.unwrap_or(&dummy()), &mut plan),
+        },
+        FileKind::Directory => match (cur_kind, &st.target) {
+            (None, _) => plan.push(
+                Change::create(format!("create directory {path}{}", util::attrs_suffix(a)))
+                    .with_diff(state_diff("absent", "directory")),
+            ),
+            (Some("directory"), _) => {
+                util::attr_changes(path, a, cur.unwrap_or(&dummy()), &mut plan);
+                if p.recurse {
+                    let mut n = 0;
+                    for e in &st.tree {
+                        let mut sub = Plan::empty();
+                        let link = e.stat.kind == "link";
+                        util::attr_changes(&e.path, a, &e.stat, &mut sub);
+                        if !sub.is_empty() && !link {
+                            n += 1;
+                        }
+                    }
+                    if n > 0 {
+                        plan.push(Change::new(format!("{path}: fix mode/owner/group of {n} entries below")));
+                    }
+                }
+            }
+            (Some("link"), Some(t)) if t.kind == "directory" && p.follow => util::attr_changes(path, a, t, &mut plan),
+            (Some(k), _) => {
+                return Err(ModuleError::new(format!("{path} already exists as {}", kind_name(k))));
+            }
+        },
+        FileKind::Link => {
+            let src = p.src.as_deref().unwrap_or("");
+            if !st.src_exists && !p.force {
+                return Err(ModuleError::new(format!(
+                    "src file does not exist, use force: true if you really want to create the link: {}",
+                    link_src_abs(path, src)
+                )));
+            }
+            match cur {
+                None => plan.push(
+                    Change::create(format!("link {path} → {src}"))
+                        .with_diff(state_diff("absent", &format!("link → {src}"))),
+                ),
+                Some(s) if s.kind == "link" => {
+                    let t = s.link_target.as_deref().unwrap_or("");
+                    if t != src {
+                        plan.push(
+                            Change::new(format!("{path}: link target {t} → {src}"))
+                                .with_diff(state_diff(&format!("link → {t}"), &format!("link → {src}"))),
+                        );
+                    }
+                    util::attr_changes(path, Attrs { mode: None, ..a }, s, &mut plan);
+                }
+                Some(s) if s.kind == "directory" => {
+                    return Err(ModuleError::new(format!("{path} is a directory: refusing to replace it by a link")));
+                }
+                Some(s) => {
+                    if !p.force {
+                        return Err(ModuleError::new(format!(
+                            "refusing to convert from {} to symlink for {path} (force: true replaces it)",
+                            s.kind
+                        )));
+                    }
+                    plan.push(
+                        Change::new(format!("replace {} {path} by a link → {src}", s.kind))
+                            .with_diff(state_diff(&s.kind, &format!("link → {src}"))),
+                    );
+                }
+            }
+        }
+        FileKind::Hard => {
+            let src = p.src.as_deref().unwrap_or("");
+            if st.src_inode.is_none() {
+                return Err(ModuleError::new(format!("src file does not exist: {src}")));
+            }
+            match cur {
+                None => plan.push(
+                    Change::create(format!("hard link {path} → {src}"))
+                        .with_diff(state_diff("absent", &format!("hard link → {src}"))),
+                ),
+                Some(s) if st.inode == st.src_inode => util::attr_changes(path, a, s, &mut plan),
+                Some(s) if s.kind == "directory" => {
+                    return Err(ModuleError::new(format!("{path} is a directory: refusing to replace it")));
+                }
+                Some(s) => {
+                    if !p.force {
+                        return Err(ModuleError::new(format!(
+                            "{path} exists and is not a hard link to {src} (force: true replaces it)"
+                        )));
+                    }
+                    plan.push(
+                        Change::new(format!("replace {} {path} by a hard link → {src}", s.kind))
+                            .with_diff(state_diff(&s.kind, &format!("hard link → {src}"))),
+                    );
+                }
+            }
+        }
+    }
+    Ok(plan)
+}
 
-    #[test]
-    fn ancestor_dirs() {
-        assert_eq!(ancestors("/a/b//c/"), vec!["/a", "/a/b", "/a/b/c"]);
-        assert_eq!(ancestors("x/y"), vec!["x", "x/y"]);
+/// The ops that make the changes: the same decision as [`plan_changes`], as data.
+fn ops(p: &FileParams, st: &FileState) -> Vec<Op> {
+    let path = &p.path;
+    let a = attrs(p);
+    let oa = util::op_attrs(a);
+    let set = |attrs: pbr_engine::op::Attrs, recurse: bool, link: bool| Op::SetAttrs {
+        path: path.clone(),
+        attrs,
+        recurse,
+        link,
+    };
+    let is_link = st.lstat.as_ref().is_some_and(|s| s.kind == "link");
+    let q = sh_quote(path);
+    match File::wanted(p, st) {
+        FileKind::Absent => vec![Op::Run {
+            what: format!("remove {path}"),
+            script: format!("rm -rf -- {q}"),
+            stdin: None,
+            makes: vec![],
+            removes: vec![path.clone()],
+        }],
+        FileKind::File => vec![set(oa, false, false)],
+        FileKind::Touch => {
+            let mut v = vec![];
+            if st.lstat.is_none() {
+                v.push(Op::Run {
+                    what: format!("create {path}"),
+                    script: format!("touch -- {q}"),
+                    stdin: None,
+                    makes: vec![path.clone()],
+                    removes: vec![],
+                });
+            }
+            v.push(set(oa, false, is_link && !p.follow));
+            v
+        }
+        FileKind::Directory => {
+            let mut v = vec![if st.lstat.is_none() {
+                Op::MakeDir { path: path.clone(), attrs: oa.clone() }
+            } else {
+                set(oa.clone(), false, false)
+            }];
+            if p.recurse {
+                v.push(set(oa, true, false));
+            }
+            v
+        }
+        FileKind::Link => {
+            let src = sh_quote(p.src.as_deref().unwrap_or(""));
+            let rm = match st.lstat.as_ref() {
+                Some(s) if s.kind != "link" => format!("rm -f -- {q}; "),
+                _ => String::new(),
+            };
+            vec![
+                Op::run(format!("link {path}"), format!("{rm}ln -sfn -- {src} {q}")),
+                set(util::op_attrs(Attrs { mode: None, ..a }), false, true),
+            ]
+        }
+        FileKind::Hard => {
+            let src = sh_quote(&link_src_abs(path, p.src.as_deref().unwrap_or("")));
+            vec![Op::run(format!("hard link {path}"), format!("ln -f -- {src} {q}")), set(oa, false, false)]
+        }
     }
 }

@@ -4,7 +4,7 @@ use crate::lvg::Presence;
 use crate::storage_util::{self as su, DeviceInfo, Step};
 use async_trait::async_trait;
 use pbr_engine::params::bool_lenient;
-use pbr_engine::{Ctx, Diff, Doc, Host, Module, ModuleError, Outcome, Plan, sh_quote};
+use pbr_engine::{Ctx, Diff, Doc, Host, Module, ModuleError, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -196,18 +196,6 @@ impl Module for Filesystem {
 
     fn plan(&self, p: &FilesystemParams, st: &FsState) -> Result<Plan, ModuleError> {
         Ok(su::to_plan(&steps(p, st)?))
-    }
-
-    async fn apply(
-        &self,
-        _ctx: &Ctx<'_>,
-        p: &FilesystemParams,
-        st: &FsState,
-        _plan: &Plan,
-        host: &Host,
-    ) -> Result<Outcome, ModuleError> {
-        su::run_steps(host, &steps(p, st)?).await?;
-        Ok(Outcome::default())
     }
 
     fn data(&self, _p: &FilesystemParams, st: &FsState) -> Map<String, Value> {

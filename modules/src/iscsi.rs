@@ -4,7 +4,7 @@ use crate::storage_util::Step;
 use crate::storage_util::{self as su};
 use crate::targetcli::{Password, validate_wwn};
 use async_trait::async_trait;
-use pbr_engine::{Ctx, Diff, Doc, Host, Module, ModuleError, Outcome, Plan, sh_quote};
+use pbr_engine::{Ctx, Diff, Doc, Host, Module, ModuleError, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -306,18 +306,6 @@ impl Module for Iscsi {
 
     fn plan(&self, p: &IscsiParams, st: &IscsiState) -> Result<Plan, ModuleError> {
         Ok(su::to_plan(&steps(p, st)?))
-    }
-
-    async fn apply(
-        &self,
-        _ctx: &Ctx<'_>,
-        p: &IscsiParams,
-        st: &IscsiState,
-        _plan: &Plan,
-        host: &Host,
-    ) -> Result<Outcome, ModuleError> {
-        su::run_steps(host, &steps(p, st)?).await?;
-        Ok(Outcome::default())
     }
 
     fn data(&self, p: &IscsiParams, _st: &IscsiState) -> Map<String, Value> {

@@ -4,7 +4,7 @@
 use crate::boot_util::{self, FileNow};
 use async_trait::async_trait;
 use indexmap::IndexMap;
-use pbr_engine::{Change, Ctx, Deferred, Diff, Doc, FileAttrs, Host, Module, ModuleError, Outcome, Plan, sh_quote};
+use pbr_engine::{Change, Ctx, Deferred, Diff, Doc, Host, Module, ModuleError, Op, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -237,35 +237,41 @@ impl Module for KernelCmdline {
         } else {
             format!("{verb} {}: {}", p.path, words.join("; "))
         };
-        Ok(Plan::empty().with(Change::new(summary).with_diff(Diff::file(&p.path, before, after))))
-    }
-
-    async fn apply(
-        &self,
-        _ctx: &Ctx<'_>,
-        p: &KernelCmdlineParams,
-        st: &CmdlineState,
-        _plan: &Plan,
-        host: &Host,
-    ) -> Result<Outcome, ModuleError> {
-        let after = format!("{}\n", st.new.join(" "));
-        let mut data = Map::new();
-        data.insert("reboot_required".into(), Value::Bool(true));
+        let mut plan = Plan::empty().with(Change::new(summary).with_diff(Diff::file(&p.path, before, after.clone())));
         if p.after_initramfs {
             let path = sh_quote(&p.path);
             let script = format!(
                 "printf '%s' {} > {path}.pbr-tmp && sync && mv -f -- {path}.pbr-tmp {path} && sync",
                 sh_quote(&after)
             );
-            let d = Deferred {
+            plan.op(Op::Defer(Deferred {
                 key: deferred_key(&p.path),
                 description: format!("kernel command line {} (after the initramfs)", p.path),
                 script,
-            };
-            return Ok(Outcome { data, deferred: vec![d] });
+            }));
+        } else {
+            plan.op(Op::WriteFile {
+                path: p.path.clone(),
+                content: after.into_bytes(),
+                mode: None,
+                owner: None,
+                group: None,
+                backup: false,
+                validate: None,
+            });
         }
-        host.write_file(&p.path, after.as_bytes(), &FileAttrs::default()).await?;
-        Ok(Outcome { data, deferred: vec![] })
+        Ok(plan)
+    }
+
+    async fn report(
+        &self,
+        _p: &KernelCmdlineParams,
+        _st: &CmdlineState,
+        _host: &Host,
+    ) -> Result<Map<String, Value>, ModuleError> {
+        let mut data = Map::new();
+        data.insert("reboot_required".into(), Value::Bool(true));
+        Ok(data)
     }
 
     fn data(&self, _p: &KernelCmdlineParams, st: &CmdlineState) -> Map<String, Value> {

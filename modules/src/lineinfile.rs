@@ -3,7 +3,7 @@
 use crate::util::{self, Attrs, FileState, WriteOpts};
 use async_trait::async_trait;
 use pbr_engine::params::{Mode, bool_lenient};
-use pbr_engine::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Outcome, Plan};
+use pbr_engine::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Plan};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -261,10 +261,12 @@ pub async fn probe_text(host: &Host, path: &str) -> Result<(FileState, Option<St
     }
 }
 
-/// The plan of a text edit: the content change (with diff) and attribute fixes.
-pub fn plan_edit(st: &EditState, before: Option<&str>, attrs: Attrs) -> Plan {
+/// The plan of a text edit: the content change (with diff) and attribute fixes, and the op that
+/// makes them.
+pub fn plan_edit(st: &EditState, before: Option<&str>, attrs: Attrs, opts: WriteOpts) -> Plan {
     let mut plan = Plan::empty();
     let path = &st.file.path;
+    let mut write = None;
     if let Some(want) = &st.want
         && before != Some(want.as_str())
     {
@@ -275,30 +277,22 @@ pub fn plan_edit(st: &EditState, before: Option<&str>, attrs: Attrs) -> Plan {
         };
         let c = if before.is_none() { Change::create(summary) } else { Change::new(summary) };
         plan.push(c.with_diff(Diff::file(path, before.unwrap_or(""), want.clone())));
+        write = Some(want.as_bytes());
     }
     if let Some(s) = &st.file.stat {
         util::attr_changes(path, attrs, s, &mut plan);
     }
+    util::content_ops(&st.file, write, attrs, opts, &mut plan);
     plan
 }
 
-pub async fn apply_edit(
-    host: &Host,
-    st: &EditState,
-    attrs: Attrs<'_>,
-    opts: WriteOpts<'_>,
-) -> Result<Outcome, ModuleError> {
-    let mut data = match &st.want {
-        Some(w) => util::apply_content(host, &st.file, w.as_bytes(), attrs, opts).await?,
-        None => {
-            util::apply_attrs(host, &st.file.path, attrs, false, false).await?;
-            Map::new()
-        }
-    };
+/// The result's `msg` ("line added"), as Ansible reports it.
+pub fn edit_data(st: &EditState) -> Map<String, Value> {
+    let mut data = Map::new();
     if !st.msg.is_empty() {
         data.insert("msg".into(), Value::String(st.msg.clone()));
     }
-    Ok(Outcome { data, ..Default::default() })
+    data
 }
 
 pub struct Lineinfile;
@@ -374,18 +368,21 @@ impl Module for Lineinfile {
     }
 
     fn plan(&self, p: &LineinfileParams, st: &Self::State) -> Result<Plan, ModuleError> {
-        Ok(plan_edit(&st.0, st.1.as_deref(), attrs(p)))
+        Ok(plan_edit(&st.0, st.1.as_deref(), attrs(p), WriteOpts { backup: p.backup, validate: p.validate.as_deref() }))
     }
 
-    async fn apply(
+    fn data(&self, _p: &LineinfileParams, st: &Self::State) -> Map<String, Value> {
+        edit_data(&st.0)
+    }
+
+    /// What the edit did ("line added"), as Ansible reports it.
+    async fn report(
         &self,
-        _ctx: &Ctx<'_>,
-        p: &LineinfileParams,
+        _p: &LineinfileParams,
         st: &Self::State,
-        _plan: &Plan,
-        host: &Host,
-    ) -> Result<Outcome, ModuleError> {
-        apply_edit(host, &st.0, attrs(p), WriteOpts { backup: p.backup, validate: p.validate.as_deref() }).await
+        _host: &Host,
+    ) -> Result<Map<String, Value>, ModuleError> {
+        Ok(edit_data(&st.0))
     }
 }
 

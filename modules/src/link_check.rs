@@ -6,7 +6,7 @@
 use crate::mkinitcpio_hook::StrOrNum;
 use crate::targetcli::validate_wwn;
 use async_trait::async_trait;
-use pbr_engine::{Cmd, Ctx, Doc, Host, Module, ModuleError, Outcome, Plan, sh_quote};
+use pbr_engine::{Cmd, Ctx, Doc, Host, Module, ModuleError, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -441,17 +441,6 @@ impl Module for LinkCheck {
 
     fn plan(&self, _p: &LinkCheckParams, _st: &Diagnosis) -> Result<Plan, ModuleError> {
         Ok(Plan::empty())
-    }
-
-    async fn apply(
-        &self,
-        _ctx: &Ctx<'_>,
-        _p: &LinkCheckParams,
-        _st: &Diagnosis,
-        _plan: &Plan,
-        _host: &Host,
-    ) -> Result<Outcome, ModuleError> {
-        Ok(Outcome::default())
     }
 
     fn data(&self, _p: &LinkCheckParams, st: &Diagnosis) -> Map<String, Value> {

@@ -3,7 +3,7 @@
 use crate::storage_util::{self as su, DeviceInfo, LvmReport, Step};
 use async_trait::async_trait;
 use pbr_engine::params::{StrList, bool_lenient};
-use pbr_engine::{Ctx, Diff, Doc, Host, Module, ModuleError, Outcome, Plan, sh_quote};
+use pbr_engine::{Ctx, Diff, Doc, Host, Module, ModuleError, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -249,18 +249,6 @@ impl Module for Lvg {
 
     fn plan(&self, p: &LvgParams, st: &LvgState) -> Result<Plan, ModuleError> {
         Ok(su::to_plan(&steps(p, st)?))
-    }
-
-    async fn apply(
-        &self,
-        _ctx: &Ctx<'_>,
-        p: &LvgParams,
-        st: &LvgState,
-        _plan: &Plan,
-        host: &Host,
-    ) -> Result<Outcome, ModuleError> {
-        su::run_steps(host, &steps(p, st)?).await?;
-        Ok(Outcome::default())
     }
 
     fn data(&self, p: &LvgParams, st: &LvgState) -> Map<String, Value> {

@@ -3,7 +3,7 @@
 use crate::lvg::Presence;
 use crate::storage_util::{self as su, LvmReport, SizeSpec, Step};
 use async_trait::async_trait;
-use pbr_engine::{Ctx, Diff, Doc, Host, Module, ModuleError, Outcome, Plan, sh_quote};
+use pbr_engine::{Ctx, Diff, Doc, Host, Module, ModuleError, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -217,18 +217,6 @@ impl Module for LvmCache {
 
     fn plan(&self, p: &LvmCacheParams, st: &LvmReport) -> Result<Plan, ModuleError> {
         Ok(su::to_plan(&steps(p, st)?))
-    }
-
-    async fn apply(
-        &self,
-        _ctx: &Ctx<'_>,
-        p: &LvmCacheParams,
-        st: &LvmReport,
-        _plan: &Plan,
-        host: &Host,
-    ) -> Result<Outcome, ModuleError> {
-        su::run_steps(host, &steps(p, st)?).await?;
-        Ok(Outcome::default())
     }
 
     fn data(&self, p: &LvmCacheParams, st: &LvmReport) -> Map<String, Value> {

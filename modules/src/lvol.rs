@@ -4,7 +4,7 @@ use crate::lvg::Presence;
 use crate::storage_util::{self as su, LvmReport, SizeSpec, Step};
 use async_trait::async_trait;
 use pbr_engine::params::{StrList, bool_lenient, opt_bool_lenient};
-use pbr_engine::{Ctx, Diff, Doc, Host, Module, ModuleError, Outcome, Plan, sh_quote};
+use pbr_engine::{Ctx, Diff, Doc, Host, Module, ModuleError, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -215,18 +215,10 @@ impl Module for Lvol {
         Ok(su::to_plan(&steps(p, st)?))
     }
 
-    async fn apply(
-        &self,
-        _ctx: &Ctx<'_>,
-        p: &LvolParams,
-        st: &LvmReport,
-        _plan: &Plan,
-        host: &Host,
-    ) -> Result<Outcome, ModuleError> {
-        su::run_steps(host, &steps(p, st)?).await?;
+    async fn report(&self, p: &LvolParams, _st: &LvmReport, _host: &Host) -> Result<Map<String, Value>, ModuleError> {
         let mut data = Map::new();
         data.insert("device".into(), Value::from(format!("/dev/{}/{}", p.vg, p.lv)));
-        Ok(Outcome { data, ..Default::default() })
+        Ok(data)
     }
 
     fn data(&self, p: &LvolParams, st: &LvmReport) -> Map<String, Value> {

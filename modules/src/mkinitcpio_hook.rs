@@ -10,7 +10,7 @@ use crate::boot_util::{self, FileNow, Want};
 use crate::wpa;
 use async_trait::async_trait;
 use pbr_engine::params::bool_lenient;
-use pbr_engine::{Change, Ctx, Doc, Host, Module, ModuleError, Outcome, PathQuery, Plan, sh_quote};
+use pbr_engine::{Change, Ctx, Doc, Host, Module, ModuleError, PathQuery, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -1573,32 +1573,32 @@ impl Module for MkinitcpioHook {
                 p.pending_marker
             )));
         }
-        Ok(plan)
-    }
-
-    async fn apply(
-        &self,
-        _ctx: &Ctx<'_>,
-        p: &MkinitcpioHookParams,
-        st: &HookProbe,
-        _plan: &Plan,
-        host: &Host,
-    ) -> Result<Outcome, ModuleError> {
-        for m in &st.files {
-            boot_util::apply_file(host, &m.now, &m.want).await?;
+        if plan.is_empty() {
+            return Ok(plan);
         }
-        let mut out = Outcome::default();
+        for m in &st.files {
+            plan.ops.extend(boot_util::file_ops(&m.now, &m.want));
+        }
         if p.regenerate {
             // the marker first: a regeneration that never runs or fails is redone next time
             let marker = sh_quote(&p.pending_marker);
-            match boot_util::parent(&p.pending_marker) {
-                Some(dir) => host.run_ok(format!("mkdir -p -- {} && : > {marker}", sh_quote(dir))).await?,
-                None => host.run_ok(format!(": > {marker}")).await?,
+            let mk = match boot_util::parent(&p.pending_marker) {
+                Some(dir) => format!("mkdir -p -- {} && : > {marker}", sh_quote(dir)),
+                None => format!(": > {marker}"),
             };
-            out.deferred
-                .push(boot_util::mkinitcpio_deferred(&format!("{} && rm -f -- {marker}", p.regenerate_command)));
+            plan.op(pbr_engine::Op::Run {
+                what: format!("mark the initramfs as pending ({})", p.pending_marker),
+                script: mk,
+                stdin: None,
+                makes: vec![p.pending_marker.clone()],
+                removes: vec![],
+            });
+            plan.op(pbr_engine::Op::Defer(boot_util::mkinitcpio_deferred(&format!(
+                "{} && rm -f -- {marker}",
+                p.regenerate_command
+            ))));
         }
-        Ok(out)
+        Ok(plan)
     }
 
     fn data(&self, p: &MkinitcpioHookParams, st: &HookProbe) -> Map<String, Value> {

@@ -760,7 +760,7 @@ impl Module for Mount {
     }
 
     fn plan(&self, p: &MountParams, st: &MountState) -> Result<Plan, ModuleError> {
-        Ok(Plan { changes: steps(p, st)?.into_iter().map(|(_, c)| c).collect() })
+        Ok(Plan { changes: steps(p, st)?.into_iter().map(|(_, c)| c).collect(), ..Default::default() })
     }
 
     async fn apply(

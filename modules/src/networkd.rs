@@ -4,7 +4,7 @@
 use crate::boot_util::{self, FileNow, Want};
 use async_trait::async_trait;
 use indexmap::IndexMap;
-use pbr_engine::{Ctx, Deferred, Doc, Host, Module, ModuleError, Outcome, Plan};
+use pbr_engine::{Ctx, Deferred, Doc, Host, Module, ModuleError, Op, Plan};
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -754,35 +754,17 @@ impl Module for Networkd {
         Ok(NetworkdState { file, want })
     }
 
-    fn plan(&self, _p: &NetworkdParams, st: &NetworkdState) -> Result<Plan, ModuleError> {
-        Ok(Plan { changes: boot_util::file_changes(&st.file, &st.want, None) })
-    }
-
-    async fn apply(
-        &self,
-        _ctx: &Ctx<'_>,
-        p: &NetworkdParams,
-        st: &NetworkdState,
-        _plan: &Plan,
-        host: &Host,
-    ) -> Result<Outcome, ModuleError> {
-        boot_util::apply_file(host, &st.file, &st.want).await?;
-        if !p.reload {
-            return Ok(Outcome::default());
-        }
-        let content_changed = match &st.want {
-            Want::Present { content, .. } => st.file.content.as_deref() != Some(content.as_bytes()),
-            Want::Absent => st.file.exists(),
-        };
-        let mut out = Outcome::default();
-        if content_changed {
-            out.deferred.push(Deferred {
+    fn plan(&self, p: &NetworkdParams, st: &NetworkdState) -> Result<Plan, ModuleError> {
+        let changes = boot_util::file_changes(&st.file, &st.want, None);
+        let mut ops = boot_util::file_ops(&st.file, &st.want);
+        if p.reload && boot_util::content_differs(&st.file, &st.want) {
+            ops.push(Op::Defer(Deferred {
                 key: "networkd-reload".into(),
                 description: "reload systemd-networkd".into(),
                 script: "networkctl reload".into(),
-            });
+            }));
         }
-        Ok(out)
+        Ok(Plan { changes, ops })
     }
 
     fn data(&self, p: &NetworkdParams, _st: &NetworkdState) -> Map<String, Value> {

@@ -1,12 +1,13 @@
 //! `replace`: substitute every match of a regex in a text file.
 
-use crate::lineinfile::{EditState, apply_edit, plan_edit, probe_text};
+use crate::lineinfile::{EditState, edit_data, plan_edit, probe_text};
 use crate::util::{self, Attrs, WriteOpts};
 use async_trait::async_trait;
 use pbr_engine::params::{Mode, bool_lenient};
-use pbr_engine::{Ctx, Doc, Host, Module, ModuleError, Outcome, Plan};
+use pbr_engine::{Ctx, Doc, Host, Module, ModuleError, Plan};
 use schemars::JsonSchema;
 use serde::Deserialize;
+use serde_json::{Map, Value};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -113,18 +114,21 @@ impl Module for Replace {
     }
 
     fn plan(&self, p: &ReplaceParams, st: &Self::State) -> Result<Plan, ModuleError> {
-        Ok(plan_edit(&st.0, st.1.as_deref(), attrs(p)))
+        Ok(plan_edit(&st.0, st.1.as_deref(), attrs(p), WriteOpts { backup: p.backup, validate: p.validate.as_deref() }))
     }
 
-    async fn apply(
+    fn data(&self, _p: &ReplaceParams, st: &Self::State) -> Map<String, Value> {
+        edit_data(&st.0)
+    }
+
+    /// What the edit did ("line added"), as Ansible reports it.
+    async fn report(
         &self,
-        _ctx: &Ctx<'_>,
-        p: &ReplaceParams,
+        _p: &ReplaceParams,
         st: &Self::State,
-        _plan: &Plan,
-        host: &Host,
-    ) -> Result<Outcome, ModuleError> {
-        apply_edit(host, &st.0, attrs(p), WriteOpts { backup: p.backup, validate: p.validate.as_deref() }).await
+        _host: &Host,
+    ) -> Result<Map<String, Value>, ModuleError> {
+        Ok(edit_data(&st.0))
     }
 }
 

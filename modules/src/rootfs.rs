@@ -8,7 +8,7 @@
 
 use crate::storage_util::{self as su, DeviceInfo, Step};
 use async_trait::async_trait;
-use pbr_engine::{Ctx, Diff, Doc, Host, Module, ModuleError, Outcome, Plan, sh_quote};
+use pbr_engine::{Ctx, Diff, Doc, Host, Module, ModuleError, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -282,18 +282,6 @@ impl Module for Rootfs {
 
     fn plan(&self, p: &RootfsParams, st: &RootfsState) -> Result<Plan, ModuleError> {
         Ok(su::to_plan(&steps(p, st)?))
-    }
-
-    async fn apply(
-        &self,
-        _ctx: &Ctx<'_>,
-        p: &RootfsParams,
-        st: &RootfsState,
-        _plan: &Plan,
-        host: &Host,
-    ) -> Result<Outcome, ModuleError> {
-        su::run_steps(host, &steps(p, st)?).await?;
-        Ok(Outcome::default())
     }
 
     fn data(&self, _p: &RootfsParams, st: &RootfsState) -> Map<String, Value> {

@@ -3,7 +3,7 @@
 use crate::util;
 use async_trait::async_trait;
 use pbr_engine::params::bool_lenient;
-use pbr_engine::{Ctx, Doc, FileStat, Host, Module, ModuleError, Outcome, PathQuery, Plan};
+use pbr_engine::{Ctx, Doc, FileStat, Host, Module, ModuleError, PathQuery, Plan};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -78,17 +78,6 @@ impl Module for Stat {
 
     fn plan(&self, _p: &StatParams, _st: &StatState) -> Result<Plan, ModuleError> {
         Ok(Plan::empty())
-    }
-
-    async fn apply(
-        &self,
-        _ctx: &Ctx<'_>,
-        _p: &StatParams,
-        _st: &StatState,
-        _plan: &Plan,
-        _host: &Host,
-    ) -> Result<Outcome, ModuleError> {
-        Ok(Outcome::default())
     }
 
     fn data(&self, p: &StatParams, st: &StatState) -> Map<String, Value> {

@@ -1,7 +1,7 @@
 //! Helpers shared by the storage modules: sizes, LVM JSON reports, device signatures, and plans
 //! made of steps (a summary said in words plus the script that performs it).
 
-use pbr_engine::{Change, ChangeKind, Diff, Host, ModuleError, Plan, sh_quote};
+use pbr_engine::{Change, ChangeKind, Diff, Host, ModuleError, Op, Plan, sh_quote};
 use serde_json::Value;
 
 /// One change of a storage plan: what it means and the script that does it.
@@ -50,7 +50,8 @@ pub fn kind_of(script: &str) -> ChangeKind {
     }
 }
 
-/// The plan of a list of steps.
+/// The plan of a list of steps: a change and a script op for each, run in order (the first
+/// failure stops, naming the step).
 pub fn to_plan(steps: &[Step]) -> Plan {
     let mut plan = Plan::empty();
     for s in steps {
@@ -59,26 +60,15 @@ pub fn to_plan(steps: &[Step]) -> Plan {
             c = c.with_diff(d.clone());
         }
         plan.push(c);
+        plan.op(Op::Run {
+            what: s.summary.clone(),
+            script: s.script.clone(),
+            stdin: s.stdin.as_ref().map(|i| i.as_bytes().to_vec()),
+            makes: vec![],
+            removes: vec![],
+        });
     }
     plan
-}
-
-/// Run steps in order; the first failure stops, naming the step.
-pub async fn run_steps(host: &Host, steps: &[Step]) -> Result<(), ModuleError> {
-    for s in steps {
-        let mut cmd = pbr_engine::Cmd::new(format!("set -e\nexport LC_ALL=C\n{}", s.script));
-        if let Some(i) = &s.stdin {
-            cmd = cmd.stdin(i.as_bytes().to_vec());
-        }
-        let out = host.run(cmd).await?;
-        if out.rc != 0 {
-            let err = out.stderr_str();
-            let outp = out.stdout_str();
-            let msg = if err.trim().is_empty() { outp.trim().to_string() } else { err.trim().to_string() };
-            return Err(ModuleError::new(format!("{}: failed (exit {}): {}", s.summary, out.rc, msg)));
-        }
-    }
-    Ok(())
 }
 
 const KIB: u64 = 1024;

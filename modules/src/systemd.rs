@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use pbr_engine::params::{bool_lenient, opt_bool_lenient};
-use pbr_engine::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Outcome, Plan, sh_quote};
+use pbr_engine::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Op, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -270,36 +270,10 @@ impl Module for Systemd {
                 Action::Reload => Change::new(format!("reload {unit}")),
             });
         }
-        Ok(plan)
-    }
-
-    async fn apply(
-        &self,
-        _ctx: &Ctx<'_>,
-        p: &SystemdParams,
-        st: &SystemdState,
-        _plan: &Plan,
-        host: &Host,
-    ) -> Result<Outcome, ModuleError> {
-        let sc = scope_flag(p.scope);
-        let u = sh_quote(st.unit.as_deref().unwrap_or(""));
-        let nb = if p.no_block { " --no-block" } else { "" };
-        let mut script = String::from("set -e; ");
-        for a in decide(p, st)? {
-            script.push_str(&match a {
-                Action::DaemonReload => format!("systemctl{sc} daemon-reload; "),
-                Action::Mask(true) => format!("systemctl{sc} mask {u}; "),
-                Action::Mask(false) => format!("systemctl{sc} unmask {u}; "),
-                Action::Enable(true) => format!("systemctl{sc} enable {u}; "),
-                Action::Enable(false) => format!("systemctl{sc} disable {u}; "),
-                Action::Start => format!("systemctl{sc}{nb} start {u}; "),
-                Action::Stop => format!("systemctl{sc}{nb} stop {u}; "),
-                Action::Restart => format!("systemctl{sc}{nb} restart {u}; "),
-                Action::Reload => format!("systemctl{sc}{nb} reload {u}; "),
-            });
+        if !plan.is_empty() {
+            plan.op(Op::run(format!("systemctl for {}", st.unit.as_deref().unwrap_or("")), script(p, st)?));
         }
-        host.run_ok(script).await?;
-        Ok(Outcome::default())
+        Ok(plan)
     }
 
     fn data(&self, p: &SystemdParams, st: &SystemdState) -> Map<String, Value> {
@@ -314,6 +288,28 @@ impl Module for Systemd {
         }
         m
     }
+}
+
+/// The script that makes a plan's changes.
+fn script(p: &SystemdParams, st: &SystemdState) -> Result<String, ModuleError> {
+    let sc = scope_flag(p.scope);
+    let u = sh_quote(st.unit.as_deref().unwrap_or(""));
+    let nb = if p.no_block { " --no-block" } else { "" };
+    let mut script = String::from("set -e; ");
+    for a in decide(p, st)? {
+        script.push_str(&match a {
+            Action::DaemonReload => format!("systemctl{sc} daemon-reload; "),
+            Action::Mask(true) => format!("systemctl{sc} mask {u}; "),
+            Action::Mask(false) => format!("systemctl{sc} unmask {u}; "),
+            Action::Enable(true) => format!("systemctl{sc} enable {u}; "),
+            Action::Enable(false) => format!("systemctl{sc} disable {u}; "),
+            Action::Start => format!("systemctl{sc}{nb} start {u}; "),
+            Action::Stop => format!("systemctl{sc}{nb} stop {u}; "),
+            Action::Restart => format!("systemctl{sc}{nb} restart {u}; "),
+            Action::Reload => format!("systemctl{sc}{nb} reload {u}; "),
+        });
+    }
+    Ok(script)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use crate::storage_util::{self as su, Step};
 use async_trait::async_trait;
 use indexmap::IndexMap;
 use pbr_engine::params::bool_lenient;
-use pbr_engine::{Ctx, Diff, Doc, Host, Module, ModuleError, Outcome, Plan};
+use pbr_engine::{Ctx, Diff, Doc, Host, Module, ModuleError, Op, Outcome, Plan};
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
@@ -641,33 +641,47 @@ impl Module for Targetcli {
     }
 
     fn plan(&self, p: &TargetcliParams, st: &LioState) -> Result<Plan, ModuleError> {
-        Ok(su::to_plan(&steps(p, st)?))
+        let steps = steps(p, st)?;
+        let mut plan = su::to_plan(&steps);
+        // one targetcli batch makes them all; its input holds the CHAP passwords, never shown
+        plan.ops = vec![];
+        if !steps.is_empty() {
+            plan.op(Op::Run {
+                what: "targetcli batch".into(),
+                script: "targetcli".into(),
+                stdin: Some(batch(p, &steps).into_bytes()),
+                makes: vec![],
+                removes: vec![],
+            });
+        }
+        Ok(plan)
     }
 
+    /// Runs the plan's ops (the batch) with the passwords kept out of its error message.
     async fn apply(
         &self,
         _ctx: &Ctx<'_>,
         p: &TargetcliParams,
-        st: &LioState,
-        _plan: &Plan,
+        _st: &LioState,
+        plan: &Plan,
         host: &Host,
     ) -> Result<Outcome, ModuleError> {
-        let s = steps(p, st)?;
-        let input = batch(p, &s);
-        let out = host.run(pbr_engine::Cmd::new("LC_ALL=C targetcli").stdin(input.into_bytes())).await?;
-        let log = format!("{}{}", out.stdout_str(), out.stderr_str());
-        let after = probe_lio(host).await?;
-        let left = steps(p, &after)?;
-        if out.rc != 0 || !left.is_empty() {
+        pbr_engine::op::run_ops(host, &plan.ops).await.map_err(|e| ModuleError { msg: redact(&e.msg, p), ..e })
+    }
+
+    /// targetcli says little when a command of a batch fails: what is left undone is read back.
+    async fn report(
+        &self,
+        p: &TargetcliParams,
+        _st: &LioState,
+        host: &Host,
+    ) -> Result<Map<String, Value>, ModuleError> {
+        let left = steps(p, &probe_lio(host).await?)?;
+        if !left.is_empty() {
             let todo: Vec<String> = left.iter().map(|x| x.summary.clone()).collect();
-            return Err(ModuleError::new(format!(
-                "targetcli (exit {}) left undone: {}; its output: {}",
-                out.rc,
-                todo.join("; "),
-                redact(&log, p).trim()
-            )));
+            return Err(ModuleError::new(format!("targetcli left undone: {}", todo.join("; "))));
         }
-        Ok(Outcome::default())
+        Ok(Map::new())
     }
 
     fn data(&self, p: &TargetcliParams, st: &LioState) -> Map<String, Value> {

@@ -1,10 +1,10 @@
 //! `template`: render a controller-side Jinja template and write it like `copy`.
 
-use crate::copy::{ContentSpec, ContentState, apply_content_write, content_data, plan_content_write, probe_dest};
+use crate::copy::{ContentSpec, ContentState, content_data, plan_content_write, probe_dest, written_attrs};
 use crate::util::{self, Attrs};
 use async_trait::async_trait;
 use pbr_engine::params::{Mode, bool_lenient};
-use pbr_engine::{Ctx, Doc, Host, Module, ModuleError, Outcome, Plan};
+use pbr_engine::{Ctx, Doc, Host, Module, ModuleError, Plan};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -82,15 +82,13 @@ impl Module for Template {
         plan_content_write(&spec(p), st)
     }
 
-    async fn apply(
+    async fn report(
         &self,
-        _ctx: &Ctx<'_>,
-        p: &TemplateParams,
+        _p: &TemplateParams,
         st: &ContentState,
-        _plan: &Plan,
         host: &Host,
-    ) -> Result<Outcome, ModuleError> {
-        apply_content_write(host, &spec(p), st).await
+    ) -> Result<Map<String, Value>, ModuleError> {
+        written_attrs(host, &st.file.path).await
     }
 
     fn data(&self, _p: &TemplateParams, st: &ContentState) -> Map<String, Value> {

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use pbr_engine::params::{StrList, bool_lenient};
-use pbr_engine::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Outcome, Plan, sh_quote};
+use pbr_engine::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Op, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -110,26 +110,10 @@ impl Module for Group {
             }
             (Presence::Absent, None) => {}
         }
+        if !plan.is_empty() {
+            plan.op(Op::run(format!("group {}", p.name), group_script(p, st)?));
+        }
         Ok(plan)
-    }
-
-    async fn apply(
-        &self,
-        _ctx: &Ctx<'_>,
-        p: &GroupParams,
-        st: &Self::State,
-        _plan: &Plan,
-        host: &Host,
-    ) -> Result<Outcome, ModuleError> {
-        let n = sh_quote(&p.name);
-        let gid = p.gid.map(|g| format!("-g {g} ")).unwrap_or_default();
-        let script = match (p.state, st) {
-            (Presence::Present, None) => format!("groupadd {}{gid}{n}", if p.system { "-r " } else { "" }),
-            (Presence::Present, Some(_)) => format!("groupmod {gid}{n}"),
-            (Presence::Absent, _) => format!("groupdel {n}"),
-        };
-        host.run_ok(script).await?;
-        Ok(Outcome::default())
     }
 
     fn data(&self, p: &GroupParams, st: &Self::State) -> Map<String, Value> {
@@ -406,28 +390,10 @@ impl Module for User {
             ),
             (Presence::Absent, None) => {}
         }
+        if !plan.is_empty() {
+            plan.op(Op::run(format!("user {}", p.name), user_script(p, st)?));
+        }
         Ok(plan)
-    }
-
-    async fn apply(
-        &self,
-        _ctx: &Ctx<'_>,
-        p: &UserParams,
-        st: &Self::State,
-        _plan: &Plan,
-        host: &Host,
-    ) -> Result<Outcome, ModuleError> {
-        let n = sh_quote(&p.name);
-        let script = match (p.state, st) {
-            (Presence::Present, None) => useradd(p),
-            (Presence::Present, Some(u)) => {
-                let flags: Vec<String> = user_mods(p, u).into_iter().map(|(_, f)| f).collect();
-                format!("usermod {} {n}", flags.join(" "))
-            }
-            (Presence::Absent, _) => format!("userdel {}{n}", if p.remove { "-r " } else { "" }),
-        };
-        host.run_ok(script).await?;
-        Ok(Outcome::default())
     }
 
     fn data(&self, p: &UserParams, st: &Self::State) -> Map<String, Value> {
@@ -442,6 +408,32 @@ impl Module for User {
         }
         m
     }
+}
+
+/// The script that makes a plan's changes.
+fn group_script(p: &GroupParams, st: &Option<GroupEntry>) -> Result<String, ModuleError> {
+    let n = sh_quote(&p.name);
+    let gid = p.gid.map(|g| format!("-g {g} ")).unwrap_or_default();
+    let script = match (p.state, st) {
+        (Presence::Present, None) => format!("groupadd {}{gid}{n}", if p.system { "-r " } else { "" }),
+        (Presence::Present, Some(_)) => format!("groupmod {gid}{n}"),
+        (Presence::Absent, _) => format!("groupdel {n}"),
+    };
+    Ok(script)
+}
+
+/// The script that makes a plan's changes.
+fn user_script(p: &UserParams, st: &Option<UserEntry>) -> Result<String, ModuleError> {
+    let n = sh_quote(&p.name);
+    let script = match (p.state, st) {
+        (Presence::Present, None) => useradd(p),
+        (Presence::Present, Some(u)) => {
+            let flags: Vec<String> = user_mods(p, u).into_iter().map(|(_, f)| f).collect();
+            format!("usermod {} {n}", flags.join(" "))
+        }
+        (Presence::Absent, _) => format!("userdel {}{n}", if p.remove { "-r " } else { "" }),
+    };
+    Ok(script)
 }
 
 #[cfg(test)]

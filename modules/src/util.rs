@@ -3,9 +3,8 @@
 
 use pbr_engine::params::Mode;
 use pbr_engine::{
-    Change, ChangeKind, Diff, FileAttrs, FileStat, Host, ModuleError, PathInfo, PathQuery, Plan, sh_quote,
+    Change, ChangeKind, Diff, FileAttrs, FileStat, Host, ModuleError, Op, PathInfo, PathQuery, Plan, sh_quote,
 };
-use serde_json::{Map, Value};
 use sha1::{Digest, Sha1};
 
 /// Files larger than this are compared by checksum instead of being read back for a diff.
@@ -120,46 +119,18 @@ pub fn attrs_suffix(attrs: Attrs) -> String {
     if parts.is_empty() { String::new() } else { format!(" ({})", parts.join(", ")) }
 }
 
-/// A shell snippet applying attrs to `path` (`-R` with `recurse`, `-h` for links).
-pub fn attrs_script(path: &str, attrs: Attrs, recurse: bool, link: bool) -> String {
-    let p = sh_quote(path);
-    let r = if recurse { "-R " } else { "" };
-    let mut s = String::new();
-    let og = match (attrs.owner, attrs.group) {
-        (Some(o), Some(g)) => Some(format!("{o}:{g}")),
-        (Some(o), None) => Some(o.to_string()),
-        (None, Some(g)) => Some(format!(":{g}")),
-        (None, None) => None,
-    };
-    if let Some(og) = og {
-        let h = if link { "-h " } else { "" };
-        s.push_str(&format!("chown {r}{h}{} -- {p} || exit 1; ", sh_quote(&og)));
+/// The op-layer attributes of wanted ones.
+pub fn op_attrs(attrs: Attrs) -> pbr_engine::op::Attrs {
+    pbr_engine::op::Attrs {
+        mode: attrs.mode.cloned(),
+        owner: attrs.owner.map(str::to_string),
+        group: attrs.group.map(str::to_string),
     }
-    if let Some(m) = attrs.mode
-        && !link
-    {
-        let spec = match m {
-            Mode::Octal(o) => mode_str(*o),
-            Mode::Symbolic(s) => s.clone(),
-        };
-        s.push_str(&format!("chmod {r}{} -- {p} || exit 1; ", sh_quote(&spec)));
-    }
-    s
 }
 
-/// Apply attrs to an existing path.
-pub async fn apply_attrs(
-    host: &Host,
-    path: &str,
-    attrs: Attrs<'_>,
-    recurse: bool,
-    link: bool,
-) -> Result<(), ModuleError> {
-    let s = attrs_script(path, attrs, recurse, link);
-    if !s.is_empty() {
-        host.run_ok(s).await?;
-    }
-    Ok(())
+/// A shell snippet applying attrs to `path` (`-R` with `recurse`, `-h` for links).
+pub fn attrs_script(path: &str, attrs: Attrs, recurse: bool, link: bool) -> String {
+    pbr_engine::op::attrs_script(path, &op_attrs(attrs), recurse, link)
 }
 
 /// Is this text (for a diff)?
@@ -185,8 +156,9 @@ pub fn content_change(path: &str, before: Option<&[u8]>, after: &[u8], attrs: At
     Change { kind, ..c }
 }
 
-/// The plan for making `st.path` hold `want` with `attrs`.
-pub fn plan_content(st: &FileState, want: &[u8], attrs: Attrs) -> Result<Plan, ModuleError> {
+/// The plan for making `st.path` hold `want` with `attrs`: its changes, and the op that makes
+/// them (the file written, or only its attributes set).
+pub fn plan_content(st: &FileState, want: &[u8], attrs: Attrs, opts: WriteOpts) -> Result<Plan, ModuleError> {
     let mut plan = Plan::empty();
     let path = &st.path;
     match &st.stat {
@@ -194,7 +166,7 @@ pub fn plan_content(st: &FileState, want: &[u8], attrs: Attrs) -> Result<Plan, M
         Some(s) if s.kind == "directory" => {
             return Err(ModuleError::new(format!("{path} is a directory")));
         }
-        Some(s) => {
+        Some(_) => {
             let same = match (&st.content, &st.sha1) {
                 (Some(c), _) => c.as_slice() == want,
                 (None, Some(h)) => *h == sha1_hex(want),
@@ -203,10 +175,37 @@ pub fn plan_content(st: &FileState, want: &[u8], attrs: Attrs) -> Result<Plan, M
             if !same {
                 plan.push(content_change(path, st.content.as_deref(), want, attrs));
             }
-            attr_changes(path, attrs, s, &mut plan);
         }
     }
+    let write = !plan.is_empty();
+    if let Some(s) = &st.stat {
+        attr_changes(path, attrs, s, &mut plan);
+    }
+    content_ops(st, write.then_some(want), attrs, opts, &mut plan);
     Ok(plan)
+}
+
+/// The op of a content plan whose changes are pushed: write `want` (when the content changes)
+/// with the wanted attributes, else set the attributes that changed.
+pub fn content_ops(st: &FileState, want: Option<&[u8]>, attrs: Attrs, opts: WriteOpts, plan: &mut Plan) {
+    match want {
+        Some(want) => {
+            let fa = write_attrs(st, attrs);
+            plan.op(Op::WriteFile {
+                path: st.path.clone(),
+                content: want.to_vec(),
+                mode: fa.mode,
+                owner: fa.owner,
+                group: fa.group,
+                backup: opts.backup && st.kind() == Some("file"),
+                validate: opts.validate.map(str::to_string),
+            });
+        }
+        None if !plan.is_empty() => {
+            plan.op(Op::SetAttrs { path: st.path.clone(), attrs: op_attrs(attrs), recurse: false, link: false })
+        }
+        None => {}
+    }
 }
 
 /// Copy `path` to `path.YYYY-mm-dd@HH:MM:SS~` keeping its attributes; returns the backup name.
@@ -243,77 +242,6 @@ pub fn check_validate(v: Option<&str>) -> Result<(), String> {
         Some(v) if !v.contains("%s") => Err(format!("validate must contain %s (the path of the file to check): {v}")),
         _ => Ok(()),
     }
-}
-
-/// Write `want` to `st.path` (atomically) if it differs, else fix attributes; returns result data.
-pub async fn apply_content(
-    host: &Host,
-    st: &FileState,
-    want: &[u8],
-    attrs: Attrs<'_>,
-    opts: WriteOpts<'_>,
-) -> Result<Map<String, Value>, ModuleError> {
-    let path = &st.path;
-    let mut data = Map::new();
-    let same = match (&st.content, &st.sha1) {
-        (Some(c), _) => c.as_slice() == want,
-        (None, Some(h)) => *h == sha1_hex(want),
-        (None, None) => false,
-    };
-    if st.exists() && same {
-        apply_attrs(host, path, attrs, false, false).await?;
-        return Ok(data);
-    }
-    if opts.backup && st.kind() == Some("file") {
-        data.insert("backup_file".into(), Value::String(backup(host, path).await?));
-    }
-    let mut fa = write_attrs(st, attrs);
-    match opts.validate {
-        None => host.write_file(path, want, &fa).await?,
-        Some(v) => {
-            if !v.contains("%s") {
-                return Err(ModuleError::new(format!("validate must contain %s: {v}")));
-            }
-            // checked on the host in the write itself, on the temp file, before the rename:
-            // a failure or an interruption leaves the old file and no temp file
-            // with the task's `environment:`, as every command of the task
-            let mut exports = String::new();
-            for (k, x) in host.env() {
-                if k.is_empty()
-                    || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                    || k.as_bytes()[0].is_ascii_digit()
-                {
-                    return Err(ModuleError::new(format!("invalid environment variable name `{k}`")));
-                }
-                exports.push_str(&format!("export {k}={}; ", sh_quote(x)));
-            }
-            fa.validate = Some(format!("{exports}{v}"));
-            if let Err(e) = host.write_file(path, want, &fa).await {
-                let text = e.to_string();
-                let Some(at) = text.find(pbr_engine::host::VALIDATE_FAILED) else {
-                    return Err(e.into());
-                };
-                let rest = &text[at + pbr_engine::host::VALIDATE_FAILED.len()..];
-                let (rc, output) = rest.trim_start().split_once('\n').unwrap_or((rest.trim(), ""));
-                let rc: i64 = rc.trim().parse().unwrap_or(-1);
-                let cmd = v.replace("%s", &sh_quote(path));
-                let mut d = Map::new();
-                d.insert("validate_rc".into(), Value::from(rc));
-                d.insert("validate_output".into(), Value::String(output.to_string()));
-                return Err(ModuleError::new(format!(
-                    "failed to validate: `{cmd}` (on the new content) exited {rc}: {}",
-                    output.trim()
-                ))
-                .with_data(d));
-            }
-        }
-    }
-    if let Some(Mode::Symbolic(_)) = attrs.mode
-        && !st.exists()
-    {
-        apply_attrs(host, path, Attrs { mode: attrs.mode, owner: None, group: None }, false, false).await?;
-    }
-    Ok(data)
 }
 
 /// Split text into lines keeping their `\n` (like Python's `readlines`).
@@ -395,34 +323,7 @@ pub fn compile(what: &str, re: &str, multi_line: bool) -> Result<regex::Regex, M
         .map_err(|e| ModuleError::new(format!("invalid {what} {re:?}: {e}")))
 }
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// `2024-05-01 12:00:00.123456` (UTC) for a time.
-pub fn timestamp(t: std::time::SystemTime) -> String {
-    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (y, m, day) = civil_from_days(secs.div_euclid(86_400));
-    let s = secs.rem_euclid(86_400);
-    format!("{y:04}-{m:02}-{day:02} {:02}:{:02}:{:02}.{:06}", s / 3600, s / 60 % 60, s % 60, d.subsec_micros())
-}
-
-/// `0:00:01.250000` for a duration.
-pub fn delta(d: std::time::Duration) -> String {
-    let s = d.as_secs();
-    format!("{}:{:02}:{:02}.{:06}", s / 3600, s / 60 % 60, s % 60, d.subsec_micros())
-}
+pub use pbr_engine::op::{delta, timestamp};
 
 #[cfg(test)]
 mod tests {
@@ -431,12 +332,5 @@ mod tests {
     #[test]
     fn replacement() {
         assert_eq!(py_replacement(r"a\1b\g<name>$x\n"), "a${1}b${name}$$x\n");
-    }
-
-    #[test]
-    fn dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
-        assert_eq!(delta(std::time::Duration::from_millis(61_250)), "0:01:01.250000");
     }
 }

@@ -5,7 +5,7 @@
 use crate::boot_util::{self, FileNow, Want};
 use async_trait::async_trait;
 use pbr_engine::params::bool_lenient;
-use pbr_engine::{Change, Ctx, Deferred, Doc, Host, Module, ModuleError, Outcome, PathQuery, Plan, sh_quote};
+use pbr_engine::{Change, Ctx, Deferred, Doc, Host, Module, ModuleError, Op, PathQuery, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
@@ -817,64 +817,10 @@ impl Module for Wpa {
                 kit_dir(&p.interface)
             )));
         }
+        if !plan.is_empty() {
+            plan.ops = ops(p, st)?;
+        }
         Ok(plan)
-    }
-
-    async fn apply(
-        &self,
-        _ctx: &Ctx<'_>,
-        p: &WpaParams,
-        st: &WpaProbe,
-        _plan: &Plan,
-        host: &Host,
-    ) -> Result<Outcome, ModuleError> {
-        boot_util::apply_file(host, &st.file, &st.want).await?;
-        if st.enabled.as_deref().is_some_and(|e| e != "enabled") {
-            host.run_ok(format!("systemctl enable {}", sh_quote(&p.unit()))).await?;
-        }
-        let mut units_changed = false;
-        for (now, want) in &st.handover {
-            units_changed |= boot_util::apply_file(host, now, want).await?;
-        }
-        // the enable links, in one round trip
-        let wanted = p.handover && p.state == WpaState::Present;
-        let mut script = vec![];
-        for l in &st.links {
-            let q = sh_quote(&l.path);
-            match (&l.now, wanted) {
-                (Some(t), true) if *t == l.target => {}
-                (_, true) => {
-                    let dir = sh_quote(boot_util::parent(&l.path).unwrap_or("/"));
-                    script.push(format!("mkdir -p -- {dir} && ln -sfn -- {} {q}", sh_quote(&l.target)));
-                }
-                (Some(_), false) => script.push(format!("rm -f -- {q}")),
-                (None, false) => {}
-            }
-        }
-        if !script.is_empty() {
-            host.run_ok(script.join(" && ")).await?;
-            units_changed = true;
-        }
-        if units_changed && p.unit_dir == default_unit_dir() {
-            // a running systemd reads the changed units (nothing is started or stopped)
-            host.run_ok("[ ! -d /run/systemd/system ] || systemctl daemon-reload").await?;
-        }
-        let content_changed = differs(&st.file, &st.want);
-        if kit_refresh(p, st) {
-            host.run_ok(format!("/bin/sh {} >/dev/null", sh_quote(&p.paths().kit_script))).await?;
-        }
-        for (n, tag, psk) in to_learn(p, st)? {
-            learn(p, host, n, &tag, psk.as_deref()).await?;
-        }
-        let mut out = Outcome::default();
-        if p.initramfs && content_changed {
-            out.deferred.push(Deferred {
-                key: "mkinitcpio".into(),
-                description: "regenerate initramfs".into(),
-                script: p.regenerate_command.clone(),
-            });
-        }
-        Ok(out)
     }
 
     fn data(&self, p: &WpaParams, _st: &WpaProbe) -> Map<String, Value> {
@@ -887,6 +833,60 @@ impl Module for Wpa {
 
 /// Whether the running system's copy in RAM (which restarts the supplicant) must take a changed
 /// configuration or changed handover files.
+/// The ops of a plan: the configuration, the unit enabled, the handover units and their links
+/// (then a daemon-reload), the RAM copy refreshed, networks taught to the running supplicant, and
+/// the initramfs regenerated at the end of the run when the configuration it holds changed.
+fn ops(p: &WpaParams, st: &WpaProbe) -> Result<Vec<Op>, ModuleError> {
+    let mut ops = boot_util::file_ops(&st.file, &st.want);
+    if st.enabled.as_deref().is_some_and(|e| e != "enabled") {
+        ops.push(Op::run(format!("enable {}", p.unit()), format!("systemctl enable {}", sh_quote(&p.unit()))));
+    }
+    let mut units_changed = false;
+    for (now, want) in &st.handover {
+        let o = boot_util::file_ops(now, want);
+        units_changed |= !o.is_empty();
+        ops.extend(o);
+    }
+    // the enable links, in one round trip
+    let wanted = p.handover && p.state == WpaState::Present;
+    let mut script = vec![];
+    for l in &st.links {
+        let q = sh_quote(&l.path);
+        match (&l.now, wanted) {
+            (Some(t), true) if *t == l.target => {}
+            (_, true) => {
+                let dir = sh_quote(boot_util::parent(&l.path).unwrap_or("/"));
+                script.push(format!("mkdir -p -- {dir} && ln -sfn -- {} {q}", sh_quote(&l.target)));
+            }
+            (Some(_), false) => script.push(format!("rm -f -- {q}")),
+            (None, false) => {}
+        }
+    }
+    if !script.is_empty() {
+        ops.push(Op::run("the units' enable links", script.join(" && ")));
+        units_changed = true;
+    }
+    if units_changed && p.unit_dir == default_unit_dir() {
+        // a running systemd reads the changed units (nothing is started or stopped)
+        ops.push(Op::run("systemctl daemon-reload", "[ ! -d /run/systemd/system ] || systemctl daemon-reload"));
+    }
+    if kit_refresh(p, st) {
+        let kit = format!("/bin/sh {} >/dev/null", sh_quote(&p.paths().kit_script));
+        ops.push(Op::run(format!("refresh {}", kit_dir(&p.interface)), kit));
+    }
+    for (n, tag, psk) in to_learn(p, st)? {
+        ops.push(learn(p, n, &tag, psk.as_deref()));
+    }
+    if p.initramfs && differs(&st.file, &st.want) {
+        ops.push(Op::Defer(Deferred {
+            key: "mkinitcpio".into(),
+            description: "regenerate initramfs".into(),
+            script: p.regenerate_command.clone(),
+        }));
+    }
+    Ok(ops)
+}
+
 fn kit_refresh(p: &WpaParams, st: &WpaProbe) -> bool {
     st.kit
         && p.handover
@@ -961,7 +961,9 @@ fn parse_running(out: &str) -> Option<Vec<String>> {
 /// The running supplicant learns `n` as a network of its own: added, set (the key goes on
 /// wpa_cli's standard input, never its command line), then enabled. Adding and enabling a network
 /// does not disturb the association in use; on any failure the half-made network is removed.
-async fn learn(p: &WpaParams, host: &Host, n: &WpaNetwork, tag: &str, psk: Option<&str>) -> Result<(), ModuleError> {
+/// The op teaching the running supplicant network `n` (its settings on standard input: the key
+/// is never on a command line).
+fn learn(p: &WpaParams, n: &WpaNetwork, tag: &str, psk: Option<&str>) -> Op {
     let mut input = format!("set_network @ID@ ssid {}\n", ssid_value(&n.ssid));
     input.push_str(&format!("set_network @ID@ key_mgmt {}\n", n.key_mgmt));
     if let Some(k) = psk {
@@ -990,25 +992,17 @@ async fn learn(p: &WpaParams, host: &Host, n: &WpaNetwork, tag: &str, psk: Optio
         want = input.lines().count(),
         ssid = sh_quote(&n.ssid),
     );
-    let out = host.run(pbr_engine::Cmd::new(script).stdin(input.into_bytes())).await?;
-    if out.rc != 0 {
-        return Err(ModuleError::new(format!(
-            "the running supplicant on {} did not learn network {:?}: {}",
-            p.interface,
-            n.ssid,
-            out.stderr_str().trim()
-        )));
+    Op::Run {
+        what: format!("the running supplicant on {} did not learn network {:?}", p.interface, n.ssid),
+        script,
+        stdin: Some(input.into_bytes()),
+        makes: vec![],
+        removes: vec![],
     }
-    Ok(())
 }
 
 /// Whether `now`'s content (or presence) is not what `want` asks.
-fn differs(now: &FileNow, want: &Want) -> bool {
-    match want {
-        Want::Present { content, .. } => now.content.as_deref() != Some(content.as_bytes()),
-        Want::Absent => now.exists(),
-    }
-}
+use boot_util::content_differs as differs;
 
 fn want_text(w: &Want) -> &str {
     match w {
