@@ -60,7 +60,8 @@ pub enum Op {
     /// Run a command whose output is the task's result, as Ansible's `command` reports it:
     /// `cmd` (as written), `rc`, `stdout`, `stderr` (trailing newlines stripped with `strip`),
     /// their `_lines`, `start`, `end`, `delta`. A non-zero exit fails the task with that result.
-    /// `makes`/`removes` are its `creates`/`removes` paths, for check mode's overlay.
+    /// `makes`/`removes` are its `creates`/`removes` paths, for check mode's overlay. A second
+    /// `Exec` of the same plan appends its output to the first's.
     Exec { cmd: Value, script: String, stdin: Option<Vec<u8>>, strip: bool, makes: Vec<String>, removes: Vec<String> },
     /// Queue work for the end of the run on this host, once per key however many tasks ask
     /// (regenerate the initramfs, `networkctl reload`); never in check mode.
@@ -195,6 +196,12 @@ async fn exec(
     let stderr = text_out(&out.stderr, strip);
     data.insert("cmd".into(), shown.clone());
     data.insert("rc".into(), Value::from(out.rc));
+    // a second command of the same plan adds its output to the first's
+    let (stdout, stderr) =
+        match (data.get("stdout").and_then(Value::as_str), data.get("stderr").and_then(Value::as_str)) {
+            (Some(o), Some(e)) => (format!("{o}{stdout}"), format!("{e}{stderr}")),
+            _ => (stdout, stderr),
+        };
     data.insert("stdout_lines".into(), Value::from(stdout.lines().collect::<Vec<_>>()));
     data.insert("stderr_lines".into(), Value::from(stderr.lines().collect::<Vec<_>>()));
     data.insert("stdout".into(), Value::String(stdout));

@@ -8,7 +8,7 @@
 use crate::util;
 use async_trait::async_trait;
 use pbr_engine::params::bool_lenient;
-use pbr_engine::{Change, Cmd, Ctx, Diff, Doc, FileAttrs, Host, Module, ModuleError, Outcome, Plan, sh_quote};
+use pbr_engine::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Op, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -520,18 +520,89 @@ fn explicit_mount(p: &MountParams) -> String {
     )
 }
 
-/// Run a mount/umount script; a missing program is named.
-async fn run_tool(host: &Host, tool: &str, script: String, what: &str) -> Result<(), ModuleError> {
-    let out = host.run(Cmd::new(format!("export LC_ALL=C\n{script}"))).await?;
-    match out.rc {
-        0 => Ok(()),
-        127 => Err(ModuleError::new(format!("{what}: `{tool}` was not found on the host (install util-linux)"))),
-        rc => {
-            let err = out.stderr_str();
-            let msg = if err.trim().is_empty() { out.stdout_str() } else { err };
-            Err(ModuleError::new(format!("{what}: `{script}` exited {rc}: {}", msg.trim())))
+/// A mount/umount script that names a missing program.
+fn tool(tool: &str, script: &str) -> String {
+    format!(
+        "command -v {tool} >/dev/null 2>&1 || {{ echo '`{tool}` was not found on the host (install util-linux)' >&2; \
+         exit 127; }}\n{script}"
+    )
+}
+
+/// The ops of the steps, in order. A mount that fails after this plan wrote the fstab puts the old
+/// fstab back (an entry that cannot mount could stop the next boot).
+fn ops(p: &MountParams, st: &MountState, steps: &[(Step, Change)]) -> Vec<Op> {
+    let path = sh_quote(&p.path);
+    let fstab = st.fstab.as_ref().map(|f| f.path.clone()).unwrap_or_else(|| p.fstab.clone());
+    let exists = st.fstab.as_ref().is_some_and(|f| f.content.is_some());
+    // how to undo this plan's fstab write, once written
+    let mut undo: Option<String> = None;
+    let mut ops = vec![];
+    for (step, change) in steps {
+        let what = change.summary.clone();
+        let run = |script: String| Op::Run { what: what.clone(), script, stdin: None, makes: vec![], removes: vec![] };
+        match step {
+            Step::CreateDir => ops.push(Op::MakeDir { path: p.path.clone(), attrs: Default::default() }),
+            Step::Unmount => ops.push(run(tool("umount", &format!("umount {path}")))),
+            Step::WriteFstab { before, after } => {
+                if !exists && let Some(dir) = crate::boot_util::parent(&fstab) {
+                    ops.push(Op::MakeDir { path: dir.to_string(), attrs: Default::default() });
+                }
+                // an existing file keeps its mode and owner; a new one is 0644
+                ops.push(Op::WriteFile {
+                    path: fstab.clone(),
+                    content: after.as_bytes().to_vec(),
+                    mode: if exists { None } else { Some(0o644) },
+                    owner: None,
+                    group: None,
+                    backup: exists && p.backup,
+                    validate: None,
+                });
+                let f = sh_quote(&fstab);
+                undo = Some(if exists {
+                    // the old content into a temp file beside it, with the file's attributes
+                    // where chmod/chown know --reference, then renamed over it
+                    format!(
+                        "t={f}.pbr-restore; printf '%s' {} > \"$t\" && {{ chmod --reference={f} \"$t\" 2>/dev/null; \
+                         chown --reference={f} \"$t\" 2>/dev/null; mv -f \"$t\" {f}; }}",
+                        sh_quote(before)
+                    )
+                } else {
+                    format!("rm -f -- {f}")
+                });
+            }
+            Step::Mount => {
+                let script = if p.state == MountStateWanted::Mounted && p.default_fstab() {
+                    format!("mount {path}")
+                } else {
+                    explicit_mount(p)
+                };
+                let script = match &undo {
+                    Some(u) => format!("if ! out=$({script} 2>&1); then\n{u}\nprintf '%s\\n' \"$out\" >&2\nexit 1\nfi"),
+                    None => script,
+                };
+                ops.push(run(tool("mount", &script)));
+            }
+            Step::Remount => {
+                let opts = p.effective_opts();
+                let explicit = p.state == MountStateWanted::Remounted || !p.default_fstab();
+                let o = if explicit && opts != "defaults" {
+                    sh_quote(&format!("remount,{opts}"))
+                } else {
+                    "remount".to_string()
+                };
+                let remount = format!("mount -o {o} {path}");
+                let script = if p.state == MountStateWanted::Remounted {
+                    remount
+                } else {
+                    // some filesystems cannot change these options live: unmount and mount
+                    let again = if p.default_fstab() { format!("mount {path}") } else { explicit_mount(p) };
+                    format!("{remount} 2>/dev/null || {{ umount {path} && {again}; }}")
+                };
+                ops.push(run(tool("mount", &script)));
+            }
         }
     }
+    ops
 }
 
 /// The probe's `sh` part: the mount point's kind and real path, and the device and real path
@@ -760,82 +831,9 @@ impl Module for Mount {
     }
 
     fn plan(&self, p: &MountParams, st: &MountState) -> Result<Plan, ModuleError> {
-        Ok(Plan { changes: steps(p, st)?.into_iter().map(|(_, c)| c).collect(), ..Default::default() })
-    }
-
-    async fn apply(
-        &self,
-        _ctx: &Ctx<'_>,
-        p: &MountParams,
-        st: &MountState,
-        _plan: &Plan,
-        host: &Host,
-    ) -> Result<Outcome, ModuleError> {
-        let path = sh_quote(&p.path);
-        let mut data = Map::new();
-        let fstab = st.fstab.as_ref().map(|f| f.path.clone()).unwrap_or_else(|| p.fstab.clone());
-        // the fstab before this run's write, and whether it existed
-        let mut written: Option<(bool, String)> = None;
-        for (step, change) in steps(p, st)? {
-            let what = change.summary.as_str();
-            match step {
-                Step::CreateDir => host.run_ok(format!("mkdir -p -- {path}")).await.map(drop)?,
-                Step::Unmount => run_tool(host, "umount", format!("umount {path}"), what).await?,
-                Step::WriteFstab { before, after } => {
-                    let exists = st.fstab.as_ref().is_some_and(|f| f.content.is_some());
-                    if exists && p.backup {
-                        data.insert("backup_file".into(), Value::String(util::backup(host, &fstab).await?));
-                    }
-                    if !exists && let Some(dir) = crate::boot_util::parent(&fstab) {
-                        host.run_ok(format!("mkdir -p -- {}", sh_quote(dir))).await?;
-                    }
-                    // an existing file keeps its mode and owner; a new one is 0644
-                    let attrs = FileAttrs { mode: if exists { None } else { Some(0o644) }, ..Default::default() };
-                    host.write_file(&fstab, after.as_bytes(), &attrs).await?;
-                    written = Some((exists, before));
-                }
-                Step::Mount => {
-                    let script = if p.state == MountStateWanted::Mounted && p.default_fstab() {
-                        format!("mount {path}")
-                    } else {
-                        explicit_mount(p)
-                    };
-                    if let Err(e) = run_tool(host, "mount", script, what).await {
-                        // a broken entry could stop the next boot: put the old fstab back
-                        match &written {
-                            Some((true, old)) => {
-                                let _ = host.write_file(&fstab, old.as_bytes(), &FileAttrs::default()).await;
-                            }
-                            Some((false, _)) => {
-                                let _ = host.run(Cmd::new(format!("rm -f -- {}", sh_quote(&fstab)))).await;
-                            }
-                            None => {}
-                        }
-                        return Err(e);
-                    }
-                }
-                Step::Remount => {
-                    let opts = p.effective_opts();
-                    let explicit = p.state == MountStateWanted::Remounted || !p.default_fstab();
-                    let o = if explicit && opts != "defaults" {
-                        sh_quote(&format!("remount,{opts}"))
-                    } else {
-                        "remount".to_string()
-                    };
-                    let remount = run_tool(host, "mount", format!("mount -o {o} {path}"), what).await;
-                    if let Err(e) = remount {
-                        if p.state == MountStateWanted::Remounted {
-                            return Err(e);
-                        }
-                        // some filesystems cannot change these options live: unmount and mount
-                        run_tool(host, "umount", format!("umount {path}"), what).await?;
-                        let script = if p.default_fstab() { format!("mount {path}") } else { explicit_mount(p) };
-                        run_tool(host, "mount", script, what).await?;
-                    }
-                }
-            }
-        }
-        Ok(Outcome { data, ..Default::default() })
+        let steps = steps(p, st)?;
+        let ops = ops(p, st, &steps);
+        Ok(Plan { changes: steps.into_iter().map(|(_, c)| c).collect(), ops })
     }
 
     fn data(&self, p: &MountParams, st: &MountState) -> Map<String, Value> {

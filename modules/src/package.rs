@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use pbr_engine::params::{StrList, bool_lenient};
-use pbr_engine::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Outcome, Plan, sh_quote};
+use pbr_engine::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Op, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -405,40 +405,43 @@ impl Module for Package {
                     .with_diff(diff(&pp.remove, &|_| "absent".into())),
             );
         }
+        // the index update, then installs and upgrades, then removals; the manager's output is
+        // the result's stdout
+        let m = st.manager;
+        if wants_update(p, st, &pp) {
+            plan.op(Op::run("update the package index", update_script(m)));
+        }
+        let mut to_install = pp.install.clone();
+        to_install.extend(pp.upgrade.iter().cloned());
+        let exec = |script: String| Op::Exec {
+            cmd: Value::String(script.clone()),
+            script,
+            stdin: None,
+            strip: false,
+            makes: vec![],
+            removes: vec![],
+        };
+        if !to_install.is_empty() {
+            plan.op(exec(install_script(m, &to_install, p)));
+        }
+        if !pp.remove.is_empty() {
+            plan.op(exec(remove_script(m, &pp.remove, p.autoremove)));
+        }
         Ok(plan)
     }
 
-    async fn apply(
-        &self,
-        _ctx: &Ctx<'_>,
-        p: &PackageParams,
-        st: &PkgFacts,
-        _plan: &Plan,
-        host: &Host,
-    ) -> Result<Outcome, ModuleError> {
+    /// What the run did, as Ansible's package modules report it (`stdout`: the package manager's
+    /// output, from the ops).
+    async fn report(&self, p: &PackageParams, st: &PkgFacts, _host: &Host) -> Result<Map<String, Value>, ModuleError> {
         let pp = decide(p.state, st);
-        let m = st.manager;
         let mut data = Map::new();
         if wants_update(p, st, &pp) {
-            host.run_ok(update_script(m)).await?;
             data.insert("cache_updated".into(), json!(true));
-        }
-        let mut log = String::new();
-        let mut to_install = pp.install.clone();
-        to_install.extend(pp.upgrade.iter().cloned());
-        if !to_install.is_empty() {
-            let out = host.run_ok(install_script(m, &to_install, p)).await?;
-            log.push_str(&out.stdout_str());
-        }
-        if !pp.remove.is_empty() {
-            let out = host.run_ok(remove_script(m, &pp.remove, p.autoremove)).await?;
-            log.push_str(&out.stdout_str());
         }
         data.insert("installed".into(), json!(pp.install));
         data.insert("upgraded".into(), json!(pp.upgrade));
         data.insert("removed".into(), json!(pp.remove));
-        data.insert("stdout".into(), Value::String(log));
-        Ok(Outcome { data, ..Default::default() })
+        Ok(data)
     }
 
     fn data(&self, _p: &PackageParams, st: &PkgFacts) -> Map<String, Value> {
