@@ -1015,11 +1015,7 @@ impl<'a> Runner<'a> {
                 st.sensitive.remove(reg);
             }
             // a command that would run: its output is not known in check mode
-            let would_run = outcomes.iter().any(|o| {
-                o.report.changes.iter().any(|c| c.kind == crate::module::ChangeKind::Run)
-                    && o.result.get("rc").is_none()
-            });
-            if self.opts.check && would_run {
+            if self.opts.check && outcomes.iter().any(would_run) {
                 st.unknown_in_check.insert(reg.clone(), task_name.to_string());
             } else {
                 st.unknown_in_check.remove(reg);
@@ -1679,6 +1675,8 @@ impl<'a> Runner<'a> {
                             out.report.status = if b { Status::Changed } else { Status::Ok };
                         }
                     }
+                    // a command that would run (check mode): its result is not known yet
+                    Err(_) if would_run(&out) => {}
                     Err(e) => return self.fail_outcome(st, terr(task, e), label),
                 }
             }
@@ -1697,6 +1695,7 @@ impl<'a> Runner<'a> {
                             out.report.msg = None;
                         }
                     }
+                    Err(_) if would_run(&out) => {}
                     Err(e) => return self.fail_outcome(st, terr(task, e), label),
                 }
             }
@@ -2012,6 +2011,11 @@ impl HostReport {
             digest: None,
         }
     }
+}
+
+/// A command that would run and did not (check mode): a `!` change and no exit code.
+fn would_run(o: &ItemOutcome) -> bool {
+    o.report.changes.iter().any(|c| c.kind == crate::module::ChangeKind::Run) && o.result.get("rc").is_none()
 }
 
 fn simple_outcome(host: &str, status: Status, msg: Option<String>, result: Map<String, Value>) -> ItemOutcome {
