@@ -2,7 +2,9 @@
 # Benchmark (not a test): the 20-task playbook (27 task runs per host), no-op, over SSH to N
 # throwaway OpenSSH servers on loopback (testkit's sshd-farm; login user pbrtest, shell /bin/sh),
 # pbr against ansible-playbook (ansible-core from PyPI in a venv), same playbook, same inventory.
-#   benches/ssh_noop.sh [N...]            (default: 10 100)
+#   benches/ssh_noop.sh [--converge] [N...]   (default: 10 100)
+# With --converge (benches/ssh_converge.sh), every timed run converges a fresh fleet instead: the
+# hosts' directories are emptied before each run, so every task changes something.
 # Environment:
 #   ROUNDS=3                 timed pbr runs per N (alternating with Ansible's)
 #   ANSIBLE_ROUNDS=3         timed Ansible runs per N below 100 hosts
@@ -15,6 +17,11 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
+converge=
+if [ "${1:-}" = --converge ]; then
+  converge=1
+  shift
+fi
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(10 100)
 rounds=${ROUNDS:-3}
@@ -63,6 +70,24 @@ all_noop() {
   [ "$good" = "$n" ]
 }
 
+# every one of N hosts has a recap line with changed>0 unreachable=0 failed=0
+all_converged() {
+  local log=$1 n=$2 good
+  good=$(grep -E '^h[0-9]+ +: ok=[0-9]+ +changed=[1-9][0-9]* +unreachable=0 +failed=0 ' "$log" | wc -l)
+  [ "$good" = "$n" ]
+}
+# the run's check: a no-op, or (--converge) a converge of every host
+clean_run() {
+  if [ -n "$converge" ]; then all_converged "$@"; else all_noop "$@"; fi
+}
+# --converge: empty every host's directory (root= in the inventory) before a timed run
+fresh() {
+  [ -n "$converge" ] || return 0
+  grep -o 'root=[^ ]*' "$inv" | cut -d= -f2- | while read -r r; do
+    find "$r" -mindepth 1 -delete
+  done
+}
+
 # CPU time of the farm's cgroup (every sshd and what it runs), in ns; 0 when not available
 hosts_ns() {
   if [ -s "$work/farm/cpu_usage" ]; then cat "$(cat "$work/farm/cpu_usage")"; else echo 0; fi
@@ -101,28 +126,41 @@ for n in "${sizes[@]}"; do
   run_pbr=("$pbr" run playbook.yml -i "$inv" -f "$n" --no-retry-file)
   run_ans=("$venv/bin/ansible-playbook" playbook.yml -i "$inv" -f "$n")
 
-  echo "== $n hosts: converging with pbr, then checking both tools report no changes"
-  "${run_pbr[@]}" > converge.log 2>&1 || { echo "pbr converge failed:"; tail -30 converge.log; exit 1; }
-  "${run_pbr[@]}" > pbr.log 2>&1 || true
-  all_noop pbr.log "$n" || { echo "pbr's second run was not a no-op on every host:"; tail -40 pbr.log; exit 1; }
-  timed ansible.log "${run_ans[@]}"
-  first_ans=$t_wall
-  all_noop ansible.log "$n" || {
-    echo "ansible-playbook saw changes or failures on pbr's converged state:"
-    grep -E 'changed:|failed:|fatal:|UNREACHABLE' ansible.log | head -20
-    grep -E '^h[0-9]+ +: ' ansible.log | grep -vE 'changed=0 +unreachable=0 +failed=0 ' | head -10
-    exit 1
-  }
+  if [ -n "$converge" ]; then
+    echo "== $n hosts: both tools converge a fresh fleet (first runs, not counted)"
+    fresh
+    "${run_pbr[@]}" > pbr.log 2>&1 || true
+    all_converged pbr.log "$n" || { echo "pbr did not converge every host:"; tail -40 pbr.log; exit 1; }
+    fresh
+    timed ansible.log "${run_ans[@]}"
+    first_ans=$t_wall
+    all_converged ansible.log "$n" || { echo "ansible-playbook did not converge every host:"; tail -40 ansible.log; exit 1; }
+  else
+    echo "== $n hosts: converging with pbr, then checking both tools report no changes"
+    "${run_pbr[@]}" > converge.log 2>&1 || { echo "pbr converge failed:"; tail -30 converge.log; exit 1; }
+    "${run_pbr[@]}" > pbr.log 2>&1 || true
+    all_noop pbr.log "$n" || { echo "pbr's second run was not a no-op on every host:"; tail -40 pbr.log; exit 1; }
+    timed ansible.log "${run_ans[@]}"
+    first_ans=$t_wall
+    all_noop ansible.log "$n" || {
+      echo "ansible-playbook saw changes or failures on pbr's converged state:"
+      grep -E 'changed:|failed:|fatal:|UNREACHABLE' ansible.log | head -20
+      grep -E '^h[0-9]+ +: ' ansible.log | grep -vE 'changed=0 +unreachable=0 +failed=0 ' | head -10
+      exit 1
+    }
+  fi
 
   pbr_t=() pbr_cpu=() pbr_hosts=() pbr_rss=()
   ans_t=() ans_cpu=() ans_hosts=()
   for r in $(seq 1 "$rounds"); do
+    fresh
     timed pbr.log "${run_pbr[@]}"
-    all_noop pbr.log "$n" || { echo "pbr run $r was not a clean no-op:"; tail -40 pbr.log; exit 1; }
+    clean_run pbr.log "$n" || { echo "pbr run $r was not clean:"; tail -40 pbr.log; exit 1; }
     pbr_t+=("$t_wall") pbr_cpu+=("$t_cpu") pbr_hosts+=("$t_hosts") pbr_rss+=("$t_rss")
     if [ "$r" -le "$ans_rounds" ]; then
+      fresh
       timed ansible.log "${run_ans[@]}"
-      all_noop ansible.log "$n" || { echo "ansible run $r was not a clean no-op:"; tail -40 ansible.log; exit 1; }
+      clean_run ansible.log "$n" || { echo "ansible run $r was not clean:"; tail -40 ansible.log; exit 1; }
       ans_t+=("$t_wall") ans_cpu+=("$t_cpu") ans_hosts+=("$t_hosts")
     fi
   done
@@ -133,7 +171,7 @@ for n in "${sizes[@]}"; do
   ma=$(median "${ans_t[@]}")
   ratio=$(awk -v a="$ma" -v p="$mp" 'BEGIN { printf "%.1f", a / (p > 0 ? p : 1) }')
   rss_mb=$(awk -v k="$rss_kb" 'BEGIN { printf "%.1f", k / 1024 }')
-  echo "ssh no-op, $n hosts x 27 task runs"
+  echo "ssh $([ -n "$converge" ] && echo converge || echo no-op), $n hosts x 27 task runs"
   echo "pbr     median ${mp} ms   (runs: ${pbr_t[*]})"
   echo "ansible median ${ma} ms   (runs: ${ans_t[*]}; first (check) run, not counted: ${first_ans} ms)"
   echo "ratio: pbr is ${ratio}x faster"
