@@ -2,8 +2,8 @@
 //!
 //! A module's `plan` returns, besides the changes it shows, the ops that make them: write these
 //! bytes with these attributes, make this directory, run this script. The engine runs exactly
-//! those ops, in order ([`run_ops`]); the module's apply, when it has one of its own, is for the
-//! modules not yet ported to ops (tests/tidy.rs keeps their list from growing).
+//! those ops, in order ([`run_ops`]); a module's own apply may only word the errors of `run_ops`
+//! (tests/tidy.rs checks every module).
 //!
 //! Because ops are data, check mode can see them: the engine records the planned ops of a task in
 //! the host's [`Overlay`], and the probes of later tasks on that host read paths through it. A

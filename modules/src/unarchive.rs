@@ -4,10 +4,11 @@
 //! fed on stdin, so nothing is written in check mode) or `unzip -l` (a controller zip is read
 //! here, from its central directory), then inspects every member's path under `dest` in one
 //! round: the archive is extracted when any member is missing or a regular file's size differs.
+//! The plan's one op extracts it: a controller archive is the op's stdin.
 
 use async_trait::async_trait;
 use pbr_engine::params::{StrList, bool_lenient};
-use pbr_engine::{Change, Cmd, Ctx, Doc, FileAttrs, Host, Module, ModuleError, Outcome, PathQuery, Plan, sh_quote};
+use pbr_engine::{Change, Cmd, Ctx, Doc, Host, Module, ModuleError, Op, PathQuery, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -359,8 +360,8 @@ fn dedup(v: Vec<Member>) -> Vec<Member> {
 #[derive(Debug, Clone)]
 pub enum Source {
     Remote(String),
-    /// A controller file, with its bytes (read by the probe).
-    Controller(PathBuf),
+    /// A controller file, with its bytes (read by the probe; extraction feeds them on stdin).
+    Controller(PathBuf, Vec<u8>),
 }
 
 /// What the probe learned.
@@ -431,6 +432,39 @@ fn tar_list_script(p: &UnarchiveParams, format: Format, file: &str) -> String {
     format!("export LC_ALL=C\ntar -t -v{} -f {}{extra}\n", format.tar_flag(), sh_quote(file))
 }
 
+/// The script extracting the archive: `file` on the host, or (None) the bytes on stdin. A
+/// controller zip goes to a temporary file first (unzip cannot read a pipe), removed on exit.
+/// unzip's exit 1 is a warning (the files were extracted).
+fn extract_script(p: &UnarchiveParams, format: Format, file: Option<&str>) -> String {
+    let d = sh_quote(&p.dest);
+    let extra = extra_words(p);
+    if format == Format::Zip {
+        let mut s = String::from(
+            "command -v unzip >/dev/null 2>&1 || { echo '`unzip` was not found on the host; it is needed for zip \
+             archives (install unzip)' >&2; exit 127; }\n",
+        );
+        let f = match file {
+            Some(f) => sh_quote(f),
+            None => {
+                s.push_str(
+                    "t=$(mktemp \"${TMPDIR:-/tmp}/pbr-unarchive.XXXXXX\")\ntrap 'rm -f -- \"$t\"' EXIT\n\
+                     chmod 600 \"$t\"\ncat >\"$t\"\n",
+                );
+                "\"$t\"".to_string()
+            }
+        };
+        s.push_str(&format!("rc=0\nunzip -o{extra} {f} -d {d} || rc=$?\n[ \"$rc\" -le 1 ] || exit \"$rc\"\n"));
+        return s;
+    }
+    let f = file.map(sh_quote).unwrap_or_else(|| "-".into());
+    format!(
+        "command -v tar >/dev/null 2>&1 || {{ echo '`tar` was not found on the host (install tar)' >&2; exit 127; }}\n\
+         if [ \"$(id -u)\" = 0 ]; then set -- --numeric-owner -p; else set --; fi\n\
+         tar -x{} -f {f} -C {d} \"$@\"{extra}\n",
+        format.tar_flag()
+    )
+}
+
 pub struct Unarchive;
 
 #[async_trait]
@@ -443,7 +477,8 @@ impl Module for Unarchive {
         Doc {
             description: "Unpack a tar (plain, gzip, bzip2, xz or zstd) or zip archive into an existing \
                           directory, with the host's `tar` (`--numeric-owner -p` as root) or `unzip -o`. The \
-                          archive is a controller file (uploaded to a temporary file on the host, removed after) \
+                          archive is a controller file (fed to tar on stdin; a zip goes to a temporary file on the \
+                          host, removed after) \
                           or, with `remote_src: true`, a file on the host. It is extracted when `creates` does not \
                           exist and some member is missing under `dest` or is a regular file of another size: \
                           content is compared by presence and size only, not by checksum, owner, mode or time. \
@@ -514,20 +549,21 @@ impl Module for Unarchive {
         let source = if p.remote_src {
             Source::Remote(p.src.clone())
         } else {
-            Source::Controller(ctx.find_file("files", &p.src)?)
+            let path = ctx.find_file("files", &p.src)?;
+            let data =
+                std::fs::read(&path).map_err(|e| ModuleError::new(format!("cannot read {}: {e}", path.display())))?;
+            Source::Controller(path, data)
         };
         if found.get(1).is_some_and(|c| c.exists()) {
             return Ok(UnarchiveState { source, format: None, created: true, members: vec![], differ: vec![] });
         }
         let (format, members) = match &source {
-            Source::Controller(path) => {
-                let data = std::fs::read(path)
-                    .map_err(|e| ModuleError::new(format!("cannot read {}: {e}", path.display())))?;
-                let format = Format::sniff(&data);
+            Source::Controller(_, data) => {
+                let format = Format::sniff(data);
                 let members = if format == Format::Zip {
-                    parse_zip(&data).map_err(|e| ModuleError::new(format!("{}: {e}", p.src)))?
+                    parse_zip(data).map_err(|e| ModuleError::new(format!("{}: {e}", p.src)))?
                 } else {
-                    let out = host.query(Cmd::new(tar_list_script(p, format, "-")).stdin(data)).await?;
+                    let out = host.query(Cmd::new(tar_list_script(p, format, "-")).stdin(data.clone())).await?;
                     if out.rc != 0 {
                         return Err(tar_error(out.rc, &out.stderr_str(), format, &p.src, "cannot list"));
                     }
@@ -611,75 +647,24 @@ impl Module for Unarchive {
         if st.created || st.differ.is_empty() {
             return Ok(Plan::empty());
         }
-        Ok(Plan::empty().with(Change::create(format!(
-            "extract {} into {} ({} entries)",
-            p.src,
-            p.dest,
-            st.members.len()
-        ))))
-    }
-
-    async fn apply(
-        &self,
-        _ctx: &Ctx<'_>,
-        p: &UnarchiveParams,
-        st: &UnarchiveState,
-        _plan: &Plan,
-        host: &Host,
-    ) -> Result<Outcome, ModuleError> {
         let format = st.format.ok_or_else(|| ModuleError::new("unarchive: no archive format was probed"))?;
-        let (file, tmp) = match &st.source {
-            Source::Remote(src) => (src.clone(), None),
-            Source::Controller(local) => {
-                let out = host.run_ok("mktemp \"${TMPDIR:-/tmp}/pbr-unarchive.XXXXXX\"").await?;
-                let tmp = out.stdout_str().trim().to_string();
-                if let Err(e) = host.upload(local, &tmp, &FileAttrs { mode: Some(0o600), ..Default::default() }).await {
-                    let _ = host.run(Cmd::new(format!("rm -f -- {}", sh_quote(&tmp)))).await;
-                    return Err(e.into());
-                }
-                (tmp.clone(), Some(tmp))
-            }
+        let change = Change::create(format!("extract {} into {} ({} entries)", p.src, p.dest, st.members.len()));
+        let dest = p.dest.trim_end_matches('/');
+        // the member files, for check mode's overlay (their content stays unknown there)
+        let makes = st
+            .members
+            .iter()
+            .filter(|m| matches!(m.kind, Kind::File | Kind::Hardlink))
+            .map(|m| format!("{dest}/{}", m.name))
+            .collect();
+        let (stdin, script) = match &st.source {
+            Source::Remote(src) => (None, extract_script(p, format, Some(src))),
+            Source::Controller(_, data) => (Some(data.clone()), extract_script(p, format, None)),
         };
-        let f = sh_quote(&file);
-        let d = sh_quote(&p.dest);
-        let extra = extra_words(p);
-        let script = if format == Format::Zip {
-            format!("export LC_ALL=C\nunzip -o{extra} {f} -d {d}\n")
-        } else {
-            format!(
-                "export LC_ALL=C\nif [ \"$(id -u)\" = 0 ]; then set -- --numeric-owner -p; else set --; fi\n\
-                 tar -x{} -f {f} -C {d} \"$@\"{extra}\n",
-                format.tar_flag()
-            )
-        };
-        let out = host.run(Cmd::new(script)).await;
-        if let Some(t) = &tmp {
-            let _ = host.run(Cmd::new(format!("rm -f -- {}", sh_quote(t)))).await;
-        }
-        let out = out?;
-        let ok = out.rc == 0 || (format == Format::Zip && out.rc == 1);
-        if !ok {
-            let err = out.stderr_str();
-            if format == Format::Zip {
-                if out.rc == 127 {
-                    return Err(ModuleError::new(format!(
-                        "cannot extract {}: `unzip` was not found on the host; it is needed for zip archives \
-                         (install unzip)",
-                        p.src
-                    )));
-                }
-                let msg = format!("{}{err}", out.stdout_str());
-                return Err(ModuleError::new(format!(
-                    "cannot extract {} into {}: unzip exited {}: {}",
-                    p.src,
-                    p.dest,
-                    out.rc,
-                    msg.trim()
-                )));
-            }
-            return Err(tar_error(out.rc, &err, format, &p.src, "cannot extract"));
-        }
-        Ok(Outcome::default())
+        let what = format!("extract {} into {}", p.src, p.dest);
+        let mut plan = Plan::empty().with(change);
+        plan.op(Op::Run { what, script, stdin, makes, removes: vec![] });
+        Ok(plan)
     }
 
     fn data(&self, p: &UnarchiveParams, st: &UnarchiveState) -> Map<String, Value> {
