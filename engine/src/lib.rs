@@ -17,6 +17,7 @@ pub mod module;
 pub mod op;
 pub mod params;
 pub mod playbook;
+pub mod pyre;
 pub mod report;
 pub mod saved_plan;
 pub mod source;

@@ -109,7 +109,12 @@ pub fn edit(p: &BlockinfileParams, original: Option<&str>) -> Result<String, Mod
             };
             match re {
                 Some(re) => {
-                    let last = lines.iter().rposition(|l| re.is_match(l.trim_end_matches('\n').trim_end_matches('\r')));
+                    let mut last = None;
+                    for (i, l) in lines.iter().enumerate() {
+                        if util::hit(&re, l.trim_end_matches('\n').trim_end_matches('\r'))? {
+                            last = Some(i);
+                        }
+                    }
                     match last {
                         None => lines.len(),
                         Some(i) if after => i + 1,

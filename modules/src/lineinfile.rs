@@ -3,6 +3,7 @@
 use crate::util::{self, Attrs, FileState, WriteOpts};
 use async_trait::async_trait;
 use pbr_engine::params::{Mode, bool_lenient};
+use pbr_engine::pyre::expand;
 use pbr_engine::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Plan};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -117,15 +118,9 @@ pub fn present(p: &LineinfileParams, text: &str) -> Result<Edit, ModuleError> {
     if let Some(re) = &re_m {
         for (i, cur) in lines.iter().enumerate() {
             let cur_s = cur.strip_suffix('\n').unwrap_or(cur);
-            if let Some(c) = re.captures(cur_s) {
+            if let Some(c) = re.captures(cur_s).map_err(ModuleError::new)? {
                 index[0] = i as isize;
-                let mut dst = String::new();
-                if p.backrefs {
-                    c.expand(&util::py_replacement(line), &mut dst);
-                } else {
-                    dst.push_str(line);
-                }
-                matched = Some(dst);
+                matched = Some(if p.backrefs { expand(line, &c).map_err(ModuleError::new)? } else { line.to_string() });
                 if p.firstmatch {
                     break;
                 }
@@ -149,7 +144,7 @@ pub fn present(p: &LineinfileParams, text: &str) -> Result<Edit, ModuleError> {
                 index[0] = i as isize;
                 exact_line_match = true;
             } else if let Some(re) = &re_ins
-                && re.is_match(cur.strip_suffix('\n').unwrap_or(cur))
+                && util::hit(re, cur.strip_suffix('\n').unwrap_or(cur))?
             {
                 index[1] = if matches!(anc, Anchor::After(_)) { i as isize + 1 } else { i as isize };
                 if p.firstmatch {
@@ -219,19 +214,19 @@ pub fn absent(p: &LineinfileParams, text: &str) -> Result<Edit, ModuleError> {
     let re = p.regexp.as_deref().map(|r| util::compile("regexp", r, false)).transpose()?;
     let lines = util::split_lines_keep(text);
     let before = lines.len();
-    let kept: Vec<String> = lines
-        .into_iter()
-        .filter(|cur| {
-            let hit = if let Some(re) = &re {
-                re.is_match(cur.strip_suffix('\n').unwrap_or(cur))
-            } else if let Some(ss) = &p.search_string {
-                cur.contains(ss.as_str())
-            } else {
-                Some(strip_nl(cur)) == p.line.as_deref()
-            };
-            !hit
-        })
-        .collect();
+    let mut kept: Vec<String> = Vec::with_capacity(lines.len());
+    for cur in lines {
+        let hit = if let Some(re) = &re {
+            util::hit(re, cur.strip_suffix('\n').unwrap_or(&cur))?
+        } else if let Some(ss) = &p.search_string {
+            cur.contains(ss.as_str())
+        } else {
+            Some(strip_nl(&cur)) == p.line.as_deref()
+        };
+        if !hit {
+            kept.push(cur);
+        }
+    }
     let n = before - kept.len();
     Ok(Edit { text: kept.concat(), msg: if n > 0 { format!("{n} line(s) removed") } else { String::new() } })
 }

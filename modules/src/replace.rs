@@ -4,6 +4,7 @@ use crate::lineinfile::{EditState, edit_data, plan_edit, probe_text};
 use crate::util::{self, Attrs, WriteOpts};
 use async_trait::async_trait;
 use pbr_engine::params::{Mode, bool_lenient};
+use pbr_engine::pyre::{Flags, PyRegex};
 use pbr_engine::{Ctx, Doc, Host, Module, ModuleError, Plan};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -53,11 +54,9 @@ pub fn edit(p: &ReplaceParams, text: &str) -> Result<(String, usize), ModuleErro
     };
     let (start, end) = match section_re {
         Some(s) => {
-            let re = regex::RegexBuilder::new(&s)
-                .dot_matches_new_line(true)
-                .build()
+            let re = PyRegex::new(&s, Flags { dotall: true, ..Flags::default() })
                 .map_err(|e| ModuleError::new(format!("invalid after/before pattern {s:?}: {e}")))?;
-            match re.captures(text).and_then(|c| c.name("subsection")) {
+            match re.captures(text).map_err(ModuleError::new)?.as_ref().and_then(|c| c.name("subsection")) {
                 Some(m) => (m.start(), m.end()),
                 None => return Ok((text.to_string(), 0)),
             }
@@ -65,10 +64,7 @@ pub fn edit(p: &ReplaceParams, text: &str) -> Result<(String, usize), ModuleErro
         None => (0, text.len()),
     };
     let re = util::compile("regexp", &p.regexp, true)?;
-    let section = &text[start..end];
-    let n = re.find_iter(section).count();
-    let rep = util::py_replacement(&p.replace);
-    let new = re.replace_all(section, rep.as_str());
+    let (new, n) = re.sub(&text[start..end], &p.replace, 0).map_err(ModuleError::new)?;
     Ok((format!("{}{}{}", &text[..start], new, &text[end..]), n))
 }
 

@@ -2,6 +2,7 @@
 //! content changes with diffs, backups and atomic writes.
 
 use pbr_engine::params::Mode;
+use pbr_engine::pyre::{Flags, PyRegex};
 use pbr_engine::{
     Change, ChangeKind, Diff, FileAttrs, FileStat, Host, ModuleError, Op, PathInfo, PathQuery, Plan, sh_quote,
 };
@@ -260,77 +261,15 @@ pub fn split_lines_keep(s: &str) -> Vec<String> {
     v
 }
 
-/// Turn a Python `re` replacement (`\1`, `\g<name>`, `\n`) into a `regex` one (`${1}`).
-pub fn py_replacement(r: &str) -> String {
-    let mut out = String::new();
-    let mut it = r.chars().peekable();
-    while let Some(c) = it.next() {
-        match c {
-            '$' => out.push_str("$$"),
-            '\\' => match it.peek().copied() {
-                Some(d) if d.is_ascii_digit() => {
-                    let mut n = String::new();
-                    while let Some(d) = it.peek().copied().filter(|d| d.is_ascii_digit()) {
-                        n.push(d);
-                        it.next();
-                        if n.len() == 2 {
-                            break;
-                        }
-                    }
-                    out.push_str(&format!("${{{n}}}"));
-                }
-                Some('g') => {
-                    it.next();
-                    if it.peek() == Some(&'<') {
-                        it.next();
-                        let mut name = String::new();
-                        for d in it.by_ref() {
-                            if d == '>' {
-                                break;
-                            }
-                            name.push(d);
-                        }
-                        out.push_str(&format!("${{{name}}}"));
-                    } else {
-                        out.push_str("\\g");
-                    }
-                }
-                Some('n') => {
-                    it.next();
-                    out.push('\n');
-                }
-                Some('t') => {
-                    it.next();
-                    out.push('\t');
-                }
-                Some('\\') => {
-                    it.next();
-                    out.push('\\');
-                }
-                _ => out.push('\\'),
-            },
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Compile a regex, with a clear error naming the param.
-pub fn compile(what: &str, re: &str, multi_line: bool) -> Result<regex::Regex, ModuleError> {
-    regex::RegexBuilder::new(re)
-        .multi_line(multi_line)
-        .build()
+/// Compile a Python regex (`re.MULTILINE` with `multi_line`), with a clear error naming the param.
+pub fn compile(what: &str, re: &str, multi_line: bool) -> Result<PyRegex, ModuleError> {
+    PyRegex::new(re, Flags { multiline: multi_line, ..Flags::default() })
         .map_err(|e| ModuleError::new(format!("invalid {what} {re:?}: {e}")))
 }
 
-pub use pbr_engine::op::{delta, timestamp};
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn replacement() {
-        assert_eq!(py_replacement(r"a\1b\g<name>$x\n"), "a${1}b${name}$$x\n");
-    }
+/// Whether `re` matches somewhere in `s` (`re.search`).
+pub fn hit(re: &PyRegex, s: &str) -> Result<bool, ModuleError> {
+    re.is_match(s).map_err(ModuleError::new)
 }
+
+pub use pbr_engine::op::{delta, timestamp};

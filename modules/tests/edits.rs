@@ -46,6 +46,9 @@ fn lineinfile_placement_table() {
             "x\nPermitRootLogin no\n",
         ),
         ("foo\nbar\n", json!({"line": "bar", "insertbefore": "^foo"}), "foo\nbar\n"),
+        // Python's `re`: a backreference in the pattern, a named group in the line
+        ("REF a REF\nREF b FER\n", json!({"line": "same", "regexp": "^(REF) .* \\1$"}), "same\nREF b FER\n"),
+        ("k: v\n", json!({"line": "\\g<key>=v", "regexp": "^(?P<key>\\w+): v", "backrefs": true}), "k=v\n"),
     ];
     for (i, (before, params, after)) in cases.into_iter().enumerate() {
         let mut p = params.clone();
@@ -129,6 +132,9 @@ fn replace_table() {
         ("a\n", json!({"regexp": "a", "replace": "b", "after": "nomatch"}), "a\n", 0),
         ("cost $5\n", json!({"regexp": "cost", "replace": "price"}), "price $5\n", 1),
         ("a b\n", json!({"regexp": " b$"}), "a\n", 1),
+        // backreferences and look-ahead, as Python has them
+        ("x=x\ny=z\n", json!({"regexp": "^(\\w)=\\1$", "replace": "same"}), "same\ny=z\n", 1),
+        ("ab ac\n", json!({"regexp": "a(?=c)", "replace": "A"}), "ab Ac\n", 1),
     ];
     for (before, params, after, n) in cases {
         let got = replace::edit(&rp(params.clone()), before).unwrap();

@@ -117,12 +117,9 @@ fn regex_test(v: &Value, pat: &str, k: Kwargs, anchored: bool) -> Result<bool, E
     }
     let s = super::pyfmt::to_py_str(v)?;
     let full = if anchored { format!("\\A(?:{pat})") } else { pat.to_string() };
-    let re = regex::RegexBuilder::new(&full)
-        .case_insensitive(ic)
-        .multi_line(ml)
-        .build()
+    let re = crate::pyre::PyRegex::new(&full, crate::pyre::Flags { ignorecase: ic, multiline: ml, dotall: false })
         .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("invalid regular expression '{pat}': {e}")))?;
-    Ok(re.is_match(&s))
+    re.is_match(&s).map_err(|e| Error::new(ErrorKind::InvalidOperation, e))
 }
 
 fn regex_generic(v: &Value, pat: String, k: Kwargs) -> Result<bool, Error> {

@@ -3,6 +3,7 @@
 use super::dump::{self, JsonOpts, YamlOpts};
 use super::pyfmt::to_py_str;
 use super::{from_json, to_json};
+use crate::pyre::{Flags, PyRegex};
 use base64::Engine as _;
 use minijinja::value::{Kwargs, Rest, Value, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, State};
@@ -471,61 +472,10 @@ fn from_yaml(v: &Value) -> Result<Value, Error> {
     Ok(docs.first().map(|n| from_json(&n.to_value())).unwrap_or(Value::from(())))
 }
 
-/// A Python regex compiled with Rust's engine.
-fn compile(pat: &str, ignorecase: bool, multiline: bool) -> Result<regex::Regex, Error> {
-    regex::RegexBuilder::new(pat)
-        .case_insensitive(ignorecase)
-        .multi_line(multiline)
-        .build()
+/// A Python regex (see [`crate::pyre`]).
+fn compile(pat: &str, ignorecase: bool, multiline: bool) -> Result<PyRegex, Error> {
+    PyRegex::new(pat, Flags { ignorecase, multiline, dotall: false })
         .map_err(|e| op_err(format!("invalid regular expression '{pat}': {e}")))
-}
-
-/// Python `re.sub` replacement syntax (`\1`, `\g<1>`, `\g<name>`, `\n`) to a literal expansion.
-fn expand_py(repl: &str, caps: &regex::Captures) -> Result<String, Error> {
-    let mut out = String::new();
-    let mut chars = repl.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some(d) if d.is_ascii_digit() => {
-                let mut n = d.to_string();
-                if let Some(&d2) = chars.peek()
-                    && d2.is_ascii_digit()
-                {
-                    n.push(d2);
-                    chars.next();
-                }
-                let idx: usize = n.parse().unwrap_or(0);
-                if idx >= caps.len() {
-                    return Err(op_err(format!("invalid group reference {idx}")));
-                }
-                out.push_str(caps.get(idx).map(|m| m.as_str()).unwrap_or(""));
-            }
-            Some('g') if chars.peek() == Some(&'<') => {
-                chars.next();
-                let name: String = chars.by_ref().take_while(|&c| c != '>').collect();
-                let m = match name.parse::<usize>() {
-                    Ok(i) if i < caps.len() => caps.get(i),
-                    Ok(i) => return Err(op_err(format!("invalid group reference {i}"))),
-                    Err(_) => caps.name(&name),
-                };
-                out.push_str(m.map(|m| m.as_str()).unwrap_or(""));
-            }
-            Some('n') => out.push('\n'),
-            Some('t') => out.push('\t'),
-            Some('r') => out.push('\r'),
-            Some('\\') => out.push('\\'),
-            Some(o) => {
-                out.push('\\');
-                out.push(o);
-            }
-            None => out.push('\\'),
-        }
-    }
-    Ok(out)
 }
 
 fn regex_replace(v: &Value, pat: Option<String>, repl: Option<String>, kwargs: Kwargs) -> Result<String, Error> {
@@ -536,21 +486,7 @@ fn regex_replace(v: &Value, pat: Option<String>, repl: Option<String>, kwargs: K
     kwargs.assert_all_used()?;
     let s = text(v)?;
     let re = compile(&pat.unwrap_or_default(), ic, ml)?;
-    let repl = repl.unwrap_or_default();
-    let mut out = String::new();
-    let mut last = 0;
-    let mut subs = 0;
-    for (n, caps) in re.captures_iter(&s).enumerate() {
-        if count > 0 && n >= count {
-            break;
-        }
-        let Some(m) = caps.get(0) else { continue };
-        out.push_str(&s[last..m.start()]);
-        out.push_str(&expand_py(&repl, &caps)?);
-        last = m.end();
-        subs += 1;
-    }
-    out.push_str(&s[last..]);
+    let (out, subs) = re.sub(&s, &repl.unwrap_or_default(), count).map_err(op_err)?;
     if mandatory_count > 0 && mandatory_count != subs {
         return Err(op_err(format!(
             "'{}' should match {mandatory_count} times, but matches {subs} times in '{s}'",
@@ -566,7 +502,7 @@ fn regex_search(v: &Value, pat: String, groups: Rest<String>, kwargs: Kwargs) ->
     kwargs.assert_all_used()?;
     let s = text(v)?;
     let re = compile(&pat, ic, ml)?;
-    let Some(caps) = re.captures(&s) else { return Ok(Value::from(())) };
+    let Some(caps) = re.captures(&s).map_err(op_err)? else { return Ok(Value::from(())) };
     if groups.is_empty() {
         return Ok(Value::from(caps.get(0).map(|m| m.as_str()).unwrap_or("")));
     }
@@ -593,9 +529,9 @@ fn regex_findall(v: &Value, pat: String, kwargs: Kwargs) -> Result<Value, Error>
     kwargs.assert_all_used()?;
     let s = text(v)?;
     let re = compile(&pat, ic, ml)?;
-    let ngroups = re.captures_len() - 1;
+    let ngroups = re.groups();
     let mut out = Vec::new();
-    for caps in re.captures_iter(&s) {
+    for caps in re.captures_all(&s).map_err(op_err)? {
         let g = |i: usize| Value::from(caps.get(i).map(|m| m.as_str()).unwrap_or(""));
         out.push(match ngroups {
             0 => g(0),

@@ -237,6 +237,10 @@ fn regex_filters() {
     assert_eq!(ok("{{ s is match('ans') }}", v.clone()), json!(true));
     assert_eq!(ok("{{ s is match('example') }}", v.clone()), json!(false));
     assert_eq!(ok("{{ s is search('EXAMPLE', ignorecase=true) }}", v.clone()), json!(true));
+    // Python's `re`: backreferences and look-around
+    assert_eq!(ok("{{ 'REF x REF' is search('^(REF) .* \\\\1$') }}", v.clone()), json!(true));
+    assert_eq!(ok("{{ 'REF x FER' is search('^(REF) .* \\\\1$') }}", v.clone()), json!(false));
+    assert_eq!(ok("{{ 'ab ac' | regex_replace('a(?=c)', 'A') }}", v.clone()), json!("ab Ac"));
     assert_eq!(ok("{{ s is regex('example', match_type='match') }}", v), json!(false));
     let e = render("{{ 'x' | regex_replace('(', '') }}", json!({})).unwrap_err();
     assert!(e.message.contains("invalid regular expression"), "{}", e.message);
