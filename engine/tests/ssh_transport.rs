@@ -160,6 +160,87 @@ async fn write_file_atomic_and_upload() {
     host.run_ok(format!("rm -rf {rdir}")).await.unwrap();
 }
 
+/// Writes go over SFTP when they can (no program starts on the host) and give what the shell's
+/// atomic write script gives: the same content, mode, owner and group, for a new file (the
+/// umask's mode), an existing one (its mode and owner kept), given attributes, and through sudo.
+/// What SFTP cannot do (a `validate`, a symlink at the path) still goes through the shell.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sftp_writes_match_the_shell_script() {
+    if !pbr_testkit::require_sshd_sudo_agent("sftp_writes_match_the_shell_script") {
+        return;
+    }
+    use pbr_engine::transport::{Expect, atomic_write_script};
+    let s = sshd();
+    let dir = tempfile::tempdir().unwrap();
+    let c = Arc::new(connect(&opts(&s, dir.path(), ExecMode::DEFAULT)).await);
+    let user = Host::new("t", c.clone(), None);
+    let root = Host::new("t", c.clone(), Some(sudo_root()));
+    let rdir = user.run_ok("mktemp -d").await.unwrap().stdout_str().trim().to_string();
+    user.run_ok(format!("chmod 755 {rdir}")).await.unwrap();
+    let shell_write = |h: &Host, path: String, data: &'static [u8], a: FileAttrs| {
+        let h = h.clone();
+        async move {
+            let out = h.run(Cmd::new(atomic_write_script(&path, &a, &Expect::of(data))).stdin(data.to_vec())).await;
+            assert_eq!(out.unwrap().rc, 0, "shell write of {path}");
+        }
+    };
+    let stat = |h: &Host, p: String| {
+        let h = h.clone();
+        async move {
+            let st = h.stat(&p).await.unwrap().unwrap();
+            (st.kind, st.mode, st.owner, st.group, h.read_file(&p).await.unwrap().unwrap())
+        }
+    };
+    let mode = |m: u32| FileAttrs { mode: Some(m), ..Default::default() };
+    let named = FileAttrs { mode: Some(0o604), owner: Some(USER.into()), group: Some(USER.into()), validate: None };
+    let by_root = FileAttrs { owner: Some("root".into()), group: Some("0".into()), ..mode(0o644) };
+    // (who writes, existing file first (mode, as root), attributes)
+    type Case<'a> = (&'a Host, Option<(u32, bool)>, FileAttrs);
+    let cases: Vec<Case> = vec![
+        (&user, None, FileAttrs::default()),
+        (&user, Some((0o640, false)), FileAttrs::default()),
+        (&user, Some((0o640, false)), mode(0o600)),
+        (&user, None, named.clone()),
+        (&root, None, FileAttrs::default()),
+        (&root, Some((0o664, false)), FileAttrs::default()),
+        (&root, Some((0o600, true)), named),
+        (&root, None, by_root),
+    ];
+    for (i, (h, old, a)) in cases.into_iter().enumerate() {
+        let mut got = vec![];
+        for way in ["sftp", "shell"] {
+            let p = format!("{rdir}/{i}-{way}");
+            if let Some((m, as_root)) = old {
+                let w = if as_root { &root } else { &user };
+                w.run_ok(format!("printf old > {p}; chmod {m:o} {p}")).await.unwrap();
+            }
+            let before = c.sftp_writes();
+            if way == "sftp" {
+                h.write_file(&p, b"new\n", &a).await.unwrap();
+                assert_eq!(c.sftp_writes(), before + 1, "case {i} went over SFTP");
+            } else {
+                shell_write(h, p.clone(), b"new\n", a.clone()).await;
+            }
+            got.push(stat(&root, p).await);
+        }
+        assert_eq!(got[0], got[1], "case {i}: SFTP and the shell script agree");
+    }
+    // a symlink at the path, a validate: the shell does it, and it is done
+    user.run_ok(format!("ln -s 0-sftp {rdir}/link")).await.unwrap();
+    let before = c.sftp_writes();
+    user.write_file(&format!("{rdir}/link"), b"replaced\n", &FileAttrs::default()).await.unwrap();
+    let v = FileAttrs { validate: Some("grep -q ok %s".into()), ..Default::default() };
+    user.write_file(&format!("{rdir}/v"), b"ok\n", &v).await.unwrap();
+    assert_eq!(c.sftp_writes(), before, "not over SFTP");
+    assert_eq!(stat(&root, format!("{rdir}/link")).await.0, "file");
+    // a write that cannot be made leaves nothing behind, and says why
+    let err = user.write_file("/root/x", b"x", &FileAttrs::default()).await.unwrap_err();
+    assert!(err.to_string().contains("cannot write /root/x"), "{err}");
+    let left = root.query_sh(format!("ls -A {rdir} | grep '^\\.pbr' ; ls -A /root | grep '^\\.pbr'")).await.unwrap();
+    assert_eq!(left.stdout_str(), "", "no temporary files are left");
+    root.run_ok(format!("rm -rf {rdir}")).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn become_root_with_sudo() {
     if !pbr_testkit::require_sshd_sudo_agent("become_root_with_sudo") {

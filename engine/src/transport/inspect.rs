@@ -408,6 +408,16 @@ impl IdTable {
         t
     }
 
+    /// The uid of a user name (or of a number), from `/etc/passwd`.
+    pub fn uid_of(&self, name: &str) -> Option<u32> {
+        name.parse().ok().or_else(|| self.users.iter().find(|(_, n)| *n == name).map(|(u, _)| *u))
+    }
+
+    /// The gid of a group name (or of a number), from `/etc/group`.
+    pub fn gid_of(&self, name: &str) -> Option<u32> {
+        name.parse().ok().or_else(|| self.groups.iter().find(|(_, n)| *n == name).map(|(g, _)| *g))
+    }
+
     pub fn names(&self, uid: u32, gid: u32) -> Result<(String, String), Unsure> {
         match (self.users.get(&uid), self.groups.get(&gid)) {
             (Some(u), Some(g)) => Ok((u.clone(), g.clone())),

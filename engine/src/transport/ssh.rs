@@ -119,6 +119,13 @@ type SftpError = russh_sftp::client::error::Error;
 
 /// The most OpenSSH's sftp-server returns for one read.
 const SFTP_READ_CHUNK: u32 = 255 * 1024;
+/// Files up to this size are written over SFTP ([`Sftp::write_atomic`]); bigger ones stream
+/// through the shell in one request.
+const SFTP_WRITE_MAX: usize = 1 << 20;
+/// One SFTP write request (OpenSSH takes up to 256 KiB).
+const SFTP_WRITE_CHUNK: usize = 64 * 1024;
+/// OpenSSH's rename that replaces an existing file (`rename(2)`; plain SFTP rename refuses).
+const POSIX_RENAME: &str = "posix-rename@openssh.com";
 
 fn sftp_found(r: Result<russh_sftp::protocol::Attrs, SftpError>) -> Result<Option<RawStat>, Unsure> {
     match r {
@@ -179,6 +186,98 @@ impl Sftp {
         };
         let _ = self.raw.close(h).await;
         res.map(|()| buf)
+    }
+
+    /// Write `data` to `path` as [`super::atomic_write_script`] does, with no program started:
+    /// a new temporary file beside it (exclusive create), the bytes, owner and group (named ones
+    /// through `/etc/passwd` and `/etc/group`; an existing file's kept where allowed), the mode
+    /// (given, the existing file's, or the umask's default), fsync, then `posix-rename` over
+    /// `path`. False when that cannot be done here (a `validate`, a big file, something that is
+    /// not a regular file at `path`, a name not in the tables, any refusal): nothing has changed
+    /// then (the temporary file is removed), and the shell does the write and words any error.
+    async fn write_atomic(&self, path: &str, data: &[u8], attrs: &FileAttrs) -> bool {
+        use russh_sftp::protocol::{FileAttributes, OpenFlags};
+        if attrs.validate.is_some() || data.len() > SFTP_WRITE_MAX || path.is_empty() || path.ends_with('/') {
+            return false;
+        }
+        let Some(ids) = self.ids().await else { return false };
+        let cur = match sftp_found(self.raw.lstat(path).await) {
+            Ok(None) => None,
+            Ok(Some(s)) if s.kind() == "file" => Some(s),
+            _ => return false,
+        };
+        let want_uid = match &attrs.owner {
+            Some(o) => match ids.uid_of(o) {
+                Some(u) => Some(u),
+                None => return false,
+            },
+            None => None,
+        };
+        let want_gid = match &attrs.group {
+            Some(g) => match ids.gid_of(g) {
+                Some(g) => Some(g),
+                None => return false,
+            },
+            None => None,
+        };
+        let dir = match path.rfind('/') {
+            Some(0) => "/",
+            Some(i) => &path[..i],
+            None => ".",
+        };
+        let mut r = [0u8; 6];
+        if getrandom::fill(&mut r).is_err() {
+            return false;
+        }
+        let tmp = format!("{}/.pbr.{}", dir.trim_end_matches('/'), hex::encode(r));
+        // a new file with no mode given gets the umask's default, as the shell's would
+        let open_mode = if attrs.mode.is_none() && cur.is_none() { 0o666 } else { 0o600 };
+        let flags = OpenFlags::CREATE | OpenFlags::EXCLUDE | OpenFlags::WRITE;
+        let open = FileAttributes { permissions: Some(open_mode), ..FileAttributes::empty() };
+        let Ok(h) = self.raw.open(tmp.as_str(), flags, open).await else { return false };
+        let h = h.handle;
+        let done = async {
+            for (i, chunk) in data.chunks(SFTP_WRITE_CHUNK).enumerate() {
+                self.raw.write(h.as_str(), (i * SFTP_WRITE_CHUNK) as u64, chunk.to_vec()).await.ok()?;
+            }
+            let made = sftp_found(self.raw.lstat(tmp.as_str()).await).ok().flatten()?;
+            let (uid, gid) = (
+                want_uid.or(cur.as_ref().map(|c| c.uid)).unwrap_or(made.uid),
+                want_gid.or(cur.as_ref().map(|c| c.gid)).unwrap_or(made.gid),
+            );
+            if (uid, gid) != (made.uid, made.gid) {
+                let ug = FileAttributes { uid: Some(uid), gid: Some(gid), ..FileAttributes::empty() };
+                let ok = self.raw.fsetstat(h.as_str(), ug).await.is_ok();
+                // an existing file's owner is kept where the user may (as `chown ... || true`)
+                if !ok && (want_uid.is_some() || want_gid.is_some()) {
+                    return None;
+                }
+            }
+            let mode = attrs.mode.or(cur.as_ref().map(|c| c.mode & 0o7777));
+            if let Some(m) = mode {
+                let pm = FileAttributes { permissions: Some(m & 0o7777), ..FileAttributes::empty() };
+                self.raw.fsetstat(h.as_str(), pm).await.ok()?;
+            }
+            // as `sync -- "$t" || sync`: a server without the extension still writes the file
+            let _ = self.raw.fsync(h.as_str()).await;
+            Some(())
+        }
+        .await;
+        let closed = self.raw.close(h.as_str()).await.is_ok();
+        if done.is_some() && closed {
+            let mut req = Vec::with_capacity(tmp.len() + path.len() + 8);
+            for s in [tmp.as_str(), path] {
+                req.extend_from_slice(&(s.len() as u32).to_be_bytes());
+                req.extend_from_slice(s.as_bytes());
+            }
+            if let Ok(russh_sftp::protocol::Packet::Status(s)) = self.raw.extended(POSIX_RENAME, req).await
+                && s.status_code == russh_sftp::protocol::StatusCode::Ok
+            {
+                return true;
+            }
+        }
+        let _ = self.raw.remove(tmp.as_str()).await;
+        false
     }
 
     async fn ids(&self) -> Option<&IdTable> {
@@ -967,6 +1066,7 @@ pub struct SshConnection {
     /// Held while a new session is being made (one at a time; the others wait for it).
     reconnecting: tokio::sync::Mutex<Option<HostError>>,
     reconnects: AtomicU64,
+    sftp_writes: AtomicU64,
 }
 
 impl std::fmt::Debug for SshConnection {
@@ -995,6 +1095,7 @@ impl SshConnection {
             current: Mutex::new(Arc::new(session)),
             reconnecting: tokio::sync::Mutex::new(None),
             reconnects: AtomicU64::new(0),
+            sftp_writes: AtomicU64::new(0),
         })
     }
 
@@ -1006,6 +1107,11 @@ impl SshConnection {
     /// How many times the session was lost and made again.
     pub fn reconnects(&self) -> u64 {
         self.reconnects.load(Ordering::Relaxed)
+    }
+
+    /// How many file writes went over SFTP (the others went through the shell).
+    pub fn sftp_writes(&self) -> u64 {
+        self.sftp_writes.load(Ordering::Relaxed)
     }
 
     /// Whether an SFTP server answers for `esc` (file reads and probes use it then).
@@ -1143,6 +1249,13 @@ impl Connection for SshConnection {
         attrs: &FileAttrs,
         esc: Option<&Become>,
     ) -> Result<(), HostError> {
+        // over SFTP when it can be done there: no program starts on the host
+        if let Some(sftp) = self.session().await?.sftp_for(esc).await
+            && sftp.write_atomic(path, data, attrs).await
+        {
+            self.sftp_writes.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
         let cmd = Cmd::new(atomic_write_script(path, attrs, &Expect::of(data)));
         let out = self.run(&cmd, esc, || Input::Bytes(data.to_vec()), Replay::IfNotSent).await?;
         if out.rc != 0 {
