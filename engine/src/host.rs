@@ -194,6 +194,19 @@ pub trait Connection: Send + Sync {
     async fn inspect(&self, qs: &[PathQuery], esc: Option<&Become>) -> Result<Vec<PathInfo>, HostError> {
         crate::transport::inspect::shell_inspect(self, qs, esc).await
     }
+    /// Make `path` a directory, with its missing parents, without starting a program where the
+    /// transport can: each directory made, then `path` itself, gets `attrs` (a numeric mode,
+    /// owner and group; `validate` unused). `Ok(false)`: not done here, or only in part: the
+    /// caller runs the shell's way, which finishes it and words any error. The default does
+    /// nothing.
+    async fn make_dir(&self, _path: &str, _attrs: &FileAttrs, _esc: Option<&Become>) -> Result<bool, HostError> {
+        Ok(false)
+    }
+    /// Set `attrs` (numeric mode, owner, group) on an existing path, following a link, without
+    /// starting a program where the transport can; `Ok(false)` as for [`Connection::make_dir`].
+    async fn set_attrs(&self, _path: &str, _attrs: &FileAttrs, _esc: Option<&Become>) -> Result<bool, HostError> {
+        Ok(false)
+    }
     /// Close the connection (end of run).
     async fn close(&self) {}
 }
@@ -344,6 +357,22 @@ impl Host {
             return Err(HostError::ReadOnly(format!("write of {path}")));
         }
         self.conn.write_file(path, data, attrs, self.esc.as_ref()).await
+    }
+
+    /// [`Connection::make_dir`]: true when the transport made it without a program.
+    pub async fn make_dir_native(&self, path: &str, attrs: &FileAttrs) -> Result<bool, HostError> {
+        if self.read_only {
+            return Err(HostError::ReadOnly(format!("mkdir {path}")));
+        }
+        self.conn.make_dir(path, attrs, self.esc.as_ref()).await
+    }
+
+    /// [`Connection::set_attrs`]: true when the transport set them without a program.
+    pub async fn set_attrs_native(&self, path: &str, attrs: &FileAttrs) -> Result<bool, HostError> {
+        if self.read_only {
+            return Err(HostError::ReadOnly(format!("attributes of {path}")));
+        }
+        self.conn.set_attrs(path, attrs, self.esc.as_ref()).await
     }
 
     pub async fn upload(&self, local: &std::path::Path, path: &str, attrs: &FileAttrs) -> Result<(), HostError> {

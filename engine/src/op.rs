@@ -102,6 +102,17 @@ pub fn attrs_script(path: &str, attrs: &Attrs, recurse: bool, link: bool) -> Str
     s
 }
 
+/// `attrs` as a transport can set them without a program (a numeric mode); None for a symbolic
+/// mode, which `chmod` works out.
+fn native_attrs(attrs: &Attrs) -> Option<FileAttrs> {
+    let mode = match &attrs.mode {
+        None => None,
+        Some(Mode::Octal(m)) => Some(m & 0o7777),
+        Some(Mode::Symbolic(_)) => return None,
+    };
+    Some(FileAttrs { mode, owner: attrs.owner.clone(), group: attrs.group.clone(), validate: None })
+}
+
 /// `/a`, `/a/b`, `/a/b/c` for `/a/b/c` (relative paths likewise, without the leading `/`).
 pub fn ancestors(path: &str) -> Vec<String> {
     let mut v = vec![];
@@ -137,12 +148,24 @@ pub async fn run_ops(host: &Host, ops: &[Op]) -> Result<Outcome, ModuleError> {
                 write_file(host, path, content, *mode, owner, group, validate.as_deref()).await?;
             }
             Op::SetAttrs { path, attrs, recurse, link } => {
+                if !*recurse
+                    && !*link
+                    && let Some(fa) = native_attrs(attrs)
+                    && host.set_attrs_native(path, &fa).await?
+                {
+                    continue;
+                }
                 let s = attrs_script(path, attrs, *recurse, *link);
                 if !s.is_empty() {
                     host.run_ok(s).await?;
                 }
             }
             Op::MakeDir { path, attrs } => {
+                if let Some(fa) = native_attrs(attrs)
+                    && host.make_dir_native(path, &fa).await?
+                {
+                    continue;
+                }
                 // only if it still is not a directory does the second mkdir tell why
                 let mut s = String::new();
                 for d in ancestors(path) {

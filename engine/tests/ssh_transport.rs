@@ -214,10 +214,10 @@ async fn sftp_writes_match_the_shell_script() {
                 let w = if as_root { &root } else { &user };
                 w.run_ok(format!("printf old > {p}; chmod {m:o} {p}")).await.unwrap();
             }
-            let before = c.sftp_writes();
+            let before = c.sftp_changes();
             if way == "sftp" {
                 h.write_file(&p, b"new\n", &a).await.unwrap();
-                assert_eq!(c.sftp_writes(), before + 1, "case {i} went over SFTP");
+                assert_eq!(c.sftp_changes(), before + 1, "case {i} went over SFTP");
             } else {
                 shell_write(h, p.clone(), b"new\n", a.clone()).await;
             }
@@ -227,17 +227,74 @@ async fn sftp_writes_match_the_shell_script() {
     }
     // a symlink at the path, a validate: the shell does it, and it is done
     user.run_ok(format!("ln -s 0-sftp {rdir}/link")).await.unwrap();
-    let before = c.sftp_writes();
+    let before = c.sftp_changes();
     user.write_file(&format!("{rdir}/link"), b"replaced\n", &FileAttrs::default()).await.unwrap();
     let v = FileAttrs { validate: Some("grep -q ok %s".into()), ..Default::default() };
     user.write_file(&format!("{rdir}/v"), b"ok\n", &v).await.unwrap();
-    assert_eq!(c.sftp_writes(), before, "not over SFTP");
+    assert_eq!(c.sftp_changes(), before, "not over SFTP");
     assert_eq!(stat(&root, format!("{rdir}/link")).await.0, "file");
     // a write that cannot be made leaves nothing behind, and says why
     let err = user.write_file("/root/x", b"x", &FileAttrs::default()).await.unwrap_err();
     assert!(err.to_string().contains("cannot write /root/x"), "{err}");
     let left = root.query_sh(format!("ls -A {rdir} | grep '^\\.pbr' ; ls -A /root | grep '^\\.pbr'")).await.unwrap();
     assert_eq!(left.stdout_str(), "", "no temporary files are left");
+
+    // directories and attributes: the op over SFTP gives what the op through the shell gives
+    use pbr_engine::op::{Attrs, Op, run_ops};
+    use pbr_engine::params::Mode;
+    let dir_cases: Vec<(&Host, Attrs)> = vec![
+        (&user, Attrs::default()),
+        (&user, Attrs { mode: Some(Mode::Octal(0o750)), owner: None, group: Some(USER.into()) }),
+        (&root, Attrs { mode: Some(Mode::Octal(0o700)), owner: Some(USER.into()), group: Some("root".into()) }),
+        (&root, Attrs { mode: Some(Mode::Symbolic("u=rwx,g=rx,o=".into())), owner: None, group: None }),
+    ];
+    for (i, (h, attrs)) in dir_cases.into_iter().enumerate() {
+        let mut got = vec![];
+        for way in ["sftp", "shell"] {
+            let top = format!("{rdir}/d{i}-{way}");
+            let path = format!("{top}/a/b");
+            let before = c.sftp_changes();
+            if way == "sftp" {
+                run_ops(h, &[Op::MakeDir { path: path.clone(), attrs: attrs.clone() }]).await.unwrap();
+                let symbolic = matches!(attrs.mode, Some(Mode::Symbolic(_)));
+                assert_eq!(c.sftp_changes(), before + u64::from(!symbolic), "dir case {i} over SFTP unless symbolic");
+            } else {
+                let mut s = String::new();
+                for d in pbr_engine::op::ancestors(&path) {
+                    let q = pbr_engine::host::sh_quote(&d);
+                    s.push_str(&format!(
+                        "if [ ! -d {q} ]; then mkdir -- {q} || exit 1; {}fi; ",
+                        pbr_engine::op::attrs_script(&d, &attrs, false, false)
+                    ));
+                }
+                s.push_str(&pbr_engine::op::attrs_script(&path, &attrs, false, false));
+                h.run_ok(s).await.unwrap();
+            }
+            let mut tree = vec![];
+            for sub in ["", "/a", "/a/b"] {
+                let st = root.stat(&format!("{top}{sub}")).await.unwrap().unwrap();
+                tree.push((st.kind, st.mode, st.owner, st.group));
+            }
+            got.push(tree);
+        }
+        assert_eq!(got[0], got[1], "dir case {i}: SFTP and the shell agree");
+    }
+    // attributes of an existing file
+    let f = format!("{rdir}/0-sftp");
+    let before = c.sftp_changes();
+    let set = Op::SetAttrs {
+        path: f.clone(),
+        attrs: Attrs { mode: Some(Mode::Octal(0o751)), owner: None, group: None },
+        recurse: false,
+        link: false,
+    };
+    run_ops(&user, &[set]).await.unwrap();
+    assert_eq!((c.sftp_changes(), user.stat(&f).await.unwrap().unwrap().mode), (before + 1, 0o751));
+    // a directory where a file is: the shell's error, nothing over SFTP
+    let before = c.sftp_changes();
+    let err = run_ops(&user, &[Op::MakeDir { path: format!("{f}/x"), attrs: Attrs::default() }]).await.unwrap_err();
+    assert!(err.to_string().contains("0-sftp"), "{err}");
+    assert_eq!(c.sftp_changes(), before);
     root.run_ok(format!("rm -rf {rdir}")).await.unwrap();
 }
 

@@ -192,33 +192,21 @@ impl Sftp {
     /// a new temporary file beside it (exclusive create), the bytes, owner and group (named ones
     /// through `/etc/passwd` and `/etc/group`; an existing file's kept where allowed), the mode
     /// (given, the existing file's, or the umask's default), fsync, then `posix-rename` over
-    /// `path`. False when that cannot be done here (a `validate`, a big file, something that is
-    /// not a regular file at `path`, a name not in the tables, any refusal): nothing has changed
-    /// then (the temporary file is removed), and the shell does the write and words any error.
+    /// `path`. The requests on the open file go out together (the server answers them in order),
+    /// so a write takes four round trips. False when that cannot be done here (a `validate`, a
+    /// big file, something that is not a regular file at `path`, a name not in the tables, any
+    /// refusal): nothing has changed then (the temporary file is removed), and the shell does the
+    /// write and words any error.
     async fn write_atomic(&self, path: &str, data: &[u8], attrs: &FileAttrs) -> bool {
         use russh_sftp::protocol::{FileAttributes, OpenFlags};
         if attrs.validate.is_some() || data.len() > SFTP_WRITE_MAX || path.is_empty() || path.ends_with('/') {
             return false;
         }
-        let Some(ids) = self.ids().await else { return false };
+        let Ok((want_uid, want_gid)) = self.wanted_ids(attrs).await else { return false };
         let cur = match sftp_found(self.raw.lstat(path).await) {
             Ok(None) => None,
             Ok(Some(s)) if s.kind() == "file" => Some(s),
             _ => return false,
-        };
-        let want_uid = match &attrs.owner {
-            Some(o) => match ids.uid_of(o) {
-                Some(u) => Some(u),
-                None => return false,
-            },
-            None => None,
-        };
-        let want_gid = match &attrs.group {
-            Some(g) => match ids.gid_of(g) {
-                Some(g) => Some(g),
-                None => return false,
-            },
-            None => None,
         };
         let dir = match path.rfind('/') {
             Some(0) => "/",
@@ -236,35 +224,59 @@ impl Sftp {
         let open = FileAttributes { permissions: Some(open_mode), ..FileAttributes::empty() };
         let Ok(h) = self.raw.open(tmp.as_str(), flags, open).await else { return false };
         let h = h.handle;
-        let done = async {
-            for (i, chunk) in data.chunks(SFTP_WRITE_CHUNK).enumerate() {
-                self.raw.write(h.as_str(), (i * SFTP_WRITE_CHUNK) as u64, chunk.to_vec()).await.ok()?;
-            }
-            let made = sftp_found(self.raw.lstat(tmp.as_str()).await).ok().flatten()?;
-            let (uid, gid) = (
-                want_uid.or(cur.as_ref().map(|c| c.uid)).unwrap_or(made.uid),
-                want_gid.or(cur.as_ref().map(|c| c.gid)).unwrap_or(made.gid),
-            );
-            if (uid, gid) != (made.uid, made.gid) {
-                let ug = FileAttributes { uid: Some(uid), gid: Some(gid), ..FileAttributes::empty() };
-                let ok = self.raw.fsetstat(h.as_str(), ug).await.is_ok();
-                // an existing file's owner is kept where the user may (as `chown ... || true`)
-                if !ok && (want_uid.is_some() || want_gid.is_some()) {
-                    return None;
+        let explicit = want_uid.is_some() || want_gid.is_some();
+        // owner and group to set: the wanted ones, the rest from the file replaced (only where
+        // allowed: as `chown ... || true`) or, for half a pair on a new file, the new file's
+        let ug = match (want_uid, want_gid, &cur) {
+            (None, None, None) => None,
+            (u, g, Some(c)) => Some((u.unwrap_or(c.uid), g.unwrap_or(c.gid))),
+            (Some(u), Some(g), None) => Some((u, g)),
+            (u, g, None) => match self.raw.fstat(h.as_str()).await {
+                Ok(a) => match (a.attrs.uid, a.attrs.gid) {
+                    (Some(mu), Some(mg)) => Some((u.unwrap_or(mu), g.unwrap_or(mg))),
+                    _ => {
+                        let _ = self.raw.close(h.as_str()).await;
+                        let _ = self.raw.remove(tmp.as_str()).await;
+                        return false;
+                    }
+                },
+                Err(_) => {
+                    let _ = self.raw.close(h.as_str()).await;
+                    let _ = self.raw.remove(tmp.as_str()).await;
+                    return false;
                 }
+            },
+        };
+        let mode = attrs.mode.or(cur.as_ref().map(|c| c.mode & 0o7777));
+        let writes = futures::future::join_all(
+            data.chunks(SFTP_WRITE_CHUNK)
+                .enumerate()
+                .map(|(i, c)| self.raw.write(h.as_str(), (i * SFTP_WRITE_CHUNK) as u64, c.to_vec())),
+        );
+        let chown = async {
+            match ug {
+                Some((uid, gid)) => {
+                    let a = FileAttributes { uid: Some(uid), gid: Some(gid), ..FileAttributes::empty() };
+                    self.raw.fsetstat(h.as_str(), a).await.is_ok() || !explicit
+                }
+                None => true,
             }
-            let mode = attrs.mode.or(cur.as_ref().map(|c| c.mode & 0o7777));
-            if let Some(m) = mode {
-                let pm = FileAttributes { permissions: Some(m & 0o7777), ..FileAttributes::empty() };
-                self.raw.fsetstat(h.as_str(), pm).await.ok()?;
+        };
+        // after chown, which may clear setuid/setgid bits
+        let chmod = async {
+            match mode {
+                Some(m) => {
+                    let a = FileAttributes { permissions: Some(m & 0o7777), ..FileAttributes::empty() };
+                    self.raw.fsetstat(h.as_str(), a).await.is_ok()
+                }
+                None => true,
             }
-            // as `sync -- "$t" || sync`: a server without the extension still writes the file
-            let _ = self.raw.fsync(h.as_str()).await;
-            Some(())
-        }
-        .await;
-        let closed = self.raw.close(h.as_str()).await.is_ok();
-        if done.is_some() && closed {
+        };
+        // as `sync -- "$t" || sync`: a server without the extension still writes the file
+        let fsync = self.raw.fsync(h.as_str());
+        let close = self.raw.close(h.as_str());
+        let (written, owned, moded, _, closed) = futures::join!(writes, chown, chmod, fsync, close);
+        if written.iter().all(Result::is_ok) && owned && moded && closed.is_ok() {
             let mut req = Vec::with_capacity(tmp.len() + path.len() + 8);
             for s in [tmp.as_str(), path] {
                 req.extend_from_slice(&(s.len() as u32).to_be_bytes());
@@ -278,6 +290,114 @@ impl Sftp {
         }
         let _ = self.raw.remove(tmp.as_str()).await;
         false
+    }
+
+    /// The uid and gid that `attrs` names (None: keep), or Err when a name is not in the tables.
+    async fn wanted_ids(&self, attrs: &FileAttrs) -> Result<(Option<u32>, Option<u32>), ()> {
+        if attrs.owner.is_none() && attrs.group.is_none() {
+            return Ok((None, None));
+        }
+        let ids = self.ids().await.ok_or(())?;
+        let uid = match &attrs.owner {
+            Some(o) => Some(ids.uid_of(o).ok_or(())?),
+            None => None,
+        };
+        let gid = match &attrs.group {
+            Some(g) => Some(ids.gid_of(g).ok_or(())?),
+            None => None,
+        };
+        Ok((uid, gid))
+    }
+
+    /// As `chown` then `chmod` (following a link) would: false when refused.
+    async fn set(&self, path: &str, uid: Option<u32>, gid: Option<u32>, mode: Option<u32>) -> bool {
+        use russh_sftp::protocol::FileAttributes;
+        let Ok(Some(cur)) = sftp_found(self.raw.stat(path).await) else { return false };
+        let (u, g) = (uid.unwrap_or(cur.uid), gid.unwrap_or(cur.gid));
+        if (u, g) != (cur.uid, cur.gid) {
+            let a = FileAttributes { uid: Some(u), gid: Some(g), ..FileAttributes::empty() };
+            if self.raw.setstat(path, a).await.is_err() {
+                return false;
+            }
+        }
+        if let Some(m) = mode {
+            // chown may have cleared setuid/setgid bits: compare with what is there now
+            let now = if (u, g) != (cur.uid, cur.gid) {
+                match sftp_found(self.raw.stat(path).await) {
+                    Ok(Some(s)) => s.mode,
+                    _ => return false,
+                }
+            } else {
+                cur.mode
+            };
+            if now & 0o7777 != m & 0o7777 {
+                let a = FileAttributes { permissions: Some(m & 0o7777), ..FileAttributes::empty() };
+                if self.raw.setstat(path, a).await.is_err() {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// [`Connection::make_dir`] over SFTP: the directories down to `path` looked at together,
+    /// then `mkdir` (the umask's mode, as the shell's) of each missing one with `attrs` set in
+    /// the same round trip, then `attrs` on `path` if it was there already.
+    async fn make_dir(&self, path: &str, attrs: &FileAttrs) -> bool {
+        use russh_sftp::protocol::FileAttributes;
+        let Ok((uid, gid)) = self.wanted_ids(attrs).await else { return false };
+        let dirs = crate::op::ancestors(path);
+        let found = futures::future::join_all(dirs.iter().map(|d| self.raw.stat(d.as_str()))).await;
+        let mut made_leaf = false;
+        for (d, st) in dirs.iter().zip(found) {
+            match sftp_found(st) {
+                Ok(Some(s)) if s.kind() == "directory" => continue,
+                Ok(None) => {}
+                _ => return false,
+            }
+            // chown of a new directory needs both ids: the missing one from the directory
+            let ids = match (uid, gid) {
+                (None, None) => None,
+                (Some(u), Some(g)) => Some((u, g)),
+                _ => None,
+            };
+            let mkdir = self.raw.mkdir(d.as_str(), FileAttributes::empty());
+            let chown = async {
+                match ids {
+                    Some((u, g)) => {
+                        let a = FileAttributes { uid: Some(u), gid: Some(g), ..FileAttributes::empty() };
+                        self.raw.setstat(d.as_str(), a).await.is_ok()
+                    }
+                    None => true,
+                }
+            };
+            let chmod = async {
+                match attrs.mode {
+                    Some(m) => {
+                        let a = FileAttributes { permissions: Some(m & 0o7777), ..FileAttributes::empty() };
+                        self.raw.setstat(d.as_str(), a).await.is_ok()
+                    }
+                    None => true,
+                }
+            };
+            let (made, owned, moded) = futures::join!(mkdir, chown, chmod);
+            if made.is_err() {
+                // made by someone else meanwhile is as good; else the shell says why
+                if !matches!(sftp_found(self.raw.stat(d.as_str()).await), Ok(Some(s)) if s.kind() == "directory") {
+                    return false;
+                }
+                if !self.set(d, uid, gid, attrs.mode).await {
+                    return false;
+                }
+            } else if !owned
+                || !moded
+                || (ids.is_none() && (uid.is_some() || gid.is_some()) && !self.set(d, uid, gid, None).await)
+            {
+                return false;
+            }
+            made_leaf = d.trim_end_matches('/') == path.trim_end_matches('/');
+        }
+        made_leaf || self.set(path, uid, gid, attrs.mode).await
     }
 
     async fn ids(&self) -> Option<&IdTable> {
@@ -1066,7 +1186,7 @@ pub struct SshConnection {
     /// Held while a new session is being made (one at a time; the others wait for it).
     reconnecting: tokio::sync::Mutex<Option<HostError>>,
     reconnects: AtomicU64,
-    sftp_writes: AtomicU64,
+    sftp_changes: AtomicU64,
 }
 
 impl std::fmt::Debug for SshConnection {
@@ -1095,7 +1215,7 @@ impl SshConnection {
             current: Mutex::new(Arc::new(session)),
             reconnecting: tokio::sync::Mutex::new(None),
             reconnects: AtomicU64::new(0),
-            sftp_writes: AtomicU64::new(0),
+            sftp_changes: AtomicU64::new(0),
         })
     }
 
@@ -1109,9 +1229,10 @@ impl SshConnection {
         self.reconnects.load(Ordering::Relaxed)
     }
 
-    /// How many file writes went over SFTP (the others went through the shell).
-    pub fn sftp_writes(&self) -> u64 {
-        self.sftp_writes.load(Ordering::Relaxed)
+    /// How many changes (file writes, directories made, attributes set) were made over SFTP;
+    /// the others went through the shell.
+    pub fn sftp_changes(&self) -> u64 {
+        self.sftp_changes.load(Ordering::Relaxed)
     }
 
     /// Whether an SFTP server answers for `esc` (file reads and probes use it then).
@@ -1253,7 +1374,7 @@ impl Connection for SshConnection {
         if let Some(sftp) = self.session().await?.sftp_for(esc).await
             && sftp.write_atomic(path, data, attrs).await
         {
-            self.sftp_writes.fetch_add(1, Ordering::Relaxed);
+            self.sftp_changes.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
         let cmd = Cmd::new(atomic_write_script(path, attrs, &Expect::of(data)));
@@ -1267,6 +1388,21 @@ impl Connection for SshConnection {
     async fn upload(&self, local: &Path, path: &str, attrs: &FileAttrs, esc: Option<&Become>) -> Result<(), HostError> {
         // a lost session is made again before the upload starts, never during it
         self.session().await?.upload(local, path, attrs, esc).await
+    }
+
+    async fn make_dir(&self, path: &str, attrs: &FileAttrs, esc: Option<&Become>) -> Result<bool, HostError> {
+        let Some(sftp) = self.session().await?.sftp_for(esc).await else { return Ok(false) };
+        let done = sftp.make_dir(path, attrs).await;
+        self.sftp_changes.fetch_add(u64::from(done), Ordering::Relaxed);
+        Ok(done)
+    }
+
+    async fn set_attrs(&self, path: &str, attrs: &FileAttrs, esc: Option<&Become>) -> Result<bool, HostError> {
+        let Some(sftp) = self.session().await?.sftp_for(esc).await else { return Ok(false) };
+        let Ok((uid, gid)) = sftp.wanted_ids(attrs).await else { return Ok(false) };
+        let done = sftp.set(path, uid, gid, attrs.mode).await;
+        self.sftp_changes.fetch_add(u64::from(done), Ordering::Relaxed);
+        Ok(done)
     }
 
     async fn inspect(&self, qs: &[PathQuery], esc: Option<&Become>) -> Result<Vec<PathInfo>, HostError> {
