@@ -222,6 +222,9 @@ impl<'a> Runner<'a> {
         m.insert("group_names".into(), json!(self.inventory.group_names(host)));
         m.insert("groups".into(), self.groups_map.clone());
         self.resolve_vars(&mut m, None);
+        // `groups` (every host's name) was there to resolve with; `hostvars` shares one copy
+        // of it among all hosts instead of holding N
+        m.shift_remove("groups");
         let v = Arc::new(m);
         self.inv_vars.lock().unwrap_or_else(|e| e.into_inner()).insert(key, v.clone());
         v
@@ -1143,11 +1146,19 @@ impl<'a> Runner<'a> {
             return ctx.magic.clone();
         }
         let hv = ctx.hostvars.get_or_init(|| {
-            let mut hv = Map::new();
-            for h in self.inventory.hosts.keys() {
-                hv.insert(h.clone(), Value::Object((*self.resolved_inv_vars(h)).clone()));
-            }
-            to_mj(json!({ "hostvars": hv }))
+            // each host's variables over one shared `groups` (O(hosts), not O(hosts²))
+            use std::collections::BTreeMap;
+            let groups = minijinja::Value::from(BTreeMap::from([("groups", to_mj(&self.groups_map))]));
+            let hv: BTreeMap<String, minijinja::Value> = self
+                .inventory
+                .hosts
+                .keys()
+                .map(|h| {
+                    let own = to_mj(&*self.resolved_inv_vars(h));
+                    (h.clone(), minijinja::value::merge_maps([own, groups.clone()]))
+                })
+                .collect();
+            minijinja::Value::from(BTreeMap::from([("hostvars", minijinja::Value::from(hv))]))
         });
         minijinja::value::merge_maps([ctx.magic.clone(), hv.clone()])
     }
