@@ -23,6 +23,7 @@ pub mod networkd;
 pub mod package;
 pub mod replace;
 pub mod rootfs;
+pub mod slurp;
 pub mod stat;
 pub mod storage_util;
 pub mod systemd;
@@ -46,6 +47,7 @@ pub fn registry() -> pbr_engine::Registry {
     r.add(package::Package);
     r.add(replace::Replace);
     r.add(stat::Stat);
+    r.add(slurp::Slurp);
     r.add(systemd::Systemd);
     r.add(template::Template);
     r.add(user::Group);

@@ -254,6 +254,24 @@ async fn stat_reports_like_ansible() {
 }
 
 #[tokio::test]
+async fn slurp_reads_base64_and_words_errors_like_ansible() {
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("initiatorname.iscsi");
+    let bytes = b"InitiatorName=iqn.2024-01.lan.home:pi3\n\x00\xff";
+    std::fs::write(&f, bytes).unwrap();
+    for mode in [APPLY, CHECK] {
+        let r = run("slurp", json!({"src": s(&f)}), mode).await.unwrap();
+        assert!(!r.changed);
+        assert_eq!(r.data["content"], json!("SW5pdGlhdG9yTmFtZT1pcW4uMjAyNC0wMS5sYW4uaG9tZTpwaTMKAP8="));
+        assert_eq!((&r.data["encoding"], &r.data["source"]), (&json!("base64"), &json!(s(&f))));
+    }
+    let err = run("slurp", json!({"path": s(&d.path().join("none"))}), APPLY).await.unwrap_err();
+    assert!(err.msg.starts_with("file not found: "), "{}", err.msg);
+    let err = run("slurp", json!({"src": s(d.path())}), APPLY).await.unwrap_err();
+    assert!(err.msg.contains("source is a directory and must be a file"), "{}", err.msg);
+}
+
+#[tokio::test]
 async fn copy_a_directory_tree() {
     let d = tempfile::tempdir().unwrap();
     let ctl = tempfile::tempdir().unwrap();
