@@ -951,6 +951,10 @@ impl<'a> Runner<'a> {
 
     fn fail_outcome(&self, st: &HostState, f: Fail, item: Option<String>) -> ItemOutcome {
         let mut result = f.data.clone();
+        // a command that ran and failed changed something, as Ansible's command reports it (an
+        // ignored failure then counts as changed in the recap)
+        let ran = !f.unreachable && f.data.contains_key("rc") && f.data.contains_key("cmd");
+        result.insert("changed".into(), json!(ran));
         result.insert("failed".into(), json!(true));
         result.insert("msg".into(), json!(f.msg));
         // a failed command says why: its exit code and the tail of its stderr
@@ -974,7 +978,7 @@ impl<'a> Runner<'a> {
                 digest: None,
             },
             result,
-            changed: false,
+            changed: ran,
             failed: !f.unreachable,
             skipped: false,
             unreachable: f.unreachable,
@@ -1046,8 +1050,11 @@ impl<'a> Runner<'a> {
         }
         if changed {
             st.stats.changed += 1;
-            for n in &task.notify {
-                st.notified.insert(n.clone());
+            // an ignored failure counts as changed but notifies nothing, as in Ansible
+            if !failed {
+                for n in &task.notify {
+                    st.notified.insert(n.clone());
+                }
             }
         }
     }
@@ -1647,15 +1654,25 @@ impl<'a> Runner<'a> {
             let mut out = match res {
                 Ok(r) => r,
                 Err(f) => {
+                    // a command that ran and failed has a result that failed_when, changed_when
+                    // and until judge, as in Ansible (`failed_when: false` keeps the task going)
+                    let ran = f.data.contains_key("rc") && f.data.contains_key("cmd");
+                    let judged = task.failed_when.is_some() || task.changed_when.is_some();
                     let mut o = self.fail_outcome(st, f, label.clone());
                     if let Some((it, _)) = item {
                         o.result.insert("item".into(), it.clone());
                     }
-                    if o.unreachable || task.until.is_none() || attempt >= attempts {
+                    if o.unreachable {
                         return o;
                     }
-                    tokio::time::sleep(Duration::from_secs_f64(delay)).await;
-                    continue;
+                    if !(ran && judged) {
+                        if task.until.is_none() || attempt >= attempts {
+                            return o;
+                        }
+                        tokio::time::sleep(Duration::from_secs_f64(delay)).await;
+                        continue;
+                    }
+                    o
                 }
             };
             if let Some((it, _)) = item {
