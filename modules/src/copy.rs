@@ -40,9 +40,10 @@ pub struct CopyParams {
     /// `src` is a path on the host rather than on the controller.
     #[serde(default, deserialize_with = "bool_lenient")]
     pub remote_src: bool,
-    /// Mode of the file: quoted octal (`"0644"`) or symbolic (`u=rw,g=r,o=r`).
+    /// Mode of the file: quoted octal (`"0644"`), symbolic (`u=rw,g=r,o=r`), or `preserve`:
+    /// the mode of `src` (the controller file's, or with `remote_src` the host file's).
     #[serde(default)]
-    pub mode: Option<Mode>,
+    pub mode: Option<CopyMode>,
     /// Owner (name or uid).
     #[serde(default)]
     pub owner: Option<String>,
@@ -65,6 +66,42 @@ pub struct CopyParams {
     /// the plain text, as Ansible does by default.
     #[serde(default = "yes", deserialize_with = "bool_lenient")]
     pub decrypt: bool,
+}
+
+/// copy's `mode`: a mode, or `preserve` (the source's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopyMode {
+    Preserve,
+    Mode(Mode),
+}
+
+impl<'de> Deserialize<'de> for CopyMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        if v.as_str() == Some("preserve") {
+            return Ok(CopyMode::Preserve);
+        }
+        Mode::deserialize(v).map(CopyMode::Mode).map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for CopyMode {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "CopyMode".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "File mode: quoted octal such as \"0644\", symbolic such as \"u=rw,g=r,o=r\", or \"preserve\"",
+            "type": ["string", "integer"]
+        })
+    }
+}
+
+/// The permission bits of a local file, as a mode.
+fn local_mode(path: &std::path::Path) -> Result<Mode, ModuleError> {
+    use std::os::unix::fs::PermissionsExt;
+    let m = std::fs::metadata(path).map_err(|e| ModuleError::new(format!("cannot read {}: {e}", path.display())))?;
+    Ok(Mode::Octal(m.permissions().mode() & 0o7777))
 }
 
 /// A controller file's bytes to copy: decrypted when it is vault-encrypted and `decrypt` is on.
@@ -90,6 +127,8 @@ pub struct ContentState {
     pub file: FileState,
     pub want: Vec<u8>,
     pub force: bool,
+    /// The source's mode, for copy's `mode: preserve`.
+    pub src_mode: Option<Mode>,
 }
 
 /// The pieces of a content-writing task that copy and template share.
@@ -215,7 +254,8 @@ impl Copy {
         for (rel, file) in files.iter().zip(file_states) {
             let lp = local.join(rel);
             let want = read_src(&lp, p.decrypt)?;
-            out.push(ContentState { file, want, force: p.force });
+            let src_mode = if p.mode == Some(CopyMode::Preserve) { Some(local_mode(&lp)?) } else { None };
+            out.push(ContentState { file, want, force: p.force, src_mode });
         }
         Ok(CopyState { files: out, dirs: probed, dest: root })
     }
@@ -261,6 +301,9 @@ impl Module for Copy {
         util::check_validate(p.validate.as_deref())?;
         match (&p.content, &p.src) {
             (Some(_), Some(_)) => Err("content and src are mutually exclusive".into()),
+            (Some(_), None) if p.mode == Some(CopyMode::Preserve) => {
+                Err("mode: preserve needs src (content has no mode to keep)".into())
+            }
             (None, None) => Err("one of content or src is required".into()),
             _ if p.remote_src && p.src.is_none() => Err("remote_src needs src".into()),
             _ => Ok(()),
@@ -268,16 +311,26 @@ impl Module for Copy {
     }
 
     async fn probe(&self, ctx: &Ctx<'_>, p: &CopyParams, host: &Host) -> Result<CopyState, ModuleError> {
+        let preserve = p.mode == Some(CopyMode::Preserve);
+        let mut src_mode = None;
         let want = match (&p.content, &p.src) {
             (Some(c), _) => c.as_bytes().to_vec(),
-            (None, Some(src)) if p.remote_src => host
-                .read_file(src)
-                .await?
-                .ok_or_else(|| ModuleError::new(format!("remote src {src} does not exist")))?,
+            (None, Some(src)) if p.remote_src => {
+                if preserve {
+                    let st = host.inspect_one(pbr_engine::PathQuery::new(src.clone()).follow(true)).await?.stat;
+                    src_mode = st.map(|s| Mode::Octal(s.mode & 0o7777));
+                }
+                host.read_file(src)
+                    .await?
+                    .ok_or_else(|| ModuleError::new(format!("remote src {src} does not exist")))?
+            }
             (None, Some(src)) => {
                 let path = ctx.find_file("files", src.trim_end_matches('/'))?;
                 if path.is_dir() {
                     return self.probe_tree(p, src, &path, host).await;
+                }
+                if preserve {
+                    src_mode = Some(local_mode(&path)?);
                 }
                 read_src(&path, p.decrypt)?
             }
@@ -285,7 +338,7 @@ impl Module for Copy {
         };
         let file = probe_dest(host, &p.dest, p.src.as_deref()).await?;
         let dest = file.path.clone();
-        Ok(CopyState { files: vec![ContentState { file, want, force: p.force }], dirs: vec![], dest })
+        Ok(CopyState { files: vec![ContentState { file, want, force: p.force, src_mode }], dirs: vec![], dest })
     }
 
     fn plan(&self, p: &CopyParams, st: &CopyState) -> Result<Plan, ModuleError> {
@@ -315,7 +368,7 @@ impl Module for Copy {
             }
         }
         for f in &st.files {
-            plan.extend(plan_content_write(&spec(p), f)?);
+            plan.extend(plan_content_write(&spec(p, f), f)?);
         }
         Ok(plan)
     }
@@ -345,9 +398,14 @@ fn dir_attrs(p: &CopyParams) -> Attrs<'_> {
     Attrs { mode: p.directory_mode.as_ref(), owner: p.owner.as_deref(), group: p.group.as_deref() }
 }
 
-fn spec(p: &CopyParams) -> ContentSpec<'_> {
+fn spec<'a>(p: &'a CopyParams, f: &'a ContentState) -> ContentSpec<'a> {
+    let mode = match &p.mode {
+        Some(CopyMode::Mode(m)) => Some(m),
+        Some(CopyMode::Preserve) => f.src_mode.as_ref(),
+        None => None,
+    };
     ContentSpec {
-        attrs: Attrs { mode: p.mode.as_ref(), owner: p.owner.as_deref(), group: p.group.as_deref() },
+        attrs: Attrs { mode, owner: p.owner.as_deref(), group: p.group.as_deref() },
         backup: p.backup,
         validate: p.validate.as_deref(),
     }

@@ -75,7 +75,7 @@ impl Module for Template {
             .map_err(|e| ModuleError::new(format!("cannot render {}: {e}", path.display())))?;
         let name = p.src.strip_suffix(".j2").unwrap_or(&p.src);
         let file = probe_dest(host, &p.dest, Some(name)).await?;
-        Ok(ContentState { file, want: text.into_bytes(), force: p.force })
+        Ok(ContentState { file, want: text.into_bytes(), force: p.force, src_mode: None })
     }
 
     fn plan(&self, p: &TemplateParams, st: &ContentState) -> Result<Plan, ModuleError> {
