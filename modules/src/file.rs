@@ -272,24 +272,36 @@ impl Module for File {
     }
 
     fn data(&self, p: &FileParams, st: &FileState) -> Map<String, Value> {
-        let mut m = Map::new();
-        m.insert("path".into(), Value::String(p.path.clone()));
-        let state = match st.lstat.as_ref().map(|s| s.kind.as_str()) {
-            None => "absent",
-            Some("link") => "link",
-            Some("directory") => "directory",
-            Some(_) => "file",
-        };
-        m.insert("state".into(), Value::String(state.into()));
-        if let Some(s) = &st.lstat {
-            m.insert("mode".into(), Value::String(util::mode_str(s.mode)));
-            m.insert("owner".into(), Value::String(s.owner.clone()));
-            m.insert("group".into(), Value::String(s.group.clone()));
-            m.insert("uid".into(), Value::from(s.uid));
-            m.insert("gid".into(), Value::from(s.gid));
-        }
-        m
+        path_data(&p.path, st.lstat.as_ref())
     }
+
+    /// After a change: the path as it now is (Ansible reports the new state, mode, owner...).
+    async fn report(&self, p: &FileParams, _st: &FileState, host: &Host) -> Result<Map<String, Value>, ModuleError> {
+        let now = host.inspect_one(PathQuery::new(p.path.clone())).await?.stat;
+        Ok(path_data(&p.path, now.as_ref()))
+    }
+}
+
+/// `path`, `state` and, for a path that exists, `mode`, `owner`, `group`, `uid`, `gid`, `size`.
+fn path_data(path: &str, st: Option<&FileStat>) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("path".into(), Value::String(path.to_string()));
+    let state = match st.map(|s| s.kind.as_str()) {
+        None => "absent",
+        Some("link") => "link",
+        Some("directory") => "directory",
+        Some(_) => "file",
+    };
+    m.insert("state".into(), Value::String(state.into()));
+    if let Some(s) = st {
+        m.insert("mode".into(), Value::String(util::mode_str(s.mode)));
+        m.insert("owner".into(), Value::String(s.owner.clone()));
+        m.insert("group".into(), Value::String(s.group.clone()));
+        m.insert("uid".into(), Value::from(s.uid));
+        m.insert("gid".into(), Value::from(s.gid));
+        m.insert("size".into(), Value::from(s.size));
+    }
+    m
 }
 
 fn dummy() -> FileStat {
