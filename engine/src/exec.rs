@@ -90,6 +90,9 @@ struct HostState {
     unknown_in_check: HashMap<String, String>,
     /// The task running now is `no_log` (its own, inherited, or through [`Self::sensitive`]).
     no_log_now: bool,
+    /// The last task that failed on this host (not ignored) and its result: a rescue sees them
+    /// as `ansible_failed_task` and `ansible_failed_result`.
+    last_failure: Option<(Value, Value)>,
 }
 
 /// What a `no_log` task shows instead of its message.
@@ -576,6 +579,15 @@ impl<'a> Runner<'a> {
                                     s.failed = false;
                                     s.stats.failed = s.stats.failed.saturating_sub(1);
                                     s.stats.rescued += 1;
+                                    // what failed, for the rescue (and after it, as Ansible's
+                                    // non-persistent facts)
+                                    if let Some((t, r)) = s.last_failure.take() {
+                                        s.set_facts.insert("ansible_failed_task".into(), t);
+                                        s.set_facts.insert("ansible_failed_result".into(), r);
+                                        if s.no_log_now {
+                                            s.sensitive.insert("ansible_failed_result".into());
+                                        }
+                                    }
                                 }
                             }
                             // rescue runs only on the hosts that failed
@@ -1040,6 +1052,19 @@ impl<'a> Runner<'a> {
             } else {
                 st.failed = true;
                 st.stats.failed += 1;
+                let result = if looped.is_some() {
+                    let results: Vec<Value> = outcomes.iter().map(|o| Value::Object(o.result.clone())).collect();
+                    json!({"changed": changed, "failed": true, "results": results,
+                           "msg": "One or more items failed"})
+                } else {
+                    outcomes.first().map(|o| Value::Object(o.result.clone())).unwrap_or(json!({}))
+                };
+                let action = match &task.action {
+                    Action::Module { name, .. } => name.clone(),
+                    _ => String::new(),
+                };
+                let shown = json!({"name": task.name.clone().unwrap_or_else(|| action.clone()), "action": action});
+                st.last_failure = Some((shown, result));
                 return;
             }
         } else if skipped {
