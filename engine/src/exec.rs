@@ -1828,12 +1828,17 @@ impl<'a> Runner<'a> {
                     .as_ref()
                     .map(|r| r.path.join("vars"))
                     .unwrap_or_else(|| task.origin.playbook_dir.clone());
-                let p = if Path::new(&file).is_absolute() { PathBuf::from(&file) } else { base.join(&file) };
-                let m = crate::playbook::load_vars_file(&p, task.span).map_err(|d| Fail {
-                    msg: d.to_string(),
-                    data: Map::new(),
-                    unreachable: false,
-                })?;
+                let fail = |msg: String| Fail { msg, data: Map::new(), unreachable: false };
+                let resolve = |f: &str| if Path::new(f).is_absolute() { PathBuf::from(f) } else { base.join(f) };
+                let files = match rendered.get("dir").and_then(Value::as_str) {
+                    Some(d) => vars_dir_files(&resolve(d), &rendered).map_err(fail)?,
+                    None => vec![resolve(&file)],
+                };
+                let mut m = Map::new();
+                for p in &files {
+                    let one = crate::playbook::load_vars_file(p, task.span).map_err(|d| fail(d.to_string()))?;
+                    m.extend(one);
+                }
                 let m = match rendered.get("name").and_then(Value::as_str) {
                     Some(n) => {
                         let mut w = Map::new();
@@ -1847,6 +1852,8 @@ impl<'a> Runner<'a> {
                 }
                 let mut result = Map::new();
                 result.insert("ansible_facts".into(), Value::Object(m));
+                let shown: Vec<Value> = files.iter().map(|f| json!(f)).collect();
+                result.insert("ansible_included_var_files".into(), Value::from(shown));
                 return Ok(simple_outcome(&st.name, Status::Ok, None, result));
             }
             "ping" => {
@@ -2224,6 +2231,59 @@ fn batches(hosts: &[String], serial: &[Serial]) -> Vec<Vec<String>> {
 }
 
 /// Variables as a template context.
+/// The vars files of `include_vars dir:` as Ansible picks them: below `dir` down to `depth` (0:
+/// all), names with one of `extensions` (default yaml, yml, json), matching `files_matching`,
+/// not in `ignore_files`; sorted within each directory, a directory's files before its
+/// subdirectories'.
+fn vars_dir_files(dir: &Path, args: &Value) -> Result<Vec<PathBuf>, String> {
+    let strs = |k: &str| -> Option<Vec<String>> {
+        args.get(k).and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+    };
+    let exts = strs("extensions").unwrap_or_else(|| vec!["yaml".into(), "yml".into(), "json".into()]);
+    let ignore = strs("ignore_files").unwrap_or_default();
+    let matching = match args.get("files_matching").and_then(Value::as_str) {
+        Some(r) => Some(
+            crate::pyre::PyRegex::new(r, crate::pyre::Flags::default())
+                .map_err(|e| format!("files_matching {r:?}: {e}"))?,
+        ),
+        None => None,
+    };
+    let depth = args.get("depth").and_then(Value::as_u64).unwrap_or(0);
+    if !dir.is_dir() {
+        return Err(format!("{} is not a directory", dir.display()));
+    }
+    let mut out = vec![];
+    let mut stack = vec![(dir.to_path_buf(), 1u64)];
+    while let Some((d, level)) = stack.pop() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(&d)
+            .map_err(|e| format!("cannot read {}: {e}", d.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        let mut subdirs = vec![];
+        for p in entries {
+            if p.is_dir() {
+                if depth == 0 || level < depth {
+                    subdirs.push((p, level + 1));
+                }
+                continue;
+            }
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let ext_ok = p.extension().is_some_and(|x| exts.iter().any(|e| e.trim_start_matches('.') == x));
+            let match_ok = match &matching {
+                Some(re) => re.is_match(&name)?,
+                None => true,
+            };
+            if ext_ok && match_ok && !ignore.contains(&name) {
+                out.push(p);
+            }
+        }
+        // depth-first, in sorted order
+        stack.extend(subdirs.into_iter().rev());
+    }
+    Ok(out)
+}
+
 fn to_mj<T: serde::Serialize>(v: T) -> minijinja::Value {
     minijinja::Value::from(minijinja::value::Serde(v))
 }

@@ -173,6 +173,22 @@ pub struct IncludeVarsParams {
     /// Put the file's variables under this one name.
     #[serde(default)]
     pub name: Option<String>,
+    /// A directory of vars files instead of `file`: every file in it (and below, see `depth`)
+    /// whose extension is in `extensions`, in sorted path order; later files win.
+    #[serde(default)]
+    pub dir: Option<String>,
+    /// How deep to look below `dir` (0: all the way).
+    #[serde(default)]
+    pub depth: Option<u32>,
+    /// With `dir`: only file names matching this regular expression.
+    #[serde(default)]
+    pub files_matching: Option<String>,
+    /// With `dir`: file names to skip.
+    #[serde(default)]
+    pub ignore_files: Option<Vec<String>>,
+    /// With `dir`: the extensions of vars files (default `yaml`, `yml`, `json`).
+    #[serde(default)]
+    pub extensions: Option<Vec<String>>,
     #[serde(default, rename = "_raw_params")]
     #[schemars(skip)]
     pub raw: Option<String>,
