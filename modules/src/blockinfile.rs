@@ -189,7 +189,7 @@ impl Module for Blockinfile {
             Some(_) if p.state == LineState::Absent || p.block.is_empty() => "Block removed",
             Some(_) => "Block inserted",
         };
-        Ok((EditState { file, want: Some(want), msg: msg.into() }, before))
+        Ok((EditState { file, want: Some(want), msg: msg.into(), found: None }, before))
     }
 
     fn plan(&self, p: &BlockinfileParams, st: &Self::State) -> Result<Plan, ModuleError> {

@@ -84,6 +84,8 @@ enum Anchor<'a> {
 pub struct Edit {
     pub text: String,
     pub msg: String,
+    /// `state: absent`: how many lines matched (and were removed).
+    pub found: usize,
 }
 
 fn anchor(p: &LineinfileParams) -> Anchor<'_> {
@@ -154,8 +156,8 @@ pub fn present(p: &LineinfileParams, text: &str) -> Result<Edit, ModuleError> {
         }
     }
     let _ = exact_line_match;
-    let added = |lines: Vec<String>| Edit { text: lines.concat(), msg: "line added".into() };
-    let unchanged = |lines: Vec<String>| Edit { text: lines.concat(), msg: String::new() };
+    let added = |lines: Vec<String>| Edit { text: lines.concat(), msg: "line added".into(), found: 0 };
+    let unchanged = |lines: Vec<String>| Edit { text: lines.concat(), msg: String::new(), found: 0 };
     let ensure_last_nl = |lines: &mut Vec<String>| {
         if let Some(last) = lines.last_mut()
             && !last.ends_with(['\n', '\r'])
@@ -171,7 +173,7 @@ pub fn present(p: &LineinfileParams, text: &str) -> Result<Edit, ModuleError> {
         let i = index[0] as usize;
         if lines[i] != new_line {
             lines[i] = new_line;
-            return Ok(Edit { text: lines.concat(), msg: "line replaced".into() });
+            return Ok(Edit { text: lines.concat(), msg: "line replaced".into(), found: 0 });
         }
         return Ok(unchanged(lines));
     }
@@ -228,7 +230,7 @@ pub fn absent(p: &LineinfileParams, text: &str) -> Result<Edit, ModuleError> {
         }
     }
     let n = before - kept.len();
-    Ok(Edit { text: kept.concat(), msg: if n > 0 { format!("{n} line(s) removed") } else { String::new() } })
+    Ok(Edit { text: kept.concat(), msg: if n > 0 { format!("{n} line(s) removed") } else { String::new() }, found: n })
 }
 
 /// The state of a text file edit: the file and the text wanted (None: leave it / it is absent).
@@ -237,6 +239,8 @@ pub struct EditState {
     pub file: FileState,
     pub want: Option<String>,
     pub msg: String,
+    /// lineinfile `state: absent`: the lines that matched (Ansible's `found`).
+    pub found: Option<usize>,
 }
 
 /// Probe the file to edit (following links), failing as Ansible does when it is not text.
@@ -286,6 +290,9 @@ pub fn edit_data(st: &EditState) -> Map<String, Value> {
     let mut data = Map::new();
     if !st.msg.is_empty() {
         data.insert("msg".into(), Value::String(st.msg.clone()));
+    }
+    if let Some(n) = st.found {
+        data.insert("found".into(), Value::from(n));
     }
     data
 }
@@ -355,11 +362,12 @@ impl Module for Lineinfile {
             (b, LineState::Present) => Some(present(p, b.as_deref().unwrap_or(""))?),
             (Some(b), LineState::Absent) => Some(absent(p, b)?),
         };
-        let (want, msg) = match edit {
-            Some(e) => (Some(e.text), e.msg),
-            None => (None, String::new()),
+        let absent = p.state == LineState::Absent;
+        let (want, msg, found) = match edit {
+            Some(e) => (Some(e.text), e.msg, absent.then_some(e.found)),
+            None => (None, String::new(), absent.then_some(0)),
         };
-        Ok((EditState { file, want, msg }, before))
+        Ok((EditState { file, want, msg, found }, before))
     }
 
     fn plan(&self, p: &LineinfileParams, st: &Self::State) -> Result<Plan, ModuleError> {

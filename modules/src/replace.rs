@@ -106,7 +106,7 @@ impl Module for Replace {
         };
         let (want, n) = edit(p, text)?;
         let msg = if want != *text { format!("{n} replacements made") } else { String::new() };
-        Ok((EditState { file, want: Some(want), msg }, before))
+        Ok((EditState { file, want: Some(want), msg, found: None }, before))
     }
 
     fn plan(&self, p: &ReplaceParams, st: &Self::State) -> Result<Plan, ModuleError> {
