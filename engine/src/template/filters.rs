@@ -61,6 +61,7 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("subelements", subelements);
     env.add_filter("int", int);
     env.add_filter("human_to_bytes", human_to_bytes);
+    env.add_filter("human_readable", human_readable);
     env.add_filter("float", float);
     env.add_filter("string", string);
     env.add_filter("extract", extract);
@@ -669,7 +670,7 @@ fn splitext(v: &Value) -> Result<Value, Error> {
         }
         None => (s.clone(), String::new()),
     };
-    Ok(Value::from(vec![Value::from(root), Value::from(ext)]))
+    Ok(tuple(vec![Value::from(root), Value::from(ext)]))
 }
 
 fn path_join(v: &Value) -> Result<String, Error> {
@@ -842,9 +843,7 @@ fn zip(v: &Value, others: Rest<Value>) -> Result<Value, Error> {
         lists.push(list(o)?);
     }
     let n = lists.iter().map(Vec::len).min().unwrap_or(0);
-    Ok(Value::from(
-        (0..n).map(|i| Value::from(lists.iter().map(|l| l[i].clone()).collect::<Vec<_>>())).collect::<Vec<_>>(),
-    ))
+    Ok(Value::from((0..n).map(|i| tuple(lists.iter().map(|l| l[i].clone()).collect())).collect::<Vec<_>>()))
 }
 
 fn zip_longest(v: &Value, others: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
@@ -857,7 +856,7 @@ fn zip_longest(v: &Value, others: Rest<Value>, kwargs: Kwargs) -> Result<Value, 
     let n = lists.iter().map(Vec::len).max().unwrap_or(0);
     Ok(Value::from(
         (0..n)
-            .map(|i| Value::from(lists.iter().map(|l| l.get(i).cloned().unwrap_or(fill.clone())).collect::<Vec<_>>()))
+            .map(|i| tuple(lists.iter().map(|l| l.get(i).cloned().unwrap_or(fill.clone())).collect()))
             .collect::<Vec<_>>(),
     ))
 }
@@ -907,7 +906,7 @@ fn product(v: &Value, others: Rest<Value>, kwargs: Kwargs) -> Result<Value, Erro
             *slot = pool[i % pool.len()].clone();
             i /= pool.len();
         }
-        out.push(Value::from(item));
+        out.push(tuple(item));
     }
     Ok(Value::from(out))
 }
@@ -952,6 +951,43 @@ fn subelements(v: &Value, key: String, skip_missing: Option<Value>, kwargs: Kwar
 
 /// Ansible's `human_to_bytes`: `10M`, `4G`, `1.5 TiB`, `512KB` (powers of 1024, as Ansible),
 /// a bare number is bytes (or `default_unit`).
+/// A Python tuple (what `zip`, `product` and `splitext` give in Ansible): equal to a tuple
+/// literal, not to a list, as in Python.
+fn tuple(items: Vec<Value>) -> Value {
+    Value::from_object(minijinja::value::Tuple::from(items))
+}
+
+/// Ansible's `human_readable`: `1.00 GB` (binary multiples), `bits` with `isbits`, or in `unit`.
+fn human_readable(v: &Value, isbits: Option<bool>, unit: Option<String>, kwargs: Kwargs) -> Result<String, Error> {
+    let isbits = kwargs.get::<Option<bool>>("isbits")?.or(isbits);
+    let unit = kwargs.get::<Option<String>>("unit")?.or(unit);
+    kwargs.assert_all_used()?;
+    check(v)?;
+    let size = match v.as_i64() {
+        Some(n) => n as f64,
+        None => v
+            .to_string()
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| op_err(format!("human_readable() can't interpret following string: {v}")))?,
+    };
+    let base = if isbits.unwrap_or(false) { "bits" } else { "Bytes" };
+    const RANGES: [(&str, u32); 9] =
+        [("Y", 80), ("Z", 70), ("E", 60), ("P", 50), ("T", 40), ("G", 30), ("M", 20), ("K", 10), ("B", 0)];
+    let want = unit.as_deref().map(|u| u.to_uppercase().chars().next().unwrap_or('B'));
+    let (suffix, shift) = RANGES
+        .iter()
+        .copied()
+        .find(|(s, shift)| match want {
+            Some(u) => s.starts_with(u),
+            None => size >= 2f64.powi(*shift as i32),
+        })
+        .unwrap_or(("B", 0));
+    let limit = 2f64.powi(shift as i32);
+    let suffix = if shift == 0 { base.to_string() } else { format!("{suffix}{}", &base[..1]) };
+    Ok(format!("{:.2} {suffix}", size / limit))
+}
+
 fn human_to_bytes(v: &Value, default_unit: Option<String>) -> Result<Value, Error> {
     check(v)?;
     if let Some(n) = v.as_i64() {
