@@ -696,36 +696,70 @@ impl<'a> Runner<'a> {
     ) {
         // include_tasks/include_role: loaded per distinct (rendered) file; hosts where `when` is
         // false skip it.
-        let mut groups: IndexMap<String, Vec<String>> = IndexMap::new();
+        // with a loop, once per item (the item, and its index with `index_var`, are variables of
+        // the included tasks); hosts with the same file and item run it together, items in order
+        // (file, item as JSON) -> (the item's variables, hosts)
+        type Groups = IndexMap<(String, String), (Map<String, Value>, Vec<String>)>;
+        let mut groups: Groups = IndexMap::new();
         let mut failures = Vec::new();
+        let search = task.origin.search_dirs();
         for h in active {
             let Some(st) = states.get(h) else { continue };
-            let vars = self.task_vars(ctx, task, inh, st);
-            let vctx = self.mj(ctx, task, &vars);
-            let search = task.origin.search_dirs();
-            let scope = Scope { vars: &vctx, search: &search };
-            let all_when: Vec<Value> = inh.when.iter().chain(task.when.iter()).cloned().collect();
-            match self.eval_conds(&all_when, &scope) {
-                Ok(false) => continue,
-                Err(e) => {
-                    failures.push((h.clone(), e.message));
-                    continue;
+            let base = self.task_vars(ctx, task, inh, st);
+            let items: Vec<Option<(usize, Value)>> = match &task.loop_ {
+                None => vec![None],
+                Some(spec) => {
+                    let vctx = self.mj(ctx, task, &base);
+                    match self.loop_items(spec, &Scope { vars: &vctx, search: &search }) {
+                        Ok(list) => list.into_iter().enumerate().map(Some).collect(),
+                        Err(e) => {
+                            failures.push((h.clone(), e.message));
+                            continue;
+                        }
+                    }
                 }
-                Ok(true) => {}
-            }
-            let key = match &task.action {
-                Action::IncludeTasks { file, .. } => self.templar.render_str(file, &scope).map(|v| match v {
-                    Value::String(s) => s,
-                    o => o.to_string(),
-                }),
-                Action::IncludeRole { name, tasks_from, .. } => {
-                    Ok(format!("{name}\u{0}{}", tasks_from.clone().unwrap_or_default()))
-                }
-                _ => Ok(String::new()),
             };
-            match key {
-                Ok(k) => groups.entry(k).or_default().push(h.clone()),
-                Err(e) => failures.push((h.clone(), e.message)),
+            for it in items {
+                let mut extra = Map::new();
+                if let Some((i, x)) = it {
+                    extra.insert(task.loop_control.loop_var.clone().unwrap_or_else(|| "item".into()), x);
+                    if let Some(iv) = &task.loop_control.index_var {
+                        extra.insert(iv.clone(), json!(i));
+                    }
+                }
+                let mut vars = base.clone();
+                vars.extend(extra.clone());
+                let vctx = self.mj(ctx, task, &vars);
+                let scope = Scope { vars: &vctx, search: &search };
+                let all_when: Vec<Value> = inh.when.iter().chain(task.when.iter()).cloned().collect();
+                match self.eval_conds(&all_when, &scope) {
+                    Ok(false) => continue,
+                    Err(e) => {
+                        failures.push((h.clone(), e.message));
+                        break;
+                    }
+                    Ok(true) => {}
+                }
+                let key = match &task.action {
+                    Action::IncludeTasks { file, .. } => self.templar.render_str(file, &scope).map(|v| match v {
+                        Value::String(s) => s,
+                        o => o.to_string(),
+                    }),
+                    Action::IncludeRole { name, tasks_from, .. } => {
+                        Ok(format!("{name}\u{0}{}", tasks_from.clone().unwrap_or_default()))
+                    }
+                    _ => Ok(String::new()),
+                };
+                match key {
+                    Ok(k) => {
+                        let id = (k, Value::Object(extra.clone()).to_string());
+                        groups.entry(id).or_insert_with(|| (extra, vec![])).1.push(h.clone());
+                    }
+                    Err(e) => {
+                        failures.push((h.clone(), e.message));
+                        break;
+                    }
+                }
             }
         }
         for (h, msg) in failures {
@@ -744,7 +778,7 @@ impl<'a> Runner<'a> {
         {
             chain.push((own, Span::none()));
         }
-        for (key, hosts) in groups {
+        for ((key, _), (extra, hosts)) in groups {
             let mut entered = None;
             let loaded = {
                 let is_module = |n: &str| self.registry.contains(n);
@@ -790,6 +824,7 @@ impl<'a> Runner<'a> {
                         child.includes.push((e, task.span));
                     }
                     child.when.clear(); // already evaluated
+                    child.vars.extend(extra);
                     let sub_ctx = self.play_ctx(ctx.play, ctx.vars.clone(), hosts.clone(), ctx.all_hosts.clone());
                     self.run_tasks(&sub_ctx, &sub, &child, states).await;
                 }
@@ -1409,28 +1444,39 @@ impl<'a> Runner<'a> {
                     .map(|i| Value::Array(lists.iter().map(|l| l.get(i).cloned().unwrap_or(Value::Null)).collect()))
                     .collect()
             }
-            LoopSpec::Sequence(v) => {
-                let s = match render(v)? {
-                    Value::String(s) => s,
-                    other => return Err(bad("with_sequence (start=N end=M)", &other)),
-                };
-                let (kv, _) = crate::playbook::parse_kv(&s, None);
-                let num = |k: &str, d: i64| {
-                    kv.get(k).and_then(Value::as_str).and_then(|x| x.parse::<i64>().ok()).unwrap_or(d)
-                };
-                let (start, end, stride) = (num("start", 1), num("end", num("count", 0)), num("stride", 1).max(1));
-                let fmt = kv.get("format").and_then(Value::as_str).map(str::to_string);
-                let mut out = Vec::new();
-                let mut i = start;
-                while i <= end && out.len() < 100_000 {
-                    out.push(json!(match &fmt {
-                        Some(f) => py_format_int(f, i),
-                        None => i.to_string(),
-                    }));
-                    i += stride;
+            LoopSpec::Sequence(v) => match render(v)? {
+                Value::String(s) => crate::template::sequence(&s)
+                    .map_err(|message| TemplateError { message, undefined: None, line: None })?
+                    .into_iter()
+                    .map(Value::String)
+                    .collect(),
+                other => return Err(bad("with_sequence (start=N end=M)", &other)),
+            },
+            LoopSpec::IndexedItems(v) => match render(v)? {
+                Value::Array(a) => a
+                    .into_iter()
+                    .flat_map(|x| if let Value::Array(i) = x { i } else { vec![x] })
+                    .enumerate()
+                    .map(|(i, x)| json!([i, x]))
+                    .collect(),
+                other => return Err(bad("with_indexed_items (a list)", &other)),
+            },
+            LoopSpec::Flattened(v) => {
+                fn flat(v: Value, out: &mut Vec<Value>) {
+                    match v {
+                        Value::Array(a) => a.into_iter().for_each(|x| flat(x, out)),
+                        x => out.push(x),
+                    }
                 }
+                let mut out = vec![];
+                flat(render(v)?, &mut out);
                 out
             }
+            LoopSpec::FirstFound(v) => first_found(render(v)?, scope.search).map_err(|message| TemplateError {
+                message,
+                undefined: None,
+                line: None,
+            })?,
         })
     }
 
@@ -2196,18 +2242,6 @@ fn short_json(v: &Value) -> String {
 }
 
 /// `%02d`-style formatting for with_sequence.
-fn py_format_int(fmt: &str, i: i64) -> String {
-    let re = regex::Regex::new(r"%(0?)(\d*)d").ok();
-    match re.and_then(|r| r.captures(fmt).map(|c| (c.get(0).map(|m| m.range()), c[1].to_string(), c[2].to_string()))) {
-        Some((Some(range), zero, width)) => {
-            let w: usize = width.parse().unwrap_or(0);
-            let num = if zero == "0" { format!("{i:0w$}") } else { format!("{i:w$}") };
-            format!("{}{}{}", &fmt[..range.start], num, &fmt[range.end..])
-        }
-        _ => fmt.to_string(),
-    }
-}
-
 /// Split hosts into serial batches (the last size repeats).
 fn batches(hosts: &[String], serial: &[Serial]) -> Vec<Vec<String>> {
     if serial.is_empty() {
@@ -2231,6 +2265,69 @@ fn batches(hosts: &[String], serial: &[Serial]) -> Vec<Vec<String>> {
 }
 
 /// Variables as a template context.
+/// `with_first_found` / `first_found`: the first of the named files that exists, as a one-item
+/// list (none with `skip: true`). Terms are names or `{files, paths, skip}` (names and paths may
+/// be comma-separated strings); a relative name is looked up in each search directory's
+/// `files/`, then in the directory itself.
+fn first_found(terms: Value, search: &[PathBuf]) -> Result<Vec<Value>, String> {
+    let split = |v: Option<&Value>| -> Vec<String> {
+        match v {
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .flat_map(|s| s.split([',', ';']).map(str::trim).map(String::from).collect::<Vec<_>>())
+                .collect(),
+            Some(Value::String(s)) => s.split([',', ';']).map(str::trim).map(String::from).collect(),
+            _ => vec![],
+        }
+    };
+    let terms = match terms {
+        Value::Array(a) => a,
+        other => vec![other],
+    };
+    let mut skip = false;
+    let mut candidates: Vec<PathBuf> = vec![];
+    for t in terms {
+        match &t {
+            Value::String(name) => candidates.extend(first_found_paths(name, &[], search)),
+            Value::Object(m) => {
+                skip |= m.get("skip").is_some_and(|s| s.as_bool().unwrap_or(false) || s.as_str() == Some("true"));
+                let paths = split(m.get("paths"));
+                for f in split(m.get("files")) {
+                    candidates.extend(first_found_paths(&f, &paths, search));
+                }
+            }
+            other => return Err(format!("with_first_found: a term must be a name or a mapping, not {other}")),
+        }
+    }
+    match candidates.into_iter().find(|p| p.is_file()) {
+        Some(p) => Ok(vec![Value::String(p.display().to_string())]),
+        None if skip => Ok(vec![]),
+        None => Err("No file was found when using first_found.".into()),
+    }
+}
+
+fn first_found_paths(name: &str, paths: &[String], search: &[PathBuf]) -> Vec<PathBuf> {
+    let n = Path::new(name);
+    if n.is_absolute() {
+        return vec![n.to_path_buf()];
+    }
+    if !paths.is_empty() {
+        return paths
+            .iter()
+            .flat_map(|p| {
+                let p = Path::new(p);
+                if p.is_absolute() {
+                    vec![p.join(n)]
+                } else {
+                    search.iter().flat_map(|d| [d.join(p).join(n)]).collect()
+                }
+            })
+            .collect();
+    }
+    search.iter().flat_map(|d| [d.join("files").join(n), d.join(n)]).collect()
+}
+
 /// The vars files of `include_vars dir:` as Ansible picks them: below `dir` down to `depth` (0:
 /// all), names with one of `extensions` (default yaml, yml, json), matching `files_matching`,
 /// not in `ignore_files`; sorted within each directory, a directory's files before its
@@ -2303,9 +2400,16 @@ mod tests {
     }
 
     #[test]
-    fn seq_format() {
-        assert_eq!(py_format_int("pi%02d", 3), "pi03");
-        assert_eq!(py_format_int("%d", 12), "12");
+    fn sequences_as_ansible_makes_them() {
+        let seq = |s: &str| crate::template::sequence(s).unwrap();
+        assert_eq!(seq("start=1 end=3 format=pi%02d"), ["pi01", "pi02", "pi03"]);
+        assert_eq!(seq("start=5 count=3 stride=2"), ["5", "7", "9"]);
+        assert_eq!(seq("4-8/2:host%d"), ["host4", "host6", "host8"]);
+        assert_eq!(seq("3"), ["1", "2", "3"]);
+        assert_eq!(seq("start=0 end=16 stride=8 format=0x%02x"), ["0x00", "0x08", "0x10"]);
+        assert_eq!(seq("start=3 end=1 stride=-1 format=%-3d|"), ["3  |", "2  |", "1  |"]);
+        assert!(crate::template::sequence("start=5 end=1").is_err());
+        assert!(crate::template::sequence("start=1 end=2 bogus=1").is_err());
     }
 
     #[test]

@@ -165,6 +165,12 @@ pub enum LoopSpec {
     Together(Value),
     /// `with_sequence: start=1 end=5 format=...`.
     Sequence(Value),
+    /// `with_indexed_items`: `[index, item]` pairs of the list (flattened one level).
+    IndexedItems(Value),
+    /// `with_flattened`: the list flattened all the way.
+    Flattened(Value),
+    /// `with_first_found`: the first file that exists, of names and `{files, paths, skip}`.
+    FirstFound(Value),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -1179,6 +1185,9 @@ impl Loader<'_> {
                 "with_nested" | "with_cartesian" => LoopSpec::Nested(v.to_value()),
                 "with_together" => LoopSpec::Together(v.to_value()),
                 "with_sequence" => LoopSpec::Sequence(v.to_value()),
+                "with_indexed_items" => LoopSpec::IndexedItems(v.to_value()),
+                "with_flattened" => LoopSpec::Flattened(v.to_value()),
+                "with_first_found" => LoopSpec::FirstFound(v.to_value()),
                 k2 if k2.starts_with("with_") => {
                     return Err(Diag::error("unknown-keyword", k.span, format!("`{k2}` is not supported"))
                         .with_help("use `loop:` with a lookup or filter"));

@@ -632,6 +632,79 @@ pub fn truthy(v: &Value) -> bool {
     }
 }
 
+/// Ansible's `sequence` (`with_sequence`, `lookup('sequence', ...)`): `start=1 end=5 stride=1
+/// format=%d`, or `count=N` instead of `end`, or the short form `[start-]end[/stride][:format]`.
+/// At most 100,000 items.
+pub fn sequence(spec: &str) -> Result<Vec<String>, String> {
+    let spec = spec.trim();
+    let (mut start, mut end, mut stride, mut count, mut fmt) = (1i64, None, 1i64, None, "%d".to_string());
+    let num = |k: &str, v: &str| -> Result<i64, String> {
+        let v = v.trim();
+        let parsed = if let Some(h) = v.strip_prefix("0x") {
+            i64::from_str_radix(h, 16)
+        } else if let Some(o) = v.strip_prefix("0o") {
+            i64::from_str_radix(o, 8)
+        } else {
+            v.parse()
+        };
+        parsed.map_err(|_| format!("sequence: can't parse {k}={v}"))
+    };
+    if spec.contains('=') {
+        let (kv, _) = crate::playbook::parse_kv(spec, None);
+        for (k, v) in &kv {
+            let v = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+            match k.as_str() {
+                "start" => start = num(k, &v)?,
+                "end" => end = Some(num(k, &v)?),
+                "stride" => stride = num(k, &v)?,
+                "count" => count = Some(num(k, &v)?),
+                "format" => fmt = v,
+                other => return Err(format!("sequence: unrecognized arguments to with_sequence: {other}")),
+            }
+        }
+    } else if !spec.is_empty() {
+        // [start-]end[/stride][:format]
+        let (rest, f) = spec.split_once(':').map(|(a, b)| (a, Some(b))).unwrap_or((spec, None));
+        let (range, st) = rest.split_once('/').map(|(a, b)| (a, Some(b))).unwrap_or((rest, None));
+        match range.split_once('-') {
+            Some((a, b)) => {
+                start = num("start", a)?;
+                end = Some(num("end", b)?);
+            }
+            None => end = Some(num("end", range)?),
+        }
+        if let Some(s) = st {
+            stride = num("stride", s)?;
+        }
+        if let Some(f) = f {
+            fmt = f.to_string();
+        }
+    }
+    let end = match (end, count) {
+        (Some(_), Some(_)) => return Err("sequence: can't specify both count and end".into()),
+        (Some(e), None) => e,
+        (None, Some(c)) if c <= 0 => return Ok(vec![]),
+        (None, Some(c)) => start + (c - 1) * stride,
+        (None, None) => return Err("sequence: must specify count or end".into()),
+    };
+    if stride == 0 {
+        return Err("sequence: stride must not be 0".into());
+    }
+    if (stride > 0 && end < start) || (stride < 0 && end > start) {
+        return Err("sequence: to count backwards make stride negative".into());
+    }
+    let mut out = vec![];
+    let mut i = start;
+    while (stride > 0 && i <= end) || (stride < 0 && i >= end) {
+        if out.len() >= 100_000 {
+            return Err("sequence: more than 100000 items".into());
+        }
+        out.push(pyfmt::format_int(&fmt, i));
+        i += stride;
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod literal_tests {
     use super::*;

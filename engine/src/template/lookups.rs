@@ -371,6 +371,13 @@ pub(crate) fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -
             out
         }
         "items" => terms_flat(terms)?,
+        "sequence" => {
+            let mut out = vec![];
+            for t in terms {
+                out.extend(super::sequence(&to_py_str(t)?).map_err(err)?.into_iter().map(Value::from));
+            }
+            out
+        }
         "list" => terms.to_vec(),
         "indexed_items" => {
             terms_flat(terms)?.into_iter().enumerate().map(|(i, v)| Value::from(vec![Value::from(i), v])).collect()

@@ -137,3 +137,85 @@ pub fn py_repr(v: &Value, out: &mut String) -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// Python's `fmt % i` for one integer: the conversions `d i u x X o s` with the flags `0 - + `
+/// and a width (`%02d`, `%-4x`, `host%03d.lan`); `%%` is a `%`. A format with no conversion is
+/// returned as it is.
+pub fn format_int(fmt: &str, i: i64) -> String {
+    let mut out = String::new();
+    let mut chars = fmt.chars().peekable();
+    let mut used = false;
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        if chars.peek() == Some(&'%') {
+            chars.next();
+            out.push('%');
+            continue;
+        }
+        if used {
+            out.push('%');
+            continue;
+        }
+        let (mut zero, mut left, mut plus, mut space) = (false, false, false, false);
+        while let Some(&f) = chars.peek() {
+            match f {
+                '0' => zero = true,
+                '-' => left = true,
+                '+' => plus = true,
+                ' ' => space = true,
+                _ => break,
+            }
+            chars.next();
+        }
+        let mut width = String::new();
+        while let Some(&d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+            width.push(d);
+            chars.next();
+        }
+        let width: usize = width.parse().unwrap_or(0);
+        let Some(conv) = chars.next() else {
+            out.push('%');
+            break;
+        };
+        let digits = match conv {
+            'd' | 'i' | 'u' | 's' => i.unsigned_abs().to_string(),
+            'x' => format!("{:x}", i.unsigned_abs()),
+            'X' => format!("{:X}", i.unsigned_abs()),
+            'o' => format!("{:o}", i.unsigned_abs()),
+            other => {
+                out.push('%');
+                out.push(other);
+                continue;
+            }
+        };
+        used = true;
+        let sign = if i < 0 {
+            "-"
+        } else if plus {
+            "+"
+        } else if space {
+            " "
+        } else {
+            ""
+        };
+        let len = sign.len() + digits.len();
+        let pad = width.saturating_sub(len);
+        if left {
+            out.push_str(sign);
+            out.push_str(&digits);
+            out.push_str(&" ".repeat(pad));
+        } else if zero && conv != 's' {
+            out.push_str(sign);
+            out.push_str(&"0".repeat(pad));
+            out.push_str(&digits);
+        } else {
+            out.push_str(&" ".repeat(pad));
+            out.push_str(sign);
+            out.push_str(&digits);
+        }
+    }
+    out
+}
