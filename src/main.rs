@@ -232,6 +232,10 @@ struct LintArgs {
     /// Check that this --limit pattern matches hosts.
     #[arg(short, long)]
     limit: Option<String>,
+    /// Extra variables the playbooks will be run with (k=v, @file.yml, or JSON/YAML): defined
+    /// for the `undefined-var` rule, as `pbr run -e` would have them.
+    #[arg(short, long = "extra-vars")]
+    extra_vars: Vec<String>,
     /// Vault passwords (without one, `!vault` values are checked as the text they are).
     #[command(flatten)]
     vault: vault_cmd::VaultOpts,
@@ -797,7 +801,12 @@ fn cmd_inventory(a: InvArgs) -> ExitCode {
 
 fn cmd_lint(a: LintArgs) -> ExitCode {
     let registry = pbr_modules::registry();
+    let extra_vars = match parse_extra_vars(&a.extra_vars) {
+        Ok(m) => m,
+        Err(d) => return input_error(&d),
+    };
     let code = pbr_engine::lint::run_cli(&pbr_engine::lint::LintRequest {
+        extra_vars,
         paths: if a.paths.is_empty() { vec![PathBuf::from("playbooks")] } else { a.paths },
         inventory: default_inventory(&a.inventory),
         format: a.format,

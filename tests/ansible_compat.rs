@@ -98,3 +98,30 @@ fn compat_playbooks_pass_in_pbr_and_in_ansible() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// The same playbooks lint clean once `pbr lint` knows the `-e` they run with, and not without.
+#[test]
+fn compat_playbooks_lint_clean_with_their_extra_vars() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat");
+    let lint = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_pbr"))
+            .arg("lint")
+            .arg(&dir)
+            .args(extra)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("pbr lint runs")
+    };
+    let out = lint(&[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("variable `workdir` is defined nowhere"), "{text}");
+    let out = lint(&["-e", "workdir=/tmp"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(!text.contains("`workdir`"), "{text}");
+    // a bad -e is bad input, named
+    let out = lint(&["-e", "not a pair"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read `not a pair`"));
+}

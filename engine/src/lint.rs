@@ -29,6 +29,8 @@ pub struct LintRequest<'a> {
     pub limit: Option<String>,
     pub color: bool,
     pub registry: &'a Registry,
+    /// `-e` values: defined for `undefined-var`, as a run with the same `-e` would have them.
+    pub extra_vars: serde_json::Map<String, serde_json::Value>,
 }
 
 /// One lint rule: a stable id, its default severity and a one-line description.
@@ -144,7 +146,7 @@ pub fn run_cli(req: &LintRequest) -> u8 {
         eprintln!("error: unknown lint format `{}` (human, json, sarif, github, rules)", req.format);
         return 2;
     }
-    let (diags, files) = lint_paths(&req.paths, &req.inventory, req.limit.as_deref(), req.registry);
+    let (diags, files) = lint_paths(&req.paths, &req.inventory, req.limit.as_deref(), req.registry, &req.extra_vars);
     let out = output::render(&req.format, &diags, req.color, files);
     // a closed pipe (`pbr lint | head`) is not an error
     let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes());
@@ -169,6 +171,7 @@ pub fn lint_paths(
     inventory: &[PathBuf],
     limit: Option<&str>,
     registry: &Registry,
+    extra_vars: &serde_json::Map<String, serde_json::Value>,
 ) -> (Vec<Diag>, usize) {
     let mut diags = Vec::new();
     let mut files = Vec::new();
@@ -205,6 +208,9 @@ pub fn lint_paths(
         {
             diags.push(remap(d));
         }
+    }
+    if !extra_vars.is_empty() {
+        inv.playbook_group_vars.entry("all".into()).or_default().extend(extra_vars.clone());
     }
     for w in &inv.warnings {
         let mut w = w.clone();
