@@ -1122,12 +1122,21 @@ impl<'a> Runner<'a> {
     /// Build the variables for a task on a host, in Ansible's precedence order (lowest first).
     fn task_vars(&self, ctx: &PlayCtx, task: &Task, inh: &Inherit, st: &HostState) -> Map<String, Value> {
         let mut v = Map::new();
+        // the defaults and vars of the play's roles (with their dependencies) are visible to
+        // every task of the play, as Ansible's (not private) role variables; the task's own
+        // role's win
+        for r in &ctx.play.roles {
+            v.extend(r.defaults.clone());
+        }
         if let Some(r) = &task.origin.role {
             v.extend(r.defaults.clone());
         }
         v.extend(self.inv_host_vars(&st.name).iter().map(|(k, x)| (k.clone(), x.clone())));
         v.extend(st.facts.clone());
         v.extend(ctx.vars.clone());
+        for r in &ctx.play.roles {
+            v.extend(r.vars.clone());
+        }
         if let Some(r) = &task.origin.role {
             v.extend(r.vars.clone());
         }
@@ -1149,6 +1158,7 @@ impl<'a> Runner<'a> {
         );
         if let Some(r) = &task.origin.role {
             v.insert("role_name".into(), json!(r.name));
+            v.insert("ansible_role_name".into(), json!(r.name));
             v.insert("role_path".into(), json!(r.path));
         }
         self.resolve_vars(&mut v, Some(&self.shared_vars(ctx, task)));
