@@ -264,9 +264,20 @@ impl Sshd {
     /// Kill sshd and every process it spawned (connection handlers, user commands), at once.
     pub fn kill(&mut self) {
         let Some(mut child) = self.child.take() else { return };
+        // stop them all first, then look again: a process forked between the look and the kill
+        // (or missed by a /proc read) is found in the second look, while none can fork any more
+        let signal = |sig: &str, pids: &[u32]| {
+            let _ = Command::new("kill").arg(sig).args(pids.iter().map(u32::to_string)).stderr(Stdio::null()).status();
+        };
         let mut pids = descendants(child.id());
         pids.push(child.id());
-        let _ = Command::new("kill").arg("-KILL").args(pids.iter().map(u32::to_string)).stderr(Stdio::null()).status();
+        signal("-STOP", &pids);
+        for p in descendants(child.id()) {
+            if !pids.contains(&p) {
+                pids.push(p);
+            }
+        }
+        signal("-KILL", &pids);
         let _ = child.wait();
     }
 }
