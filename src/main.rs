@@ -119,6 +119,18 @@ struct RunArgs {
     /// Extra variables: k=v, @file.yml, or JSON/YAML.
     #[arg(short, long = "extra-vars")]
     extra_vars: Vec<String>,
+    #[command(flatten)]
+    exec: ExecOpts,
+    /// With --check: save the plan to FILE, for `pbr show FILE` and `pbr apply FILE`.
+    #[arg(long, value_name = "FILE")]
+    save_plan: Option<PathBuf>,
+    #[command(flatten)]
+    vault: vault_cmd::VaultOpts,
+}
+
+/// How a run goes, shared by `pbr run` and `pbr apply`.
+#[derive(Args, Clone)]
+struct ExecOpts {
     /// How many hosts run at once.
     #[arg(short, long, default_value_t = 50)]
     forks: usize,
@@ -143,11 +155,6 @@ struct RunArgs {
     /// Do not write PLAYBOOK.retry after failures.
     #[arg(long)]
     no_retry_file: bool,
-    /// With --check: save the plan to FILE, for `pbr show FILE` and `pbr apply FILE`.
-    #[arg(long, value_name = "FILE")]
-    save_plan: Option<PathBuf>,
-    #[command(flatten)]
-    vault: vault_cmd::VaultOpts,
 }
 
 #[derive(Args)]
@@ -160,30 +167,8 @@ struct ApplyArgs {
     /// Show diffs of files and state.
     #[arg(short = 'D', long)]
     diff: bool,
-    /// How many hosts run at once.
-    #[arg(short, long, default_value_t = 50)]
-    forks: usize,
-    /// After applying, probe again: a module that still has work to do fails.
-    #[arg(long)]
-    verify: bool,
-    /// More output (-v results, -vv task paths).
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    verbose: u8,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = OutputFmt::Human)]
-    output: OutputFmt,
-    /// Ask for the become (sudo) password.
-    #[arg(short = 'K', long)]
-    ask_become_pass: bool,
-    /// Host key policy: yes (known_hosts only, default), accept-new, off.
-    #[arg(long, value_name = "MODE")]
-    host_key_checking: Option<String>,
-    /// An ssh_config file to read instead of ~/.ssh/config.
-    #[arg(short = 'F', long)]
-    ssh_config: Option<PathBuf>,
-    /// Do not write PLAYBOOK.retry after failures.
-    #[arg(long)]
-    no_retry_file: bool,
+    #[command(flatten)]
+    exec: ExecOpts,
     #[command(flatten)]
     vault: vault_cmd::VaultOpts,
 }
@@ -479,7 +464,7 @@ fn prepare(a: &RunArgs) -> Result<Prepared, ExitCode> {
         return Err(ExitCode::from(EXIT_INPUT));
     }
     let extra_vars = parse_extra_vars(&a.extra_vars).map_err(|d| input_error(&d))?;
-    let become_password = if a.ask_become_pass {
+    let become_password = if a.exec.ask_become_pass {
         match rpassword_prompt("BECOME password: ") {
             Some(p) => Some(pbr_engine::Secret::new(p)),
             None => {
@@ -490,8 +475,10 @@ fn prepare(a: &RunArgs) -> Result<Prepared, ExitCode> {
     } else {
         None
     };
-    let mut ssh = pbr_engine::transport::ssh::SshGlobals { ssh_config: a.ssh_config.clone(), ..Default::default() };
+    let mut ssh =
+        pbr_engine::transport::ssh::SshGlobals { ssh_config: a.exec.ssh_config.clone(), ..Default::default() };
     let hkc = a
+        .exec
         .host_key_checking
         .clone()
         .or_else(|| std::env::var("PBR_HOST_KEY_CHECKING").ok())
@@ -514,24 +501,29 @@ fn prepare(a: &RunArgs) -> Result<Prepared, ExitCode> {
     let opts = RunOptions {
         check: a.check,
         diff: a.diff,
-        verify: a.verify,
-        forks: a.forks.max(1),
+        verify: a.exec.verify,
+        forks: a.exec.forks.max(1),
         limit: a.limit.clone(),
         tags: a.tags.clone(),
         skip_tags: a.skip_tags.clone(),
         extra_vars,
         become_password,
         ssh,
-        retry_files: !a.no_retry_file,
+        retry_files: !a.exec.no_retry_file,
     };
     Ok(Prepared { registry, inv, pbs, templar, opts })
 }
 
 /// The reporter a run's arguments ask for.
 fn reporter_for(a: &RunArgs) -> Reporter {
-    let format = if a.output == OutputFmt::Json { Format::Json } else { Format::Human };
-    let mut reporter =
-        Reporter::new(format, color_out() && format == Format::Human, a.diff, a.verbose, Box::new(std::io::stdout()));
+    let format = if a.exec.output == OutputFmt::Json { Format::Json } else { Format::Human };
+    let mut reporter = Reporter::new(
+        format,
+        color_out() && format == Format::Human,
+        a.diff,
+        a.exec.verbose,
+        Box::new(std::io::stdout()),
+    );
     if format == Format::Human && progress_tty() {
         // which task, how many hosts are done, who is slow: on stderr, cleared when the task ends
         reporter = reporter.with_progress();
@@ -633,14 +625,7 @@ async fn cmd_apply(a: ApplyArgs) -> ExitCode {
         check: true,
         diff: false,
         extra_vars: a.extra_vars.clone(),
-        forks: a.forks,
-        verify: a.verify,
-        verbose: a.verbose,
-        output: a.output,
-        ask_become_pass: a.ask_become_pass,
-        host_key_checking: a.host_key_checking.clone(),
-        ssh_config: a.ssh_config.clone(),
-        no_retry_file: a.no_retry_file,
+        exec: a.exec.clone(),
         save_plan: None,
         vault: Default::default(),
     };
@@ -680,7 +665,7 @@ async fn cmd_apply(a: ApplyArgs) -> ExitCode {
     // 3. the run, on those hosts only
     ra.check = false;
     ra.diff = a.diff;
-    ra.ask_become_pass = false;
+    ra.exec.ask_become_pass = false;
     ra.limit = Some(ok.join(":"));
     let mut p = match prepare(&ra) {
         Ok(p) => p,
