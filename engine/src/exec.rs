@@ -1482,11 +1482,16 @@ impl<'a> Runner<'a> {
                 flat(render(v)?, &mut out);
                 out
             }
-            LoopSpec::FirstFound(v) => first_found(render(v)?, scope.search).map_err(|message| TemplateError {
-                message,
-                undefined: None,
-                line: None,
-            })?,
+            // `with_first_found: terms` is `query('first_found', terms)`: the lookup does it
+            LoopSpec::FirstFound(v) => {
+                let terms = to_mj(json!({ "__pbr_terms": render(v)? }));
+                let vars = minijinja::value::merge_maps([scope.vars.clone(), terms]);
+                let q = Scope { vars: &vars, search: scope.search };
+                match self.templar.render_str("{{ query('first_found', __pbr_terms) }}", &q)? {
+                    Value::Array(a) => a,
+                    other => return Err(bad("with_first_found", &other)),
+                }
+            }
         })
     }
 
@@ -1737,7 +1742,6 @@ impl<'a> Runner<'a> {
                 Err(f) => {
                     // a command that ran and failed has a result that failed_when, changed_when
                     // and until judge, as in Ansible (`failed_when: false` keeps the task going)
-                    let ran = f.data.contains_key("rc") && f.data.contains_key("cmd");
                     let judged = task.failed_when.is_some() || task.changed_when.is_some();
                     let mut o = self.fail_outcome(st, f, label.clone());
                     if let Some((it, _)) = item {
@@ -1746,7 +1750,8 @@ impl<'a> Runner<'a> {
                     if o.unreachable {
                         return o;
                     }
-                    if !(ran && judged) {
+                    // fail_outcome marks a command that ran as changed
+                    if !(o.changed && judged) {
                         if task.until.is_none() || attempt >= attempts {
                             return o;
                         }
@@ -2275,69 +2280,6 @@ fn batches(hosts: &[String], serial: &[Serial]) -> Vec<Vec<String>> {
 }
 
 /// Variables as a template context.
-/// `with_first_found` / `first_found`: the first of the named files that exists, as a one-item
-/// list (none with `skip: true`). Terms are names or `{files, paths, skip}` (names and paths may
-/// be comma-separated strings); a relative name is looked up in each search directory's
-/// `files/`, then in the directory itself.
-fn first_found(terms: Value, search: &[PathBuf]) -> Result<Vec<Value>, String> {
-    let split = |v: Option<&Value>| -> Vec<String> {
-        match v {
-            Some(Value::Array(a)) => a
-                .iter()
-                .filter_map(Value::as_str)
-                .flat_map(|s| s.split([',', ';']).map(str::trim).map(String::from).collect::<Vec<_>>())
-                .collect(),
-            Some(Value::String(s)) => s.split([',', ';']).map(str::trim).map(String::from).collect(),
-            _ => vec![],
-        }
-    };
-    let terms = match terms {
-        Value::Array(a) => a,
-        other => vec![other],
-    };
-    let mut skip = false;
-    let mut candidates: Vec<PathBuf> = vec![];
-    for t in terms {
-        match &t {
-            Value::String(name) => candidates.extend(first_found_paths(name, &[], search)),
-            Value::Object(m) => {
-                skip |= m.get("skip").is_some_and(|s| s.as_bool().unwrap_or(false) || s.as_str() == Some("true"));
-                let paths = split(m.get("paths"));
-                for f in split(m.get("files")) {
-                    candidates.extend(first_found_paths(&f, &paths, search));
-                }
-            }
-            other => return Err(format!("with_first_found: a term must be a name or a mapping, not {other}")),
-        }
-    }
-    match candidates.into_iter().find(|p| p.is_file()) {
-        Some(p) => Ok(vec![Value::String(p.display().to_string())]),
-        None if skip => Ok(vec![]),
-        None => Err("No file was found when using first_found.".into()),
-    }
-}
-
-fn first_found_paths(name: &str, paths: &[String], search: &[PathBuf]) -> Vec<PathBuf> {
-    let n = Path::new(name);
-    if n.is_absolute() {
-        return vec![n.to_path_buf()];
-    }
-    if !paths.is_empty() {
-        return paths
-            .iter()
-            .flat_map(|p| {
-                let p = Path::new(p);
-                if p.is_absolute() {
-                    vec![p.join(n)]
-                } else {
-                    search.iter().flat_map(|d| [d.join(p).join(n)]).collect()
-                }
-            })
-            .collect();
-    }
-    search.iter().flat_map(|d| [d.join("files").join(n), d.join(n)]).collect()
-}
-
 /// The vars files of `include_vars dir:` as Ansible picks them: below `dir` down to `depth` (0:
 /// all), names with one of `extensions` (default yaml, yml, json), matching `files_matching`,
 /// not in `ignore_files`; sorted within each directory, a directory's files before its
