@@ -3,7 +3,7 @@
 //! registered) runs unchanged through pbr and through `ansible-playbook`, on `localhost` with
 //! `connection: local`, each in a fresh directory (`workdir`). Both must pass every task and
 //! report the same changed count. Without `ansible-playbook` the comparison is skipped (fails
-//! under `CI=true`: `.ci/run` installs ansible-core); pbr's own run is checked either way.
+//! under `CI=true`: `.ci/run` installs Debian's `ansible`, ansible-core with its collections); pbr's own run is checked either way.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -55,7 +55,7 @@ fn ansible_playbook() -> Option<PathBuf> {
     let found = std::env::var_os("PATH")
         .and_then(|p| std::env::split_paths(&p).map(|d| d.join("ansible-playbook")).find(|f| f.is_file()));
     if found.is_none() && std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("ansible-playbook is not installed (apt-get install ansible-core): the comparison cannot run");
+        panic!("ansible-playbook is not installed (apt-get install ansible): the comparison cannot run");
     }
     found
 }

@@ -10,6 +10,7 @@ pub mod command;
 pub mod copy;
 pub mod file;
 pub mod filesystem;
+pub mod ini_file;
 pub mod iscsi;
 pub mod kernel_cmdline;
 pub mod lineinfile;
@@ -43,6 +44,7 @@ pub fn registry() -> pbr_engine::Registry {
     r.add(command::Shell);
     r.add(copy::Copy);
     r.add(file::File);
+    r.add(ini_file::IniFile);
     r.add(lineinfile::Lineinfile);
     r.add(package::Package);
     r.add(replace::Replace);
