@@ -27,6 +27,7 @@ pub mod rootfs;
 pub mod slurp;
 pub mod stat;
 pub mod storage_util;
+pub mod sysctl;
 pub mod systemd;
 pub mod targetcli;
 pub mod template;
@@ -50,6 +51,7 @@ pub fn registry() -> pbr_engine::Registry {
     r.add(replace::Replace);
     r.add(stat::Stat);
     r.add(slurp::Slurp);
+    r.add(sysctl::Sysctl);
     r.add(systemd::Systemd);
     r.add(template::Template);
     r.add(user::Group);
