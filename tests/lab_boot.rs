@@ -123,6 +123,15 @@ fn lab_boot_pi_from_iscsi_bcache_root() {
     assert!(stat(&first, "storage", "changed") > 0 && stat(&first, "pi", "changed") > 0, "{}", first.stdout);
     assert_eq!(first.stdout.matches("(item=regenerate initramfs)").count(), 1, "one regeneration:\n{}", first.stdout);
     steps.done("converge");
+    // the target's kernel module is loaded, and will be at every boot
+    assert_eq!(
+        sh(
+            lab,
+            Vm::Storage,
+            "grep -c '^iscsi_target_mod ' /proc/modules; cat /etc/modules-load.d/iscsi_target_mod.conf"
+        ),
+        "1\niscsi_target_mod\n"
+    );
     // the image mkinitcpio built holds the boot chain
     let listing = sh(lab, Vm::Pi, "sudo lsinitcpio -l /boot/initramfs-linux.img");
     for want in

@@ -19,6 +19,7 @@ pub mod lvg;
 pub mod lvm_cache;
 pub mod lvol;
 pub mod mkinitcpio_hook;
+pub mod modprobe;
 pub mod mount;
 pub mod networkd;
 pub mod package;
@@ -70,6 +71,7 @@ pub fn registry() -> pbr_engine::Registry {
     r.add(networkd::Networkd);
     r.add(mkinitcpio_hook::MkinitcpioHook);
     r.add(mount::Mount);
+    r.add(modprobe::Modprobe);
     r.add(unarchive::Unarchive);
     r.add(rootfs::Rootfs);
     r
