@@ -3,6 +3,7 @@
 //! Every module talks to the host only through [`pbr_engine::Host`] with POSIX `sh` scripts, so
 //! targets need nothing but a shell and coreutils.
 
+pub mod authorized_key;
 pub mod bcache;
 pub mod blockinfile;
 pub mod boot_util;
@@ -41,6 +42,7 @@ pub mod wpa;
 /// All modules of this crate.
 pub fn registry() -> pbr_engine::Registry {
     let mut r = pbr_engine::Registry::new();
+    r.add(authorized_key::AuthorizedKey);
     r.add(blockinfile::Blockinfile);
     r.add(command::Command);
     r.add(command::Shell);
