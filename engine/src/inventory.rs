@@ -10,6 +10,8 @@
 
 mod ini;
 mod pattern;
+/// Python's `fnmatch.translate` (for the `find` module's patterns as for host patterns).
+pub use pattern::glob_to_regex;
 mod pylit;
 mod range;
 mod render;

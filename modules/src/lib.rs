@@ -11,6 +11,7 @@ pub mod command;
 pub mod copy;
 pub mod file;
 pub mod filesystem;
+pub mod find;
 pub mod ini_file;
 pub mod iscsi;
 pub mod kernel_cmdline;
@@ -48,6 +49,7 @@ pub fn registry() -> pbr_engine::Registry {
     r.add(command::Shell);
     r.add(copy::Copy);
     r.add(file::File);
+    r.add(find::Find);
     r.add(ini_file::IniFile);
     r.add(lineinfile::Lineinfile);
     r.add(package::Package);
