@@ -9,6 +9,7 @@ pub mod blockinfile;
 pub mod boot_util;
 pub mod command;
 pub mod copy;
+pub mod cron;
 pub mod file;
 pub mod filesystem;
 pub mod find;
@@ -48,6 +49,7 @@ pub fn registry() -> pbr_engine::Registry {
     r.add(command::Command);
     r.add(command::Shell);
     r.add(copy::Copy);
+    r.add(cron::Cron);
     r.add(file::File);
     r.add(find::Find);
     r.add(ini_file::IniFile);
