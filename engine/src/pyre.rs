@@ -96,6 +96,11 @@ impl PyRegex {
         self.re.captures_len().saturating_sub(1)
     }
 
+    /// The names of the named groups (Python's `re.Pattern.groupindex` keys).
+    pub fn capture_names(&self) -> Vec<String> {
+        self.re.capture_names().flatten().map(str::to_string).collect()
+    }
+
     /// `re.search(...) is not None`.
     pub fn is_match(&self, s: &str) -> Result<bool, String> {
         self.re.is_match(s).map_err(|e| self.runtime(e))

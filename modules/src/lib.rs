@@ -39,6 +39,7 @@ pub mod unarchive;
 pub mod user;
 pub mod util;
 pub mod vdo;
+pub mod wait_for;
 pub mod wpa;
 
 /// All modules of this crate.
@@ -79,6 +80,7 @@ pub fn registry() -> pbr_engine::Registry {
     r.add(mount::Mount);
     r.add(modprobe::Modprobe);
     r.add(unarchive::Unarchive);
+    r.add(wait_for::WaitFor);
     r.add(rootfs::Rootfs);
     r
 }
