@@ -13,6 +13,7 @@ pub mod cron;
 pub mod file;
 pub mod filesystem;
 pub mod find;
+pub mod get_url;
 pub mod ini_file;
 pub mod iscsi;
 pub mod kernel_cmdline;
@@ -74,6 +75,7 @@ pub fn registry() -> pbr_engine::Registry {
     r.add(bcache::Bcache);
     r.add(targetcli::Targetcli);
     r.add(iscsi::Iscsi);
+    r.add(get_url::GetUrl);
     r.add(link_check::LinkCheck);
     r.add(networkd::Networkd);
     r.add(mkinitcpio_hook::MkinitcpioHook);
