@@ -110,6 +110,8 @@ const FACTS_AND_DETACH: &str = r#"- hosts: storage
       register: v
     - debug: { msg: "VDO {{ v.saving }}" }
     - lvm_cache: { vg: pis, lv: pi, cache_pv: /dev/vdc, state: absent }
+    - service_facts:
+    - debug: { msg: "ssh.service is {{ ansible_facts.services['ssh.service'].state }} and {{ services['ssh.service'].status }}" }
 "#;
 
 /// What check mode must not touch: block devices, LVM, LIO, the initiator.
@@ -246,6 +248,7 @@ fn lab_storage_stack() {
     assert!(out.contains("dirty blocks are flushed to the origin first"), "{out}");
     let saved = out.lines().find(|l| l.contains("VDO ") && l.contains("% saved")).map(str::trim);
     assert!(saved.is_some(), "no VDO saving fact:\n{out}");
+    assert!(out.contains("ssh.service is running and enabled"), "service_facts:\n{out}");
     let (code, out, secs2) = pbr(dir.path(), "facts.yml", &["--verify"]);
     timings.push(("detach cache", secs + secs2));
     assert_eq!(code, Some(0), "{out}");

@@ -2036,6 +2036,19 @@ impl<'a> Runner<'a> {
         for d in &r.deferred {
             st.deferred.entry(d.key.clone()).or_insert_with(|| (d.clone(), host.clone()));
         }
+        // facts a module returns (service_facts) are the host's from now on, as in Ansible:
+        // under `ansible_facts` (without an `ansible_` prefix) and as variables of their own
+        if let Some(Value::Object(af)) = r.data.get("ansible_facts") {
+            let mut all = match st.facts.get("ansible_facts") {
+                Some(Value::Object(m)) => m.clone(),
+                _ => Map::new(),
+            };
+            for (k, v) in af {
+                all.insert(k.strip_prefix("ansible_").unwrap_or(k).to_string(), v.clone());
+                st.facts.insert(k.clone(), v.clone());
+            }
+            st.facts.insert("ansible_facts".into(), Value::Object(all));
+        }
         let mut result = r.data.clone();
         result.insert("changed".into(), json!(r.changed));
         if !r.changes.is_empty() {

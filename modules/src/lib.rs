@@ -29,6 +29,7 @@ pub mod networkd;
 pub mod package;
 pub mod replace;
 pub mod rootfs;
+pub mod service_facts;
 pub mod slurp;
 pub mod stat;
 pub mod storage_util;
@@ -60,6 +61,7 @@ pub fn registry() -> pbr_engine::Registry {
     r.add(replace::Replace);
     r.add(stat::Stat);
     r.add(slurp::Slurp);
+    r.add(service_facts::ServiceFacts);
     r.add(sysctl::Sysctl);
     r.add(systemd::Systemd);
     r.add(template::Template);
