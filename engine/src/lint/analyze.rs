@@ -579,6 +579,10 @@ impl<'a> Analyzer<'a> {
                 self.include_vars(t, args, &nodes);
                 return;
             }
+            // facts that become variables of their own
+            "service_facts" => {
+                self.defined.insert("services".into());
+            }
             _ => {}
         }
         if let Some(module) = self.registry.get(name) {
