@@ -120,14 +120,15 @@ struct Inherit {
 pub struct Runner<'a> {
     pub registry: &'a Registry,
     pub templar: Arc<Templar>,
-    pub inventory: Inventory,
+    /// The inventory; `group_by` adds groups to it while the run goes.
+    inventory: std::sync::RwLock<Inventory>,
     pub opts: RunOptions,
     pub reporter: Arc<Reporter>,
     conns: AsyncMutex<HashMap<String, Arc<dyn Connection>>>,
     forks: Arc<Semaphore>,
-    /// Inventory vars per host and the `groups` map: the inventory does not change during a run.
+    /// Inventory vars per host and the `groups` map, until a `group_by` changes the inventory.
     inv_vars: std::sync::Mutex<HashMap<String, Arc<Map<String, Value>>>>,
-    groups_map: Value,
+    groups_map: std::sync::RwLock<Value>,
 }
 
 /// A failure inside one host's task run.
@@ -202,14 +203,36 @@ impl<'a> Runner<'a> {
         Runner {
             registry,
             templar,
-            inventory,
+            inventory: std::sync::RwLock::new(inventory),
             opts,
             reporter,
             conns: AsyncMutex::new(HashMap::new()),
             forks,
             inv_vars: std::sync::Mutex::new(HashMap::new()),
-            groups_map,
+            groups_map: std::sync::RwLock::new(groups_map),
         }
+    }
+
+    /// The inventory as it is now.
+    fn inv(&self) -> std::sync::RwLockReadGuard<'_, Inventory> {
+        self.inventory.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The `groups` magic variable as it is now.
+    fn groups_value(&self) -> Value {
+        self.groups_map.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// `group_by`: the host joins `group` (made if new, under `parents`), for the plays that
+    /// follow; the variables cached from the inventory are read again.
+    fn group_by(&self, host: &str, group: &str, parents: &[String]) -> bool {
+        let mut inv = self.inventory.write().unwrap_or_else(|e| e.into_inner());
+        let changed = inv.add_dynamic(host, group, parents);
+        if changed {
+            *self.groups_map.write().unwrap_or_else(|e| e.into_inner()) = Value::Object(inv.groups_map());
+            self.inv_vars.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+        changed
     }
 
     /// A host's inventory variables with their templates rendered in that host's context
@@ -222,8 +245,8 @@ impl<'a> Runner<'a> {
         let mut m = (*self.inv_host_vars(host)).clone();
         m.insert("inventory_hostname".into(), json!(host));
         m.insert("inventory_hostname_short".into(), json!(host.split('.').next().unwrap_or(host)));
-        m.insert("group_names".into(), json!(self.inventory.group_names(host)));
-        m.insert("groups".into(), self.groups_map.clone());
+        m.insert("group_names".into(), json!(self.inv().group_names(host)));
+        m.insert("groups".into(), self.groups_value());
         self.resolve_vars(&mut m, None);
         // `groups` (every host's name) was there to resolve with; `hostvars` shares one copy
         // of it among all hosts instead of holding N
@@ -236,7 +259,7 @@ impl<'a> Runner<'a> {
     /// The inventory's variables for a host (cached).
     fn inv_host_vars(&self, host: &str) -> Arc<Map<String, Value>> {
         let mut c = self.inv_vars.lock().unwrap_or_else(|e| e.into_inner());
-        c.entry(host.to_string()).or_insert_with(|| Arc::new(self.inventory.host_vars(host))).clone()
+        c.entry(host.to_string()).or_insert_with(|| Arc::new(self.inv().host_vars(host))).clone()
     }
 
     /// Run playbooks in order. Returns the summary (exit code) and writes the recap.
@@ -355,9 +378,9 @@ impl<'a> Runner<'a> {
         } else {
             play.hosts.clone()
         };
-        let mut hosts = self.inventory.select(&pattern).map_err(|e| Diag::error("pattern", play.span, e))?;
+        let mut hosts = self.inv().select(&pattern).map_err(|e| Diag::error("pattern", play.span, e))?;
         if let Some(l) = &self.opts.limit {
-            hosts = self.inventory.limit(&hosts, l).map_err(|e| Diag::error("limit", Default::default(), e))?;
+            hosts = self.inv().limit(&hosts, l).map_err(|e| Diag::error("limit", Default::default(), e))?;
         }
         Ok(hosts)
     }
@@ -1151,7 +1174,7 @@ impl<'a> Runner<'a> {
         let short = st.name.split('.').next().unwrap_or(&st.name).to_string();
         v.insert("inventory_hostname".into(), json!(st.name));
         v.insert("inventory_hostname_short".into(), json!(short));
-        v.insert("group_names".into(), json!(self.inventory.group_names(&st.name)));
+        v.insert("group_names".into(), json!(self.inv().group_names(&st.name)));
         v.insert(
             "playbook_dir".into(),
             json!(task.origin.playbook_dir.canonicalize().unwrap_or(task.origin.playbook_dir.clone())),
@@ -1179,7 +1202,7 @@ impl<'a> Runner<'a> {
         let short = st.name.split('.').next().unwrap_or(&st.name).to_string();
         v.insert("inventory_hostname".into(), json!(st.name));
         v.insert("inventory_hostname_short".into(), json!(short));
-        v.insert("group_names".into(), json!(self.inventory.group_names(&st.name)));
+        v.insert("group_names".into(), json!(self.inv().group_names(&st.name)));
         self.resolve_vars(&mut v, Some(&ctx.magic));
         v
     }
@@ -1193,7 +1216,7 @@ impl<'a> Runner<'a> {
         all: Vec<String>,
     ) -> PlayCtx<'p> {
         let mut m = Map::new();
-        m.insert("groups".into(), self.groups_map.clone());
+        m.insert("groups".into(), self.groups_value());
         m.insert("play_hosts".into(), json!(batch));
         m.insert("ansible_play_hosts".into(), json!(batch));
         m.insert("ansible_play_batch".into(), json!(batch));
@@ -1225,11 +1248,10 @@ impl<'a> Runner<'a> {
         let hv = ctx.hostvars.get_or_init(|| {
             // each host's variables over one shared `groups` (O(hosts), not O(hosts²))
             use std::collections::BTreeMap;
-            let groups = minijinja::Value::from(BTreeMap::from([("groups", to_mj(&self.groups_map))]));
-            let hv: BTreeMap<String, minijinja::Value> = self
-                .inventory
-                .hosts
-                .keys()
+            let groups = minijinja::Value::from(BTreeMap::from([("groups", to_mj(&self.groups_value()))]));
+            let names: Vec<String> = self.inv().hosts.keys().cloned().collect();
+            let hv: BTreeMap<String, minijinja::Value> = names
+                .iter()
                 .map(|h| {
                     let own = to_mj(&*self.resolved_inv_vars(h));
                     (h.clone(), minijinja::value::merge_maps([own, groups.clone()]))
@@ -1868,6 +1890,33 @@ impl<'a> Runner<'a> {
                 result.insert("ansible_facts".into(), Value::Object(facts));
                 return Ok(simple_outcome(&st.name, Status::Ok, None, result));
             }
+            "group_by" => {
+                let rendered = self.templar.render_value(args, scope).map_err(|e| terr(task, e))?;
+                let key = match rendered.get("key") {
+                    Some(Value::String(k)) if !k.trim().is_empty() => k.replace(' ', "-"),
+                    Some(Value::Number(n)) => n.to_string(),
+                    _ => {
+                        return Err(Fail {
+                            msg: "the 'key' param is required".into(),
+                            data: Map::new(),
+                            unreachable: false,
+                        });
+                    }
+                };
+                let parents: Vec<String> = match rendered.get("parents") {
+                    None | Some(Value::Null) => vec!["all".into()],
+                    Some(Value::Array(a)) => a.iter().map(value_label).map(|p| p.replace(' ', "-")).collect(),
+                    Some(v) => value_label(v).split(',').map(|p| p.trim().replace(' ', "-")).collect(),
+                };
+                // changed when the host joined (as Ansible reports it); the inventory is the run's
+                let joined = self.group_by(&st.name, &key, &parents);
+                let mut result = Map::new();
+                result.insert("changed".into(), json!(joined));
+                result.insert("add_group".into(), json!(key));
+                result.insert("parent_groups".into(), json!(parents));
+                let status = if joined { Status::Changed } else { Status::Ok };
+                return Ok(simple_outcome(&st.name, status, None, result));
+            }
             "assert" => return self.act_assert(task, args, scope, st),
             "fail" => {
                 let rendered = self.templar.render_value(args, scope).map_err(|e| terr(task, e))?;
@@ -1974,11 +2023,11 @@ impl<'a> Runner<'a> {
         };
         let (conn_name, conn_vars) = match &delegate {
             Some(d) if d == "localhost" || d == "127.0.0.1" => {
-                let mut v = self.inventory.host_vars(d);
+                let mut v = self.inv().host_vars(d);
                 v.entry("ansible_connection").or_insert(json!("local"));
                 (d.clone(), v)
             }
-            Some(d) => (d.clone(), self.inventory.host_vars(d)),
+            Some(d) => (d.clone(), self.inv().host_vars(d)),
             None => (st.name.clone(), vars.clone()),
         };
         let conn = self

@@ -318,6 +318,31 @@ impl Inventory {
         render::graph(self, group.unwrap_or("all"))
     }
 
+    /// `group_by` while a run goes: the host joins `group` (made if new; under each of
+    /// `parents`, made too, else under `all`). False when it was already there.
+    pub fn add_dynamic(&mut self, host: &str, group: &str, parents: &[String]) -> bool {
+        let known = self.member_spans.contains_key(&(group.to_string(), host.to_string()))
+            && parents.iter().all(|p| self.groups.get(p).is_some_and(|g| g.children.iter().any(|c| c == group)));
+        if known {
+            return false;
+        }
+        let mut vars = Map::new();
+        if self.is_implicit_localhost(host) {
+            vars.insert("ansible_connection".into(), Value::String("local".into()));
+        }
+        self.add_host(group, host, Span::none(), vars, None);
+        for p in parents.iter().filter(|p| *p != group) {
+            self.ensure_group(p, Span::none());
+            if let Some(pg) = self.groups.get_mut(p)
+                && !pg.children.iter().any(|c| c == group)
+            {
+                pg.children.push(group.to_string());
+            }
+        }
+        self.reconcile();
+        true
+    }
+
     // ----- building -----
 
     pub(crate) fn ensure_group(&mut self, name: &str, span: Span) {

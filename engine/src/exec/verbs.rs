@@ -1,5 +1,5 @@
 //! The engine's own actions (`debug`, `assert`, `fail`, `pause`, `ping`, `setup`, `set_fact`,
-//! `include_vars`, `reboot`, `wait_for_connection`) as typed, registered entries: one params
+//! `group_by`, `include_vars`, `reboot`, `wait_for_connection`) as typed, registered entries: one params
 //! type each, so that lint checks their params and `pbr doc` documents them like modules. The
 //! executor runs them itself (exec.rs, reboot.rs); `execute` here is never called. The fields
 //! are the contract lint and `pbr doc` read through the schema; the executor reads the rendered
@@ -166,6 +166,16 @@ pub struct SetFactParams {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+pub struct GroupByParams {
+    /// The group the host joins (spaces become `-`).
+    pub key: String,
+    /// The groups the new group sits under (default `all`).
+    #[serde(default)]
+    pub parents: Option<crate::params::StrList>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct IncludeVarsParams {
     /// The vars file (YAML or JSON), relative to the role's `vars/` or the playbook.
     #[serde(default)]
@@ -295,6 +305,16 @@ pub(crate) fn all() -> Vec<(&'static str, &'static [&'static str], Arc<dyn DynMo
             "Set host variables for the rest of the run (engine action): every key but `cacheable` is a \
              variable. Above play vars in precedence, as in Ansible.",
             "- name: Remember the LV's path\n  set_fact:\n    root_lv: /dev/pis/pi3\n",
+        ),
+        verb::<GroupByParams>(
+            "group_by",
+            &[],
+            "Put the host in a group named from its variables (engine action), for the plays that follow: \
+             `hosts: os_Debian` after `key: os_{{ ansible_facts.os_family }}`. The group is made if new, under \
+             `parents` (default `all`); `groups`, `group_names` and the group's `group_vars` follow from the \
+             next play on. Runs in check mode too; reports a change when the host joined, as Ansible does (the \
+             run's inventory changes, not the host).",
+            "- name: Group the hosts by distribution\n  group_by:\n    key: \"os_{{ ansible_facts.distribution | default('unknown') }}\"\n",
         ),
         verb::<IncludeVarsParams>(
             "include_vars",
