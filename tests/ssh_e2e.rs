@@ -40,6 +40,8 @@ const MATRIX: &str = r#"
     - name: a command guarded by creates
       command: "touch {{ root }}/etc/stamp"
       args: { creates: "{{ root }}/etc/stamp" }
+    - name: the motd back on the controller
+      fetch: { src: "{{ root }}/etc/motd", dest: fetched }
     - name: stat the motd
       stat: { path: "{{ root }}/etc/motd" }
       register: motd
@@ -86,11 +88,12 @@ fn module_matrix_converges_is_idempotent_and_check_writes_nothing() {
     for n in names {
         assert!(r.stdout.contains(&format!("+hello {n}")), "{}", r.stdout);
         assert!(r.stdout.contains(&format!("+name={n}")), "{}", r.stdout);
-        assert_eq!((r.recap(n)["changed"], r.recap(n)["failed"]), (7, 0), "{n}: {}", r.all());
+        assert_eq!((r.recap(n)["changed"], r.recap(n)["failed"]), (8, 0), "{n}: {}", r.all());
     }
     assert!(r.stdout.contains("-port=22\n+port=2222"), "{}", r.stdout);
     assert!(r.stdout.contains("+extra=1") && r.stdout.contains("+managed"), "{}", r.stdout);
     assert!(!lab.path().join("site.retry").exists());
+    assert!(!lab.path().join("fetched").exists(), "check mode fetched a file");
 
     // converge
     let logins =
@@ -103,8 +106,11 @@ fn module_matrix_converges_is_idempotent_and_check_writes_nothing() {
     assert!(before.iter().zip(&after).all(|(b, a)| a - b == 1), "logins {before:?} -> {after:?}");
     for n in names {
         let rc = r.recap(n);
-        assert_eq!((rc["changed"], rc["ok"], rc["failed"]), (7, 9, 0), "{n}: {}", r.all());
+        assert_eq!((rc["changed"], rc["ok"], rc["failed"]), (8, 10, 0), "{n}: {}", r.all());
         let root = lab.path().join("targets/a").join(n);
+        // fetched over the same connection, into a tree per host beside the playbook
+        let fetched = lab.path().join("fetched").join(n).join(root.strip_prefix("/").unwrap()).join("etc/motd");
+        assert_eq!(std::fs::read_to_string(&fetched).unwrap(), format!("hello {n}\n"));
         assert_eq!(std::fs::read_to_string(root.join("etc/motd")).unwrap(), format!("hello {n}\n"));
         assert_eq!(std::fs::read_to_string(root.join("etc/app.conf")).unwrap(), format!("name={n}\nport=2222\n"));
         assert_eq!(std::fs::read_to_string(root.join("etc/lines.conf")).unwrap(), "extra=1\n");
@@ -124,7 +130,7 @@ fn module_matrix_converges_is_idempotent_and_check_writes_nothing() {
     let r = lab.pbr(&["run", "site.yml", "-i", "inventory.ini", "--verify"]);
     assert_eq!(r.code, 0, "{}", r.all());
     for n in names {
-        assert_eq!((r.recap(n)["changed"], r.recap(n)["ok"]), (0, 9), "{}", r.all());
+        assert_eq!((r.recap(n)["changed"], r.recap(n)["ok"]), (0, 10), "{}", r.all());
     }
 
     // drift on one host: --diff shows exactly that edit, and only that host changes

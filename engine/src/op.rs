@@ -63,6 +63,9 @@ pub enum Op {
     /// `makes`/`removes` are its `creates`/`removes` paths, for check mode's overlay. A second
     /// `Exec` of the same plan appends its output to the first's.
     Exec { cmd: Value, script: String, stdin: Option<Vec<u8>>, strip: bool, makes: Vec<String>, removes: Vec<String> },
+    /// Put `content` in a file on the controller (`fetch`): its missing directories made, a temp
+    /// file beside it renamed into place. Nothing on the host changes.
+    WriteLocal { path: std::path::PathBuf, content: Vec<u8> },
     /// Queue work for the end of the run on this host, once per key however many tasks ask
     /// (regenerate the initramfs, `networkctl reload`); never in check mode.
     Defer(Deferred),
@@ -141,6 +144,8 @@ pub async fn run_ops(host: &Host, ops: &[Op]) -> Result<Outcome, ModuleError> {
     for op in ops {
         match op {
             Op::Defer(d) => deferred.push(d.clone()),
+            Op::WriteLocal { path, content } => write_local(path, content)
+                .map_err(|e| ModuleError::new(format!("cannot write {} on the controller: {e}", path.display())))?,
             Op::WriteFile { path, content, mode, owner, group, backup, validate } => {
                 if *backup && let Some(b) = make_backup(host, path).await? {
                     data.insert("backup_file".into(), Value::String(b));
@@ -194,6 +199,21 @@ pub async fn run_ops(host: &Host, ops: &[Op]) -> Result<Outcome, ModuleError> {
         }
     }
     Ok(Outcome { data, deferred })
+}
+
+/// Write a controller file atomically (temp file beside it, then rename).
+fn write_local(path: &std::path::Path, content: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let tmp = dir.join(format!(".{name}.pbr.{}.{nanos}", std::process::id()));
+    let res = std::fs::write(&tmp, content).and_then(|()| std::fs::rename(&tmp, path));
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
 }
 
 fn text_out(b: &[u8], strip: bool) -> String {
@@ -373,7 +393,7 @@ impl Overlay {
                     }
                 }
                 Op::SetAttrs { path, attrs, link: false, .. } => self.set_attrs(&norm(path), attrs),
-                Op::SetAttrs { .. } | Op::Defer(_) => {}
+                Op::SetAttrs { .. } | Op::Defer(_) | Op::WriteLocal { .. } => {}
                 Op::Run { makes, removes, .. } | Op::Exec { makes, removes, .. } => {
                     for r in removes {
                         let r = norm(r);

@@ -10,6 +10,7 @@ pub mod boot_util;
 pub mod command;
 pub mod copy;
 pub mod cron;
+pub mod fetch;
 pub mod file;
 pub mod filesystem;
 pub mod find;
@@ -53,6 +54,7 @@ pub fn registry() -> pbr_engine::Registry {
     r.add(command::Shell);
     r.add(copy::Copy);
     r.add(cron::Cron);
+    r.add(fetch::Fetch);
     r.add(file::File);
     r.add(find::Find);
     r.add(ini_file::IniFile);
