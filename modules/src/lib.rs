@@ -18,6 +18,7 @@ pub mod get_url;
 pub mod ini_file;
 pub mod iscsi;
 pub mod kernel_cmdline;
+pub mod known_hosts;
 pub mod lineinfile;
 pub mod link_check;
 pub mod lvg;
@@ -58,6 +59,7 @@ pub fn registry() -> pbr_engine::Registry {
     r.add(file::File);
     r.add(find::Find);
     r.add(ini_file::IniFile);
+    r.add(known_hosts::KnownHosts);
     r.add(lineinfile::Lineinfile);
     r.add(package::Package);
     r.add(replace::Replace);
