@@ -18,6 +18,11 @@ fn recap(out: &str) -> Option<[u64; 4]> {
     Some([num("ok")?, num("changed")?, num("unreachable")?, num("failed")?])
 }
 
+/// `sh -c` script: `$0` a scratch directory, then the command. /etc becomes an overlay whose
+/// writes land in a tmpfs mounted on the scratch directory (this mount namespace only).
+const OWN_ETC: &str = "mount -t tmpfs none \"$0\" && mkdir \"$0/u\" \"$0/w\" && \
+    mount -t overlay overlay -o lowerdir=/etc,upperdir=\"$0/u\",workdir=\"$0/w\" /etc && exec \"$@\"";
+
 fn run(tool: &str, playbook: &Path) -> (bool, String, Option<[u64; 4]>) {
     let work = tempfile::tempdir().unwrap();
     let inv = work.path().join("inventory.ini");
@@ -25,11 +30,20 @@ fn run(tool: &str, playbook: &Path) -> (bool, String, Option<[u64; 4]>) {
     let workdir = work.path().join("w");
     std::fs::create_dir(&workdir).unwrap();
     // A playbook that changes what belongs to a UTS namespace (kernel.domainname, the host name)
-    // runs in one of its own, so the machine running the tests keeps its own.
-    let own_uts = std::fs::read_to_string(playbook).unwrap().contains("# compat: own-uts-namespace");
+    // runs in one of its own, so the machine running the tests keeps its own; one that writes
+    // /etc also gets a throwaway /etc (an overlay over the real one, on a tmpfs of its own).
+    let text = std::fs::read_to_string(playbook).unwrap();
+    let own_etc = text.contains("# compat: own-etc");
+    let own_uts = own_etc || text.contains("# compat: own-uts-namespace");
     let program = if tool == "pbr" { env!("CARGO_BIN_EXE_pbr") } else { tool };
+    let scratch = work.path().join("etc-layer");
     let new_cmd = || {
-        if own_uts {
+        if own_etc {
+            std::fs::create_dir_all(&scratch).unwrap();
+            let mut c = Command::new("unshare");
+            c.args(["--mount", "--uts", "--", "sh", "-c", OWN_ETC]).arg(&scratch).arg(program);
+            c
+        } else if own_uts {
             let mut c = Command::new("unshare");
             c.arg("--uts").arg("--").arg(program);
             c
@@ -88,15 +102,13 @@ fn compat_playbooks_pass_in_pbr_and_in_ansible() {
         eprintln!("ansible-playbook not found: pbr's runs only");
     }
     let mut failures = vec![];
-    let can_unshare = Command::new("unshare").args(["--uts", "true"]).status().is_ok_and(|s| s.success());
+    let can_unshare = Command::new("unshare").args(["--uts", "--mount", "true"]).status().is_ok_and(|s| s.success());
     for b in &books {
         let name = b.file_name().unwrap().to_string_lossy().into_owned();
-        if !can_unshare && std::fs::read_to_string(b).unwrap().contains("# compat: own-uts-namespace") {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "{name} needs `unshare --uts` (root): CI runs as root"
-            );
-            eprintln!("{name}: skipped, `unshare --uts` needs root");
+        let text = std::fs::read_to_string(b).unwrap();
+        if !can_unshare && (text.contains("# compat: own-uts-namespace") || text.contains("# compat: own-etc")) {
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "{name} needs `unshare` (root): CI runs as root");
+            eprintln!("{name}: skipped, `unshare` needs root");
             continue;
         }
         let (ok, text, r) = run("pbr", b);

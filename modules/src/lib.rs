@@ -15,6 +15,7 @@ pub mod file;
 pub mod filesystem;
 pub mod find;
 pub mod get_url;
+pub mod hostname;
 pub mod ini_file;
 pub mod iscsi;
 pub mod kernel_cmdline;
@@ -81,6 +82,7 @@ pub fn registry() -> pbr_engine::Registry {
     r.add(bcache::Bcache);
     r.add(targetcli::Targetcli);
     r.add(iscsi::Iscsi);
+    r.add(hostname::Hostname);
     r.add(get_url::GetUrl);
     r.add(link_check::LinkCheck);
     r.add(networkd::Networkd);
