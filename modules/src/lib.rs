@@ -40,6 +40,7 @@ pub mod sysctl;
 pub mod systemd;
 pub mod targetcli;
 pub mod template;
+pub mod timezone;
 pub mod unarchive;
 pub mod user;
 pub mod util;
@@ -90,6 +91,7 @@ pub fn registry() -> pbr_engine::Registry {
     r.add(mount::Mount);
     r.add(modprobe::Modprobe);
     r.add(unarchive::Unarchive);
+    r.add(timezone::Timezone);
     r.add(wait_for::WaitFor);
     r.add(rootfs::Rootfs);
     r
