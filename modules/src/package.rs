@@ -57,6 +57,69 @@ pub struct PackageParams {
     /// apt only: do not install recommended packages when false.
     #[serde(default)]
     pub install_recommends: Option<serde_json::Value>,
+    /// Upgrade every installed package: `yes`/`safe` (`apt-get upgrade`, `pacman -Su`, `dnf
+    /// upgrade`, `apk upgrade`), `dist`/`full` (`apt-get dist-upgrade`), `no`. With
+    /// `update_cache`, after the index is refreshed.
+    #[serde(default)]
+    pub upgrade: Option<Value>,
+}
+
+/// How to upgrade everything, from `upgrade:`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upgrade {
+    Safe,
+    Dist,
+}
+
+impl PackageParams {
+    pub fn upgrade(&self) -> Result<Option<Upgrade>, String> {
+        let s = match &self.upgrade {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Bool(b)) => return Ok(b.then_some(Upgrade::Safe)),
+            Some(Value::String(s)) => s.to_ascii_lowercase(),
+            Some(other) => return Err(format!("upgrade: expected yes, no, safe, dist or full, got {other}")),
+        };
+        match s.as_str() {
+            "safe" => Ok(Some(Upgrade::Safe)),
+            "dist" | "full" => Ok(Some(Upgrade::Dist)),
+            _ => match pbr_engine::params::parse_bool(&s) {
+                Some(b) => Ok(b.then_some(Upgrade::Safe)),
+                None => Err(format!("upgrade: expected yes, no, safe, dist or full, got {s:?}")),
+            },
+        }
+    }
+}
+
+/// The read-only query listing the packages an upgrade of everything would change.
+fn upgradable_script(m: Manager, u: Upgrade) -> &'static str {
+    match (m, u) {
+        (Manager::Apt, Upgrade::Safe) => "apt-get -s -q upgrade 2>/dev/null | sed -n 's/^Inst \\([^ ]*\\).*/\\1/p'",
+        (Manager::Apt, Upgrade::Dist) => {
+            "apt-get -s -q dist-upgrade 2>/dev/null | sed -n 's/^Inst \\([^ ]*\\).*/\\1/p'"
+        }
+        (Manager::Pacman, _) => "pacman -Qu 2>/dev/null | cut -d' ' -f1",
+        (Manager::Dnf | Manager::Yum, _) => {
+            "{ dnf -q check-update 2>/dev/null || yum -q check-update 2>/dev/null; } | awk 'NF == 3 { sub(/\\.[^.]*$/, \"\", $1); print $1 }'"
+        }
+        (Manager::Apk, _) => "apk version -l '<' 2>/dev/null | sed 1d | cut -d' ' -f1",
+        (Manager::Auto, _) => "true",
+    }
+}
+
+fn upgrade_all_script(m: Manager, u: Upgrade) -> &'static str {
+    match (m, u) {
+        (Manager::Apt, Upgrade::Safe) => {
+            "DEBIAN_FRONTEND=noninteractive apt-get upgrade -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
+        }
+        (Manager::Apt, Upgrade::Dist) => {
+            "DEBIAN_FRONTEND=noninteractive apt-get dist-upgrade -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
+        }
+        (Manager::Pacman, _) => "pacman -Su --noconfirm",
+        (Manager::Dnf, _) => "dnf upgrade -y",
+        (Manager::Yum, _) => "yum upgrade -y",
+        (Manager::Apk, _) => "apk upgrade",
+        (Manager::Auto, _) => "true",
+    }
 }
 
 /// What the probe saw: the manager, each package's installed version (None: not installed),
@@ -68,6 +131,8 @@ pub struct PkgFacts {
     pub upgradable: Vec<String>,
     /// Seconds since the package index was refreshed (apt, pacman), when known.
     pub cache_age: Option<u64>,
+    /// With `upgrade`: the packages an upgrade of everything would change (by the index as it is).
+    pub upgrade_all: Vec<String>,
 }
 
 /// Parse `dpkg-query -W -f='${Package}\t${Status}\t${Version}\n'` output.
@@ -233,7 +298,7 @@ pub fn parse_query(m: Manager, names: &[String], out: &str) -> PkgFacts {
             .filter(|s| !s.is_empty())
             .collect(),
     };
-    PkgFacts { manager: m, installed, upgradable, cache_age: None }
+    PkgFacts { manager: m, installed, upgradable, cache_age: None, upgrade_all: vec![] }
 }
 
 /// What to do: packages to install, to upgrade, to remove.
@@ -314,7 +379,19 @@ fn wants_update(p: &PackageParams, st: &PkgFacts, pp: &PkgPlan) -> bool {
         (Some(valid), Some(age)) => age > valid,
         _ => true,
     };
-    p.update_cache && stale && (p.name.0.is_empty() || !pp.install.is_empty() || !pp.upgrade.is_empty())
+    p.update_cache
+        && stale
+        && (p.name.0.is_empty()
+            || !pp.install.is_empty()
+            || !pp.upgrade.is_empty()
+            || p.upgrade().ok().flatten().is_some())
+}
+
+/// Upgrade everything: asked for, and something to upgrade (or an index refresh that may bring
+/// something).
+fn wants_upgrade_all(p: &PackageParams, st: &PkgFacts, pp: &PkgPlan) -> Option<Upgrade> {
+    let u = p.upgrade().ok().flatten()?;
+    (!st.upgrade_all.is_empty() || wants_update(p, st, pp)).then_some(u)
 }
 
 pub struct Package;
@@ -333,7 +410,8 @@ impl Module for Package {
                           missing (or, with `latest`, upgradable) ones are installed, non-interactively. \
                           `latest` compares with the package index as it is: add `update_cache` to refresh it \
                           before installing. `update_cache` with no names refreshes unless the index is younger than `cache_valid_time` \
-                          seconds (always without it), and reports that as a change.",
+                          seconds (always without it), and reports that as a change. `upgrade` upgrades every \
+                          installed package (after the refresh), reported with the packages it changes.",
             examples: r#"- name: Tools
   package:
     name: [vim, htop, lvm2]
@@ -349,13 +427,19 @@ impl Module for Package {
   package:
     name: telnet
     state: absent
+
+- name: Every Pi up to date
+  pacman:
+    update_cache: true
+    upgrade: true
 "#,
         }
     }
 
     fn validate(&self, p: &PackageParams) -> Result<(), String> {
-        if p.name.0.is_empty() && !p.update_cache {
-            return Err("name is required (or update_cache alone)".into());
+        let upgrade = p.upgrade()?;
+        if p.name.0.is_empty() && !p.update_cache && upgrade.is_none() {
+            return Err("name is required (or update_cache, or upgrade, alone)".into());
         }
         Ok(())
     }
@@ -369,10 +453,16 @@ impl Module for Package {
             .ok_or_else(|| ModuleError::new("no supported package manager found (apt-get, pacman, dnf, yum, apk)"))?;
         let (age_line, rest) = rest.split_once('\n').unwrap_or((rest, ""));
         let cache_age = age_line.strip_prefix("@@AGE").and_then(|a| a.trim().parse().ok());
-        if p.name.0.is_empty() {
-            return Ok(PkgFacts { manager: m, installed: BTreeMap::new(), upgradable: vec![], cache_age });
+        let mut upgrade_all = vec![];
+        if let Some(u) = p.upgrade().map_err(ModuleError::new)? {
+            let out = host.query_sh(upgradable_script(m, u)).await?;
+            upgrade_all =
+                out.stdout_str().lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
         }
-        Ok(PkgFacts { cache_age, ..parse_query(m, &p.name.0, rest) })
+        if p.name.0.is_empty() {
+            return Ok(PkgFacts { manager: m, installed: BTreeMap::new(), upgradable: vec![], cache_age, upgrade_all });
+        }
+        Ok(PkgFacts { cache_age, upgrade_all, ..parse_query(m, &p.name.0, rest) })
     }
 
     fn plan(&self, p: &PackageParams, st: &PkgFacts) -> Result<Plan, ModuleError> {
@@ -386,6 +476,19 @@ impl Module for Package {
         };
         if wants_update(p, st, &pp) {
             plan.push(Change::new(format!("update the package index ({})", update_script(st.manager))));
+        }
+        if wants_upgrade_all(p, st, &pp).is_some() {
+            let what = if st.upgrade_all.is_empty() {
+                "upgrade every package the refreshed index has newer".to_string()
+            } else {
+                let n = st.upgrade_all.len();
+                let shown = st.upgrade_all.iter().take(20).cloned().collect::<Vec<_>>().join(", ");
+                let more = if n > 20 { format!(" and {} more", n - 20) } else { String::new() };
+                format!("upgrade {n} package(s): {shown}{more}")
+            };
+            let b: Vec<(String, String)> = st.upgrade_all.iter().map(|n| (n.clone(), "installed".into())).collect();
+            let a: Vec<(String, String)> = st.upgrade_all.iter().map(|n| (n.clone(), "upgraded".into())).collect();
+            plan.push(Change::new(what).with_diff(Diff::state("packages", &b, &a)));
         }
         if !pp.install.is_empty() {
             plan.push(
@@ -421,6 +524,9 @@ impl Module for Package {
             makes: vec![],
             removes: vec![],
         };
+        if let Some(u) = wants_upgrade_all(p, st, &pp) {
+            plan.op(exec(upgrade_all_script(m, u).to_string()));
+        }
         if !to_install.is_empty() {
             plan.op(exec(install_script(m, &to_install, p)));
         }
@@ -501,6 +607,14 @@ mod tests {
         assert_eq!(st.installed.get("linux"), Some(&Some("6.9.1.arch1-1".to_string())));
         assert_eq!(st.installed.get("zsh"), Some(&None));
         assert_eq!(st.upgradable, vec!["linux"]);
+        let p: PackageParams = serde_json::from_value(json!({"upgrade": "dist"})).unwrap();
+        assert_eq!(p.upgrade(), Ok(Some(Upgrade::Dist)));
+        let none = PkgFacts { installed: BTreeMap::new(), upgradable: vec![], ..st.clone() };
+        let full = PkgFacts { upgrade_all: vec!["linux".into()], ..none.clone() };
+        let plan = Package.plan(&p, &full).unwrap();
+        assert!(plan.changes[0].summary.contains("upgrade 1 package(s): linux"));
+        assert!(matches!(&plan.ops[..], [Op::Exec { script, .. }] if script == "pacman -Su --noconfirm"));
+        assert!(Package.plan(&p, &none).unwrap().is_empty());
         let st = parse_query(Manager::Dnf, &names, "linux 6.9-1.fc40\npackage zsh is not installed\n@@UP\n");
         assert_eq!(st.installed.get("zsh"), Some(&None));
         assert!(st.installed.get("linux").is_some_and(|v| v.is_some()));
