@@ -168,12 +168,16 @@ struct TaskController<'a> {
 
 impl Controller for TaskController<'_> {
     fn render_file(&self, path: &Path) -> Result<String, String> {
+        self.render_file_with(path, &crate::template::SyntaxOptions::default())
+    }
+
+    fn render_file_with(&self, path: &Path, opts: &crate::template::SyntaxOptions) -> Result<String, String> {
         let text = crate::source::read_text(path).map_err(|e| match e {
             crate::source::ReadError::NotUtf8(_, m) => m,
             e => format!("cannot read {}: {e}", path.display()),
         })?;
         let scope = Scope { vars: self.vars, search: self.search };
-        self.templar.render_text(&text, &scope).map_err(|e| match e.line {
+        self.templar.render_text_with(&text, &scope, opts).map_err(|e| match e.line {
             Some(l) => format!("{}:{l}: {}", path.display(), e.message),
             None => format!("{}: {}", path.display(), e.message),
         })

@@ -202,6 +202,14 @@ macro_rules! bail {
 pub trait Controller: Send + Sync {
     /// Render a template file with the host's variables.
     fn render_file(&self, path: &Path) -> Result<String, String>;
+    /// Render a template file with other syntax options than Ansible's defaults.
+    fn render_file_with(&self, path: &Path, opts: &crate::template::SyntaxOptions) -> Result<String, String> {
+        if *opts == crate::template::SyntaxOptions::default() {
+            self.render_file(path)
+        } else {
+            Err("this controller renders templates with the default syntax only".into())
+        }
+    }
 }
 
 /// Per-task context handed to modules.

@@ -216,19 +216,68 @@ pub fn budget() -> Option<u64> {
     }
 }
 
+/// How a template file is read (the `template` module's options; Ansible's defaults).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxOptions {
+    /// The first newline after a block tag is removed.
+    pub trim_blocks: bool,
+    /// Spaces and tabs before a block tag on its line are removed.
+    pub lstrip_blocks: bool,
+    pub block: (String, String),
+    pub variable: (String, String),
+    pub comment: (String, String),
+}
+
+impl Default for SyntaxOptions {
+    fn default() -> Self {
+        SyntaxOptions {
+            trim_blocks: true,
+            lstrip_blocks: false,
+            block: ("{%".into(), "%}".into()),
+            variable: ("{{".into(), "}}".into()),
+            comment: ("{#".into(), "#}".into()),
+        }
+    }
+}
+
+impl SyntaxOptions {
+    /// The options a `template` task's params give (`*_start_string`...; the rest default).
+    pub fn from_params(args: &serde_json::Value) -> SyntaxOptions {
+        let d = SyntaxOptions::default();
+        let s = |k: &str, def: &str| args.get(k).and_then(serde_json::Value::as_str).unwrap_or(def).to_string();
+        let b = |k: &str, def: bool| args.get(k).map(truthy).unwrap_or(def);
+        SyntaxOptions {
+            trim_blocks: b("trim_blocks", d.trim_blocks),
+            lstrip_blocks: b("lstrip_blocks", d.lstrip_blocks),
+            block: (s("block_start_string", &d.block.0), s("block_end_string", &d.block.1)),
+            variable: (s("variable_start_string", &d.variable.0), s("variable_end_string", &d.variable.1)),
+            comment: (s("comment_start_string", &d.comment.0), s("comment_end_string", &d.comment.1)),
+        }
+    }
+
+    fn config(&self) -> Result<minijinja::syntax::SyntaxConfig, String> {
+        minijinja::syntax::SyntaxConfig::builder()
+            .block_delimiters(self.block.0.clone(), self.block.1.clone())
+            .variable_delimiters(self.variable.0.clone(), self.variable.1.clone())
+            .comment_delimiters(self.comment.0.clone(), self.comment.1.clone())
+            .trim_blocks(self.trim_blocks)
+            .lstrip_blocks(self.lstrip_blocks)
+            .keep_trailing_newline(true)
+            .build()
+            .map_err(|e| format!("invalid template delimiters: {e}"))
+    }
+}
+
 fn build_env(behavior: UndefinedBehavior) -> Environment<'static> {
+    build_env_with(behavior, &SyntaxOptions::default()).expect("the default syntax is valid")
+}
+
+fn build_env_with(behavior: UndefinedBehavior, syntax: &SyntaxOptions) -> Result<Environment<'static>, String> {
     let mut env = Environment::new();
     env.set_fuel(budget());
     env.set_debug(true);
     env.set_undefined_behavior(behavior);
-    if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
-        .trim_blocks(true)
-        .lstrip_blocks(false)
-        .keep_trailing_newline(true)
-        .build()
-    {
-        env.set_syntax(syntax);
-    }
+    env.set_syntax(syntax.config()?);
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     env.set_loader(loader);
     env.set_path_join_callback(|name, parent| std::borrow::Cow::Owned(join_path(name, parent)));
@@ -240,7 +289,7 @@ fn build_env(behavior: UndefinedBehavior) -> Environment<'static> {
     lookups::register(&mut env);
     dates::register(&mut env);
     env.add_global("omit", OMIT);
-    env
+    Ok(env)
 }
 
 /// One render's result.
@@ -390,6 +439,20 @@ impl Templar {
     }
 
     /// Render a template text to a string (the `template` module, `lookup('template')`).
+    /// [`Self::render_text`] with other syntax options than Ansible's defaults (the
+    /// `template` module's `trim_blocks`, `lstrip_blocks`, `*_start_string`...).
+    pub fn render_text_with(&self, s: &str, scope: &Scope, o: &SyntaxOptions) -> Result<String, TemplateError> {
+        if *o == SyntaxOptions::default() {
+            return self.render_text(s, scope);
+        }
+        let err = |m: String| TemplateError { message: m, undefined: None, line: None };
+        let t = Templar {
+            env: build_env_with(UndefinedBehavior::Strict, o).map_err(err)?,
+            chain: build_env_with(UndefinedBehavior::Chainable, o).map_err(err)?,
+        };
+        Ok(t.run(s, scope)?.output)
+    }
+
     pub fn render_text(&self, s: &str, scope: &Scope) -> Result<String, TemplateError> {
         if !Self::is_template(s) {
             return Ok(s.to_string());
@@ -454,6 +517,17 @@ impl Templar {
             return Ok(BTreeSet::new());
         }
         let tmpl = self.env.get_template(&inline_name(s)).map_err(|e| self.convert_err(&e, s, None))?;
+        Ok(self.without_globals(tmpl.undeclared_variables(false)))
+    }
+
+    /// [`Self::referenced_vars`] of a template file read with other delimiters.
+    pub fn referenced_vars_with(&self, s: &str, o: &SyntaxOptions) -> Result<BTreeSet<String>, TemplateError> {
+        if *o == SyntaxOptions::default() {
+            return self.referenced_vars(s);
+        }
+        let err = |m: String| TemplateError { message: m, undefined: None, line: None };
+        let env = build_env_with(UndefinedBehavior::Strict, o).map_err(err)?;
+        let tmpl = env.get_template(&inline_name(s)).map_err(|e| self.convert_err(&e, s, None))?;
         Ok(self.without_globals(tmpl.undeclared_variables(false)))
     }
 

@@ -4,6 +4,7 @@ use crate::copy::{ContentSpec, ContentState, content_data, plan_content_write, p
 use crate::util::{self, Attrs};
 use async_trait::async_trait;
 use pbr_engine::params::{Mode, bool_lenient};
+use pbr_engine::template::SyntaxOptions;
 use pbr_engine::{Ctx, Doc, Host, Module, ModuleError, Plan};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -39,6 +40,47 @@ pub struct TemplateParams {
     /// Command run on the rendered file before it is put in place; `%s` is the temp file's path.
     #[serde(default)]
     pub validate: Option<String>,
+    /// Remove the first newline after a block tag (`{% ... %}`).
+    #[serde(default = "yes", deserialize_with = "bool_lenient")]
+    pub trim_blocks: bool,
+    /// Remove spaces and tabs before a block tag on its line.
+    #[serde(default, deserialize_with = "bool_lenient")]
+    pub lstrip_blocks: bool,
+    /// The newline the rendered file uses: `\n`, `\r\n` or `\r`.
+    #[serde(default)]
+    pub newline_sequence: Option<String>,
+    #[serde(default)]
+    pub block_start_string: Option<String>,
+    #[serde(default)]
+    pub block_end_string: Option<String>,
+    #[serde(default)]
+    pub variable_start_string: Option<String>,
+    #[serde(default)]
+    pub variable_end_string: Option<String>,
+    #[serde(default)]
+    pub comment_start_string: Option<String>,
+    #[serde(default)]
+    pub comment_end_string: Option<String>,
+    /// Only `utf-8` (the default) is written.
+    #[serde(default)]
+    pub output_encoding: Option<String>,
+}
+
+impl TemplateParams {
+    fn syntax(&self) -> SyntaxOptions {
+        let d = SyntaxOptions::default();
+        let pick = |o: &Option<String>, def: &str| o.clone().unwrap_or_else(|| def.to_string());
+        SyntaxOptions {
+            trim_blocks: self.trim_blocks,
+            lstrip_blocks: self.lstrip_blocks,
+            block: (pick(&self.block_start_string, &d.block.0), pick(&self.block_end_string, &d.block.1)),
+            variable: (
+                pick(&self.variable_start_string, &d.variable.0),
+                pick(&self.variable_end_string, &d.variable.1),
+            ),
+            comment: (pick(&self.comment_start_string, &d.comment.0), pick(&self.comment_end_string, &d.comment.1)),
+        }
+    }
 }
 
 pub struct Template;
@@ -64,15 +106,28 @@ impl Module for Template {
     }
 
     fn validate(&self, p: &TemplateParams) -> Result<(), String> {
+        if let Some(n) = &p.newline_sequence
+            && !["\n", "\r\n", "\r"].contains(&n.as_str())
+        {
+            return Err(format!("newline_sequence must be \\n, \\r\\n or \\r, got {n:?}"));
+        }
+        if let Some(e) = &p.output_encoding
+            && !["utf-8", "utf8"].contains(&e.to_ascii_lowercase().as_str())
+        {
+            return Err(format!("output_encoding {e:?}: only utf-8 is written"));
+        }
         util::check_validate(p.validate.as_deref())
     }
 
     async fn probe(&self, ctx: &Ctx<'_>, p: &TemplateParams, host: &Host) -> Result<ContentState, ModuleError> {
         let path = ctx.find_file("templates", &p.src)?;
-        let text = ctx
+        let mut text = ctx
             .controller
-            .render_file(&path)
+            .render_file_with(&path, &p.syntax())
             .map_err(|e| ModuleError::new(format!("cannot render {}: {e}", path.display())))?;
+        if let Some(nl) = p.newline_sequence.as_deref().filter(|n| *n != "\n") {
+            text = text.replace("\r\n", "\n").replace('\n', nl);
+        }
         let name = p.src.strip_suffix(".j2").unwrap_or(&p.src);
         let file = probe_dest(host, &p.dest, Some(name)).await?;
         Ok(ContentState { file, want: text.into_bytes(), force: p.force, src_mode: None })

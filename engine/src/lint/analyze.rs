@@ -683,13 +683,15 @@ impl<'a> Analyzer<'a> {
                         .with_help(format!("looked in {} (then the directories themselves)", looked.join(", "))),
                 );
             }
-            Some(p) if module == "template" && p.is_file() => self.template_file(&p),
+            Some(p) if module == "template" && p.is_file() => {
+                self.template_file(&p, &crate::template::SyntaxOptions::from_params(args))
+            }
             Some(_) => {}
         }
     }
 
     /// A template file: syntax, and the variables it reads.
-    fn template_file(&mut self, p: &Path) {
+    fn template_file(&mut self, p: &Path, syntax: &crate::template::SyntaxOptions) {
         let canon = p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
         if !self.templates_seen.insert(canon) {
             return;
@@ -703,14 +705,15 @@ impl<'a> Analyzer<'a> {
             }
             Err(_) => return,
         };
-        if !Templar::is_template(&text) {
+        let default_syntax = *syntax == crate::template::SyntaxOptions::default();
+        if default_syntax && !Templar::is_template(&text) {
             return;
         }
         let id = add_source(p, text.clone());
         let Some(src) = source(id) else {
             return;
         };
-        match self.templar.referenced_vars(&text) {
+        match self.templar.referenced_vars_with(&text, syntax) {
             Ok(names) => {
                 let guarded = text.contains("default") || text.contains("defined");
                 for name in names {

@@ -11,6 +11,7 @@ use serde_json::Value as Json;
 use sha1::Digest as _;
 
 pub fn register(env: &mut Environment<'static>) {
+    env.add_function("dict", dict_fn);
     env.add_filter("bool", bool_filter);
     env.add_filter("default", default);
     env.add_filter("d", default);
@@ -111,6 +112,48 @@ pub fn bool_word(s: &str) -> Option<bool> {
         "no" | "off" | "0" | "false" | "n" | "f" | "" => Some(false),
         _ => None,
     }
+}
+
+/// Python's `dict(...)`: a mapping, or pairs (`dict(keys | zip(values))`), then keyword args.
+fn dict_fn(args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let mut out: indexmap::IndexMap<Value, Value> = indexmap::IndexMap::new();
+    if args.len() > 1 {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("dict expected at most 1 argument, got {}", args.len()),
+        ));
+    }
+    if let Some(v) = args.first() {
+        match v.kind() {
+            ValueKind::Map => {
+                for k in v.try_iter()? {
+                    let val = v.get_item(&k)?;
+                    out.insert(k, val);
+                }
+            }
+            ValueKind::Undefined | ValueKind::None => {}
+            _ => {
+                for (i, pair) in v.try_iter()?.enumerate() {
+                    let items: Vec<Value> = pair.try_iter().map(|it| it.collect()).unwrap_or_default();
+                    if items.len() != 2 {
+                        return Err(Error::new(
+                            ErrorKind::InvalidOperation,
+                            format!(
+                                "dictionary update sequence element #{i} has length {}; 2 is required",
+                                items.len()
+                            ),
+                        ));
+                    }
+                    out.insert(items[0].clone(), items[1].clone());
+                }
+            }
+        }
+    }
+    for k in kwargs.args() {
+        let v: Value = kwargs.get(k)?;
+        out.insert(Value::from(k), v);
+    }
+    Ok(Value::from_object(out))
 }
 
 fn bool_filter(v: &Value) -> Result<Value, Error> {
