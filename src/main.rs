@@ -432,8 +432,16 @@ fn load_all(
         if !p.exists() {
             return Err(Diag::error("io", Default::default(), format!("playbook not found: {}", p.display())));
         }
-        let mut loader = Loader { is_module: &|n| registry.contains(n), stack: vec![], reentrant: 0 };
+        let is_module = |n: &str| registry.contains(n);
+        let mut loader = Loader::new(&is_module);
         let pb = loader.load_playbook(p).map_err(|d| pbr_engine::lint::with_module_hint(d, registry))?;
+        // every task and play that did not load is named, then the run refuses to start
+        if let Some(last) = loader.recovered.pop() {
+            for d in loader.recovered.drain(..) {
+                eprint!("{}", pbr_engine::lint::with_module_hint(d, registry).render(color_err()));
+            }
+            return Err(pbr_engine::lint::with_module_hint(last, registry));
+        }
         if let Some(dir) = p.parent() {
             inv.add_playbook_dir(dir)?;
         }

@@ -809,9 +809,13 @@ impl<'a> Runner<'a> {
             let mut entered = None;
             let loaded = {
                 let is_module = |n: &str| self.registry.contains(n);
-                let mut loader =
-                    crate::playbook::Loader { is_module: &is_module, stack: chain.clone(), reentrant: chain.len() };
-                match &task.action {
+                let mut loader = crate::playbook::Loader {
+                    is_module: &is_module,
+                    stack: chain.clone(),
+                    reentrant: chain.len(),
+                    recovered: vec![],
+                };
+                let r = match &task.action {
                     Action::IncludeTasks { .. } => {
                         let base = match &task.origin.role {
                             Some(r) => r.path.join("tasks"),
@@ -840,6 +844,11 @@ impl<'a> Runner<'a> {
                             .map(|(_, t, _)| t)
                     }
                     _ => Ok(vec![]),
+                };
+                // a task of the included file that did not load fails the include
+                match r {
+                    Ok(_) if !loader.recovered.is_empty() => Err(loader.recovered.remove(0)),
+                    other => other,
                 }
             };
             match loaded {

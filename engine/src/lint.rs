@@ -198,10 +198,14 @@ pub fn lint_paths(
     let mut pbs = Vec::new();
     for f in &files {
         let is_mod = |n: &str| is_module(registry, n);
-        let mut loader = Loader { is_module: &is_mod, stack: vec![], reentrant: 0 };
+        let mut loader = Loader::new(&is_mod);
         match loader.load_playbook(f) {
             Ok(pb) => pbs.push(pb),
             Err(d) => diags.push(with_module_hint(remap(d), registry)),
+        }
+        // the errors of the tasks and plays left out, all of them
+        for d in std::mem::take(&mut loader.recovered) {
+            diags.push(with_module_hint(remap(d), registry));
         }
         if let Some(dir) = f.parent()
             && let Err(d) = inv.add_playbook_dir(if dir.as_os_str().is_empty() { Path::new(".") } else { dir })

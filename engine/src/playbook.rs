@@ -526,6 +526,16 @@ pub struct Loader<'a> {
     /// entered again (a recursion that a `when:` ends, as Ansible allows), up to
     /// [`MAX_INCLUDE_DEPTH`]. A static import of a file being loaded is always a cycle.
     pub reentrant: usize,
+    /// Errors of tasks and plays that were left out so that loading could go on: every error of
+    /// a file is reported in one go (lint, and a run that refuses to start). A playbook loaded
+    /// with errors here must not run.
+    pub recovered: Vec<Diag>,
+}
+
+impl<'a> Loader<'a> {
+    pub fn new(is_module: &'a (dyn Fn(&str) -> bool + Send + Sync)) -> Loader<'a> {
+        Loader { is_module, stack: vec![], reentrant: 0, recovered: vec![] }
+    }
 }
 
 /// The longest chain of imports and includes.
@@ -650,7 +660,10 @@ impl Loader<'_> {
                 self.load_plays_into(&dir.join(f), imp.span, plays)?;
                 continue;
             }
-            plays.push(self.parse_play(item, &dir)?);
+            match self.parse_play(item, &dir) {
+                Ok(p) => plays.push(p),
+                Err(d) => self.recovered.push(d),
+            }
         }
         self.stack.pop();
         Ok(())
@@ -959,7 +972,14 @@ impl Loader<'_> {
             n.as_seq().ok_or_else(|| err(n.span, format!("expected a list of tasks, found {}", n.type_name())))?;
         let mut out = Vec::new();
         for item in items {
-            let t = self.parse_task(item, origin, dir)?;
+            let t = match self.parse_task(item, origin, dir) {
+                Ok(t) => t,
+                Err(d) => {
+                    // the task is left out; its error is reported with the file's others
+                    self.recovered.push(d);
+                    continue;
+                }
+            };
             // import_tasks / import_role: static, expanded here
             if let Action::Module { name, args, .. } = &t.action {
                 let short = short_name(name.as_str());

@@ -269,7 +269,8 @@ impl<'a> Analyzer<'a> {
                     if entered.as_deref().is_some_and(|e| self.recursion_ended_at_run_time(t, e)) {
                         continue;
                     }
-                    let mut loader = Loader { is_module: &is_mod, stack: self.chain(t), reentrant: 0 };
+                    let mut loader =
+                        Loader { is_module: &is_mod, stack: self.chain(t), reentrant: 0, recovered: vec![] };
                     match loader.load_role(
                         name,
                         tasks_from.as_deref(),
@@ -279,6 +280,9 @@ impl<'a> Analyzer<'a> {
                         t.origin.role.as_ref(),
                     ) {
                         Ok((role, sub, handlers)) => {
+                            for d in std::mem::take(&mut loader.recovered) {
+                                self.push(super::with_module_hint(remap(d), self.registry));
+                            }
                             self.role(&role);
                             self.defined.extend(t.vars.keys().cloned());
                             let depth = self.include_stack.len();
@@ -346,9 +350,12 @@ impl<'a> Analyzer<'a> {
         let reg = self.registry;
         let is_mod = |n: &str| is_module(reg, n);
         // a cycle is an error of the include that closes it (the loader names every step)
-        let mut loader = Loader { is_module: &is_mod, stack: self.chain(t), reentrant: 0 };
+        let mut loader = Loader { is_module: &is_mod, stack: self.chain(t), reentrant: 0, recovered: vec![] };
         match loader.load_task_file(&p, &t.origin, t.span) {
             Ok(sub) => {
+                for d in std::mem::take(&mut loader.recovered) {
+                    self.push(super::with_module_hint(remap(d), self.registry));
+                }
                 self.include_stack.push((crate::playbook::canonical(&p), t.span));
                 self.tasks(&sub, info, handler);
                 self.include_stack.pop();

@@ -72,7 +72,7 @@ fn both(text: &str) -> (Vec<Diag>, Vec<Diag>) {
     std::fs::write(&path, text).expect("write");
     let reg = registry();
     let is_mod = |n: &str| is_module(&reg, n);
-    let mut loader = Loader { is_module: &is_mod, stack: vec![], reentrant: 0 };
+    let mut loader = Loader::new(&is_mod);
     let pb = loader.load_playbook(&path).expect("loads");
     let inv = Inventory::new();
     let templar = Templar::new();
