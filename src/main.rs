@@ -183,6 +183,8 @@ struct ShowArgs {
 enum OutputFmt {
     Human,
     Json,
+    /// JUnit XML for test dashboards, printed when the run ends.
+    Junit,
 }
 
 #[derive(Args)]
@@ -524,7 +526,11 @@ fn prepare(a: &RunArgs) -> Result<Prepared, ExitCode> {
 
 /// The reporter a run's arguments ask for.
 fn reporter_for(a: &RunArgs) -> Reporter {
-    let format = if a.exec.output == OutputFmt::Json { Format::Json } else { Format::Human };
+    let format = match a.exec.output {
+        OutputFmt::Json => Format::Json,
+        OutputFmt::Junit => Format::Junit,
+        OutputFmt::Human => Format::Human,
+    };
     let mut reporter = Reporter::new(
         format,
         color_out() && format == Format::Human,

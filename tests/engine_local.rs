@@ -506,6 +506,40 @@ fn json_output_is_one_object_per_line() {
 }
 
 #[test]
+fn junit_output_has_a_case_per_task_and_host() {
+    let d = tempfile::tempdir().unwrap();
+    inventory(d.path(), &["h1", "h2"]);
+    write(
+        d.path(),
+        "pb.yml",
+        r#"
+- name: the <junit> play
+  hosts: all
+  gather_facts: false
+  tasks:
+    - copy: { dest: "{{ root }}/done", content: "x\n" }
+    - command: "false"
+      when: inventory_hostname == 'h1'
+      ignore_errors: true
+    - debug: { msg: never }
+      when: false
+"#,
+    );
+    let r = pbr(d.path(), &["run", "pb.yml", "-i", "inventory.ini", "--output", "junit"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let x = &r.stdout;
+    assert!(x.starts_with("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<testsuites name=\"pbr\" tests=\"6\""), "{x}");
+    assert!(
+        x.contains("<testsuite name=\"the &lt;junit&gt; play\" tests=\"6\" failures=\"1\" errors=\"0\" skipped=\"3\""),
+        "{x}"
+    );
+    assert!(x.contains("<testcase name=\"[h1] command\" classname=\"pb.yml:7:7\""), "{x}");
+    assert!(x.contains("<failure message=\"non-zero return code\" type=\"ignored-failure\">"), "{x}");
+    assert_eq!(x.matches("<system-out>+ create ").count(), 2, "{x}");
+    assert!(x.trim_end().ends_with("</testsuites>") && !x.contains("PLAY RECAP"), "{x}");
+}
+
+#[test]
 fn environment_timeout_and_free_strategy() {
     let d = tempfile::tempdir().unwrap();
     inventory(d.path(), &["h1", "h2"]);

@@ -65,6 +65,23 @@ pub struct Stats {
 pub enum Format {
     Human,
     Json,
+    /// JUnit XML at the end of the run (test dashboards): one test case per task and host, as
+    /// Ansible's junit callback writes them.
+    Junit,
+}
+
+/// One task on one host, for the JUnit report.
+#[derive(Debug, Clone)]
+struct JunitCase {
+    play: String,
+    task: String,
+    location: String,
+    host: String,
+    status: Status,
+    ignored: bool,
+    msg: Option<String>,
+    changes: Vec<String>,
+    secs: f64,
 }
 
 /// Where run events go. Thread-safe; lines are written whole.
@@ -80,6 +97,8 @@ pub struct Reporter {
     progress: Option<Mutex<Option<Progress>>>,
     /// With [`Reporter::recording`]: every result by host, in order, redacted, for a saved plan.
     record: Option<Mutex<indexmap::IndexMap<String, Vec<PlannedTask>>>>,
+    /// With [`Format::Junit`]: the play and task running (name, location, start), and the cases.
+    junit: Mutex<(String, String, String, Option<std::time::Instant>, Vec<JunitCase>)>,
 }
 
 struct Progress {
@@ -103,6 +122,7 @@ impl Reporter {
             out: Mutex::new(out),
             progress: None,
             record: None,
+            junit: Mutex::new(Default::default()),
         }
     }
 
@@ -251,6 +271,7 @@ impl Reporter {
         match self.format {
             Format::Human => self.write(format!("\n{}\n", stars(&format!("PLAY [{name}]")))),
             Format::Json => self.json(json!({"event": "play_start", "play": name})),
+            Format::Junit => self.junit.lock().unwrap_or_else(|e| e.into_inner()).0 = name.to_string(),
         }
     }
 
@@ -264,6 +285,12 @@ impl Reporter {
                 self.write(s)
             }
             Format::Json => self.json(json!({"event": "task_start", "task": name, "kind": kind, "location": location})),
+            Format::Junit => {
+                let mut j = self.junit.lock().unwrap_or_else(|e| e.into_inner());
+                j.1 = name.to_string();
+                j.2 = location.to_string();
+                j.3 = Some(std::time::Instant::now());
+            }
         }
     }
 
@@ -271,11 +298,29 @@ impl Reporter {
         match self.format {
             Format::Human => self.write(format!("{}\n", self.c("1;35", &format!("[WARNING]: {msg}")))),
             Format::Json => self.json(json!({"event": "warning", "msg": msg})),
+            Format::Junit => {}
         }
     }
 
     pub fn host_result(&self, task: &str, r: &HostReport) {
         self.keep(task, r);
+        if self.format == Format::Junit {
+            let mut j = self.junit.lock().unwrap_or_else(|e| e.into_inner());
+            let secs = j.3.map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0);
+            let case = JunitCase {
+                play: j.0.clone(),
+                task: task.to_string(),
+                location: j.2.clone(),
+                host: r.host.clone(),
+                status: r.status,
+                ignored: r.ignored,
+                msg: r.msg.as_ref().map(|m| self.redact(m.clone())),
+                changes: r.changes.iter().map(|c| self.redact(format!("{} {}", c.kind.symbol(), c.summary))).collect(),
+                secs,
+            };
+            j.4.push(case);
+            return;
+        }
         if self.format == Format::Json {
             let mut v = json!({
                 "event": "result",
@@ -430,6 +475,94 @@ impl Reporter {
                     stats.iter().map(|(h, s)| (h.clone(), serde_json::to_value(s).unwrap_or(Value::Null))).collect();
                 self.json(json!({"event": "recap", "hosts": m}));
             }
+            Format::Junit => {
+                let cases = std::mem::take(&mut self.junit.lock().unwrap_or_else(|e| e.into_inner()).4);
+                self.write(junit_xml(&cases));
+            }
         }
     }
+}
+
+fn xml_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&apos;"),
+            // characters XML 1.0 cannot hold
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => o.push_str(&format!("\\x{:02x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// The JUnit report: a test suite per play, a test case per task and host (`[host] task`);
+/// failed tasks are failures (ignored ones too, as Ansible's junit callback counts them by
+/// default), unreachable hosts errors, skipped tasks skipped.
+fn junit_xml(cases: &[JunitCase]) -> String {
+    let mut plays: indexmap::IndexMap<&str, Vec<&JunitCase>> = indexmap::IndexMap::new();
+    for c in cases {
+        plays.entry(c.play.as_str()).or_default().push(c);
+    }
+    let count = |v: &[&JunitCase], st: Status| v.iter().filter(|c| c.status == st).count();
+    let total_time: f64 = cases.iter().map(|c| c.secs).sum();
+    let mut x = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n");
+    x.push_str(&format!(
+        "<testsuites name=\"pbr\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{total_time:.3}\">\n",
+        cases.len(),
+        cases.iter().filter(|c| c.status == Status::Failed).count(),
+        cases.iter().filter(|c| c.status == Status::Unreachable).count(),
+        cases.iter().filter(|c| c.status == Status::Skipped).count(),
+    ));
+    for (play, v) in plays {
+        let time: f64 = v.iter().map(|c| c.secs).sum();
+        x.push_str(&format!(
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{time:.3}\">\n",
+            xml_escape(play),
+            v.len(),
+            count(&v, Status::Failed),
+            count(&v, Status::Unreachable),
+            count(&v, Status::Skipped)
+        ));
+        for c in v {
+            x.push_str(&format!(
+                "    <testcase name=\"[{}] {}\" classname=\"{}\" time=\"{:.3}\"",
+                xml_escape(&c.host),
+                xml_escape(&c.task),
+                xml_escape(&c.location),
+                c.secs
+            ));
+            let msg = c.msg.as_deref().unwrap_or("");
+            let body = match c.status {
+                Status::Failed => {
+                    let ty = if c.ignored { "ignored-failure" } else { "failure" };
+                    format!(
+                        "      <failure message=\"{}\" type=\"{ty}\">{}</failure>\n",
+                        xml_escape(msg),
+                        xml_escape(msg)
+                    )
+                }
+                Status::Unreachable => format!("      <error message=\"{}\" type=\"unreachable\"/>\n", xml_escape(msg)),
+                Status::Skipped => format!("      <skipped message=\"{}\"/>\n", xml_escape(msg)),
+                Status::Ok | Status::Changed if !c.changes.is_empty() => {
+                    format!("      <system-out>{}</system-out>\n", xml_escape(&c.changes.join("\n")))
+                }
+                Status::Ok | Status::Changed => String::new(),
+            };
+            if body.is_empty() {
+                x.push_str("/>\n");
+            } else {
+                x.push_str(">\n");
+                x.push_str(&body);
+                x.push_str("    </testcase>\n");
+            }
+        }
+        x.push_str("  </testsuite>\n");
+    }
+    x.push_str("</testsuites>\n");
+    x
 }
