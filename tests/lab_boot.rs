@@ -28,6 +28,12 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+/// The lab's vault password (a test fixture): inventory/lab keeps the pi's CHAP password in a
+/// vault, tests/lab/wifi-vars.yml its Wi-Fi passphrase, as a homelab keeps its own.
+const VAULT_PW: &str = "tests/lab/vault-password";
+/// What the lab's vault holds, which no output may show.
+const LAB_SECRETS: [&str; 2] = ["lab-chap-secret-pi", "pbr-lab-wifi-passphrase"];
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -73,7 +79,8 @@ fn lab_boot_pi_from_iscsi_bcache_root() {
     lab.write_inventory(&inv).expect("inventory");
     let inv = inv.display().to_string();
     let run = |playbook: &str, extra: &[&str]| {
-        let mut args = vec!["run", playbook, "-i", inv.as_str(), "-i", "inventory/lab"];
+        let mut args =
+            vec!["run", playbook, "-i", inv.as_str(), "-i", "inventory/lab", "--vault-password-file", VAULT_PW];
         args.extend_from_slice(extra);
         let t = Instant::now();
         let r = common::pbr(&repo(), &args);
@@ -123,6 +130,18 @@ fn lab_boot_pi_from_iscsi_bcache_root() {
     assert!(stat(&first, "storage", "changed") > 0 && stat(&first, "pi", "changed") > 0, "{}", first.stdout);
     assert_eq!(first.stdout.matches("(item=regenerate initramfs)").count(), 1, "one regeneration:\n{}", first.stdout);
     steps.done("converge");
+    // the pi logs in with CHAP, its password from the vault, never shown
+    let userid = sh(
+        lab,
+        Vm::Storage,
+        "sudo cat /sys/kernel/config/target/iscsi/iqn.2024-01.lan.lab.storage:pi/tpgt_1/acls/iqn.2024-01.lan.lab.pi:pi/auth/userid",
+    );
+    assert_eq!(userid.trim(), "pi");
+    for r in [&check, &first] {
+        for secret in LAB_SECRETS {
+            assert!(!r.all().contains(secret), "a vault secret reached the output:\n{}", r.all());
+        }
+    }
     // the target's kernel module is loaded, and will be at every boot
     let module = sh(
         lab,
@@ -411,6 +430,8 @@ fn diagnose(lab: &Lab, inv: &str, extra: &[&str]) -> common::Run {
         inv,
         "-i",
         "inventory/lab",
+        "--vault-password-file",
+        VAULT_PW,
         "-e",
         "@tests/lab/wifi-vars.yml",
         "-l",
@@ -595,6 +616,8 @@ fn lab_wifi_pi_boots_its_iscsi_root_over_wifi() {
             inv.as_str(),
             "-i",
             "inventory/lab",
+            "--vault-password-file",
+            VAULT_PW,
             "-e",
             "@tests/lab/wifi-vars.yml",
         ];

@@ -1261,7 +1261,7 @@ impl<'a> Runner<'a> {
         let hv = ctx.hostvars.get_or_init(|| {
             // each host's variables over one shared `groups` (O(hosts), not O(hosts²))
             use std::collections::BTreeMap;
-            let groups = minijinja::Value::from(BTreeMap::from([("groups", to_mj(&self.groups_value()))]));
+            let groups = minijinja::Value::from(BTreeMap::from([("groups", to_mj(self.groups_value()))]));
             let names: Vec<String> = self.inv().hosts.keys().cloned().collect();
             let hv: BTreeMap<String, minijinja::Value> = names
                 .iter()
@@ -1296,7 +1296,19 @@ impl<'a> Runner<'a> {
         if pending.is_empty() {
             return;
         }
-        for _ in 0..8 {
+        // what each pending var refers to: a var is rendered once none of those is pending (a
+        // `x is defined` of a var still pending must not read as false)
+        let refs_of: HashMap<String, Vec<String>> = pending
+            .iter()
+            .map(|k| {
+                let mut r = Vec::new();
+                if let Some(v) = vars.get(k) {
+                    self.template_refs(v, &mut r);
+                }
+                (k.clone(), r)
+            })
+            .collect();
+        for _ in 0..(pending.len() + 8) {
             let ctx_vars: Map<String, Value> =
                 vars.iter().filter(|(k, _)| !pending.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
             let ctx = match shared {
@@ -1304,9 +1316,16 @@ impl<'a> Runner<'a> {
                 None => to_mj(&ctx_vars),
             };
             let scope = Scope { vars: &ctx, search: &[] };
+            let ready: Vec<String> = pending
+                .iter()
+                .filter(|k| refs_of.get(*k).is_none_or(|r| r.iter().all(|x| x == *k || !pending.contains(x))))
+                .cloned()
+                .collect();
+            // a cycle: try them all (an error keeps a var pending)
+            let batch = if ready.is_empty() { pending.clone() } else { ready };
             let mut progressed = false;
-            let mut still = Vec::new();
-            for k in pending {
+            let mut still: Vec<String> = pending.iter().filter(|k| !batch.contains(k)).cloned().collect();
+            for k in batch {
                 let raw = vars.get(&k).cloned().unwrap_or(Value::Null);
                 match self.templar.render_value(&raw, &scope) {
                     Ok(v) => {

@@ -70,6 +70,10 @@ pub enum Format {
     Junit,
 }
 
+/// The JUnit report in progress: the play and task running (name, location, start) and the
+/// cases so far.
+type JunitState = (String, String, String, Option<std::time::Instant>, Vec<JunitCase>);
+
 /// One task on one host, for the JUnit report.
 #[derive(Debug, Clone)]
 struct JunitCase {
@@ -98,7 +102,7 @@ pub struct Reporter {
     /// With [`Reporter::recording`]: every result by host, in order, redacted, for a saved plan.
     record: Option<Mutex<indexmap::IndexMap<String, Vec<PlannedTask>>>>,
     /// With [`Format::Junit`]: the play and task running (name, location, start), and the cases.
-    junit: Mutex<(String, String, String, Option<std::time::Instant>, Vec<JunitCase>)>,
+    junit: Mutex<JunitState>,
 }
 
 struct Progress {

@@ -167,7 +167,8 @@ fn playbook(data: &[u8]) {
     if std::fs::write(&path, data).is_err() {
         return;
     }
-    let mut loader = pbr_engine::playbook::Loader { is_module: &|n| registry.contains(n), stack: vec![], reentrant: 0 };
+    let is_module = |n: &str| registry.contains(n);
+    let mut loader = pbr_engine::playbook::Loader::new(&is_module);
     let pb = match loader.load_playbook(&path) {
         Ok(pb) => pb,
         Err(d) => {
@@ -175,6 +176,10 @@ fn playbook(data: &[u8]) {
             return;
         }
     };
+    // the errors of the tasks left out render too (and the rest is analyzed, as lint does)
+    for d in std::mem::take(&mut loader.recovered) {
+        let _ = pbr_engine::lint::with_module_hint(d, registry).render(false);
+    }
     let inv = Inventory::load(&[]).unwrap_or_default();
     static T: OnceLock<Templar> = OnceLock::new();
     let templar = T.get_or_init(bounded_templar);
