@@ -138,9 +138,11 @@ fn compat_playbooks_pass_in_pbr_and_in_ansible() {
 fn compat_playbooks_lint_clean_with_their_extra_vars() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat");
     let lint = |extra: &[&str]| {
+        // the compat runs' own inventory (not the repo's default, whose vault lint cannot read)
         Command::new(env!("CARGO_BIN_EXE_pbr"))
             .arg("lint")
             .arg(&dir)
+            .args(["-i", "localhost,"])
             .args(extra)
             .env("NO_COLOR", "1")
             .output()

@@ -509,7 +509,7 @@ impl<'a> Runner<'a> {
             let res = async {
                 let conn = self.connect(&st.name, &vars, ctx.play.connection.as_deref()).await?;
                 let host = Host::new(st.name.clone(), conn, None);
-                crate::facts::gather(&host).await
+                crate::facts::gather_subset(&host, ctx.play.gather_subset).await
             }
             .await;
             let report = match res {
@@ -2030,7 +2030,14 @@ impl<'a> Runner<'a> {
                     data: Map::new(),
                 })?;
                 let host = Host::new(st.name.clone(), conn, None);
-                let facts = crate::facts::gather(&host).await.map_err(|e| Fail::from(ModuleError::from(e)))?;
+                let rendered = self.templar.render_value(args, scope).map_err(|e| terr(task, e))?;
+                let subset = crate::facts::Subset::parse(rendered.get("gather_subset")).map_err(|e| Fail {
+                    msg: e,
+                    data: Map::new(),
+                    unreachable: false,
+                })?;
+                let facts =
+                    crate::facts::gather_subset(&host, subset).await.map_err(|e| Fail::from(ModuleError::from(e)))?;
                 st.facts.insert("ansible_facts".into(), Value::Object(facts.clone()));
                 for (k, v) in &facts {
                     st.facts.insert(format!("ansible_{k}"), v.clone());

@@ -1,24 +1,364 @@
-//! A small `setup`: the facts playbooks branch on, gathered with one command.
+//! `setup`: the facts playbooks branch on, gathered with one `sh` script (no Python): the
+//! minimal set (system, distribution, user, service and package manager, date and time,
+//! environment), `hardware` (memory, processors, mounts, block devices) and `network`
+//! (interfaces, addresses, the default routes), as `gather_subset` asks.
 
 use crate::host::{Host, HostError};
 use serde_json::{Map, Value, json};
 
-const SCRIPT: &str = "uname -n; uname -m; uname -s; uname -r; id -un; \
+const MIN: &str = "uname -n; uname -m; uname -s; uname -r; id -un; \
     if [ -d /run/systemd/system ]; then echo systemd; else echo other; fi; \
     for m in pacman apt-get dnf yum apk zypper; do if command -v $m >/dev/null 2>&1; then echo $m; break; fi; done; echo; \
-    echo ---; cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null; true";
+    echo ---; cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null; true\n\
+    echo '@@id'; id -u; id -g; printf '%s\\n' \"$HOME\" \"$SHELL\"\n\
+    echo '@@date'; date '+%Y %m %d %H %M %S %s %Z %z %A %u %U %B %b %j %p' ; date -u '+%Y-%m-%dT%H:%M:%SZ'\n\
+    echo '@@env'; env\n";
+
+const HARDWARE: &str = "echo '@@meminfo'; cat /proc/meminfo 2>/dev/null\n\
+    echo '@@cpuinfo'; cat /proc/cpuinfo 2>/dev/null\n\
+    echo '@@mounts'; cat /proc/mounts 2>/dev/null\n\
+    echo '@@devices'; for d in /sys/block/*; do [ -e \"$d/size\" ] || continue; \
+    printf '%s|%s|%s|%s|%s|%s|%s\\n' \"${d##*/}\" \"$(cat $d/size)\" \"$(cat $d/queue/logical_block_size 2>/dev/null)\" \
+    \"$(cat $d/removable 2>/dev/null)\" \"$(cat $d/queue/rotational 2>/dev/null)\" \
+    \"$(cat $d/device/model 2>/dev/null | sed 's/ *$//')\" \"$(cat $d/device/vendor 2>/dev/null | sed 's/ *$//')\"; done\n";
+
+const NETWORK: &str = "echo '@@ifaces'; for i in /sys/class/net/*; do [ -e \"$i/address\" ] || continue; \
+    printf '%s|%s|%s|%s\\n' \"${i##*/}\" \"$(cat $i/address 2>/dev/null)\" \"$(cat $i/mtu 2>/dev/null)\" \"$(cat $i/operstate 2>/dev/null)\"; done\n\
+    echo '@@addrs'; ip -o addr show 2>/dev/null\n\
+    echo '@@route4'; ip -4 route show default 2>/dev/null\n\
+    echo '@@route6'; ip -6 route show default 2>/dev/null\n";
+
+/// Which fact groups `gather_subset` asks for (Ansible's names: `all`, `min`, `hardware`,
+/// `network`, each negatable with `!`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subset {
+    pub hardware: bool,
+    pub network: bool,
+}
+
+impl Default for Subset {
+    fn default() -> Self {
+        Subset { hardware: true, network: true }
+    }
+}
+
+impl Subset {
+    /// From `gather_subset` (a list or a comma-separated string). Unknown names are errors.
+    pub fn parse(v: Option<&Value>) -> Result<Subset, String> {
+        let items: Vec<String> = match v {
+            None | Some(Value::Null) => return Ok(Subset::default()),
+            Some(Value::String(s)) => s.split(',').map(|x| x.trim().to_string()).collect(),
+            Some(Value::Array(a)) => a.iter().map(|x| x.as_str().unwrap_or("").trim().to_string()).collect(),
+            Some(other) => return Err(format!("gather_subset must be a list of names, got {other}")),
+        };
+        // as Ansible: with only exclusions, the rest of `all` is gathered
+        let mut s = if items.iter().all(|i| i.starts_with('!')) {
+            Subset::default()
+        } else {
+            Subset { hardware: false, network: false }
+        };
+        for i in items.iter().filter(|i| !i.is_empty()) {
+            let (neg, name) = match i.strip_prefix('!') {
+                Some(n) => (true, n),
+                None => (false, i.as_str()),
+            };
+            match name {
+                "all" => {
+                    s.hardware = !neg;
+                    s.network = !neg;
+                }
+                "min" => {}
+                "hardware" | "devices" | "mounts" | "processor" | "memory" => s.hardware = !neg,
+                "network" | "interfaces" | "default_ipv4" | "default_ipv6" => s.network = !neg,
+                "virtual" | "ohai" | "facter" | "distribution" | "date_time" | "env" | "user" | "platform"
+                | "pkg_mgr" | "service_mgr" | "dns" | "local" | "lsb" | "python" | "selinux" | "apparmor" | "caps"
+                | "cmdline" | "fips" | "ssh_pub_keys" => {}
+                other => return Err(format!("unknown gather_subset `{other}` (all, min, hardware, network)")),
+            }
+        }
+        Ok(s)
+    }
+}
 
 /// Gather facts (names without the `ansible_` prefix, as in `ansible_facts`).
 pub async fn gather(host: &Host) -> Result<Map<String, Value>, HostError> {
-    let out = host.query_sh(SCRIPT).await?;
+    gather_subset(host, Subset::default()).await
+}
+
+/// Gather the facts of a subset, in one command.
+pub async fn gather_subset(host: &Host, subset: Subset) -> Result<Map<String, Value>, HostError> {
+    let mut script = MIN.to_string();
+    if subset.hardware {
+        script.push_str(HARDWARE);
+    }
+    if subset.network {
+        script.push_str(NETWORK);
+    }
+    script.push_str("true\n");
+    let out = host.query_sh(script).await?;
     if out.rc != 0 {
         return Err(HostError::Failed(format!("gathering facts failed: {}", out.stderr_str().trim())));
     }
     Ok(parse(&out.stdout_str()))
 }
 
+/// The script's output split into its `@@name` sections (the first, unnamed, is the base).
+fn sections(text: &str) -> (String, std::collections::HashMap<String, String>) {
+    let mut base = String::new();
+    let mut map = std::collections::HashMap::new();
+    let mut cur: Option<String> = None;
+    let mut buf = String::new();
+    for line in text.split_inclusive('\n') {
+        if let Some(name) = line.trim_end().strip_prefix("@@").filter(|n| !n.contains(' ')) {
+            match cur.take() {
+                Some(c) => {
+                    map.insert(c, std::mem::take(&mut buf));
+                }
+                None => base = std::mem::take(&mut buf),
+            }
+            cur = Some(name.to_string());
+            continue;
+        }
+        buf.push_str(line);
+    }
+    match cur {
+        Some(c) => {
+            map.insert(c, buf);
+        }
+        None => base = buf,
+    }
+    (base, map)
+}
+
 /// Parse the output of the facts script.
 pub fn parse(text: &str) -> Map<String, Value> {
+    let (base, sec) = sections(text);
+    let mut m = parse_base(&base);
+    if let Some(id) = sec.get("id") {
+        let l: Vec<&str> = id.lines().collect();
+        if l.len() >= 4 {
+            m.insert("user_uid".into(), json!(l[0].parse::<u64>().unwrap_or(0)));
+            m.insert("user_gid".into(), json!(l[1].parse::<u64>().unwrap_or(0)));
+            m.insert("user_dir".into(), json!(l[2]));
+            m.insert("user_shell".into(), json!(l[3]));
+        }
+    }
+    if let Some(d) = sec.get("date") {
+        m.insert("date_time".into(), date_time(d));
+    }
+    if let Some(e) = sec.get("env") {
+        let env: Map<String, Value> = e
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .filter(|(k, _)| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        m.insert("env".into(), Value::Object(env));
+    }
+    if let Some(mem) = sec.get("meminfo") {
+        let kb = |key: &str| {
+            mem.lines()
+                .find_map(|l| l.strip_prefix(key).and_then(|r| r.trim_start_matches(':').split_whitespace().next()))
+                .and_then(|n| n.parse::<u64>().ok())
+        };
+        if let Some(t) = kb("MemTotal") {
+            m.insert("memtotal_mb".into(), json!(t / 1024));
+        }
+        if let Some(f) = kb("MemFree") {
+            m.insert("memfree_mb".into(), json!(f / 1024));
+        }
+        if let Some(s) = kb("SwapTotal") {
+            m.insert("swaptotal_mb".into(), json!(s / 1024));
+        }
+    }
+    if let Some(cpu) = sec.get("cpuinfo") {
+        let vcpus = cpu.lines().filter(|l| l.starts_with("processor")).count().max(1);
+        let mut sockets: Vec<&str> = cpu.lines().filter_map(|l| l.strip_prefix("physical id")).collect();
+        sockets.sort();
+        sockets.dedup();
+        let count = sockets.len().max(1);
+        let cores = cpu
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("cpu cores")
+                    .and_then(|r| r.trim_start_matches([' ', '\t', ':']).trim().parse::<usize>().ok())
+            })
+            .unwrap_or(vcpus / count)
+            .max(1);
+        m.insert("processor_vcpus".into(), json!(vcpus));
+        m.insert("processor_count".into(), json!(count));
+        m.insert("processor_cores".into(), json!(cores));
+        m.insert("processor_threads_per_core".into(), json!((vcpus / (count * cores)).max(1)));
+        m.insert("processor_nproc".into(), json!(vcpus));
+    }
+    if let Some(mounts) = sec.get("mounts") {
+        let list: Vec<Value> = mounts
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() >= 4).then(|| {
+                    let un = |s: &str| s.replace("\\040", " ").replace("\\011", "\t");
+                    json!({"device": un(f[0]), "mount": un(f[1]), "fstype": f[2], "options": f[3]})
+                })
+            })
+            .collect();
+        m.insert("mounts".into(), Value::Array(list));
+    }
+    if let Some(devs) = sec.get("devices") {
+        let mut d = Map::new();
+        for l in devs.lines() {
+            let f: Vec<&str> = l.split('|').collect();
+            if f.len() < 7 {
+                continue;
+            }
+            let sectors: u64 = f[1].parse().unwrap_or(0);
+            let ss: u64 = f[2].parse().unwrap_or(512);
+            let opt = |s: &str| if s.is_empty() { Value::Null } else { json!(s) };
+            d.insert(
+                f[0].to_string(),
+                json!({
+                    "sectors": sectors.to_string(),
+                    "sectorsize": ss.to_string(),
+                    "size": human_size(sectors * 512),
+                    "removable": f[3],
+                    "rotational": f[4],
+                    "model": opt(f[5]),
+                    "vendor": opt(f[6]),
+                }),
+            );
+        }
+        m.insert("devices".into(), Value::Object(d));
+    }
+    if sec.contains_key("ifaces") {
+        network(&sec, &mut m);
+    }
+    m
+}
+
+/// Ansible's size text of a block device (`20.00 GB`).
+fn human_size(bytes: u64) -> String {
+    let units = ["bytes", "KB", "MB", "GB", "TB", "PB"];
+    let mut v = bytes as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < units.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 { format!("{bytes:.2} bytes") } else { format!("{v:.2} {}", units[i]) }
+}
+
+fn date_time(text: &str) -> Value {
+    let mut l = text.lines();
+    let f: Vec<&str> = l.next().unwrap_or("").split_whitespace().collect();
+    let utc = l.next().unwrap_or("").trim();
+    let g = |i: usize| f.get(i).copied().unwrap_or("");
+    json!({
+        "year": g(0), "month": g(1), "day": g(2), "hour": g(3), "minute": g(4), "second": g(5),
+        "epoch": g(6), "tz": g(7), "tz_offset": g(8), "weekday": g(9), "weekday_number": g(10),
+        "weeknumber": g(11), "monthname": g(12), "monthname_short": g(13), "julian": g(14),
+        "date": format!("{}-{}-{}", g(0), g(1), g(2)),
+        "time": format!("{}:{}:{}", g(3), g(4), g(5)),
+        "iso8601": utc,
+        "iso8601_basic_short": format!("{}{}{}T{}{}{}", g(0), g(1), g(2), g(3), g(4), g(5)),
+    })
+}
+
+/// Interfaces, their addresses, and the interfaces of the default routes.
+fn network(sec: &std::collections::HashMap<String, String>, m: &mut Map<String, Value>) {
+    let mut names = vec![];
+    let mut ifaces: Map<String, Value> = Map::new();
+    for l in sec.get("ifaces").map(String::as_str).unwrap_or("").lines() {
+        let f: Vec<&str> = l.split('|').collect();
+        if f.len() < 4 {
+            continue;
+        }
+        names.push(f[0].to_string());
+        ifaces.insert(
+            f[0].to_string(),
+            json!({"device": f[0], "macaddress": f[1], "mtu": f[2].parse::<u64>().unwrap_or(0),
+                   "active": f[3] == "up" || f[3] == "unknown", "ipv4_secondaries": [], "ipv6": []}),
+        );
+    }
+    let mut all4 = vec![];
+    let mut all6 = vec![];
+    // `ip -o addr show`: "2: eth0    inet 10.0.0.2/24 brd 10.0.0.255 scope global eth0\..."
+    for l in sec.get("addrs").map(String::as_str).unwrap_or("").lines() {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        let (Some(dev), Some(fam), Some(cidr)) = (w.get(1), w.get(2), w.get(3)) else { continue };
+        let dev = dev.split('@').next().unwrap_or(dev);
+        let (addr, prefix) = cidr.split_once('/').unwrap_or((cidr, "32"));
+        let Some(Value::Object(i)) = ifaces.get_mut(dev) else { continue };
+        let prefix_n: u32 = prefix.parse().unwrap_or(32);
+        match *fam {
+            "inet" => {
+                all4.push(json!(addr));
+                let brd = w.iter().position(|x| *x == "brd").and_then(|p| w.get(p + 1)).copied().unwrap_or("");
+                let v4 = json!({"address": addr, "prefix": prefix, "netmask": netmask(prefix_n),
+                                "network": network_of(addr, prefix_n), "broadcast": brd});
+                if i.contains_key("ipv4") {
+                    if let Some(Value::Array(s)) = i.get_mut("ipv4_secondaries") {
+                        s.push(v4);
+                    }
+                } else {
+                    i.insert("ipv4".into(), v4);
+                }
+            }
+            "inet6" => {
+                all6.push(json!(addr));
+                let scope = w.iter().position(|x| *x == "scope").and_then(|p| w.get(p + 1)).copied().unwrap_or("");
+                if let Some(Value::Array(s)) = i.get_mut("ipv6") {
+                    s.push(json!({"address": addr, "prefix": prefix, "scope": scope}));
+                }
+            }
+            _ => {}
+        }
+    }
+    let default = |route: Option<&String>, v6: bool| -> Value {
+        // "default via 10.0.0.1 dev eth0 proto static"
+        let Some(line) = route.and_then(|r| r.lines().next()) else { return json!({}) };
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let after = |k: &str| w.iter().position(|x| *x == k).and_then(|p| w.get(p + 1)).copied();
+        let Some(dev) = after("dev") else { return json!({}) };
+        let mut d = Map::new();
+        d.insert("interface".into(), json!(dev));
+        d.insert("alias".into(), json!(dev));
+        if let Some(g) = after("via") {
+            d.insert("gateway".into(), json!(g));
+        }
+        if let Some(Value::Object(i)) = ifaces.get(dev) {
+            d.insert("macaddress".into(), i["macaddress"].clone());
+            d.insert("mtu".into(), i["mtu"].clone());
+            let addr = if v6 { i.get("ipv6").and_then(|a| a.get(0)).cloned() } else { i.get("ipv4").cloned() };
+            if let Some(Value::Object(a)) = addr {
+                d.extend(a);
+            }
+        }
+        Value::Object(d)
+    };
+    m.insert("default_ipv4".into(), default(sec.get("route4"), false));
+    m.insert("default_ipv6".into(), default(sec.get("route6"), true));
+    m.insert("all_ipv4_addresses".into(), Value::Array(all4));
+    m.insert("all_ipv6_addresses".into(), Value::Array(all6));
+    for (name, v) in &ifaces {
+        m.insert(name.replace(['-', ':', '.'], "_"), v.clone());
+    }
+    names.sort();
+    m.insert("interfaces".into(), json!(names));
+}
+
+fn netmask(prefix: u32) -> String {
+    let bits: u32 = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix.min(32)) };
+    std::net::Ipv4Addr::from(bits).to_string()
+}
+
+fn network_of(addr: &str, prefix: u32) -> String {
+    let Ok(a) = addr.parse::<std::net::Ipv4Addr>() else { return String::new() };
+    let bits: u32 = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix.min(32)) };
+    std::net::Ipv4Addr::from(u32::from(a) & bits).to_string()
+}
+
+/// The minimal facts (the first part of the script's output).
+fn parse_base(text: &str) -> Map<String, Value> {
     let (head, os) = text.split_once("---\n").unwrap_or((text, ""));
     let mut l = head.lines();
     let mut next = || l.next().unwrap_or("").trim().to_string();
@@ -115,5 +455,46 @@ mod tests {
         );
         assert_eq!(f["os_family"], "RedHat");
         assert_eq!(f["distribution_major_version"], "9");
+    }
+
+    #[test]
+    fn subsets_and_sections() {
+        assert_eq!(Subset::parse(None).unwrap(), Subset::default());
+        assert_eq!(Subset::parse(Some(&json!("!hardware"))).unwrap(), Subset { hardware: false, network: true });
+        assert_eq!(Subset::parse(Some(&json!(["network"]))).unwrap(), Subset { hardware: false, network: true });
+        assert_eq!(Subset::parse(Some(&json!(["!all", "!min"]))).unwrap(), Subset { hardware: false, network: false });
+        assert!(Subset::parse(Some(&json!(["nonsense"]))).is_err());
+        let out = "vm\nx86_64\nLinux\n6.1\nroot\nsystemd\napt-get\n\n---\nID=debian\n\
+                   @@id\n0\n0\n/root\n/bin/bash\n\
+                   @@date\n2026 12 07 12 05 09 1796645109 UTC +0000 Monday 1 49 December Dec 341 PM\n2026-12-07T12:05:09Z\n\
+                   @@env\nHOME=/root\nPATH=/usr/bin\n\
+                   @@meminfo\nMemTotal:        2048000 kB\nMemFree:  1024000 kB\n\
+                   @@cpuinfo\nprocessor\t: 0\ncpu cores\t: 2\nprocessor\t: 1\n\
+                   @@mounts\n/dev/vda1 / ext4 rw,relatime 0 0\n\
+                   @@devices\nvda|41943040|512|0|1|QEMU HARDDISK|\n\
+                   @@ifaces\neth0|52:54:00:12:34:56|1500|up\nlo|00:00:00:00:00:00|65536|unknown\n\
+                   @@addrs\n1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever\n\
+                   2: eth0    inet 10.99.0.2/24 brd 10.99.0.255 scope global eth0\\       valid_lft forever\n\
+                   2: eth0    inet6 fe80::1/64 scope link \\       valid_lft forever\n\
+                   @@route4\ndefault via 10.99.0.1 dev eth0 proto static\n@@route6\n";
+        let f = parse(out);
+        assert_eq!(f["os_family"], "Debian");
+        assert_eq!(f["user_dir"], "/root");
+        assert_eq!(f["date_time"]["date"], "2026-12-07");
+        assert_eq!(f["date_time"]["iso8601"], "2026-12-07T12:05:09Z");
+        assert_eq!(f["env"]["PATH"], "/usr/bin");
+        assert_eq!(
+            (f["memtotal_mb"].clone(), f["processor_vcpus"].clone(), f["processor_cores"].clone()),
+            (json!(2000), json!(2), json!(2))
+        );
+        assert_eq!(f["mounts"][0]["mount"], "/");
+        assert_eq!(f["devices"]["vda"]["size"], "20.00 GB");
+        assert_eq!(f["default_ipv4"]["address"], "10.99.0.2");
+        assert_eq!(f["default_ipv4"]["gateway"], "10.99.0.1");
+        assert_eq!(f["default_ipv4"]["netmask"], "255.255.255.0");
+        assert_eq!(f["default_ipv4"]["network"], "10.99.0.0");
+        assert_eq!(f["eth0"]["ipv6"][0]["scope"], "link");
+        assert_eq!(f["all_ipv4_addresses"], json!(["127.0.0.1", "10.99.0.2"]));
+        assert_eq!(f["interfaces"], json!(["eth0", "lo"]));
     }
 }

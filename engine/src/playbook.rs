@@ -18,6 +18,9 @@ pub const PLAY_KEYWORDS: &[&str] = &[
     "vars",
     "vars_files",
     "gather_facts",
+    "gather_subset",
+    "gather_timeout",
+    "fact_path",
     "become",
     "become_user",
     "become_method",
@@ -279,6 +282,8 @@ pub struct Play {
     pub vars: Map<String, Value>,
     pub vars_files: Vec<(String, Span)>,
     pub gather_facts: bool,
+    /// Which facts `gather_facts` reads (`gather_subset`: all, min, hardware, network).
+    pub gather_subset: crate::facts::Subset,
     pub become_: Option<Value>,
     pub become_user: Option<String>,
     pub become_method: Option<String>,
@@ -715,6 +720,11 @@ impl Loader<'_> {
             gather_facts: match n.get("gather_facts") {
                 Some(v) => bool_of(v, "gather_facts")?,
                 None => true,
+            },
+            gather_subset: {
+                let v = n.get("gather_subset");
+                crate::facts::Subset::parse(v.map(Node::to_value).as_ref())
+                    .map_err(|e| err(v.map(|v| v.span).unwrap_or(n.span), e))?
             },
             become_: n.get("become").map(Node::to_value),
             become_user: n.get("become_user").map(|v| str_of(v, "become_user")).transpose()?,

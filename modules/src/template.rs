@@ -49,16 +49,22 @@ pub struct TemplateParams {
     /// The newline the rendered file uses: `\n`, `\r\n` or `\r`.
     #[serde(default)]
     pub newline_sequence: Option<String>,
+    /// What opens a block tag in this template (default `{%`).
     #[serde(default)]
     pub block_start_string: Option<String>,
+    /// What closes a block tag (default `%}`).
     #[serde(default)]
     pub block_end_string: Option<String>,
+    /// What opens an expression (default `{{`).
     #[serde(default)]
     pub variable_start_string: Option<String>,
+    /// What closes an expression (default `}}`).
     #[serde(default)]
     pub variable_end_string: Option<String>,
+    /// What opens a comment (default `{#`).
     #[serde(default)]
     pub comment_start_string: Option<String>,
+    /// What closes a comment (default `#}`).
     #[serde(default)]
     pub comment_end_string: Option<String>,
     /// Only `utf-8` (the default) is written.

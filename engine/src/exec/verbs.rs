@@ -140,7 +140,7 @@ pub struct PingParams {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetupParams {
-    /// Accepted for Ansible compatibility: pbr gathers its small set of facts.
+    /// Which facts: `all` (default), `min`, `hardware`, `network`, each negatable (`!hardware`).
     #[serde(default)]
     pub gather_subset: Option<Value>,
     /// Accepted for Ansible compatibility.
@@ -295,8 +295,11 @@ pub(crate) fn all() -> Vec<(&'static str, &'static [&'static str], Arc<dyn DynMo
         verb::<SetupParams>(
             "setup",
             &["gather_facts"],
-            "Gather the host's facts (engine action): `ansible_facts` and the `ansible_*` variables (pbr's \
-             small set: system, distribution, hostname, architecture, kernel, interfaces).",
+            "Gather the host's facts (engine action) with one `sh` script: `ansible_facts` and the \
+             `ansible_*` variables. `min`: system, distribution, hostname, architecture, kernel, user, \
+             package and service manager, date_time, env; `hardware`: memtotal_mb, processor_*, mounts, \
+             devices; `network`: interfaces (and one fact per interface), default_ipv4/ipv6, \
+             all_ipv4_addresses/all_ipv6_addresses.",
             "- name: Facts again after the upgrade\n  setup:\n",
         ),
         verb::<SetFactParams>(
