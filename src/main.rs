@@ -131,9 +131,9 @@ struct RunArgs {
 /// How a run goes, shared by `pbr run` and `pbr apply`.
 #[derive(Args, Clone)]
 struct ExecOpts {
-    /// How many hosts run at once.
-    #[arg(short, long, default_value_t = 50)]
-    forks: usize,
+    /// How many hosts run at once (default: `ANSIBLE_FORKS`, else `forks` in ansible.cfg, else 50).
+    #[arg(short, long)]
+    forks: Option<usize>,
     /// After applying, probe again: a module that still has work to do fails ("did not converge").
     #[arg(long)]
     verify: bool,
@@ -492,7 +492,8 @@ fn prepare(a: &RunArgs) -> Result<Prepared, ExitCode> {
         .host_key_checking
         .clone()
         .or_else(|| std::env::var("PBR_HOST_KEY_CHECKING").ok())
-        .or_else(|| std::env::var("ANSIBLE_HOST_KEY_CHECKING").ok());
+        .or_else(|| std::env::var("ANSIBLE_HOST_KEY_CHECKING").ok())
+        .or_else(|| ansible_cfg_default("host_key_checking"));
     if let Some(m) = hkc {
         match pbr_engine::transport::ssh::HostKeyChecking::parse(&m) {
             Some(mode) => ssh.host_key_checking = Some(mode),
@@ -512,16 +513,80 @@ fn prepare(a: &RunArgs) -> Result<Prepared, ExitCode> {
         check: a.check,
         diff: a.diff,
         verify: a.exec.verify,
-        forks: a.exec.forks.max(1),
+        forks: forks(a.exec.forks)?,
         limit: a.limit.clone(),
         tags: a.tags.clone(),
         skip_tags: a.skip_tags.clone(),
         extra_vars,
         become_password,
         ssh,
-        retry_files: !a.exec.no_retry_file,
+        retry_files: !a.exec.no_retry_file && retry_files_enabled(),
     };
+    warn_unhonoured_cfg_keys();
     Ok(Prepared { registry, inv, pbs, templar, opts })
+}
+
+/// `--forks`, else `ANSIBLE_FORKS`, else `forks` in ansible.cfg, else 50.
+fn forks(given: Option<usize>) -> Result<usize, ExitCode> {
+    if let Some(n) = given {
+        return Ok(n.max(1));
+    }
+    let (v, from) = match std::env::var("ANSIBLE_FORKS") {
+        Ok(v) if !v.trim().is_empty() => (v, "ANSIBLE_FORKS"),
+        _ => match ansible_cfg_default("forks") {
+            Some(v) => (v, "forks in ansible.cfg"),
+            None => return Ok(50),
+        },
+    };
+    match v.trim().parse::<usize>() {
+        Ok(n) => Ok(n.max(1)),
+        Err(_) => {
+            eprintln!("error: {from} must be a number of hosts (got {v:?})");
+            Err(ExitCode::from(EXIT_INPUT))
+        }
+    }
+}
+
+/// `retry_files_enabled` (ansible.cfg, or `ANSIBLE_RETRY_FILES_ENABLED`): true unless set false.
+fn retry_files_enabled() -> bool {
+    let v = std::env::var("ANSIBLE_RETRY_FILES_ENABLED").ok().or_else(|| ansible_cfg_default("retry_files_enabled"));
+    v.and_then(|v| pbr_engine::params::parse_bool(&v)).unwrap_or(true)
+}
+
+/// The ansible.cfg keys pbr reads; a run warns about the others instead of ignoring them.
+const HONOURED_CFG_KEYS: &[&str] =
+    &["inventory", "roles_path", "vault_password_file", "forks", "host_key_checking", "retry_files_enabled"];
+
+/// Keys of ./ansible.cfg's `[defaults]` and `[privilege_escalation]` pbr does not read.
+fn unhonoured_cfg_keys(cfg: &str) -> Vec<String> {
+    let mut section = String::new();
+    let mut out = vec![];
+    for line in cfg.lines() {
+        let l = line.trim();
+        if l.starts_with('[') {
+            section = l.trim_matches(['[', ']']).to_string();
+        } else if l.starts_with(['#', ';']) || l.is_empty() {
+        } else if let Some((k, _)) = l.split_once('=') {
+            let k = k.trim();
+            let read = section == "defaults" && HONOURED_CFG_KEYS.contains(&k);
+            if !read && (section == "defaults" || section == "privilege_escalation") {
+                out.push(format!("[{section}] {k}"));
+            }
+        }
+    }
+    out
+}
+
+fn warn_unhonoured_cfg_keys() {
+    let Ok(cfg) = std::fs::read_to_string("ansible.cfg") else { return };
+    let keys = unhonoured_cfg_keys(&cfg);
+    if !keys.is_empty() {
+        eprintln!(
+            "[WARNING]: ansible.cfg: pbr does not read {} (it reads {} in [defaults]; use the playbook, the inventory or the command line for the rest)",
+            keys.join(", "),
+            HONOURED_CFG_KEYS.join(", ")
+        );
+    }
 }
 
 /// The reporter a run's arguments ask for.

@@ -506,6 +506,33 @@ fn json_output_is_one_object_per_line() {
 }
 
 #[test]
+fn ansible_cfg_keys_are_read_or_named() {
+    let d = tempfile::tempdir().unwrap();
+    inventory(d.path(), &["h1", "h2"]);
+    write(
+        d.path(),
+        "ansible.cfg",
+        "[defaults]\ninventory = inventory.ini\nforks = 1\nretry_files_enabled = False\nstdout_callback = yaml\n\
+         [privilege_escalation]\nbecome = True\n",
+    );
+    write(d.path(), "pb.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - command: \"false\"\n");
+    // the inventory from ansible.cfg, no retry file, and the keys pbr does not read named
+    let r = pbr(d.path(), &["run", "pb.yml"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert_eq!(r.recap("h2")["failed"], 1, "{}", r.all());
+    assert!(!d.path().join("pb.retry").exists());
+    assert!(
+        r.stderr.contains("ansible.cfg: pbr does not read [defaults] stdout_callback, [privilege_escalation] become"),
+        "{}",
+        r.stderr
+    );
+    write(d.path(), "ansible.cfg", "[defaults]\ninventory = inventory.ini\nforks = many\n");
+    let r = pbr(d.path(), &["run", "pb.yml"]);
+    assert_eq!(r.code, 4, "{}", r.all());
+    assert!(r.stderr.contains("forks in ansible.cfg must be a number of hosts"), "{}", r.stderr);
+}
+
+#[test]
 fn junit_output_has_a_case_per_task_and_host() {
     let d = tempfile::tempdir().unwrap();
     inventory(d.path(), &["h1", "h2"]);
