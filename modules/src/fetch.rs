@@ -172,7 +172,7 @@ impl Module for Fetch {
                 m.insert("dest".into(), json!(st.dest.display().to_string()));
                 m.insert("checksum".into(), json!(sum));
                 m.insert("remote_checksum".into(), json!(sum));
-                m.insert("md5sum".into(), json!(format!("{:x}", md5_digest(r))));
+                m.insert("md5sum".into(), json!(format!("{:x}", md5::compute(r))));
             }
             None => {
                 m.insert("msg".into(), json!(st.msg));
@@ -180,10 +180,6 @@ impl Module for Fetch {
         }
         m
     }
-}
-
-fn md5_digest(b: &[u8]) -> md5::Digest {
-    md5::compute(b)
 }
 
 #[cfg(test)]

@@ -163,12 +163,13 @@ impl Module for GetUrl {
 
     async fn probe(&self, _ctx: &Ctx<'_>, p: &GetUrlParams, host: &Host) -> Result<GetUrlState, ModuleError> {
         let mut dest = p.dest.clone();
-        if dest.ends_with('/') || host.stat(&dest).await?.is_some_and(|s| s.kind == "directory") {
+        let mut file = host.stat(&dest).await?;
+        if dest.ends_with('/') || file.as_ref().is_some_and(|s| s.kind == "directory") {
             let name = p.url.split(['?', '#']).next().unwrap_or("").rsplit('/').next().unwrap_or("");
             let name = if name.is_empty() { "index.html" } else { name };
             dest = format!("{}/{name}", dest.trim_end_matches('/'));
+            file = host.stat(&dest).await?;
         }
-        let file = host.stat(&dest).await?;
         if file.as_ref().is_some_and(|f| f.kind == "directory") {
             return Err(ModuleError::new(format!("{dest} is a directory")));
         }

@@ -1,12 +1,12 @@
 //! `ini_file`: one option (or a whole section) of an INI-style file, as Ansible's
 //! `community.general.ini_file` edits it: the rest of the file is left byte for byte.
 
-use crate::lineinfile::{EditState, probe_text};
+use crate::lineinfile::{EditState, plan_edit, probe_text};
 use crate::lvg::Presence;
-use crate::util::{self, Attrs, WriteOpts};
+use crate::util::{Attrs, WriteOpts};
 use async_trait::async_trait;
 use pbr_engine::params::{Mode, bool_lenient};
-use pbr_engine::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Op, Plan};
+use pbr_engine::{Ctx, Doc, Host, Module, ModuleError, Op, Plan};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -325,26 +325,13 @@ impl Module for IniFile {
 
     fn plan(&self, p: &IniFileParams, st: &IniState) -> Result<Plan, ModuleError> {
         let attrs = Attrs { mode: p.mode.as_ref(), owner: p.owner.as_deref(), group: p.group.as_deref() };
-        let path = &p.path;
-        let mut plan = Plan::empty();
-        let mut write = None;
-        if let Some(want) = &st.edit.want
-            && st.before.as_deref() != Some(want.as_str())
+        let mut plan = plan_edit(&st.edit, st.before.as_deref(), attrs, WriteOpts { backup: p.backup, validate: None });
+        // a new file's missing directories first (Ansible makes them)
+        if let Some(dir) = &st.parent_missing
+            && !plan.ops.is_empty()
         {
-            let c = match &st.before {
-                None => Change::create(format!("create {path}{}: {}", util::attrs_suffix(attrs), st.edit.msg)),
-                Some(_) => Change::new(format!("{path}: {}", st.edit.msg)),
-            };
-            plan.push(c.with_diff(Diff::file(path, st.before.as_deref().unwrap_or(""), want.clone())));
-            write = Some(want.as_bytes());
-            if let Some(dir) = &st.parent_missing {
-                plan.op(Op::MakeDir { path: dir.clone(), attrs: Default::default() });
-            }
+            plan.ops.insert(0, Op::MakeDir { path: dir.clone(), attrs: Default::default() });
         }
-        if let Some(s) = &st.edit.file.stat {
-            util::attr_changes(path, attrs, s, &mut plan);
-        }
-        util::content_ops(&st.edit.file, write, attrs, WriteOpts { backup: p.backup, validate: None }, &mut plan);
         Ok(plan)
     }
 
