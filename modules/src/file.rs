@@ -2,11 +2,13 @@
 
 use crate::util::{self, Attrs, STAT_FMT, take_line};
 use async_trait::async_trait;
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use pbr_engine::params::{Mode, bool_lenient};
 use pbr_engine::{Change, Ctx, Diff, Doc, FileStat, Host, Module, ModuleError, Op, PathQuery, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use std::collections::BTreeSet;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -55,6 +57,58 @@ pub struct FileParams {
     /// Apply attributes to a symlink's target rather than the link (for `file`/`touch`).
     #[serde(default = "yes", deserialize_with = "bool_lenient")]
     pub follow: bool,
+    /// File-system flags as `lsattr` shows them, set with `chattr`: `+i` adds, `-i` removes,
+    /// `i` (or `=i`) makes them exactly these. Compared as a set: unlike Ansible, `-A` on a file
+    /// without `A`, or `+A` on one with `A` and other flags, is no change.
+    #[serde(default, alias = "attr")]
+    pub attributes: Option<String>,
+    /// The access time: `preserve` (the default, also for `touch`, where Ansible defaults to
+    /// `now`), `now` (a change on every run), or a time in `access_time_format`, in the host's
+    /// local time.
+    #[serde(default)]
+    pub access_time: Option<String>,
+    /// The format of `access_time` (Python's strftime codes).
+    #[serde(default = "time_format")]
+    pub access_time_format: String,
+    /// The modification time: `preserve` (the default), `now`, or a time in
+    /// `modification_time_format`, in the host's local time.
+    #[serde(default)]
+    pub modification_time: Option<String>,
+    /// The format of `modification_time` (Python's strftime codes).
+    #[serde(default = "time_format")]
+    pub modification_time_format: String,
+}
+
+fn time_format() -> String {
+    "%Y%m%d%H%M.%S".into()
+}
+
+/// A wanted access or modification time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WantTime {
+    Now,
+    At(NaiveDateTime),
+}
+
+/// `preserve` (None), `now`, or a time parsed with its format, as Ansible's file module does.
+pub fn want_time(v: Option<&str>, format: &str) -> Result<Option<WantTime>, String> {
+    match v {
+        None | Some("preserve") => Ok(None),
+        Some("now") => Ok(Some(WantTime::Now)),
+        Some(t) => NaiveDateTime::parse_from_str(t, format)
+            .or_else(|_| NaiveDate::parse_from_str(t, format).map(|d| d.and_time(NaiveTime::MIN)))
+            .map(|t| Some(WantTime::At(t)))
+            .map_err(|e| format!("Error while obtaining timestamp for time {t} using format {format}: {e}")),
+    }
+}
+
+/// The flags of `attributes`: the operator (`+`, `-` or `=`) and the letters.
+pub fn want_flags(a: &str) -> (char, BTreeSet<char>) {
+    let (op, rest) = match a.chars().next() {
+        Some(c @ ('+' | '-' | '=')) => (c, &a[1..]),
+        _ => ('=', a),
+    };
+    (op, rest.chars().filter(|c| *c != '-' && !c.is_whitespace()).collect())
 }
 
 /// One entry below a directory (for `recurse`).
@@ -79,6 +133,11 @@ pub struct FileState {
     pub tree: Vec<TreeEntry>,
     /// Number of entries below a directory about to be removed.
     pub contents: usize,
+    /// Access and modification times in the host's local time (when `access_time` or
+    /// `modification_time` asks for a time).
+    pub times: Option<(NaiveDateTime, NaiveDateTime)>,
+    /// The `lsattr` flags (when `attributes` is set).
+    pub flags: Option<BTreeSet<char>>,
 }
 
 fn kind_name(k: &str) -> &str {
@@ -169,9 +228,13 @@ impl Module for File {
     fn doc(&self) -> Doc {
         Doc {
             description: "Manage a path's kind and attributes: create directories (with parents), symlinks and \
-                          hard links, create empty files (`touch`, which only changes when the file is missing or \
-                          its attributes differ: it does not update times), fix mode/owner/group (recursively with \
-                          `recurse`), or remove the path.",
+                          hard links, create empty files (`touch`), fix mode/owner/group (recursively with \
+                          `recurse`), file-system flags (`attributes`, chattr) and times (`access_time`, \
+                          `modification_time`), or remove the path. Differs from Ansible on purpose: `touch` \
+                          only changes when the file is missing or its attributes differ (times are preserved \
+                          unless `access_time`/`modification_time` say `now` or a time; Ansible's default is \
+                          `now`, a change on every run), and `attributes` compares flags as a set (Ansible \
+                          reports a change for every `-x`, and for `+x` on a file with other flags).",
             examples: r#"- name: A directory for the app
   file:
     path: /srv/app
@@ -204,69 +267,70 @@ impl Module for File {
             _ if p.recurse && !matches!(p.state, None | Some(FileKind::Directory)) => {
                 Err("recurse needs state=directory".into())
             }
-            _ => Ok(()),
+            _ => {
+                want_time(p.access_time.as_deref(), &p.access_time_format)?;
+                want_time(p.modification_time.as_deref(), &p.modification_time_format)?;
+                if let Some(a) = &p.attributes
+                    && let Some(c) =
+                        a.trim_start_matches(['+', '-', '=']).chars().find(|c| !c.is_ascii_alphabetic() && *c != '-')
+                {
+                    return Err(format!("attributes {a:?}: {c:?} is not a chattr flag (letters such as i, a, A, d)"));
+                }
+                Ok(())
+            }
         }
     }
 
+    /// A time set to `now` changes on every run.
+    fn convergent(&self, p: &FileParams) -> bool {
+        p.access_time.as_deref() != Some("now") && p.modification_time.as_deref() != Some("now")
+    }
+
     async fn probe(&self, _ctx: &Ctx<'_>, p: &FileParams, host: &Host) -> Result<FileState, ModuleError> {
-        // hard links (inodes) and recursion (a walk) need the shell (`recurse` implies a
-        // directory, so neither is a symlink nor absence); the rest is inspection
-        if !p.recurse && p.state != Some(FileKind::Hard) {
-            let mut qs = vec![PathQuery::new(p.path.clone()).target()];
-            let src = match (&p.state, &p.src) {
-                (Some(FileKind::Link), Some(src)) => Some(link_src_abs(&p.path, src)),
-                _ => None,
-            };
-            if let Some(src) = &src {
-                qs.push(PathQuery::new(src.clone()).target());
+        let mut st = probe_kind(p, host).await?;
+        let times = want_time(p.access_time.as_deref(), &p.access_time_format)
+            .ok()
+            .flatten()
+            .is_some_and(|t| t != WantTime::Now)
+            || want_time(p.modification_time.as_deref(), &p.modification_time_format)
+                .ok()
+                .flatten()
+                .is_some_and(|t| t != WantTime::Now);
+        let flags = p.attributes.is_some();
+        if st.lstat.is_some() && (times || flags) && p.state != Some(FileKind::Absent) {
+            // through a link unless follow is off (as os.stat and chattr see it)
+            let t = if p.follow { "$(readlink -f -- \"$p\")" } else { "$p" };
+            let mut s = format!("p={}; t={t}; ", sh_quote(&p.path));
+            if times {
+                s.push_str(
+                    "printf 'X '; stat -c '%x' -- \"$t\" || exit 1; printf 'Y '; stat -c '%y' -- \"$t\" || exit 1; ",
+                );
             }
-            let mut v = host.inspect(&qs).await?.into_iter();
-            let me = v.next().unwrap_or_default();
-            let mut st = FileState { lstat: me.stat, target: me.target, ..Default::default() };
-            if let Some(s) = v.next() {
-                st.src_exists = s.kind().is_some_and(|k| k != "link") || s.target.is_some();
+            if flags {
+                s.push_str("printf 'F '; lsattr -d -- \"$t\" || exit 1; ");
             }
-            if p.state == Some(FileKind::Absent) && st.lstat.as_ref().is_some_and(|s| s.kind == "directory") {
-                let out = host.query_sh(format!("find {} -mindepth 1 | wc -l", sh_quote(&p.path))).await?;
-                st.contents = out.stdout_str().trim().parse().map_err(|_| {
-                    ModuleError::new(format!("cannot count the entries of {}: {}", p.path, out.stderr_str().trim()))
-                })?;
+            let out = host.query_sh(s).await?;
+            if out.rc != 0 {
+                return Err(ModuleError::new(format!(
+                    "cannot read the times or attributes of {}: {}",
+                    p.path,
+                    out.stderr_str().trim()
+                )));
             }
-            return Ok(st);
+            parse_extra(&p.path, &out.stdout_str(), &mut st)?;
         }
-        let q = sh_quote(&p.path);
-        let mut s = format!(
-            "p={q}; if [ -e \"$p\" ] || [ -L \"$p\" ]; then printf 'L '; stat -c '{STAT_FMT}' -- \"$p\" || exit 1; \
-             if [ -L \"$p\" ]; then readlink -- \"$p\"; if [ -e \"$p\" ]; then printf 'T '; \
-             stat -L -c '{STAT_FMT}' -- \"$p\" || exit 1; echo; fi; else echo; fi; fi; "
-        );
-        if p.state == Some(FileKind::Hard)
-            && let Some(src) = &p.src
-        {
-            let src = sh_quote(&link_src_abs(&p.path, src));
-            s.push_str(&format!(
-                "if [ -e \"$p\" ]; then echo \"I $(stat -c %d:%i -- \"$p\")\"; fi; \
-                 if [ -e {src} ]; then echo \"S $(stat -c %d:%i -- {src})\"; fi; "
-            ));
-        }
-        if p.recurse {
-            s.push_str(&format!(
-                "if [ -d \"$p\" ] && [ ! -L \"$p\" ]; then find \"$p\" -mindepth 1 -exec sh -c \
-                 'for f; do printf \"E \"; stat -c \"{STAT_FMT}\" -- \"$f\" || exit 1; printf \"%s\\n\" \"$f\"; done' sh {{}} + \
-                 || exit 1; fi; "
-            ));
-        }
-        let out = host.query_sh(s).await?;
-        if out.rc != 0 {
-            return Err(ModuleError::new(format!("cannot inspect {}: {}", p.path, out.stderr_str().trim())));
-        }
-        parse_probe(&p.path, &out.stdout)
+        Ok(st)
     }
 
     fn plan(&self, p: &FileParams, st: &FileState) -> Result<Plan, ModuleError> {
         let mut plan = plan_changes(p, st)?;
-        if !plan.is_empty() {
-            plan.ops = ops(p, st);
+        let extras = extras(p, st)?;
+        if !plan.is_empty() || !extras.is_empty() {
+            plan.ops = if plan.is_empty() { vec![] } else { ops(p, st) };
+            for (c, op) in extras {
+                plan.push(c);
+                plan.ops.push(op);
+            }
         }
         Ok(plan)
     }
@@ -280,6 +344,148 @@ impl Module for File {
         let now = host.inspect_one(PathQuery::new(p.path.clone())).await?.stat;
         Ok(path_data(&p.path, now.as_ref()))
     }
+}
+
+/// Parse the `X`/`Y` (stat's `%x`/`%y`) and `F` (lsattr) lines of the times-and-flags probe.
+pub fn parse_extra(path: &str, out: &str, st: &mut FileState) -> Result<(), ModuleError> {
+    let bad = |l: &str| ModuleError::new(format!("cannot parse the times or attributes of {path}: {l:?}"));
+    let stamp = |v: &str| {
+        // `2026-12-07 15:04:05.123456789 +0000`: the host's local time
+        let local = v.rsplit_once(' ').map_or(v, |(t, _)| t);
+        NaiveDateTime::parse_from_str(local, "%Y-%m-%d %H:%M:%S%.f").map_err(|_| bad(v))
+    };
+    let (mut a, mut m) = (None, None);
+    for line in out.lines() {
+        match line.split_once(' ') {
+            Some(("X", v)) => a = Some(stamp(v)?),
+            Some(("Y", v)) => m = Some(stamp(v)?),
+            Some(("F", v)) => {
+                let f = v.split_whitespace().next().ok_or_else(|| bad(line))?;
+                st.flags = Some(f.chars().filter(|c| *c != '-').collect());
+            }
+            _ if line.is_empty() => {}
+            _ => return Err(bad(line)),
+        }
+    }
+    if let (Some(a), Some(m)) = (a, m) {
+        st.times = Some((a, m));
+    }
+    Ok(())
+}
+
+/// Flags that `lsattr` shows and `chattr` cannot change (chattr(1)).
+const READ_ONLY_FLAGS: &str = "eEhINV";
+
+fn flags_str(f: &BTreeSet<char>) -> String {
+    if f.is_empty() { "none".into() } else { f.iter().collect() }
+}
+
+/// Time and flag changes, each with its op (`touch -a`/`-m`, `chattr`): after the path's kind
+/// and attributes, once the path exists.
+fn extras(p: &FileParams, st: &FileState) -> Result<Vec<(Change, Op)>, ModuleError> {
+    let mut v = vec![];
+    if File::wanted(p, st) == FileKind::Absent {
+        return Ok(v);
+    }
+    let path = &p.path;
+    let q = sh_quote(path);
+    let h = if p.follow { "" } else { "-h " };
+    let at = want_time(p.access_time.as_deref(), &p.access_time_format).map_err(ModuleError::new)?;
+    let mt = want_time(p.modification_time.as_deref(), &p.modification_time_format).map_err(ModuleError::new)?;
+    let cur = st.times;
+    for (w, cur, flag, name) in [(at, cur.map(|t| t.0), "-a", "access"), (mt, cur.map(|t| t.1), "-m", "modification")] {
+        let from = cur.map_or(String::new(), |c| format!("{c} "));
+        let (change, stamp) = match w {
+            Some(WantTime::Now) => (Change::run(format!("{path}: {name} time → now")), String::new()),
+            Some(WantTime::At(t)) if cur != Some(t) => {
+                (Change::new(format!("{path}: {name} time {from}→ {t}")), format!("-t {} ", t.format("%Y%m%d%H%M.%S")))
+            }
+            _ => continue,
+        };
+        v.push((
+            change,
+            Op::run(format!("set the {name} time of {path}"), format!("touch -c {h}{flag} {stamp}-- {q}")),
+        ));
+    }
+    if let Some(a) = &p.attributes {
+        let (op, want) = want_flags(a);
+        let cur = st.flags.clone().unwrap_or_default();
+        let after: BTreeSet<char> = match op {
+            '+' => cur.union(&want).copied().collect(),
+            '-' => cur.difference(&want).copied().collect(),
+            // flags that only the file system sets (`e` extents...) stay what they are
+            _ => want.union(&cur.iter().copied().filter(|c| READ_ONLY_FLAGS.contains(*c)).collect()).copied().collect(),
+        };
+        if !want.is_empty() && after != cur {
+            let (before, after) = (flags_str(&cur), flags_str(&after));
+            let letters: String = want.iter().collect();
+            v.push((
+                Change::new(format!("{path}: attributes {before} → {after}")).with_diff(Diff::state(
+                    path,
+                    &[("attributes".to_string(), before)],
+                    &[("attributes".to_string(), after)],
+                )),
+                Op::run(format!("set the attributes of {path}"), format!("chattr {op}{letters} -- {q}")),
+            ));
+        }
+    }
+    Ok(v)
+}
+
+/// The path's kind (and, for hard links and `recurse`, inodes and the tree below).
+async fn probe_kind(p: &FileParams, host: &Host) -> Result<FileState, ModuleError> {
+    // hard links (inodes) and recursion (a walk) need the shell (`recurse` implies a
+    // directory, so neither is a symlink nor absence); the rest is inspection
+    if !p.recurse && p.state != Some(FileKind::Hard) {
+        let mut qs = vec![PathQuery::new(p.path.clone()).target()];
+        let src = match (&p.state, &p.src) {
+            (Some(FileKind::Link), Some(src)) => Some(link_src_abs(&p.path, src)),
+            _ => None,
+        };
+        if let Some(src) = &src {
+            qs.push(PathQuery::new(src.clone()).target());
+        }
+        let mut v = host.inspect(&qs).await?.into_iter();
+        let me = v.next().unwrap_or_default();
+        let mut st = FileState { lstat: me.stat, target: me.target, ..Default::default() };
+        if let Some(s) = v.next() {
+            st.src_exists = s.kind().is_some_and(|k| k != "link") || s.target.is_some();
+        }
+        if p.state == Some(FileKind::Absent) && st.lstat.as_ref().is_some_and(|s| s.kind == "directory") {
+            let out = host.query_sh(format!("find {} -mindepth 1 | wc -l", sh_quote(&p.path))).await?;
+            st.contents = out.stdout_str().trim().parse().map_err(|_| {
+                ModuleError::new(format!("cannot count the entries of {}: {}", p.path, out.stderr_str().trim()))
+            })?;
+        }
+        return Ok(st);
+    }
+    let q = sh_quote(&p.path);
+    let mut s = format!(
+        "p={q}; if [ -e \"$p\" ] || [ -L \"$p\" ]; then printf 'L '; stat -c '{STAT_FMT}' -- \"$p\" || exit 1; \
+             if [ -L \"$p\" ]; then readlink -- \"$p\"; if [ -e \"$p\" ]; then printf 'T '; \
+             stat -L -c '{STAT_FMT}' -- \"$p\" || exit 1; echo; fi; else echo; fi; fi; "
+    );
+    if p.state == Some(FileKind::Hard)
+        && let Some(src) = &p.src
+    {
+        let src = sh_quote(&link_src_abs(&p.path, src));
+        s.push_str(&format!(
+            "if [ -e \"$p\" ]; then echo \"I $(stat -c %d:%i -- \"$p\")\"; fi; \
+                 if [ -e {src} ]; then echo \"S $(stat -c %d:%i -- {src})\"; fi; "
+        ));
+    }
+    if p.recurse {
+        s.push_str(&format!(
+                "if [ -d \"$p\" ] && [ ! -L \"$p\" ]; then find \"$p\" -mindepth 1 -exec sh -c \
+                 'for f; do printf \"E \"; stat -c \"{STAT_FMT}\" -- \"$f\" || exit 1; printf \"%s\\n\" \"$f\"; done' sh {{}} + \
+                 || exit 1; fi; "
+            ));
+    }
+    let out = host.query_sh(s).await?;
+    if out.rc != 0 {
+        return Err(ModuleError::new(format!("cannot inspect {}: {}", p.path, out.stderr_str().trim())));
+    }
+    parse_probe(&p.path, &out.stdout)
 }
 
 /// `path`, `state` and, for a path that exists, `mode`, `owner`, `group`, `uid`, `gid`, `size`.

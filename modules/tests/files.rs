@@ -337,3 +337,49 @@ async fn copy_a_large_tree_in_batches() {
     assert_eq!(check.changes.len(), 301);
     assert_eq!(std::fs::read_to_string(d.path().join(format!("many/{long}0299"))).unwrap(), "299\n");
 }
+
+#[tokio::test]
+async fn file_times_and_attributes() {
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("stamp");
+    let mtime = |p: &std::path::Path| std::fs::metadata(p).unwrap().mtime();
+    // a new file with a given modification time (local time on the host), atime kept
+    let p = json!({"path": s(&f), "state": "touch", "modification_time": "202001021304.05", "access_time": "preserve"});
+    let (check, _) = converge(d.path(), &[], "file", p).await;
+    assert!(check.changes.iter().any(|c| c.summary.contains("modification time")), "{:?}", check.changes);
+    let want = std::process::Command::new("date").args(["-d", "2020-01-02 13:04:05", "+%s"]).output().unwrap();
+    assert_eq!(mtime(&f).to_string(), String::from_utf8_lossy(&want.stdout).trim());
+    // another format; a date alone is midnight
+    let p = json!({"path": s(&f), "modification_time": "2021-03-04", "modification_time_format": "%Y-%m-%d"});
+    converge(d.path(), &[], "file", p).await;
+    // `now` is a change on every run
+    for _ in 0..2 {
+        let r = run("file", json!({"path": s(&f), "access_time": "now"}), APPLY).await.unwrap();
+        assert!(r.changed);
+    }
+    // a time that does not match its format is refused before anything runs
+    let e = run("file", json!({"path": s(&f), "modification_time": "yesterday"}), CHECK).await.unwrap_err();
+    assert!(e.to_string().contains("Error while obtaining timestamp for time yesterday"), "{e}");
+
+    // attributes (ext4 and tmpfs both keep `A`); `e` (extents) is the file system's own
+    let lsattr = |p: &std::path::Path| {
+        let o = std::process::Command::new("lsattr").arg("-d").arg(p).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).split_whitespace().next().unwrap_or("").to_string()
+    };
+    if std::process::Command::new("lsattr").arg("-d").arg(&f).output().is_ok_and(|o| o.status.success()) {
+        converge(d.path(), &[], "file", json!({"path": s(&f), "attributes": "+A"})).await;
+        assert!(lsattr(&f).contains('A'), "{}", lsattr(&f));
+        // exactly these flags: `e` may stay, A goes, d comes
+        converge(d.path(), &[], "file", json!({"path": s(&f), "attributes": "d"})).await;
+        let now = lsattr(&f);
+        assert!(now.contains('d') && !now.contains('A'), "{now}");
+        converge(d.path(), &[], "file", json!({"path": s(&f), "attr": "-d"})).await;
+        // removing a flag that is not there is no change (Ansible reports one)
+        let r = run("file", json!({"path": s(&f), "attributes": "-d"}), APPLY).await.unwrap();
+        assert!(!r.changed, "{:?}", r.changes);
+        let e = run("file", json!({"path": s(&f), "attributes": "+1"}), CHECK).await.unwrap_err();
+        assert!(e.to_string().contains("not a chattr flag"), "{e}");
+    } else {
+        panic!("lsattr cannot read {}: the test needs a file system with attributes", f.display());
+    }
+}
