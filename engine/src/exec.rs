@@ -837,6 +837,7 @@ impl<'a> Runner<'a> {
                                 name,
                                 tasks_from.as_deref(),
                                 task.vars.clone(),
+                                Map::new(),
                                 dir,
                                 task.span,
                                 task.origin.role.as_ref(),
@@ -1950,6 +1951,7 @@ impl<'a> Runner<'a> {
                 return Ok(simple_outcome(&st.name, status, None, result));
             }
             "assert" => return self.act_assert(task, args, scope, st),
+            "validate_argument_spec" => return self.act_validate_argument_spec(task, args, vars, scope, st),
             "fail" => {
                 let rendered = self.templar.render_value(args, scope).map_err(|e| terr(task, e))?;
                 let msg =
@@ -2176,6 +2178,62 @@ impl<'a> Runner<'a> {
             return Ok(simple_outcome(&st.name, Status::Skipped, None, result));
         }
         Ok(simple_outcome(&st.name, Status::Ok, Some(msg), result))
+    }
+
+    /// Each option of the spec takes the variable of its name, if defined, then
+    /// `provided_arguments` over it; [`crate::argspec`] checks them.
+    fn act_validate_argument_spec(
+        &self,
+        task: &Task,
+        args: &Value,
+        vars: &Map<String, Value>,
+        scope: &Scope,
+        st: &HostState,
+    ) -> Result<ItemOutcome, Fail> {
+        let fail = |msg: String, data: Map<String, Value>| Fail { msg, data, unreachable: false };
+        let spec = match args.get("argument_spec") {
+            Some(Value::Object(m)) => m.clone(),
+            Some(other) => match self.templar.render_value(other, scope).map_err(|e| terr(task, e))? {
+                Value::Object(m) => m,
+                v => {
+                    return Err(fail(
+                        format!("Incorrect type for argument_spec, expected dict and got {v}"),
+                        Map::new(),
+                    ));
+                }
+            },
+            None => return Err(fail("\"argument_spec\" arg is required in args".into(), Map::new())),
+        };
+        let mut values = Map::new();
+        for name in spec.keys() {
+            if vars.contains_key(name) {
+                values.insert(name.clone(), self.templar.eval_expr(name, scope).map_err(|e| terr(task, e))?);
+            }
+        }
+        if let Some(p) = args.get("provided_arguments") {
+            match self.templar.render_value(p, scope).map_err(|e| terr(task, e))? {
+                Value::Object(m) => values.extend(m),
+                Value::Null => {}
+                v => {
+                    return Err(fail(
+                        format!("Incorrect type for provided_arguments, expected dict and got {v}"),
+                        Map::new(),
+                    ));
+                }
+            }
+        }
+        let mut result = Map::new();
+        if let Some(c) = args.get("validate_args_context") {
+            result.insert("validate_args_context".into(), c.clone());
+        }
+        let errors = crate::argspec::validate(&spec, &values);
+        if !errors.is_empty() {
+            result.insert("argument_errors".into(), json!(errors));
+            result.insert("argument_spec_data".into(), Value::Object(spec));
+            return Err(fail(format!("Validation of arguments failed:\n{}", errors.join("\n")), result));
+        }
+        result.insert("changed".into(), json!(false));
+        Ok(simple_outcome(&st.name, Status::Ok, Some("The arg spec validation passed".into()), result))
     }
 
     fn act_assert(&self, task: &Task, args: &Value, scope: &Scope, st: &HostState) -> Result<ItemOutcome, Fail> {

@@ -5,6 +5,7 @@
 // `Diag` carries its message, help and notes: large, but only on the cold error path.
 #![allow(clippy::result_large_err)]
 
+pub mod argspec;
 pub mod diag;
 mod diag_render;
 pub mod doc;

@@ -66,6 +66,7 @@ pub const RULES: &[Rule] = &[
     rule("missing-param", E, "a required module param is missing"),
     rule("param-value", E, "a module param value the module does not accept"),
     rule("param-conflict", E, "module params that do not go together"),
+    rule("role-args", E, "role params that the role's argument spec (meta/argument_specs.yml) refuses"),
     rule("undefined-var", E, "a template uses a variable defined nowhere (inventory, vars, facts, register...)"),
     rule("template-syntax", E, "a Jinja template or expression with a syntax error"),
     rule("notify-unknown", E, "`notify:` names no handler (name or `listen:` topic) of the play"),

@@ -566,6 +566,44 @@ fn cycle_steps(stack: &[(PathBuf, Span)], from: usize, path: &Path, span: Span) 
 }
 
 /// The tasks file of role `name` as [`Loader::load_role`] picks it, if the role is found.
+/// The argument spec of a role's entry point: `argument_specs.ENTRY` of
+/// `meta/argument_specs.yml` (or `.yaml`), else of `meta/main.yml`, as Ansible looks them up (the
+/// two files are not combined).
+pub fn argument_spec(role_dir: &Path, entry: &str, span: Span) -> R<Option<Node>> {
+    let meta = role_dir.join("meta");
+    let file = ["argument_specs.yml", "argument_specs.yaml"]
+        .iter()
+        .map(|f| meta.join(f))
+        .find(|p| p.is_file())
+        .or_else(|| ["main.yml", "main.yaml", "main"].iter().map(|f| meta.join(f)).find(|p| p.is_file()));
+    let Some(file) = file else { return Ok(None) };
+    let Some(doc) = load_doc(&file, span)? else { return Ok(None) };
+    let Some(specs) = doc.get("argument_specs") else { return Ok(None) };
+    match specs.get(entry) {
+        Some(n) if n.as_map().is_some() => Ok(Some(n.clone())),
+        Some(n) if !n.is_null() => Err(err(n.span, format!("the argument spec `{entry}` must be a mapping"))),
+        _ => Ok(None),
+    }
+}
+
+/// A YAML node for a value (every span at `at`).
+fn node_of(v: &Value, at: Span) -> Node {
+    let kind = match v {
+        Value::Null => NodeKind::Null,
+        Value::Bool(b) => NodeKind::Bool(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => NodeKind::Int(i),
+            None => NodeKind::Float(n.as_f64().unwrap_or_default()),
+        },
+        Value::String(s) => NodeKind::Str(s.clone()),
+        Value::Array(a) => NodeKind::Seq(a.iter().map(|x| node_of(x, at)).collect()),
+        Value::Object(m) => {
+            NodeKind::Map(m.iter().map(|(k, x)| (Node::new(NodeKind::Str(k.clone()), at), node_of(x, at))).collect())
+        }
+    };
+    Node::new(kind, at)
+}
+
 pub fn role_tasks_file(name: &str, tasks_from: Option<&str>, dir: &Path) -> Option<PathBuf> {
     let path = role_dir(name, dir).ok()?;
     match tasks_from {
@@ -811,18 +849,19 @@ impl Loader<'_> {
         inherit_tags: &[String],
         depth: usize,
     ) -> R<()> {
-        let (name, params, mut when, mut tags, span) = match &r.kind {
-            NodeKind::Str(s) => (s.clone(), Map::new(), vec![], vec![], r.span),
+        let (name, args, role_vars, mut when, mut tags, span) = match &r.kind {
+            NodeKind::Str(s) => (s.clone(), Map::new(), Map::new(), vec![], vec![], r.span),
             NodeKind::Map(entries) => {
                 let name_node =
                     r.get("role").or_else(|| r.get("name")).ok_or_else(|| err(r.span, "a role entry needs `role:`"))?;
                 let mut params = Map::new();
+                let mut role_vars = Map::new();
                 let mut when = vec![];
                 let mut tags = vec![];
                 for (k, v) in entries {
                     match k.key_str().unwrap_or_default().as_str() {
                         "role" | "name" => {}
-                        "vars" => params.extend(map_of(v, "vars")?),
+                        "vars" => role_vars.extend(map_of(v, "vars")?),
                         "when" => when = cond_list(v),
                         "tags" => tags = str_list(v, "tags")?,
                         "become" | "become_user" => {}
@@ -831,7 +870,7 @@ impl Loader<'_> {
                         }
                     }
                 }
-                (str_of(name_node, "role")?, params, when, tags, name_node.span)
+                (str_of(name_node, "role")?, params, role_vars, when, tags, name_node.span)
             }
             _ => return Err(err(r.span, "a role entry must be a name or a mapping")),
         };
@@ -860,6 +899,10 @@ impl Loader<'_> {
             },
             None => (None, false),
         };
+        // the role's variables: its params, and its entry's `vars` (the params alone are checked
+        // against its argument spec, as Ansible's role params are)
+        let mut params = args.clone();
+        params.extend(role_vars);
         if let Ok(path) = role_dir(&name, dir) {
             let key = (path, Value::Object(params.clone()));
             if !allow_dup && seen.contains(&key) {
@@ -873,7 +916,7 @@ impl Loader<'_> {
                 self.add_play_role(d, dir, play, seen, &when, &tags, depth + 1)?;
             }
         }
-        let (role, mut tasks, handlers) = self.load_role(&name, None, params, dir, span, None)?;
+        let (role, mut tasks, handlers) = self.load_role(&name, None, params, args, dir, span, None)?;
         for t in &mut tasks {
             t.when.splice(0..0, when.iter().cloned());
             t.tags.extend(tags.iter().cloned());
@@ -888,11 +931,13 @@ impl Loader<'_> {
     /// A role imported or included from another role's tasks (`parent`) also sees the parent's
     /// defaults and vars, under its own, as in Ansible, where a role's variables are visible to
     /// the play from the point it runs.
+    #[allow(clippy::too_many_arguments)]
     pub fn load_role(
         &mut self,
         name: &str,
         tasks_from: Option<&str>,
         params: Map<String, Value>,
+        args: Map<String, Value>,
         dir: &Path,
         span: Span,
         parent: Option<&Arc<Role>>,
@@ -951,15 +996,59 @@ impl Loader<'_> {
             }
             None => main("tasks"),
         };
-        let tasks = match tasks_file {
+        let mut tasks = match tasks_file {
             Some(p) => self.load_task_file(&p, &origin, span)?,
             None => vec![],
         };
+        let entry = tasks_from.unwrap_or("main");
+        if let Some(spec) = argument_spec(&path, entry, span)? {
+            tasks.insert(0, self.validation_task(&spec, entry, &args, &origin, span)?);
+        }
         let handlers = match main("handlers") {
             Some(p) => self.load_task_file(&p, &origin, span)?,
             None => vec![],
         };
         Ok((role, tasks, handlers))
+    }
+
+    /// The task Ansible puts before a role's first when the role's argument specs have its entry
+    /// point: `validate_argument_spec` with the entry point's `options` and the role's params,
+    /// tagged `always`. Its spans point into the spec file.
+    fn validation_task(
+        &mut self,
+        spec: &Node,
+        entry: &str,
+        args: &Map<String, Value>,
+        origin: &Arc<Origin>,
+        call: Span,
+    ) -> R<Task> {
+        let at = spec.span;
+        let s = |v: &str| Node::new(NodeKind::Str(v.to_string()), at);
+        let mut task_name = format!("Validating arguments against arg spec '{entry}'");
+        if let Some(d) = spec.get("short_description").and_then(Node::as_str) {
+            task_name.push_str(&format!(" - {d}"));
+        }
+        let options = spec.get("options").cloned().unwrap_or_else(|| Node::new(NodeKind::Map(vec![]), at));
+        let (role, path) =
+            origin.role.as_ref().map(|r| (r.name.as_str(), r.path.as_path())).unwrap_or(("", Path::new("")));
+        let context = serde_json::json!({"type": "role", "name": role, "argument_spec_name": entry, "path": path.display().to_string()});
+        let args = Node::new(
+            NodeKind::Map(vec![
+                (s("argument_spec"), options),
+                (s("provided_arguments"), node_of(&Value::Object(args.clone()), call)),
+                (s("validate_args_context"), node_of(&context, at)),
+            ]),
+            at,
+        );
+        let task = Node::new(
+            NodeKind::Map(vec![
+                (s("name"), s(&task_name)),
+                (s("validate_argument_spec"), args),
+                (s("tags"), Node::new(NodeKind::Seq(vec![s("always")]), at)),
+            ]),
+            call,
+        );
+        self.parse_task(&task, origin, path)
     }
 
     /// Load a task list file (for import_tasks / include_tasks / roles).
@@ -1017,6 +1106,7 @@ impl Loader<'_> {
                             role,
                             from,
                             t.vars.clone(),
+                            Map::new(),
                             &origin.playbook_dir,
                             t.span,
                             origin.role.as_ref(),

@@ -13,7 +13,7 @@ mod dump;
 mod filters;
 mod lookups;
 pub use lookups::disable_command_lookups;
-mod pyfmt;
+pub(crate) mod pyfmt;
 #[cfg(test)]
 mod unit_tests;
 

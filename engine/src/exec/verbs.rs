@@ -106,6 +106,20 @@ pub struct AssertParams {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+pub struct ValidateArgumentSpecParams {
+    /// The options to check: name → `type`, `required`, `choices`, `elements`, `options`,
+    /// `aliases`, `default` (the `options` of an entry point in `meta/argument_specs.yml`).
+    pub argument_spec: Map<String, Value>,
+    /// Values to check besides the variables named in the spec (a role's params).
+    #[serde(default)]
+    pub provided_arguments: Option<Map<String, Value>>,
+    /// Where the spec comes from (returned as is).
+    #[serde(default)]
+    pub validate_args_context: Option<Value>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct FailParams {
     /// The failure message (default "Failed as requested from task").
     #[serde(default)]
@@ -272,6 +286,18 @@ pub(crate) fn all() -> Vec<(&'static str, &'static [&'static str], Arc<dyn DynMo
              is not. Conditions are expressions, as in `when`.",
             "- name: The passphrase is long enough\n  assert:\n    that:\n      - wifi_passphrase | length >= 8\n    \
              fail_msg: \"a WPA2 passphrase has 8 to 63 characters\"\n  vars:\n    wifi_passphrase: correct horse\n",
+        ),
+        verb::<ValidateArgumentSpecParams>(
+            "validate_argument_spec",
+            &[],
+            "Check variables against an argument spec (engine action), with Ansible's checks and messages: \
+             unsupported and missing names, types with Ansible's conversions, `elements`, `choices`, nested \
+             `options`. Each option of the spec takes the value of the variable of its name, if one is \
+             defined, and `provided_arguments` over it. A role whose `meta/argument_specs.yml` (or the \
+             `argument_specs` of `meta/main.yml`) has its entry point (`main`, or `tasks_from`) runs this \
+             first, as in Ansible, and lint checks the role's params against it.",
+            "- name: The port is a number\n  validate_argument_spec:\n    argument_spec:\n      port:\n        \
+             type: int\n        required: true\n  vars:\n    port: 8080\n",
         ),
         verb::<FailParams>(
             "fail",

@@ -10,7 +10,7 @@ use crate::playbook::{Action, Loader, Play, Playbook, Role, Task, short_name};
 use crate::source::{Span, add_source, source};
 use crate::template::{Templar, TemplateError};
 use crate::yaml::{Node, NodeKind};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -275,6 +275,7 @@ impl<'a> Analyzer<'a> {
                         name,
                         tasks_from.as_deref(),
                         t.vars.clone(),
+                        Map::new(),
                         dir,
                         t.span,
                         t.origin.role.as_ref(),
@@ -585,6 +586,22 @@ impl<'a> Analyzer<'a> {
             "include_vars" => {
                 self.include_vars(t, args, &nodes);
                 return;
+            }
+            // a role's params against its argument spec (the task the loader put first)
+            "validate_argument_spec" => {
+                if let (Some(Value::Object(spec)), Some(Value::Object(given))) =
+                    (args.get("argument_spec"), args.get("provided_arguments"))
+                {
+                    let at = args_node.get("provided_arguments").map_or(t.span, |n| n.span);
+                    let role = args.pointer("/validate_args_context/name").and_then(Value::as_str);
+                    for e in crate::argspec::check_literal(spec, given) {
+                        let msg = match role {
+                            Some(r) => format!("role `{r}`: {e}"),
+                            None => e,
+                        };
+                        self.push(super::diag("role-args", at, msg));
+                    }
+                }
             }
             // facts that become variables of their own
             "service_facts" => {
