@@ -172,11 +172,63 @@ impl Controller for TaskController<'_> {
     }
 
     fn render_file_with(&self, path: &Path, opts: &crate::template::SyntaxOptions) -> Result<String, String> {
+        self.render_with_vars(path, opts, self.vars)
+    }
+
+    fn render_template(
+        &self,
+        path: &Path,
+        src: &str,
+        dest: &str,
+        opts: &crate::template::SyntaxOptions,
+    ) -> Result<String, String> {
+        let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let full = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        // Python's datetime.fromtimestamp: local time, rounded to the microsecond
+        let stamp = |t: std::time::SystemTime| {
+            let micros = t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| (d.as_secs_f64() * 1e6).round() as i64);
+            chrono::DateTime::from_timestamp_micros(micros)
+                .map(|d| d.with_timezone(&chrono::Local).naive_local().format("%Y-%m-%d %H:%M:%S%.6f").to_string())
+                .unwrap_or_default()
+        };
+        let uid = std::os::unix::fs::MetadataExt::uid(&meta);
+        let owner = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+            .ok()
+            .flatten()
+            .map_or_else(|| json!(uid), |u| json!(u.name));
+        let host = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+        let template_vars = json!({
+            "template_host": host,
+            "template_path": src,
+            "template_fullpath": full.display().to_string(),
+            "template_mtime": meta.modified().map(stamp).unwrap_or_default(),
+            "template_uid": owner,
+            "template_run_date": stamp(std::time::SystemTime::now()),
+            "template_destpath": dest,
+        });
+        // the template's variables over the host's, and Ansible's default `ansible_managed` under
+        // them (the last map wins)
+        let merged = minijinja::value::merge_maps([
+            to_mj(json!({"ansible_managed": "Ansible managed"})),
+            self.vars.clone(),
+            to_mj(&template_vars),
+        ]);
+        self.render_with_vars(path, opts, &merged)
+    }
+}
+
+impl TaskController<'_> {
+    fn render_with_vars(
+        &self,
+        path: &Path,
+        opts: &crate::template::SyntaxOptions,
+        vars: &minijinja::Value,
+    ) -> Result<String, String> {
         let text = crate::source::read_text(path).map_err(|e| match e {
             crate::source::ReadError::NotUtf8(_, m) => m,
             e => format!("cannot read {}: {e}", path.display()),
         })?;
-        let scope = Scope { vars: self.vars, search: self.search };
+        let scope = Scope { vars, search: self.search };
         self.templar.render_text_with(&text, &scope, opts).map_err(|e| match e.line {
             Some(l) => format!("{}:{l}: {}", path.display(), e.message),
             None => format!("{}: {}", path.display(), e.message),

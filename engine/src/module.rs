@@ -210,6 +210,18 @@ pub trait Controller: Send + Sync {
             Err("this controller renders templates with the default syntax only".into())
         }
     }
+    /// Render a `template` task's file: besides the host's variables, Ansible's `template_*`
+    /// variables (`template_path` is `src` as written, `template_destpath` is `dest`) and
+    /// `ansible_managed` unless the host has its own.
+    fn render_template(
+        &self,
+        path: &Path,
+        _src: &str,
+        _dest: &str,
+        opts: &crate::template::SyntaxOptions,
+    ) -> Result<String, String> {
+        self.render_file_with(path, opts)
+    }
 }
 
 /// Per-task context handed to modules.

@@ -129,7 +129,7 @@ impl Module for Template {
         let path = ctx.find_file("templates", &p.src)?;
         let mut text = ctx
             .controller
-            .render_file_with(&path, &p.syntax())
+            .render_template(&path, &p.src, &p.dest, &p.syntax())
             .map_err(|e| ModuleError::new(format!("cannot render {}: {e}", path.display())))?;
         if let Some(nl) = p.newline_sequence.as_deref().filter(|n| *n != "\n") {
             text = text.replace("\r\n", "\n").replace('\n', nl);

@@ -48,6 +48,8 @@ pub const MAGIC_VARS: &[&str] = &[
     "joiner",
     "namespace",
     "template_host",
+    "template_mtime",
+    "ansible_managed",
     "template_path",
     "template_fullpath",
     "template_run_date",
