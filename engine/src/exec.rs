@@ -129,6 +129,10 @@ pub struct Runner<'a> {
     /// Inventory vars per host and the `groups` map, until a `group_by` changes the inventory.
     inv_vars: std::sync::Mutex<HashMap<String, Arc<Map<String, Value>>>>,
     groups_map: std::sync::RwLock<Value>,
+    /// Bumped by every change of the inventory during the run (`add_host`, `group_by`).
+    inv_changes: std::sync::atomic::AtomicU64,
+    /// `{groups}` for the current generation, shared by every host's template context.
+    groups_cache: std::sync::Mutex<Option<(u64, minijinja::Value)>>,
 }
 
 /// A failure inside one host's task run.
@@ -144,8 +148,14 @@ impl From<ModuleError> for Fail {
     }
 }
 
+/// Marks a failure of the engine (a template that cannot render) rather than of the module:
+/// `failed_when` and `changed_when` do not judge it, as in Ansible. Never registered.
+const ENGINE_ERROR: &str = "_pbr_engine_error";
+
 fn terr(task: &Task, e: TemplateError) -> Fail {
-    Fail { msg: format!("{} (task at {})", e.message, task.span.location()), data: Map::new(), unreachable: false }
+    let mut data = Map::new();
+    data.insert(ENGINE_ERROR.into(), Value::Bool(true));
+    Fail { msg: format!("{} (task at {})", e.message, task.span.location()), data, unreachable: false }
 }
 
 /// Ansible's truthiness of a value.
@@ -266,6 +276,8 @@ impl<'a> Runner<'a> {
             forks,
             inv_vars: std::sync::Mutex::new(HashMap::new()),
             groups_map: std::sync::RwLock::new(groups_map),
+            inv_changes: std::sync::atomic::AtomicU64::new(0),
+            groups_cache: std::sync::Mutex::new(None),
         }
     }
 
@@ -285,8 +297,7 @@ impl<'a> Runner<'a> {
         let mut inv = self.inventory.write().unwrap_or_else(|e| e.into_inner());
         let changed = inv.add_dynamic(host, group, parents);
         if changed {
-            *self.groups_map.write().unwrap_or_else(|e| e.into_inner()) = Value::Object(inv.groups_map());
-            self.inv_vars.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            self.inventory_changed(&inv);
         }
         changed
     }
@@ -460,9 +471,25 @@ impl<'a> Runner<'a> {
                 }
             }
             let mut play_vars = play.vars.clone();
-            for (f, span) in &play.vars_files {
-                let name = self.render_simple(f, &play_vars).map_err(|e| Diag::error("template", *span, e.message))?;
-                let p = if Path::new(&name).is_absolute() { PathBuf::from(&name) } else { play.dir.join(&name) };
+            for (alts, span) in &play.vars_files {
+                let mut found = None;
+                for f in alts {
+                    let name =
+                        self.render_simple(f, &play_vars).map_err(|e| Diag::error("template", *span, e.message))?;
+                    let p = if Path::new(&name).is_absolute() { PathBuf::from(&name) } else { play.dir.join(&name) };
+                    // one name is loaded (and a missing one is its error); of a list, the first that exists
+                    if alts.len() == 1 || p.is_file() {
+                        found = Some(p);
+                        break;
+                    }
+                }
+                let Some(p) = found else {
+                    return Err(Diag::error(
+                        "missing-file",
+                        *span,
+                        format!("vars file {} was not found: none of {} exists", alts.join(", "), alts.len()),
+                    ));
+                };
                 let m = crate::playbook::load_vars_file(&p, *span)?;
                 play_vars.extend(m);
             }
@@ -1085,7 +1112,8 @@ impl<'a> Runner<'a> {
         self.finish_host(task, st, outcomes, items.as_ref().map(|_| ()), &task_name);
     }
 
-    fn fail_outcome(&self, st: &HostState, f: Fail, item: Option<String>) -> ItemOutcome {
+    fn fail_outcome(&self, st: &HostState, mut f: Fail, item: Option<String>) -> ItemOutcome {
+        f.data.remove(ENGINE_ERROR);
         let mut result = f.data.clone();
         // a command that ran and failed changed something, as Ansible's command reports it (an
         // ignored failure then counts as changed in the recap)
@@ -1299,7 +1327,15 @@ impl<'a> Runner<'a> {
             json!({"full": env!("CARGO_PKG_VERSION"), "string": env!("CARGO_PKG_VERSION")}),
         );
         m.insert("omit".into(), json!(crate::template::OMIT));
-        PlayCtx { play, vars, batch, all_hosts: all, magic: to_mj(&m), hostvars: std::sync::OnceLock::new() }
+        PlayCtx {
+            play,
+            vars,
+            batch,
+            all_hosts: all,
+            magic: to_mj(&m),
+            generation: self.inv_generation(),
+            hostvars: std::sync::Mutex::new(None),
+        }
     }
 
     /// The variables every host of the play shares (magic variables, and `hostvars` for tasks
@@ -1308,10 +1344,23 @@ impl<'a> Runner<'a> {
         // a template file is not the task's text: it may use hostvars without the task saying so
         let template = matches!(&task.action, Action::Module { name, .. }
             if crate::playbook::short_name(name) == "template");
+        // after add_host or group_by, `groups` is the inventory's now, as in Ansible
+        let generation = self.inv_generation();
+        let magic = if generation == ctx.generation {
+            ctx.magic.clone()
+        } else {
+            minijinja::value::merge_maps([ctx.magic.clone(), self.groups_overlay(generation)])
+        };
         if !template && !self.task_mentions(task, "hostvars") {
-            return ctx.magic.clone();
+            return magic;
         }
-        let hv = ctx.hostvars.get_or_init(|| {
+        let mut cached = ctx.hostvars.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((g, hv)) = cached.as_ref()
+            && *g == generation
+        {
+            return minijinja::value::merge_maps([magic, hv.clone()]);
+        }
+        let hv = {
             // each host's variables over one shared `groups` (O(hosts), not O(hosts²))
             use std::collections::BTreeMap;
             let groups = minijinja::Value::from(BTreeMap::from([("groups", to_mj(self.groups_value()))]));
@@ -1324,8 +1373,34 @@ impl<'a> Runner<'a> {
                 })
                 .collect();
             minijinja::Value::from(BTreeMap::from([("hostvars", minijinja::Value::from(hv))]))
-        });
-        minijinja::value::merge_maps([ctx.magic.clone(), hv.clone()])
+        };
+        *cached = Some((generation, hv.clone()));
+        minijinja::value::merge_maps([magic, hv])
+    }
+
+    /// How many times `add_host` or `group_by` changed the inventory during the run.
+    fn inv_generation(&self) -> u64 {
+        self.inv_changes.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// `{groups: ...}` of the inventory at this generation (built once per generation).
+    fn groups_overlay(&self, generation: u64) -> minijinja::Value {
+        let mut cached = self.groups_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((g, v)) = cached.as_ref()
+            && *g == generation
+        {
+            return v.clone();
+        }
+        let v = to_mj(json!({"groups": self.groups_value()}));
+        *cached = Some((generation, v.clone()));
+        v
+    }
+
+    /// After the inventory changed: new `groups`, host variables and generation.
+    fn inventory_changed(&self, inv: &Inventory) {
+        *self.groups_map.write().unwrap_or_else(|e| e.into_inner()) = Value::Object(inv.groups_map());
+        self.inv_vars.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.inv_changes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The template context of a task on a host: the shared variables over the host's `vars`
@@ -1847,9 +1922,12 @@ impl<'a> Runner<'a> {
             let mut out = match res {
                 Ok(r) => r,
                 Err(f) => {
-                    // a command that ran and failed has a result that failed_when, changed_when
-                    // and until judge, as in Ansible (`failed_when: false` keeps the task going)
+                    // a module's failure (a command that ran and failed, an assert that did not
+                    // hold...) has a result that failed_when and changed_when judge, as in
+                    // Ansible (`failed_when: false` keeps the task going); an engine error (a
+                    // template that cannot render) is not judged
                     let judged = task.failed_when.is_some() || task.changed_when.is_some();
+                    let engine_error = f.data.contains_key(ENGINE_ERROR);
                     let mut o = self.fail_outcome(st, f, label.clone());
                     if let Some((it, _)) = item {
                         o.result.insert("item".into(), it.clone());
@@ -1857,8 +1935,7 @@ impl<'a> Runner<'a> {
                     if o.unreachable {
                         return o;
                     }
-                    // fail_outcome marks a command that ran as changed
-                    if !(o.changed && judged) {
+                    if engine_error || !judged {
                         if task.until.is_none() || attempt >= attempts {
                             return o;
                         }
@@ -1951,6 +2028,24 @@ impl<'a> Runner<'a> {
         let Action::Module { name, args, .. } = &task.action else {
             return Err(Fail { msg: "not a module task".into(), data: Map::new(), unreachable: false });
         };
+        // the whole args as one template (`assert: "{{ my_args }}"`): a mapping once rendered
+        let templated;
+        let args = match args.get(crate::playbook::ARGS_TEMPLATE) {
+            Some(t) => {
+                templated = match self.templar.render_value(t, scope).map_err(|e| terr(task, e))? {
+                    v @ Value::Object(_) => v,
+                    v => {
+                        return Err(Fail {
+                            msg: format!("the args of `{name}` are a template that gave {v}, not a mapping"),
+                            data: Map::new(),
+                            unreachable: false,
+                        });
+                    }
+                };
+                &templated
+            }
+            None => args,
+        };
         let short = crate::playbook::short_name(name);
         let short =
             short.strip_prefix("ansible.posix.").or_else(|| short.strip_prefix("community.general.")).unwrap_or(short);
@@ -2000,6 +2095,53 @@ impl<'a> Runner<'a> {
                 result.insert("add_group".into(), json!(key));
                 result.insert("parent_groups".into(), json!(parents));
                 let status = if joined { Status::Changed } else { Status::Ok };
+                return Ok(simple_outcome(&st.name, status, None, result));
+            }
+            "add_host" => {
+                let rendered = self.templar.render_value(args, scope).map_err(|e| terr(task, e))?;
+                let fail = |msg: &str| Fail { msg: msg.into(), data: Map::new(), unreachable: false };
+                let Value::Object(mut a) = rendered else { return Err(fail("add_host needs a mapping of args")) };
+                if let Some(Value::Object(raw)) = a.remove("_raw_params") {
+                    for (k, v) in raw {
+                        a.entry(k).or_insert(v);
+                    }
+                }
+                let given = ["name", "hostname", "host"].iter().find_map(|k| a.get(*k)).map(value_label);
+                let Some(given) = given.filter(|n| !n.is_empty()) else {
+                    return Err(fail("name, host or hostname needs to be provided"));
+                };
+                let groups: Vec<String> = match ["groupname", "groups", "group"].iter().find_map(|k| a.get(*k)) {
+                    None | Some(Value::Null) => vec![],
+                    Some(Value::Array(l)) => l.iter().map(value_label).collect(),
+                    Some(Value::String(s)) => {
+                        s.split(',').map(|g| g.trim().to_string()).filter(|g| !g.is_empty()).collect()
+                    }
+                    Some(_) => return Err(fail("Groups must be specified as a list.")),
+                };
+                let mut host_vars = Map::new();
+                for (k, v) in &a {
+                    if !["name", "hostname", "host", "groupname", "groups", "group"].contains(&k.as_str()) {
+                        host_vars.insert(k.clone(), v.clone());
+                    }
+                }
+                // `name:port` (not an IPv6 address)
+                let name = match given.rsplit_once(':') {
+                    Some((h, p)) if !h.contains(':') && !h.is_empty() && p.parse::<u16>().is_ok() => {
+                        host_vars.insert("ansible_ssh_port".into(), json!(p.parse::<u16>().unwrap_or(22)));
+                        h.to_string()
+                    }
+                    _ => given.trim_start_matches('[').trim_end_matches(']').to_string(),
+                };
+                let changed = {
+                    let mut inv = self.inventory.write().unwrap_or_else(|e| e.into_inner());
+                    let changed = inv.add_runtime_host(&name, &groups, host_vars.clone());
+                    self.inventory_changed(&inv);
+                    changed
+                };
+                let mut result = Map::new();
+                result.insert("changed".into(), json!(changed));
+                result.insert("add_host".into(), json!({"host_name": name, "groups": groups, "host_vars": host_vars}));
+                let status = if changed { Status::Changed } else { Status::Ok };
                 return Ok(simple_outcome(&st.name, status, None, result));
             }
             "assert" => return self.act_assert(task, args, scope, st),
@@ -2060,8 +2202,14 @@ impl<'a> Runner<'a> {
                 })?;
                 let host = Host::new(st.name.clone(), conn, None);
                 host.query_sh("true").await.map_err(|e| Fail::from(ModuleError::from(e)))?;
+                // Ansible's ping answers `data` (default pong), and fails on purpose for `crash`
+                let rendered = self.templar.render_value(args, scope).map_err(|e| terr(task, e))?;
+                let data = rendered.get("data").filter(|d| !d.is_null()).cloned().unwrap_or(json!("pong"));
+                if data == json!("crash") {
+                    return Err(Fail { msg: "boom".into(), data: Map::new(), unreachable: false });
+                }
                 let mut r = Map::new();
-                r.insert("ping".into(), json!("pong"));
+                r.insert("ping".into(), data);
                 return Ok(simple_outcome(&st.name, Status::Ok, None, r));
             }
             "reboot" => return self.act_reboot(ctx, task, inh, st, vars, scope).await,
@@ -2291,6 +2439,14 @@ impl<'a> Runner<'a> {
     fn act_assert(&self, task: &Task, args: &Value, scope: &Scope, st: &HostState) -> Result<ItemOutcome, Fail> {
         let that: Vec<Value> = match args.get("that") {
             Some(Value::Array(a)) => a.clone(),
+            // `that: "{{ list_of_conditions }}"`: the template gives the conditions
+            Some(Value::String(s)) if crate::playbook::whole_template(s) => {
+                match self.templar.render_value(&Value::String(s.clone()), scope).map_err(|e| terr(task, e))? {
+                    Value::Array(a) => a,
+                    Value::String(c) => vec![Value::String(c)],
+                    v => vec![v],
+                }
+            }
             Some(other) => vec![other.clone()],
             None => return Err(Fail { msg: "assert needs `that:`".into(), data: Map::new(), unreachable: false }),
         };
@@ -2369,8 +2525,10 @@ struct PlayCtx<'a> {
     /// The play-wide magic variables (`groups`, `ansible_play_hosts`...), built once per play
     /// and batch and shared by every host and task (they are as large as the inventory).
     magic: minijinja::Value,
-    /// `hostvars`, built on first use.
-    hostvars: std::sync::OnceLock<minijinja::Value>,
+    /// The inventory's generation `magic` was built at (`add_host` and `group_by` change it).
+    generation: u64,
+    /// `hostvars`, built on first use, with the inventory generation it was built at.
+    hostvars: std::sync::Mutex<Option<(u64, minijinja::Value)>>,
 }
 
 fn merge_inherit(child: &mut Inherit, task: &Task) {

@@ -343,6 +343,36 @@ impl Inventory {
         true
     }
 
+    /// `add_host` while the run goes: the host (made if new) joins `groups` (made if new) and
+    /// takes `vars` over its own. Whether anything changed, as Ansible reports it.
+    pub fn add_runtime_host(&mut self, name: &str, groups: &[String], vars: Map<String, Value>) -> bool {
+        let before = self.hosts.get(name).map(|h| h.vars.clone());
+        let mut changed = before.is_none();
+        if let Some(b) = &before {
+            let mut after = b.clone();
+            extend(&mut after, &vars);
+            changed |= after != *b;
+        }
+        let mut joined = false;
+        for g in groups {
+            changed |= !self.groups.contains_key(g);
+            if !self.member_spans.contains_key(&(g.clone(), name.to_string())) {
+                changed = true;
+            }
+            self.add_host(g, name, Span::none(), vars.clone(), None);
+            joined = true;
+        }
+        if !joined {
+            if before.is_none() {
+                self.add_host("ungrouped", name, Span::none(), vars, None);
+            } else if let Some(h) = self.hosts.get_mut(name) {
+                extend(&mut h.vars, &vars);
+            }
+        }
+        self.reconcile();
+        changed
+    }
+
     // ----- building -----
 
     pub(crate) fn ensure_group(&mut self, name: &str, span: Span) {

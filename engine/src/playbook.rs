@@ -280,7 +280,8 @@ pub struct Play {
     pub span: Span,
     pub hosts: String,
     pub vars: Map<String, Value>,
-    pub vars_files: Vec<(String, Span)>,
+    /// Each entry: a file, or (a list in the playbook) files of which the first that exists.
+    pub vars_files: Vec<(Vec<String>, Span)>,
     pub gather_facts: bool,
     /// Which facts `gather_facts` reads (`gather_subset`: all, min, hardware, network).
     pub gather_subset: crate::facts::Subset,
@@ -428,6 +429,16 @@ pub fn load_vars_file(path: &Path, span: Span) -> R<Map<String, Value>> {
 /// Parse Ansible's `k=v k2="v 2"` argument string. Returns the params and the free-form rest
 /// (words that are not `k=v`), joined. `known` limits which keys are taken as params for
 /// free-form modules (`command`, `shell`); `None` takes all.
+/// The key under which a task keeps args written as one template (`assert: "{{ my_args }}"`),
+/// rendered into the args mapping when the task runs.
+pub const ARGS_TEMPLATE: &str = "_args_template";
+
+/// `{{ expr }}` and nothing else.
+pub fn whole_template(s: &str) -> bool {
+    let t = s.trim();
+    t.starts_with("{{") && t.ends_with("}}") && t[2..].find("{{").is_none() && !t.contains('\n')
+}
+
 pub fn parse_kv(s: &str, known: Option<&[&str]>) -> (Map<String, Value>, String) {
     let mut params = Map::new();
     // the free words keep the text between them as written (newlines included: a `shell: |`
@@ -439,8 +450,13 @@ pub fn parse_kv(s: &str, known: Option<&[&str]>) -> (Map<String, Value>, String)
         let gap = prev_end.map(|e| &s[e..a]).unwrap_or("");
         prev_end = Some(b);
         if let Some((k, v)) = word.split_once('=') {
-            let key_ok = !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if key_ok && known.is_none_or(|kn| kn.contains(&k)) {
+            // any key but an empty one, as Ansible's parse_kv (a templated `{{ item }}=v` for
+            // set_fact); a free-form module's keys are its known ones
+            let key_ok = match known {
+                Some(kn) => kn.contains(&k),
+                None => !k.trim().is_empty(),
+            };
+            if key_ok {
                 params.insert(k.to_string(), Value::String(unquote(v)));
                 continue;
             }
@@ -748,10 +764,17 @@ impl Loader<'_> {
             },
             vars_files: match n.get("vars_files") {
                 Some(v) => match &v.kind {
-                    NodeKind::Seq(items) => {
-                        items.iter().map(|i| Ok((str_of(i, "vars_files")?, i.span))).collect::<R<_>>()?
-                    }
-                    _ => vec![(str_of(v, "vars_files")?, v.span)],
+                    NodeKind::Seq(items) => items
+                        .iter()
+                        .map(|i| match &i.kind {
+                            // a list: the first of its files that exists
+                            NodeKind::Seq(alts) => {
+                                Ok((alts.iter().map(|a| str_of(a, "vars_files")).collect::<R<Vec<_>>>()?, i.span))
+                            }
+                            _ => Ok((vec![str_of(i, "vars_files")?], i.span)),
+                        })
+                        .collect::<R<_>>()?,
+                    _ => vec![(vec![str_of(v, "vars_files")?], v.span)],
                 },
                 None => vec![],
             },
@@ -1182,29 +1205,46 @@ impl Loader<'_> {
             };
             Action::Block { block: sub(self, "block")?, rescue: sub(self, "rescue")?, always: sub(self, "always")? }
         } else {
-            let (mk, mv) = match module {
-                Some(m) => m,
+            // `module: args`, or `action:`/`local_action:` with `module k=v` or a mapping with
+            // `module:` and the args beside it
+            let (mname, args_node, mk_span) = match module {
+                Some((mk, mv)) => (mk.key_str().unwrap_or_default(), mv.clone(), mk.span),
                 None => {
-                    if let Some(a) = n.get("action").or_else(|| n.get("local_action")) {
-                        (a, a)
-                    } else {
+                    let Some(a) = n.get("action").or_else(|| n.get("local_action")) else {
                         return Err(Diag::error("no-module", n.span, "this task calls no module")
                             .with_help("add a module, e.g. `command: echo hi`, or check the indentation"));
+                    };
+                    match &a.kind {
+                        NodeKind::Str(s) => {
+                            let s = s.trim_start();
+                            let (m, rest) = s.split_once(char::is_whitespace).unwrap_or((s, ""));
+                            (m.to_string(), Node::new(NodeKind::Str(rest.trim_start().to_string()), a.span), a.span)
+                        }
+                        NodeKind::Map(entries) => {
+                            let m = a
+                                .get("module")
+                                .ok_or_else(|| err(a.span, "an `action:` mapping names its module with `module:`"))?;
+                            // the args beside `module:`, and those of an `args:` mapping within
+                            let mut rest = vec![];
+                            for (k, v) in entries {
+                                match k.key_str().as_deref() {
+                                    Some("module") => {}
+                                    Some("args") if v.as_map().is_some() => {
+                                        rest.extend(v.as_map().unwrap_or_default().iter().cloned())
+                                    }
+                                    _ => rest.push((k.clone(), v.clone())),
+                                }
+                            }
+                            (str_of(m, "module")?, Node::new(NodeKind::Map(rest), a.span), m.span)
+                        }
+                        _ => return Err(err(a.span, "`action:` must be `module k=v` or a mapping with `module:`")),
                     }
                 }
             };
-            let mut mname = mk.key_str().unwrap_or_default();
-            let mut args_node = mv.clone();
-            if mname == "action" || mname == "local_action" {
-                // `action: module k=v`
-                let s = str_of(mv, "action")?;
-                let (m, rest) = s.split_once(' ').unwrap_or((&s, ""));
-                mname = m.to_string();
-                args_node = Node::new(NodeKind::Str(rest.to_string()), mv.span);
-            }
+            let mv = args_node.clone();
             let short = short_name(&mname).to_string();
             if !(self.is_module)(&mname) && !INCLUDE_KINDS.contains(&short.as_str()) {
-                let mut d = Diag::error("unknown-module", mk.span, format!("unknown module `{mname}`"));
+                let mut d = Diag::error("unknown-module", mk_span, format!("unknown module `{mname}`"));
                 let _ = &mut d;
                 return Err(d);
             }
@@ -1214,6 +1254,15 @@ impl Loader<'_> {
                     _ => Map::new(),
                 },
                 NodeKind::Null => Map::new(),
+                NodeKind::Str(s)
+                    if !FREE_FORM_MODULES.contains(&short.as_str())
+                        && !matches!(short.as_str(), "include_tasks" | "import_tasks" | "meta" | "include_vars")
+                        && whole_template(s) =>
+                {
+                    let mut p = Map::new();
+                    p.insert(ARGS_TEMPLATE.into(), Value::String(s.clone()));
+                    p
+                }
                 NodeKind::Str(s) => {
                     let free_form = FREE_FORM_MODULES.contains(&short.as_str())
                         || matches!(
@@ -1285,11 +1334,7 @@ impl Loader<'_> {
                         .ok_or_else(|| err(mv.span, "meta needs an action, e.g. `meta: flush_handlers`"))?
                         .to_string(),
                 ),
-                _ => Action::Module {
-                    name: if mname == "local_action" { short } else { mname.clone() },
-                    args,
-                    args_node,
-                },
+                _ => Action::Module { name: mname.clone(), args, args_node },
             }
         };
         let mut loop_ = None;
@@ -1344,6 +1389,8 @@ impl Loader<'_> {
                 }
             }
         }
+        // add_host bypasses the host loop: once per task, as Ansible runs it
+        let bypass = matches!(&action, Action::Module { name, .. } if short_name(name) == "add_host");
         let t = Task {
             name,
             span: n.span,
@@ -1373,7 +1420,8 @@ impl Loader<'_> {
             } else {
                 n.get("delegate_to").map(|v| str_of(v, "delegate_to")).transpose()?
             },
-            run_once: n.get("run_once").map(|v| bool_of(v, "run_once")).transpose()?.unwrap_or(false),
+            // add_host bypasses the host loop: once per task, as Ansible runs it
+            run_once: n.get("run_once").map(|v| bool_of(v, "run_once")).transpose()?.unwrap_or(false) || bypass,
             retries: n.get("retries").map(Node::to_value),
             until: n.get("until").map(cond_list),
             delay: n.get("delay").map(Node::to_value),

@@ -146,9 +146,10 @@ pub struct PauseParams {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PingParams {
-    /// Accepted for Ansible compatibility (the answer is always `pong`).
+    /// What the answer (`ping`) is (default `pong`); `crash` makes the task fail, as Ansible's
+    /// ping does.
     #[serde(default)]
-    pub data: Option<String>,
+    pub data: Option<Value>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -186,6 +187,19 @@ pub struct GroupByParams {
     /// The groups the new group sits under (default `all`).
     #[serde(default)]
     pub parents: Option<crate::params::StrList>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct AddHostParams {
+    /// The host's name (`name:port` sets `ansible_ssh_port` too).
+    #[serde(alias = "host", alias = "hostname")]
+    pub name: String,
+    /// The groups it joins (a list, or names separated by commas).
+    #[serde(default, alias = "group", alias = "groupname")]
+    pub groups: Option<crate::params::StrList>,
+    /// Every other key is a variable of the host (`ansible_host`, `ansible_connection`...).
+    #[serde(flatten)]
+    pub vars: Map<String, Value>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -344,6 +358,17 @@ pub(crate) fn all() -> Vec<(&'static str, &'static [&'static str], Arc<dyn DynMo
              next play on. Runs in check mode too; reports a change when the host joined, as Ansible does (the \
              run's inventory changes, not the host).",
             "- name: Group the hosts by distribution\n  group_by:\n    key: \"os_{{ ansible_facts.distribution | default('unknown') }}\"\n",
+        ),
+        verb::<AddHostParams>(
+            "add_host",
+            &[],
+            "Add a host to the run's inventory, for the plays that follow (engine action), as Ansible's \
+             add_host: it runs once per task (not per host; each loop item adds one), the host joins \
+             `groups`, and every other key becomes its variable. Runs in check mode too; reports a change \
+             when the host, one of its groups or its variables is new. Result: `add_host` (`host_name`, \
+             `groups`, `host_vars`).",
+            "- name: The new VM is a host of the next play\n  add_host:\n    name: pi9\n    groups: pis\n    \
+             ansible_host: 127.0.0.9\n",
         ),
         verb::<IncludeVarsParams>(
             "include_vars",

@@ -188,20 +188,26 @@ impl<'a> Analyzer<'a> {
                 self.defined.extend(m.iter().filter_map(|(k, _)| k.key_str()));
             }
         }
-        for (name, span) in &play.vars_files {
-            if Templar::is_template(name) {
+        for (alts, span) in &play.vars_files {
+            if alts.iter().any(|n| Templar::is_template(n)) {
                 self.dynamic_vars = true;
-                self.tmpl_str(name, *span);
+                for name in alts {
+                    self.tmpl_str(name, *span);
+                }
                 continue;
             }
-            let p = if Path::new(name).is_absolute() { PathBuf::from(name) } else { play.dir.join(name) };
-            if !p.is_file() {
+            let paths: Vec<PathBuf> = alts
+                .iter()
+                .map(|name| if Path::new(name).is_absolute() { PathBuf::from(name) } else { play.dir.join(name) })
+                .collect();
+            let Some(p) = paths.iter().find(|p| p.is_file()).cloned() else {
+                let looked: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
                 self.push(
-                    diag("missing-file", *span, format!("vars file `{name}` not found"))
-                        .with_label(format!("looked for {}", p.display())),
+                    diag("missing-file", *span, format!("vars file `{}` not found", alts.join("`, `")))
+                        .with_label(format!("looked for {}", looked.join(", "))),
                 );
                 continue;
-            }
+            };
             match crate::playbook::load_doc(&p, *span) {
                 Ok(Some(doc)) => self.vars_node(&doc),
                 Ok(None) => {}
@@ -557,6 +563,11 @@ impl<'a> Analyzer<'a> {
     }
 
     fn module_task(&mut self, t: &Task, name: &str, args: &Value, args_node: &Node) {
+        // args written as one template are known only at run time
+        if let Some(Value::String(tmpl)) = args.get(crate::playbook::ARGS_TEMPLATE) {
+            self.tmpl_str(tmpl, args_node.span);
+            return;
+        }
         let short = strip_collection(name);
         let key_span = t
             .node
@@ -602,6 +613,16 @@ impl<'a> Analyzer<'a> {
                             None => e,
                         };
                         self.push(super::diag("role-args", at, msg));
+                    }
+                }
+            }
+            // the new host's variables (for the plays that follow)
+            "add_host" => {
+                if let Some(m) = args.as_object() {
+                    for k in m.keys() {
+                        if !["name", "hostname", "host", "groups", "group", "groupname"].contains(&k.as_str()) {
+                            self.defined.insert(k.clone());
+                        }
                     }
                 }
             }
