@@ -155,6 +155,13 @@ struct ExecOpts {
     /// Do not write PLAYBOOK.retry after failures.
     #[arg(long)]
     no_retry_file: bool,
+    /// Run notified handlers on a host even after a task failed there (as the play keyword
+    /// `force_handlers: true`; also `ANSIBLE_FORCE_HANDLERS`).
+    #[arg(long)]
+    force_handlers: bool,
+    /// Accepted for Ansible compatibility: pbr keeps no fact cache, so there is none to clear.
+    #[arg(long)]
+    flush_cache: bool,
 }
 
 #[derive(Args)]
@@ -521,6 +528,8 @@ fn prepare(a: &RunArgs) -> Result<Prepared, ExitCode> {
         become_password,
         ssh,
         retry_files: !a.exec.no_retry_file && retry_files_enabled(),
+        force_handlers: a.exec.force_handlers
+            || std::env::var("ANSIBLE_FORCE_HANDLERS").is_ok_and(|v| pbr_engine::params::parse_bool(&v) == Some(true)),
     };
     warn_unhonoured_cfg_keys();
     Ok(Prepared { registry, inv, pbs, templar, opts })

@@ -37,6 +37,8 @@ pub struct RunOptions {
     pub become_password: Option<Secret>,
     pub ssh: crate::transport::ssh::SshGlobals,
     pub retry_files: bool,
+    /// Run notified handlers on hosts that failed (`--force-handlers`; the play keyword too).
+    pub force_handlers: bool,
 }
 
 /// How a run ended.
@@ -80,6 +82,8 @@ struct HostState {
     deferred: IndexMap<String, (Deferred, Host)>,
     /// `meta: end_host` / end_play.
     ended: bool,
+    /// `meta: clear_host_errors` ran (an `always` section then leaves the host unfailed).
+    errors_cleared: bool,
     /// Registered results and facts that came from a `no_log` task: a task that uses one of
     /// them is `no_log` too, so that a later `debug` does not show what `no_log` hid.
     sensitive: std::collections::HashSet<String>,
@@ -622,23 +626,53 @@ impl<'a> Runner<'a> {
     }
 
     async fn flush_handlers(&self, ctx: &PlayCtx<'_>, inh: &Inherit, states: &mut IndexMap<String, HostState>) {
+        // a name notifies the first handler of that name (as Ansible: a later one of the same
+        // name does not run), and a topic every handler that listens to it
+        let mut named: std::collections::HashSet<String> = std::collections::HashSet::new();
         for h in &ctx.play.handlers {
             let mut names: Vec<String> = h.listen.clone();
             if let Some(n) = &h.name {
-                names.push(n.clone());
+                let mut own = vec![n.clone()];
                 if let Some(r) = &h.origin.role {
-                    names.push(format!("{} : {n}", r.name));
+                    own.push(format!("{} : {n}", r.name));
+                }
+                for n in own {
+                    if named.insert(n.clone()) {
+                        names.push(n);
+                    }
                 }
             }
+            // with force_handlers, a host that failed still runs what it was notified of
+            let force = self.opts.force_handlers || ctx.play.force_handlers;
             let hosts: Vec<String> = states
                 .values()
-                .filter(|s| ctx.batch.contains(&s.name) && s.active() && names.iter().any(|n| s.notified.contains(n)))
+                .filter(|s| {
+                    ctx.batch.contains(&s.name)
+                        && (s.active() || force && s.failed && !s.unreachable && !s.ended)
+                        && names.iter().any(|n| s.notified.contains(n))
+                })
                 .map(|s| s.name.clone())
                 .collect();
             if hosts.is_empty() {
                 continue;
             }
+            if let Action::Meta(m) = &h.action {
+                Box::pin(self.run_meta(ctx, h, inh, m, states, &hosts)).await;
+                continue;
+            }
+            let failed: Vec<String> =
+                hosts.iter().filter(|h| states.get(*h).is_some_and(|s| s.failed)).cloned().collect();
+            for f in &failed {
+                if let Some(s) = states.get_mut(f) {
+                    s.failed = false;
+                }
+            }
             self.run_one(ctx, h, inh, states, &hosts, "RUNNING HANDLER").await;
+            for f in &failed {
+                if let Some(s) = states.get_mut(f) {
+                    s.failed = true;
+                }
+            }
         }
         for s in states.values_mut() {
             if ctx.batch.contains(&s.name) {
@@ -721,12 +755,15 @@ impl<'a> Runner<'a> {
                             for h in &failed_now {
                                 if let Some(s) = states.get_mut(h) {
                                     s.failed = false;
+                                    s.errors_cleared = false;
                                 }
                             }
                             self.run_tasks(ctx, always, &child, states).await;
+                            // failed again after `always`, unless it cleared the host's errors
                             for h in &failed_now {
                                 if let Some(s) = states.get_mut(h) {
-                                    s.failed = true;
+                                    s.failed |= !s.errors_cleared;
+                                    s.errors_cleared = false;
                                 }
                             }
                         }
@@ -761,6 +798,7 @@ impl<'a> Runner<'a> {
             "clear_host_errors" => {
                 for s in states.values_mut() {
                     s.failed = false;
+                    s.errors_cleared = true;
                 }
             }
             "end_play" | "end_host" | "end_batch" => {
@@ -1056,6 +1094,18 @@ impl<'a> Runner<'a> {
                 // evaluates per item; the result is the same for item-independent conditions)
                 match self.loop_items(spec, &scope) {
                     Ok(v) => Some(v),
+                    // a loop over something undefined under a `when` that is false without it
+                    // (`when: x is defined`) is skipped, as in Ansible
+                    Err(_)
+                        if {
+                            let all_when: Vec<Value> = inh.when.iter().chain(task.when.iter()).cloned().collect();
+                            !all_when.is_empty() && matches!(self.eval_conds(&all_when, &scope), Ok(false))
+                        } =>
+                    {
+                        let o = self.run_item(ctx, task, inh, st, &base_vars, None, &search).await;
+                        self.finish_host(task, st, vec![o], None, &task_name);
+                        return;
+                    }
                     Err(e) => {
                         let mut o = self.fail_outcome(st, terr(task, e), None);
                         if st.no_log_now {
@@ -1948,6 +1998,9 @@ impl<'a> Runner<'a> {
             if let Some((it, _)) = item {
                 out.result.insert("item".into(), it.clone());
             }
+            if would_run(&out) {
+                out.result.entry("msg").or_insert(json!("Command would have run if not in check mode"));
+            }
             out.report.item = label.clone();
             // changed_when / failed_when / until see the result as the registered var; the
             // context is built only for tasks that have one of them (not on every task run)
@@ -2160,14 +2213,8 @@ impl<'a> Runner<'a> {
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_string();
-                let base = task
-                    .origin
-                    .role
-                    .as_ref()
-                    .map(|r| r.path.join("vars"))
-                    .unwrap_or_else(|| task.origin.playbook_dir.clone());
                 let fail = |msg: String| Fail { msg, data: Map::new(), unreachable: false };
-                let resolve = |f: &str| if Path::new(f).is_absolute() { PathBuf::from(f) } else { base.join(f) };
+                let resolve = |f: &str| task.origin.vars_file(f);
                 let files = match rendered.get("dir").and_then(Value::as_str) {
                     Some(d) => vars_dir_files(&resolve(d), &rendered).map_err(fail)?,
                     None => vec![resolve(&file)],
@@ -2251,7 +2298,11 @@ impl<'a> Runner<'a> {
             _ => {}
         }
         let module = self.registry.get(name).ok_or_else(|| Fail {
-            msg: format!("unknown module `{name}`"),
+            msg: if crate::playbook::ansible_only(name) {
+                format!("`{name}` is an Ansible module that pbr does not implement")
+            } else {
+                format!("unknown module `{name}`")
+            },
             data: Map::new(),
             unreachable: false,
         })?;

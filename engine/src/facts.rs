@@ -12,7 +12,8 @@ const MIN: &str = "uname -n; uname -m; uname -s; uname -r; id -un; \
     echo ---; cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null; true\n\
     echo '@@id'; id -u; id -g; printf '%s\\n' \"$HOME\" \"$SHELL\"\n\
     echo '@@date'; date '+%Y %m %d %H %M %S %s %Z %z %A %u %U %B %b %j %p' ; date -u '+%Y-%m-%dT%H:%M:%SZ'\n\
-    echo '@@env'; env\n";
+    echo '@@env'; env\n\
+    echo '@@python'; for p in python3 python; do c=$(command -v $p) && { echo \"$c\"; $c -V 2>&1; break; }; done\n";
 
 const HARDWARE: &str = "echo '@@meminfo'; cat /proc/meminfo 2>/dev/null\n\
     echo '@@cpuinfo'; cat /proc/cpuinfo 2>/dev/null\n\
@@ -145,6 +146,12 @@ pub fn parse(text: &str) -> Map<String, Value> {
     }
     if let Some(d) = sec.get("date") {
         m.insert("date_time".into(), date_time(d));
+    }
+    if let Some(py) = sec.get("python")
+        && let Some(fact) = python_fact(py)
+    {
+        m.insert("python".into(), fact);
+        m.insert("python_version".into(), fact_version(&m));
     }
     if let Some(e) = sec.get("env") {
         let env: Map<String, Value> = e
@@ -355,6 +362,29 @@ fn network_of(addr: &str, prefix: u32) -> String {
     let Ok(a) = addr.parse::<std::net::Ipv4Addr>() else { return String::new() };
     let bits: u32 = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix.min(32)) };
     std::net::Ipv4Addr::from(u32::from(a) & bits).to_string()
+}
+
+/// `python` as Ansible reports the interpreter that runs its modules: here the host's
+/// `python3` (or `python`) if it has one (pbr runs no Python; playbooks read the fact).
+fn python_fact(section: &str) -> Option<Value> {
+    let mut l = section.lines();
+    let exe = l.next()?.trim();
+    let ver = l.next()?.trim().strip_prefix("Python ")?;
+    let mut parts = ver.split('.').map(|p| p.trim_end_matches(|c: char| !c.is_ascii_digit()).parse::<u64>().ok());
+    let (major, minor, micro) =
+        (parts.next()??, parts.next().flatten().unwrap_or(0), parts.next().flatten().unwrap_or(0));
+    Some(json!({
+        "executable": exe,
+        "has_sslcontext": true,
+        "type": "cpython",
+        "version": {"major": major, "minor": minor, "micro": micro, "releaselevel": "final", "serial": 0},
+        "version_info": [major, minor, micro, "final", 0],
+    }))
+}
+
+fn fact_version(m: &Map<String, Value>) -> Value {
+    let v = &m["python"]["version"];
+    json!(format!("{}.{}.{}", v["major"], v["minor"], v["micro"]))
 }
 
 /// The minimal facts (the first part of the script's output).

@@ -142,6 +142,24 @@ pub struct Origin {
 }
 
 impl Origin {
+    /// Where `include_vars` finds a relative name: the role's `vars/`, the role, then the
+    /// playbook's `vars/` and directory, the first that exists (Ansible's search for `vars`);
+    /// else the first place looked.
+    pub fn vars_file(&self, f: &str) -> PathBuf {
+        if Path::new(f).is_absolute() {
+            return PathBuf::from(f);
+        }
+        let mut bases = vec![];
+        if let Some(r) = &self.role {
+            bases.push(r.path.join("vars"));
+            bases.push(r.path.clone());
+        }
+        bases.push(self.playbook_dir.join("vars"));
+        bases.push(self.playbook_dir.clone());
+        let first = if self.role.is_some() { bases[0].join(f) } else { self.playbook_dir.join(f) };
+        bases.iter().map(|b| b.join(f)).find(|p| p.exists()).unwrap_or(first)
+    }
+
     pub fn search_dirs(&self) -> Vec<PathBuf> {
         let mut v = Vec::new();
         if let Some(r) = &self.role {
@@ -429,6 +447,47 @@ pub fn load_vars_file(path: &Path, span: Span) -> R<Map<String, Value>> {
 /// Parse Ansible's `k=v k2="v 2"` argument string. Returns the params and the free-form rest
 /// (words that are not `k=v`), joined. `known` limits which keys are taken as params for
 /// free-form modules (`command`, `shell`); `None` takes all.
+/// Ansible's own modules that pbr does not implement (ansible-core's `ansible.builtin` set; the
+/// Windows ones by their `win_` names). A task calling one loads, as in Ansible, and fails when
+/// it runs (a task under `when: false`, or in a role's Windows branch, never does); lint reports
+/// it as an error.
+const ANSIBLE_ONLY: &[&str] = &[
+    "apt_key",
+    "apt_repository",
+    "assemble",
+    "async_status",
+    "async_wrapper",
+    "deb822_repository",
+    "debconf",
+    "dnf5",
+    "dpkg_selections",
+    "expect",
+    "getent",
+    "git",
+    "import_playbook",
+    "iptables",
+    "mount_facts",
+    "package_facts",
+    "pip",
+    "raw",
+    "rpm_key",
+    "script",
+    "set_stats",
+    "subversion",
+    "sysvinit",
+    "tempfile",
+    "uri",
+    "yum_repository",
+];
+
+/// Whether `name` is one of Ansible's modules that pbr lacks (see [`ANSIBLE_ONLY`]).
+pub fn ansible_only(name: &str) -> bool {
+    let short = short_name(name);
+    let short =
+        short.strip_prefix("ansible.windows.").or_else(|| short.strip_prefix("community.windows.")).unwrap_or(short);
+    ANSIBLE_ONLY.contains(&short) || (short.starts_with("win_") && !short.contains('.'))
+}
+
 /// The key under which a task keeps args written as one template (`assert: "{{ my_args }}"`),
 /// rendered into the args mapping when the task runs.
 pub const ARGS_TEMPLATE: &str = "_args_template";
@@ -1122,6 +1181,7 @@ impl Loader<'_> {
                     } else {
                         let role = args
                             .get("name")
+                            .or_else(|| args.get("role"))
                             .and_then(Value::as_str)
                             .ok_or_else(|| err(t.span, "import_role needs `name:`"))?;
                         let from = args.get("tasks_from").and_then(Value::as_str);
@@ -1243,7 +1303,7 @@ impl Loader<'_> {
             };
             let mv = args_node.clone();
             let short = short_name(&mname).to_string();
-            if !(self.is_module)(&mname) && !INCLUDE_KINDS.contains(&short.as_str()) {
+            if !(self.is_module)(&mname) && !INCLUDE_KINDS.contains(&short.as_str()) && !ansible_only(&mname) {
                 let mut d = Diag::error("unknown-module", mk_span, format!("unknown module `{mname}`"));
                 let _ = &mut d;
                 return Err(d);
@@ -1276,8 +1336,10 @@ impl Loader<'_> {
                         }
                         p
                     } else if free_form && !s.contains('=') {
+                        // the words, as Ansible's parse_kv joins them (a folded `>` scalar's
+                        // trailing newline goes)
                         let mut p = Map::new();
-                        p.insert("_raw_params".into(), Value::String(s.clone()));
+                        p.insert("_raw_params".into(), Value::String(s.trim().to_string()));
                         p
                     } else {
                         let (p, rest) = parse_kv(s, None);
@@ -1322,6 +1384,7 @@ impl Loader<'_> {
                 "include_role" => Action::IncludeRole {
                     name: args
                         .get("name")
+                        .or_else(|| args.get("role"))
                         .and_then(Value::as_str)
                         .ok_or_else(|| err(mv.span, "include_role needs `name:`"))?
                         .to_string(),

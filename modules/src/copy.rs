@@ -152,6 +152,8 @@ pub async fn written_attrs(host: &Host, path: &str) -> Result<Map<String, Value>
         data.insert("mode".into(), Value::String(util::mode_str(s.mode)));
         data.insert("owner".into(), Value::String(s.owner));
         data.insert("group".into(), Value::String(s.group));
+        data.insert("uid".into(), Value::from(s.uid));
+        data.insert("gid".into(), Value::from(s.gid));
     }
     Ok(data)
 }
@@ -160,11 +162,15 @@ pub fn content_data(st: &ContentState) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("dest".into(), Value::String(st.file.path.clone()));
     m.insert("checksum".into(), Value::String(util::sha1_hex(&st.want)));
+    m.insert("md5sum".into(), Value::String(format!("{:x}", md5::compute(&st.want))));
     m.insert("size".into(), Value::from(st.want.len()));
+    m.insert("state".into(), Value::String("file".into()));
     if let Some(s) = &st.file.stat {
         m.insert("mode".into(), Value::String(util::mode_str(s.mode)));
         m.insert("owner".into(), Value::String(s.owner.clone()));
         m.insert("group".into(), Value::String(s.group.clone()));
+        m.insert("uid".into(), Value::from(s.uid));
+        m.insert("gid".into(), Value::from(s.gid));
     }
     m
 }

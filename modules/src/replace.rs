@@ -44,8 +44,9 @@ pub struct ReplaceParams {
     pub group: Option<String>,
 }
 
-/// Ansible's replace on `text`: the new text and the number of replacements.
-pub fn edit(p: &ReplaceParams, text: &str) -> Result<(String, usize), ModuleError> {
+/// Ansible's replace on `text`: the new text and the number of replacements, or Ansible's
+/// message when the `after`/`before` section is not in the text.
+pub fn edit(p: &ReplaceParams, text: &str) -> Result<Result<(String, usize), String>, ModuleError> {
     let section_re = match (&p.after, &p.before) {
         (Some(a), Some(b)) => Some(format!("{a}(?P<subsection>.*?){b}")),
         (Some(a), None) => Some(format!("{a}(?P<subsection>.*)")),
@@ -58,14 +59,14 @@ pub fn edit(p: &ReplaceParams, text: &str) -> Result<(String, usize), ModuleErro
                 .map_err(|e| ModuleError::new(format!("invalid after/before pattern {s:?}: {e}")))?;
             match re.captures(text).map_err(ModuleError::new)?.as_ref().and_then(|c| c.name("subsection")) {
                 Some(m) => (m.start(), m.end()),
-                None => return Ok((text.to_string(), 0)),
+                None => return Ok(Err(format!("Pattern for before/after params did not match the given file: {s}"))),
             }
         }
         None => (0, text.len()),
     };
     let re = util::compile("regexp", &p.regexp, true)?;
     let (new, n) = re.sub(&text[start..end], &p.replace, 0).map_err(ModuleError::new)?;
-    Ok((format!("{}{}{}", &text[..start], new, &text[end..]), n))
+    Ok(Ok((format!("{}{}{}", &text[..start], new, &text[end..]), n)))
 }
 
 pub struct Replace;
@@ -104,8 +105,11 @@ impl Module for Replace {
         let Some(text) = &before else {
             return Err(ModuleError::new(format!("Path {} does not exist !", p.path)));
         };
-        let (want, n) = edit(p, text)?;
-        let msg = if want != *text { format!("{n} replacements made") } else { String::new() };
+        let (want, msg) = match edit(p, text)? {
+            Ok((want, n)) if want != *text => (want, format!("{n} replacements made")),
+            Ok((want, _)) => (want, String::new()),
+            Err(nomatch) => (text.clone(), nomatch),
+        };
         Ok((EditState { file, want: Some(want), msg, found: None }, before))
     }
 
@@ -113,8 +117,11 @@ impl Module for Replace {
         Ok(plan_edit(&st.0, st.1.as_deref(), attrs(p), WriteOpts { backup: p.backup, validate: p.validate.as_deref() }))
     }
 
+    /// `msg` always, as Ansible's replace returns it (empty when nothing was replaced).
     fn data(&self, _p: &ReplaceParams, st: &Self::State) -> Map<String, Value> {
-        edit_data(&st.0)
+        let mut m = edit_data(&st.0);
+        m.entry("msg").or_insert(Value::String(String::new()));
+        m
     }
 
     /// What the edit did ("line added"), as Ansible reports it.

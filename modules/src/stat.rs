@@ -106,6 +106,22 @@ impl Module for Stat {
                     "writeable": st.writeable,
                     "executable": st.executable,
                 });
+                // the mode's bits under Ansible's names
+                for (key, bit) in [
+                    ("isuid", 0o4000),
+                    ("isgid", 0o2000),
+                    ("rusr", 0o400),
+                    ("wusr", 0o200),
+                    ("xusr", 0o100),
+                    ("rgrp", 0o40),
+                    ("wgrp", 0o20),
+                    ("xgrp", 0o10),
+                    ("roth", 0o4),
+                    ("woth", 0o2),
+                    ("xoth", 0o1),
+                ] {
+                    o[key] = json!(s.mode & bit != 0);
+                }
                 if let Some(t) = &s.link_target {
                     o["lnk_source"] = json!(t);
                     o["lnk_target"] = json!(t);

@@ -137,9 +137,15 @@ fn replace_table() {
         ("ab ac\n", json!({"regexp": "a(?=c)", "replace": "A"}), "ab Ac\n", 1),
     ];
     for (before, params, after, n) in cases {
-        let got = replace::edit(&rp(params.clone()), before).unwrap();
+        let got = replace::edit(&rp(params.clone()), before).unwrap().unwrap_or((before.to_string(), 0));
         assert_eq!((got.0.as_str(), got.1), (after, n), "{params}");
     }
+    // a section that is not there: Ansible's message, the file unchanged
+    let p = rp(json!({"regexp": "a", "replace": "b", "after": "nomatch"}));
+    assert_eq!(
+        replace::edit(&p, "a\n").unwrap(),
+        Err("Pattern for before/after params did not match the given file: nomatch(?P<subsection>.*)".to_string())
+    );
 }
 
 #[tokio::test]

@@ -632,6 +632,13 @@ impl<'a> Analyzer<'a> {
             }
             _ => {}
         }
+        // an Ansible module pbr lacks: the run fails the task if it is reached; lint says so
+        if self.lint && self.registry.get(name).is_none() && crate::playbook::ansible_only(name) {
+            self.push(
+                diag("unknown-module", key_span, format!("`{name}` is an Ansible module that pbr does not implement"))
+                    .with_help("the task fails when it runs; `pbr doc` lists the modules pbr has"),
+            );
+        }
         if let Some(module) = self.registry.get(name) {
             let module = module.clone();
             for d in params::check(module.as_ref(), args, &nodes, self.lint) {
@@ -678,8 +685,7 @@ impl<'a> Analyzer<'a> {
             self.dynamic_vars = true;
             return;
         }
-        let base = t.origin.role.as_ref().map(|r| r.path.join("vars")).unwrap_or_else(|| t.origin.playbook_dir.clone());
-        let p = if Path::new(file).is_absolute() { PathBuf::from(file) } else { base.join(file) };
+        let p = t.origin.vars_file(file);
         if !p.is_file() {
             if p.is_dir() {
                 self.dynamic_vars = true;
