@@ -84,6 +84,8 @@ struct HostState {
     ended: bool,
     /// `meta: clear_host_errors` ran (an `always` section then leaves the host unfailed).
     errors_cleared: bool,
+    /// The current play's `vars_files` whose names are templates, as this host rendered them.
+    play_files_vars: Map<String, Value>,
     /// Registered results and facts that came from a `no_log` task: a task that uses one of
     /// them is `no_log` too, so that a later `debug` does not show what `no_log` hid.
     sensitive: std::collections::HashSet<String>,
@@ -133,6 +135,9 @@ pub struct Runner<'a> {
     /// Inventory vars per host and the `groups` map, until a `group_by` changes the inventory.
     inv_vars: std::sync::Mutex<HashMap<String, Arc<Map<String, Value>>>>,
     groups_map: std::sync::RwLock<Value>,
+    /// Each host's variables from the run so far (facts, included vars, `set_fact`, registered
+    /// results), for `hostvars`: updated when a task sets any of them.
+    host_runtime: HostRuntime,
     /// Bumped by every change of the inventory during the run (`add_host`, `group_by`).
     inv_changes: std::sync::atomic::AtomicU64,
     /// `{groups}` for the current generation, shared by every host's template context.
@@ -281,6 +286,7 @@ impl<'a> Runner<'a> {
             inv_vars: std::sync::Mutex::new(HashMap::new()),
             groups_map: std::sync::RwLock::new(groups_map),
             inv_changes: std::sync::atomic::AtomicU64::new(0),
+            host_runtime: HostRuntime::default(),
             groups_cache: std::sync::Mutex::new(None),
         }
     }
@@ -474,28 +480,38 @@ impl<'a> Runner<'a> {
                     s.ended = false;
                 }
             }
+            // vars_files: a name without a template is loaded once for the play; one with a
+            // template is rendered per host, with that host's variables (as Ansible does)
             let mut play_vars = play.vars.clone();
+            let mut per_host = vec![];
             for (alts, span) in &play.vars_files {
-                let mut found = None;
-                for f in alts {
-                    let name =
-                        self.render_simple(f, &play_vars).map_err(|e| Diag::error("template", *span, e.message))?;
-                    let p = if Path::new(&name).is_absolute() { PathBuf::from(&name) } else { play.dir.join(&name) };
-                    // one name is loaded (and a missing one is its error); of a list, the first that exists
-                    if alts.len() == 1 || p.is_file() {
-                        found = Some(p);
-                        break;
+                if alts.iter().any(|f| Templar::is_template(f)) {
+                    per_host.push((alts, span));
+                    continue;
+                }
+                if let Some(m) = self.load_vars_files_entry(play, alts, *span, &play_vars)? {
+                    play_vars.extend(m);
+                }
+            }
+            for h in &batch {
+                let mut own = Map::new();
+                if !per_host.is_empty() {
+                    let mut hv = (*self.inv_host_vars(h)).clone();
+                    hv.extend(play_vars.clone());
+                    hv.extend(self.opts.extra_vars.clone());
+                    hv.insert("inventory_hostname".into(), json!(h));
+                    // variables whose values are templates (`['vars/{{ foo }}.yml', ...]`)
+                    self.resolve_vars(&mut hv, None);
+                    for (alts, span) in &per_host {
+                        if let Some(m) = self.load_vars_files_entry(play, alts, **span, &hv)? {
+                            hv.extend(m.clone());
+                            own.extend(m);
+                        }
                     }
                 }
-                let Some(p) = found else {
-                    return Err(Diag::error(
-                        "missing-file",
-                        *span,
-                        format!("vars file {} was not found: none of {} exists", alts.join(", "), alts.len()),
-                    ));
-                };
-                let m = crate::playbook::load_vars_file(&p, *span)?;
-                play_vars.extend(m);
+                if let Some(s) = states.get_mut(h) {
+                    s.play_files_vars = own;
+                }
             }
             let ctx = self.play_ctx(play, play_vars, batch.clone(), hosts.clone());
             if play.gather_facts {
@@ -570,14 +586,57 @@ impl<'a> Runner<'a> {
         }
     }
 
-    fn render_simple(&self, s: &str, vars: &Map<String, Value>) -> Result<String, TemplateError> {
+    /// One `vars_files` entry (a name, or names of which the first that exists), rendered with
+    /// `vars`: its variables, or None when a name uses a variable that is not defined (skipped
+    /// with a warning, as Ansible does).
+    fn load_vars_files_entry(
+        &self,
+        play: &Play,
+        alts: &[String],
+        span: crate::source::Span,
+        vars: &Map<String, Value>,
+    ) -> Result<Option<Map<String, Value>>, Diag> {
+        let mut found = None;
+        for f in alts {
+            let name = match self.render_simple(f, vars, &play.dir) {
+                Ok(n) => n,
+                Err(e) if e.undefined.is_some() => {
+                    self.reporter.warning(&format!(
+                        "skipping vars_files item {} ({}): {}",
+                        alts.join(", "),
+                        span.location(),
+                        e.message
+                    ));
+                    return Ok(None);
+                }
+                Err(e) => return Err(Diag::error("template", span, e.message)),
+            };
+            let p = if Path::new(&name).is_absolute() { PathBuf::from(&name) } else { play.dir.join(&name) };
+            // one name is loaded (and a missing one is its error); of a list, the first that exists
+            if alts.len() == 1 || p.is_file() {
+                found = Some(p);
+                break;
+            }
+        }
+        let Some(p) = found else {
+            return Err(Diag::error(
+                "missing-file",
+                span,
+                format!("vars file {} was not found: none of {} exists", alts.join(", "), alts.len()),
+            ));
+        };
+        crate::playbook::load_vars_file(&p, span).map(Some)
+    }
+
+    fn render_simple(&self, s: &str, vars: &Map<String, Value>, dir: &Path) -> Result<String, TemplateError> {
         if !Templar::is_template(s) {
             return Ok(s.to_string());
         }
         let mut all = vars.clone();
         all.extend(self.opts.extra_vars.clone());
         let ctx = to_mj(&all);
-        let scope = Scope { vars: &ctx, search: &[] };
+        let search = [dir.to_path_buf()];
+        let scope = Scope { vars: &ctx, search: &search };
         self.templar.render_str(s, &scope).map(|v| match v {
             Value::String(s) => s,
             o => o.to_string(),
@@ -601,6 +660,7 @@ impl<'a> Runner<'a> {
                     for (k, v) in facts {
                         st.facts.insert(format!("ansible_{k}"), v);
                     }
+                    self.publish_runtime(st);
                     st.stats.ok += 1;
                     HostReport::simple(&st.name, Status::Ok, None)
                 }
@@ -1072,6 +1132,7 @@ impl<'a> Runner<'a> {
                         if sensitive {
                             s.sensitive.insert(reg.clone());
                         }
+                        self.publish_runtime(s);
                     }
                 }
             }
@@ -1199,6 +1260,16 @@ impl<'a> Runner<'a> {
         }
     }
 
+    /// Publish what the run has set on the host (facts, included vars, `set_fact`, registered
+    /// results) for `hostvars`.
+    fn publish_runtime(&self, st: &HostState) {
+        let mut m = st.facts.clone();
+        m.extend(st.included_vars.clone());
+        m.extend(st.set_facts.clone());
+        m.extend(st.registered.clone());
+        self.host_runtime.write().unwrap_or_else(|e| e.into_inner()).insert(st.name.clone(), Arc::new(m));
+    }
+
     /// Record stats, register, notify, print.
     fn finish_host(
         &self,
@@ -1208,6 +1279,7 @@ impl<'a> Runner<'a> {
         looped: Option<()>,
         task_name: &str,
     ) {
+        let publishes = task.register.is_some() || outcomes.iter().any(|o| o.result.contains_key("ansible_facts"));
         let ignore = task.ignore_errors.as_ref().map(truthy).unwrap_or(false);
         let changed = outcomes.iter().any(|o| o.changed);
         let failed = outcomes.iter().any(|o| o.failed);
@@ -1241,6 +1313,9 @@ impl<'a> Runner<'a> {
             } else {
                 st.unknown_in_check.remove(reg);
             }
+        }
+        if publishes {
+            self.publish_runtime(st);
         }
         if unreachable && !task.ignore_unreachable {
             st.unreachable = true;
@@ -1301,6 +1376,7 @@ impl<'a> Runner<'a> {
         v.extend(self.inv_host_vars(&st.name).iter().map(|(k, x)| (k.clone(), x.clone())));
         v.extend(st.facts.clone());
         v.extend(ctx.vars.clone());
+        v.extend(st.play_files_vars.clone());
         for r in &ctx.play.roles {
             v.extend(r.vars.clone());
         }
@@ -1419,7 +1495,12 @@ impl<'a> Runner<'a> {
                 .iter()
                 .map(|h| {
                     let own = to_mj(&*self.resolved_inv_vars(h));
-                    (h.clone(), minijinja::value::merge_maps([own, groups.clone()]))
+                    // what the run set on the host wins over its inventory variables
+                    let runtime = minijinja::Value::from_object(RuntimeVars {
+                        store: self.host_runtime.clone(),
+                        host: h.clone(),
+                    });
+                    (h.clone(), minijinja::value::merge_maps([own, groups.clone(), runtime]))
                 })
                 .collect();
             minijinja::Value::from(BTreeMap::from([("hostvars", minijinja::Value::from(hv))]))
@@ -1612,7 +1693,16 @@ impl<'a> Runner<'a> {
             },
             LoopSpec::Dict(v) => match render(v)? {
                 Value::Object(m) => m.into_iter().map(|(k, v)| json!({"key": k, "value": v})).collect(),
-                other => return Err(bad("with_dict (a mapping)", &other)),
+                other => {
+                    return Err(TemplateError {
+                        message: format!(
+                            "the 'dict' lookup plugin expects a dictionary, got {} (with_dict)",
+                            short_json(&other)
+                        ),
+                        undefined: None,
+                        line: None,
+                    });
+                }
             },
             LoopSpec::Fileglob(v) => {
                 let pats = match render(v)? {
@@ -1954,13 +2044,16 @@ impl<'a> Runner<'a> {
             }
             Err(e) => return self.fail_outcome(st, terr(task, e), label),
         }
-        let retries =
-            task.retries.as_ref().and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())));
-        let delay = task
-            .delay
-            .as_ref()
-            .and_then(|v| v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
-            .unwrap_or(5.0);
+        // retries and delay may be templates (of the loop item, too)
+        let number = |v: &Value| -> Option<f64> {
+            let v = match v {
+                Value::String(s) if Templar::is_template(s) => self.templar.render_value(v, &scope).ok()?,
+                other => other.clone(),
+            };
+            v.as_f64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+        };
+        let retries = task.retries.as_ref().and_then(number).map(|r| r.max(0.0) as u64);
+        let delay = task.delay.as_ref().and_then(number).unwrap_or(5.0);
         let attempts = match (&task.until, retries) {
             (Some(_), r) => r.unwrap_or(3) + 1,
             _ => 1,
@@ -2568,6 +2661,35 @@ fn simple_outcome(host: &str, status: Status, msg: Option<String>, result: Map<S
     }
 }
 
+/// Each host's run-time variables, shared with the `hostvars` of every template context.
+type HostRuntime = Arc<std::sync::RwLock<HashMap<String, Arc<Map<String, Value>>>>>;
+
+/// One host's run-time variables as `hostvars[host]` reads them: looked up when a template asks,
+/// so that `hostvars` built once per play sees every later `set_fact`, `register` and fact.
+#[derive(Debug)]
+struct RuntimeVars {
+    store: HostRuntime,
+    host: String,
+}
+
+impl RuntimeVars {
+    fn vars(&self) -> Option<Arc<Map<String, Value>>> {
+        self.store.read().unwrap_or_else(|e| e.into_inner()).get(&self.host).cloned()
+    }
+}
+
+impl minijinja::value::Object for RuntimeVars {
+    fn get_value(self: &Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
+        self.vars()?.get(key.as_str()?).map(to_mj)
+    }
+
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        let keys =
+            self.vars().map(|m| m.keys().map(|k| minijinja::Value::from(k.as_str())).collect()).unwrap_or_default();
+        minijinja::value::Enumerator::Values(keys)
+    }
+}
+
 struct PlayCtx<'a> {
     play: &'a Play,
     vars: Map<String, Value>,
@@ -2718,6 +2840,7 @@ fn vars_dir_files(dir: &Path, args: &Value) -> Result<Vec<PathBuf>, String> {
         None => None,
     };
     let depth = args.get("depth").and_then(Value::as_u64).unwrap_or(0);
+    let ignore_unknown = args.get("ignore_unknown_extensions").is_some_and(truthy);
     if !dir.is_dir() {
         return Err(format!("{} is not a directory", dir.display()));
     }
@@ -2738,12 +2861,30 @@ fn vars_dir_files(dir: &Path, args: &Value) -> Result<Vec<PathBuf>, String> {
                 continue;
             }
             let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let ext_ok = p.extension().is_some_and(|x| exts.iter().any(|e| e.trim_start_matches('.') == x));
+            if name.starts_with('.') {
+                continue;
+            }
+            // Python's splitext: no extension is `''` (an allowed one in `extensions: ['']`)
+            let ext = p.extension().map(|x| x.to_string_lossy().into_owned()).unwrap_or_default();
+            let ext_ok = exts.iter().any(|e| e.trim_start_matches('.') == ext);
             let match_ok = match &matching {
                 Some(re) => re.is_match(&name)?,
                 None => true,
             };
-            if ext_ok && match_ok && !ignore.contains(&name) {
+            // ignore_files are regular expressions matched at the end of the name
+            let mut ignored = false;
+            for pat in &ignore {
+                let re = crate::pyre::PyRegex::new(&format!("{pat}$"), crate::pyre::Flags::default())
+                    .map_err(|e| format!("ignore_files {pat:?}: {e}"))?;
+                ignored |= re.is_match(&name)?;
+            }
+            if !match_ok || ignored {
+                continue;
+            }
+            if !ext_ok && !ignore_unknown {
+                return Err(format!("{} does not have a valid extension: {}", p.display(), exts.join(", ")));
+            }
+            if ext_ok {
                 out.push(p);
             }
         }

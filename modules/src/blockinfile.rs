@@ -1,6 +1,6 @@
 //! `blockinfile`: keep a block of lines between two marker lines in a text file.
 
-use crate::lineinfile::{EditState, LineState, edit_data, plan_edit, probe_text};
+use crate::lineinfile::{EditState, LineState, edit_data, missing_parent, plan_edit, probe_text};
 use crate::util::{self, Attrs, WriteOpts};
 use async_trait::async_trait;
 use pbr_engine::params::{Mode, bool_lenient};
@@ -48,7 +48,7 @@ pub struct BlockinfileParams {
     /// (`BOF` prepends).
     #[serde(default)]
     pub insertbefore: Option<String>,
-    /// Create the file when it does not exist.
+    /// Create the file (and its missing directories) when it does not exist.
     #[serde(default, deserialize_with = "bool_lenient")]
     pub create: bool,
     /// Keep a copy of the replaced file as `path.YYYY-mm-dd@HH:MM:SS~`.
@@ -73,13 +73,14 @@ pub fn edit(p: &BlockinfileParams, original: Option<&str>) -> Result<String, Mod
     let marker0 = p.marker.replace("{mark}", &p.marker_begin);
     let marker1 = p.marker.replace("{mark}", &p.marker_end);
     let text = original.unwrap_or("");
-    // each line keeps its own ending (a CRLF file stays CRLF); the block's lines end in LF
+    // each line keeps its own ending (a CRLF file stays CRLF), the block's lines theirs (as
+    // Python's splitlines(True)), the markers end in LF
     let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
     let blocklines: Vec<String> = if p.state == LineState::Present && !p.block.is_empty() {
-        std::iter::once(marker0.clone())
-            .chain(p.block.lines().map(str::to_string))
-            .chain(std::iter::once(marker1.clone()))
-            .map(|l| l + "\n")
+        let block = if p.block.ends_with('\n') { p.block.clone() } else { format!("{}\n", p.block) };
+        std::iter::once(format!("{marker0}\n"))
+            .chain(block.split_inclusive('\n').map(str::to_string))
+            .chain(std::iter::once(format!("{marker1}\n")))
             .collect()
     } else {
         vec![]
@@ -189,7 +190,8 @@ impl Module for Blockinfile {
             Some(_) if p.state == LineState::Absent || p.block.is_empty() => "Block removed",
             Some(_) => "Block inserted",
         };
-        Ok((EditState { file, want: Some(want), msg: msg.into(), found: None }, before))
+        let parent_missing = if before.is_none() { missing_parent(host, &p.path).await? } else { None };
+        Ok((EditState { file, want: Some(want), msg: msg.into(), found: None, parent_missing }, before))
     }
 
     fn plan(&self, p: &BlockinfileParams, st: &Self::State) -> Result<Plan, ModuleError> {

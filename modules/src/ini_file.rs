@@ -1,12 +1,12 @@
 //! `ini_file`: one option (or a whole section) of an INI-style file, as Ansible's
 //! `community.general.ini_file` edits it: the rest of the file is left byte for byte.
 
-use crate::lineinfile::{EditState, plan_edit, probe_text};
+use crate::lineinfile::{EditState, missing_parent, plan_edit, probe_text};
 use crate::lvg::Presence;
 use crate::util::{Attrs, WriteOpts};
 use async_trait::async_trait;
 use pbr_engine::params::{Mode, bool_lenient};
-use pbr_engine::{Ctx, Doc, Host, Module, ModuleError, Op, Plan};
+use pbr_engine::{Ctx, Doc, Host, Module, ModuleError, Plan};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -253,11 +253,10 @@ pub fn edit(p: &IniFileParams, text: Option<&str>) -> (String, bool, &'static st
 
 pub struct IniFile;
 
-/// The file, its text, and the parent directory's existence (for a file to create).
+/// The file and its text.
 pub struct IniState {
     edit: EditState,
     before: Option<String>,
-    parent_missing: Option<String>,
 }
 
 #[async_trait]
@@ -311,28 +310,16 @@ impl Module for IniFile {
             if !p.create {
                 return Err(ModuleError::new(format!("Destination {} does not exist!", p.path)));
             }
-            if let Some((dir, _)) = p.path.rsplit_once('/')
-                && !dir.is_empty()
-                && host.stat(dir).await?.is_none()
-            {
-                parent_missing = Some(dir.to_string());
-            }
+            parent_missing = missing_parent(host, &p.path).await?;
         }
         let (text, changed, msg) = edit(p, before.as_deref());
         let want = if changed { Some(text) } else { before.clone() };
-        Ok(IniState { edit: EditState { file, want, msg: msg.to_string(), found: None }, before, parent_missing })
+        Ok(IniState { edit: EditState { file, want, msg: msg.to_string(), found: None, parent_missing }, before })
     }
 
     fn plan(&self, p: &IniFileParams, st: &IniState) -> Result<Plan, ModuleError> {
         let attrs = Attrs { mode: p.mode.as_ref(), owner: p.owner.as_deref(), group: p.group.as_deref() };
-        let mut plan = plan_edit(&st.edit, st.before.as_deref(), attrs, WriteOpts { backup: p.backup, validate: None });
-        // a new file's missing directories first (Ansible makes them)
-        if let Some(dir) = &st.parent_missing
-            && !plan.ops.is_empty()
-        {
-            plan.ops.insert(0, Op::MakeDir { path: dir.clone(), attrs: Default::default() });
-        }
-        Ok(plan)
+        Ok(plan_edit(&st.edit, st.before.as_deref(), attrs, WriteOpts { backup: p.backup, validate: None }))
     }
 
     fn data(&self, p: &IniFileParams, st: &IniState) -> Map<String, Value> {

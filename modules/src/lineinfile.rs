@@ -4,7 +4,7 @@ use crate::util::{self, Attrs, FileState, WriteOpts};
 use async_trait::async_trait;
 use pbr_engine::params::{Mode, bool_lenient};
 use pbr_engine::pyre::expand;
-use pbr_engine::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Plan};
+use pbr_engine::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Op, Plan};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -43,7 +43,7 @@ pub struct LineinfileParams {
     /// Insert before the last line matching this regex (`BOF` prepends).
     #[serde(default)]
     pub insertbefore: Option<String>,
-    /// Create the file when it does not exist.
+    /// Create the file (and its missing directories) when it does not exist.
     #[serde(default, deserialize_with = "bool_lenient")]
     pub create: bool,
     /// Expand `\1`-style backreferences of `regexp` in `line`; when `regexp` matches nothing the
@@ -241,6 +241,17 @@ pub struct EditState {
     pub msg: String,
     /// lineinfile `state: absent`: the lines that matched (Ansible's `found`).
     pub found: Option<usize>,
+    /// For a file to create: its directory, when that is missing too (made first, as Ansible's
+    /// lineinfile, blockinfile and ini_file do).
+    pub parent_missing: Option<String>,
+}
+
+/// The directory of `path` when it does not exist (for a file about to be created).
+pub async fn missing_parent(host: &Host, path: &str) -> Result<Option<String>, ModuleError> {
+    match path.rsplit_once('/') {
+        Some((dir, _)) if !dir.is_empty() && host.stat(dir).await?.is_none() => Ok(Some(dir.to_string())),
+        _ => Ok(None),
+    }
 }
 
 /// Probe the file to edit (following links), failing as Ansible does when it is not text.
@@ -282,6 +293,13 @@ pub fn plan_edit(st: &EditState, before: Option<&str>, attrs: Attrs, opts: Write
         util::attr_changes(path, attrs, s, &mut plan);
     }
     util::content_ops(&st.file, write, attrs, opts, &mut plan);
+    // a new file's missing directories first
+    if let Some(dir) = &st.parent_missing
+        && before.is_none()
+        && !plan.ops.is_empty()
+    {
+        plan.ops.insert(0, Op::MakeDir { path: dir.clone(), attrs: Default::default() });
+    }
     plan
 }
 
@@ -367,7 +385,9 @@ impl Module for Lineinfile {
             Some(e) => (Some(e.text), e.msg, absent.then_some(e.found)),
             None => (None, String::new(), absent.then_some(0)),
         };
-        Ok((EditState { file, want, msg, found }, before))
+        let parent_missing =
+            if before.is_none() && want.is_some() { missing_parent(host, &p.path).await? } else { None };
+        Ok((EditState { file, want, msg, found, parent_missing }, before))
     }
 
     fn plan(&self, p: &LineinfileParams, st: &Self::State) -> Result<Plan, ModuleError> {

@@ -110,7 +110,7 @@ impl Module for Replace {
             Ok((want, _)) => (want, String::new()),
             Err(nomatch) => (text.clone(), nomatch),
         };
-        Ok((EditState { file, want: Some(want), msg, found: None }, before))
+        Ok((EditState { file, want: Some(want), msg, found: None, parent_missing: None }, before))
     }
 
     fn plan(&self, p: &ReplaceParams, st: &Self::State) -> Result<Plan, ModuleError> {
