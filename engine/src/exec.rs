@@ -1453,6 +1453,12 @@ impl<'a> Runner<'a> {
             json!({"full": env!("CARGO_PKG_VERSION"), "string": env!("CARGO_PKG_VERSION")}),
         );
         m.insert("omit".into(), json!(crate::template::OMIT));
+        m.insert("role_names".into(), json!(play.role_names));
+        m.insert("ansible_play_role_names".into(), json!(play.role_names));
+        m.insert("ansible_dependent_role_names".into(), json!(play.dependent_role_names));
+        let mut all_roles = play.role_names.clone();
+        all_roles.extend(play.dependent_role_names.iter().filter(|r| !play.role_names.contains(r)).cloned());
+        m.insert("ansible_role_names".into(), json!(all_roles));
         PlayCtx {
             play,
             vars,
@@ -1679,7 +1685,7 @@ impl<'a> Runner<'a> {
             line: None,
         };
         Ok(match spec {
-            LoopSpec::Items { value, flatten } => match render(value)? {
+            LoopSpec::Items { value, flatten, lookup } => match render(value)? {
                 Value::Array(a) => {
                     if *flatten {
                         a.into_iter().flat_map(|x| if let Value::Array(i) = x { i } else { vec![x] }).collect()
@@ -1689,6 +1695,7 @@ impl<'a> Runner<'a> {
                 }
                 Value::Null => vec![],
                 Value::String(s) if *flatten => vec![Value::String(s)],
+                other if *lookup => vec![other],
                 other => return Err(bad("loop", &other)),
             },
             LoopSpec::Dict(v) => match render(v)? {
@@ -2487,6 +2494,21 @@ impl<'a> Runner<'a> {
         result.insert("changed".into(), json!(r.changed));
         if !r.changes.is_empty() {
             result.insert("changes".into(), json!(r.changes.iter().map(|c| c.summary.clone()).collect::<Vec<_>>()));
+        }
+        // in diff mode the result carries the diffs, as Ansible's modules return them
+        if diff {
+            let diffs: Vec<Value> = r
+                .changes
+                .iter()
+                .filter_map(|c| c.diff.as_ref())
+                .map(|d| {
+                    json!({"before": d.before, "after": d.after,
+                           "before_header": d.before_header, "after_header": d.after_header})
+                })
+                .collect();
+            if !diffs.is_empty() {
+                result.entry("diff").or_insert(Value::Array(diffs));
+            }
         }
         let status = if r.changed { Status::Changed } else { Status::Ok };
         let mut report = HostReport::simple(&st.name, status, None);

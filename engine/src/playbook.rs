@@ -172,8 +172,9 @@ impl Origin {
 
 #[derive(Debug, Clone)]
 pub enum LoopSpec {
-    /// `loop:` or `with_items`-style: a list literal or a template.
-    Items { value: Value, flatten: bool },
+    /// `loop:` or `with_items`-style: a list literal or a template. A `with_` form (`lookup`)
+    /// takes a value that is not a list as its one item; `loop:` needs a list.
+    Items { value: Value, flatten: bool, lookup: bool },
     /// `with_dict`: dict → list of {key, value}.
     Dict(Value),
     /// `with_fileglob`.
@@ -325,6 +326,10 @@ pub struct Play {
     pub force_handlers: bool,
     pub throttle: Option<usize>,
     pub roles: Vec<Arc<Role>>,
+    /// The names of the play's `roles:` (`role_names`, `ansible_play_role_names`), and of the
+    /// roles they depend on (`ansible_dependent_role_names`), in the order they run.
+    pub role_names: Vec<String>,
+    pub dependent_role_names: Vec<String>,
     pub dir: PathBuf,
     pub node: Node,
 }
@@ -889,6 +894,8 @@ impl Loader<'_> {
                 None => None,
             },
             roles: vec![],
+            role_names: vec![],
+            dependent_role_names: vec![],
             dir: dir.to_path_buf(),
             node: n.clone(),
         };
@@ -1002,6 +1009,10 @@ impl Loader<'_> {
         for t in &mut tasks {
             t.when.splice(0..0, when.iter().cloned());
             t.tags.extend(tags.iter().cloned());
+        }
+        let names = if depth == 0 { &mut play.role_names } else { &mut play.dependent_role_names };
+        if !names.contains(&role.name) {
+            names.push(role.name.clone());
         }
         play.roles.push(role);
         play.tasks.extend(tasks);
@@ -1404,9 +1415,9 @@ impl Loader<'_> {
         for (k, v) in entries {
             let key = k.key_str().unwrap_or_default();
             let spec = match key.as_str() {
-                "loop" => LoopSpec::Items { value: v.to_value(), flatten: false },
-                "with_items" => LoopSpec::Items { value: v.to_value(), flatten: true },
-                "with_list" => LoopSpec::Items { value: v.to_value(), flatten: false },
+                "loop" => LoopSpec::Items { value: v.to_value(), flatten: false, lookup: false },
+                "with_items" => LoopSpec::Items { value: v.to_value(), flatten: true, lookup: true },
+                "with_list" => LoopSpec::Items { value: v.to_value(), flatten: false, lookup: true },
                 "with_dict" => LoopSpec::Dict(v.to_value()),
                 "with_fileglob" => LoopSpec::Fileglob(v.to_value()),
                 "with_subelements" => LoopSpec::Subelements(v.to_value()),

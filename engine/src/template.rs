@@ -492,6 +492,13 @@ impl Templar {
     /// Evaluate a bare expression (`when:`, `failed_when:`, `that:`; `{{ }}` also accepted)
     /// to Ansible truthiness.
     pub fn eval_bool(&self, expr: &str, scope: &Scope) -> Result<bool, TemplateError> {
+        let t = expr.trim();
+        // a template inside an expression (`'x' in '{{ list | join(" ") }}'`): rendered first,
+        // then the result evaluated, as Ansible does with such conditionals
+        if Self::embedded_template(t) {
+            let rendered = self.render_text(t, scope)?;
+            return Ok(truthy(&self.eval_expr(&rendered, scope)?));
+        }
         let v = self.eval_expr(expr, scope)?;
         Ok(truthy(&v))
     }
@@ -533,8 +540,17 @@ impl Templar {
 
     /// Same for a bare expression.
     pub fn referenced_vars_expr(&self, expr: &str) -> Result<BTreeSet<String>, TemplateError> {
+        if Self::embedded_template(expr) {
+            return self.referenced_vars(expr.trim());
+        }
         let src = Self::expr_source(expr);
         self.referenced_vars(&src)
+    }
+
+    /// An expression with templates inside it (`{{ n }} == 2`), rendered before it is evaluated.
+    fn embedded_template(expr: &str) -> bool {
+        let t = expr.trim();
+        t.contains("{{") && (!single_expression(t) || t[2..t.len() - 2].contains("{{"))
     }
 
     fn without_globals(&self, names: std::collections::HashSet<String>) -> BTreeSet<String> {

@@ -105,6 +105,9 @@ struct PlayInfo {
 }
 
 pub struct Analyzer<'a> {
+    /// The `when:` of the task being read: a variable it tests (`x is defined`) is guarded in
+    /// the task's other templates too (a loop over `x` under `when: x is defined`).
+    when_text: String,
     registry: &'a Registry,
     templar: &'a Templar,
     lint: bool,
@@ -145,6 +148,7 @@ impl<'a> Analyzer<'a> {
             inv_defined,
             defined: HashSet::new(),
             dynamic_vars: false,
+            when_text: String::new(),
             refs: vec![],
             templates_seen: HashSet::new(),
             roles_seen: HashSet::new(),
@@ -432,6 +436,11 @@ impl<'a> Analyzer<'a> {
             return;
         };
         let is_block = matches!(t.action, Action::Block { .. });
+        self.when_text = match t.node.get("when").map(|w| &w.kind) {
+            Some(NodeKind::Str(w)) => w.clone(),
+            Some(NodeKind::Seq(ws)) => ws.iter().filter_map(Node::as_str).collect::<Vec<_>>().join(" and "),
+            _ => String::new(),
+        };
         let module = match &t.action {
             Action::Module { name, .. } => strip_collection(name).to_string(),
             _ => String::new(),
@@ -462,6 +471,7 @@ impl<'a> Analyzer<'a> {
                 _ => self.scan(v),
             }
         }
+        self.when_text.clear();
     }
 
     /// Every string in a node as a template.
@@ -520,7 +530,7 @@ impl<'a> Analyzer<'a> {
     fn add_refs(&mut self, text: &str, names: std::collections::BTreeSet<String>, span: Span) {
         let guarded = text.contains("default") || text.contains("defined") || text.contains("d(");
         for name in names {
-            if guarded && is_guarded(text, &name) {
+            if guarded && is_guarded(text, &name) || !self.when_text.is_empty() && is_guarded(&self.when_text, &name) {
                 continue;
             }
             self.refs.push((name, span));
