@@ -1284,7 +1284,12 @@ impl<'a> Runner<'a> {
         let changed = outcomes.iter().any(|o| o.changed);
         let failed = outcomes.iter().any(|o| o.failed);
         let unreachable = outcomes.iter().any(|o| o.unreachable);
-        let skipped = !outcomes.is_empty() && outcomes.iter().all(|o| o.skipped);
+        // a loop over no items is skipped, as in Ansible
+        let skipped = (looped.is_some() || !outcomes.is_empty()) && outcomes.iter().all(|o| o.skipped);
+        if looped.is_some() && outcomes.is_empty() {
+            let r = HostReport::simple(&st.name, Status::Skipped, Some("No items in the list".into()));
+            self.reporter.host_result(task_name, &r);
+        }
         let mut outcomes = outcomes;
         for o in &mut outcomes {
             if o.failed && ignore {
@@ -1296,8 +1301,13 @@ impl<'a> Runner<'a> {
         if let Some(reg) = &task.register {
             let v = if looped.is_some() {
                 let results: Vec<Value> = outcomes.iter().map(|o| Value::Object(o.result.clone())).collect();
-                json!({"changed": changed, "failed": failed, "skipped": skipped, "results": results,
-                       "msg": if failed { "One or more items failed" } else { "All items completed" }})
+                let mut v = json!({"changed": changed, "failed": failed, "results": results,
+                       "msg": if failed { "One or more items failed" } else { "All items completed" }});
+                // `skipped` only when every item was (as Ansible's loop result has it)
+                if skipped {
+                    v["skipped"] = json!(true);
+                }
+                v
             } else {
                 outcomes.first().map(|o| Value::Object(o.result.clone())).unwrap_or(json!({}))
             };
@@ -1399,7 +1409,12 @@ impl<'a> Runner<'a> {
             "playbook_dir".into(),
             json!(task.origin.playbook_dir.canonicalize().unwrap_or(task.origin.playbook_dir.clone())),
         );
+        v.insert("ansible_search_path".into(), json!(task.origin.search_dirs()));
         if let Some(r) = &task.origin.role {
+            if !r.parents.is_empty() {
+                v.insert("ansible_parent_role_names".into(), json!(r.parents.iter().map(|p| &p.0).collect::<Vec<_>>()));
+                v.insert("ansible_parent_role_paths".into(), json!(r.parents.iter().map(|p| &p.1).collect::<Vec<_>>()));
+            }
             v.insert("role_name".into(), json!(r.name));
             v.insert("ansible_role_name".into(), json!(r.name));
             v.insert("role_path".into(), json!(r.path));
@@ -1743,11 +1758,56 @@ impl<'a> Runner<'a> {
                     (Some(Value::Array(l)), Some(k)) => (l.clone(), k.to_string()),
                     _ => return Err(bad("with_subelements ([list, key])", &Value::Array(args))),
                 };
+                let skip_missing = args.get(2).and_then(|f| f.get("skip_missing")).is_some_and(truthy);
+                let fail = |message: String| TemplateError { message, undefined: None, line: None };
+                // Ansible's subelements: a dotted key descends through mappings; the list is
+                // taken out of the element (item.0 no longer has it); a missing key fails
+                // unless skip_missing
+                let path: Vec<&str> = key.split('.').collect();
                 let mut out = Vec::new();
-                for e in list {
-                    if let Some(Value::Array(subs)) = e.get(&key) {
+                for mut e in list {
+                    if !e.is_object() {
+                        return Err(fail(format!("subelements lookup expects a dictionary, got {}", short_json(&e))));
+                    }
+                    if e.get("skipped").is_some_and(|s| s != &Value::Bool(false)) {
+                        continue;
+                    }
+                    let mut cur = &e;
+                    let mut present = true;
+                    for (i, k) in path.iter().enumerate() {
+                        let last = i + 1 == path.len();
+                        match cur.get(*k) {
+                            None if skip_missing => {
+                                present = false;
+                                break;
+                            }
+                            None => return Err(fail(format!("could not find '{k}' key in iterated item"))),
+                            Some(n) if last && !n.is_array() => {
+                                return Err(fail(format!("the key {k} should point to a list, got {}", short_json(n))));
+                            }
+                            Some(_) if last => {}
+                            Some(n) if n.is_object() => cur = n,
+                            Some(_) if skip_missing => {
+                                present = false;
+                                break;
+                            }
+                            Some(n) => {
+                                return Err(fail(format!(
+                                    "the key {k} should point to a dictionary, got {}",
+                                    short_json(n)
+                                )));
+                            }
+                        }
+                    }
+                    let mut found = None;
+                    if present && let Some((last, parents)) = path.split_last() {
+                        let ptr: String =
+                            parents.iter().map(|k| format!("/{}", k.replace('~', "~0").replace('/', "~1"))).collect();
+                        found = e.pointer_mut(&ptr).and_then(Value::as_object_mut).and_then(|m| m.remove(*last));
+                    }
+                    if let Some(Value::Array(subs)) = found {
                         for s in subs {
-                            out.push(json!([e.clone(), s.clone()]));
+                            out.push(json!([e.clone(), s]));
                         }
                     }
                 }
@@ -2313,11 +2373,25 @@ impl<'a> Runner<'a> {
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_string();
-                let fail = |msg: String| Fail { msg, data: Map::new(), unreachable: false };
+                // Ansible's include_vars says why under `message` too
+                let fail = |msg: String| {
+                    let mut data = Map::new();
+                    data.insert("message".into(), json!(msg));
+                    Fail { msg, data, unreachable: false }
+                };
                 let resolve = |f: &str| task.origin.vars_file(f);
                 let files = match rendered.get("dir").and_then(Value::as_str) {
                     Some(d) => vars_dir_files(&resolve(d), &rendered).map_err(fail)?,
-                    None => vec![resolve(&file)],
+                    None if file.trim().is_empty() => {
+                        return Err(fail("Could not find file: include_vars was given no file name".into()));
+                    }
+                    None => {
+                        let p = resolve(&file);
+                        if !p.exists() {
+                            return Err(fail(format!("Could not find file {file} (looked for {})", p.display())));
+                        }
+                        vec![p]
+                    }
                 };
                 let mut m = Map::new();
                 for p in &files {

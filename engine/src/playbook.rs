@@ -130,6 +130,9 @@ pub struct Role {
     pub vars: Map<String, Value>,
     /// Spans of var definitions (for lint).
     pub var_nodes: Vec<Node>,
+    /// The roles that imported or included this one, nearest first, with their paths
+    /// (`ansible_parent_role_names`, `ansible_parent_role_paths`).
+    pub parents: Vec<(String, PathBuf)>,
 }
 
 /// Where a task came from: the dirs relative files are looked up in.
@@ -449,9 +452,6 @@ pub fn load_vars_file(path: &Path, span: Span) -> R<Map<String, Value>> {
     }
 }
 
-/// Parse Ansible's `k=v k2="v 2"` argument string. Returns the params and the free-form rest
-/// (words that are not `k=v`), joined. `known` limits which keys are taken as params for
-/// free-form modules (`command`, `shell`); `None` takes all.
 /// Ansible's own modules that pbr does not implement (ansible-core's `ansible.builtin` set; the
 /// Windows ones by their `win_` names). A task calling one loads, as in Ansible, and fails when
 /// it runs (a task under `when: false`, or in a role's Windows branch, never does); lint reports
@@ -503,6 +503,9 @@ pub fn whole_template(s: &str) -> bool {
     t.starts_with("{{") && t.ends_with("}}") && t[2..].find("{{").is_none() && !t.contains('\n')
 }
 
+/// Parse Ansible's `k=v k2="v 2"` argument string. Returns the params and the free-form rest
+/// (words that are not `k=v`), joined. `known` limits which keys are taken as params for
+/// free-form modules (`command`, `shell`); `None` takes all.
 pub fn parse_kv(s: &str, known: Option<&[&str]>) -> (Map<String, Value>, String) {
     let mut params = Map::new();
     // the free words keep the text between them as written (newlines included: a `shell: |`
@@ -513,7 +516,13 @@ pub fn parse_kv(s: &str, known: Option<&[&str]>) -> (Map<String, Value>, String)
         let word = &s[a..b];
         let gap = prev_end.map(|e| &s[e..a]).unwrap_or("");
         prev_end = Some(b);
-        if let Some((k, v)) = word.split_once('=') {
+        // a `k=v` word has its escapes decoded (`\\b` is `\b`, `\n` a newline), as Ansible's
+        // parse_kv does; the first `=` not escaped splits it
+        let decoded = decode_escapes(word);
+        if let Some(pos) =
+            decoded.char_indices().find(|&(i, c)| c == '=' && i > 0 && !decoded[..i].ends_with('\\')).map(|(i, _)| i)
+        {
+            let (k, v) = (&decoded[..pos], &decoded[pos + 1..]);
             // any key but an empty one, as Ansible's parse_kv (a templated `{{ item }}=v` for
             // set_fact); a free-form module's keys are its known ones
             let key_ok = match known {
@@ -521,7 +530,7 @@ pub fn parse_kv(s: &str, known: Option<&[&str]>) -> (Map<String, Value>, String)
                 None => !k.trim().is_empty(),
             };
             if key_ok {
-                params.insert(k.to_string(), Value::String(unquote(v)));
+                params.insert(k.trim().to_string(), Value::String(unquote(v.trim())));
                 continue;
             }
         }
@@ -531,6 +540,61 @@ pub fn parse_kv(s: &str, known: Option<&[&str]>) -> (Map<String, Value>, String)
         free.push_str(word);
     }
     (params, free)
+}
+
+/// Python's escapes in a `k=v` word, as Ansible's `_decode_escapes`: `\\`, `\'`, `\"`,
+/// `\a \b \f \n \r \t \v`, `\xHH`, `\uHHHH`, `\UHHHHHHHH` (others stay as written).
+fn decode_escapes(s: &str) -> String {
+    if !s.contains('\\') {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut it = s.char_indices().peekable();
+    while let Some((i, c)) = it.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let Some(&(_, n)) = it.peek() else {
+            out.push(c);
+            break;
+        };
+        let simple = match n {
+            '\\' => Some('\\'),
+            '\'' => Some('\''),
+            '"' => Some('"'),
+            'a' => Some('\u{7}'),
+            'b' => Some('\u{8}'),
+            'f' => Some('\u{c}'),
+            'n' => Some('\n'),
+            'r' => Some('\r'),
+            't' => Some('\t'),
+            'v' => Some('\u{b}'),
+            _ => None,
+        };
+        if let Some(d) = simple {
+            out.push(d);
+            it.next();
+            continue;
+        }
+        let width = match n {
+            'x' => 2,
+            'u' => 4,
+            'U' => 8,
+            _ => 0,
+        };
+        let hex = s.get(i + 2..i + 2 + width).filter(|h| width > 0 && h.chars().all(|h| h.is_ascii_hexdigit()));
+        match hex.and_then(|h| u32::from_str_radix(h, 16).ok()).and_then(char::from_u32) {
+            Some(d) => {
+                out.push(d);
+                for _ in 0..=width {
+                    it.next();
+                }
+            }
+            None => out.push(c),
+        }
+    }
+    out
 }
 
 fn unquote(v: &str) -> String {
@@ -1075,6 +1139,9 @@ impl Loader<'_> {
             defaults,
             vars,
             var_nodes,
+            parents: parent
+                .map(|p| std::iter::once((p.name.clone(), p.path.clone())).chain(p.parents.iter().cloned()).collect())
+                .unwrap_or_default(),
         });
         let origin =
             Arc::new(Origin { role: Some(role.clone()), role_params: params, playbook_dir: dir.to_path_buf() });

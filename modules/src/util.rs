@@ -240,7 +240,9 @@ pub struct WriteOpts<'a> {
 /// anything is written.
 pub fn check_validate(v: Option<&str>) -> Result<(), String> {
     match v {
-        Some(v) if !v.contains("%s") => Err(format!("validate must contain %s (the path of the file to check): {v}")),
+        Some(v) if !v.contains("%s") => {
+            Err(format!("validate must contain %s: {v} (%s stands for the path of the file to check)"))
+        }
         _ => Ok(()),
     }
 }
