@@ -1200,13 +1200,19 @@ impl<'a> Runner<'a> {
                         vars.insert(iv.clone(), json!(i));
                     }
                     if task.loop_control.extended {
-                        vars.insert(
-                            "ansible_loop".into(),
-                            json!({"index": i + 1, "index0": i, "first": i == 0, "last": i + 1 == n, "length": n,
-                                   "revindex": n - i, "revindex0": n - i - 1,
-                                   "previtem": if i > 0 { list[i - 1].clone() } else { Value::Null },
-                                   "nextitem": list.get(i + 1).cloned().unwrap_or(Value::Null)}),
-                        );
+                        // previtem and nextitem only where there is one (undefined at the ends)
+                        let mut l = json!({"index": i + 1, "index0": i, "first": i == 0, "last": i + 1 == n,
+                                   "length": n, "revindex": n - i, "revindex0": n - i - 1});
+                        if i > 0 {
+                            l["previtem"] = list[i - 1].clone();
+                        }
+                        if let Some(next) = list.get(i + 1) {
+                            l["nextitem"] = next.clone();
+                        }
+                        if !task.loop_control.no_allitems {
+                            l["allitems"] = Value::Array(list.clone());
+                        }
+                        vars.insert("ansible_loop".into(), l);
                     }
                     let o = self.run_item(ctx, task, inh, st, &vars, Some((item, &vars)), &search).await;
                     let stop = o.unreachable;
@@ -2397,6 +2403,18 @@ impl<'a> Runner<'a> {
                 for p in &files {
                     let one = crate::playbook::load_vars_file(p, task.span).map_err(|d| fail(d.to_string()))?;
                     m.extend(one);
+                }
+                // hash_behaviour: merge: a mapping merges into the variable's current value
+                if rendered.get("hash_behaviour").and_then(Value::as_str) == Some("merge") {
+                    for (k, v) in m.iter_mut() {
+                        if let Value::Object(new) = v
+                            && vars.contains_key(k)
+                            && let Ok(Value::Object(mut old)) = self.templar.eval_expr(k, scope)
+                        {
+                            crate::template::filters::merge_recursive(&mut old, new);
+                            *v = Value::Object(old);
+                        }
+                    }
                 }
                 let m = match rendered.get("name").and_then(Value::as_str) {
                     Some(n) => {

@@ -281,6 +281,9 @@ pub trait Module: Send + Sync + 'static {
     /// False for modules whose plan is "run this" every time (command without creates).
     /// `--verify` skips them.
     const CONVERGENT: bool = true;
+    /// The result key naming the backup a write made (`backup_file`; Ansible's lineinfile says
+    /// `backup`).
+    const BACKUP_KEY: &'static str = "backup_file";
 
     fn doc(&self) -> Doc;
 
@@ -522,6 +525,9 @@ impl<M: Module> DynModule for Adapter<M> {
         result.changes = plan.changes;
         result.deferred = outcome.deferred;
         let mut data = outcome.data;
+        if let Some(b) = data.remove("backup_file") {
+            data.insert(M::BACKUP_KEY.into(), b);
+        }
         for (k, v) in self.0.report(&p, &state, &probe_host).await? {
             data.entry(k).or_insert(v);
         }

@@ -204,6 +204,8 @@ pub struct LoopControl {
     pub index_var: Option<String>,
     pub label: Option<String>,
     pub extended: bool,
+    /// `extended_allitems: false`: `ansible_loop` without `allitems`.
+    pub no_allitems: bool,
     pub pause: Option<f64>,
 }
 
@@ -1513,6 +1515,7 @@ impl Loader<'_> {
                     "index_var" => loop_control.index_var = Some(str_of(v, "index_var")?),
                     "label" => loop_control.label = Some(str_of(v, "label")?),
                     "extended" => loop_control.extended = bool_of(v, "extended")?,
+                    "extended_allitems" => loop_control.no_allitems = !bool_of(v, "extended_allitems")?,
                     "pause" => {
                         loop_control.pause = Some(match &v.kind {
                             NodeKind::Int(i) => *i as f64,

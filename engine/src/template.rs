@@ -10,7 +10,7 @@ mod checks;
 mod crypt;
 mod dates;
 mod dump;
-mod filters;
+pub(crate) mod filters;
 mod lookups;
 pub use lookups::disable_command_lookups;
 pub(crate) mod pyfmt;

@@ -267,6 +267,12 @@ pub async fn probe_text(host: &Host, path: &str) -> Result<(FileState, Option<St
                 .map_err(|_| ModuleError::new(format!("{path} is not UTF-8 text: not edited line by line")))?;
             Ok((file, Some(t)))
         }
+        // Ansible's words (and rc) for a directory
+        Some("directory") => {
+            let mut e = ModuleError::new(format!("Path {path} is a directory !"));
+            e.data.insert("rc".into(), Value::from(256));
+            Err(e)
+        }
         Some(k) => Err(ModuleError::new(format!("{path} is a {k}, not a regular file"))),
     }
 }
@@ -322,6 +328,7 @@ impl Module for Lineinfile {
     type Params = LineinfileParams;
     type State = (EditState, Option<String>);
     const NAME: &'static str = "lineinfile";
+    const BACKUP_KEY: &'static str = "backup";
 
     fn doc(&self) -> Doc {
         Doc {

@@ -227,9 +227,23 @@ pub struct IncludeVarsParams {
     /// With `dir`: the extensions of vars files (default `yaml`, `yml`, `json`).
     #[serde(default)]
     pub extensions: Option<Vec<String>>,
+    /// With `dir`: a file with another extension is skipped instead of failing the task.
+    #[serde(default, deserialize_with = "opt_bool_lenient")]
+    pub ignore_unknown_extensions: Option<bool>,
+    /// `merge`: a mapping merges into the variable's current value (recursively); `replace`
+    /// (the default) replaces it.
+    #[serde(default)]
+    pub hash_behaviour: Option<HashBehaviour>,
     #[serde(default, rename = "_raw_params")]
     #[schemars(skip)]
     pub raw: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HashBehaviour {
+    Replace,
+    Merge,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -211,6 +211,11 @@ enum ListMerge {
     PrependRp,
 }
 
+/// `b` merged into `a` recursively, lists replaced (Ansible's `combine_vars(merge=True)`).
+pub fn merge_recursive(a: &mut serde_json::Map<String, Json>, b: &serde_json::Map<String, Json>) {
+    merge(a, b, true, ListMerge::Replace)
+}
+
 fn merge(a: &mut serde_json::Map<String, Json>, b: &serde_json::Map<String, Json>, recursive: bool, lm: ListMerge) {
     for (k, bv) in b {
         match (a.get_mut(k), bv) {
