@@ -2194,7 +2194,13 @@ impl<'a> Runner<'a> {
                     }
                     // a command that would run (check mode): its result is not known yet
                     Err(_) if would_run(&out) => {}
-                    Err(e) => return self.fail_outcome(st, terr(task, e), label),
+                    // the task fails, keeping its result, as Ansible's does
+                    Err(e) => {
+                        let msg =
+                            format!("The conditional check '{}' failed. The error was: {}", conds_text(cw), e.message);
+                        out.result.insert("changed_when_result".into(), json!(msg));
+                        return judged_failure(out, msg);
+                    }
                 }
             }
             if let Some(fw) = &task.failed_when {
@@ -2213,11 +2219,31 @@ impl<'a> Runner<'a> {
                         }
                     }
                     Err(_) if would_run(&out) => {}
-                    Err(e) => return self.fail_outcome(st, terr(task, e), label),
+                    Err(e) => {
+                        let msg =
+                            format!("The conditional check '{}' failed. The error was: {}", conds_text(fw), e.message);
+                        out.result.insert("failed_when_result".into(), json!(msg));
+                        return judged_failure(out, msg);
+                    }
                 }
             }
             if let Some(until) = &task.until {
-                let done = self.eval_conds(until, &scope2).unwrap_or(false);
+                // until sees the result as failed_when and changed_when left it
+                let ctx3;
+                let scope3 = if task.failed_when.is_some() || task.changed_when.is_some() {
+                    let mut v3 = vars.clone();
+                    if let Some(reg) = &task.register {
+                        v3.insert(reg.clone(), Value::Object(out.result.clone()));
+                    }
+                    for (k, v) in &out.result {
+                        v3.entry(k.clone()).or_insert(v.clone());
+                    }
+                    ctx3 = self.mj(ctx, task, &v3);
+                    Scope { vars: &ctx3, search }
+                } else {
+                    Scope { vars: &ctx2, search }
+                };
+                let done = self.eval_conds(until, &scope3).unwrap_or(false);
                 out.result.insert("attempts".into(), json!(attempt));
                 if !done {
                     if attempt < attempts {
@@ -2757,6 +2783,21 @@ impl HostReport {
             digest: None,
         }
     }
+}
+
+/// The conditions of `changed_when`/`failed_when` as written (for a message).
+fn conds_text(c: &[Value]) -> String {
+    c.iter().map(value_label).collect::<Vec<_>>().join(" and ")
+}
+
+/// The outcome failed by a condition that could not be evaluated: its result stays.
+fn judged_failure(mut out: ItemOutcome, msg: String) -> ItemOutcome {
+    out.failed = true;
+    out.result.insert("failed".into(), json!(true));
+    out.result.insert("msg".into(), json!(msg.clone()));
+    out.report.status = Status::Failed;
+    out.report.msg = Some(msg);
+    out
 }
 
 /// A command that would run and did not (check mode): a `!` change and no exit code.

@@ -20,7 +20,13 @@ pub fn register(env: &mut Environment<'static>) {
         let a = items(a)?;
         Ok(items(b)?.iter().all(|x| a.contains(x)))
     });
-    env.add_test("contains", |seq: &Value, item: &Value| -> Result<bool, Error> { Ok(items(seq)?.contains(item)) });
+    // Python's `item in seq`: a substring of a string, an element of a list, a key of a mapping
+    env.add_test("contains", |seq: &Value, item: &Value| -> Result<bool, Error> {
+        if let (Some(s), Some(i)) = (seq.as_str(), item.as_str()) {
+            return Ok(s.contains(i));
+        }
+        Ok(items(seq)?.contains(item))
+    });
     env.add_test("any", |v: &Value| -> Result<bool, Error> { Ok(items(v)?.iter().any(Value::is_true)) });
     env.add_test("all", |v: &Value| -> Result<bool, Error> { Ok(items(v)?.iter().all(Value::is_true)) });
     env.add_test("divisibleby", |v: &Value, n: i64| -> Result<bool, Error> {
