@@ -923,10 +923,11 @@ impl<'a> Runner<'a> {
                     }
                 }
             };
+            let loop_var = self.loop_var_name(ctx, task, &base, &search);
             for it in items {
                 let mut extra = Map::new();
                 if let Some((i, x)) = it {
-                    extra.insert(task.loop_control.loop_var.clone().unwrap_or_else(|| "item".into()), x);
+                    extra.insert(loop_var.clone(), x);
                     if let Some(iv) = &task.loop_control.index_var {
                         extra.insert(iv.clone(), json!(i));
                     }
@@ -1178,7 +1179,7 @@ impl<'a> Runner<'a> {
                 }
             }
         };
-        let loop_var = task.loop_control.loop_var.clone().unwrap_or_else(|| "item".into());
+        let loop_var = self.loop_var_name(ctx, task, &base_vars, &search);
         let mut outcomes = Vec::new();
         match &items {
             None => {
@@ -1263,6 +1264,21 @@ impl<'a> Runner<'a> {
             failed: !f.unreachable,
             skipped: false,
             unreachable: f.unreachable,
+        }
+    }
+
+    /// `loop_control.loop_var` (default `item`), rendered when it is a template.
+    fn loop_var_name(&self, ctx: &PlayCtx, task: &Task, vars: &Map<String, Value>, search: &[PathBuf]) -> String {
+        match &task.loop_control.loop_var {
+            None => "item".into(),
+            Some(v) if Templar::is_template(v) => {
+                let vctx = self.mj(ctx, task, vars);
+                self.templar
+                    .render_str(v, &Scope { vars: &vctx, search })
+                    .map(|r| value_label(&r))
+                    .unwrap_or_else(|_| v.clone())
+            }
+            Some(v) => v.clone(),
         }
     }
 
