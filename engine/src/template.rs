@@ -133,7 +133,15 @@ fn loader(name: &str) -> Result<Option<String>, Error> {
     // An included file: `join_path` made the name an absolute path when it could.
     let path = std::path::Path::new(name);
     if path.is_absolute() && path.is_file() {
-        return crate::source::read_text(path).map(Some).map_err(|e| match e {
+        // an included or imported file loses one trailing newline, as Jinja's default
+        // (keep_trailing_newline=False) does it in Ansible
+        let strip = |mut t: String| {
+            if t.ends_with('\n') {
+                t.pop();
+            }
+            t
+        };
+        return crate::source::read_text(path).map(|t| Some(strip(t))).map_err(|e| match e {
             crate::source::ReadError::NotUtf8(_, m) => Error::new(ErrorKind::InvalidOperation, m),
             e => Error::new(ErrorKind::InvalidOperation, format!("cannot read {name}: {e}")),
         });
@@ -145,9 +153,11 @@ fn join_path(name: &str, _parent: &str) -> String {
     if std::path::Path::new(name).is_absolute() {
         return name.to_string();
     }
+    // absolute, so that the loader takes it (a playbook run by a relative path has relative
+    // search directories)
     with_current(|cur| {
         cur.and_then(|c| lookups::find_in_search(&c.search, "templates", name))
-            .map(|p| p.to_string_lossy().into_owned())
+            .map(|p| std::path::absolute(&p).unwrap_or(p).to_string_lossy().into_owned())
             .unwrap_or_else(|| name.to_string())
     })
 }
