@@ -1580,7 +1580,14 @@ impl<'a> Runner<'a> {
     /// The template context of a task on a host: the shared variables over the host's `vars`
     /// (magic variables win, as in Ansible; in `merge_maps` the last map wins).
     fn mj(&self, ctx: &PlayCtx, task: &Task, vars: &Map<String, Value>) -> minijinja::Value {
-        minijinja::value::merge_maps([to_mj(vars), self.shared_vars(ctx, task)])
+        let own = to_mj(vars);
+        // Ansible's `vars` (every variable by name), for tasks that may use it (a template file
+        // may, without the task saying so)
+        if self.task_mentions(task, "vars") || self.task_mentions(task, "template") {
+            let all = minijinja::Value::from(std::collections::BTreeMap::from([("vars", own.clone())]));
+            return minijinja::value::merge_maps([own, self.shared_vars(ctx, task), all]);
+        }
+        minijinja::value::merge_maps([own, self.shared_vars(ctx, task)])
     }
 
     fn task_mentions(&self, task: &Task, word: &str) -> bool {
