@@ -34,12 +34,6 @@ fn templated(v: &Value) -> bool {
     }
 }
 
-/// The entry point's spec of a role's argument specs document (`argument_specs:` mapping),
-/// if it has one: `main`, or the `tasks_from` name.
-pub fn entry_point<'a>(specs: &'a Value, entry: &str) -> Option<&'a Map<String, Value>> {
-    specs.get(entry).and_then(Value::as_object)
-}
-
 fn check(spec: &Map<String, Value>, params: &Map<String, Value>, ctx: &[String], lint: bool, errors: &mut Vec<String>) {
     let found_in = |msg: String| {
         if ctx.is_empty() { msg } else { format!("{msg} found in {}", ctx.join(" -> ")) }
@@ -60,7 +54,7 @@ fn check(spec: &Map<String, Value>, params: &Map<String, Value>, ctx: &[String],
     }
     let missing: BTreeSet<&String> = spec
         .iter()
-        .filter(|(name, s)| s.get("required").is_some_and(truthy) && !vals.contains_key(*name))
+        .filter(|(name, s)| s.get("required").is_some_and(crate::template::truthy) && !vals.contains_key(*name))
         .map(|(name, _)| name)
         .collect();
     if !missing.is_empty() && !lint {
@@ -72,7 +66,10 @@ fn check(spec: &Map<String, Value>, params: &Map<String, Value>, ctx: &[String],
         if lint && templated(v) {
             continue;
         }
-        if v.is_null() && !s.get("required").is_some_and(truthy) && s.get("default").is_none_or(Value::is_null) {
+        if v.is_null()
+            && !s.get("required").is_some_and(crate::template::truthy)
+            && s.get("default").is_none_or(Value::is_null)
+        {
             continue;
         }
         let ty = s.get("type").and_then(Value::as_str).unwrap_or("str");
@@ -154,10 +151,6 @@ fn check(spec: &Map<String, Value>, params: &Map<String, Value>, ctx: &[String],
         }
         errors.push(format!("{}. Supported parameters include: {list}.", unsupported.join(", ")));
     }
-}
-
-fn truthy(v: &Value) -> bool {
-    crate::template::truthy(v)
 }
 
 /// Python's `str()` of a value (what Ansible's messages show).

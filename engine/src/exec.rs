@@ -1267,6 +1267,25 @@ impl<'a> Runner<'a> {
         }
     }
 
+    /// The context changed_when, failed_when and until judge a result in: the task's variables
+    /// with the result as its registered variable and its keys as variables of their own.
+    fn result_ctx(
+        &self,
+        ctx: &PlayCtx,
+        task: &Task,
+        vars: &Map<String, Value>,
+        result: &Map<String, Value>,
+    ) -> minijinja::Value {
+        let mut v = vars.clone();
+        if let Some(reg) = &task.register {
+            v.insert(reg.clone(), Value::Object(result.clone()));
+        }
+        for (k, x) in result {
+            v.entry(k.clone()).or_insert(x.clone());
+        }
+        self.mj(ctx, task, &v)
+    }
+
     /// `loop_control.loop_var` (default `item`), rendered when it is a template.
     fn loop_var_name(&self, ctx: &PlayCtx, task: &Task, vars: &Map<String, Value>, search: &[PathBuf]) -> String {
         match &task.loop_control.loop_var {
@@ -2194,14 +2213,7 @@ impl<'a> Runner<'a> {
             // changed_when / failed_when / until see the result as the registered var; the
             // context is built only for tasks that have one of them (not on every task run)
             let ctx2 = if task.changed_when.is_some() || task.failed_when.is_some() || task.until.is_some() {
-                let mut v2 = vars.clone();
-                if let Some(reg) = &task.register {
-                    v2.insert(reg.clone(), Value::Object(out.result.clone()));
-                }
-                for (k, v) in &out.result {
-                    v2.entry(k.clone()).or_insert(v.clone());
-                }
-                self.mj(ctx, task, &v2)
+                self.result_ctx(ctx, task, vars, &out.result)
             } else {
                 minijinja::Value::UNDEFINED
             };
@@ -2252,20 +2264,12 @@ impl<'a> Runner<'a> {
             }
             if let Some(until) = &task.until {
                 // until sees the result as failed_when and changed_when left it
-                let ctx3;
-                let scope3 = if task.failed_when.is_some() || task.changed_when.is_some() {
-                    let mut v3 = vars.clone();
-                    if let Some(reg) = &task.register {
-                        v3.insert(reg.clone(), Value::Object(out.result.clone()));
-                    }
-                    for (k, v) in &out.result {
-                        v3.entry(k.clone()).or_insert(v.clone());
-                    }
-                    ctx3 = self.mj(ctx, task, &v3);
-                    Scope { vars: &ctx3, search }
+                let ctx3 = if task.failed_when.is_some() || task.changed_when.is_some() {
+                    self.result_ctx(ctx, task, vars, &out.result)
                 } else {
-                    Scope { vars: &ctx2, search }
+                    ctx2.clone()
                 };
+                let scope3 = Scope { vars: &ctx3, search };
                 let done = self.eval_conds(until, &scope3).unwrap_or(false);
                 out.result.insert("attempts".into(), json!(attempt));
                 if !done {
