@@ -472,7 +472,9 @@ struct Prepared {
 fn prepare(a: &RunArgs) -> Result<Prepared, ExitCode> {
     let registry = pbr_modules::registry();
     let (inv, pbs) = load_all(&a.playbooks, &a.inventory, &registry).map_err(|d| input_error(&d))?;
-    let templar = Arc::new(Templar::new());
+    let mut templar = Templar::new();
+    templar.set_allow_broken_conditionals(allow_broken_conditionals());
+    let templar = Arc::new(templar);
     let ds = pbr_engine::lint::check(&pbs, &inv, &registry, &templar);
     if ds.iter().any(|d| d.severity == pbr_engine::Severity::Error) {
         for d in ds.iter().filter(|d| d.severity == pbr_engine::Severity::Error).take(10) {
@@ -562,9 +564,25 @@ fn retry_files_enabled() -> bool {
     v.and_then(|v| pbr_engine::params::parse_bool(&v)).unwrap_or(true)
 }
 
+/// `allow_broken_conditionals` (ansible.cfg, or `ANSIBLE_ALLOW_BROKEN_CONDITIONALS`): false
+/// unless set (see `Templar::eval_bool`).
+fn allow_broken_conditionals() -> bool {
+    let v = std::env::var("ANSIBLE_ALLOW_BROKEN_CONDITIONALS")
+        .ok()
+        .or_else(|| ansible_cfg_default("allow_broken_conditionals"));
+    v.and_then(|v| pbr_engine::params::parse_bool(&v)).unwrap_or(false)
+}
+
 /// The ansible.cfg keys pbr reads; a run warns about the others instead of ignoring them.
-const HONOURED_CFG_KEYS: &[&str] =
-    &["inventory", "roles_path", "vault_password_file", "forks", "host_key_checking", "retry_files_enabled"];
+const HONOURED_CFG_KEYS: &[&str] = &[
+    "inventory",
+    "roles_path",
+    "vault_password_file",
+    "forks",
+    "host_key_checking",
+    "retry_files_enabled",
+    "allow_broken_conditionals",
+];
 
 /// Keys of ./ansible.cfg's `[defaults]` and `[privilege_escalation]` pbr does not read.
 fn unhonoured_cfg_keys(cfg: &str) -> Vec<String> {

@@ -1336,6 +1336,10 @@ impl<'a> Runner<'a> {
             if o.failed && ignore {
                 o.report.ignored = true;
             }
+            // every result that ran says whether it failed (`when: r.failed`), as Ansible's do
+            if !o.skipped && !o.unreachable && !o.result.contains_key("failed") {
+                o.result.insert("failed".into(), json!(o.failed));
+            }
             self.reporter.host_result(task_name, &o.report);
         }
         // register
@@ -2786,6 +2790,9 @@ impl<'a> Runner<'a> {
         };
         let mut result = Map::new();
         result.insert("changed".into(), json!(false));
+        if let Some(m) = &msg {
+            result.insert("msg".into(), json!(m));
+        }
         Ok(simple_outcome(&st.name, Status::Ok, msg, result))
     }
 }

@@ -62,6 +62,9 @@ impl std::error::Error for TemplateError {}
 pub struct Templar {
     env: minijinja::Environment<'static>,
     chain: minijinja::Environment<'static>,
+    /// Ansible's `ALLOW_BROKEN_CONDITIONALS`: a bare conditional whose value is a string such
+    /// as `"false"` is read by Python truthiness (true) instead of refused.
+    allow_broken_conditionals: bool,
 }
 
 impl Default for Templar {
@@ -374,7 +377,16 @@ fn single_expression(src: &str) -> bool {
 
 impl Templar {
     pub fn new() -> Templar {
-        Templar { env: build_env(UndefinedBehavior::Strict), chain: build_env(UndefinedBehavior::Chainable) }
+        Templar {
+            env: build_env(UndefinedBehavior::Strict),
+            chain: build_env(UndefinedBehavior::Chainable),
+            allow_broken_conditionals: false,
+        }
+    }
+
+    /// Ansible's `ALLOW_BROKEN_CONDITIONALS` (see [`Self::eval_bool`]).
+    pub fn set_allow_broken_conditionals(&mut self, on: bool) {
+        self.allow_broken_conditionals = on;
     }
 
     /// Bound every render to `fuel` units of work (about one per instruction; `None`: no
@@ -459,6 +471,7 @@ impl Templar {
         let t = Templar {
             env: build_env_with(UndefinedBehavior::Strict, o).map_err(err)?,
             chain: build_env_with(UndefinedBehavior::Chainable, o).map_err(err)?,
+            allow_broken_conditionals: self.allow_broken_conditionals,
         };
         Ok(t.run(s, scope)?.output)
     }
@@ -501,6 +514,14 @@ impl Templar {
 
     /// Evaluate a bare expression (`when:`, `failed_when:`, `that:`; `{{ }}` also accepted)
     /// to Ansible truthiness.
+    ///
+    /// A bare expression whose value is a false word in a string (`when: flag` with
+    /// `flag: "false"`, as `-e flag=false` gives) is where Ansible versions disagree: 2.18 and
+    /// older run the task (a non-empty string is true), 2.19 refuses the conditional. pbr refuses
+    /// it too, naming the fix, unless `ALLOW_BROKEN_CONDITIONALS` is set, which gives the
+    /// old reading. (Other strings keep Python truthiness, where the versions that accept them
+    /// agree.) A whole-template conditional (`when: "{{ flag }}"`) renders to the
+    /// expression `false`, which both versions read as false, and so does pbr.
     pub fn eval_bool(&self, expr: &str, scope: &Scope) -> Result<bool, TemplateError> {
         let t = expr.trim();
         // a template inside an expression (`'x' in '{{ list | join(" ") }}'`): rendered first,
@@ -510,6 +531,24 @@ impl Templar {
             return Ok(truthy(&self.eval_expr(&rendered, scope)?));
         }
         let v = self.eval_expr(expr, scope)?;
+        if let Value::String(s) = &v
+            && !single_expression(t)
+            && !s.is_empty()
+            && filters::bool_word(s) == Some(false)
+        {
+            if self.allow_broken_conditionals {
+                return Ok(!s.is_empty());
+            }
+            return Err(TemplateError {
+                message: format!(
+                    "the conditional `{t}` has the string value {s:?}, not a boolean: Ansible 2.19 refuses it \
+                     and Ansible 2.18 and older read it as true (a non-empty string). Write `{t} | bool` to \
+                     read the word as a boolean, or set ANSIBLE_ALLOW_BROKEN_CONDITIONALS=1 for the old reading"
+                ),
+                undefined: None,
+                line: None,
+            });
+        }
         Ok(truthy(&v))
     }
 
