@@ -1450,10 +1450,10 @@ impl<'a> Runner<'a> {
         v.insert("inventory_hostname".into(), json!(st.name));
         v.insert("inventory_hostname_short".into(), json!(short));
         v.insert("group_names".into(), json!(self.inv().group_names(&st.name)));
-        v.insert(
-            "playbook_dir".into(),
-            json!(task.origin.playbook_dir.canonicalize().unwrap_or(task.origin.playbook_dir.clone())),
-        );
+        // absolute, also for a playbook given as a bare file name (its directory is then "")
+        let pd = &task.origin.playbook_dir;
+        let pd = if pd.as_os_str().is_empty() { std::path::Path::new(".") } else { pd.as_path() };
+        v.insert("playbook_dir".into(), json!(pd.canonicalize().unwrap_or(pd.to_path_buf())));
         v.insert("ansible_search_path".into(), json!(task.origin.search_dirs()));
         if let Some(r) = &task.origin.role {
             if !r.parents.is_empty() {
@@ -1557,19 +1557,21 @@ impl<'a> Runner<'a> {
             use std::collections::BTreeMap;
             let groups = minijinja::Value::from(BTreeMap::from([("groups", to_mj(self.groups_value()))]));
             let names: Vec<String> = self.inv().hosts.keys().cloned().collect();
-            let hv: BTreeMap<String, minijinja::Value> = names
-                .iter()
-                .map(|h| {
-                    let own = to_mj(&*self.resolved_inv_vars(h));
-                    // what the run set on the host wins over its inventory variables
-                    let runtime = minijinja::Value::from_object(RuntimeVars {
-                        store: self.host_runtime.clone(),
-                        host: h.clone(),
-                    });
-                    (h.clone(), minijinja::value::merge_maps([own, groups.clone(), runtime]))
-                })
-                .collect();
-            minijinja::Value::from(BTreeMap::from([("hostvars", minijinja::Value::from(hv))]))
+            let one = |h: &str| {
+                let own = to_mj(&*self.resolved_inv_vars(h));
+                // what the run set on the host wins over its inventory variables
+                let runtime = minijinja::Value::from_object(RuntimeVars {
+                    store: self.host_runtime.clone(),
+                    host: h.to_string(),
+                });
+                minijinja::value::merge_maps([own, groups.clone(), runtime])
+            };
+            let hosts: BTreeMap<String, minijinja::Value> = names.iter().map(|h| (h.clone(), one(h))).collect();
+            // `hostvars['localhost']` answers for the implicit localhost, which `hostvars`
+            // does not list (as in Ansible)
+            let implicit = self.inv().is_implicit_localhost("localhost").then(|| one("localhost"));
+            let hv = minijinja::Value::from_object(Hostvars { hosts, implicit });
+            minijinja::Value::from(BTreeMap::from([("hostvars", hv)]))
         };
         *cached = Some((generation, hv.clone()));
         minijinja::value::merge_maps([magic, hv])
@@ -2876,6 +2878,24 @@ impl minijinja::value::Object for RuntimeVars {
         let keys =
             self.vars().map(|m| m.keys().map(|k| minijinja::Value::from(k.as_str())).collect()).unwrap_or_default();
         minijinja::value::Enumerator::Values(keys)
+    }
+}
+
+/// `hostvars`: the inventory's hosts, and the implicit localhost when it is not one of them.
+#[derive(Debug)]
+struct Hostvars {
+    hosts: std::collections::BTreeMap<String, minijinja::Value>,
+    implicit: Option<minijinja::Value>,
+}
+
+impl minijinja::value::Object for Hostvars {
+    fn get_value(self: &Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
+        let k = key.as_str()?;
+        self.hosts.get(k).cloned().or_else(|| self.implicit.clone().filter(|_| k == "localhost"))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Values(self.hosts.keys().map(|k| minijinja::Value::from(k.as_str())).collect())
     }
 }
 

@@ -121,7 +121,8 @@ fn strip_fqcn(src: &str) -> std::borrow::Cow<'_, str> {
     }
     static RE: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
     let re = RE.get_or_init(|| {
-        regex::Regex::new(r"(\|\s*|\bis\s+(?:not\s+)?)ansible\.(?:builtin|netcommon|utils)\.([A-Za-z_])").ok()
+        regex::Regex::new(r"(\|\s*|\bis\s+(?:not\s+)?)ansible\.(?:builtin|netcommon|utils|_protomatter)\.([A-Za-z_])")
+            .ok()
     });
     match re {
         Some(re) => re.replace_all(src, "$1$2"),

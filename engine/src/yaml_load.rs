@@ -27,20 +27,77 @@ pub fn load(id: SrcId) -> Result<Vec<Node>, Diag> {
         return Err(Diag::error("io", Span::none(), format!("unknown source id {}", id.0)));
     };
     let text: &str = &src.text;
-    let mut b = Builder::new(id, text);
-    let mut parser = Parser::new_from_str(text);
+    // PyYAML, Ansible's parser, reads a flow collection whose closing bracket (or a quoted
+    // scalar in it) sits left of the indentation YAML 1.2 asks for: `key: {` ... `}` at column
+    // 0, a common layout of JSON-style vars files. saphyr refuses it, so such a line is indented
+    // one more space and the text parsed again; positions are mapped back to the file's.
+    let mut inserts: Vec<usize> = vec![];
+    let mut parsed = String::new();
+    loop {
+        let t = if inserts.is_empty() { text } else { parsed.as_str() };
+        match parse(id, text, t, &inserts) {
+            Ok(docs) => {
+                if crate::vault::was_vaulted(&src.path) {
+                    docs.iter().for_each(reveal_values);
+                }
+                return Ok(docs);
+            }
+            Err((d, Some(at))) if inserts.len() < MAX_FLOW_REINDENTS => match flow_line_start(text, at) {
+                Some(line) => {
+                    let i = inserts.partition_point(|&o| o <= line);
+                    inserts.insert(i, line);
+                    parsed = reindented(text, &inserts);
+                }
+                None => return Err(d),
+            },
+            Err((d, _)) => return Err(d),
+        }
+    }
+}
+
+/// Most lines [`load`] indents to read a PyYAML-style flow collection.
+const MAX_FLOW_REINDENTS: usize = 256;
+
+/// The start of the line at `at` when the scanner refused its indentation and the line begins
+/// with a flow indicator or a quoted scalar (what PyYAML reads there).
+fn flow_line_start(text: &str, at: usize) -> Option<usize> {
+    let line = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let blank_before = text[line..at].bytes().all(|b| b == b' ');
+    let c = text[at..].bytes().next()?;
+    (blank_before && matches!(c, b'}' | b']' | b',' | b'"' | b'\'')).then_some(line)
+}
+
+/// `text` with one space inserted at each offset of `inserts` (sorted, repeats allowed).
+fn reindented(text: &str, inserts: &[usize]) -> String {
+    let mut out = String::with_capacity(text.len() + inserts.len());
+    let mut from = 0;
+    for &o in inserts {
+        out.push_str(&text[from..o]);
+        out.push(' ');
+        from = o;
+    }
+    out.push_str(&text[from..]);
+    out
+}
+
+/// One parse of `parsed` (`text` with spaces inserted at `inserts`); a scanner error that
+/// says "invalid indentation" also gives its offset in `text`.
+fn parse(id: SrcId, text: &str, parsed: &str, inserts: &[usize]) -> Result<Vec<Node>, (Diag, Option<usize>)> {
+    let mut b = Builder::new(id, text, parsed, inserts);
+    let mut parser = Parser::new_from_str(parsed);
     while let Some(item) = parser.next_event() {
         match item {
             Ok((ev, span)) => {
                 let start = b.pos.byte(span.start.index());
                 let end = b.pos.byte(span.end.index());
-                b.event(ev, start, end)?;
+                b.event(ev, start, end).map_err(|d| (d, None))?;
             }
-            Err(e) => return Err(b.scan_error(&e)),
+            Err(e) => {
+                let at = b.pos.byte(e.marker().index());
+                let reindent = (e.info() == "invalid indentation").then_some(at);
+                return Err((b.scan_error(&e), reindent));
+            }
         }
-    }
-    if crate::vault::was_vaulted(&src.path) {
-        b.docs.iter().for_each(reveal_values);
     }
     Ok(b.docs)
 }
@@ -56,21 +113,31 @@ fn reveal_values(n: &Node) {
     }
 }
 
-/// Converts the parser's character indexes into byte offsets, walking from the last position
-/// (events arrive in nearly increasing order, so the total work stays linear).
+/// Converts the parser's character indexes into byte offsets of the file, walking from the last
+/// position (events arrive in nearly increasing order, so the total work stays linear).
 struct BytePos<'a> {
+    /// The text parsed: the file's, with a space inserted at each of `inserts` (see [`load`]).
     text: &'a str,
+    /// Where those spaces are in `text`.
+    inserted: Vec<usize>,
     ascii: bool,
     char_idx: usize,
     byte_idx: usize,
 }
 
 impl<'a> BytePos<'a> {
-    fn new(text: &'a str) -> Self {
-        BytePos { text, ascii: text.is_ascii(), char_idx: 0, byte_idx: 0 }
+    fn new(text: &'a str, inserts: &[usize]) -> Self {
+        let inserted = inserts.iter().enumerate().map(|(k, o)| o + k).collect();
+        BytePos { text, inserted, ascii: text.is_ascii(), char_idx: 0, byte_idx: 0 }
     }
 
+    /// The byte offset in the file of the parsed text's character `char_index`.
     fn byte(&mut self, char_index: usize) -> usize {
+        let b = self.parsed_byte(char_index);
+        b - self.inserted.partition_point(|&i| i < b)
+    }
+
+    fn parsed_byte(&mut self, char_index: usize) -> usize {
         if self.ascii {
             return char_index.min(self.text.len());
         }
@@ -153,11 +220,11 @@ struct Builder<'a> {
 }
 
 impl<'a> Builder<'a> {
-    fn new(id: SrcId, text: &'a str) -> Self {
+    fn new(id: SrcId, text: &'a str, parsed: &'a str, inserts: &[usize]) -> Self {
         Builder {
             id,
             text,
-            pos: BytePos::new(text),
+            pos: BytePos::new(parsed, inserts),
             docs: Vec::new(),
             stack: Vec::new(),
             anchors: HashMap::new(),
@@ -1025,6 +1092,21 @@ mod tests {
         let text = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
         let e = err(&text);
         assert_eq!(e.code, "yaml-syntax");
+    }
+
+    #[test]
+    fn flow_collection_closed_left_of_its_indentation_as_pyyaml_reads_it() {
+        // `}` at column 0 after quoted scalars only: YAML 1.2 wants it indented, PyYAML does not
+        let n = one("e: {\n    \"a\": {\n        \"b\": \"c\"\n    }\n}\nf: [\n \"x\"\n]\n");
+        assert_eq!(n.get("e").and_then(|e| e.get("a")).and_then(|a| a.get("b")).and_then(Node::as_str), Some("c"));
+        assert_eq!(n.get("f").and_then(Node::as_seq).map(<[_]>::len), Some(1));
+        let nested = one("outer:\n  e: {\n  \"a\": \"b\"\n  }\nnext: 1\n");
+        assert!(matches!(nested.get("next").map(|v| &v.kind), Some(NodeKind::Int(1))));
+        // positions stay the file's: the value after the re-indented line, and a later error
+        let n = one("e: {\n \"a\": \"b\"\n}\nk: v\n");
+        assert_eq!(n.get("k").map(|k| k.span.line_col()), Some(Some((4, 4))));
+        let e = err("e: {\n \"a\": \"b\"\n}\nk: [\n");
+        assert_eq!(e.span.line_col().map(|(l, _)| l), Some(5), "{}", e.message);
     }
 
     #[test]

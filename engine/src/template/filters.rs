@@ -51,7 +51,40 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("md5", |s: &State, v: &Value| digest(s, v, "md5"));
     env.add_filter("sha1", |s: &State, v: &Value| digest(s, v, "sha1"));
     env.add_filter("flatten", flatten);
+    env.add_filter("comment", comment);
+    // Jinja's map, select, reject, selectattr and rejectattr give an undefined value back for an
+    // undefined input (`x | map('upper') | default([])`), as in Ansible
+    use minijinja::filters as jf;
+    use minijinja::value::ValueOrKwargs as Arg;
+    type Name<'a> = Option<std::borrow::Cow<'a, str>>;
+    env.add_filter("map", |st: &mut State, v: Value, a: Rest<Arg>| -> Result<Value, Error> {
+        if v.is_undefined() { Ok(v) } else { jf::map(st, v, a).map(Value::from) }
+    });
+    env.add_filter("select", |st: &mut State, v: Value, t: Name, a: Rest<Arg>| -> Result<Value, Error> {
+        if v.is_undefined() { Ok(v) } else { jf::select(st, v, t, a).map(Value::from) }
+    });
+    env.add_filter("reject", |st: &mut State, v: Value, t: Name, a: Rest<Arg>| -> Result<Value, Error> {
+        if v.is_undefined() { Ok(v) } else { jf::reject(st, v, t, a).map(Value::from) }
+    });
+    env.add_filter(
+        "selectattr",
+        |st: &mut State, v: Value, at: std::borrow::Cow<str>, t: Name, a: Rest<Arg>| -> Result<Value, Error> {
+            if v.is_undefined() { Ok(v) } else { jf::selectattr(st, v, at, t, a).map(Value::from) }
+        },
+    );
+    env.add_filter(
+        "rejectattr",
+        |st: &mut State, v: Value, at: std::borrow::Cow<str>, t: Name, a: Rest<Arg>| -> Result<Value, Error> {
+            if v.is_undefined() { Ok(v) } else { jf::rejectattr(st, v, at, t, a).map(Value::from) }
+        },
+    );
     env.add_filter("unique", unique);
+    // ansible-core 2.19's `ansible._protomatter.finalize`: the value as plain data (what a
+    // template's result becomes), e.g. `groupby`'s groups as [grouper, list] pairs
+    env.add_filter("finalize", |v: Value| -> Result<Value, Error> {
+        let j = serde_json::to_value(&v).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
+        Ok(crate::template::from_json(&j))
+    });
     env.add_filter("difference", difference);
     env.add_filter("union", union);
     env.add_filter("intersect", intersect);
@@ -86,8 +119,19 @@ fn op_err(msg: impl Into<std::borrow::Cow<'static, str>>) -> Error {
 }
 
 fn json(v: &Value) -> Result<Json, Error> {
-    check(v)?;
+    check_deep(v)?;
     to_json(v).map_err(|e| op_err(e.message))
+}
+
+/// [`check`] of a value and everything inside it: `{'k': undefined_name}` is an undefined
+/// error, not a null (as in Ansible).
+fn check_deep(v: &Value) -> Result<(), Error> {
+    check(v)?;
+    match v.kind() {
+        ValueKind::Seq => v.try_iter()?.try_for_each(|x| check_deep(&x)),
+        ValueKind::Map => v.try_iter()?.try_for_each(|k| check_deep(&v.get_item(&k)?)),
+        _ => Ok(()),
+    }
 }
 
 fn text(v: &Value) -> Result<String, Error> {
@@ -258,20 +302,37 @@ fn combine(v: &Value, others: Rest<Value>, kwargs: Kwargs) -> Result<Value, Erro
         "prepend_rp" => ListMerge::PrependRp,
         other => return Err(op_err(format!("combine: unknown list_merge '{other}'"))),
     };
+    if kwargs.args().any(|k| k != "recursive" && k != "list_merge") {
+        return Err(op_err("combine: 'recursive' and 'list_merge' are the only valid keyword arguments"));
+    }
     kwargs.assert_all_used()?;
     let mut dicts = Vec::new();
+    let not_dict = |x: &Json| {
+        let t = match x {
+            Json::Null => "NoneType",
+            Json::Bool(_) => "bool",
+            Json::Number(n) if n.is_f64() => "float",
+            Json::Number(_) => "int",
+            Json::String(_) => "str",
+            Json::Array(_) => "list",
+            Json::Object(_) => "dict",
+        };
+        op_err(format!("failed to combine variables, expected dicts but got a '{t}': {x}"))
+    };
     let mut push = |x: Json| -> Result<(), Error> {
         match x {
+            // `None | combine` is {}, as in Ansible
+            Json::Null => {}
             Json::Object(m) => dicts.push(m),
             Json::Array(items) => {
                 for i in items {
                     match i {
                         Json::Object(m) => dicts.push(m),
-                        other => return Err(op_err(format!("combine expects dictionaries, got {other}"))),
+                        other => return Err(not_dict(&other)),
                     }
                 }
             }
-            other => return Err(op_err(format!("combine expects dictionaries, got {other}"))),
+            other => return Err(not_dict(&other)),
         }
         Ok(())
     };
@@ -284,6 +345,67 @@ fn combine(v: &Value, others: Rest<Value>, kwargs: Kwargs) -> Result<Value, Erro
         merge(&mut acc, d, recursive, lm);
     }
     Ok(from_json(&Json::Object(acc)))
+}
+
+/// Ansible's `comment`: the text as a comment block of a style (`plain` `# `, `erlang` `% `,
+/// `c` `// `, `cblock` `/* * */`, `xml` `<!-- - -->`), with its `decoration`, `prefix`,
+/// `prefix_count`, `postfix`, `postfix_count`, `beginning`, `end` and `newline` overrides.
+fn comment(v: &Value, style: Option<String>, kwargs: Kwargs) -> Result<String, Error> {
+    let text = text(v)?;
+    let style = match style {
+        Some(s) => s,
+        None => kwargs.get::<Option<String>>("style")?.unwrap_or_else(|| "plain".into()),
+    };
+    let (beginning, decoration, end) = match style.as_str() {
+        "plain" => ("", "# ", ""),
+        "erlang" => ("", "% ", ""),
+        "c" => ("", "// ", ""),
+        "cblock" => ("/*", " * ", " */"),
+        "xml" => ("<!--", " - ", "-->"),
+        other => {
+            return Err(op_err(format!(
+                "comment: Invalid style '{other}' (available styles: plain, erlang, c, cblock, xml)"
+            )));
+        }
+    };
+    let get = |k: &str| kwargs.get::<Option<Value>>(k).map(|o| o.map(|v| v.to_string()));
+    let count = |k: &str| -> Result<usize, Error> {
+        Ok(kwargs.get::<Option<Value>>(k)?.map(|v| v.to_string().trim().parse::<usize>().unwrap_or(1)).unwrap_or(1))
+    };
+    let deco_given = get("decoration")?;
+    let edge = deco_given.clone().unwrap_or_else(|| decoration.to_string()).trim_end().to_string();
+    let newline = get("newline")?.unwrap_or_else(|| "\n".into());
+    if newline.is_empty() {
+        return Err(op_err("comment: newline must not be empty"));
+    }
+    let beginning = get("beginning")?.unwrap_or_else(|| beginning.into());
+    let prefix = get("prefix")?.unwrap_or_else(|| edge.clone());
+    let postfix = get("postfix")?.unwrap_or_else(|| edge.clone());
+    let end = get("end")?.unwrap_or_else(|| end.into());
+    let decoration = deco_given.unwrap_or_else(|| decoration.into());
+    let (prefix_count, postfix_count) = (count("prefix_count")?, count("postfix_count")?);
+    kwargs.assert_all_used()?;
+    let mut out = String::new();
+    if !beginning.is_empty() {
+        out.push_str(&beginning);
+        out.push_str(&newline);
+    }
+    if !prefix.is_empty() {
+        let one = if prefix == newline { newline.clone() } else { format!("{prefix}{newline}") };
+        out.push_str(&one.repeat(prefix_count));
+    }
+    let body = format!("{decoration}{}", text.replace(&newline, &format!("{newline}{decoration}")));
+    // a line with only the decoration loses its trailing spaces
+    out.push_str(&body.replace(&format!("{decoration}{newline}"), &format!("{}{newline}", decoration.trim_end())));
+    for _ in 0..postfix_count {
+        out.push_str(&newline);
+        out.push_str(&postfix);
+    }
+    if !end.is_empty() {
+        out.push_str(&newline);
+        out.push_str(&end);
+    }
+    Ok(out)
 }
 
 fn dict2items(v: &Value, kwargs: Kwargs) -> Result<Value, Error> {
@@ -388,6 +510,11 @@ fn to_nice_yaml(v: &Value, indent: Option<usize>, kwargs: Kwargs) -> Result<Stri
 }
 
 fn from_yaml_all(v: &Value) -> Result<Value, Error> {
+    // what is not a string is returned as it is, as in Ansible
+    check(v)?;
+    if v.kind() != ValueKind::String {
+        return Ok(v.clone());
+    }
     let s = text(v)?;
     let docs =
         crate::yaml::load_str("<from_yaml_all>", &s).map_err(|d| op_err(format!("from_yaml_all: {}", d.message)))?;
@@ -516,6 +643,11 @@ fn shuffle(v: &Value, seed: Option<Value>, kwargs: Kwargs) -> Result<Value, Erro
 }
 
 fn from_yaml(v: &Value) -> Result<Value, Error> {
+    // what is not a string is returned as it is, as in Ansible
+    check(v)?;
+    if v.kind() != ValueKind::String {
+        return Ok(v.clone());
+    }
     let s = text(v)?;
     let docs = crate::yaml::load_str("<from_yaml>", &s).map_err(|d| op_err(format!("from_yaml: {}", d.message)))?;
     Ok(docs.first().map(|n| from_json(&n.to_value())).unwrap_or(Value::from(())))
@@ -616,21 +748,55 @@ fn regex_escape(v: &Value, re_type: Option<String>) -> Result<String, Error> {
     Ok(out)
 }
 
-fn b64encode(v: &Value) -> Result<String, Error> {
-    let bytes = match v.as_bytes() {
-        Some(b) if v.kind() == ValueKind::Bytes => b.to_vec(),
-        _ => text(v)?.into_bytes(),
-    };
-    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+/// `encoding=` (utf-8, the default, or utf-16-le/-be, latin-1, ascii) and `urlsafe=` of
+/// Ansible's `b64encode` and `b64decode`.
+fn b64_options(kwargs: &Kwargs) -> Result<(String, bool), Error> {
+    let enc = kwargs.get::<Option<String>>("encoding")?.unwrap_or_else(|| "utf-8".into());
+    let urlsafe = kwargs.get::<Option<bool>>("urlsafe")?.unwrap_or(false);
+    kwargs.assert_all_used()?;
+    Ok((enc.to_ascii_lowercase().replace('_', "-"), urlsafe))
 }
 
-fn b64decode(v: &Value) -> Result<String, Error> {
+fn b64_engine(urlsafe: bool) -> base64::engine::GeneralPurpose {
+    if urlsafe { base64::engine::general_purpose::URL_SAFE } else { base64::engine::general_purpose::STANDARD }
+}
+
+fn b64encode(v: &Value, kwargs: Kwargs) -> Result<String, Error> {
+    let (enc, urlsafe) = b64_options(&kwargs)?;
+    let bytes = match v.as_bytes() {
+        Some(b) if v.kind() == ValueKind::Bytes => b.to_vec(),
+        _ => {
+            let s = text(v)?;
+            match enc.as_str() {
+                "utf-8" | "utf8" => s.into_bytes(),
+                "utf-16-le" | "utf-16le" => s.encode_utf16().flat_map(u16::to_le_bytes).collect(),
+                "utf-16-be" | "utf-16be" => s.encode_utf16().flat_map(u16::to_be_bytes).collect(),
+                "latin-1" | "latin1" | "iso-8859-1" | "ascii" => {
+                    let max = if enc == "ascii" { 0x7f } else { 0xff };
+                    s.chars()
+                        .map(|c| u8::try_from(u32::from(c)).ok().filter(|&b| u32::from(b) <= max))
+                        .collect::<Option<Vec<u8>>>()
+                        .ok_or_else(|| op_err(format!("b64encode: the text cannot be encoded as {enc}")))?
+                }
+                other => return Err(op_err(format!("b64encode: unsupported encoding '{other}'"))),
+            }
+        }
+    };
+    Ok(b64_engine(urlsafe).encode(bytes))
+}
+
+fn b64decode(v: &Value, kwargs: Kwargs) -> Result<String, Error> {
+    let (enc, urlsafe) = b64_options(&kwargs)?;
     let s = text(v)?;
     let cleaned: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(cleaned.as_bytes())
-        .map_err(|e| op_err(format!("b64decode: {e}")))?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+    let bytes = b64_engine(urlsafe).decode(cleaned.as_bytes()).map_err(|e| op_err(format!("b64decode: {e}")))?;
+    let units = |f: fn([u8; 2]) -> u16| -> Vec<u16> { bytes.chunks_exact(2).map(|c| f([c[0], c[1]])).collect() };
+    Ok(match enc.as_str() {
+        "utf-16-le" | "utf-16le" => String::from_utf16_lossy(&units(u16::from_le_bytes)),
+        "utf-16-be" | "utf-16be" => String::from_utf16_lossy(&units(u16::from_be_bytes)),
+        "latin-1" | "latin1" | "iso-8859-1" => bytes.iter().map(|&b| char::from(b)).collect(),
+        _ => String::from_utf8_lossy(&bytes).into_owned(),
+    })
 }
 
 fn basename(v: &Value) -> Result<String, Error> {
@@ -722,6 +888,10 @@ fn splitext(v: &Value) -> Result<Value, Error> {
 }
 
 fn path_join(v: &Value) -> Result<String, Error> {
+    // a single path is itself (`"foo" | path_join`), as in Ansible
+    if v.kind() == ValueKind::String {
+        return text(v);
+    }
     let mut out = String::new();
     for p in list(v)? {
         let p = text(&p)?;
@@ -1147,7 +1317,10 @@ fn string(v: &Value) -> Result<String, Error> {
 
 fn extract(item: &Value, container: &Value, morekeys: Option<Value>) -> Result<Value, Error> {
     check(item)?;
-    check(container)?;
+    // an undefined container gives an undefined value (that `default` replaces), as in Ansible
+    if container.is_undefined() {
+        return Ok(Value::UNDEFINED);
+    }
     let mut cur = container.get_item(item)?;
     if let Some(more) = morekeys {
         let keys = if more.kind() == ValueKind::Seq { list(&more)? } else { vec![more] };

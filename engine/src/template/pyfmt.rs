@@ -112,14 +112,16 @@ pub fn py_repr(v: &Value, out: &mut String) -> Result<(), Error> {
         }
         ValueKind::String => repr_str(v.as_str().unwrap_or_default(), out),
         ValueKind::Seq | ValueKind::Iterable => {
-            out.push('[');
+            // `groupby`'s groups are Python's (grouper, list) named tuples
+            let tuple = v.as_object().is_some() && v.len() == Some(2) && !v.get_attr("grouper")?.is_undefined();
+            out.push(if tuple { '(' } else { '[' });
             for (i, item) in v.try_iter()?.enumerate() {
                 if i > 0 {
                     out.push_str(", ");
                 }
                 py_repr(&item, out)?;
             }
-            out.push(']');
+            out.push(if tuple { ')' } else { ']' });
         }
         ValueKind::Map => {
             out.push('{');

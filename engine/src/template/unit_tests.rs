@@ -752,3 +752,16 @@ fn python_str_of_containers() {
     assert_eq!(s("{{ a }}!", v.clone()), "[\"it's\", '\\x01\\t', '\\u2028é', 2.0, 1e+22, None, True]!");
     assert_eq!(s("{{ d }}!", v), "{'k': 'v\"\\''}!");
 }
+
+#[test]
+fn comment_filter_styles_and_overrides() {
+    let v = json!({});
+    assert_eq!(ok("{{ 'boo!' | comment }}", v.clone()), json!("#\n# boo!\n#"));
+    assert_eq!(ok("{{ 'a\nb' | comment('c') }}", v.clone()), json!("//\n// a\n// b\n//"));
+    assert_eq!(ok("{{ 'boo!' | comment(decoration='-- ') }}", v.clone()), json!("--\n-- boo!\n--"));
+    assert_eq!(ok("{{ 'boo!' | comment(style='cblock') }}", v.clone()), json!("/*\n *\n * boo!\n *\n */"));
+    assert_eq!(ok("{{ 'boo!' | comment(decoration='') }}", v.clone()), json!("boo!\n"));
+    assert_eq!(ok("{{ 'a\n\nb' | comment }}", v.clone()), json!("#\n# a\n#\n# b\n#"));
+    assert_eq!(ok("{{ 'boo!' | comment(prefix='\n', prefix_count=3) }}", v.clone()), json!("\n\n\n# boo!\n#"));
+    assert!(render("{{ 'boo' | comment(style='invalid') }}", v).unwrap_err().message.contains("Invalid style"));
+}
