@@ -5,7 +5,7 @@
 //! and refuses writes in read-only phases (probe, check mode), which is how "check mode never
 //! writes" is enforced rather than promised.
 
-pub use crate::transport::inspect::{PathInfo, PathQuery, READ_LIMIT};
+pub use crate::transport::inspect::{ExtStat, PathInfo, PathQuery, READ_LIMIT};
 use async_trait::async_trait;
 use std::fmt;
 use std::sync::Arc;

@@ -30,8 +30,8 @@ mod yaml_load;
 
 pub use diag::{Diag, Severity};
 pub use host::{
-    Become, BecomeMethod, Cmd, Connection, FileAttrs, FileStat, Host, HostError, Output, PathInfo, PathQuery, Secret,
-    sh_quote,
+    Become, BecomeMethod, Cmd, Connection, ExtStat, FileAttrs, FileStat, Host, HostError, Output, PathInfo, PathQuery,
+    Secret, sh_quote,
 };
 pub use module::{Change, ChangeKind, Ctx, Deferred, Diff, Doc, Module, ModuleError, Outcome, Plan, Registry};
 pub use op::Op;

@@ -501,6 +501,7 @@ impl Overlay {
                     sha1: (q.content && !small).then(sum),
                     checksum: q.checksum.then(sum),
                     access: real.access.or_else(|| q.access.then(|| "rw".to_string())),
+                    ext: None,
                 }
             }
             Entry::Dir { parent: true, .. } if real.stat.is_some() => real,

@@ -3,7 +3,7 @@
 use crate::util;
 use async_trait::async_trait;
 use pbr_engine::params::bool_lenient;
-use pbr_engine::{Ctx, Doc, FileStat, Host, Module, ModuleError, PathQuery, Plan};
+use pbr_engine::{Ctx, Doc, ExtStat, FileStat, Host, Module, ModuleError, PathQuery, Plan};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -32,6 +32,7 @@ pub struct StatParams {
 #[derive(Debug, Clone)]
 pub struct StatState {
     pub stat: Option<FileStat>,
+    pub ext: Option<ExtStat>,
     pub checksum: Option<String>,
     pub readable: bool,
     pub writeable: bool,
@@ -49,7 +50,8 @@ impl Module for Stat {
     fn doc(&self) -> Doc {
         Doc {
             description: "Report a path's metadata as `stat` in the result (exists, isdir, isreg, islnk, mode, \
-                          uid, gid, pw_name, gr_name, size, mtime, checksum). Never changes anything.",
+                          uid, gid, pw_name, gr_name, size, mtime, atime, ctime, dev, inode, nlink, checksum). Never changes \
+                          anything.",
             examples: r#"- name: Is there an old config?
   stat:
     path: /etc/old.conf
@@ -64,11 +66,12 @@ impl Module for Stat {
     }
 
     async fn probe(&self, _ctx: &Ctx<'_>, p: &StatParams, host: &Host) -> Result<StatState, ModuleError> {
-        let q = PathQuery::new(p.path.clone()).follow(p.follow).access().checksum(p.get_checksum);
+        let q = PathQuery::new(p.path.clone()).follow(p.follow).access().checksum(p.get_checksum).ext(true);
         let info = host.inspect_one(q).await?;
         let access = info.access.unwrap_or_default();
         Ok(StatState {
             stat: info.stat,
+            ext: info.ext,
             checksum: info.checksum,
             readable: access.contains('r'),
             writeable: access.contains('w'),
@@ -121,6 +124,13 @@ impl Module for Stat {
                     ("xoth", 0o1),
                 ] {
                     o[key] = json!(s.mode & bit != 0);
+                }
+                if let Some(e) = &st.ext {
+                    o["atime"] = json!(e.atime);
+                    o["ctime"] = json!(e.ctime);
+                    o["dev"] = json!(e.dev);
+                    o["inode"] = json!(e.inode);
+                    o["nlink"] = json!(e.nlink);
                 }
                 if let Some(t) = &s.link_target {
                     o["lnk_source"] = json!(t);

@@ -31,6 +31,9 @@ pub struct PathQuery {
     pub checksum: bool,
     /// Whether the user the probe runs as may read, write, execute the path (`test -r/-w/-x`).
     pub access: bool,
+    /// Access and change times, device, inode and link count ([`PathInfo::ext`]); asked
+    /// through the script (SFTP's attributes do not carry them).
+    pub ext: bool,
 }
 
 impl PathQuery {
@@ -57,11 +60,20 @@ impl PathQuery {
         self.access = true;
         self
     }
+    pub fn ext(mut self, yes: bool) -> PathQuery {
+        self.ext = yes;
+        self
+    }
     fn flags(&self) -> String {
         let mut f = String::from("-");
-        for (on, c) in
-            [(self.follow, 'f'), (self.target, 't'), (self.content, 'c'), (self.checksum, 's'), (self.access, 'a')]
-        {
+        for (on, c) in [
+            (self.follow, 'f'),
+            (self.target, 't'),
+            (self.content, 'c'),
+            (self.checksum, 's'),
+            (self.access, 'a'),
+            (self.ext, 'e'),
+        ] {
             if on {
                 f.push(c);
             }
@@ -87,6 +99,18 @@ pub struct PathInfo {
     pub checksum: Option<String>,
     /// `r`, `w`, `x` as the probing user may (with `access`): e.g. `"rw"`.
     pub access: Option<String>,
+    /// The rest of `lstat` of [`PathInfo::path`] (with `ext`).
+    pub ext: Option<ExtStat>,
+}
+
+/// What `stat` reports beyond [`FileStat`]: Ansible's `atime`, `ctime`, `dev`, `inode`, `nlink`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExtStat {
+    pub atime: i64,
+    pub ctime: i64,
+    pub dev: u64,
+    pub inode: u64,
+    pub nlink: u64,
 }
 
 impl PathInfo {
@@ -107,6 +131,7 @@ pub fn inspect_script(qs: &[PathQuery]) -> String {
          if [ -L \"$p\" ]; then readlink -- \"$p\"; else echo; fi; \
          case $f in *t*) if [ -L \"$p\" ] && [ -e \"$p\" ]; then stat -L -c '{STAT_FMT}' -- \"$p\" || exit 1; else echo; fi;; *) echo;; esac; \
          case $f in *a*) a=; [ -r \"$p\" ] && a=${{a}}r; [ -w \"$p\" ] && a=${{a}}w; [ -x \"$p\" ] && a=${{a}}x; echo \"=$a\";; *) echo;; esac; \
+         case $f in *e*) stat -c '%X %Z %d %i %h' -- \"$p\" || exit 1;; *) echo;; esac; \
          case $f in *s*) if [ -f \"$p\" ] && [ -r \"$p\" ]; then h=$(sha1sum -- \"$p\") || exit 1; echo \"${{h%% *}}\"; else echo; fi;; *) echo;; esac; \
          case $f in *c*) if [ -f \"$p\" ] && [ ! -L \"$p\" ]; then t=${{st%|*}}; s=${{t##*|}}; \
          if [ \"$s\" -gt {READ_LIMIT} ]; then h=$(sha1sum -- \"$p\") || exit 1; echo H; echo \"${{h%% *}}\"; \
@@ -143,6 +168,13 @@ pub fn parse_inspect(qs: &[PathQuery], out: &[u8]) -> Result<Vec<PathInfo>, Host
         let (access, r) = take_line(r);
         if let Some(a) = access.strip_prefix('=') {
             info.access = Some(a.to_string());
+        }
+        let (ext, r) = take_line(r);
+        if !ext.is_empty() {
+            let n: Vec<i64> = ext.split(' ').map(str::parse).collect::<Result<_, _>>().map_err(|_| bad())?;
+            let [atime, ctime, dev, inode, nlink] = n[..] else { return Err(bad()) };
+            let u = |x: i64| u64::try_from(x).map_err(|_| bad());
+            info.ext = Some(ExtStat { atime, ctime, dev: u(dev)?, inode: u(inode)?, nlink: u(nlink)? });
         }
         let (sum, r) = take_line(r);
         if !sum.is_empty() {
@@ -279,6 +311,9 @@ fn sha1_hex(data: &[u8]) -> String {
 
 /// Answer one query through the native API, or say it cannot be answered exactly.
 pub async fn native_one(fs: &dyn NativeFs, q: &PathQuery) -> Result<PathInfo, Unsure> {
+    if q.ext {
+        return Err(Unsure);
+    }
     let mut info = PathInfo { path: q.path.clone(), ..Default::default() };
     let mut l = fs.lstat(&q.path).await?;
     // for a link: what is behind it (`stat` through it: `None` when dangling), asked only when
@@ -483,13 +518,32 @@ mod tests {
         let qs = vec![PathQuery::new("/a").content(true), PathQuery::new("/b").follow(true).access()];
         assert_eq!(qs[0].flags(), "-c");
         assert_eq!(qs[1].flags(), "-fa");
-        let out = b"/a\nregular file|644|0|0|root|root|3|1\n\n\n\n\nC 3\nhi\n\n/b\nABSENT\n";
+        let out = b"/a\nregular file|644|0|0|root|root|3|1\n\n\n\n\n\nC 3\nhi\n\n/b\nABSENT\n";
         let v = parse_inspect(&qs, out).unwrap();
         assert_eq!(v[0].content.as_deref(), Some(&b"hi\n"[..]));
         assert_eq!(v[0].stat.as_ref().unwrap().mode, 0o644);
         assert!(!v[1].exists());
         // a file that changed size while read, and garbage
-        assert!(parse_inspect(&qs[..1], b"/a\nregular file|644|0|0|root|root|3|1\n\n\n\n\nC 9\nhi\n\n").is_err());
+        assert!(parse_inspect(&qs[..1], b"/a\nregular file|644|0|0|root|root|3|1\n\n\n\n\n\nC 9\nhi\n\n").is_err());
         assert!(parse_inspect(&qs[..1], b"/a\ngarbage\n").is_err());
+    }
+
+    /// The script, run by the local `sh`, answers what `stat` says of a real file.
+    #[test]
+    fn script_reports_ext_stat_of_a_real_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        std::fs::write(&f, b"data").unwrap();
+        std::fs::hard_link(&f, dir.path().join("g")).unwrap();
+        let qs = vec![PathQuery::new(f.to_string_lossy()).ext(true).checksum(true)];
+        assert_eq!(qs[0].flags(), "-se");
+        let out = std::process::Command::new("sh").arg("-c").arg(inspect_script(&qs)).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v = parse_inspect(&qs, &out.stdout).unwrap();
+        let ext = v[0].ext.expect("ext asked");
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(&f).unwrap();
+        assert_eq!((ext.dev, ext.inode, ext.nlink, ext.ctime), (m.dev(), m.ino(), 2, m.ctime()));
+        assert_eq!(v[0].checksum.as_deref(), Some("a17c9aaa61e80a1bf71d0d850af4e5baa9800bbd"));
     }
 }
