@@ -2218,6 +2218,10 @@ impl<'a> Runner<'a> {
             out.report.item = label.clone();
             // changed_when / failed_when / until see the result as the registered var; the
             // context is built only for tasks that have one of them (not on every task run)
+            // the attempt is in the result that changed_when and failed_when judge, as in Ansible
+            if task.until.is_some() {
+                out.result.insert("attempts".into(), json!(attempt));
+            }
             let ctx2 = if task.changed_when.is_some() || task.failed_when.is_some() || task.until.is_some() {
                 self.result_ctx(ctx, task, vars, &out.result)
             } else {
@@ -2277,7 +2281,6 @@ impl<'a> Runner<'a> {
                 };
                 let scope3 = Scope { vars: &ctx3, search };
                 let done = self.eval_conds(until, &scope3).unwrap_or(false);
-                out.result.insert("attempts".into(), json!(attempt));
                 if !done {
                     if attempt < attempts {
                         tokio::time::sleep(Duration::from_secs_f64(delay)).await;
