@@ -113,6 +113,110 @@ pub(crate) fn inline_name(source: &str) -> String {
     name
 }
 
+/// Ansible's rule for templates written in YAML: inside `{{ }}`, the backslashes of a string
+/// literal are literal (`regex_replace('(a)b', '\1x')` means the backreference `\1`, and YAML
+/// has already had its escapes), where Jinja would read `\1` as an octal escape. Each such
+/// literal is re-encoded so that the template engine's unescaping gives its raw text back.
+/// Blocks (`{% %}`), comments and `{% raw %}` sections are left as they are, as Ansible does.
+pub(crate) fn escape_backslashes(src: &str) -> std::borrow::Cow<'_, str> {
+    if !src.contains('\\') || !src.contains("{{") {
+        return std::borrow::Cow::Borrowed(src);
+    }
+    let b = src.as_bytes();
+    let n = b.len();
+    let mut out: Vec<u8> = Vec::with_capacity(n + 8);
+    // the end of a `{% %}` or `{# #}` block from `i` (past its closing delimiter)
+    let block_end = |i: usize, close: &[u8]| -> usize {
+        let mut j = i + 2;
+        let mut quote: Option<u8> = None;
+        while j < n {
+            match quote {
+                Some(_) if b[j] == b'\\' => j += 1,
+                Some(q) if b[j] == q => quote = None,
+                Some(_) => {}
+                None if close == b"%}" && (b[j] == b'\'' || b[j] == b'"') => quote = Some(b[j]),
+                None if b[j..].starts_with(close) => return j + 2,
+                None => {}
+            }
+            j += 1;
+        }
+        n
+    };
+    let mut i = 0;
+    while i < n {
+        if b[i..].starts_with(b"{%") {
+            let end = block_end(i, b"%}");
+            let inner = String::from_utf8_lossy(&b[i + 2..end.saturating_sub(2).max(i + 2)]);
+            let is_raw = inner.trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace()) == "raw";
+            let end = if is_raw {
+                // through the block that ends the raw section
+                let mut k = end;
+                loop {
+                    match b[k..].windows(2).position(|w| w == b"{%") {
+                        None => break n,
+                        Some(p) => {
+                            let e = block_end(k + p, b"%}");
+                            let word =
+                                String::from_utf8_lossy(&b[k + p + 2..e.saturating_sub(2).max(k + p + 2)]).into_owned();
+                            if word.trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace()) == "endraw" {
+                                break e;
+                            }
+                            k = e;
+                        }
+                    }
+                }
+            } else {
+                end
+            };
+            out.extend_from_slice(&b[i..end]);
+            i = end;
+        } else if b[i..].starts_with(b"{#") {
+            let end = block_end(i, b"#}");
+            out.extend_from_slice(&b[i..end]);
+            i = end;
+        } else if b[i..].starts_with(b"{{") {
+            out.extend_from_slice(b"{{");
+            i += 2;
+            while i < n {
+                let c = b[i];
+                if c == b'\'' || c == b'"' {
+                    let mut j = i + 1;
+                    while j < n && b[j] != c {
+                        j += if b[j] == b'\\' { 2 } else { 1 };
+                    }
+                    if j >= n {
+                        // an unterminated string: left for the parser to report
+                        out.extend_from_slice(&b[i..]);
+                        i = n;
+                        break;
+                    }
+                    out.push(c);
+                    for &x in &b[i + 1..j] {
+                        if x == b'\\' || x == c {
+                            out.push(b'\\');
+                        }
+                        out.push(x);
+                    }
+                    out.push(c);
+                    i = j + 1;
+                } else if b[i..].starts_with(b"}}") {
+                    out.extend_from_slice(b"}}");
+                    i += 2;
+                    break;
+                } else {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    // only ASCII was inserted, at ASCII positions
+    std::borrow::Cow::Owned(String::from_utf8(out).unwrap_or_else(|_| src.to_string()))
+}
+
 /// `x | ansible.builtin.to_json`, `x is ansible.builtin.version(...)`: drop the collection
 /// prefix of filters and tests (the same length of text on the same line, so positions hold).
 fn strip_fqcn(src: &str) -> std::borrow::Cow<'_, str> {
@@ -450,11 +554,14 @@ impl Templar {
     /// Render a string value. A string that is exactly one `{{ expr }}` yields the expression's
     /// native value (list, dict, int, bool); anything else yields a string. Non-templates are
     /// returned unchanged.
+    ///
+    /// The string comes from YAML (task args, variables), so a backslash in a string literal
+    /// inside `{{ }}` is literal, as Ansible reads it (see [`escape_backslashes`]).
     pub fn render_str(&self, s: &str, scope: &Scope) -> Result<Value, TemplateError> {
         if !Self::is_template(s) {
             return Ok(Value::String(s.to_string()));
         }
-        let r = self.run(s, scope)?;
+        let r = self.run(&escape_backslashes(s), scope)?;
         match r.native {
             Some(v) => to_json(&v),
             None => Ok(literal_container(&r.output).unwrap_or(Value::String(r.output))),

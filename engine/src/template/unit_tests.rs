@@ -226,28 +226,25 @@ fn yaml_filters() {
 #[test]
 fn regex_filters() {
     let v = json!({"s": "ansible.example.com", "p": "foo=1 bar=22"});
-    assert_eq!(ok("{{ s | regex_replace('^a.*i(.*)$', 'a\\\\1') }}", v.clone()), json!("able.example.com"));
+    assert_eq!(ok("{{ s | regex_replace('^a.*i(.*)$', 'a\\1') }}", v.clone()), json!("able.example.com"));
     assert_eq!(
-        ok(
-            "{{ 'localhost:80' | regex_replace('^(?P<host>.+):(?P<port>\\\\d+)$', '\\\\g<host>, \\\\g<port>') }}",
-            v.clone()
-        ),
+        ok("{{ 'localhost:80' | regex_replace('^(?P<host>.+):(?P<port>\\d+)$', '\\g<host>, \\g<port>') }}", v.clone()),
         json!("localhost, 80")
     );
     assert_eq!(ok("{{ 'foo' | regex_replace('O', 'x', ignorecase=true) }}", v.clone()), json!("fxx"));
     assert_eq!(ok("{{ 'a$b' | regex_replace('b', '$1') }}", v.clone()), json!("a$$1"));
     assert_eq!(ok("{{ s | regex_search('example') }}", v.clone()), json!("example"));
     assert_eq!(ok("{{ s | regex_search('nomatch') }}", v.clone()), json!(null));
-    assert_eq!(ok("{{ p | regex_search('bar=(\\\\d+)', '\\\\1') }}", v.clone()), json!(["22"]));
-    assert_eq!(ok("{{ p | regex_findall('\\\\d+') }}", v.clone()), json!(["1", "22"]));
-    assert_eq!(ok("{{ p | regex_findall('(\\\\w+)=(\\\\d+)') }}", v.clone()), json!([["foo", "1"], ["bar", "22"]]));
+    assert_eq!(ok("{{ p | regex_search('bar=(\\d+)', '\\1') }}", v.clone()), json!(["22"]));
+    assert_eq!(ok("{{ p | regex_findall('\\d+') }}", v.clone()), json!(["1", "22"]));
+    assert_eq!(ok("{{ p | regex_findall('(\\w+)=(\\d+)') }}", v.clone()), json!([["foo", "1"], ["bar", "22"]]));
     assert_eq!(ok("{{ '^f.*o(.*)$' | regex_escape }}", v.clone()), json!("\\^f\\.\\*o\\(\\.\\*\\)\\$"));
     assert_eq!(ok("{{ s is match('ans') }}", v.clone()), json!(true));
     assert_eq!(ok("{{ s is match('example') }}", v.clone()), json!(false));
     assert_eq!(ok("{{ s is search('EXAMPLE', ignorecase=true) }}", v.clone()), json!(true));
     // Python's `re`: backreferences and look-around
-    assert_eq!(ok("{{ 'REF x REF' is search('^(REF) .* \\\\1$') }}", v.clone()), json!(true));
-    assert_eq!(ok("{{ 'REF x FER' is search('^(REF) .* \\\\1$') }}", v.clone()), json!(false));
+    assert_eq!(ok("{{ 'REF x REF' is search('^(REF) .* \\1$') }}", v.clone()), json!(true));
+    assert_eq!(ok("{{ 'REF x FER' is search('^(REF) .* \\1$') }}", v.clone()), json!(false));
     assert_eq!(ok("{{ 'ab ac' | regex_replace('a(?=c)', 'A') }}", v.clone()), json!("ab Ac"));
     assert_eq!(ok("{{ s is regex('example', match_type='match') }}", v), json!(false));
     let e = render("{{ 'x' | regex_replace('(', '') }}", json!({})).unwrap_err();
@@ -264,7 +261,8 @@ fn string_and_path_filters() {
     assert_eq!(ok("{{ '/foo' | dirname }}", v.clone()), json!("/"));
     assert_eq!(ok("{{ 'nginx.conf' | splitext }}", v.clone()), json!(["nginx", ".conf"]));
     assert_eq!(ok("{{ '/a/.bashrc' | splitext }}", v.clone()), json!(["/a/.bashrc", ""]));
-    assert_eq!(ok("{{ 'a b\\'c' | quote }}", v.clone()), json!("'a b'\"'\"'c'"));
+    // (inside `{{ }}` in YAML a backslash is literal, as Ansible reads it)
+    assert_eq!(ok("{{ 'a b\\'c' | quote }}", v.clone()), json!("'a b\\'\"'\"'c'"));
     assert_eq!(ok("{{ 'abc' | quote }}", v.clone()), json!("abc"));
     assert_eq!(ok("{{ '' | quote }}", v.clone()), json!("''"));
     assert_eq!(ok("{{ 'test1' | hash('sha1') }}", v.clone()), json!("b444ac06613fc8d63795be9ad0beaf55011936ac"));
@@ -638,7 +636,7 @@ fn python_escapes_and_attribute_filters() {
         (r"{{ 'a  b' | regex_replace('\s+', ' ') }}", json!("a b")),
         (r"{{ '1.2' | regex_replace('\.', '-') }}", json!("1-2")),
         (r"{{ 'x1' | regex_search('\d') }}", json!("1")),
-        (r"{{ 'a\tb' }}", json!("a\tb")),
+        (r"{{ 'a\tb' }}", json!(r"a\tb")),
         ("{{ items | selectattr('foo', 'defined') | list }}", json!([{"foo": 1}])),
         ("{{ items | map(attribute='foo', default='d') | list }}", json!([1, "d"])),
         ("{{ items | selectattr('foo', 'equalto', 1) | list }}", json!([{"foo": 1}])),
@@ -764,4 +762,23 @@ fn comment_filter_styles_and_overrides() {
     assert_eq!(ok("{{ 'a\n\nb' | comment }}", v.clone()), json!("#\n# a\n#\n# b\n#"));
     assert_eq!(ok("{{ 'boo!' | comment(prefix='\n', prefix_count=3) }}", v.clone()), json!("\n\n\n# boo!\n#"));
     assert!(render("{{ 'boo' | comment(style='invalid') }}", v).unwrap_err().message.contains("Invalid style"));
+}
+
+#[test]
+fn backslashes_in_yaml_templates_are_literal_as_in_ansible() {
+    use crate::template::escape_backslashes as esc;
+    let v = json!({"s": "ab"});
+    // a backreference, an escaped quote, a tab written as backslash-t
+    assert_eq!(ok(r"{{ s | regex_replace('(a)b', '\1x') }}", v.clone()), json!("ax"));
+    assert_eq!(ok(r#"{{ 'it\'s' }}|{{ "a\tb" }}"#, v.clone()), json!(r"it\'s|a\tb"));
+    assert_eq!(ok(r"{{ 'é\d' }}", v.clone()), json!(r"é\d"));
+    // blocks, comments and raw sections are left alone; text outside `{{ }}` too
+    assert_eq!(esc(r"{% set x = '\n' %}{# '\n' #}\1{{ '\1' }}"), r"{% set x = '\n' %}{# '\n' #}\1{{ '\\1' }}");
+    assert_eq!(esc(r"{% raw %}{{ '\1' }}{% endraw %}"), r"{% raw %}{{ '\1' }}{% endraw %}");
+    assert_eq!(esc(r"{{ 'open"), r"{{ 'open");
+    assert!(matches!(esc("{{ 'x' }}"), std::borrow::Cow::Borrowed(_)));
+    // a template file (render_text) keeps Jinja's escapes
+    let t = Templar::new();
+    let vv = from_json(&v);
+    assert_eq!(t.render_text(r"{{ 'a\tb' }}", &Scope { vars: &vv, search: &[] }).unwrap(), "a\tb");
 }
