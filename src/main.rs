@@ -159,7 +159,7 @@ struct ExecOpts {
     /// `force_handlers: true`; also `ANSIBLE_FORCE_HANDLERS`).
     #[arg(long)]
     force_handlers: bool,
-    /// Accepted for Ansible compatibility: pbr keeps no fact cache, so there is none to clear.
+    /// Forget the cached facts of the hosts the run reaches (with a `jsonfile` fact cache).
     #[arg(long)]
     flush_cache: bool,
 }
@@ -532,6 +532,8 @@ fn prepare(a: &RunArgs) -> Result<Prepared, ExitCode> {
         retry_files: !a.exec.no_retry_file && retry_files_enabled(),
         force_handlers: a.exec.force_handlers
             || std::env::var("ANSIBLE_FORCE_HANDLERS").is_ok_and(|v| pbr_engine::params::parse_bool(&v) == Some(true)),
+        fact_cache: fact_cache()?,
+        flush_cache: a.exec.flush_cache,
     };
     warn_unhonoured_cfg_keys();
     Ok(Prepared { registry, inv, pbs, templar, opts })
@@ -562,6 +564,42 @@ fn forks(given: Option<usize>) -> Result<usize, ExitCode> {
 fn retry_files_enabled() -> bool {
     let v = std::env::var("ANSIBLE_RETRY_FILES_ENABLED").ok().or_else(|| ansible_cfg_default("retry_files_enabled"));
     v.and_then(|v| pbr_engine::params::parse_bool(&v)).unwrap_or(true)
+}
+
+/// The fact cache ansible.cfg (`fact_caching`, `fact_caching_connection`, `fact_caching_prefix`,
+/// `fact_caching_timeout`) or their `ANSIBLE_CACHE_PLUGIN*` variables ask for: `memory` (the
+/// default: none kept between runs) or `jsonfile`.
+fn fact_cache() -> Result<Option<pbr_engine::fact_cache::FactCache>, ExitCode> {
+    let get =
+        |env: &str, key: &str| std::env::var(env).ok().filter(|v| !v.is_empty()).or_else(|| ansible_cfg_default(key));
+    let plugin = get("ANSIBLE_CACHE_PLUGIN", "fact_caching").unwrap_or_else(|| "memory".into());
+    let plugin = plugin.trim();
+    match plugin.strip_prefix("ansible.builtin.").unwrap_or(plugin) {
+        "memory" => Ok(None),
+        "jsonfile" | "community.general.jsonfile" => {
+            let Some(dir) = get("ANSIBLE_CACHE_PLUGIN_CONNECTION", "fact_caching_connection") else {
+                eprintln!(
+                    "error: the jsonfile fact cache needs a directory: fact_caching_connection in ansible.cfg or ANSIBLE_CACHE_PLUGIN_CONNECTION"
+                );
+                return Err(ExitCode::from(EXIT_INPUT));
+            };
+            let timeout = match get("ANSIBLE_CACHE_PLUGIN_TIMEOUT", "fact_caching_timeout") {
+                None => 86400,
+                Some(t) => t.trim().parse::<u64>().map_err(|_| {
+                    eprintln!("error: fact_caching_timeout must be a number of seconds (got {t:?})");
+                    ExitCode::from(EXIT_INPUT)
+                })?,
+            };
+            let prefix = get("ANSIBLE_CACHE_PLUGIN_PREFIX", "fact_caching_prefix").unwrap_or_default();
+            Ok(Some(pbr_engine::fact_cache::FactCache::new(dir.trim(), prefix, timeout)))
+        }
+        other => {
+            eprintln!(
+                "error: fact cache plugin {other:?} is not supported: pbr keeps facts in memory (the default) or with jsonfile"
+            );
+            Err(ExitCode::from(EXIT_INPUT))
+        }
+    }
 }
 
 /// `allow_broken_conditionals` (ansible.cfg, or `ANSIBLE_ALLOW_BROKEN_CONDITIONALS`): false

@@ -1084,3 +1084,57 @@ fn saved_plan_applies_where_nothing_drifted() {
     let r = pbr(d.path(), &["run", "pb.yml", "-i", "inventory.ini", "--save-plan", "x.plan"]);
     assert_eq!(r.code, 4, "{}", r.all());
 }
+
+#[test]
+fn jsonfile_fact_cache_keeps_cacheable_facts_between_runs() {
+    let d = tempfile::tempdir().unwrap();
+    inventory(d.path(), &["h1"]);
+    write(
+        d.path(),
+        "ansible.cfg",
+        "[defaults]\ninventory = inventory.ini\nfact_caching = jsonfile\nfact_caching_connection = ./facts\n",
+    );
+    write(
+        d.path(),
+        "first.yml",
+        r#"
+- hosts: all
+  gather_facts: true
+  tasks:
+    - set_fact: { kept: from-first-run, cacheable: true }
+    - set_fact: "cacheable=no not_kept=1"
+"#,
+    );
+    write(
+        d.path(),
+        "second.yml",
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - assert:
+        that:
+          - kept == 'from-first-run'
+          - not_kept is undefined
+          - ansible_os_family == ansible_facts.os_family
+          - hostvars[inventory_hostname].kept == 'from-first-run'
+"#,
+    );
+    let r = pbr(d.path(), &["run", "first.yml"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.path().join("facts/h1")).unwrap()).unwrap();
+    assert_eq!(file["kept"], "from-first-run");
+    assert!(file.get("not_kept").is_none() && file.get("ansible_os_family").is_some(), "{file}");
+    let r = pbr(d.path(), &["run", "second.yml"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    // --flush-cache forgets them
+    let r = pbr(d.path(), &["run", "second.yml", "--flush-cache"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(!d.path().join("facts/h1").exists());
+    // a cache plugin pbr does not have is refused before anything runs
+    write(d.path(), "ansible.cfg", "[defaults]\ninventory = inventory.ini\nfact_caching = redis\n");
+    let r = pbr(d.path(), &["run", "second.yml"]);
+    assert_eq!(r.code, 4, "{}", r.all());
+    assert!(r.stderr.contains("fact cache plugin \"redis\" is not supported"), "{}", r.stderr);
+}

@@ -39,6 +39,10 @@ pub struct RunOptions {
     pub retry_files: bool,
     /// Run notified handlers on hosts that failed (`--force-handlers`; the play keyword too).
     pub force_handlers: bool,
+    /// Ansible's `jsonfile` fact cache, when ansible.cfg or the environment asks for one.
+    pub fact_cache: Option<crate::fact_cache::FactCache>,
+    /// `--flush-cache`: forget the cached facts of the hosts the run reaches.
+    pub flush_cache: bool,
 }
 
 /// How a run ended.
@@ -470,7 +474,10 @@ impl<'a> Runner<'a> {
             return Ok(());
         }
         for h in &hosts {
-            states.entry(h.clone()).or_insert_with(|| HostState { name: h.clone(), ..Default::default() });
+            if !states.contains_key(h) {
+                let st = self.new_host_state(h);
+                states.insert(h.clone(), st);
+            }
         }
         let batches = batches(&hosts, &play.serial);
         for batch in batches {
@@ -643,6 +650,54 @@ impl<'a> Runner<'a> {
         })
     }
 
+    /// A host's state when the run first reaches it: with its cached facts, if there is a
+    /// fact cache (or with that cache forgotten, with `--flush-cache`).
+    fn new_host_state(&self, host: &str) -> HostState {
+        let mut st = HostState { name: host.to_string(), ..Default::default() };
+        let Some(cache) = &self.opts.fact_cache else { return st };
+        if self.opts.flush_cache {
+            if let Err(e) = cache.flush(host) {
+                self.reporter.warning(&e);
+            }
+            return st;
+        }
+        match cache.load(host) {
+            Ok(facts) if !facts.is_empty() => {
+                let mut all = Map::new();
+                for (k, v) in facts {
+                    all.insert(k.strip_prefix("ansible_").unwrap_or(&k).to_string(), v.clone());
+                    st.facts.insert(k, v);
+                }
+                st.facts.insert("ansible_facts".into(), Value::Object(all));
+                self.publish_runtime(&st);
+            }
+            Ok(_) => {}
+            Err(e) => self.reporter.warning(&format!("{e} (ignored)")),
+        }
+        st
+    }
+
+    /// Keep facts in the fact cache, if there is one (under their variable names).
+    fn cache_facts(&self, host: &str, facts: &Map<String, Value>) {
+        if let Some(cache) = &self.opts.fact_cache
+            && let Err(e) = cache.store(host, facts)
+        {
+            self.reporter.warning(&e);
+        }
+    }
+
+    /// Gathered facts become the host's: under `ansible_facts`, as `ansible_<name>` variables,
+    /// and in the fact cache.
+    fn take_gathered_facts(&self, st: &mut HostState, facts: &Map<String, Value>) {
+        st.facts.insert("ansible_facts".into(), Value::Object(facts.clone()));
+        let mut vars = Map::new();
+        for (k, v) in facts {
+            vars.insert(format!("ansible_{k}"), v.clone());
+        }
+        st.facts.extend(vars.clone());
+        self.cache_facts(&st.name, &vars);
+    }
+
     async fn gather_facts(&self, ctx: &PlayCtx<'_>, states: &mut IndexMap<String, HostState>) {
         self.reporter.task_start("Gathering Facts", "TASK", &ctx.play.span.location());
         let futs = states.values_mut().filter(|s| ctx.batch.contains(&s.name) && s.active()).map(|st| async move {
@@ -656,10 +711,7 @@ impl<'a> Runner<'a> {
             .await;
             let report = match res {
                 Ok(facts) => {
-                    st.facts.insert("ansible_facts".into(), Value::Object(facts.clone()));
-                    for (k, v) in facts {
-                        st.facts.insert(format!("ansible_{k}"), v);
-                    }
+                    self.take_gathered_facts(st, &facts);
                     self.publish_runtime(st);
                     st.stats.ok += 1;
                     HostReport::simple(&st.name, Status::Ok, None)
@@ -2336,15 +2388,34 @@ impl<'a> Runner<'a> {
             "set_fact" => {
                 let rendered = self.templar.render_value(args, scope).map_err(|e| terr(task, e))?;
                 let mut facts = Map::new();
+                let mut cacheable = false;
                 if let Value::Object(m) = rendered {
                     for (k, v) in m {
-                        if k != "cacheable" {
+                        if k == "cacheable" {
+                            cacheable = match &v {
+                                Value::String(s) => crate::params::parse_bool(s).unwrap_or(false),
+                                other => truthy(other),
+                            };
+                        } else {
+                            // Ansible's set_fact reads these four words as booleans
+                            let v = match &v {
+                                Value::String(w) => match w.to_ascii_lowercase().as_str() {
+                                    "true" | "yes" => Value::Bool(true),
+                                    "false" | "no" => Value::Bool(false),
+                                    _ => v,
+                                },
+                                _ => v,
+                            };
                             facts.insert(k, v);
                         }
                     }
                 }
                 for (k, v) in &facts {
                     st.set_facts.insert(k.clone(), v.clone());
+                }
+                // `cacheable: true`: kept in the fact cache for later runs, as in Ansible
+                if cacheable {
+                    self.cache_facts(&st.name, &facts);
                 }
                 let mut result = Map::new();
                 result.insert("changed".into(), json!(false));
@@ -2541,10 +2612,7 @@ impl<'a> Runner<'a> {
                 })?;
                 let facts =
                     crate::facts::gather_subset(&host, subset).await.map_err(|e| Fail::from(ModuleError::from(e)))?;
-                st.facts.insert("ansible_facts".into(), Value::Object(facts.clone()));
-                for (k, v) in &facts {
-                    st.facts.insert(format!("ansible_{k}"), v.clone());
-                }
+                self.take_gathered_facts(st, &facts);
                 let mut r = Map::new();
                 r.insert("ansible_facts".into(), Value::Object(facts));
                 return Ok(simple_outcome(&st.name, Status::Ok, None, r));
@@ -2643,6 +2711,7 @@ impl<'a> Runner<'a> {
                 st.facts.insert(k.clone(), v.clone());
             }
             st.facts.insert("ansible_facts".into(), Value::Object(all));
+            self.cache_facts(&st.name, af);
         }
         let mut result = r.data.clone();
         result.insert("changed".into(), json!(r.changed));

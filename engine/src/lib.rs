@@ -10,6 +10,7 @@ pub mod diag;
 mod diag_render;
 pub mod doc;
 pub mod exec;
+pub mod fact_cache;
 pub mod facts;
 pub mod host;
 pub mod inventory;

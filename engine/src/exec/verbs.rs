@@ -171,7 +171,8 @@ pub struct SetupParams {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct SetFactParams {
-    /// Accepted for Ansible compatibility (facts are not cached between runs).
+    /// Also keep these facts in the fact cache (`fact_caching = jsonfile`), so that later runs
+    /// start with them.
     #[serde(default, deserialize_with = "opt_bool_lenient")]
     pub cacheable: Option<bool>,
     /// Every other key is a variable to set.
