@@ -845,9 +845,9 @@ fn literal_container(out: &str) -> Option<Value> {
     if let Ok(v) = serde_json::from_str::<Value>(t) {
         return Some(v);
     }
-    // Python literals: single quotes, True/False/None, trailing commas
-    let docs = crate::yaml::load_str("<template result>", t).ok()?;
-    let v = docs.first()?.to_value();
+    // Python literals (single quotes, True/False/None, trailing commas) as `ast.literal_eval`
+    // reads them: `[[], globals()]` is no literal and stays text
+    let v = crate::inventory::pylit::parse_value(t);
     matches!(v, Value::Array(_) | Value::Object(_)).then_some(v)
 }
 
