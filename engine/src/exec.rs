@@ -650,6 +650,20 @@ impl<'a> Runner<'a> {
         })
     }
 
+    /// An include that could not run fails the host, and a `rescue` sees it as
+    /// `ansible_failed_task` and `ansible_failed_result`.
+    fn include_failed(&self, task: &Task, st: &mut HostState, msg: String) {
+        st.failed = true;
+        st.stats.failed += 1;
+        let action = match &task.action {
+            Action::IncludeRole { .. } => "include_role",
+            _ => "include_tasks",
+        };
+        let shown = json!({"name": task.name.clone().unwrap_or_else(|| action.to_string()), "action": action});
+        st.last_failure = Some((shown, json!({"failed": true, "msg": msg.clone()})));
+        self.reporter.host_result(&task.display_name(), &HostReport::simple(&st.name, Status::Failed, Some(msg)));
+    }
+
     /// A host's state when the run first reaches it: with its cached facts, if there is a
     /// fact cache (or with that cache forgotten, with `--flush-cache`).
     fn new_host_state(&self, host: &str) -> HostState {
@@ -1002,8 +1016,16 @@ impl<'a> Runner<'a> {
                         Value::String(s) => s,
                         o => o.to_string(),
                     }),
+                    // the role's name and tasks file may be templates (`name: "{{ item }}"`)
                     Action::IncludeRole { name, tasks_from, .. } => {
-                        Ok(format!("{name}\u{0}{}", tasks_from.clone().unwrap_or_default()))
+                        let render = |t: &str| {
+                            self.templar.render_str(t, &scope).map(|v| match v {
+                                Value::String(s) => s,
+                                o => o.to_string(),
+                            })
+                        };
+                        render(name)
+                            .and_then(|n| Ok(format!("{n}\u{0}{}", render(tasks_from.as_deref().unwrap_or(""))?)))
                     }
                     _ => Ok(String::new()),
                 };
@@ -1021,9 +1043,7 @@ impl<'a> Runner<'a> {
         }
         for (h, msg) in failures {
             if let Some(st) = states.get_mut(&h) {
-                st.failed = true;
-                st.stats.failed += 1;
-                self.reporter.host_result(&task.display_name(), &HostReport::simple(&h, Status::Failed, Some(msg)));
+                self.include_failed(task, st, msg);
             }
         }
         // the chain of files that led here, ending with the one this include is in: loading one
@@ -1058,14 +1078,16 @@ impl<'a> Runner<'a> {
                         entered = Some(crate::playbook::canonical(&p));
                         loader.load_task_file(&p, &task.origin, task.span)
                     }
-                    Action::IncludeRole { name, tasks_from, .. } => {
+                    Action::IncludeRole { .. } => {
+                        let (name, tasks_from) = key.split_once('\u{0}').unwrap_or((key.as_str(), ""));
+                        let tasks_from = Some(tasks_from).filter(|t| !t.is_empty());
                         let dir = &task.origin.playbook_dir;
-                        entered = crate::playbook::role_tasks_file(name, tasks_from.as_deref(), dir)
+                        entered = crate::playbook::role_tasks_file(name, tasks_from, dir)
                             .map(|p| crate::playbook::canonical(&p));
                         loader
                             .load_role(
                                 name,
-                                tasks_from.as_deref(),
+                                tasks_from,
                                 task.vars.clone(),
                                 Map::new(),
                                 dir,
@@ -1098,12 +1120,7 @@ impl<'a> Runner<'a> {
                 Err(d) => {
                     for h in hosts {
                         if let Some(st) = states.get_mut(&h) {
-                            st.failed = true;
-                            st.stats.failed += 1;
-                            self.reporter.host_result(
-                                &task.display_name(),
-                                &HostReport::simple(&h, Status::Failed, Some(d.to_string())),
-                            );
+                            self.include_failed(task, st, d.to_string());
                         }
                     }
                 }
