@@ -2731,6 +2731,12 @@ impl<'a> Runner<'a> {
             self.cache_facts(&st.name, af);
         }
         let mut result = r.data.clone();
+        // a module's warnings are shown, and stay in its result, as in Ansible
+        if let Some(Value::Array(ws)) = result.get("warnings") {
+            for w in ws {
+                self.reporter.warning(&format!("[{}] {}", st.name, value_label(w)));
+            }
+        }
         result.insert("changed".into(), json!(r.changed));
         if !r.changes.is_empty() {
             result.insert("changes".into(), json!(r.changes.iter().map(|c| c.summary.clone()).collect::<Vec<_>>()));

@@ -33,6 +33,10 @@ pub struct CommandParams {
     /// Skip the command when this path (or glob) does not exist.
     #[serde(default)]
     pub removes: Option<String>,
+    /// Not used by `command` (it runs no shell): accepted with a warning, as in Ansible. Use
+    /// `shell` to choose the shell.
+    #[serde(default)]
+    pub executable: Option<String>,
     /// Text fed to the command's standard input.
     #[serde(default)]
     pub stdin: Option<String>,
@@ -419,8 +423,17 @@ impl Module for Command {
         Ok(plan_run(st))
     }
 
-    fn data(&self, _p: &CommandParams, st: &RunState) -> Map<String, Value> {
-        skip_data(st)
+    fn data(&self, p: &CommandParams, st: &RunState) -> Map<String, Value> {
+        let mut m = skip_data(st);
+        if let Some(e) = &p.executable {
+            m.insert(
+                "warnings".into(),
+                json!([format!(
+                    "the `executable` param is no longer supported with the `command` module (it runs no shell): not using {e:?}; use `shell` to choose a shell"
+                )]),
+            );
+        }
+        m
     }
 }
 
