@@ -119,6 +119,8 @@ impl PyRegex {
     /// `re.subn(pattern, repl, s, count)`: the new text and the number of replacements (`count`
     /// 0: all).
     pub fn sub(&self, s: &str, repl: &str, count: usize) -> Result<(String, usize), String> {
+        // the template is checked before any match, as Python does
+        let pieces = parse_template(repl)?;
         let mut out = String::with_capacity(s.len());
         let mut last = 0;
         let mut n = 0;
@@ -129,7 +131,7 @@ impl PyRegex {
             let caps = caps.map_err(|e| self.runtime(e))?;
             let Some(m) = caps.get(0) else { continue };
             out.push_str(&s[last..m.start()]);
-            out.push_str(&expand(repl, &caps)?);
+            out.push_str(&expand_pieces(&pieces, &caps)?);
             last = m.end();
             n += 1;
         }
@@ -142,53 +144,95 @@ impl PyRegex {
     }
 }
 
-/// Python's replacement template with these groups: `\1`..`\99` and `\g<n>`/`\g<name>` (an
-/// unmatched group is empty), `\n` `\t` `\r` `\\`; another escape stays as written.
-pub fn expand(repl: &str, caps: &Captures) -> Result<String, String> {
-    let mut out = String::new();
-    let mut chars = repl.chars().peekable();
-    while let Some(c) = chars.next() {
+/// One piece of a parsed replacement template.
+enum Piece {
+    Text(String),
+    Group(usize),
+    Named(String),
+}
+
+/// Python's replacement template (`re._parser.parse_template`): `\1`..`\99` and
+/// `\g<n>`/`\g<name>`, the escapes `\n \t \r \a \b \f \v \\`; another escaped ASCII
+/// letter is Python's "bad escape" error, any other escaped character stays as written.
+fn parse_template(repl: &str) -> Result<Vec<Piece>, String> {
+    let mut out = vec![];
+    let mut text = String::new();
+    let mut chars = repl.char_indices().peekable();
+    while let Some((pos, c)) = chars.next() {
         if c != '\\' {
-            out.push(c);
+            text.push(c);
             continue;
         }
+        let mut flush = |text: &mut String, p: Piece| {
+            if !text.is_empty() {
+                out.push(Piece::Text(std::mem::take(text)));
+            }
+            out.push(p);
+        };
         match chars.next() {
-            Some(d) if d.is_ascii_digit() => {
+            Some((_, d)) if d.is_ascii_digit() => {
                 let mut n = d.to_string();
-                if let Some(&d2) = chars.peek()
+                if let Some(&(_, d2)) = chars.peek()
                     && d2.is_ascii_digit()
                 {
                     n.push(d2);
                     chars.next();
                 }
-                let idx: usize = n.parse().unwrap_or(0);
-                if idx >= caps.len() {
-                    return Err(format!("invalid group reference {idx}"));
-                }
-                out.push_str(caps.get(idx).map(|m| m.as_str()).unwrap_or(""));
+                flush(&mut text, Piece::Group(n.parse().unwrap_or(0)));
             }
-            Some('g') if chars.peek() == Some(&'<') => {
+            Some((_, 'g')) if chars.peek().map(|x| x.1) == Some('<') => {
                 chars.next();
-                let name: String = chars.by_ref().take_while(|&c| c != '>').collect();
-                let m = match name.parse::<usize>() {
-                    Ok(i) if i < caps.len() => caps.get(i),
-                    Ok(i) => return Err(format!("invalid group reference {i}")),
-                    Err(_) => caps.name(&name),
+                let name: String = chars.by_ref().map(|x| x.1).take_while(|&c| c != '>').collect();
+                let p = match name.parse::<usize>() {
+                    Ok(i) => Piece::Group(i),
+                    Err(_) => Piece::Named(name),
                 };
-                out.push_str(m.map(|m| m.as_str()).unwrap_or(""));
+                flush(&mut text, p);
             }
-            Some('n') => out.push('\n'),
-            Some('t') => out.push('\t'),
-            Some('r') => out.push('\r'),
-            Some('\\') => out.push('\\'),
-            Some(o) => {
-                out.push('\\');
-                out.push(o);
-            }
-            None => out.push('\\'),
+            Some((_, e)) => match e {
+                'n' => text.push('\n'),
+                't' => text.push('\t'),
+                'r' => text.push('\r'),
+                'a' => text.push('\x07'),
+                'b' => text.push('\x08'),
+                'f' => text.push('\x0c'),
+                'v' => text.push('\x0b'),
+                '\\' => text.push('\\'),
+                o if o.is_ascii_alphabetic() => {
+                    let at = repl[..pos].chars().count();
+                    return Err(format!("bad escape \\{o} at position {at}"));
+                }
+                o => {
+                    text.push('\\');
+                    text.push(o);
+                }
+            },
+            None => text.push('\\'),
+        }
+    }
+    if !text.is_empty() {
+        out.push(Piece::Text(text));
+    }
+    Ok(out)
+}
+
+fn expand_pieces(pieces: &[Piece], caps: &Captures) -> Result<String, String> {
+    let mut out = String::new();
+    for p in pieces {
+        match p {
+            Piece::Text(t) => out.push_str(t),
+            Piece::Group(i) if *i >= caps.len() => return Err(format!("invalid group reference {i}")),
+            Piece::Group(i) => out.push_str(caps.get(*i).map(|m| m.as_str()).unwrap_or("")),
+            Piece::Named(n) => out.push_str(caps.name(n).map(|m| m.as_str()).unwrap_or("")),
         }
     }
     Ok(out)
+}
+
+/// Python's replacement template expanded with these groups (see [`parse_template`]; an
+/// unmatched group is empty).
+pub fn expand(repl: &str, caps: &Captures) -> Result<String, String> {
+    expand_pieces(&parse_template(repl)?, caps)
 }
 
 #[cfg(test)]
@@ -238,5 +282,14 @@ mod tests {
     fn bad_patterns_are_errors() {
         assert!(PyRegex::new("(", Flags::default()).is_err());
         assert!(PyRegex::new("a{2,1}", Flags::default()).is_err());
+    }
+
+    #[test]
+    fn template_escapes_as_python() {
+        // an escaped ASCII letter Python does not know is an error, even with no match
+        assert_eq!(re("x").sub("abc", r"\D", 0).unwrap_err(), r"bad escape \D at position 0");
+        assert_eq!(re("b").sub("abc", r"é\q", 0).unwrap_err(), r"bad escape \q at position 1");
+        assert_eq!(re("b").sub("abc", r"[\.\a\t]", 0).unwrap().0, "a[\\.\x07\t]c");
+        assert_eq!(re("(b)").sub("abc", r"\1\g<1>\\", 0).unwrap().0, "abb\\c");
     }
 }

@@ -65,7 +65,9 @@ pub fn edit(p: &ReplaceParams, text: &str) -> Result<Result<(String, usize), Str
         None => (0, text.len()),
     };
     let re = util::compile("regexp", &p.regexp, true)?;
-    let (new, n) = re.sub(&text[start..end], &p.replace, 0).map_err(ModuleError::new)?;
+    let (new, n) = re
+        .sub(&text[start..end], &p.replace, 0)
+        .map_err(|e| ModuleError::new(format!("Unable to process replace due to error: {e}")))?;
     Ok(Ok((format!("{}{}{}", &text[..start], new, &text[end..]), n)))
 }
 
