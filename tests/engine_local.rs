@@ -217,11 +217,15 @@ fn tags_select_tasks() {
         r#"
 - hosts: all
   gather_facts: false
+  vars:
+    the_tags: [three, two]
   tasks:
     - copy: { dest: "{{ root }}/one", content: "1\n" }
       tags: [one]
     - copy: { dest: "{{ root }}/two", content: "2\n" }
       tags: two
+    - copy: { dest: "{{ root }}/templated", content: "t\n" }
+      tags: "{{ the_tags }}"
     - copy: { dest: "{{ root }}/always", content: "a\n" }
       tags: [always]
     - copy: { dest: "{{ root }}/never", content: "n\n" }
@@ -234,6 +238,8 @@ fn tags_select_tasks() {
     assert!(
         !h.join("one").exists() && h.join("two").exists() && h.join("always").exists() && !h.join("never").exists()
     );
+    // tags may be a template of the play's variables
+    assert!(h.join("templated").exists());
     let r = pbr(d.path(), &["run", "pb.yml", "-i", "inventory.ini", "--skip-tags", "two"]);
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(h.join("one").exists() && !h.join("never").exists());

@@ -900,7 +900,7 @@ impl<'a> Runner<'a> {
                     }
                     // tags select tasks; a handler they notify runs whatever its own tags (as
                     // Ansible), so the check is here, not in run_one
-                    Action::Module { .. } if self.tags_allow(task, inh) => {
+                    Action::Module { .. } if self.tags_allow(ctx, task, inh) => {
                         self.run_one(ctx, task, inh, states, &active, "TASK").await;
                     }
                     Action::Module { .. } => {}
@@ -1128,8 +1128,31 @@ impl<'a> Runner<'a> {
         }
     }
 
-    fn tags_allow(&self, task: &Task, inh: &Inherit) -> bool {
-        let mut tags: Vec<&str> = task.tags.iter().chain(inh.tags.iter()).map(String::as_str).collect();
+    /// A task's tags with its block's and role's; a templated one (`tags: "{{ the_tags }}"`)
+    /// rendered with the play's and the extra variables, as Ansible does.
+    fn task_tags(&self, ctx: &PlayCtx, task: &Task, inh: &Inherit) -> Vec<String> {
+        let mut out = vec![];
+        for t in task.tags.iter().chain(inh.tags.iter()) {
+            if !Templar::is_template(t) {
+                out.push(t.clone());
+                continue;
+            }
+            let mut vars = ctx.vars.clone();
+            vars.extend(self.opts.extra_vars.clone());
+            let vctx = crate::template::from_json(&Value::Object(vars));
+            match self.templar.render_str(t, &Scope { vars: &vctx, search: &[] }) {
+                Ok(Value::Array(a)) => out.extend(a.iter().map(value_label)),
+                Ok(Value::String(s)) => out.extend(s.split(',').map(|x| x.trim().to_string())),
+                Ok(v) => out.push(value_label(&v)),
+                Err(_) => out.push(t.clone()),
+            }
+        }
+        out
+    }
+
+    fn tags_allow(&self, ctx: &PlayCtx, task: &Task, inh: &Inherit) -> bool {
+        let owned = self.task_tags(ctx, task, inh);
+        let mut tags: Vec<&str> = owned.iter().map(String::as_str).collect();
         if tags.contains(&"always") && !self.opts.skip_tags.iter().any(|t| t == "always") {
             return true;
         }
