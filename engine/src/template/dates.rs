@@ -9,6 +9,27 @@ use std::sync::Arc;
 pub fn register(env: &mut Environment<'static>) {
     env.add_function("now", now);
     env.add_filter("strftime", strftime_filter);
+    env.add_filter("to_datetime", to_datetime);
+}
+
+/// `'2016-08-14 20:00:12' | to_datetime(format='%Y-%m-%d %H:%M:%S')`: a datetime that compares,
+/// formats (`.strftime()`) and shows its parts (`.year`...). Subtracting two of them (Python's
+/// timedelta) is not supported: compare `.timestamp()` values instead.
+fn to_datetime(v: &Value, format: Option<String>, kwargs: Kwargs) -> Result<Value, Error> {
+    let format = match format {
+        Some(f) => f,
+        None => kwargs.get::<Option<String>>("format")?.unwrap_or_else(|| "%Y-%m-%d %H:%M:%S".into()),
+    };
+    kwargs.assert_all_used()?;
+    let s = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+    let bad =
+        || Error::new(ErrorKind::InvalidOperation, format!("to_datetime: '{s}' does not match format '{format}'"));
+    let t = match chrono::NaiveDateTime::parse_from_str(&s, &format) {
+        Ok(t) => t,
+        // a format with a date only
+        Err(_) => chrono::NaiveDate::parse_from_str(&s, &format).map_err(|_| bad())?.and_time(chrono::NaiveTime::MIN),
+    };
+    Ok(Value::from_object(PyDateTime(t.and_utc().fixed_offset())))
 }
 
 /// A point in time as templates see it (`str()` like Python's `datetime`).
@@ -57,8 +78,17 @@ impl Object for PyDateTime {
         }
     }
 
+    fn custom_cmp(self: &Arc<Self>, other: &minijinja::value::DynObject) -> Option<std::cmp::Ordering> {
+        other.downcast_ref::<PyDateTime>().map(|o| self.0.cmp(&o.0))
+    }
+
+    /// Python's `str(datetime)`: microseconds only when there are some.
     fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0.format("%Y-%m-%d %H:%M:%S%.6f"))
+        if self.0.nanosecond() / 1000 == 0 {
+            write!(f, "{}", self.0.format("%Y-%m-%d %H:%M:%S"))
+        } else {
+            write!(f, "{}", self.0.format("%Y-%m-%d %H:%M:%S%.6f"))
+        }
     }
 }
 
@@ -88,7 +118,9 @@ fn strftime_filter(fmt: &str, second: Option<Value>, kwargs: Kwargs) -> Result<S
                 Some(x) => x.trim().parse::<f64>().ok(),
                 None => f64::try_from(s.clone()).ok(),
             }
-            .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, format!("strftime: invalid epoch '{s}'")))?;
+            .ok_or_else(|| {
+                Error::new(ErrorKind::InvalidOperation, format!("strftime: Invalid value for epoch value ({s})"))
+            })?;
             DateTime::from_timestamp(secs.trunc() as i64, (secs.fract() * 1e9) as u32)
                 .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "strftime: epoch out of range"))?
         }

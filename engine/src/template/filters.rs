@@ -204,7 +204,8 @@ fn bool_filter(v: &Value) -> Result<Value, Error> {
     check(v)?;
     Ok(Value::from(match v.kind() {
         ValueKind::Bool => v.is_true(),
-        ValueKind::None => return Ok(Value::from(())),
+        // None is false, as in ansible-core 2.19 (older versions gave None back)
+        ValueKind::None => false,
         ValueKind::String => bool_word(v.as_str().unwrap_or_default()).unwrap_or(false),
         ValueKind::Number => f64::try_from(v.clone()).is_ok_and(|f| f == 1.0),
         _ => false,
@@ -510,8 +511,11 @@ fn to_nice_yaml(v: &Value, indent: Option<usize>, kwargs: Kwargs) -> Result<Stri
 }
 
 fn from_yaml_all(v: &Value) -> Result<Value, Error> {
-    // what is not a string is returned as it is, as in Ansible
+    // None is no document; what is not a string is returned as it is, as in Ansible
     check(v)?;
+    if v.is_none() {
+        return Ok(Value::from(Vec::<Value>::new()));
+    }
     if v.kind() != ValueKind::String {
         return Ok(v.clone());
     }
@@ -619,6 +623,9 @@ fn random(v: &Value, start: Option<i64>, step: Option<i64>, kwargs: Kwargs) -> R
     if start.is_some() || step.is_some() {
         return Err(op_err("start and step can only be used with integer values"));
     }
+    if !matches!(v.kind(), ValueKind::Seq | ValueKind::Iterable | ValueKind::String | ValueKind::Map) {
+        return Err(op_err(format!("random can only be used on sequences and integers, got {}", v.kind())));
+    }
     let items = list(v)?;
     if items.is_empty() {
         return Err(op_err("random: cannot choose from an empty sequence"));
@@ -633,6 +640,11 @@ fn shuffle(v: &Value, seed: Option<Value>, kwargs: Kwargs) -> Result<Value, Erro
         None => kwargs.get::<Option<Value>>("seed")?,
     };
     kwargs.assert_all_used()?;
+    // what is no sequence comes back as it is, as in Ansible
+    if !matches!(v.kind(), ValueKind::Seq | ValueKind::Iterable | ValueKind::String | ValueKind::Map) {
+        check(v)?;
+        return Ok(v.clone());
+    }
     let mut items = list(v)?;
     let mut rng = Rng::new(seed.as_ref())?;
     for i in (1..items.len()).rev() {
@@ -723,12 +735,21 @@ fn regex_findall(v: &Value, pat: String, kwargs: Kwargs) -> Result<Value, Error>
     Ok(Value::from(out))
 }
 
-fn regex_escape(v: &Value, re_type: Option<String>) -> Result<String, Error> {
+fn regex_escape(v: &Value, re_type: Option<String>, kwargs: Kwargs) -> Result<String, Error> {
+    let re_type = match re_type {
+        Some(t) => Some(t),
+        None => kwargs.get::<Option<String>>("re_type")?,
+    };
+    kwargs.assert_all_used()?;
     let s = text(v)?;
+    // Ansible's words
     let posix = match re_type.as_deref() {
         None | Some("python") => false,
         Some("posix_basic") => true,
-        Some(o) => return Err(op_err(format!("regex_escape: unsupported re_type '{o}'"))),
+        Some(o @ "posix_extended") => {
+            return Err(op_err(format!("regex_escape: Regex type ({o}) not yet implemented")));
+        }
+        Some(o) => return Err(op_err(format!("regex_escape: Invalid regex type ({o})"))),
     };
     let special: &[char] = if posix {
         &['.', '[', ']', '\\', '*', '^', '$']

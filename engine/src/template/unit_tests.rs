@@ -160,7 +160,7 @@ fn bool_filter() {
     }
     assert_eq!(ok("{{ 'false' | bool }}", json!({})), json!(false));
     assert_eq!(ok("{{ 1 | bool }}", json!({})), json!(true));
-    assert_eq!(ok("{{ none | bool }}", json!({})), json!(null));
+    assert_eq!(ok("{{ none | bool }}", json!({})), json!(false));
     assert_eq!(ok("{{ x | bool }}", json!({"x": true})), json!(true));
 }
 
@@ -682,7 +682,7 @@ fn more_ansible_filters() {
         "{k: 'word word word word word word word word\n    word word word word word word word word\n    word word word word word word word word\n    word word word word word word '}\n"
     );
     assert_eq!(s("{{ {'a': [1]} | to_nice_yaml(default_flow_style=None) }}", v.clone()), "a: [1]\n");
-    assert_eq!(ok("{{ none | bool }}", v.clone()), json!(null));
+    assert_eq!(ok("{{ none | bool }}", v.clone()), json!(false));
     assert_eq!(ok("{{ none | quote }}", v.clone()), json!("''"));
     assert_eq!(ok("{{ '/a//b/../c/.' | normpath }}", v.clone()), json!("/a/c"));
     assert_eq!(ok("{{ 'aXbX' | regex_replace('X', '-', mandatory_count=2) }}", v.clone()), json!("a-b-"));
@@ -781,4 +781,17 @@ fn backslashes_in_yaml_templates_are_literal_as_in_ansible() {
     let t = Templar::new();
     let vv = from_json(&v);
     assert_eq!(t.render_text(r"{{ 'a\tb' }}", &Scope { vars: &vv, search: &[] }).unwrap(), "a\tb");
+}
+
+#[test]
+fn to_datetime_compares_formats_and_shows_parts() {
+    let v = json!({});
+    assert_eq!(
+        ok("{{ '1993-03-26 01:23:45' | to_datetime < '1994-03-26 01:23:45' | to_datetime }}", v.clone()),
+        json!(true)
+    );
+    assert_eq!(ok("{{ '26/03/1993' | to_datetime('%d/%m/%Y') | string }}", v.clone()), json!("1993-03-26 00:00:00"));
+    assert_eq!(ok("{{ ('2016-08-14 20:00:12' | to_datetime).year }}", v.clone()), json!(2016));
+    assert_eq!(ok("{{ ('2016-08-14 20:00:12' | to_datetime).strftime('%H%M') }}", v.clone()), json!("2000"));
+    assert!(render("{{ 'x' | to_datetime }}", v).unwrap_err().message.contains("does not match format"));
 }
