@@ -2345,6 +2345,7 @@ impl<'a> Runner<'a> {
                     Ok(b) => {
                         out.failed = b;
                         out.result.insert("failed".into(), json!(b));
+                        out.result.insert("failed_when_result".into(), json!(b));
                         if b {
                             out.report.status = Status::Failed;
                             if out.report.msg.is_none() {
@@ -2378,10 +2379,16 @@ impl<'a> Runner<'a> {
                         tokio::time::sleep(Duration::from_secs_f64(delay)).await;
                         continue;
                     }
-                    out.failed = true;
-                    out.report.status = Status::Failed;
-                    out.report.msg = Some(format!("retries exhausted after {attempt} attempts"));
                     out.result.insert("failed".into(), json!(true));
+                    // Ansible reports the number of retries, not of runs, once they are used up
+                    out.result.insert("attempts".into(), json!(attempt.saturating_sub(1).max(1)));
+                    // a failed_when that judged the last attempt decides the task's status, as
+                    // in Ansible (its result still says `failed`)
+                    if out.result.get("failed_when_result") != Some(&json!(false)) {
+                        out.failed = true;
+                        out.report.status = Status::Failed;
+                        out.report.msg = Some(format!("retries exhausted after {attempt} attempts"));
+                    }
                 }
             }
             return out;
