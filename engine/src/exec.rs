@@ -2004,7 +2004,14 @@ impl<'a> Runner<'a> {
                     .enumerate()
                     .map(|(i, x)| json!([i, x]))
                     .collect(),
-                other => return Err(bad("with_indexed_items (a list)", &other)),
+                // Ansible's words
+                other => {
+                    return Err(TemplateError {
+                        message: format!("with_indexed_items expects a list (got {})", short_json(&other)),
+                        undefined: None,
+                        line: None,
+                    });
+                }
             },
             LoopSpec::Flattened(v) => {
                 fn flat(v: Value, out: &mut Vec<Value>) {
