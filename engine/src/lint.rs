@@ -92,14 +92,9 @@ pub(crate) fn diag(id: &'static str, span: Span, message: impl Into<String>) -> 
     Diag { severity, ..Diag::error(id, span, message) }
 }
 
-/// Give diagnostics from the loaders their lint rule id.
+/// Give diagnostics from the loaders their lint rule id (by their code, never their text).
 pub(crate) fn remap(mut d: Diag) -> Diag {
-    let file_missing = d.message.starts_with("file not found")
-        || d.message.starts_with("cannot read")
-        || (d.message.starts_with("role `") && d.message.contains("not found"))
-        || d.message.contains("has no tasks file");
     d.code = match d.code {
-        "playbook" | "io" if file_missing => "missing-file",
         "io" => "missing-file",
         "yaml-alias" | "yaml-tag" => "yaml-syntax",
         c if rule_of(c).is_some() => c,

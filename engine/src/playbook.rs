@@ -351,6 +351,11 @@ fn err(span: Span, msg: impl Into<String>) -> Diag {
     Diag::error("playbook", span, msg)
 }
 
+/// A file the playbook names (a tasks or vars file, a role, a role's tasks file) is not there.
+fn missing(span: Span, msg: impl Into<String>) -> Diag {
+    Diag::error("missing-file", span, msg)
+}
+
 /// Closest candidate by edit distance, for "did you mean".
 pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let mut best: Option<(usize, &str)> = None;
@@ -440,7 +445,7 @@ fn cond_list(n: &Node) -> Vec<Value> {
 /// Load a YAML file expecting exactly one document (or none).
 pub fn load_doc(path: &Path, span: Span) -> R<Option<Node>> {
     if !path.exists() {
-        return Err(err(span, format!("file not found: {}", path.display())));
+        return Err(missing(span, format!("file not found: {}", path.display())));
     }
     let mut docs = yaml::load_file(path).map_err(|d| d.or_span(span))?;
     Ok(if docs.is_empty() { None } else { Some(docs.swap_remove(0)) })
@@ -1104,7 +1109,7 @@ impl Loader<'_> {
         let path = match role_dir(name, dir) {
             Ok(p) => p,
             Err(candidates) => {
-                return Err(err(span, format!("role `{name}` not found")).with_help(format!(
+                return Err(missing(span, format!("role `{name}` not found")).with_help(format!(
                     "looked in {}",
                     candidates.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(", ")
                 )));
@@ -1153,7 +1158,7 @@ impl Loader<'_> {
                 [base.join(f), base.join(format!("{f}.yml")), base.join(format!("{f}.yaml"))]
                     .into_iter()
                     .find(|p| p.is_file())
-                    .ok_or_else(|| err(span, format!("role `{name}` has no tasks file `{f}`")))
+                    .ok_or_else(|| missing(span, format!("role `{name}` has no tasks file `{f}`")))
                     .map(Some)?
             }
             None => main("tasks"),
