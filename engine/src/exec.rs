@@ -14,7 +14,7 @@ use crate::transport::local::LocalConnection;
 use futures::future::join_all;
 use indexmap::{IndexMap, IndexSet};
 use serde_json::{Map, Value, json};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -1509,8 +1509,27 @@ impl<'a> Runner<'a> {
     }
 
     /// Build the variables for a task on a host, in Ansible's precedence order (lowest first).
+    ///
+    /// What the run learned from hosts (facts, registered results) and what `set_fact` already
+    /// rendered is data, never templated again: a command's output reading `{{ x }}` stays that
+    /// text, as in Ansible (its unsafe results; 2.19's untrusted values). The variables written
+    /// in playbooks, roles and inventories are templates, rendered when used.
     fn task_vars(&self, ctx: &PlayCtx, task: &Task, inh: &Inherit, st: &HostState) -> Map<String, Value> {
         let mut v = Map::new();
+        // the keys whose value, at this point of the layering, is data
+        let mut data: HashSet<String> = HashSet::new();
+        let trusted = |v: &mut Map<String, Value>, data: &mut HashSet<String>, layer: &Map<String, Value>| {
+            for (k, x) in layer {
+                data.remove(k);
+                v.insert(k.clone(), x.clone());
+            }
+        };
+        let untrusted = |v: &mut Map<String, Value>, data: &mut HashSet<String>, layer: &Map<String, Value>| {
+            for (k, x) in layer {
+                data.insert(k.clone());
+                v.insert(k.clone(), x.clone());
+            }
+        };
         // the defaults and vars of the play's roles (with their dependencies) are visible to
         // every task of the play, as Ansible's (not private) role variables; the task's own
         // role's win
@@ -1521,22 +1540,22 @@ impl<'a> Runner<'a> {
             v.extend(r.defaults.clone());
         }
         v.extend(self.inv_host_vars(&st.name).iter().map(|(k, x)| (k.clone(), x.clone())));
-        v.extend(st.facts.clone());
-        v.extend(ctx.vars.clone());
-        v.extend(st.play_files_vars.clone());
+        untrusted(&mut v, &mut data, &st.facts);
+        trusted(&mut v, &mut data, &ctx.vars);
+        trusted(&mut v, &mut data, &st.play_files_vars);
         for r in &ctx.play.roles {
-            v.extend(r.vars.clone());
+            trusted(&mut v, &mut data, &r.vars);
         }
         if let Some(r) = &task.origin.role {
-            v.extend(r.vars.clone());
+            trusted(&mut v, &mut data, &r.vars);
         }
-        v.extend(inh.vars.clone());
-        v.extend(task.vars.clone());
-        v.extend(st.included_vars.clone());
-        v.extend(st.set_facts.clone());
-        v.extend(st.registered.clone());
-        v.extend(task.origin.role_params.clone());
-        v.extend(self.opts.extra_vars.clone());
+        trusted(&mut v, &mut data, &inh.vars);
+        trusted(&mut v, &mut data, &task.vars);
+        trusted(&mut v, &mut data, &st.included_vars);
+        untrusted(&mut v, &mut data, &st.set_facts);
+        untrusted(&mut v, &mut data, &st.registered);
+        trusted(&mut v, &mut data, &task.origin.role_params);
+        trusted(&mut v, &mut data, &self.opts.extra_vars);
         // magic variables
         let short = st.name.split('.').next().unwrap_or(&st.name).to_string();
         v.insert("inventory_hostname".into(), json!(st.name));
@@ -1556,7 +1575,7 @@ impl<'a> Runner<'a> {
             v.insert("ansible_role_name".into(), json!(r.name));
             v.insert("role_path".into(), json!(r.path));
         }
-        self.resolve_vars(&mut v, Some(&self.shared_vars(ctx, task)));
+        self.resolve_vars_but(&mut v, Some(&self.shared_vars(ctx, task)), &data);
         v
     }
 
@@ -1718,7 +1737,18 @@ impl<'a> Runner<'a> {
     /// Vars whose values are templates are rendered (vars may refer to vars), to a fixpoint.
     /// A var that cannot be rendered is removed so that using it reports it undefined.
     fn resolve_vars(&self, vars: &mut Map<String, Value>, shared: Option<&minijinja::Value>) {
-        let mut pending: Vec<String> = vars.iter().filter(|(_, v)| has_template(v)).map(|(k, _)| k.clone()).collect();
+        self.resolve_vars_but(vars, shared, &HashSet::new());
+    }
+
+    /// [`Self::resolve_vars`], leaving the values of `data` as they are.
+    fn resolve_vars_but(
+        &self,
+        vars: &mut Map<String, Value>,
+        shared: Option<&minijinja::Value>,
+        data: &HashSet<String>,
+    ) {
+        let mut pending: Vec<String> =
+            vars.iter().filter(|(k, v)| !data.contains(*k) && has_template(v)).map(|(k, _)| k.clone()).collect();
         if pending.is_empty() {
             return;
         }

@@ -476,8 +476,31 @@ fn always_guarded(src: &str, name: &str) -> bool {
     found
 }
 
+/// Is `src` one `{{ ... }}` and nothing else? The expression ends at the first `}}` outside
+/// string literals and brackets, as Jinja's lexer sees it: `{{ '{{' }} x }}` is not one.
 fn single_expression(src: &str) -> bool {
-    src.starts_with("{{") && src.ends_with("}}") && src.len() >= 4
+    if !(src.starts_with("{{") && src.ends_with("}}") && src.len() >= 4) {
+        return false;
+    }
+    let b = src.as_bytes();
+    let (mut depth, mut quote, mut i) = (0usize, None::<u8>, 2);
+    while i < b.len() {
+        let c = b[i];
+        match quote {
+            Some(_) if c == b'\\' => i += 1,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                b'\'' | b'"' => quote = Some(c),
+                b'(' | b'[' | b'{' => depth += 1,
+                b'}' if depth == 0 && b.get(i + 1) == Some(&b'}') => return i + 2 == b.len(),
+                b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+        i += 1;
+    }
+    false
 }
 
 impl Templar {

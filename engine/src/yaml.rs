@@ -111,6 +111,10 @@ impl Node {
             NodeKind::Bool(b) => Value::Bool(*b),
             NodeKind::Int(i) => Value::from(*i),
             NodeKind::Float(f) => serde_json::Number::from_f64(*f).map(Value::Number).unwrap_or(Value::Null),
+            // `!unsafe`: never templated, as in Ansible (kept whole through a raw block)
+            NodeKind::Str(s) if self.tag.as_deref() == Some("unsafe") && crate::template::Templar::is_template(s) => {
+                Value::String(unsafe_text(s))
+            }
             NodeKind::Str(s) => Value::String(s.clone()),
             NodeKind::Seq(s) => Value::Array(s.iter().map(Node::to_value).collect()),
             NodeKind::Map(m) => {
@@ -173,4 +177,11 @@ pub fn load_str(name: &str, text: &str) -> Result<Vec<Node>, Diag> {
 /// Parse a YAML 1.1 plain scalar the way Ansible does.
 pub fn resolve_plain(s: &str) -> NodeKind {
     crate::yaml_load::resolve_plain(s)
+}
+
+/// A template text that renders to `s` itself: `s` in `{% raw %}` blocks (an `endraw` inside
+/// it is put back as a string literal between two of them).
+pub fn unsafe_text(s: &str) -> String {
+    let parts: Vec<String> = s.split("{% endraw %}").map(|p| format!("{{% raw %}}{p}{{% endraw %}}")).collect();
+    parts.join("{{ '{% endraw %}' }}")
 }

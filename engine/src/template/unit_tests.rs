@@ -795,3 +795,13 @@ fn to_datetime_compares_formats_and_shows_parts() {
     assert_eq!(ok("{{ ('2016-08-14 20:00:12' | to_datetime).strftime('%H%M') }}", v.clone()), json!("2000"));
     assert!(render("{{ 'x' | to_datetime }}", v).unwrap_err().message.contains("does not match format"));
 }
+
+#[test]
+fn one_expression_ends_where_jinja_ends_it() {
+    let v = json!({"x": 1});
+    // `{{ '{{' }} x }}` is an expression and text after it, not one expression
+    assert_eq!(ok("{{ '{{' }} x }}", v.clone()), json!("{{ x }}"));
+    assert_eq!(ok("{{ {'a': {'b': 1}} }}", v.clone()), json!({"a": {"b": 1}}));
+    assert_eq!(ok("{{ x }}", v.clone()), json!(1));
+    assert_eq!(ok("{{ x }} and {{ x }}", v), json!("1 and 1"));
+}
