@@ -169,15 +169,19 @@ impl Parser<'_> {
             }
         }
         let mut out = vec![first];
+        // a set's members are hashable: no list, set or dict (`{{"a"}}` is no literal)
+        let set = |out: Vec<Value>| {
+            (!out.iter().any(|v| matches!(v, Value::Array(_) | Value::Object(_)))).then_some(Value::Array(out))
+        };
         loop {
             if self.eat(b'}') {
-                return Some(Value::Array(out));
+                return set(out);
             }
             if !self.eat(b',') {
                 return None;
             }
             if self.eat(b'}') {
-                return Some(Value::Array(out));
+                return set(out);
             }
             out.push(self.expr()?);
         }

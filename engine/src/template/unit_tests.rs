@@ -805,3 +805,10 @@ fn one_expression_ends_where_jinja_ends_it() {
     assert_eq!(ok("{{ x }}", v.clone()), json!(1));
     assert_eq!(ok("{{ x }} and {{ x }}", v), json!("1 and 1"));
 }
+
+#[test]
+fn a_set_of_sets_is_no_literal() {
+    // `{{"a"}}` as rendered text: Python's literal_eval refuses a set of sets, so it stays text
+    let v = json!({"t": "{{\"a\"}}"});
+    assert_eq!(ok("{{ t }}", v), json!("{{\"a\"}}"));
+}
