@@ -812,3 +812,10 @@ fn a_set_of_sets_is_no_literal() {
     let v = json!({"t": "{{\"a\"}}"});
     assert_eq!(ok("{{ t }}", v), json!("{{\"a\"}}"));
 }
+
+#[test]
+fn syntax_error_past_column_65535_is_an_error_not_a_panic() {
+    // the rendered text (one line of 210,000 characters) is then read as an expression
+    let e = cond("{{ [1] | product(repeat=70000) }} \u{7f} x", json!({})).unwrap_err();
+    assert!(e.message.contains("syntax error") || e.message.contains("unexpected"), "{}", e.message);
+}
