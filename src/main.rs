@@ -361,6 +361,17 @@ fn ansible_cfg_default(key: &str) -> Option<String> {
     None
 }
 
+/// A setting as Ansible orders its sources: the environment variable `env` (when not empty),
+/// else `key` in ansible.cfg's `[defaults]`.
+fn setting(env: &str, key: &str) -> Option<String> {
+    std::env::var(env).ok().filter(|v| !v.trim().is_empty()).or_else(|| ansible_cfg_default(key))
+}
+
+/// [`setting`] read as a boolean (`yes`, `False`...), `default` when unset or unreadable.
+fn setting_bool(env: &str, key: &str, default: bool) -> bool {
+    setting(env, key).and_then(|v| pbr_engine::params::parse_bool(&v)).unwrap_or(default)
+}
+
 /// The roles path, as Ansible reads it: `ANSIBLE_ROLES_PATH` (or `PBR_ROLES_PATH`), else
 /// `roles_path` in ./ansible.cfg (relative to it); `:`-separated, `~` expanded.
 fn install_roles_path() {
@@ -501,8 +512,7 @@ fn prepare(a: &RunArgs) -> Result<Prepared, ExitCode> {
         .host_key_checking
         .clone()
         .or_else(|| std::env::var("PBR_HOST_KEY_CHECKING").ok())
-        .or_else(|| std::env::var("ANSIBLE_HOST_KEY_CHECKING").ok())
-        .or_else(|| ansible_cfg_default("host_key_checking"));
+        .or_else(|| setting("ANSIBLE_HOST_KEY_CHECKING", "host_key_checking"));
     if let Some(m) = hkc {
         match pbr_engine::transport::ssh::HostKeyChecking::parse(&m) {
             Some(mode) => ssh.host_key_checking = Some(mode),
@@ -530,8 +540,7 @@ fn prepare(a: &RunArgs) -> Result<Prepared, ExitCode> {
         become_password,
         ssh,
         retry_files: !a.exec.no_retry_file && retry_files_enabled(),
-        force_handlers: a.exec.force_handlers
-            || std::env::var("ANSIBLE_FORCE_HANDLERS").is_ok_and(|v| pbr_engine::params::parse_bool(&v) == Some(true)),
+        force_handlers: a.exec.force_handlers || setting_bool("ANSIBLE_FORCE_HANDLERS", "force_handlers", false),
         fact_cache: fact_cache()?,
         flush_cache: a.exec.flush_cache,
     };
@@ -562,35 +571,32 @@ fn forks(given: Option<usize>) -> Result<usize, ExitCode> {
 
 /// `retry_files_enabled` (ansible.cfg, or `ANSIBLE_RETRY_FILES_ENABLED`): true unless set false.
 fn retry_files_enabled() -> bool {
-    let v = std::env::var("ANSIBLE_RETRY_FILES_ENABLED").ok().or_else(|| ansible_cfg_default("retry_files_enabled"));
-    v.and_then(|v| pbr_engine::params::parse_bool(&v)).unwrap_or(true)
+    setting_bool("ANSIBLE_RETRY_FILES_ENABLED", "retry_files_enabled", true)
 }
 
 /// The fact cache ansible.cfg (`fact_caching`, `fact_caching_connection`, `fact_caching_prefix`,
 /// `fact_caching_timeout`) or their `ANSIBLE_CACHE_PLUGIN*` variables ask for: `memory` (the
 /// default: none kept between runs) or `jsonfile`.
 fn fact_cache() -> Result<Option<pbr_engine::fact_cache::FactCache>, ExitCode> {
-    let get =
-        |env: &str, key: &str| std::env::var(env).ok().filter(|v| !v.is_empty()).or_else(|| ansible_cfg_default(key));
-    let plugin = get("ANSIBLE_CACHE_PLUGIN", "fact_caching").unwrap_or_else(|| "memory".into());
+    let plugin = setting("ANSIBLE_CACHE_PLUGIN", "fact_caching").unwrap_or_else(|| "memory".into());
     let plugin = plugin.trim();
     match plugin.strip_prefix("ansible.builtin.").unwrap_or(plugin) {
         "memory" => Ok(None),
         "jsonfile" | "community.general.jsonfile" => {
-            let Some(dir) = get("ANSIBLE_CACHE_PLUGIN_CONNECTION", "fact_caching_connection") else {
+            let Some(dir) = setting("ANSIBLE_CACHE_PLUGIN_CONNECTION", "fact_caching_connection") else {
                 eprintln!(
                     "error: the jsonfile fact cache needs a directory: fact_caching_connection in ansible.cfg or ANSIBLE_CACHE_PLUGIN_CONNECTION"
                 );
                 return Err(ExitCode::from(EXIT_INPUT));
             };
-            let timeout = match get("ANSIBLE_CACHE_PLUGIN_TIMEOUT", "fact_caching_timeout") {
+            let timeout = match setting("ANSIBLE_CACHE_PLUGIN_TIMEOUT", "fact_caching_timeout") {
                 None => 86400,
                 Some(t) => t.trim().parse::<u64>().map_err(|_| {
                     eprintln!("error: fact_caching_timeout must be a number of seconds (got {t:?})");
                     ExitCode::from(EXIT_INPUT)
                 })?,
             };
-            let prefix = get("ANSIBLE_CACHE_PLUGIN_PREFIX", "fact_caching_prefix").unwrap_or_default();
+            let prefix = setting("ANSIBLE_CACHE_PLUGIN_PREFIX", "fact_caching_prefix").unwrap_or_default();
             Ok(Some(pbr_engine::fact_cache::FactCache::new(dir.trim(), prefix, timeout)))
         }
         other => {
@@ -605,10 +611,7 @@ fn fact_cache() -> Result<Option<pbr_engine::fact_cache::FactCache>, ExitCode> {
 /// `allow_broken_conditionals` (ansible.cfg, or `ANSIBLE_ALLOW_BROKEN_CONDITIONALS`): false
 /// unless set (see `Templar::eval_bool`).
 fn allow_broken_conditionals() -> bool {
-    let v = std::env::var("ANSIBLE_ALLOW_BROKEN_CONDITIONALS")
-        .ok()
-        .or_else(|| ansible_cfg_default("allow_broken_conditionals"));
-    v.and_then(|v| pbr_engine::params::parse_bool(&v)).unwrap_or(false)
+    setting_bool("ANSIBLE_ALLOW_BROKEN_CONDITIONALS", "allow_broken_conditionals", false)
 }
 
 /// The ansible.cfg keys pbr reads; a run warns about the others instead of ignoring them.
@@ -620,6 +623,11 @@ const HONOURED_CFG_KEYS: &[&str] = &[
     "host_key_checking",
     "retry_files_enabled",
     "allow_broken_conditionals",
+    "force_handlers",
+    "fact_caching",
+    "fact_caching_connection",
+    "fact_caching_prefix",
+    "fact_caching_timeout",
 ];
 
 /// Keys of ./ansible.cfg's `[defaults]` and `[privilege_escalation]` pbr does not read.
