@@ -138,6 +138,8 @@ pub struct Runner<'a> {
     forks: Arc<Semaphore>,
     /// Inventory vars per host and the `groups` map, until a `group_by` changes the inventory.
     inv_vars: std::sync::Mutex<HashMap<String, Arc<Map<String, Value>>>>,
+    /// `playbook_dir` of each playbook directory, made absolute once (not per task and host).
+    playbook_dirs: std::sync::Mutex<HashMap<PathBuf, Value>>,
     groups_map: std::sync::RwLock<Value>,
     /// Each host's variables from the run so far (facts, included vars, `set_fact`, registered
     /// results), for `hostvars`: updated when a task sets any of them.
@@ -288,6 +290,7 @@ impl<'a> Runner<'a> {
             conns: AsyncMutex::new(HashMap::new()),
             forks,
             inv_vars: std::sync::Mutex::new(HashMap::new()),
+            playbook_dirs: std::sync::Mutex::new(HashMap::new()),
             groups_map: std::sync::RwLock::new(groups_map),
             inv_changes: std::sync::atomic::AtomicU64::new(0),
             host_runtime: HostRuntime::default(),
@@ -664,6 +667,18 @@ impl<'a> Runner<'a> {
         self.reporter.host_result(&task.display_name(), &HostReport::simple(&st.name, Status::Failed, Some(msg)));
     }
 
+    /// `playbook_dir`: absolute, also for a playbook given as a bare file name (its directory
+    /// is then ""), resolved once per directory.
+    fn playbook_dir(&self, dir: &Path) -> Value {
+        let mut m = self.playbook_dirs.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(dir.to_path_buf())
+            .or_insert_with(|| {
+                let d = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+                json!(d.canonicalize().unwrap_or(d.to_path_buf()))
+            })
+            .clone()
+    }
+
     /// A host's state when the run first reaches it: with its cached facts, if there is a
     /// fact cache (or with that cache forgotten, with `--flush-cache`).
     fn new_host_state(&self, host: &str) -> HostState {
@@ -677,12 +692,7 @@ impl<'a> Runner<'a> {
         }
         match cache.load(host) {
             Ok(facts) if !facts.is_empty() => {
-                let mut all = Map::new();
-                for (k, v) in facts {
-                    all.insert(k.strip_prefix("ansible_").unwrap_or(&k).to_string(), v.clone());
-                    st.facts.insert(k, v);
-                }
-                st.facts.insert("ansible_facts".into(), Value::Object(all));
+                st.add_facts(&facts);
                 self.publish_runtime(&st);
             }
             Ok(_) => {}
@@ -700,15 +710,11 @@ impl<'a> Runner<'a> {
         }
     }
 
-    /// Gathered facts become the host's: under `ansible_facts`, as `ansible_<name>` variables,
-    /// and in the fact cache.
+    /// Gathered facts become the host's (as `ansible_<name>` variables and under
+    /// `ansible_facts`) and go to the fact cache.
     fn take_gathered_facts(&self, st: &mut HostState, facts: &Map<String, Value>) {
-        st.facts.insert("ansible_facts".into(), Value::Object(facts.clone()));
-        let mut vars = Map::new();
-        for (k, v) in facts {
-            vars.insert(format!("ansible_{k}"), v.clone());
-        }
-        st.facts.extend(vars.clone());
+        let vars: Map<String, Value> = facts.iter().map(|(k, v)| (format!("ansible_{k}"), v.clone())).collect();
+        st.add_facts(&vars);
         self.cache_facts(&st.name, &vars);
     }
 
@@ -1132,15 +1138,18 @@ impl<'a> Runner<'a> {
     /// rendered with the play's and the extra variables, as Ansible does.
     fn task_tags(&self, ctx: &PlayCtx, task: &Task, inh: &Inherit) -> Vec<String> {
         let mut out = vec![];
+        let mut vctx = None;
         for t in task.tags.iter().chain(inh.tags.iter()) {
             if !Templar::is_template(t) {
                 out.push(t.clone());
                 continue;
             }
-            let mut vars = ctx.vars.clone();
-            vars.extend(self.opts.extra_vars.clone());
-            let vctx = crate::template::from_json(&Value::Object(vars));
-            match self.templar.render_str(t, &Scope { vars: &vctx, search: &[] }) {
+            let vctx = vctx.get_or_insert_with(|| {
+                let mut vars = ctx.vars.clone();
+                vars.extend(self.opts.extra_vars.clone());
+                crate::template::from_json(&Value::Object(vars))
+            });
+            match self.templar.render_str(t, &Scope { vars: vctx, search: &[] }) {
                 Ok(Value::Array(a)) => out.extend(a.iter().map(value_label)),
                 Ok(Value::String(s)) => out.extend(s.split(',').map(|x| x.trim().to_string())),
                 Ok(v) => out.push(value_label(&v)),
@@ -1518,18 +1527,19 @@ impl<'a> Runner<'a> {
         let mut v = Map::new();
         // the keys whose value, at this point of the layering, is data
         let mut data: HashSet<String> = HashSet::new();
-        let trusted = |v: &mut Map<String, Value>, data: &mut HashSet<String>, layer: &Map<String, Value>| {
-            for (k, x) in layer {
-                data.remove(k);
+        // a layer of variables over the ones below it; `is_data` says what its values are
+        let layer = |v: &mut Map<String, Value>, data: &mut HashSet<String>, l: &Map<String, Value>, is_data: bool| {
+            for (k, x) in l {
+                if is_data {
+                    data.insert(k.clone());
+                } else {
+                    data.remove(k);
+                }
                 v.insert(k.clone(), x.clone());
             }
         };
-        let untrusted = |v: &mut Map<String, Value>, data: &mut HashSet<String>, layer: &Map<String, Value>| {
-            for (k, x) in layer {
-                data.insert(k.clone());
-                v.insert(k.clone(), x.clone());
-            }
-        };
+        const TEMPLATES: bool = false;
+        const DATA: bool = true;
         // the defaults and vars of the play's roles (with their dependencies) are visible to
         // every task of the play, as Ansible's (not private) role variables; the task's own
         // role's win
@@ -1540,31 +1550,28 @@ impl<'a> Runner<'a> {
             v.extend(r.defaults.clone());
         }
         v.extend(self.inv_host_vars(&st.name).iter().map(|(k, x)| (k.clone(), x.clone())));
-        untrusted(&mut v, &mut data, &st.facts);
-        trusted(&mut v, &mut data, &ctx.vars);
-        trusted(&mut v, &mut data, &st.play_files_vars);
+        layer(&mut v, &mut data, &st.facts, DATA);
+        layer(&mut v, &mut data, &ctx.vars, TEMPLATES);
+        layer(&mut v, &mut data, &st.play_files_vars, TEMPLATES);
         for r in &ctx.play.roles {
-            trusted(&mut v, &mut data, &r.vars);
+            layer(&mut v, &mut data, &r.vars, TEMPLATES);
         }
         if let Some(r) = &task.origin.role {
-            trusted(&mut v, &mut data, &r.vars);
+            layer(&mut v, &mut data, &r.vars, TEMPLATES);
         }
-        trusted(&mut v, &mut data, &inh.vars);
-        trusted(&mut v, &mut data, &task.vars);
-        trusted(&mut v, &mut data, &st.included_vars);
-        untrusted(&mut v, &mut data, &st.set_facts);
-        untrusted(&mut v, &mut data, &st.registered);
-        trusted(&mut v, &mut data, &task.origin.role_params);
-        trusted(&mut v, &mut data, &self.opts.extra_vars);
+        layer(&mut v, &mut data, &inh.vars, TEMPLATES);
+        layer(&mut v, &mut data, &task.vars, TEMPLATES);
+        layer(&mut v, &mut data, &st.included_vars, TEMPLATES);
+        layer(&mut v, &mut data, &st.set_facts, DATA);
+        layer(&mut v, &mut data, &st.registered, DATA);
+        layer(&mut v, &mut data, &task.origin.role_params, TEMPLATES);
+        layer(&mut v, &mut data, &self.opts.extra_vars, TEMPLATES);
         // magic variables
         let short = st.name.split('.').next().unwrap_or(&st.name).to_string();
         v.insert("inventory_hostname".into(), json!(st.name));
         v.insert("inventory_hostname_short".into(), json!(short));
         v.insert("group_names".into(), json!(self.inv().group_names(&st.name)));
-        // absolute, also for a playbook given as a bare file name (its directory is then "")
-        let pd = &task.origin.playbook_dir;
-        let pd = if pd.as_os_str().is_empty() { std::path::Path::new(".") } else { pd.as_path() };
-        v.insert("playbook_dir".into(), json!(pd.canonicalize().unwrap_or(pd.to_path_buf())));
+        v.insert("playbook_dir".into(), self.playbook_dir(&task.origin.playbook_dir));
         v.insert("ansible_search_path".into(), json!(task.origin.search_dirs()));
         if let Some(r) = &task.origin.role {
             if !r.parents.is_empty() {
@@ -2786,15 +2793,7 @@ impl<'a> Runner<'a> {
         // facts a module returns (service_facts) are the host's from now on, as in Ansible:
         // under `ansible_facts` (without an `ansible_` prefix) and as variables of their own
         if let Some(Value::Object(af)) = r.data.get("ansible_facts") {
-            let mut all = match st.facts.get("ansible_facts") {
-                Some(Value::Object(m)) => m.clone(),
-                _ => Map::new(),
-            };
-            for (k, v) in af {
-                all.insert(k.strip_prefix("ansible_").unwrap_or(k).to_string(), v.clone());
-                st.facts.insert(k.clone(), v.clone());
-            }
-            st.facts.insert("ansible_facts".into(), Value::Object(all));
+            st.add_facts(af);
             self.cache_facts(&st.name, af);
         }
         let mut result = r.data.clone();
@@ -2964,6 +2963,21 @@ impl<'a> Runner<'a> {
 impl HostState {
     fn active(&self) -> bool {
         !self.failed && !self.unreachable && !self.ended
+    }
+
+    /// Facts (under their variable names: `ansible_os_family`, or a module's own) become the
+    /// host's: as variables, and merged into `ansible_facts` without the `ansible_` prefix, as
+    /// in Ansible.
+    fn add_facts(&mut self, facts: &Map<String, Value>) {
+        let mut all = match self.facts.remove("ansible_facts") {
+            Some(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+        for (k, v) in facts {
+            all.insert(k.strip_prefix("ansible_").unwrap_or(k).to_string(), v.clone());
+            self.facts.insert(k.clone(), v.clone());
+        }
+        self.facts.insert("ansible_facts".into(), Value::Object(all));
     }
 }
 
