@@ -124,11 +124,9 @@ pub(crate) fn escape_backslashes(src: &str) -> std::borrow::Cow<'_, str> {
     }
     let b = src.as_bytes();
     let n = b.len();
-    let mut out: Vec<u8> = Vec::with_capacity(n + 8);
-    // the end of a `{% %}` or `{# #}` block from `i` (past its closing delimiter)
+    // past the `%}` or `#}` that closes the block opened at `i` (`%}` in a string does not)
     let block_end = |i: usize, close: &[u8]| -> usize {
-        let mut j = i + 2;
-        let mut quote: Option<u8> = None;
+        let (mut j, mut quote) = (i + 2, None::<u8>);
         while j < n {
             match quote {
                 Some(_) if b[j] == b'\\' => j += 1,
@@ -142,79 +140,92 @@ pub(crate) fn escape_backslashes(src: &str) -> std::borrow::Cow<'_, str> {
         }
         n
     };
+    // the word of the `{% %}` block between `i` and `end` (`raw`, `endraw`...)
+    let word = |i: usize, end: usize| {
+        let inner = String::from_utf8_lossy(&b[i + 2..end.saturating_sub(2).max(i + 2)]).into_owned();
+        inner.trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace()).to_string()
+    };
+    let mut out: Vec<u8> = Vec::with_capacity(n + 8);
     let mut i = 0;
     while i < n {
-        if b[i..].starts_with(b"{%") {
-            let end = block_end(i, b"%}");
-            let inner = String::from_utf8_lossy(&b[i + 2..end.saturating_sub(2).max(i + 2)]);
-            let is_raw = inner.trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace()) == "raw";
-            let end = if is_raw {
+        let end = if b[i..].starts_with(b"{%") {
+            let mut end = block_end(i, b"%}");
+            if word(i, end) == "raw" {
                 // through the block that ends the raw section
-                let mut k = end;
                 loop {
-                    match b[k..].windows(2).position(|w| w == b"{%") {
+                    match b[end..].windows(2).position(|w| w == b"{%") {
                         None => break n,
                         Some(p) => {
-                            let e = block_end(k + p, b"%}");
-                            let word =
-                                String::from_utf8_lossy(&b[k + p + 2..e.saturating_sub(2).max(k + p + 2)]).into_owned();
-                            if word.trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace()) == "endraw" {
+                            let e = block_end(end + p, b"%}");
+                            if word(end + p, e) == "endraw" {
                                 break e;
                             }
-                            k = e;
+                            end = e;
                         }
                     }
                 }
             } else {
                 end
-            };
-            out.extend_from_slice(&b[i..end]);
-            i = end;
-        } else if b[i..].starts_with(b"{#") {
-            let end = block_end(i, b"#}");
-            out.extend_from_slice(&b[i..end]);
-            i = end;
-        } else if b[i..].starts_with(b"{{") {
-            out.extend_from_slice(b"{{");
-            i += 2;
-            while i < n {
-                let c = b[i];
-                if c == b'\'' || c == b'"' {
-                    let mut j = i + 1;
-                    while j < n && b[j] != c {
-                        j += if b[j] == b'\\' { 2 } else { 1 };
-                    }
-                    if j >= n {
-                        // an unterminated string: left for the parser to report
-                        out.extend_from_slice(&b[i..]);
-                        i = n;
-                        break;
-                    }
-                    out.push(c);
-                    for &x in &b[i + 1..j] {
-                        if x == b'\\' || x == c {
-                            out.push(b'\\');
-                        }
-                        out.push(x);
-                    }
-                    out.push(c);
-                    i = j + 1;
-                } else if b[i..].starts_with(b"}}") {
-                    out.extend_from_slice(b"}}");
-                    i += 2;
-                    break;
-                } else {
-                    out.push(c);
-                    i += 1;
-                }
             }
+        } else if b[i..].starts_with(b"{#") {
+            block_end(i, b"#}")
+        } else if b[i..].starts_with(b"{{") {
+            let mut strings = vec![];
+            // an unclosed expression is left for the parser to report
+            let end = expression_end(b, i, |s, e| strings.push((s, e))).unwrap_or(n);
+            let mut from = i;
+            for (s, e) in strings {
+                out.extend_from_slice(&b[from..s]);
+                let q = b[s];
+                out.push(q);
+                for &x in &b[s + 1..e - 1] {
+                    if x == b'\\' || x == q {
+                        out.push(b'\\');
+                    }
+                    out.push(x);
+                }
+                out.push(q);
+                from = e;
+            }
+            out.extend_from_slice(&b[from..end]);
+            i = end;
+            continue;
         } else {
-            out.push(b[i]);
-            i += 1;
-        }
+            i + 1
+        };
+        out.extend_from_slice(&b[i..end]);
+        i = end;
     }
     // only ASCII was inserted, at ASCII positions
     std::borrow::Cow::Owned(String::from_utf8(out).unwrap_or_else(|_| src.to_string()))
+}
+
+/// Past the `}}` that closes the `{{` at `start`, as Jinja's lexer finds it: the first `}}`
+/// outside string literals and brackets (`{{ {'a': {'b': 1}} }}`, `{{ '}}' }}`). `on_string`
+/// gets the byte range of each string literal, quotes included. `None`: it does not close.
+fn expression_end(b: &[u8], start: usize, mut on_string: impl FnMut(usize, usize)) -> Option<usize> {
+    let (mut depth, mut i) = (0usize, start + 2);
+    while i < b.len() {
+        match b[i] {
+            q @ (b'\'' | b'"') => {
+                let mut j = i + 1;
+                while j < b.len() && b[j] != q {
+                    j += if b[j] == b'\\' { 2 } else { 1 };
+                }
+                if j >= b.len() {
+                    return None;
+                }
+                on_string(i, j + 1);
+                i = j;
+            }
+            b'(' | b'[' | b'{' => depth += 1,
+            b'}' if depth == 0 && b.get(i + 1) == Some(&b'}') => return Some(i + 2),
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 /// `x | ansible.builtin.to_json`, `x is ansible.builtin.version(...)`: drop the collection
@@ -476,31 +487,9 @@ fn always_guarded(src: &str, name: &str) -> bool {
     found
 }
 
-/// Is `src` one `{{ ... }}` and nothing else? The expression ends at the first `}}` outside
-/// string literals and brackets, as Jinja's lexer sees it: `{{ '{{' }} x }}` is not one.
+/// Is `src` one `{{ ... }}` and nothing else? (`{{ '{{' }} x }}` is an expression and text.)
 fn single_expression(src: &str) -> bool {
-    if !(src.starts_with("{{") && src.ends_with("}}") && src.len() >= 4) {
-        return false;
-    }
-    let b = src.as_bytes();
-    let (mut depth, mut quote, mut i) = (0usize, None::<u8>, 2);
-    while i < b.len() {
-        let c = b[i];
-        match quote {
-            Some(_) if c == b'\\' => i += 1,
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
-            None => match c {
-                b'\'' | b'"' => quote = Some(c),
-                b'(' | b'[' | b'{' => depth += 1,
-                b'}' if depth == 0 && b.get(i + 1) == Some(&b'}') => return i + 2 == b.len(),
-                b')' | b']' | b'}' => depth = depth.saturating_sub(1),
-                _ => {}
-            },
-        }
-        i += 1;
-    }
-    false
+    src.starts_with("{{") && expression_end(src.as_bytes(), 0, |_, _| {}) == Some(src.len())
 }
 
 impl Templar {
@@ -668,7 +657,8 @@ impl Templar {
             && filters::bool_word(s) == Some(false)
         {
             if self.allow_broken_conditionals {
-                return Ok(!s.is_empty());
+                // a non-empty string is true, as Ansible 2.18 reads it
+                return Ok(true);
             }
             return Err(TemplateError {
                 message: format!(

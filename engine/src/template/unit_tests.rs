@@ -776,6 +776,8 @@ fn backslashes_in_yaml_templates_are_literal_as_in_ansible() {
     assert_eq!(esc(r"{% set x = '\n' %}{# '\n' #}\1{{ '\1' }}"), r"{% set x = '\n' %}{# '\n' #}\1{{ '\\1' }}");
     assert_eq!(esc(r"{% raw %}{{ '\1' }}{% endraw %}"), r"{% raw %}{{ '\1' }}{% endraw %}");
     assert_eq!(esc(r"{{ 'open"), r"{{ 'open");
+    // the expression ends where Jinja ends it: after the `}}` of a nested dict, not at it
+    assert_eq!(ok(r"{{ ({'a': {'b': 1}} | combine({'c': '\1'})).c }}", v.clone()), json!(r"\1"));
     assert!(matches!(esc("{{ 'x' }}"), std::borrow::Cow::Borrowed(_)));
     // a template file (render_text) keeps Jinja's escapes
     let t = Templar::new();
