@@ -110,6 +110,11 @@ pub(crate) fn undefined_err() -> Error {
     Error::new(ErrorKind::UndefinedError, "an undefined value was passed to a filter")
 }
 
+/// What Python iterates: lists, strings, dicts.
+fn is_sequence(v: &Value) -> bool {
+    matches!(v.kind(), ValueKind::Seq | ValueKind::Iterable | ValueKind::String | ValueKind::Map)
+}
+
 fn check(v: &Value) -> Result<(), Error> {
     if v.is_undefined() { Err(undefined_err()) } else { Ok(()) }
 }
@@ -309,15 +314,7 @@ fn combine(v: &Value, others: Rest<Value>, kwargs: Kwargs) -> Result<Value, Erro
     kwargs.assert_all_used()?;
     let mut dicts = Vec::new();
     let not_dict = |x: &Json| {
-        let t = match x {
-            Json::Null => "NoneType",
-            Json::Bool(_) => "bool",
-            Json::Number(n) if n.is_f64() => "float",
-            Json::Number(_) => "int",
-            Json::String(_) => "str",
-            Json::Array(_) => "list",
-            Json::Object(_) => "dict",
-        };
+        let t = type_debug(&from_json(x)).unwrap_or("object");
         op_err(format!("failed to combine variables, expected dicts but got a '{t}': {x}"))
     };
     let mut push = |x: Json| -> Result<(), Error> {
@@ -623,7 +620,7 @@ fn random(v: &Value, start: Option<i64>, step: Option<i64>, kwargs: Kwargs) -> R
     if start.is_some() || step.is_some() {
         return Err(op_err("start and step can only be used with integer values"));
     }
-    if !matches!(v.kind(), ValueKind::Seq | ValueKind::Iterable | ValueKind::String | ValueKind::Map) {
+    if !is_sequence(v) {
         return Err(op_err(format!("random can only be used on sequences and integers, got {}", v.kind())));
     }
     let items = list(v)?;
@@ -641,7 +638,7 @@ fn shuffle(v: &Value, seed: Option<Value>, kwargs: Kwargs) -> Result<Value, Erro
     };
     kwargs.assert_all_used()?;
     // what is no sequence comes back as it is, as in Ansible
-    if !matches!(v.kind(), ValueKind::Seq | ValueKind::Iterable | ValueKind::String | ValueKind::Map) {
+    if !is_sequence(v) {
         check(v)?;
         return Ok(v.clone());
     }
@@ -769,13 +766,30 @@ fn regex_escape(v: &Value, re_type: Option<String>, kwargs: Kwargs) -> Result<St
     Ok(out)
 }
 
-/// `encoding=` (utf-8, the default, or utf-16-le/-be, latin-1, ascii) and `urlsafe=` of
-/// Ansible's `b64encode` and `b64decode`.
-fn b64_options(kwargs: &Kwargs) -> Result<(String, bool), Error> {
+/// The text encodings `b64encode` and `b64decode` take (`encoding=`; Python's names).
+#[derive(Clone, Copy, PartialEq)]
+enum TextEncoding {
+    Utf8,
+    Utf16Le,
+    Utf16Be,
+    Latin1,
+    Ascii,
+}
+
+/// `encoding=` (utf-8, the default) and `urlsafe=` of Ansible's `b64encode` and `b64decode`.
+fn b64_options(kwargs: &Kwargs, filter: &str) -> Result<(TextEncoding, bool), Error> {
     let enc = kwargs.get::<Option<String>>("encoding")?.unwrap_or_else(|| "utf-8".into());
     let urlsafe = kwargs.get::<Option<bool>>("urlsafe")?.unwrap_or(false);
     kwargs.assert_all_used()?;
-    Ok((enc.to_ascii_lowercase().replace('_', "-"), urlsafe))
+    let e = match enc.to_ascii_lowercase().replace('_', "-").as_str() {
+        "utf-8" | "utf8" => TextEncoding::Utf8,
+        "utf-16-le" | "utf-16le" => TextEncoding::Utf16Le,
+        "utf-16-be" | "utf-16be" => TextEncoding::Utf16Be,
+        "latin-1" | "latin1" | "iso-8859-1" => TextEncoding::Latin1,
+        "ascii" => TextEncoding::Ascii,
+        _ => return Err(op_err(format!("{filter}: unsupported encoding '{enc}'"))),
+    };
+    Ok((e, urlsafe))
 }
 
 fn b64_engine(urlsafe: bool) -> base64::engine::GeneralPurpose {
@@ -783,23 +797,22 @@ fn b64_engine(urlsafe: bool) -> base64::engine::GeneralPurpose {
 }
 
 fn b64encode(v: &Value, kwargs: Kwargs) -> Result<String, Error> {
-    let (enc, urlsafe) = b64_options(&kwargs)?;
+    let (enc, urlsafe) = b64_options(&kwargs, "b64encode")?;
     let bytes = match v.as_bytes() {
         Some(b) if v.kind() == ValueKind::Bytes => b.to_vec(),
         _ => {
             let s = text(v)?;
-            match enc.as_str() {
-                "utf-8" | "utf8" => s.into_bytes(),
-                "utf-16-le" | "utf-16le" => s.encode_utf16().flat_map(u16::to_le_bytes).collect(),
-                "utf-16-be" | "utf-16be" => s.encode_utf16().flat_map(u16::to_be_bytes).collect(),
-                "latin-1" | "latin1" | "iso-8859-1" | "ascii" => {
-                    let max = if enc == "ascii" { 0x7f } else { 0xff };
+            match enc {
+                TextEncoding::Utf8 => s.into_bytes(),
+                TextEncoding::Utf16Le => s.encode_utf16().flat_map(u16::to_le_bytes).collect(),
+                TextEncoding::Utf16Be => s.encode_utf16().flat_map(u16::to_be_bytes).collect(),
+                TextEncoding::Latin1 | TextEncoding::Ascii => {
+                    let max = if enc == TextEncoding::Ascii { 0x7f } else { 0xff };
                     s.chars()
                         .map(|c| u8::try_from(u32::from(c)).ok().filter(|&b| u32::from(b) <= max))
                         .collect::<Option<Vec<u8>>>()
-                        .ok_or_else(|| op_err(format!("b64encode: the text cannot be encoded as {enc}")))?
+                        .ok_or_else(|| op_err("b64encode: the text has characters its encoding cannot hold"))?
                 }
-                other => return Err(op_err(format!("b64encode: unsupported encoding '{other}'"))),
             }
         }
     };
@@ -807,16 +820,16 @@ fn b64encode(v: &Value, kwargs: Kwargs) -> Result<String, Error> {
 }
 
 fn b64decode(v: &Value, kwargs: Kwargs) -> Result<String, Error> {
-    let (enc, urlsafe) = b64_options(&kwargs)?;
+    let (enc, urlsafe) = b64_options(&kwargs, "b64decode")?;
     let s = text(v)?;
     let cleaned: String = s.chars().filter(|c| !c.is_whitespace()).collect();
     let bytes = b64_engine(urlsafe).decode(cleaned.as_bytes()).map_err(|e| op_err(format!("b64decode: {e}")))?;
     let units = |f: fn([u8; 2]) -> u16| -> Vec<u16> { bytes.chunks_exact(2).map(|c| f([c[0], c[1]])).collect() };
-    Ok(match enc.as_str() {
-        "utf-16-le" | "utf-16le" => String::from_utf16_lossy(&units(u16::from_le_bytes)),
-        "utf-16-be" | "utf-16be" => String::from_utf16_lossy(&units(u16::from_be_bytes)),
-        "latin-1" | "latin1" | "iso-8859-1" => bytes.iter().map(|&b| char::from(b)).collect(),
-        _ => String::from_utf8_lossy(&bytes).into_owned(),
+    Ok(match enc {
+        TextEncoding::Utf16Le => String::from_utf16_lossy(&units(u16::from_le_bytes)),
+        TextEncoding::Utf16Be => String::from_utf16_lossy(&units(u16::from_be_bytes)),
+        TextEncoding::Latin1 => bytes.iter().map(|&b| char::from(b)).collect(),
+        TextEncoding::Utf8 | TextEncoding::Ascii => String::from_utf8_lossy(&bytes).into_owned(),
     })
 }
 

@@ -821,3 +821,16 @@ fn syntax_error_past_column_65535_is_an_error_not_a_panic() {
     let e = cond("{{ [1] | product(repeat=70000) }} \u{7f} x", json!({})).unwrap_err();
     assert!(e.message.contains("syntax error") || e.message.contains("unexpected"), "{}", e.message);
 }
+
+#[test]
+fn b64_encodings_both_ways_and_unknown_ones_refused() {
+    let v = json!({});
+    assert_eq!(ok("{{ 'é' | b64encode(encoding='latin-1') }}", v.clone()), json!("6Q=="));
+    assert_eq!(ok("{{ '6Q==' | b64decode(encoding='latin-1') }}", v.clone()), json!("é"));
+    for f in ["b64encode", "b64decode"] {
+        let e = render(&format!("{{{{ 'YQ==' | {f}(encoding='klingon') }}}}"), v.clone()).unwrap_err();
+        assert!(e.message.contains("unsupported encoding 'klingon'"), "{}", e.message);
+    }
+    let e = render("{{ {'a': 1} | combine([1]) }}", v).unwrap_err();
+    assert!(e.message.contains("expected dicts but got a 'int'"), "{}", e.message);
+}
