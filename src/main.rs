@@ -481,7 +481,7 @@ struct Prepared {
 
 /// Load and check what a run needs; the exit code when the input is bad (nothing ran).
 fn prepare(a: &RunArgs) -> Result<Prepared, ExitCode> {
-    let registry = pbr_modules::registry();
+    let registry = pbr_engine::Registry::with(pbr_modules::register);
     let (inv, pbs) = load_all(&a.playbooks, &a.inventory, &registry).map_err(|d| input_error(&d))?;
     let mut templar = Templar::new();
     templar.set_allow_broken_conditionals(allow_broken_conditionals());
@@ -937,7 +937,7 @@ fn cmd_inventory(a: InvArgs) -> ExitCode {
 }
 
 fn cmd_lint(a: LintArgs) -> ExitCode {
-    let registry = pbr_modules::registry();
+    let registry = pbr_engine::Registry::with(pbr_modules::register);
     let extra_vars = match parse_extra_vars(&a.extra_vars) {
         Ok(m) => m,
         Err(d) => return input_error(&d),
@@ -956,7 +956,7 @@ fn cmd_lint(a: LintArgs) -> ExitCode {
 }
 
 fn cmd_doc(a: DocArgs) -> ExitCode {
-    let registry = pbr_modules::registry();
+    let registry = pbr_engine::Registry::with(pbr_modules::register);
     match pbr_engine::doc::render(&registry, a.module.as_deref(), &a.format) {
         Ok(text) => {
             out(&text);

@@ -20,7 +20,7 @@ fn doc_json() -> serde_json::Map<String, Value> {
 fn every_module_has_a_description_schema_and_example() {
     let all = doc_json();
     assert!(!all.is_empty());
-    let registry = pbr_modules::registry();
+    let registry = pbr_engine::Registry::with(pbr_modules::register);
     assert_eq!(all.len(), registry.iter().count());
     for (name, m) in &all {
         let desc = m["description"].as_str().unwrap_or_default();

@@ -30,35 +30,45 @@ fn dependencies(manifest: &Path) -> Vec<String> {
         let l = line.trim();
         if l.starts_with('[') {
             on = l == "[dependencies]";
-        } else if on && let Some((name, _)) = l.split_once('=') {
-            out.push(name.trim().to_string());
+        } else if on && let Some((key, _)) = l.split_once('=') {
+            // `name = ...` or `name.workspace = true`
+            out.push(key.split('.').next().unwrap_or(key).trim().to_string());
         }
     }
     out
 }
 
-/// Modules talk to hosts only through `pbr_engine::Host`: the crate has no SSH, and no module
-/// starts a process on the controller (outside its unit tests).
+/// Modules talk to hosts only through `pbr_core::Host`: the modules crate depends on the
+/// contract crate and not on the engine, so it cannot reach SSH or the executor; neither crate
+/// starts a process on the controller (outside their unit tests).
 #[test]
 fn modules_know_nothing_of_transports() {
     let deps = dependencies(&root().join("modules/Cargo.toml"));
-    for banned in ["russh", "russh-sftp", "nix", "libc"] {
+    assert!(deps.iter().any(|d| d == "pbr-core"), "modules does not depend on pbr-core: {deps:?}");
+    let core = dependencies(&root().join("core/Cargo.toml"));
+    for banned in ["pbr-engine", "russh", "russh-sftp", "nix", "libc", "minijinja", "saphyr"] {
         assert!(!deps.iter().any(|d| d == banned), "modules depends on {banned}");
+        assert!(!core.iter().any(|d| d == banned), "core depends on {banned}");
     }
-    for f in rs_files(&root().join("modules/src")) {
-        let text = read(&f);
-        let code = text.split("#[cfg(test)]").next().unwrap_or("");
-        for banned in ["std::process::Command", "tokio::process", "Command::new("] {
-            assert!(!code.contains(banned), "{} uses {banned} outside its tests", f.display());
+    for dir in ["modules/src", "core/src"] {
+        for f in rs_files(&root().join(dir)) {
+            let text = read(&f);
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            for banned in ["std::process::Command", "tokio::process", "Command::new("] {
+                assert!(!code.contains(banned), "{} uses {banned} outside its tests", f.display());
+            }
         }
     }
 }
 
-/// The engine never depends on the modules (the registry is handed to it).
+/// The engine never depends on the modules (the registry is handed to it), and the contract
+/// crate on neither.
 #[test]
 fn the_engine_does_not_depend_on_modules() {
     let deps = dependencies(&root().join("engine/Cargo.toml"));
     assert!(!deps.iter().any(|d| d == "pbr-modules"), "{deps:?}");
+    let core = dependencies(&root().join("core/Cargo.toml"));
+    assert!(!core.iter().any(|d| d.starts_with("pbr-")), "{core:?}");
 }
 
 /// CI runs the test command the README gives.
@@ -75,7 +85,7 @@ fn ci_runs_the_readme_test_command() {
 #[test]
 fn the_map_names_every_file() {
     let map = read(&root().join("ARCHITECTURE.md"));
-    for dir in ["src", "engine/src"] {
+    for dir in ["src", "core/src", "engine/src"] {
         for f in rs_files(&root().join(dir)) {
             let name = f.file_name().unwrap().to_string_lossy().into_owned();
             if name == "lib.rs" || name == "main.rs" {
@@ -105,7 +115,7 @@ fn apply_runs_the_planned_ops() {
         let body = &body[..body.find("\n    }\n").unwrap_or(body.len())];
         assert!(
             body.contains("run_ops(host, &plan.ops)"),
-            "{name} has an apply of its own: return ops from plan instead (pbr_engine::op)"
+            "{name} has an apply of its own: return ops from plan instead (pbr_core::op)"
         );
     }
     assert!(checked > 20, "only {checked} modules with a plan were found under modules/src");

@@ -12,14 +12,10 @@ pub mod doc;
 pub mod exec;
 pub mod fact_cache;
 pub mod facts;
-pub mod host;
 pub mod inventory;
 pub mod lint;
 pub mod module;
-pub mod op;
-pub mod params;
 pub mod playbook;
-pub mod pyre;
 pub mod report;
 pub mod saved_plan;
 pub mod source;
@@ -29,12 +25,19 @@ pub mod vault;
 pub mod yaml;
 mod yaml_load;
 
+// The module contract lives in `pbr-core` (modules depend on it alone); the engine re-exports
+// it under the same paths.
+pub use pbr_core::{bail, host, op, params, pyre};
+
 pub use diag::{Diag, Severity};
 pub use host::{
     Become, BecomeMethod, Cmd, Connection, ExtStat, FileAttrs, FileStat, Host, HostError, Output, PathInfo, PathQuery,
     Secret, sh_quote,
 };
-pub use module::{Change, ChangeKind, Ctx, Deferred, Diff, Doc, Module, ModuleError, Outcome, Plan, Registry};
+pub use module::{
+    Change, ChangeKind, Controller, Ctx, Deferred, Diff, Doc, Module, ModuleError, Outcome, Plan, Registry,
+    SyntaxOptions,
+};
 pub use op::Op;
 pub use source::Span;
 pub use yaml::{Node, NodeKind};

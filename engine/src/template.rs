@@ -345,56 +345,32 @@ pub fn budget() -> Option<u64> {
     }
 }
 
-/// How a template file is read (the `template` module's options; Ansible's defaults).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SyntaxOptions {
-    /// The first newline after a block tag is removed.
-    pub trim_blocks: bool,
-    /// Spaces and tabs before a block tag on its line are removed.
-    pub lstrip_blocks: bool,
-    pub block: (String, String),
-    pub variable: (String, String),
-    pub comment: (String, String),
-}
+pub use pbr_core::SyntaxOptions;
 
-impl Default for SyntaxOptions {
-    fn default() -> Self {
-        SyntaxOptions {
-            trim_blocks: true,
-            lstrip_blocks: false,
-            block: ("{%".into(), "%}".into()),
-            variable: ("{{".into(), "}}".into()),
-            comment: ("{#".into(), "#}".into()),
-        }
+/// The syntax options a `template` task's params give (`*_start_string`...; the rest default).
+pub fn syntax_from_params(args: &serde_json::Value) -> SyntaxOptions {
+    let d = SyntaxOptions::default();
+    let s = |k: &str, def: &str| args.get(k).and_then(serde_json::Value::as_str).unwrap_or(def).to_string();
+    let b = |k: &str, def: bool| args.get(k).map(truthy).unwrap_or(def);
+    SyntaxOptions {
+        trim_blocks: b("trim_blocks", d.trim_blocks),
+        lstrip_blocks: b("lstrip_blocks", d.lstrip_blocks),
+        block: (s("block_start_string", &d.block.0), s("block_end_string", &d.block.1)),
+        variable: (s("variable_start_string", &d.variable.0), s("variable_end_string", &d.variable.1)),
+        comment: (s("comment_start_string", &d.comment.0), s("comment_end_string", &d.comment.1)),
     }
 }
 
-impl SyntaxOptions {
-    /// The options a `template` task's params give (`*_start_string`...; the rest default).
-    pub fn from_params(args: &serde_json::Value) -> SyntaxOptions {
-        let d = SyntaxOptions::default();
-        let s = |k: &str, def: &str| args.get(k).and_then(serde_json::Value::as_str).unwrap_or(def).to_string();
-        let b = |k: &str, def: bool| args.get(k).map(truthy).unwrap_or(def);
-        SyntaxOptions {
-            trim_blocks: b("trim_blocks", d.trim_blocks),
-            lstrip_blocks: b("lstrip_blocks", d.lstrip_blocks),
-            block: (s("block_start_string", &d.block.0), s("block_end_string", &d.block.1)),
-            variable: (s("variable_start_string", &d.variable.0), s("variable_end_string", &d.variable.1)),
-            comment: (s("comment_start_string", &d.comment.0), s("comment_end_string", &d.comment.1)),
-        }
-    }
-
-    fn config(&self) -> Result<minijinja::syntax::SyntaxConfig, String> {
-        minijinja::syntax::SyntaxConfig::builder()
-            .block_delimiters(self.block.0.clone(), self.block.1.clone())
-            .variable_delimiters(self.variable.0.clone(), self.variable.1.clone())
-            .comment_delimiters(self.comment.0.clone(), self.comment.1.clone())
-            .trim_blocks(self.trim_blocks)
-            .lstrip_blocks(self.lstrip_blocks)
-            .keep_trailing_newline(true)
-            .build()
-            .map_err(|e| format!("invalid template delimiters: {e}"))
-    }
+fn syntax_config(o: &SyntaxOptions) -> Result<minijinja::syntax::SyntaxConfig, String> {
+    minijinja::syntax::SyntaxConfig::builder()
+        .block_delimiters(o.block.0.clone(), o.block.1.clone())
+        .variable_delimiters(o.variable.0.clone(), o.variable.1.clone())
+        .comment_delimiters(o.comment.0.clone(), o.comment.1.clone())
+        .trim_blocks(o.trim_blocks)
+        .lstrip_blocks(o.lstrip_blocks)
+        .keep_trailing_newline(true)
+        .build()
+        .map_err(|e| format!("invalid template delimiters: {e}"))
 }
 
 fn build_env(behavior: UndefinedBehavior) -> Environment<'static> {
@@ -406,7 +382,7 @@ fn build_env_with(behavior: UndefinedBehavior, syntax: &SyntaxOptions) -> Result
     env.set_fuel(budget());
     env.set_debug(true);
     env.set_undefined_behavior(behavior);
-    env.set_syntax(syntax.config()?);
+    env.set_syntax(syntax_config(syntax)?);
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     env.set_loader(loader);
     env.set_path_join_callback(|name, parent| std::borrow::Cow::Owned(join_path(name, parent)));

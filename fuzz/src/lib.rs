@@ -160,7 +160,7 @@ fn template(data: &[u8]) {
 /// checks on it, as `pbr run` does before touching a host.
 fn playbook(data: &[u8]) {
     static REG: OnceLock<pbr_engine::Registry> = OnceLock::new();
-    let registry = REG.get_or_init(pbr_modules::registry);
+    let registry = REG.get_or_init(|| pbr_engine::Registry::with(pbr_modules::register));
     let dir = scratch().join("pb");
     let _ = std::fs::create_dir_all(&dir);
     let path = dir.join("site.yml");

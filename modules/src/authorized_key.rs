@@ -3,8 +3,8 @@
 
 use crate::lvg::Presence;
 use async_trait::async_trait;
-use pbr_engine::params::{bool_lenient, opt_bool_lenient};
-use pbr_engine::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Op, Plan, sh_quote};
+use pbr_core::params::{bool_lenient, opt_bool_lenient};
+use pbr_core::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Op, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -303,8 +303,8 @@ impl Module for AuthorizedKey {
         let (uid, gid) = (st.uid.to_string(), st.gid.to_string());
         if !st.dir_exists {
             let attrs = if p.manage_dir {
-                pbr_engine::op::Attrs {
-                    mode: Some(pbr_engine::params::Mode::Octal(0o700)),
+                pbr_core::op::Attrs {
+                    mode: Some(pbr_core::params::Mode::Octal(0o700)),
                     owner: Some(uid.clone()),
                     group: Some(gid.clone()),
                 }

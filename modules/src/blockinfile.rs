@@ -3,8 +3,8 @@
 use crate::lineinfile::{EditState, LineState, edit_data, missing_parent, plan_edit, probe_text};
 use crate::util::{self, Attrs, WriteOpts};
 use async_trait::async_trait;
-use pbr_engine::params::{Mode, bool_lenient};
-use pbr_engine::{Ctx, Doc, Host, Module, ModuleError, Plan};
+use pbr_core::params::{Mode, bool_lenient};
+use pbr_core::{Ctx, Doc, Host, Module, ModuleError, Plan};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};

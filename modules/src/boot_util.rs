@@ -3,7 +3,7 @@
 //! parent directory, and the deferred follow-up commands.
 
 use crate::util;
-use pbr_engine::{Change, Deferred, Diff, Host, ModuleError, Op, sh_quote};
+use pbr_core::{Change, Deferred, Diff, Host, ModuleError, Op, sh_quote};
 
 /// A managed file as probed: its content (None when absent) and mode.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -127,7 +127,7 @@ pub fn file_ops(now: &FileNow, want: &Want) -> Vec<Op> {
         }
         Want::Present { mode, .. } if now.mode != Some(*mode) => vec![Op::SetAttrs {
             path: now.path.clone(),
-            attrs: pbr_engine::op::Attrs { mode: Some(pbr_engine::params::Mode::Octal(*mode)), ..Default::default() },
+            attrs: pbr_core::op::Attrs { mode: Some(pbr_core::params::Mode::Octal(*mode)), ..Default::default() },
             recurse: false,
             link: false,
         }],

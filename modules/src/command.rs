@@ -1,8 +1,8 @@
 //! `command` and `shell`: run something on the host, unless `creates`/`removes` say it is done.
 
 use async_trait::async_trait;
-use pbr_engine::params::bool_lenient;
-use pbr_engine::{Change, Ctx, Doc, Host, Module, ModuleError, Op, PathQuery, Plan, sh_quote};
+use pbr_core::params::bool_lenient;
+use pbr_core::{Change, Ctx, Doc, Host, Module, ModuleError, Op, PathQuery, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};

@@ -2,8 +2,8 @@
 
 use crate::util::{self, Attrs, FileState, WriteOpts};
 use async_trait::async_trait;
-use pbr_engine::params::{Mode, bool_lenient};
-use pbr_engine::{Ctx, Doc, Host, Module, ModuleError, Op, Plan};
+use pbr_core::params::{Mode, bool_lenient};
+use pbr_core::{Ctx, Doc, Host, Module, ModuleError, Op, Plan};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -105,18 +105,14 @@ fn local_mode(path: &std::path::Path) -> Result<Mode, ModuleError> {
 }
 
 /// A controller file's bytes to copy: decrypted when it is vault-encrypted and `decrypt` is on.
-fn read_src(path: &std::path::Path, decrypt: bool) -> Result<Vec<u8>, ModuleError> {
+fn read_src(ctx: &Ctx<'_>, path: &std::path::Path, decrypt: bool) -> Result<Vec<u8>, ModuleError> {
     let b = std::fs::read(path).map_err(|e| ModuleError::new(format!("cannot read {}: {e}", path.display())))?;
     match std::str::from_utf8(&b) {
-        Ok(t) if decrypt && pbr_engine::vault::is_vaulted(t) => {
-            let plain =
-                pbr_engine::vault::decrypt(t).map_err(|e| ModuleError::new(format!("{}: {e}", path.display())))?;
-            // its lines are secrets (diffs show lines)
-            for line in String::from_utf8_lossy(&plain).lines().map(str::trim).filter(|l| l.chars().count() >= 6) {
-                pbr_engine::vault::reveal(line);
-            }
-            Ok(plain)
-        }
+        Ok(t) if decrypt => match ctx.controller.decrypt_vault(t) {
+            Ok(Some(plain)) => Ok(plain),
+            Ok(None) => Ok(b),
+            Err(e) => Err(ModuleError::new(format!("{}: {e}", path.display()))),
+        },
         _ => Ok(b),
     }
 }
@@ -237,6 +233,7 @@ fn walk_local(root: &std::path::Path) -> Result<(Vec<String>, Vec<String>), Modu
 impl Copy {
     async fn probe_tree(
         &self,
+        ctx: &Ctx<'_>,
         p: &CopyParams,
         src: &str,
         local: &std::path::Path,
@@ -259,7 +256,7 @@ impl Copy {
         let mut out = vec![];
         for (rel, file) in files.iter().zip(file_states) {
             let lp = local.join(rel);
-            let want = read_src(&lp, p.decrypt)?;
+            let want = read_src(ctx, &lp, p.decrypt)?;
             let src_mode = if p.mode == Some(CopyMode::Preserve) { Some(local_mode(&lp)?) } else { None };
             out.push(ContentState { file, want, force: p.force, src_mode });
         }
@@ -323,7 +320,7 @@ impl Module for Copy {
             (Some(c), _) => c.as_bytes().to_vec(),
             (None, Some(src)) if p.remote_src => {
                 if preserve {
-                    let st = host.inspect_one(pbr_engine::PathQuery::new(src.clone()).follow(true)).await?.stat;
+                    let st = host.inspect_one(pbr_core::PathQuery::new(src.clone()).follow(true)).await?.stat;
                     src_mode = st.map(|s| Mode::Octal(s.mode & 0o7777));
                 }
                 host.read_file(src)
@@ -333,12 +330,12 @@ impl Module for Copy {
             (None, Some(src)) => {
                 let path = ctx.find_file("files", src.trim_end_matches('/'))?;
                 if path.is_dir() {
-                    return self.probe_tree(p, src, &path, host).await;
+                    return self.probe_tree(ctx, p, src, &path, host).await;
                 }
                 if preserve {
                     src_mode = Some(local_mode(&path)?);
                 }
-                read_src(&path, p.decrypt)?
+                read_src(ctx, &path, p.decrypt)?
             }
             (None, None) => return Err(ModuleError::new("one of content or src is required")),
         };
@@ -353,7 +350,7 @@ impl Module for Copy {
         for d in &st.dirs {
             match &d.stat {
                 None => {
-                    plan.push(pbr_engine::Change::create(format!(
+                    plan.push(pbr_core::Change::create(format!(
                         "create directory {}{}",
                         d.path,
                         util::attrs_suffix(dattrs)

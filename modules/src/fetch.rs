@@ -3,8 +3,8 @@
 
 use crate::util;
 use async_trait::async_trait;
-use pbr_engine::params::bool_lenient;
-use pbr_engine::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Op, PathQuery, Plan};
+use pbr_core::params::bool_lenient;
+use pbr_core::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Op, PathQuery, Plan};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};

@@ -3,8 +3,8 @@
 use crate::util::{self, Attrs, STAT_FMT, take_line};
 use async_trait::async_trait;
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
-use pbr_engine::params::{Mode, bool_lenient};
-use pbr_engine::{Change, Ctx, Diff, Doc, FileStat, Host, Module, ModuleError, Op, PathQuery, Plan, sh_quote};
+use pbr_core::params::{Mode, bool_lenient};
+use pbr_core::{Change, Ctx, Diff, Doc, FileStat, Host, Module, ModuleError, Op, PathQuery, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -669,7 +669,7 @@ fn ops(p: &FileParams, st: &FileState) -> Vec<Op> {
     let path = &p.path;
     let a = attrs(p);
     let oa = util::op_attrs(a);
-    let set = |attrs: pbr_engine::op::Attrs, recurse: bool, link: bool| Op::SetAttrs {
+    let set = |attrs: pbr_core::op::Attrs, recurse: bool, link: bool| Op::SetAttrs {
         path: path.clone(),
         attrs,
         recurse,

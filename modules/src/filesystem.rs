@@ -3,8 +3,8 @@
 use crate::lvg::Presence;
 use crate::storage_util::{self as su, DeviceInfo, Step};
 use async_trait::async_trait;
-use pbr_engine::params::bool_lenient;
-use pbr_engine::{Ctx, Diff, Doc, Host, Module, ModuleError, Plan, sh_quote};
+use pbr_core::params::bool_lenient;
+use pbr_core::{Ctx, Diff, Doc, Host, Module, ModuleError, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};

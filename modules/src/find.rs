@@ -3,9 +3,9 @@
 
 use crate::util;
 use async_trait::async_trait;
-use pbr_engine::params::{StrList, bool_lenient};
-use pbr_engine::pyre::{Flags, PyRegex};
-use pbr_engine::{Ctx, Doc, Host, Module, ModuleError, Plan, sh_quote};
+use pbr_core::params::{StrList, bool_lenient};
+use pbr_core::pyre::{Flags, PyRegex};
+use pbr_core::{Ctx, Doc, Host, Module, ModuleError, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -169,7 +169,7 @@ impl Names {
                 let src = if regex {
                     format!("\\A(?:{p})")
                 } else {
-                    format!("\\A(?:{})\\Z", pbr_engine::inventory::glob_to_regex(p))
+                    format!("\\A(?:{})\\Z", pbr_core::pyre::glob_to_regex(p))
                 };
                 PyRegex::new(&src, Flags { dotall: !regex, ..Flags::default() })
                     .map_err(|e| format!("invalid pattern {p:?}: {e}"))

@@ -3,8 +3,8 @@
 
 use crate::util::{self, Attrs};
 use async_trait::async_trait;
-use pbr_engine::params::{Mode, bool_lenient};
-use pbr_engine::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Op, Plan, sh_quote};
+use pbr_core::params::{Mode, bool_lenient};
+use pbr_core::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Op, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -120,7 +120,7 @@ pub struct GetUrl;
 pub struct GetUrlState {
     dest: String,
     /// The file at dest (None: missing).
-    file: Option<pbr_engine::FileStat>,
+    file: Option<pbr_core::FileStat>,
     /// The existing file's checksum with the wanted algorithm (or sha1).
     have_sum: Option<String>,
     /// With `force` (and no checksum): the sha1 of what the URL serves now.

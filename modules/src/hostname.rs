@@ -1,7 +1,7 @@
 //! `hostname`: the host's name, now and at boot.
 
 use async_trait::async_trait;
-use pbr_engine::{Change, Ctx, Doc, Host, Module, ModuleError, Op, Plan, sh_quote};
+use pbr_core::{Change, Ctx, Doc, Host, Module, ModuleError, Op, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};

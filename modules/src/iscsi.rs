@@ -4,7 +4,7 @@ use crate::storage_util::Step;
 use crate::storage_util::{self as su};
 use crate::targetcli::{Password, validate_wwn};
 use async_trait::async_trait;
-use pbr_engine::{Ctx, Diff, Doc, Host, Module, ModuleError, Plan, sh_quote};
+use pbr_core::{Ctx, Diff, Doc, Host, Module, ModuleError, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};

@@ -4,7 +4,7 @@
 use crate::boot_util::{self, FileNow};
 use async_trait::async_trait;
 use indexmap::IndexMap;
-use pbr_engine::{Change, Ctx, Deferred, Diff, Doc, Host, Module, ModuleError, Op, Plan, sh_quote};
+use pbr_core::{Change, Ctx, Deferred, Diff, Doc, Host, Module, ModuleError, Op, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -45,7 +45,7 @@ pub struct KernelCmdlineParams {
     /// Write the new line only after this run's initramfs regeneration succeeded (it is
     /// deferred work queued after `mkinitcpio_hook`'s): a command line that needs the new image
     /// (`root=/dev/bcache0`) never points the next boot at an image that failed to build.
-    #[serde(default, deserialize_with = "pbr_engine::params::bool_lenient")]
+    #[serde(default, deserialize_with = "pbr_core::params::bool_lenient")]
     pub after_initramfs: bool,
 }
 

@@ -1,6 +1,6 @@
 //! pbr's everyday modules: files, text edits, commands, packages and services.
 //!
-//! Every module talks to the host only through [`pbr_engine::Host`] with POSIX `sh` scripts, so
+//! Every module talks to the host only through [`pbr_core::Host`] with POSIX `sh` scripts, so
 //! targets need nothing but a shell and coreutils.
 
 pub mod authorized_key;
@@ -49,8 +49,8 @@ pub mod wait_for;
 pub mod wpa;
 
 /// All modules of this crate.
-pub fn registry() -> pbr_engine::Registry {
-    let mut r = pbr_engine::Registry::new();
+/// Adds every module to `r` (the engine's `Registry`).
+pub fn register(r: &mut impl pbr_core::ModuleSet) {
     r.add(authorized_key::AuthorizedKey);
     r.add(blockinfile::Blockinfile);
     r.add(command::Command);
@@ -94,5 +94,4 @@ pub fn registry() -> pbr_engine::Registry {
     r.add(timezone::Timezone);
     r.add(wait_for::WaitFor);
     r.add(rootfs::Rootfs);
-    r
 }

@@ -2,9 +2,9 @@
 
 use crate::util::{self, Attrs, FileState, WriteOpts};
 use async_trait::async_trait;
-use pbr_engine::params::{Mode, bool_lenient};
-use pbr_engine::pyre::expand;
-use pbr_engine::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Op, Plan};
+use pbr_core::params::{Mode, bool_lenient};
+use pbr_core::pyre::expand;
+use pbr_core::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Op, Plan};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};

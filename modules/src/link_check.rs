@@ -6,7 +6,7 @@
 use crate::mkinitcpio_hook::StrOrNum;
 use crate::targetcli::validate_wwn;
 use async_trait::async_trait;
-use pbr_engine::{Cmd, Ctx, Doc, Host, Module, ModuleError, Plan, sh_quote};
+use pbr_core::{Cmd, Ctx, Doc, Host, Module, ModuleError, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};

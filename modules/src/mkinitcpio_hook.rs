@@ -9,8 +9,8 @@
 use crate::boot_util::{self, FileNow, Want};
 use crate::wpa;
 use async_trait::async_trait;
-use pbr_engine::params::bool_lenient;
-use pbr_engine::{Change, Ctx, Doc, Host, Module, ModuleError, PathQuery, Plan, sh_quote};
+use pbr_core::params::bool_lenient;
+use pbr_core::{Change, Ctx, Doc, Host, Module, ModuleError, PathQuery, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -1586,14 +1586,14 @@ impl Module for MkinitcpioHook {
                 Some(dir) => format!("mkdir -p -- {} && : > {marker}", sh_quote(dir)),
                 None => format!(": > {marker}"),
             };
-            plan.op(pbr_engine::Op::Run {
+            plan.op(pbr_core::Op::Run {
                 what: format!("mark the initramfs as pending ({})", p.pending_marker),
                 script: mk,
                 stdin: None,
                 makes: vec![p.pending_marker.clone()],
                 removes: vec![],
             });
-            plan.op(pbr_engine::Op::Defer(boot_util::mkinitcpio_deferred(&format!(
+            plan.op(pbr_core::Op::Defer(boot_util::mkinitcpio_deferred(&format!(
                 "{} && rm -f -- {marker}",
                 p.regenerate_command
             ))));

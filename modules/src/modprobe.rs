@@ -4,7 +4,7 @@
 use crate::command::split_words;
 use crate::lvg::Presence;
 use async_trait::async_trait;
-use pbr_engine::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Op, Plan, sh_quote};
+use pbr_core::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Op, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};

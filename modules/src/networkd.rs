@@ -4,7 +4,7 @@
 use crate::boot_util::{self, FileNow, Want};
 use async_trait::async_trait;
 use indexmap::IndexMap;
-use pbr_engine::{Ctx, Deferred, Doc, Host, Module, ModuleError, Op, Plan};
+use pbr_core::{Ctx, Deferred, Doc, Host, Module, ModuleError, Op, Plan};
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -495,7 +495,7 @@ pub struct NetworkdParams {
     pub extra: IndexMap<String, IndexMap<String, Vals>>,
     /// Run `networkctl reload` (once per host, at the end of the run) after a change. Turn it off
     /// for a root that is not running (an image, a chroot).
-    #[serde(default = "yes", deserialize_with = "pbr_engine::params::bool_lenient")]
+    #[serde(default = "yes", deserialize_with = "pbr_core::params::bool_lenient")]
     pub reload: bool,
 }
 

@@ -2,8 +2,8 @@
 //! host's package manager.
 
 use async_trait::async_trait;
-use pbr_engine::params::{StrList, bool_lenient};
-use pbr_engine::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Op, Plan, sh_quote};
+use pbr_core::params::{StrList, bool_lenient};
+use pbr_core::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Op, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -82,7 +82,7 @@ impl PackageParams {
         match s.as_str() {
             "safe" => Ok(Some(Upgrade::Safe)),
             "dist" | "full" => Ok(Some(Upgrade::Dist)),
-            _ => match pbr_engine::params::parse_bool(&s) {
+            _ => match pbr_core::params::parse_bool(&s) {
                 Some(b) => Ok(b.then_some(Upgrade::Safe)),
                 None => Err(format!("upgrade: expected yes, no, safe, dist or full, got {s:?}")),
             },
@@ -328,7 +328,7 @@ fn install_script(m: Manager, names: &[String], p: &PackageParams) -> String {
         Manager::Apt => {
             let rec = match p.install_recommends.as_ref().map(|v| match v {
                 Value::Bool(b) => *b,
-                Value::String(s) => pbr_engine::params::parse_bool(s).unwrap_or(true),
+                Value::String(s) => pbr_core::params::parse_bool(s).unwrap_or(true),
                 _ => true,
             }) {
                 Some(false) => " --no-install-recommends",

@@ -3,9 +3,9 @@
 use crate::lineinfile::{EditState, edit_data, plan_edit, probe_text};
 use crate::util::{self, Attrs, WriteOpts};
 use async_trait::async_trait;
-use pbr_engine::params::{Mode, bool_lenient};
-use pbr_engine::pyre::{Flags, PyRegex};
-use pbr_engine::{Ctx, Doc, Host, Module, ModuleError, Plan};
+use pbr_core::params::{Mode, bool_lenient};
+use pbr_core::pyre::{Flags, PyRegex};
+use pbr_core::{Ctx, Doc, Host, Module, ModuleError, Plan};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};

@@ -2,7 +2,7 @@
 //! anything), as Ansible's `service_facts` reports them.
 
 use async_trait::async_trait;
-use pbr_engine::{Ctx, Doc, Host, Module, ModuleError, Plan, sh_quote};
+use pbr_core::{Ctx, Doc, Host, Module, ModuleError, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};

@@ -2,8 +2,8 @@
 
 use crate::util;
 use async_trait::async_trait;
-use pbr_engine::params::bool_lenient;
-use pbr_engine::{Ctx, Doc, ExtStat, FileStat, Host, Module, ModuleError, PathQuery, Plan};
+use pbr_core::params::bool_lenient;
+use pbr_core::{Ctx, Doc, ExtStat, FileStat, Host, Module, ModuleError, PathQuery, Plan};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};

@@ -1,7 +1,7 @@
 //! Helpers shared by the storage modules: sizes, LVM JSON reports, device signatures, and plans
 //! made of steps (a summary said in words plus the script that performs it).
 
-use pbr_engine::{Change, ChangeKind, Diff, Host, ModuleError, Op, Plan, sh_quote};
+use pbr_core::{Change, ChangeKind, Diff, Host, ModuleError, Op, Plan, sh_quote};
 use serde_json::Value;
 
 /// One change of a storage plan: what it means and the script that does it.

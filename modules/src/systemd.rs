@@ -2,8 +2,8 @@
 //! reload the manager.
 
 use async_trait::async_trait;
-use pbr_engine::params::{bool_lenient, opt_bool_lenient};
-use pbr_engine::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Op, Plan, sh_quote};
+use pbr_core::params::{bool_lenient, opt_bool_lenient};
+use pbr_core::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Op, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};

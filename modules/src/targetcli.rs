@@ -7,8 +7,8 @@
 use crate::storage_util::{self as su, Step};
 use async_trait::async_trait;
 use indexmap::IndexMap;
-use pbr_engine::params::bool_lenient;
-use pbr_engine::{Ctx, Diff, Doc, Host, Module, ModuleError, Op, Outcome, Plan};
+use pbr_core::params::bool_lenient;
+use pbr_core::{Ctx, Diff, Doc, Host, Module, ModuleError, Op, Outcome, Plan};
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
@@ -666,7 +666,7 @@ impl Module for Targetcli {
         plan: &Plan,
         host: &Host,
     ) -> Result<Outcome, ModuleError> {
-        pbr_engine::op::run_ops(host, &plan.ops).await.map_err(|e| ModuleError { msg: redact(&e.msg, p), ..e })
+        pbr_core::op::run_ops(host, &plan.ops).await.map_err(|e| ModuleError { msg: redact(&e.msg, p), ..e })
     }
 
     /// targetcli says little when a command of a batch fails: what is left undone is read back.

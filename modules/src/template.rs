@@ -3,9 +3,9 @@
 use crate::copy::{ContentSpec, ContentState, content_data, plan_content_write, probe_dest, written_attrs};
 use crate::util::{self, Attrs};
 use async_trait::async_trait;
-use pbr_engine::params::{Mode, bool_lenient};
-use pbr_engine::template::SyntaxOptions;
-use pbr_engine::{Ctx, Doc, Host, Module, ModuleError, Plan};
+use pbr_core::SyntaxOptions;
+use pbr_core::params::{Mode, bool_lenient};
+use pbr_core::{Ctx, Doc, Host, Module, ModuleError, Plan};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};

@@ -1,7 +1,7 @@
 //! `timezone`: the host's time zone (and with systemd, whether the hardware clock keeps UTC).
 
 use async_trait::async_trait;
-use pbr_engine::{Change, Ctx, Doc, Host, Module, ModuleError, Op, Plan, sh_quote};
+use pbr_core::{Change, Ctx, Doc, Host, Module, ModuleError, Op, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 

@@ -7,8 +7,8 @@
 //! The plan's one op extracts it: a controller archive is the op's stdin.
 
 use async_trait::async_trait;
-use pbr_engine::params::{StrList, bool_lenient};
-use pbr_engine::{Change, Cmd, Ctx, Doc, Host, Module, ModuleError, Op, PathQuery, Plan, sh_quote};
+use pbr_core::params::{StrList, bool_lenient};
+use pbr_core::{Change, Cmd, Ctx, Doc, Host, Module, ModuleError, Op, PathQuery, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -377,7 +377,7 @@ pub struct UnarchiveState {
 }
 
 /// Does the path under dest match the member?
-fn member_ok(m: &Member, st: Option<&pbr_engine::FileStat>) -> bool {
+fn member_ok(m: &Member, st: Option<&pbr_core::FileStat>) -> bool {
     let Some(s) = st else { return false };
     match &m.kind {
         Kind::File => s.kind == "file" && m.size.is_none_or(|n| n == s.size),

@@ -1,21 +1,21 @@
 //! Helpers shared by the file modules: probing a path in one round trip, attribute plans,
 //! content changes with diffs, backups and atomic writes.
 
-use pbr_engine::params::Mode;
-use pbr_engine::pyre::{Flags, PyRegex};
-use pbr_engine::{
+use pbr_core::params::Mode;
+use pbr_core::pyre::{Flags, PyRegex};
+use pbr_core::{
     Change, ChangeKind, Diff, FileAttrs, FileStat, Host, ModuleError, Op, PathInfo, PathQuery, Plan, sh_quote,
 };
 use sha1::{Digest, Sha1};
 
 /// Files larger than this are compared by checksum instead of being read back for a diff.
-pub use pbr_engine::host::READ_LIMIT;
+pub use pbr_core::host::READ_LIMIT;
 
 /// What a probe learned about one path: its `lstat` (or the link target's with `follow`), the
 /// link target, and the content of a regular file up to [`READ_LIMIT`] bytes (its sha1 beyond).
 pub type FileState = PathInfo;
 
-pub use pbr_engine::host::{STAT_FMT, parse_stat_line};
+pub use pbr_core::host::{STAT_FMT, parse_stat_line};
 
 /// Split off the first line of a byte buffer.
 pub fn take_line(buf: &[u8]) -> (&str, &[u8]) {
@@ -121,8 +121,8 @@ pub fn attrs_suffix(attrs: Attrs) -> String {
 }
 
 /// The op-layer attributes of wanted ones.
-pub fn op_attrs(attrs: Attrs) -> pbr_engine::op::Attrs {
-    pbr_engine::op::Attrs {
+pub fn op_attrs(attrs: Attrs) -> pbr_core::op::Attrs {
+    pbr_core::op::Attrs {
         mode: attrs.mode.cloned(),
         owner: attrs.owner.map(str::to_string),
         group: attrs.group.map(str::to_string),
@@ -131,7 +131,7 @@ pub fn op_attrs(attrs: Attrs) -> pbr_engine::op::Attrs {
 
 /// A shell snippet applying attrs to `path` (`-R` with `recurse`, `-h` for links).
 pub fn attrs_script(path: &str, attrs: Attrs, recurse: bool, link: bool) -> String {
-    pbr_engine::op::attrs_script(path, &op_attrs(attrs), recurse, link)
+    pbr_core::op::attrs_script(path, &op_attrs(attrs), recurse, link)
 }
 
 /// Is this text (for a diff)?
@@ -274,4 +274,4 @@ pub fn hit(re: &PyRegex, s: &str) -> Result<bool, ModuleError> {
     re.is_match(s).map_err(ModuleError::new)
 }
 
-pub use pbr_engine::op::{delta, timestamp};
+pub use pbr_core::op::{delta, timestamp};

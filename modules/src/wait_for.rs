@@ -2,8 +2,8 @@
 //! string, as Ansible's `wait_for` (never changes anything; waits in check mode too).
 
 use async_trait::async_trait;
-use pbr_engine::pyre::{Flags, PyRegex};
-use pbr_engine::{Ctx, Doc, Host, Module, ModuleError, Plan, sh_quote};
+use pbr_core::pyre::{Flags, PyRegex};
+use pbr_core::{Ctx, Doc, Host, Module, ModuleError, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};

@@ -4,8 +4,8 @@
 
 use crate::boot_util::{self, FileNow, Want};
 use async_trait::async_trait;
-use pbr_engine::params::bool_lenient;
-use pbr_engine::{Change, Ctx, Deferred, Doc, Host, Module, ModuleError, Op, PathQuery, Plan, sh_quote};
+use pbr_core::params::bool_lenient;
+use pbr_core::{Change, Ctx, Deferred, Doc, Host, Module, ModuleError, Op, PathQuery, Plan, sh_quote};
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};

@@ -283,7 +283,7 @@ async fn mkinitcpio_string_form_and_dropin() {
 
 #[tokio::test]
 async fn mkinitcpio_errors() {
-    let reg = pbr_modules::registry();
+    let reg = pbr_engine::Registry::with(pbr_modules::register);
     let m = reg.get("mkinitcpio_hook").unwrap();
     let iscsi = |ini: &str, portal: &str| json!({"name": "iscsi", "iscsi": {"initiator": ini, "target": "iqn.2024-01.org.example:t", "portal": portal}});
     assert!(m.check_params(&iscsi("iqn.2024-01.org.example:pi", "10.0.0.1")).is_ok());
@@ -395,7 +395,7 @@ async fn wpa_converges_redacts_and_regenerates() {
     assert_eq!(mode_of(&path), 0o600);
 
     // errors never echo the passphrase
-    let reg = pbr_modules::registry();
+    let reg = pbr_engine::Registry::with(pbr_modules::register);
     let m = reg.get("wpa").unwrap();
     let e = m.check_params(&p("short")).unwrap_err();
     assert!(!e.message.contains("short") || e.message.contains("8 to 63"), "{}", e.message);
@@ -469,7 +469,7 @@ async fn networkd_units() {
     assert_eq!(removed.deferred[0].key, "networkd-reload");
     assert!(!f.exists());
 
-    let reg = pbr_modules::registry();
+    let reg = pbr_engine::Registry::with(pbr_modules::register);
     let m = reg.get("networkd").unwrap();
     let e = m.check_params(&json!({"name": "a.network", "network": {"DCHP": "yes"}})).unwrap_err();
     assert_eq!(e.unknown.map(|u| u.0).as_deref(), Some("DCHP"));
@@ -510,7 +510,7 @@ async fn kernel_cmdline_edits_one_line() {
     assert!(check.changes[0].summary.contains("remove"), "{}", check.changes[0].summary);
     assert!(applied.deferred.is_empty());
     assert_eq!(read(&f).lines().count(), 1);
-    let reg = pbr_modules::registry();
+    let reg = pbr_engine::Registry::with(pbr_modules::register);
     let m = reg.get("kernel_cmdline").unwrap();
     assert!(m.check_params(&json!({"set": {"a b": "x"}})).is_err());
     assert!(m.check_params(&json!({"set": {"a": "x\""}})).is_err());
@@ -716,7 +716,7 @@ async fn mkinitcpio_wifi_step_brings_wifi_up_in_order() {
     assert!(!hook.exists(), "no busybox run_hook under the systemd init");
 
     // params: wifi excludes run_hook and iscsi
-    let reg = pbr_modules::registry();
+    let reg = pbr_engine::Registry::with(pbr_modules::register);
     let m = reg.get("mkinitcpio_hook").unwrap();
     let mut bad = params.clone();
     bad["run_hook"] = json!("true");
@@ -867,7 +867,7 @@ async fn wpa_handover_unit_adopts_or_starts_one_supplicant() {
     assert!(removed.changed);
     assert!(!link.exists() && !script.exists() && !conf.exists());
     // handover and the stock unit exclude each other
-    let reg = pbr_modules::registry();
+    let reg = pbr_engine::Registry::with(pbr_modules::register);
     let mut both = p.clone();
     both["enable_service"] = json!(true);
     assert!(reg.get("wpa").unwrap().check_params(&both).is_err());

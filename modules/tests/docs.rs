@@ -25,7 +25,7 @@ const TASK_KEYS: &[&str] = &["name", "register", "when", "args", "become", "loop
 
 #[test]
 fn every_param_has_a_description() {
-    let reg = pbr_modules::registry();
+    let reg = pbr_engine::Registry::with(pbr_modules::register);
     for name in MINE {
         let m = reg.get(name).unwrap_or_else(|| panic!("{name} not registered"));
         let schema = serde_json::to_value(m.schema()).unwrap();
@@ -39,7 +39,7 @@ fn every_param_has_a_description() {
 
 #[test]
 fn examples_are_valid_tasks() {
-    let reg = pbr_modules::registry();
+    let reg = pbr_engine::Registry::with(pbr_modules::register);
     for name in MINE {
         let m = reg.get(name).unwrap();
         let doc = m.doc();

@@ -34,7 +34,7 @@ async fn run_env(
     mode: RunMode,
     env: Vec<(String, String)>,
 ) -> Result<ModuleResult, ModuleError> {
-    let reg = pbr_modules::registry();
+    let reg = pbr_engine::Registry::with(pbr_modules::register);
     let m = reg.get(module).unwrap();
     m.check_params(&params).map_err(|e| ModuleError::new(e.message))?;
     let ctx = Ctx { check: mode.check, diff: mode.diff, search, controller: &TestRenderer, queued: &[] };
@@ -45,7 +45,7 @@ async fn run_env(
 
 #[test]
 fn docs_describe_every_param_and_examples_are_valid() {
-    let reg = pbr_modules::registry();
+    let reg = pbr_engine::Registry::with(pbr_modules::register);
     for name in ["mount", "unarchive"] {
         let m = reg.get(name).unwrap_or_else(|| panic!("{name} not registered"));
         let schema = serde_json::to_value(m.schema()).unwrap();

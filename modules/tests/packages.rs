@@ -66,7 +66,7 @@ async fn systemd_probe_reads_unit_state() {
 
 #[tokio::test]
 async fn aliases_resolve() {
-    let reg = pbr_modules::registry();
+    let reg = pbr_engine::Registry::with(pbr_modules::register);
     for n in ["apt", "dnf", "yum", "pacman", "service", "systemd_service", "ansible.builtin.copy", "shell"] {
         assert!(reg.get(n).is_some(), "{n}");
     }

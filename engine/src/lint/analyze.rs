@@ -747,7 +747,7 @@ impl<'a> Analyzer<'a> {
                 );
             }
             Some(p) if module == "template" && p.is_file() => {
-                self.template_file(&p, &crate::template::SyntaxOptions::from_params(args))
+                self.template_file(&p, &crate::template::syntax_from_params(args))
             }
             Some(_) => {}
         }

@@ -60,9 +60,7 @@ impl Module for TFile {
 }
 
 fn registry() -> Registry {
-    let mut r = Registry::new();
-    r.add(TFile);
-    r
+    Registry::with(|r| crate::module::ModuleSet::add(r, TFile))
 }
 
 /// Load a playbook from text and run the preflight and the lint analysis on it.

@@ -3,7 +3,7 @@
 //! Both transports run POSIX `sh` on the target; privilege escalation and atomic file writes
 //! are built here once as shell text so that every transport does them the same way.
 
-pub mod inspect;
+pub use pbr_core::inspect;
 pub mod local;
 pub mod ssh;
 

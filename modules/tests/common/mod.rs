@@ -47,7 +47,7 @@ pub async fn run_queued(
     mode: RunMode,
     queued: &[String],
 ) -> Result<ModuleResult, ModuleError> {
-    let reg = pbr_modules::registry();
+    let reg = pbr_engine::Registry::with(pbr_modules::register);
     let m = reg.get(module).unwrap_or_else(|| panic!("no module {module}"));
     m.check_params(&params).map_err(|e| ModuleError::new(e.message))?;
     let ctx = Ctx { check: mode.check, diff: mode.diff, search, controller: &TestRenderer, queued };

@@ -235,6 +235,58 @@ pub fn expand(repl: &str, caps: &Captures) -> Result<String, String> {
     expand_pieces(&parse_template(repl)?, caps)
 }
 
+/// Python's `fnmatch.translate`: `*`, `?`, `[seq]`, `[!seq]`; a `[` without `]` is literal.
+pub fn glob_to_regex(glob: &str) -> String {
+    let chars: Vec<char> = glob.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        i += 1;
+        match c {
+            '*' => out.push_str(".*"),
+            '?' => out.push('.'),
+            '[' => {
+                let mut j = i;
+                if j < chars.len() && chars[j] == '!' {
+                    j += 1;
+                }
+                if j < chars.len() && chars[j] == ']' {
+                    j += 1;
+                }
+                while j < chars.len() && chars[j] != ']' {
+                    j += 1;
+                }
+                if j >= chars.len() {
+                    out.push_str("\\[");
+                } else {
+                    let mut set: String = chars[i..j].iter().collect();
+                    i = j + 1;
+                    let negate = set.starts_with('!');
+                    if negate {
+                        set.remove(0);
+                    }
+                    let body: String = set
+                        .chars()
+                        .map(|ch| match ch {
+                            '\\' | '[' | ']' | '^' | '&' | '~' => format!("\\{ch}"),
+                            _ => ch.to_string(),
+                        })
+                        .collect();
+                    out.push('[');
+                    if negate {
+                        out.push('^');
+                    }
+                    out.push_str(&body);
+                    out.push(']');
+                }
+            }
+            _ => out.push_str(&regex::escape(&c.to_string())),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@
 //! and refuses writes in read-only phases (probe, check mode), which is how "check mode never
 //! writes" is enforced rather than promised.
 
-pub use crate::transport::inspect::{ExtStat, PathInfo, PathQuery, READ_LIMIT};
+pub use crate::inspect::{ExtStat, PathInfo, PathQuery, READ_LIMIT};
 use async_trait::async_trait;
 use std::fmt;
 use std::sync::Arc;
@@ -155,7 +155,7 @@ pub enum HostError {
 
 /// A transport to one machine (local, SSH). Implementations must write files atomically (temp
 /// file in the target directory, checked on the host against the size and checksum of what was
-/// sent, attributes set, flushed, then renamed: [`crate::transport::atomic_write_script`]) and
+/// sent, attributes set, flushed, then renamed: the engine's `transport::atomic_write_script`) and
 /// pass become passwords on stdin only.
 #[async_trait]
 pub trait Connection: Send + Sync {
@@ -190,9 +190,9 @@ pub trait Connection: Send + Sync {
         self.write_file(path, &data, attrs, esc).await
     }
     /// Inspect paths (lstat, link target, content, checksum, access); see
-    /// [`crate::transport::inspect`]. The default asks `sh`.
+    /// [`crate::inspect`]. The default asks `sh`.
     async fn inspect(&self, qs: &[PathQuery], esc: Option<&Become>) -> Result<Vec<PathInfo>, HostError> {
-        crate::transport::inspect::shell_inspect(self, qs, esc).await
+        crate::inspect::shell_inspect(self, qs, esc).await
     }
     /// Make `path` a directory, with its missing parents, without starting a program where the
     /// transport can: each directory made, then `path` itself, gets `attrs` (a numeric mode,
