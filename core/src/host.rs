@@ -300,6 +300,11 @@ impl Host {
         Host { read_only: true, ..self.clone() }
     }
 
+    /// What probes get: [`ReadHost`], over a read-only view of this host.
+    pub fn reader(&self) -> ReadHost {
+        ReadHost(self.read_only())
+    }
+
     pub fn is_read_only(&self) -> bool {
         self.read_only
     }
@@ -403,6 +408,61 @@ impl Host {
     /// `lstat` of a path (with a link's target); `Ok(None)` when it does not exist.
     pub async fn stat(&self, path: &str) -> Result<Option<FileStat>, HostError> {
         Ok(self.inspect_one(PathQuery::new(path)).await?.stat)
+    }
+}
+
+/// A host as probes see it: the reads of [`Host`], and no method that writes. `probe` and
+/// `report` get this type, so a module that tries to change a host while probing does not
+/// compile; under it the host is also a [`Host::read_only`] view, which refuses writes at run
+/// time (the connection is never handed out).
+#[derive(Clone, Debug)]
+pub struct ReadHost(Host);
+
+impl ReadHost {
+    /// The inventory name of the host.
+    pub fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    /// The task's `environment:` (exported for every command).
+    pub fn env(&self) -> &[(String, String)] {
+        self.0.env()
+    }
+
+    /// The privilege escalation the task runs with.
+    pub fn become_(&self) -> Option<&Become> {
+        self.0.become_()
+    }
+
+    /// Run a command that only reads.
+    pub async fn query(&self, cmd: Cmd) -> Result<Output, HostError> {
+        self.0.query(cmd).await
+    }
+
+    /// Shorthand: run a read-only script.
+    pub async fn query_sh(&self, script: impl Into<String>) -> Result<Output, HostError> {
+        self.0.query_sh(script).await
+    }
+
+    /// A whole file; `Ok(None)` when it does not exist. In check mode, as the ops planned by
+    /// earlier tasks would leave it.
+    pub async fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, HostError> {
+        self.0.read_file(path).await
+    }
+
+    /// Inspect paths in one round (see [`PathQuery`]).
+    pub async fn inspect(&self, qs: &[PathQuery]) -> Result<Vec<PathInfo>, HostError> {
+        self.0.inspect(qs).await
+    }
+
+    /// Inspect one path.
+    pub async fn inspect_one(&self, q: PathQuery) -> Result<PathInfo, HostError> {
+        self.0.inspect_one(q).await
+    }
+
+    /// `lstat` of a path (with a link's target); `Ok(None)` when it does not exist.
+    pub async fn stat(&self, path: &str) -> Result<Option<FileStat>, HostError> {
+        self.0.stat(path).await
     }
 }
 

@@ -15,7 +15,7 @@
 //!
 //! ```
 //! use async_trait::async_trait;
-//! use pbr_core::{Change, ChangeKind, Ctx, Diff, Doc, Host, Module, ModuleError, Op, Plan};
+//! use pbr_core::{Change, ChangeKind, Ctx, Diff, Doc, Module, ModuleError, Op, Plan, ReadHost};
 //!
 //! /// Params: serde reads them from the task, schemars describes them for lint and `pbr doc`.
 //! #[derive(serde::Deserialize, schemars::JsonSchema)]
@@ -38,8 +38,8 @@
 //!         Doc { description: "Keep /etc/motd saying one line.", examples: "- motd:\n    line: hello\n" }
 //!     }
 //!
-//!     // Read only: `host` here refuses writes.
-//!     async fn probe(&self, _ctx: &Ctx<'_>, _p: &MotdParams, host: &Host) -> Result<Self::State, ModuleError> {
+//!     // Read only: `ReadHost` has no method that writes.
+//!     async fn probe(&self, _ctx: &Ctx<'_>, _p: &MotdParams, host: &ReadHost) -> Result<Self::State, ModuleError> {
 //!         Ok(host.read_file("/etc/motd").await?)
 //!     }
 //!
@@ -96,7 +96,7 @@ pub mod pyre;
 
 pub use host::{
     Become, BecomeMethod, Cmd, Connection, ExtStat, FileAttrs, FileStat, Host, HostError, Output, PathInfo, PathQuery,
-    Secret, sh_quote,
+    ReadHost, Secret, sh_quote,
 };
 pub use module::{
     Change, ChangeKind, Controller, Ctx, Deferred, Diff, Doc, Module, ModuleError, ModuleSet, Outcome, Plan,

@@ -6,7 +6,7 @@
 //! and `--verify` probes again after apply and requires an empty plan. Idempotence and check mode
 //! are therefore properties of the engine, not promises each module keeps.
 
-use crate::host::{Host, HostError};
+use crate::host::{Host, HostError, ReadHost};
 use crate::op::Op;
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
@@ -329,8 +329,8 @@ pub trait Module: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Read the host (through a read-only view) and anything on the controller.
-    async fn probe(&self, ctx: &Ctx<'_>, p: &Self::Params, host: &Host) -> Result<Self::State, ModuleError>;
+    /// Read the host (its reads only: [`ReadHost`]) and anything on the controller.
+    async fn probe(&self, ctx: &Ctx<'_>, p: &Self::Params, host: &ReadHost) -> Result<Self::State, ModuleError>;
 
     /// Pure: what must change to get from `state` to `p`.
     fn plan(&self, p: &Self::Params, state: &Self::State) -> Result<Plan, ModuleError>;
@@ -359,7 +359,7 @@ pub trait Module: Send + Sync + 'static {
         &self,
         _p: &Self::Params,
         _state: &Self::State,
-        _host: &Host,
+        _host: &ReadHost,
     ) -> Result<Map<String, Value>, ModuleError> {
         Ok(Map::new())
     }

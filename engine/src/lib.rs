@@ -32,7 +32,7 @@ pub use pbr_core::{bail, host, op, params, pyre};
 pub use diag::{Diag, Severity};
 pub use host::{
     Become, BecomeMethod, Cmd, Connection, ExtStat, FileAttrs, FileStat, Host, HostError, Output, PathInfo, PathQuery,
-    Secret, sh_quote,
+    ReadHost, Secret, sh_quote,
 };
 pub use module::{
     Change, ChangeKind, Controller, Ctx, Deferred, Diff, Doc, Module, ModuleError, Outcome, Plan, Registry,

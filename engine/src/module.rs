@@ -177,7 +177,7 @@ impl<M: Module> DynModule for Adapter<M> {
             ModuleError::new(if at.is_empty() { e.message } else { format!("{at}: {}", e.message) })
         })?;
         self.0.validate(&p).map_err(ModuleError::new)?;
-        let probe_host = host.read_only();
+        let probe_host = host.reader();
         let state = self.0.probe(ctx, &p, &probe_host).await?;
         let plan = self.0.plan(&p, &state)?;
         let mut result = ModuleResult { changed: !plan.is_empty(), digest: plan_digest(&plan), ..Default::default() };

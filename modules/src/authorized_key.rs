@@ -4,7 +4,7 @@
 use crate::lvg::Presence;
 use async_trait::async_trait;
 use pbr_core::params::{bool_lenient, opt_bool_lenient};
-use pbr_core::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Op, Plan, sh_quote};
+use pbr_core::{Change, Ctx, Diff, Doc, Module, ModuleError, Op, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -259,7 +259,7 @@ impl Module for AuthorizedKey {
         Ok(())
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, p: &AuthorizedKeyParams, host: &Host) -> Result<KeyState, ModuleError> {
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &AuthorizedKeyParams, host: &ReadHost) -> Result<KeyState, ModuleError> {
         let out = host.query_sh(format!("getent passwd {0} || grep \"^{0}:\" /etc/passwd", sh_quote(&p.user))).await?;
         let entry = out.stdout_str();
         let f: Vec<&str> = entry.lines().next().unwrap_or("").split(':').collect();

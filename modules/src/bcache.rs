@@ -3,7 +3,7 @@
 use crate::storage_util::{self as su, DeviceInfo, Step};
 use async_trait::async_trait;
 use pbr_core::params::bool_lenient;
-use pbr_core::{Ctx, Diff, Doc, Host, Module, ModuleError, Plan, sh_quote};
+use pbr_core::{Ctx, Diff, Doc, Module, ModuleError, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -394,7 +394,7 @@ impl Module for Bcache {
         Ok(())
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, p: &BcacheParams, host: &Host) -> Result<BcacheState, ModuleError> {
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &BcacheParams, host: &ReadHost) -> Result<BcacheState, ModuleError> {
         let out = host.query_sh(probe_script(p)).await?;
         if out.rc != 0 {
             return Err(ModuleError::new(format!("cannot inspect bcache devices: {}", out.stderr_str().trim())));
@@ -410,7 +410,7 @@ impl Module for Bcache {
         &self,
         p: &BcacheParams,
         _st: &BcacheState,
-        host: &Host,
+        host: &ReadHost,
     ) -> Result<Map<String, Value>, ModuleError> {
         let out = host.query_sh(format!("{}\nbasename \"$(readlink \"$b/dev\")\"", sysdir(&p.backing))).await?;
         let mut data = Map::new();

@@ -4,7 +4,7 @@ use crate::lineinfile::{EditState, LineState, edit_data, missing_parent, plan_ed
 use crate::util::{self, Attrs, WriteOpts};
 use async_trait::async_trait;
 use pbr_core::params::{Mode, bool_lenient};
-use pbr_core::{Ctx, Doc, Host, Module, ModuleError, Plan};
+use pbr_core::{Ctx, Doc, Module, ModuleError, Plan, ReadHost};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -178,7 +178,7 @@ impl Module for Blockinfile {
         Ok(())
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, p: &BlockinfileParams, host: &Host) -> Result<Self::State, ModuleError> {
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &BlockinfileParams, host: &ReadHost) -> Result<Self::State, ModuleError> {
         let (file, before) = probe_text(host, &p.path).await?;
         if before.is_none() && !p.create {
             return Err(ModuleError::new(format!("Path {} does not exist !", p.path)));
@@ -207,7 +207,7 @@ impl Module for Blockinfile {
         &self,
         _p: &BlockinfileParams,
         st: &Self::State,
-        _host: &Host,
+        _host: &ReadHost,
     ) -> Result<Map<String, Value>, ModuleError> {
         Ok(edit_data(&st.0))
     }

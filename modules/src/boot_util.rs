@@ -3,7 +3,7 @@
 //! parent directory, and the deferred follow-up commands.
 
 use crate::util;
-use pbr_core::{Change, Deferred, Diff, Host, ModuleError, Op, sh_quote};
+use pbr_core::{Change, Deferred, Diff, ModuleError, Op, ReadHost, sh_quote};
 
 /// A managed file as probed: its content (None when absent) and mode.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -24,13 +24,13 @@ impl FileNow {
 }
 
 /// Probe one file in one round trip. Directories and other non-files are errors.
-pub async fn probe(host: &Host, path: &str) -> Result<FileNow, ModuleError> {
+pub async fn probe(host: &ReadHost, path: &str) -> Result<FileNow, ModuleError> {
     let st = util::probe_file(host, path, true, false).await?;
     file_now(path, st)
 }
 
 /// [`probe`] for many files in one round trip.
-pub async fn probe_many(host: &Host, paths: &[String]) -> Result<Vec<FileNow>, ModuleError> {
+pub async fn probe_many(host: &ReadHost, paths: &[String]) -> Result<Vec<FileNow>, ModuleError> {
     let states = util::probe_files(host, paths, true, false).await?;
     paths.iter().zip(states).map(|(p, st)| file_now(p, st)).collect()
 }

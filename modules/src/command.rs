@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use pbr_core::params::bool_lenient;
-use pbr_core::{Change, Ctx, Doc, Host, Module, ModuleError, Op, PathQuery, Plan, sh_quote};
+use pbr_core::{Change, Ctx, Doc, Module, ModuleError, Op, PathQuery, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -279,7 +279,7 @@ fn check_one(p: &Option<String>) -> Result<(), String> {
     }
 }
 
-async fn probe_run(run: Run, host: &Host) -> Result<RunState, ModuleError> {
+async fn probe_run(run: Run, host: &ReadHost) -> Result<RunState, ModuleError> {
     if run.creates.is_none() && run.removes.is_none() {
         return Ok(RunState { run, skip: None });
     }
@@ -415,7 +415,7 @@ impl Module for Command {
         check_one(&p.removes)
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, p: &CommandParams, host: &Host) -> Result<RunState, ModuleError> {
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &CommandParams, host: &ReadHost) -> Result<RunState, ModuleError> {
         probe_run(p.resolve()?, host).await
     }
 
@@ -477,7 +477,7 @@ impl Module for Shell {
         check_one(&p.removes)
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, p: &ShellParams, host: &Host) -> Result<RunState, ModuleError> {
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &ShellParams, host: &ReadHost) -> Result<RunState, ModuleError> {
         probe_run(p.resolve()?, host).await
     }
 

@@ -3,7 +3,7 @@
 use crate::util::{self, Attrs, FileState, WriteOpts};
 use async_trait::async_trait;
 use pbr_core::params::{Mode, bool_lenient};
-use pbr_core::{Ctx, Doc, Host, Module, ModuleError, Op, Plan};
+use pbr_core::{Ctx, Doc, Module, ModuleError, Op, Plan, ReadHost};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -142,7 +142,7 @@ pub fn plan_content_write(spec: &ContentSpec, st: &ContentState) -> Result<Plan,
 }
 
 /// Mode, owner and group of the file written, read after the write (what Ansible reports).
-pub async fn written_attrs(host: &Host, path: &str) -> Result<Map<String, Value>, ModuleError> {
+pub async fn written_attrs(host: &ReadHost, path: &str) -> Result<Map<String, Value>, ModuleError> {
     let mut data = Map::new();
     if let Some(s) = host.stat(path).await? {
         data.insert("mode".into(), Value::String(util::mode_str(s.mode)));
@@ -172,7 +172,7 @@ pub fn content_data(st: &ContentState) -> Map<String, Value> {
 }
 
 /// Probe `dest`; when it is a directory and `src_name` is known, probe `dest/basename` instead.
-pub async fn probe_dest(host: &Host, dest: &str, src_name: Option<&str>) -> Result<FileState, ModuleError> {
+pub async fn probe_dest(host: &ReadHost, dest: &str, src_name: Option<&str>) -> Result<FileState, ModuleError> {
     let base = src_name.map(|s| s.trim_end_matches('/').rsplit('/').next().unwrap_or(s).to_string());
     if dest.ends_with('/') {
         let Some(b) = base else {
@@ -237,7 +237,7 @@ impl Copy {
         p: &CopyParams,
         src: &str,
         local: &std::path::Path,
-        host: &Host,
+        host: &ReadHost,
     ) -> Result<CopyState, ModuleError> {
         let dest = p.dest.trim_end_matches('/');
         let root = if src.ends_with('/') {
@@ -313,7 +313,7 @@ impl Module for Copy {
         }
     }
 
-    async fn probe(&self, ctx: &Ctx<'_>, p: &CopyParams, host: &Host) -> Result<CopyState, ModuleError> {
+    async fn probe(&self, ctx: &Ctx<'_>, p: &CopyParams, host: &ReadHost) -> Result<CopyState, ModuleError> {
         let preserve = p.mode == Some(CopyMode::Preserve);
         let mut src_mode = None;
         let want = match (&p.content, &p.src) {
@@ -376,7 +376,12 @@ impl Module for Copy {
         Ok(plan)
     }
 
-    async fn report(&self, _p: &CopyParams, st: &CopyState, host: &Host) -> Result<Map<String, Value>, ModuleError> {
+    async fn report(
+        &self,
+        _p: &CopyParams,
+        st: &CopyState,
+        host: &ReadHost,
+    ) -> Result<Map<String, Value>, ModuleError> {
         match st.files.as_slice() {
             [one] if st.dirs.is_empty() => written_attrs(host, &one.file.path).await,
             _ => Ok(Map::new()),

@@ -4,7 +4,7 @@
 use crate::lvg::Presence;
 use async_trait::async_trait;
 use pbr_core::params::bool_lenient;
-use pbr_core::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Op, Plan, sh_quote};
+use pbr_core::{Change, Ctx, Diff, Doc, Module, ModuleError, Op, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -269,7 +269,7 @@ impl Module for Cron {
         Ok(())
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, p: &CronParams, host: &Host) -> Result<CronState, ModuleError> {
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &CronParams, host: &ReadHost) -> Result<CronState, ModuleError> {
         if let Some(f) = p.file() {
             let existing = host.read_file(&f).await?.map(|b| String::from_utf8_lossy(&b).into_owned());
             return Ok(CronState { existing, dash_u: false });

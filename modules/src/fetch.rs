@@ -4,7 +4,7 @@
 use crate::util;
 use async_trait::async_trait;
 use pbr_core::params::bool_lenient;
-use pbr_core::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Op, PathQuery, Plan};
+use pbr_core::{Change, Ctx, Diff, Doc, Module, ModuleError, Op, PathQuery, Plan, ReadHost};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -114,7 +114,7 @@ impl Module for Fetch {
         }
     }
 
-    async fn probe(&self, ctx: &Ctx<'_>, p: &FetchParams, host: &Host) -> Result<FetchState, ModuleError> {
+    async fn probe(&self, ctx: &Ctx<'_>, p: &FetchParams, host: &ReadHost) -> Result<FetchState, ModuleError> {
         let base = ctx.search.last().cloned().unwrap_or_else(|| PathBuf::from("."));
         let dest = local_path(p, host.name(), &base).map_err(ModuleError::new)?;
         let info = host.inspect_one(PathQuery::new(p.src.clone()).follow(true)).await?;

@@ -4,7 +4,7 @@ use crate::util::{self, Attrs, STAT_FMT, take_line};
 use async_trait::async_trait;
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use pbr_core::params::{Mode, bool_lenient};
-use pbr_core::{Change, Ctx, Diff, Doc, FileStat, Host, Module, ModuleError, Op, PathQuery, Plan, sh_quote};
+use pbr_core::{Change, Ctx, Diff, Doc, FileStat, Module, ModuleError, Op, PathQuery, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -286,7 +286,7 @@ impl Module for File {
         p.access_time.as_deref() != Some("now") && p.modification_time.as_deref() != Some("now")
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, p: &FileParams, host: &Host) -> Result<FileState, ModuleError> {
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &FileParams, host: &ReadHost) -> Result<FileState, ModuleError> {
         let mut st = probe_kind(p, host).await?;
         let times = want_time(p.access_time.as_deref(), &p.access_time_format)
             .ok()
@@ -340,7 +340,12 @@ impl Module for File {
     }
 
     /// After a change: the path as it now is (Ansible reports the new state, mode, owner...).
-    async fn report(&self, p: &FileParams, _st: &FileState, host: &Host) -> Result<Map<String, Value>, ModuleError> {
+    async fn report(
+        &self,
+        p: &FileParams,
+        _st: &FileState,
+        host: &ReadHost,
+    ) -> Result<Map<String, Value>, ModuleError> {
         let now = host.inspect_one(PathQuery::new(p.path.clone())).await?.stat;
         Ok(path_data(&p.path, now.as_ref()))
     }
@@ -433,7 +438,7 @@ fn extras(p: &FileParams, st: &FileState) -> Result<Vec<(Change, Op)>, ModuleErr
 }
 
 /// The path's kind (and, for hard links and `recurse`, inodes and the tree below).
-async fn probe_kind(p: &FileParams, host: &Host) -> Result<FileState, ModuleError> {
+async fn probe_kind(p: &FileParams, host: &ReadHost) -> Result<FileState, ModuleError> {
     // hard links (inodes) and recursion (a walk) need the shell (`recurse` implies a
     // directory, so neither is a symlink nor absence); the rest is inspection
     if !p.recurse && p.state != Some(FileKind::Hard) {

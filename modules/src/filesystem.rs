@@ -4,7 +4,7 @@ use crate::lvg::Presence;
 use crate::storage_util::{self as su, DeviceInfo, Step};
 use async_trait::async_trait;
 use pbr_core::params::bool_lenient;
-use pbr_core::{Ctx, Diff, Doc, Host, Module, ModuleError, Plan, sh_quote};
+use pbr_core::{Ctx, Diff, Doc, Module, ModuleError, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -180,7 +180,7 @@ impl Module for Filesystem {
         Ok(())
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, p: &FilesystemParams, host: &Host) -> Result<FsState, ModuleError> {
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &FilesystemParams, host: &ReadHost) -> Result<FsState, ModuleError> {
         let dev = su::probe_devices(host, &[p.dev.as_str()])
             .await?
             .into_iter()

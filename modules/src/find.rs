@@ -5,7 +5,7 @@ use crate::util;
 use async_trait::async_trait;
 use pbr_core::params::{StrList, bool_lenient};
 use pbr_core::pyre::{Flags, PyRegex};
-use pbr_core::{Ctx, Doc, Host, Module, ModuleError, Plan, sh_quote};
+use pbr_core::{Ctx, Doc, Module, ModuleError, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -244,7 +244,7 @@ impl Module for Find {
         Ok(())
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, p: &FindParams, host: &Host) -> Result<FindState, ModuleError> {
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &FindParams, host: &ReadHost) -> Result<FindState, ModuleError> {
         self.validate(p).map_err(ModuleError::new)?;
         let patterns = Names::new(&p.patterns.0, p.use_regex).map_err(ModuleError::new)?;
         let excludes = Names::new(&p.excludes.0, p.use_regex).map_err(ModuleError::new)?;

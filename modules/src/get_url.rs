@@ -4,7 +4,7 @@
 use crate::util::{self, Attrs};
 use async_trait::async_trait;
 use pbr_core::params::{Mode, bool_lenient};
-use pbr_core::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Op, Plan, sh_quote};
+use pbr_core::{Change, Ctx, Diff, Doc, Module, ModuleError, Op, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -161,7 +161,7 @@ impl Module for GetUrl {
         Ok(())
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, p: &GetUrlParams, host: &Host) -> Result<GetUrlState, ModuleError> {
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &GetUrlParams, host: &ReadHost) -> Result<GetUrlState, ModuleError> {
         let mut dest = p.dest.clone();
         let mut file = host.stat(&dest).await?;
         if dest.ends_with('/') || file.as_ref().is_some_and(|s| s.kind == "directory") {
@@ -285,7 +285,7 @@ impl Module for GetUrl {
         &self,
         _p: &GetUrlParams,
         st: &GetUrlState,
-        host: &Host,
+        host: &ReadHost,
     ) -> Result<Map<String, Value>, ModuleError> {
         let mut m = Map::new();
         let out = host.query_sh(format!("sha1sum -- {0}; stat -c %s -- {0}", sh_quote(&st.dest))).await?;

@@ -1,7 +1,7 @@
 //! `hostname`: the host's name, now and at boot.
 
 use async_trait::async_trait;
-use pbr_core::{Change, Ctx, Doc, Host, Module, ModuleError, Op, Plan, sh_quote};
+use pbr_core::{Change, Ctx, Doc, Module, ModuleError, Op, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -68,7 +68,7 @@ impl Module for Hostname {
         }
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, p: &HostnameParams, host: &Host) -> Result<HostnameState, ModuleError> {
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &HostnameParams, host: &ReadHost) -> Result<HostnameState, ModuleError> {
         let out = host
             .query_sh(
                 "uname -n; if [ -f /etc/hostname ]; then echo yes; sed -n '/^[^#]/{p;q}' /etc/hostname; else echo no; echo; fi\n\

@@ -6,7 +6,7 @@ use crate::lvg::Presence;
 use crate::util::{Attrs, WriteOpts};
 use async_trait::async_trait;
 use pbr_core::params::{Mode, bool_lenient};
-use pbr_core::{Ctx, Doc, Host, Module, ModuleError, Plan};
+use pbr_core::{Ctx, Doc, Module, ModuleError, Plan, ReadHost};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -303,7 +303,7 @@ impl Module for IniFile {
         Ok(())
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, p: &IniFileParams, host: &Host) -> Result<IniState, ModuleError> {
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &IniFileParams, host: &ReadHost) -> Result<IniState, ModuleError> {
         let (file, before) = probe_text(host, &p.path).await?;
         let mut parent_missing = None;
         if before.is_none() {

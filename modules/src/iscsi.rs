@@ -4,7 +4,7 @@ use crate::storage_util::Step;
 use crate::storage_util::{self as su};
 use crate::targetcli::{Password, validate_wwn};
 use async_trait::async_trait;
-use pbr_core::{Ctx, Diff, Doc, Host, Module, ModuleError, Plan, sh_quote};
+use pbr_core::{Ctx, Diff, Doc, Module, ModuleError, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -291,7 +291,7 @@ impl Module for Iscsi {
         Ok(())
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, p: &IscsiParams, host: &Host) -> Result<IscsiState, ModuleError> {
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &IscsiParams, host: &ReadHost) -> Result<IscsiState, ModuleError> {
         let out = host.query_sh(probe_script(p)).await?;
         if out.rc == 127 {
             return Err(ModuleError::new(

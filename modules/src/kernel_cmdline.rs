@@ -4,7 +4,7 @@
 use crate::boot_util::{self, FileNow};
 use async_trait::async_trait;
 use indexmap::IndexMap;
-use pbr_core::{Change, Ctx, Deferred, Diff, Doc, Host, Module, ModuleError, Op, Plan, sh_quote};
+use pbr_core::{Change, Ctx, Deferred, Diff, Doc, Module, ModuleError, Op, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -207,7 +207,12 @@ impl Module for KernelCmdline {
         Ok(())
     }
 
-    async fn probe(&self, ctx: &Ctx<'_>, p: &KernelCmdlineParams, host: &Host) -> Result<CmdlineState, ModuleError> {
+    async fn probe(
+        &self,
+        ctx: &Ctx<'_>,
+        p: &KernelCmdlineParams,
+        host: &ReadHost,
+    ) -> Result<CmdlineState, ModuleError> {
         let file = boot_util::probe(host, &p.path).await?;
         let text = file.text().unwrap_or_default();
         let (old, new) = edit(&text, p).map_err(ModuleError::new)?;
@@ -267,7 +272,7 @@ impl Module for KernelCmdline {
         &self,
         _p: &KernelCmdlineParams,
         _st: &CmdlineState,
-        _host: &Host,
+        _host: &ReadHost,
     ) -> Result<Map<String, Value>, ModuleError> {
         let mut data = Map::new();
         data.insert("reboot_required".into(), Value::Bool(true));

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use pbr_core::params::bool_lenient;
-use pbr_core::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Op, Plan, sh_quote};
+use pbr_core::{Change, Ctx, Diff, Doc, Module, ModuleError, Op, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -184,7 +184,7 @@ impl Module for KnownHosts {
         }
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, p: &KnownHostsParams, host: &Host) -> Result<KnownState, ModuleError> {
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &KnownHostsParams, host: &ReadHost) -> Result<KnownState, ModuleError> {
         self.validate(p).map_err(ModuleError::new)?;
         let path = match &p.path {
             Some(path) => path.clone(),

@@ -4,7 +4,7 @@ use crate::util::{self, Attrs, FileState, WriteOpts};
 use async_trait::async_trait;
 use pbr_core::params::{Mode, bool_lenient};
 use pbr_core::pyre::expand;
-use pbr_core::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Op, Plan};
+use pbr_core::{Change, Ctx, Diff, Doc, Module, ModuleError, Op, Plan, ReadHost};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -247,7 +247,7 @@ pub struct EditState {
 }
 
 /// The directory of `path` when it does not exist (for a file about to be created).
-pub async fn missing_parent(host: &Host, path: &str) -> Result<Option<String>, ModuleError> {
+pub async fn missing_parent(host: &ReadHost, path: &str) -> Result<Option<String>, ModuleError> {
     match path.rsplit_once('/') {
         Some((dir, _)) if !dir.is_empty() && host.stat(dir).await?.is_none() => Ok(Some(dir.to_string())),
         _ => Ok(None),
@@ -255,7 +255,7 @@ pub async fn missing_parent(host: &Host, path: &str) -> Result<Option<String>, M
 }
 
 /// Probe the file to edit (following links), failing as Ansible does when it is not text.
-pub async fn probe_text(host: &Host, path: &str) -> Result<(FileState, Option<String>), ModuleError> {
+pub async fn probe_text(host: &ReadHost, path: &str) -> Result<(FileState, Option<String>), ModuleError> {
     let file = util::probe_file(host, path, true, true).await?;
     match file.kind() {
         None => Ok((file, None)),
@@ -377,7 +377,7 @@ impl Module for Lineinfile {
         }
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, p: &LineinfileParams, host: &Host) -> Result<Self::State, ModuleError> {
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &LineinfileParams, host: &ReadHost) -> Result<Self::State, ModuleError> {
         let (file, before) = probe_text(host, &p.path).await?;
         let edit = match (&before, p.state) {
             (None, LineState::Absent) => None,
@@ -410,7 +410,7 @@ impl Module for Lineinfile {
         &self,
         _p: &LineinfileParams,
         st: &Self::State,
-        _host: &Host,
+        _host: &ReadHost,
     ) -> Result<Map<String, Value>, ModuleError> {
         Ok(edit_data(&st.0))
     }

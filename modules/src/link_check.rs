@@ -6,7 +6,7 @@
 use crate::mkinitcpio_hook::StrOrNum;
 use crate::targetcli::validate_wwn;
 use async_trait::async_trait;
-use pbr_core::{Cmd, Ctx, Doc, Host, Module, ModuleError, Plan, sh_quote};
+use pbr_core::{Cmd, Ctx, Doc, Module, ModuleError, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -423,7 +423,7 @@ impl Module for LinkCheck {
         Ok(())
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, p: &LinkCheckParams, host: &Host) -> Result<Diagnosis, ModuleError> {
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &LinkCheckParams, host: &ReadHost) -> Result<Diagnosis, ModuleError> {
         let (ip, _) = p.portal();
         let out = host.query_sh(path_script(&ip, p.interface.as_deref())).await?;
         let (interface, interface_mtu, power_save, path) =

@@ -3,7 +3,7 @@
 use crate::storage_util::{self as su, DeviceInfo, LvmReport, Step};
 use async_trait::async_trait;
 use pbr_core::params::{StrList, bool_lenient};
-use pbr_core::{Ctx, Diff, Doc, Host, Module, ModuleError, Plan, sh_quote};
+use pbr_core::{Ctx, Diff, Doc, Module, ModuleError, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -239,7 +239,7 @@ impl Module for Lvg {
         Ok(())
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, p: &LvgParams, host: &Host) -> Result<LvgState, ModuleError> {
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &LvgParams, host: &ReadHost) -> Result<LvgState, ModuleError> {
         let lvm = su::lvm_report(host).await?;
         let list = pv_list(p);
         let refs: Vec<&str> = list.iter().map(String::as_str).collect();

@@ -3,7 +3,7 @@
 use crate::lvg::Presence;
 use crate::storage_util::{self as su, LvmReport, SizeSpec, Step};
 use async_trait::async_trait;
-use pbr_core::{Ctx, Diff, Doc, Host, Module, ModuleError, Plan, sh_quote};
+use pbr_core::{Ctx, Diff, Doc, Module, ModuleError, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -211,7 +211,7 @@ impl Module for LvmCache {
         Ok(())
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, _p: &LvmCacheParams, host: &Host) -> Result<LvmReport, ModuleError> {
+    async fn probe(&self, _ctx: &Ctx<'_>, _p: &LvmCacheParams, host: &ReadHost) -> Result<LvmReport, ModuleError> {
         su::lvm_report(host).await
     }
 

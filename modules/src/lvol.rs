@@ -4,7 +4,7 @@ use crate::lvg::Presence;
 use crate::storage_util::{self as su, LvmReport, SizeSpec, Step};
 use async_trait::async_trait;
 use pbr_core::params::{StrList, bool_lenient, opt_bool_lenient};
-use pbr_core::{Ctx, Diff, Doc, Host, Module, ModuleError, Plan, sh_quote};
+use pbr_core::{Ctx, Diff, Doc, Module, ModuleError, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -207,7 +207,7 @@ impl Module for Lvol {
         Ok(())
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, _p: &LvolParams, host: &Host) -> Result<LvmReport, ModuleError> {
+    async fn probe(&self, _ctx: &Ctx<'_>, _p: &LvolParams, host: &ReadHost) -> Result<LvmReport, ModuleError> {
         su::lvm_report(host).await
     }
 
@@ -215,7 +215,12 @@ impl Module for Lvol {
         Ok(su::to_plan(&steps(p, st)?))
     }
 
-    async fn report(&self, p: &LvolParams, _st: &LvmReport, _host: &Host) -> Result<Map<String, Value>, ModuleError> {
+    async fn report(
+        &self,
+        p: &LvolParams,
+        _st: &LvmReport,
+        _host: &ReadHost,
+    ) -> Result<Map<String, Value>, ModuleError> {
         let mut data = Map::new();
         data.insert("device".into(), Value::from(format!("/dev/{}/{}", p.vg, p.lv)));
         Ok(data)

@@ -10,7 +10,7 @@ use crate::boot_util::{self, FileNow, Want};
 use crate::wpa;
 use async_trait::async_trait;
 use pbr_core::params::bool_lenient;
-use pbr_core::{Change, Ctx, Doc, Host, Module, ModuleError, PathQuery, Plan, sh_quote};
+use pbr_core::{Change, Ctx, Doc, Module, ModuleError, PathQuery, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -1140,7 +1140,7 @@ fn edit_config(text: &str, p: &MkinitcpioHookParams) -> Result<String, String> {
 /// The hook's run-time files that `image` lacks (nothing without `lsinitcpio`: there is nothing
 /// to compare with), or `None` when there is no image at all.
 async fn image_lacks(
-    host: &Host,
+    host: &ReadHost,
     p: &MkinitcpioHookParams,
     name: &str,
     init: Init,
@@ -1374,7 +1374,7 @@ impl Module for MkinitcpioHook {
         Ok(())
     }
 
-    async fn probe(&self, ctx: &Ctx<'_>, p: &MkinitcpioHookParams, host: &Host) -> Result<HookProbe, ModuleError> {
+    async fn probe(&self, ctx: &Ctx<'_>, p: &MkinitcpioHookParams, host: &ReadHost) -> Result<HookProbe, ModuleError> {
         let present = p.state == HookState::Present;
         let mut st = HookProbe::default();
         let dir = &p.initcpio_dir;

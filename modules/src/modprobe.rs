@@ -4,7 +4,7 @@
 use crate::command::split_words;
 use crate::lvg::Presence;
 use async_trait::async_trait;
-use pbr_core::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Op, Plan, sh_quote};
+use pbr_core::{Change, Ctx, Diff, Doc, Module, ModuleError, Op, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -140,7 +140,7 @@ impl Module for Modprobe {
         split_words(&p.params).map(|_| ())
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, p: &ModprobeParams, host: &Host) -> Result<ModprobeState, ModuleError> {
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &ModprobeParams, host: &ReadHost) -> Result<ModprobeState, ModuleError> {
         let underscored = p.name.replace('-', "_");
         let script = format!(
             "if grep -q '^{u} ' /proc/modules || grep -q '/{n}\\.ko' /lib/modules/\"$(uname -r)\"/modules.builtin 2>/dev/null; \

@@ -8,7 +8,7 @@
 use crate::util;
 use async_trait::async_trait;
 use pbr_core::params::bool_lenient;
-use pbr_core::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Op, Plan, sh_quote};
+use pbr_core::{Change, Ctx, Diff, Doc, Module, ModuleError, Op, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -774,7 +774,7 @@ impl Module for Mount {
         Ok(())
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, p: &MountParams, host: &Host) -> Result<MountState, ModuleError> {
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &MountParams, host: &ReadHost) -> Result<MountState, ModuleError> {
         let fstab = if p.state.uses_fstab() {
             let f = util::probe_file(host, &p.fstab, true, true).await?;
             let content = match &f.stat {

@@ -4,7 +4,7 @@
 use crate::boot_util::{self, FileNow, Want};
 use async_trait::async_trait;
 use indexmap::IndexMap;
-use pbr_core::{Ctx, Deferred, Doc, Host, Module, ModuleError, Op, Plan};
+use pbr_core::{Ctx, Deferred, Doc, Module, ModuleError, Op, Plan, ReadHost};
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -745,7 +745,7 @@ impl Module for Networkd {
         Ok(())
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, p: &NetworkdParams, host: &Host) -> Result<NetworkdState, ModuleError> {
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &NetworkdParams, host: &ReadHost) -> Result<NetworkdState, ModuleError> {
         let file = boot_util::probe(host, &Self::path(p)).await?;
         let want = match p.state {
             UnitState::Present => Want::Present { content: render(p), mode: 0o644 },

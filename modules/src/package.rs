@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use pbr_core::params::{StrList, bool_lenient};
-use pbr_core::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Op, Plan, sh_quote};
+use pbr_core::{Change, Ctx, Diff, Doc, Module, ModuleError, Op, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -444,7 +444,7 @@ impl Module for Package {
         Ok(())
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, p: &PackageParams, host: &Host) -> Result<PkgFacts, ModuleError> {
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &PackageParams, host: &ReadHost) -> Result<PkgFacts, ModuleError> {
         let given = p.use_.filter(|m| *m != Manager::Auto);
         let out = host.query_sh(probe_script(given, &p.name.0, p.state == PkgState::Latest)).await?;
         let text = out.stdout_str();
@@ -538,7 +538,12 @@ impl Module for Package {
 
     /// What the run did, as Ansible's package modules report it (`stdout`: the package manager's
     /// output, from the ops).
-    async fn report(&self, p: &PackageParams, st: &PkgFacts, _host: &Host) -> Result<Map<String, Value>, ModuleError> {
+    async fn report(
+        &self,
+        p: &PackageParams,
+        st: &PkgFacts,
+        _host: &ReadHost,
+    ) -> Result<Map<String, Value>, ModuleError> {
         let pp = decide(p.state, st);
         let mut data = Map::new();
         if wants_update(p, st, &pp) {

@@ -5,7 +5,7 @@ use crate::util::{self, Attrs, WriteOpts};
 use async_trait::async_trait;
 use pbr_core::params::{Mode, bool_lenient};
 use pbr_core::pyre::{Flags, PyRegex};
-use pbr_core::{Ctx, Doc, Host, Module, ModuleError, Plan};
+use pbr_core::{Ctx, Doc, Module, ModuleError, Plan, ReadHost};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -102,7 +102,7 @@ impl Module for Replace {
         util::check_validate(p.validate.as_deref())
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, p: &ReplaceParams, host: &Host) -> Result<Self::State, ModuleError> {
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &ReplaceParams, host: &ReadHost) -> Result<Self::State, ModuleError> {
         let (file, before) = probe_text(host, &p.path).await?;
         let Some(text) = &before else {
             return Err(ModuleError::new(format!("Path {} does not exist !", p.path)));
@@ -131,7 +131,7 @@ impl Module for Replace {
         &self,
         _p: &ReplaceParams,
         st: &Self::State,
-        _host: &Host,
+        _host: &ReadHost,
     ) -> Result<Map<String, Value>, ModuleError> {
         Ok(edit_data(&st.0))
     }

@@ -8,7 +8,7 @@
 
 use crate::storage_util::{self as su, DeviceInfo, Step};
 use async_trait::async_trait;
-use pbr_core::{Ctx, Diff, Doc, Host, Module, ModuleError, Plan, sh_quote};
+use pbr_core::{Ctx, Diff, Doc, Module, ModuleError, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -225,7 +225,7 @@ impl Module for Rootfs {
         Ok(())
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, p: &RootfsParams, host: &Host) -> Result<RootfsState, ModuleError> {
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &RootfsParams, host: &ReadHost) -> Result<RootfsState, ModuleError> {
         let dev = su::probe_devices(host, &[p.dev.as_str()])
             .await?
             .into_iter()

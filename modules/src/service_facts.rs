@@ -2,7 +2,7 @@
 //! anything), as Ansible's `service_facts` reports them.
 
 use async_trait::async_trait;
-use pbr_core::{Ctx, Doc, Host, Module, ModuleError, Plan, sh_quote};
+use pbr_core::{Ctx, Doc, Module, ModuleError, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -97,7 +97,7 @@ impl Module for ServiceFacts {
         &self,
         _ctx: &Ctx<'_>,
         _p: &ServiceFactsParams,
-        host: &Host,
+        host: &ReadHost,
     ) -> Result<Map<String, Value>, ModuleError> {
         let mut services = Map::new();
         let out = host

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use base64::Engine as _;
-use pbr_core::{Ctx, Doc, Host, Module, ModuleError, Plan};
+use pbr_core::{Ctx, Doc, Module, ModuleError, Plan, ReadHost};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -46,7 +46,7 @@ impl Module for Slurp {
         }
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, p: &SlurpParams, host: &Host) -> Result<SlurpState, ModuleError> {
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &SlurpParams, host: &ReadHost) -> Result<SlurpState, ModuleError> {
         // as Ansible words them
         match host.inspect_one(pbr_core::PathQuery::new(p.src.clone()).follow(true)).await?.stat {
             None => return Err(ModuleError::new(format!("file not found: {}", p.src))),

@@ -3,7 +3,7 @@
 use crate::util;
 use async_trait::async_trait;
 use pbr_core::params::bool_lenient;
-use pbr_core::{Ctx, Doc, ExtStat, FileStat, Host, Module, ModuleError, PathQuery, Plan};
+use pbr_core::{Ctx, Doc, ExtStat, FileStat, Module, ModuleError, PathQuery, Plan, ReadHost};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -65,7 +65,7 @@ impl Module for Stat {
         }
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, p: &StatParams, host: &Host) -> Result<StatState, ModuleError> {
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &StatParams, host: &ReadHost) -> Result<StatState, ModuleError> {
         let q = PathQuery::new(p.path.clone()).follow(p.follow).access().checksum(p.get_checksum).ext(true);
         let info = host.inspect_one(q).await?;
         let access = info.access.unwrap_or_default();

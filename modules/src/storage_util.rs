@@ -1,7 +1,7 @@
 //! Helpers shared by the storage modules: sizes, LVM JSON reports, device signatures, and plans
 //! made of steps (a summary said in words plus the script that performs it).
 
-use pbr_core::{Change, ChangeKind, Diff, Host, ModuleError, Op, Plan, sh_quote};
+use pbr_core::{Change, ChangeKind, Diff, ModuleError, Op, Plan, ReadHost, sh_quote};
 use serde_json::Value;
 
 /// One change of a storage plan: what it means and the script that does it.
@@ -252,7 +252,7 @@ pub fn lvm_report_script() -> String {
 }
 
 /// Run [`lvm_report_script`] and parse it.
-pub async fn lvm_report(host: &Host) -> Result<LvmReport, ModuleError> {
+pub async fn lvm_report(host: &ReadHost) -> Result<LvmReport, ModuleError> {
     let out = host.query_sh(lvm_report_script()).await?;
     if out.rc != 0 {
         return Err(ModuleError::new(format!("cannot read the LVM state: {}", out.stderr_str().trim())));
@@ -481,7 +481,7 @@ pub fn parse_devices(text: &str) -> Result<Vec<DeviceInfo>, String> {
 }
 
 /// Probe devices in one query.
-pub async fn probe_devices(host: &Host, paths: &[&str]) -> Result<Vec<DeviceInfo>, ModuleError> {
+pub async fn probe_devices(host: &ReadHost, paths: &[&str]) -> Result<Vec<DeviceInfo>, ModuleError> {
     if paths.is_empty() {
         return Ok(vec![]);
     }

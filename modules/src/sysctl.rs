@@ -6,7 +6,7 @@ use crate::lvg::Presence;
 use crate::util::{self, Attrs, FileState, WriteOpts};
 use async_trait::async_trait;
 use pbr_core::params::bool_lenient;
-use pbr_core::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Op, Plan, sh_quote};
+use pbr_core::{Change, Ctx, Diff, Doc, Module, ModuleError, Op, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -147,7 +147,7 @@ impl Module for Sysctl {
         Ok(())
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, p: &SysctlParams, host: &Host) -> Result<SysctlState, ModuleError> {
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &SysctlParams, host: &ReadHost) -> Result<SysctlState, ModuleError> {
         let (file, text) = probe_text(host, &p.sysctl_file).await?;
         let name = p.name.trim();
         let out = host.query_sh(format!("LC_ALL=C sysctl -e -n {}", sh_quote(name))).await?;

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use pbr_core::params::{bool_lenient, opt_bool_lenient};
-use pbr_core::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Op, Plan, sh_quote};
+use pbr_core::{Change, Ctx, Diff, Doc, Module, ModuleError, Op, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -224,7 +224,7 @@ impl Module for Systemd {
         Ok(())
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, p: &SystemdParams, host: &Host) -> Result<SystemdState, ModuleError> {
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &SystemdParams, host: &ReadHost) -> Result<SystemdState, ModuleError> {
         let Some(name) = &p.name else {
             return Ok(SystemdState { unit: None, facts: UnitFacts::default() });
         };

@@ -8,7 +8,7 @@ use crate::storage_util::{self as su, Step};
 use async_trait::async_trait;
 use indexmap::IndexMap;
 use pbr_core::params::bool_lenient;
-use pbr_core::{Ctx, Diff, Doc, Host, Module, ModuleError, Op, Outcome, Plan};
+use pbr_core::{Ctx, Diff, Doc, Host, Module, ModuleError, Op, Outcome, Plan, ReadHost};
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
@@ -560,7 +560,7 @@ pub fn batch(p: &TargetcliParams, steps: &[Step]) -> String {
 
 pub struct Targetcli;
 
-async fn probe_lio(host: &Host) -> Result<LioState, ModuleError> {
+async fn probe_lio(host: &ReadHost) -> Result<LioState, ModuleError> {
     let out = host.query_sh(PROBE_SCRIPT).await?;
     if out.rc != 0 {
         return Err(ModuleError::new(format!("cannot read the LIO configuration: {}", out.stderr_str().trim())));
@@ -636,7 +636,7 @@ impl Module for Targetcli {
         Ok(())
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, _p: &TargetcliParams, host: &Host) -> Result<LioState, ModuleError> {
+    async fn probe(&self, _ctx: &Ctx<'_>, _p: &TargetcliParams, host: &ReadHost) -> Result<LioState, ModuleError> {
         probe_lio(host).await
     }
 
@@ -674,7 +674,7 @@ impl Module for Targetcli {
         &self,
         p: &TargetcliParams,
         _st: &LioState,
-        host: &Host,
+        host: &ReadHost,
     ) -> Result<Map<String, Value>, ModuleError> {
         let left = steps(p, &probe_lio(host).await?)?;
         if !left.is_empty() {

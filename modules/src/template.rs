@@ -5,7 +5,7 @@ use crate::util::{self, Attrs};
 use async_trait::async_trait;
 use pbr_core::SyntaxOptions;
 use pbr_core::params::{Mode, bool_lenient};
-use pbr_core::{Ctx, Doc, Host, Module, ModuleError, Plan};
+use pbr_core::{Ctx, Doc, Module, ModuleError, Plan, ReadHost};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -125,7 +125,7 @@ impl Module for Template {
         util::check_validate(p.validate.as_deref())
     }
 
-    async fn probe(&self, ctx: &Ctx<'_>, p: &TemplateParams, host: &Host) -> Result<ContentState, ModuleError> {
+    async fn probe(&self, ctx: &Ctx<'_>, p: &TemplateParams, host: &ReadHost) -> Result<ContentState, ModuleError> {
         let path = ctx.find_file("templates", &p.src)?;
         let mut text = ctx
             .controller
@@ -147,7 +147,7 @@ impl Module for Template {
         &self,
         _p: &TemplateParams,
         st: &ContentState,
-        host: &Host,
+        host: &ReadHost,
     ) -> Result<Map<String, Value>, ModuleError> {
         written_attrs(host, &st.file.path).await
     }

@@ -1,7 +1,7 @@
 //! `timezone`: the host's time zone (and with systemd, whether the hardware clock keeps UTC).
 
 use async_trait::async_trait;
-use pbr_core::{Change, Ctx, Doc, Host, Module, ModuleError, Op, Plan, sh_quote};
+use pbr_core::{Change, Ctx, Doc, Module, ModuleError, Op, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -71,7 +71,7 @@ impl Module for Timezone {
         }
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, p: &TimezoneParams, host: &Host) -> Result<TzState, ModuleError> {
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &TimezoneParams, host: &ReadHost) -> Result<TzState, ModuleError> {
         let zone = sh_quote(p.name.as_deref().unwrap_or("UTC"));
         let out = host
             .query_sh(format!(

@@ -8,7 +8,7 @@
 
 use async_trait::async_trait;
 use pbr_core::params::{StrList, bool_lenient};
-use pbr_core::{Change, Cmd, Ctx, Doc, Host, Module, ModuleError, Op, PathQuery, Plan, sh_quote};
+use pbr_core::{Change, Cmd, Ctx, Doc, Module, ModuleError, Op, PathQuery, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -528,7 +528,7 @@ impl Module for Unarchive {
         Ok(())
     }
 
-    async fn probe(&self, ctx: &Ctx<'_>, p: &UnarchiveParams, host: &Host) -> Result<UnarchiveState, ModuleError> {
+    async fn probe(&self, ctx: &Ctx<'_>, p: &UnarchiveParams, host: &ReadHost) -> Result<UnarchiveState, ModuleError> {
         let mut qs = vec![PathQuery::new(p.dest.clone()).follow(true)];
         if let Some(c) = &p.creates {
             qs.push(PathQuery::new(c.clone()));

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use pbr_core::params::{StrList, bool_lenient};
-use pbr_core::{Change, Ctx, Diff, Doc, Host, Module, ModuleError, Op, Plan, sh_quote};
+use pbr_core::{Change, Ctx, Diff, Doc, Module, ModuleError, Op, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -76,7 +76,7 @@ impl Module for Group {
         }
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, p: &GroupParams, host: &Host) -> Result<Self::State, ModuleError> {
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &GroupParams, host: &ReadHost) -> Result<Self::State, ModuleError> {
         let out = host.query_sh(format!("getent group {} || true", sh_quote(&p.name))).await?;
         let text = out.stdout_str();
         Ok(text.lines().next().and_then(parse_group))
@@ -351,7 +351,7 @@ impl Module for User {
         }
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, p: &UserParams, host: &Host) -> Result<Self::State, ModuleError> {
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &UserParams, host: &ReadHost) -> Result<Self::State, ModuleError> {
         let n = sh_quote(&p.name);
         let shadow = if p.password.is_some() { format!("getent shadow {n} 2>/dev/null") } else { String::new() };
         let script = format!(

@@ -3,9 +3,7 @@
 
 use pbr_core::params::Mode;
 use pbr_core::pyre::{Flags, PyRegex};
-use pbr_core::{
-    Change, ChangeKind, Diff, FileAttrs, FileStat, Host, ModuleError, Op, PathInfo, PathQuery, Plan, sh_quote,
-};
+use pbr_core::{Change, ChangeKind, Diff, FileAttrs, FileStat, ModuleError, Op, PathInfo, PathQuery, Plan, ReadHost};
 use sha1::{Digest, Sha1};
 
 /// Files larger than this are compared by checksum instead of being read back for a diff.
@@ -27,14 +25,14 @@ pub fn take_line(buf: &[u8]) -> (&str, &[u8]) {
 
 /// Probe a path in one query: its `lstat` (or `stat` through links with `follow`), the link
 /// target, and optionally its content (or its sha1 when larger than [`READ_LIMIT`]).
-pub async fn probe_file(host: &Host, path: &str, content: bool, follow: bool) -> Result<FileState, ModuleError> {
+pub async fn probe_file(host: &ReadHost, path: &str, content: bool, follow: bool) -> Result<FileState, ModuleError> {
     let mut v = probe_files(host, &[path.to_string()], content, follow).await?;
     v.pop().ok_or_else(|| ModuleError::new(format!("cannot inspect {path}")))
 }
 
 /// [`probe_file`] for many paths in one query.
 pub async fn probe_files(
-    host: &Host,
+    host: &ReadHost,
     paths: &[String],
     content: bool,
     follow: bool,
@@ -207,14 +205,6 @@ pub fn content_ops(st: &FileState, want: Option<&[u8]>, attrs: Attrs, opts: Writ
         }
         None => {}
     }
-}
-
-/// Copy `path` to `path.YYYY-mm-dd@HH:MM:SS~` keeping its attributes; returns the backup name.
-pub async fn backup(host: &Host, path: &str) -> Result<String, ModuleError> {
-    let p = sh_quote(path);
-    let out =
-        host.run_ok(format!("b={p}.$(date +%Y-%m-%d@%H:%M:%S)~; cp -p -- {p} \"$b\" && printf '%s' \"$b\"")).await?;
-    Ok(out.stdout_str())
 }
 
 /// The attributes a fresh write should carry: wanted ones, resolved against the current file.

@@ -5,7 +5,7 @@ use crate::lvg::Presence;
 use crate::storage_util::{self as su, DeviceInfo, LvmReport, Step};
 use async_trait::async_trait;
 use pbr_core::params::{bool_lenient, opt_bool_lenient};
-use pbr_core::{Ctx, Diff, Doc, Host, Module, ModuleError, Plan, sh_quote};
+use pbr_core::{Ctx, Diff, Doc, Module, ModuleError, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -422,7 +422,7 @@ impl Module for Vdo {
         }
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, p: &VdoParams, host: &Host) -> Result<VdoState, ModuleError> {
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &VdoParams, host: &ReadHost) -> Result<VdoState, ModuleError> {
         match p.backend {
             Backend::Lvm => Ok(VdoState::Lvm(su::lvm_report(host).await?)),
             Backend::Legacy => {

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use pbr_core::pyre::{Flags, PyRegex};
-use pbr_core::{Ctx, Doc, Host, Module, ModuleError, Plan, sh_quote};
+use pbr_core::{Ctx, Doc, Module, ModuleError, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -146,7 +146,7 @@ impl Module for WaitFor {
         Ok(())
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, p: &WaitForParams, host: &Host) -> Result<WaitResult, ModuleError> {
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &WaitForParams, host: &ReadHost) -> Result<WaitResult, ModuleError> {
         self.validate(p).map_err(ModuleError::new)?;
         let t0 = Instant::now();
         tokio::time::sleep(Duration::from_secs(p.delay)).await;

@@ -5,7 +5,7 @@
 use crate::boot_util::{self, FileNow, Want};
 use async_trait::async_trait;
 use pbr_core::params::bool_lenient;
-use pbr_core::{Change, Ctx, Deferred, Doc, Host, Module, ModuleError, Op, PathQuery, Plan, sh_quote};
+use pbr_core::{Change, Ctx, Deferred, Doc, Module, ModuleError, Op, PathQuery, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
@@ -712,7 +712,7 @@ impl Module for Wpa {
         Ok(())
     }
 
-    async fn probe(&self, _ctx: &Ctx<'_>, p: &WpaParams, host: &Host) -> Result<WpaProbe, ModuleError> {
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &WpaParams, host: &ReadHost) -> Result<WpaProbe, ModuleError> {
         // the configuration and the handover's files in one round trip
         let files = p.handover_files();
         let mut paths = vec![p.path()];
@@ -924,7 +924,7 @@ fn to_learn<'a>(p: &'a WpaParams, st: &WpaProbe) -> Result<Vec<Unknown<'a>>, Mod
 }
 
 /// What the handover's supplicant runs and knows: one round trip, read only.
-async fn probe_running(p: &WpaParams, host: &Host) -> Result<Option<Vec<String>>, ModuleError> {
+async fn probe_running(p: &WpaParams, host: &ReadHost) -> Result<Option<Vec<String>>, ModuleError> {
     let script = format!(
         "pid=\n\
          [ -s {pidf} ] && read -r pid <{pidf}\n\

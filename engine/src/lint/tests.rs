@@ -48,7 +48,7 @@ impl Module for TFile {
             _ => Ok(()),
         }
     }
-    async fn probe(&self, _: &Ctx<'_>, _: &TParams, _: &Host) -> Result<(), ModuleError> {
+    async fn probe(&self, _: &Ctx<'_>, _: &TParams, _: &crate::ReadHost) -> Result<(), ModuleError> {
         Ok(())
     }
     fn plan(&self, _: &TParams, _: &()) -> Result<Plan, ModuleError> {
