@@ -21,6 +21,18 @@ fn rs_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// The `.rs` files under `dir`, in subdirectories too.
+fn rs_files_deep(dir: &Path) -> Vec<PathBuf> {
+    let mut out = rs_files(dir);
+    let mut subdirs: Vec<PathBuf> =
+        std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    subdirs.sort();
+    for d in subdirs {
+        out.extend(rs_files_deep(&d));
+    }
+    out
+}
+
 /// The `[dependencies]` section of a Cargo.toml: the crate names.
 fn dependencies(manifest: &Path) -> Vec<String> {
     let text = read(manifest);
@@ -51,7 +63,7 @@ fn modules_know_nothing_of_transports() {
         assert!(!core.iter().any(|d| d == banned), "core depends on {banned}");
     }
     for dir in ["modules/src", "core/src"] {
-        for f in rs_files(&root().join(dir)) {
+        for f in rs_files_deep(&root().join(dir)) {
             let text = read(&f);
             let code = text.split("#[cfg(test)]").next().unwrap_or("");
             for banned in ["std::process::Command", "tokio::process", "Command::new("] {
@@ -105,7 +117,7 @@ fn the_map_names_every_file() {
 #[test]
 fn apply_runs_the_planned_ops() {
     let mut checked = 0;
-    for f in rs_files(&root().join("modules/src")) {
+    for f in rs_files_deep(&root().join("modules/src")) {
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
         let text = read(&f);
         let code = text.split("#[cfg(test)]").next().unwrap_or("");
@@ -119,4 +131,18 @@ fn apply_runs_the_planned_ops() {
         );
     }
     assert!(checked > 20, "only {checked} modules with a plan were found under modules/src");
+}
+
+/// Modules live in their domain's directory (files, text, system, storage, boot); the top of
+/// `modules/src` holds only the crate root and the shared helpers.
+#[test]
+fn modules_are_grouped_by_domain() {
+    let top: Vec<String> = rs_files(&root().join("modules/src"))
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(top, ["lib.rs", "util.rs"], "a module outside a domain directory");
+    for domain in ["files", "text", "system", "storage", "boot"] {
+        assert!(!rs_files(&root().join("modules/src").join(domain)).is_empty(), "modules/src/{domain} is empty");
+    }
 }

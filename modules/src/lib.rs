@@ -1,54 +1,85 @@
-//! pbr's everyday modules: files, text edits, commands, packages and services.
+//! pbr's modules, by domain: files, text edits, the system, the storage server, the boot chain.
 //!
 //! Every module talks to the host only through [`pbr_core::Host`] with POSIX `sh` scripts, so
 //! targets need nothing but a shell and coreutils.
 
-pub mod authorized_key;
-pub mod bcache;
-pub mod blockinfile;
-pub mod boot_util;
-pub mod command;
-pub mod copy;
-pub mod cron;
-pub mod fetch;
-pub mod file;
-pub mod filesystem;
-pub mod find;
-pub mod get_url;
-pub mod hostname;
-pub mod ini_file;
-pub mod iscsi;
-pub mod kernel_cmdline;
-pub mod known_hosts;
-pub mod lineinfile;
-pub mod link_check;
-pub mod lvg;
-pub mod lvm_cache;
-pub mod lvol;
-pub mod mkinitcpio_hook;
-pub mod modprobe;
-pub mod mount;
-pub mod networkd;
-pub mod package;
-pub mod replace;
-pub mod rootfs;
-pub mod service_facts;
-pub mod slurp;
-pub mod stat;
-pub mod storage_util;
-pub mod sysctl;
-pub mod systemd;
-pub mod targetcli;
-pub mod template;
-pub mod timezone;
-pub mod unarchive;
-pub mod user;
-pub mod util;
-pub mod vdo;
-pub mod wait_for;
-pub mod wpa;
+/// Files: content, attributes, metadata, archives, downloads.
+pub mod files {
+    pub mod copy;
+    pub mod fetch;
+    pub mod file;
+    pub mod find;
+    pub mod get_url;
+    pub mod slurp;
+    pub mod stat;
+    pub mod template;
+    pub mod unarchive;
+}
 
-/// All modules of this crate.
+/// Edits inside text files: lines, blocks, regular expressions, INI.
+pub mod text {
+    pub mod blockinfile;
+    pub mod ini_file;
+    pub mod lineinfile;
+    pub mod replace;
+}
+
+/// The system: commands, packages, services, users, cron, kernel settings, mounts.
+pub mod system {
+    pub mod authorized_key;
+    pub mod command;
+    pub mod cron;
+    pub mod hostname;
+    pub mod known_hosts;
+    pub mod modprobe;
+    pub mod mount;
+    pub mod package;
+    pub mod service_facts;
+    pub mod sysctl;
+    pub mod systemd;
+    pub mod timezone;
+    pub mod user;
+    pub mod wait_for;
+}
+
+/// The storage server: LVM (volumes, SSD cache), VDO, file systems, LIO iSCSI targets.
+pub mod storage {
+    pub mod filesystem;
+    pub mod lvg;
+    pub mod lvm_cache;
+    pub mod lvol;
+    pub mod storage_util;
+    pub mod targetcli;
+    pub mod vdo;
+}
+
+/// The network boot chain of a Pi: initramfs hooks, kernel command line, networkd, Wi-Fi,
+/// bcache, the iSCSI initiator, the root file system, and the link diagnosis.
+pub mod boot {
+    pub mod bcache;
+    pub mod boot_util;
+    pub mod iscsi;
+    pub mod kernel_cmdline;
+    pub mod link_check;
+    pub mod mkinitcpio_hook;
+    pub mod networkd;
+    pub mod rootfs;
+    pub mod wpa;
+}
+
+/// Helpers the modules share (file probes, content writes, regular expressions).
+pub mod util;
+
+// each module also by its own name (`pbr_modules::copy`), as before the grouping
+pub use boot::{bcache, boot_util, iscsi, kernel_cmdline, link_check, mkinitcpio_hook, networkd, rootfs, wpa};
+pub use files::{copy, fetch, file, find, get_url, slurp, stat, template, unarchive};
+pub use storage::{filesystem, lvg, lvm_cache, lvol, storage_util, targetcli, vdo};
+pub use system::{
+    authorized_key, command, cron, hostname, known_hosts, modprobe, mount, package, service_facts, sysctl, systemd,
+    timezone, user, wait_for,
+};
+pub use text::{blockinfile, ini_file, lineinfile, replace};
+
 /// Adds every module to `r` (the engine's `Registry`).
 pub fn register(r: &mut impl pbr_core::ModuleSet) {
     r.add(authorized_key::AuthorizedKey);
