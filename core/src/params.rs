@@ -193,6 +193,15 @@ impl<'de> Deserialize<'de> for StrList {
     }
 }
 
+/// `state: present` or `absent` (the default `present`), as most of Ansible's modules read it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Presence {
+    #[default]
+    Present,
+    Absent,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

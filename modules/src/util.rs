@@ -60,6 +60,40 @@ pub fn mode_str(m: u32) -> String {
     format!("{:04o}", m & 0o7777)
 }
 
+/// A params struct with the file-attribute params of the modules that write or edit a file
+/// (`mode`, `owner`, `group`: Ansible's shared file options), so that they are defined, read and
+/// documented once. Appends the three fields and an `attrs()` that borrows them.
+macro_rules! params_with_file_attrs {
+    (
+        $(#[$m:meta])*
+        $v:vis struct $name:ident {
+            $( $(#[$fm:meta])* $fv:vis $f:ident : $t:ty ),* $(,)?
+        }
+    ) => {
+        $(#[$m])*
+        $v struct $name {
+            $( $(#[$fm])* $fv $f : $t, )*
+            /// Mode: quoted octal (`"0644"`) or symbolic (`u=rwX,g=rX,o=rX`).
+            #[serde(default)]
+            pub mode: Option<pbr_core::params::Mode>,
+            /// Owner (name or uid).
+            #[serde(default)]
+            pub owner: Option<String>,
+            /// Group (name or gid).
+            #[serde(default)]
+            pub group: Option<String>,
+        }
+
+        impl $name {
+            /// The wanted mode, owner and group.
+            pub fn attrs(&self) -> $crate::util::Attrs<'_> {
+                $crate::util::Attrs { mode: self.mode.as_ref(), owner: self.owner.as_deref(), group: self.group.as_deref() }
+            }
+        }
+    };
+}
+pub(crate) use params_with_file_attrs;
+
 /// Wanted mode/owner/group of a path.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Attrs<'a> {

@@ -9,6 +9,7 @@
 use crate::boot_util::{self, FileNow, Want};
 use crate::wpa;
 use async_trait::async_trait;
+use pbr_core::params::Presence;
 use pbr_core::params::bool_lenient;
 use pbr_core::{Change, Ctx, Doc, Module, ModuleError, PathQuery, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
@@ -380,14 +381,6 @@ fn removal_range(text: &str, span: &Range<usize>, open: usize) -> Range<usize> {
 // ---------------------------------------------------------------------------------------------
 // Params
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum HookState {
-    #[default]
-    Present,
-    Absent,
-}
-
 /// Root over iSCSI from the initramfs.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -552,7 +545,7 @@ pub struct MkinitcpioHookParams {
     /// `present` installs the hook; `absent` removes its files, its `HOOKS` entry (or drop-in),
     /// the listed `config_*` entries and the `disable_cleanup` overrides.
     #[serde(default)]
-    pub state: HookState,
+    pub state: Presence,
     /// Where local hooks live (`install/NAME`, `hooks/NAME`).
     #[serde(default = "default_initcpio_dir")]
     pub initcpio_dir: String,
@@ -1114,7 +1107,7 @@ fn line_of(text: &str, assigns: &[Assign], name: &str) -> usize {
 
 fn edit_config(text: &str, p: &MkinitcpioHookParams) -> Result<String, String> {
     let mut s = text.to_string();
-    let present = p.state == HookState::Present;
+    let present = p.state == Presence::Present;
     if let Some(name) = &p.name {
         let op = if present {
             let place = match (&p.before, &p.after) {
@@ -1375,7 +1368,7 @@ impl Module for MkinitcpioHook {
     }
 
     async fn probe(&self, ctx: &Ctx<'_>, p: &MkinitcpioHookParams, host: &ReadHost) -> Result<HookProbe, ModuleError> {
-        let present = p.state == HookState::Present;
+        let present = p.state == Presence::Present;
         let mut st = HookProbe::default();
         let dir = &p.initcpio_dir;
         // which init the image runs decides what the hook must be

@@ -4,6 +4,7 @@
 use crate::boot_util::{self, FileNow, Want};
 use async_trait::async_trait;
 use indexmap::IndexMap;
+use pbr_core::params::Presence;
 use pbr_core::{Ctx, Deferred, Doc, Module, ModuleError, Op, Plan, ReadHost};
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -449,14 +450,6 @@ section!(
     }
 );
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum UnitState {
-    #[default]
-    Present,
-    Absent,
-}
-
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkdParams {
@@ -467,7 +460,7 @@ pub struct NetworkdParams {
     pub dir: String,
     /// `present` writes the file; `absent` removes it.
     #[serde(default)]
-    pub state: UnitState,
+    pub state: Presence,
     /// `[Match]` section.
     #[serde(default, rename = "match")]
     pub match_: Option<MatchSection>,
@@ -739,7 +732,7 @@ impl Module for Networkd {
                 }
             }
         }
-        if p.state == UnitState::Present && sections(p).is_empty() {
+        if p.state == Presence::Present && sections(p).is_empty() {
             return Err(format!("{} would have no sections", p.name));
         }
         Ok(())
@@ -748,8 +741,8 @@ impl Module for Networkd {
     async fn probe(&self, _ctx: &Ctx<'_>, p: &NetworkdParams, host: &ReadHost) -> Result<NetworkdState, ModuleError> {
         let file = boot_util::probe(host, &Self::path(p)).await?;
         let want = match p.state {
-            UnitState::Present => Want::Present { content: render(p), mode: 0o644 },
-            UnitState::Absent => Want::Absent,
+            Presence::Present => Want::Present { content: render(p), mode: 0o644 },
+            Presence::Absent => Want::Absent,
         };
         Ok(NetworkdState { file, want })
     }

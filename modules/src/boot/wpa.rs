@@ -4,6 +4,7 @@
 
 use crate::boot_util::{self, FileNow, Want};
 use async_trait::async_trait;
+use pbr_core::params::Presence;
 use pbr_core::params::bool_lenient;
 use pbr_core::{Change, Ctx, Deferred, Doc, Module, ModuleError, Op, PathQuery, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
@@ -88,14 +89,6 @@ pub struct WpaNetwork {
     pub priority: Option<i32>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum WpaState {
-    #[default]
-    Present,
-    Absent,
-}
-
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WpaParams {
@@ -107,7 +100,7 @@ pub struct WpaParams {
     pub path: Option<String>,
     /// `present` writes the file; `absent` removes it.
     #[serde(default)]
-    pub state: WpaState,
+    pub state: Presence,
     /// The control socket setting.
     #[serde(default = "default_ctrl")]
     pub ctrl_interface: String,
@@ -687,7 +680,7 @@ impl Module for Wpa {
                 None => {}
             }
         }
-        if p.state == WpaState::Absent && p.enable_service {
+        if p.state == Presence::Absent && p.enable_service {
             return Err("enable_service needs state: present".into());
         }
         if p.handover && p.enable_service {
@@ -716,14 +709,14 @@ impl Module for Wpa {
         // the configuration and the handover's files in one round trip
         let files = p.handover_files();
         let mut paths = vec![p.path()];
-        if p.handover || p.state == WpaState::Absent {
+        if p.handover || p.state == Presence::Absent {
             paths.extend(files.iter().map(|(f, _, _)| f.clone()));
         }
         let mut now = boot_util::probe_many(host, &paths).await?.into_iter();
         let file = now.next().ok_or_else(|| ModuleError::new(format!("cannot inspect {}", p.path())))?;
         let want = match p.state {
-            WpaState::Present => Want::Present { content: render(p).map_err(ModuleError::new)?, mode: 0o600 },
-            WpaState::Absent => Want::Absent,
+            Presence::Present => Want::Present { content: render(p).map_err(ModuleError::new)?, mode: 0o600 },
+            Presence::Absent => Want::Absent,
         };
         let enabled = if p.enable_service {
             let out = host.query_sh(format!("systemctl is-enabled {} 2>/dev/null", sh_quote(&p.unit()))).await?;
@@ -735,9 +728,9 @@ impl Module for Wpa {
         let mut links = vec![];
         let mut kit = false;
         let mut running = None;
-        if p.handover || p.state == WpaState::Absent {
+        if p.handover || p.state == Presence::Absent {
             for ((_, content, mode), now) in files.into_iter().zip(now) {
-                let want = if p.handover && p.state == WpaState::Present {
+                let want = if p.handover && p.state == Presence::Present {
                     Want::Present { content, mode }
                 } else {
                     Want::Absent
@@ -759,7 +752,7 @@ impl Module for Wpa {
                 };
                 links.push(LinkNow { unit, path: lpath, target, now });
             }
-            if p.handover && p.state == WpaState::Present {
+            if p.handover && p.state == Presence::Present {
                 running = probe_running(p, host).await?;
             }
         }
@@ -791,7 +784,7 @@ impl Module for Wpa {
                 plan.push(c);
             }
         }
-        let wanted = p.handover && p.state == WpaState::Present;
+        let wanted = p.handover && p.state == Presence::Present;
         for l in &st.links {
             match (&l.now, wanted) {
                 (Some(t), true) if *t == l.target => {}
@@ -848,7 +841,7 @@ fn ops(p: &WpaParams, st: &WpaProbe) -> Result<Vec<Op>, ModuleError> {
         ops.extend(o);
     }
     // the enable links, in one round trip
-    let wanted = p.handover && p.state == WpaState::Present;
+    let wanted = p.handover && p.state == Presence::Present;
     let mut script = vec![];
     for l in &st.links {
         let q = sh_quote(&l.path);
@@ -890,7 +883,7 @@ fn ops(p: &WpaParams, st: &WpaProbe) -> Result<Vec<Op>, ModuleError> {
 fn kit_refresh(p: &WpaParams, st: &WpaProbe) -> bool {
     st.kit
         && p.handover
-        && p.state == WpaState::Present
+        && p.state == Presence::Present
         && (differs(&st.file, &st.want) || st.handover.iter().any(|(now, want)| differs(now, want)))
 }
 

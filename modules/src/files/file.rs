@@ -1,9 +1,10 @@
 //! `file`: directories, symlinks, hard links, empty files, absence, and attributes.
 
+use crate::util::params_with_file_attrs;
 use crate::util::{self, Attrs, STAT_FMT, take_line};
 use async_trait::async_trait;
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
-use pbr_core::params::{Mode, bool_lenient};
+use pbr_core::params::bool_lenient;
 use pbr_core::{Change, Ctx, Diff, Doc, FileStat, Module, ModuleError, Op, PathQuery, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -25,6 +26,7 @@ fn yes() -> bool {
     true
 }
 
+params_with_file_attrs! {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileParams {
@@ -36,15 +38,6 @@ pub struct FileParams {
     /// removes it (recursively for directories). Default: the path's current kind, else `file`.
     #[serde(default)]
     pub state: Option<FileKind>,
-    /// Mode: quoted octal (`"0755"`) or symbolic (`u=rwX,g=rX,o=rX`).
-    #[serde(default)]
-    pub mode: Option<Mode>,
-    /// Owner (name or uid).
-    #[serde(default)]
-    pub owner: Option<String>,
-    /// Group (name or gid).
-    #[serde(default)]
-    pub group: Option<String>,
     /// Target of the link (`state: link` or `hard`).
     #[serde(default)]
     pub src: Option<String>,
@@ -77,6 +70,7 @@ pub struct FileParams {
     /// The format of `modification_time` (Python's strftime codes).
     #[serde(default = "time_format")]
     pub modification_time_format: String,
+}
 }
 
 fn time_format() -> String {
@@ -205,7 +199,7 @@ impl File {
 }
 
 fn attrs(p: &FileParams) -> Attrs<'_> {
-    Attrs { mode: p.mode.as_ref(), owner: p.owner.as_deref(), group: p.group.as_deref() }
+    p.attrs()
 }
 
 /// For a plain link created relative to the path's directory: the target as `stat` sees it.

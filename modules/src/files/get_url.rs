@@ -1,9 +1,10 @@
 //! `get_url`: download a file on the host (with its `curl` or `wget`), as Ansible's `get_url`:
 //! an existing file is kept unless `force` or a `checksum` says otherwise.
 
-use crate::util::{self, Attrs};
+use crate::util::params_with_file_attrs;
+use crate::util::{self};
 use async_trait::async_trait;
-use pbr_core::params::{Mode, bool_lenient};
+use pbr_core::params::bool_lenient;
 use pbr_core::{Change, Ctx, Diff, Doc, Module, ModuleError, Op, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -16,6 +17,7 @@ fn ten() -> u64 {
     10
 }
 
+params_with_file_attrs! {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetUrlParams {
@@ -47,15 +49,7 @@ pub struct GetUrlParams {
     /// Keep a copy of a replaced file as `dest.YYYY-mm-dd@HH:MM:SS~`.
     #[serde(default, deserialize_with = "bool_lenient")]
     pub backup: bool,
-    /// Mode of the file: quoted octal (`"0644"`) or symbolic.
-    #[serde(default)]
-    pub mode: Option<Mode>,
-    /// Owner (name or uid).
-    #[serde(default)]
-    pub owner: Option<String>,
-    /// Group (name or gid).
-    #[serde(default)]
-    pub group: Option<String>,
+}
 }
 
 const ALGORITHMS: &[(&str, &str)] = &[
@@ -197,7 +191,7 @@ impl Module for GetUrl {
     }
 
     fn plan(&self, p: &GetUrlParams, st: &GetUrlState) -> Result<Plan, ModuleError> {
-        let attrs = Attrs { mode: p.mode.as_ref(), owner: p.owner.as_deref(), group: p.group.as_deref() };
+        let attrs = p.attrs();
         let dest = &st.dest;
         let want = p.checksum.as_deref().map(parse_checksum).transpose().map_err(ModuleError::new)?;
         let fetch = match (&st.file, &want) {

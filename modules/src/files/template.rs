@@ -1,10 +1,11 @@
 //! `template`: render a controller-side Jinja template and write it like `copy`.
 
 use crate::copy::{ContentSpec, ContentState, content_data, plan_content_write, probe_dest, written_attrs};
-use crate::util::{self, Attrs};
+use crate::util::params_with_file_attrs;
+use crate::util::{self};
 use async_trait::async_trait;
 use pbr_core::SyntaxOptions;
-use pbr_core::params::{Mode, bool_lenient};
+use pbr_core::params::bool_lenient;
 use pbr_core::{Ctx, Doc, Module, ModuleError, Plan, ReadHost};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -14,6 +15,7 @@ fn yes() -> bool {
     true
 }
 
+params_with_file_attrs! {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateParams {
@@ -22,15 +24,6 @@ pub struct TemplateParams {
     pub src: String,
     /// Remote path to write (inside it, under the template's basename, when it is a directory).
     pub dest: String,
-    /// Mode of the file: quoted octal (`"0644"`) or symbolic (`u=rw,g=r,o=r`).
-    #[serde(default)]
-    pub mode: Option<Mode>,
-    /// Owner (name or uid).
-    #[serde(default)]
-    pub owner: Option<String>,
-    /// Group (name or gid).
-    #[serde(default)]
-    pub group: Option<String>,
     /// Keep a copy of the replaced file as `dest.YYYY-mm-dd@HH:MM:SS~`.
     #[serde(default, deserialize_with = "bool_lenient")]
     pub backup: bool,
@@ -70,6 +63,7 @@ pub struct TemplateParams {
     /// Only `utf-8` (the default) is written.
     #[serde(default)]
     pub output_encoding: Option<String>,
+}
 }
 
 impl TemplateParams {
@@ -158,9 +152,5 @@ impl Module for Template {
 }
 
 fn spec(p: &TemplateParams) -> ContentSpec<'_> {
-    ContentSpec {
-        attrs: Attrs { mode: p.mode.as_ref(), owner: p.owner.as_deref(), group: p.group.as_deref() },
-        backup: p.backup,
-        validate: p.validate.as_deref(),
-    }
+    ContentSpec { attrs: p.attrs(), backup: p.backup, validate: p.validate.as_deref() }
 }

@@ -1,8 +1,8 @@
 //! `filesystem`: make a filesystem on a device, refusing to destroy anything it did not make.
 
-use crate::lvg::Presence;
 use crate::storage_util::{self as su, DeviceInfo, Step};
 use async_trait::async_trait;
+use pbr_core::params::Presence;
 use pbr_core::params::bool_lenient;
 use pbr_core::{Ctx, Diff, Doc, Module, ModuleError, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;

@@ -2,19 +2,12 @@
 
 use crate::storage_util::{self as su, DeviceInfo, LvmReport, Step};
 use async_trait::async_trait;
+use pbr_core::params::Presence;
 use pbr_core::params::{StrList, bool_lenient};
 use pbr_core::{Ctx, Diff, Doc, Module, ModuleError, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Presence {
-    #[default]
-    Present,
-    Absent,
-}
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

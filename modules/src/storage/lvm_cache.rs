@@ -1,8 +1,8 @@
 //! `lvm_cache`: an SSD cache in front of an LVM logical volume (dm-cache or dm-writecache).
 
-use crate::lvg::Presence;
 use crate::storage_util::{self as su, LvmReport, SizeSpec, Step};
 use async_trait::async_trait;
+use pbr_core::params::Presence;
 use pbr_core::{Ctx, Diff, Doc, Module, ModuleError, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;

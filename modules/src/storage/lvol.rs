@@ -1,8 +1,8 @@
 //! `lvol`: an LVM logical volume: create, grow, shrink (only when asked), activate, remove.
 
-use crate::lvg::Presence;
 use crate::storage_util::{self as su, LvmReport, SizeSpec, Step};
 use async_trait::async_trait;
+use pbr_core::params::Presence;
 use pbr_core::params::{StrList, bool_lenient, opt_bool_lenient};
 use pbr_core::{Ctx, Diff, Doc, Module, ModuleError, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;

@@ -1,9 +1,9 @@
 //! `vdo`: a deduplicating (and optionally compressing) VDO volume: LVM-VDO by default, or the
 //! EL8 `vdo` manager (`backend: legacy`).
 
-use crate::lvg::Presence;
 use crate::storage_util::{self as su, DeviceInfo, LvmReport, Step};
 use async_trait::async_trait;
+use pbr_core::params::Presence;
 use pbr_core::params::{bool_lenient, opt_bool_lenient};
 use pbr_core::{Ctx, Diff, Doc, Module, ModuleError, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;

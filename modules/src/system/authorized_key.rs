@@ -1,8 +1,8 @@
 //! `authorized_key`: SSH public keys in a user's `authorized_keys`, as Ansible's
 //! `ansible.posix.authorized_key` writes them.
 
-use crate::lvg::Presence;
 use async_trait::async_trait;
+use pbr_core::params::Presence;
 use pbr_core::params::{bool_lenient, opt_bool_lenient};
 use pbr_core::{Change, Ctx, Diff, Doc, Module, ModuleError, Op, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;

@@ -1,8 +1,8 @@
 //! `cron`: a named job or variable in a user's crontab or in a cron file, as Ansible's `cron`
 //! edits them (`#Ansible: NAME` above each job).
 
-use crate::lvg::Presence;
 use async_trait::async_trait;
+use pbr_core::params::Presence;
 use pbr_core::params::bool_lenient;
 use pbr_core::{Change, Ctx, Diff, Doc, Module, ModuleError, Op, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;

@@ -1,10 +1,10 @@
 //! `known_hosts`: a host's key in an SSH `known_hosts` file, as Ansible's `known_hosts` keeps it
 //! (the host's lines found with the host's own `ssh-keygen -F`).
 
-use crate::lvg::Presence;
 use async_trait::async_trait;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
+use pbr_core::params::Presence;
 use pbr_core::params::bool_lenient;
 use pbr_core::{Change, Ctx, Diff, Doc, Module, ModuleError, Op, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;

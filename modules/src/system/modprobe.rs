@@ -2,8 +2,8 @@
 //! `community.general.modprobe`.
 
 use crate::command::split_words;
-use crate::lvg::Presence;
 use async_trait::async_trait;
+use pbr_core::params::Presence;
 use pbr_core::{Change, Ctx, Diff, Doc, Module, ModuleError, Op, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;

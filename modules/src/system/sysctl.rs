@@ -2,9 +2,9 @@
 //! `ansible.posix.sysctl`).
 
 use crate::lineinfile::probe_text;
-use crate::lvg::Presence;
 use crate::util::{self, Attrs, FileState, WriteOpts};
 use async_trait::async_trait;
+use pbr_core::params::Presence;
 use pbr_core::params::bool_lenient;
 use pbr_core::{Change, Ctx, Diff, Doc, Module, ModuleError, Op, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;

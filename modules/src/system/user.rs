@@ -2,19 +2,12 @@
 //! `groupadd`/`groupmod`/`groupdel`.
 
 use async_trait::async_trait;
+use pbr_core::params::Presence;
 use pbr_core::params::{StrList, bool_lenient};
 use pbr_core::{Change, Ctx, Diff, Doc, Module, ModuleError, Op, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Presence {
-    #[default]
-    Present,
-    Absent,
-}
 
 fn yes() -> bool {
     true

@@ -1,9 +1,11 @@
 //! `blockinfile`: keep a block of lines between two marker lines in a text file.
 
-use crate::lineinfile::{EditState, LineState, edit_data, missing_parent, plan_edit, probe_text};
+use crate::lineinfile::{EditState, edit_data, missing_parent, plan_edit, probe_text};
+use crate::util::params_with_file_attrs;
 use crate::util::{self, Attrs, WriteOpts};
 use async_trait::async_trait;
-use pbr_core::params::{Mode, bool_lenient};
+use pbr_core::params::Presence;
+use pbr_core::params::bool_lenient;
 use pbr_core::{Ctx, Doc, Module, ModuleError, Plan, ReadHost};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -19,6 +21,7 @@ fn end() -> String {
     "END".into()
 }
 
+params_with_file_attrs! {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BlockinfileParams {
@@ -39,7 +42,7 @@ pub struct BlockinfileParams {
     pub marker_end: String,
     /// Whether the block should be there.
     #[serde(default)]
-    pub state: LineState,
+    pub state: Presence,
     /// When the markers are not found, insert after the last line matching this regex
     /// (`EOF`, the default, appends).
     #[serde(default)]
@@ -57,15 +60,7 @@ pub struct BlockinfileParams {
     /// Command run on the edited file before it is put in place; `%s` is the temp file's path.
     #[serde(default)]
     pub validate: Option<String>,
-    /// Mode of the file: quoted octal (`"0644"`) or symbolic.
-    #[serde(default)]
-    pub mode: Option<Mode>,
-    /// Owner (name or uid).
-    #[serde(default)]
-    pub owner: Option<String>,
-    /// Group (name or gid).
-    #[serde(default)]
-    pub group: Option<String>,
+}
 }
 
 /// Ansible's blockinfile edit on `original` (None: the file does not exist).
@@ -76,7 +71,7 @@ pub fn edit(p: &BlockinfileParams, original: Option<&str>) -> Result<String, Mod
     // each line keeps its own ending (a CRLF file stays CRLF), the block's lines theirs (as
     // Python's splitlines(True)), the markers end in LF
     let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
-    let blocklines: Vec<String> = if p.state == LineState::Present && !p.block.is_empty() {
+    let blocklines: Vec<String> = if p.state == Presence::Present && !p.block.is_empty() {
         let block = if p.block.ends_with('\n') { p.block.clone() } else { format!("{}\n", p.block) };
         std::iter::once(format!("{marker0}\n"))
             .chain(block.split_inclusive('\n').map(str::to_string))
@@ -187,7 +182,7 @@ impl Module for Blockinfile {
         let msg = match &before {
             None => "File created",
             Some(b) if *b == want => "",
-            Some(_) if p.state == LineState::Absent || p.block.is_empty() => "Block removed",
+            Some(_) if p.state == Presence::Absent || p.block.is_empty() => "Block removed",
             Some(_) => "Block inserted",
         };
         let parent_missing = if before.is_none() { missing_parent(host, &p.path).await? } else { None };
@@ -214,5 +209,5 @@ impl Module for Blockinfile {
 }
 
 fn attrs(p: &BlockinfileParams) -> Attrs<'_> {
-    Attrs { mode: p.mode.as_ref(), owner: p.owner.as_deref(), group: p.group.as_deref() }
+    p.attrs()
 }

@@ -2,10 +2,11 @@
 //! `community.general.ini_file` edits it: the rest of the file is left byte for byte.
 
 use crate::lineinfile::{EditState, missing_parent, plan_edit, probe_text};
-use crate::lvg::Presence;
-use crate::util::{Attrs, WriteOpts};
+use crate::util::WriteOpts;
+use crate::util::params_with_file_attrs;
 use async_trait::async_trait;
-use pbr_core::params::{Mode, bool_lenient};
+use pbr_core::params::Presence;
+use pbr_core::params::bool_lenient;
 use pbr_core::{Ctx, Doc, Module, ModuleError, Plan, ReadHost};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -15,6 +16,7 @@ fn yes() -> bool {
     true
 }
 
+params_with_file_attrs! {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IniFileParams {
@@ -53,15 +55,7 @@ pub struct IniFileParams {
     /// Keep a copy of the old file as `path.YYYY-mm-dd@HH:MM:SS~`.
     #[serde(default, deserialize_with = "bool_lenient")]
     pub backup: bool,
-    /// Mode of the file: quoted octal (`"0644"`) or symbolic.
-    #[serde(default)]
-    pub mode: Option<Mode>,
-    /// Owner (name or uid).
-    #[serde(default)]
-    pub owner: Option<String>,
-    /// Group (name or gid).
-    #[serde(default)]
-    pub group: Option<String>,
+}
 }
 
 /// An option line's parts: commented out (`# opt = v`, `;opt=v`), and its value.
@@ -318,7 +312,7 @@ impl Module for IniFile {
     }
 
     fn plan(&self, p: &IniFileParams, st: &IniState) -> Result<Plan, ModuleError> {
-        let attrs = Attrs { mode: p.mode.as_ref(), owner: p.owner.as_deref(), group: p.group.as_deref() };
+        let attrs = p.attrs();
         Ok(plan_edit(&st.edit, st.before.as_deref(), attrs, WriteOpts { backup: p.backup, validate: None }))
     }
 

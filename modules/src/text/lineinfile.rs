@@ -1,22 +1,17 @@
 //! `lineinfile`: make sure one line is (or is not) in a text file, with Ansible's placement rules.
 
+use crate::util::params_with_file_attrs;
 use crate::util::{self, Attrs, FileState, WriteOpts};
 use async_trait::async_trait;
-use pbr_core::params::{Mode, bool_lenient};
+use pbr_core::params::Presence;
+use pbr_core::params::bool_lenient;
 use pbr_core::pyre::expand;
 use pbr_core::{Change, Ctx, Diff, Doc, Module, ModuleError, Op, Plan, ReadHost};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum LineState {
-    #[default]
-    Present,
-    Absent,
-}
-
+params_with_file_attrs! {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LineinfileParams {
@@ -35,7 +30,7 @@ pub struct LineinfileParams {
     pub search_string: Option<String>,
     /// Whether the line should be there.
     #[serde(default)]
-    pub state: LineState,
+    pub state: Presence,
     /// Insert after the last line matching this regex (`EOF`, the default, appends; `BOF`
     /// prepends). Only used when `regexp`/`search_string` match nothing.
     #[serde(default)]
@@ -59,15 +54,7 @@ pub struct LineinfileParams {
     /// Command run on the edited file before it is put in place; `%s` is the temp file's path.
     #[serde(default)]
     pub validate: Option<String>,
-    /// Mode of the file: quoted octal (`"0644"`) or symbolic.
-    #[serde(default)]
-    pub mode: Option<Mode>,
-    /// Owner (name or uid).
-    #[serde(default)]
-    pub owner: Option<String>,
-    /// Group (name or gid).
-    #[serde(default)]
-    pub group: Option<String>,
+}
 }
 
 /// Where and whether to put the line.
@@ -369,8 +356,8 @@ impl Module for Lineinfile {
             return Err("backrefs needs regexp".into());
         }
         match p.state {
-            LineState::Present if p.line.is_none() => Err("line is required with state=present".into()),
-            LineState::Absent if p.line.is_none() && p.regexp.is_none() && p.search_string.is_none() => {
+            Presence::Present if p.line.is_none() => Err("line is required with state=present".into()),
+            Presence::Absent if p.line.is_none() && p.regexp.is_none() && p.search_string.is_none() => {
                 Err("one of line, regexp or search_string is required with state=absent".into())
             }
             _ => Ok(()),
@@ -380,14 +367,14 @@ impl Module for Lineinfile {
     async fn probe(&self, _ctx: &Ctx<'_>, p: &LineinfileParams, host: &ReadHost) -> Result<Self::State, ModuleError> {
         let (file, before) = probe_text(host, &p.path).await?;
         let edit = match (&before, p.state) {
-            (None, LineState::Absent) => None,
-            (None, LineState::Present) if !p.create => {
+            (None, Presence::Absent) => None,
+            (None, Presence::Present) if !p.create => {
                 return Err(ModuleError::new(format!("Destination {} does not exist !", p.path)));
             }
-            (b, LineState::Present) => Some(present(p, b.as_deref().unwrap_or(""))?),
-            (Some(b), LineState::Absent) => Some(absent(p, b)?),
+            (b, Presence::Present) => Some(present(p, b.as_deref().unwrap_or(""))?),
+            (Some(b), Presence::Absent) => Some(absent(p, b)?),
         };
-        let absent = p.state == LineState::Absent;
+        let absent = p.state == Presence::Absent;
         let (want, msg, found) = match edit {
             Some(e) => (Some(e.text), e.msg, absent.then_some(e.found)),
             None => (None, String::new(), absent.then_some(0)),
@@ -417,5 +404,5 @@ impl Module for Lineinfile {
 }
 
 fn attrs(p: &LineinfileParams) -> Attrs<'_> {
-    Attrs { mode: p.mode.as_ref(), owner: p.owner.as_deref(), group: p.group.as_deref() }
+    p.attrs()
 }

@@ -1,15 +1,17 @@
 //! `replace`: substitute every match of a regex in a text file.
 
 use crate::lineinfile::{EditState, edit_data, plan_edit, probe_text};
+use crate::util::params_with_file_attrs;
 use crate::util::{self, Attrs, WriteOpts};
 use async_trait::async_trait;
-use pbr_core::params::{Mode, bool_lenient};
+use pbr_core::params::bool_lenient;
 use pbr_core::pyre::{Flags, PyRegex};
 use pbr_core::{Ctx, Doc, Module, ModuleError, Plan, ReadHost};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+params_with_file_attrs! {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplaceParams {
@@ -33,15 +35,7 @@ pub struct ReplaceParams {
     /// Command run on the edited file before it is put in place; `%s` is the temp file's path.
     #[serde(default)]
     pub validate: Option<String>,
-    /// Mode of the file: quoted octal (`"0644"`) or symbolic.
-    #[serde(default)]
-    pub mode: Option<Mode>,
-    /// Owner (name or uid).
-    #[serde(default)]
-    pub owner: Option<String>,
-    /// Group (name or gid).
-    #[serde(default)]
-    pub group: Option<String>,
+}
 }
 
 /// Ansible's replace on `text`: the new text and the number of replacements, or Ansible's
@@ -138,5 +132,5 @@ impl Module for Replace {
 }
 
 fn attrs(p: &ReplaceParams) -> Attrs<'_> {
-    Attrs { mode: p.mode.as_ref(), owner: p.owner.as_deref(), group: p.group.as_deref() }
+    p.attrs()
 }
