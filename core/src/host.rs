@@ -48,7 +48,8 @@ impl BecomeMethod {
     }
 }
 
-/// A string that must never reach output. `Debug`/`Display` print `<redacted>`.
+/// A string that must never reach output (become passwords, secret params). `Debug`/`Display`
+/// print `<redacted>`.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Secret(String);
 
@@ -70,6 +71,27 @@ impl fmt::Debug for Secret {
 impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")
+    }
+}
+
+/// A secret param (`psk`, `chap_password`...): a string, or a number written bare (an
+/// all-digit passphrase). An error about it never shows the value.
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(d) {
+            Ok(serde_json::Value::String(s)) => Ok(Secret(s)),
+            Ok(serde_json::Value::Number(n)) => Ok(Secret(n.to_string())),
+            _ => Err(serde::de::Error::custom("a secret must be a string (its value is not shown)")),
+        }
+    }
+}
+
+impl schemars::JsonSchema for Secret {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Secret".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "description": "A secret: redacted in all output", "writeOnly": true})
     }
 }
 
@@ -528,5 +550,18 @@ mod tests {
         assert_eq!(s.kind, "file");
         assert_eq!(s.mode, 0o644);
         assert!(parse_stat_line("garbage", None).is_none());
+    }
+
+    #[test]
+    fn secret_params() {
+        let s: Secret = serde_json::from_value(serde_json::json!("hunter2hunter2")).unwrap();
+        assert_eq!(s.expose(), "hunter2hunter2");
+        assert_eq!(format!("{s:?} {s}"), "<redacted> <redacted>");
+        // an all-digit passphrase written bare
+        let n: Secret = serde_json::from_value(serde_json::json!(12345678)).unwrap();
+        assert_eq!(n.expose(), "12345678");
+        let e = serde_json::from_value::<Secret>(serde_json::json!({"k": "hunter2hunter2"})).unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        assert!(e.to_string().contains("its value is not shown"), "{e}");
     }
 }

@@ -2,8 +2,9 @@
 
 use crate::storage_util::Step;
 use crate::storage_util::{self as su};
-use crate::targetcli::{Password, validate_wwn};
+use crate::targetcli::validate_wwn;
 use async_trait::async_trait;
+use pbr_core::Secret;
 use pbr_core::{Ctx, Diff, Doc, Module, ModuleError, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -70,7 +71,7 @@ pub struct IscsiParams {
     pub chap_userid: Option<String>,
     /// CHAP password (redacted in all output).
     #[serde(default)]
-    pub chap_password: Option<Password>,
+    pub chap_password: Option<Secret>,
 }
 
 impl IscsiParams {

@@ -4,13 +4,13 @@
 
 use crate::boot_util::{self, FileNow, Want};
 use async_trait::async_trait;
+use pbr_core::Secret;
 use pbr_core::params::Presence;
 use pbr_core::params::bool_lenient;
 use pbr_core::{Change, Ctx, Deferred, Doc, Module, ModuleError, Op, PathQuery, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::{Map, Value};
-use std::borrow::Cow;
 
 /// What replaces PSK values in diffs.
 pub const REDACTED: &str = "<redacted>";
@@ -34,41 +34,6 @@ fn default_driver() -> String {
     "nl80211".to_string()
 }
 
-/// A passphrase or raw PSK. Its content never appears in `Debug`, errors or results.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Psk(String);
-
-impl std::fmt::Debug for Psk {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(REDACTED)
-    }
-}
-
-impl<'de> Deserialize<'de> for Psk {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // A number (an all-digit passphrase written bare) is accepted; any error says nothing of
-        // the value.
-        match Value::deserialize(d) {
-            Ok(Value::String(s)) => Ok(Psk(s)),
-            Ok(Value::Number(n)) => Ok(Psk(n.to_string())),
-            _ => Err(serde::de::Error::custom("psk must be a string (its value is not shown)")),
-        }
-    }
-}
-
-impl JsonSchema for Psk {
-    fn schema_name() -> Cow<'static, str> {
-        "Psk".into()
-    }
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "description": "WPA passphrase (8 to 63 printable ASCII characters) or the 64-hex-digit PSK",
-            "type": "string",
-            "writeOnly": true
-        })
-    }
-}
-
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WpaNetwork {
@@ -77,7 +42,7 @@ pub struct WpaNetwork {
     /// Passphrase (8..63 printable ASCII) or 64 hex digits. Converted to the PSK on the controller;
     /// omit it for open networks (`key_mgmt: NONE`).
     #[serde(default)]
-    pub psk: Option<Psk>,
+    pub psk: Option<Secret>,
     /// Key management (`WPA-PSK`, `SAE`, `WPA-PSK SAE`, `NONE`...).
     #[serde(default = "default_key_mgmt")]
     pub key_mgmt: String,
@@ -544,7 +509,7 @@ pub fn render(p: &WpaParams) -> Result<String, String> {
             s.push_str("\tscan_ssid=1\n");
         }
         s.push_str(&format!("\tkey_mgmt={}\n", n.key_mgmt));
-        let psk = n.psk.as_ref().map(|k| derive_psk(&n.ssid, &k.0)).transpose()?;
+        let psk = n.psk.as_ref().map(|k| derive_psk(&n.ssid, k.expose())).transpose()?;
         if let Some(psk) = &psk {
             s.push_str(&format!("\tpsk={psk}\n"));
         }
@@ -672,7 +637,7 @@ impl Module for Wpa {
             }
             match &n.psk {
                 Some(psk) => {
-                    derive_psk(&n.ssid, &psk.0).map_err(|e| format!("networks[{i}]: {e}"))?;
+                    derive_psk(&n.ssid, psk.expose()).map_err(|e| format!("networks[{i}]: {e}"))?;
                 }
                 None if n.key_mgmt.split_whitespace().any(|k| k.contains("PSK") || k == "SAE") => {
                     return Err(format!("networks[{i}]: key_mgmt {} needs a psk", n.key_mgmt));
@@ -907,7 +872,7 @@ fn to_learn<'a>(p: &'a WpaParams, st: &WpaProbe) -> Result<Vec<Unknown<'a>>, Mod
     let Some(tags) = &st.running else { return Ok(vec![]) };
     let mut v = vec![];
     for n in &p.networks {
-        let psk = n.psk.as_ref().map(|k| derive_psk(&n.ssid, &k.0)).transpose().map_err(ModuleError::new)?;
+        let psk = n.psk.as_ref().map(|k| derive_psk(&n.ssid, k.expose())).transpose().map_err(ModuleError::new)?;
         let tag = network_tag(n, psk.as_deref());
         if !tags.contains(&tag) {
             v.push((n, tag, psk));

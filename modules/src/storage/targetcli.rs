@@ -7,6 +7,7 @@
 use crate::storage_util::{self as su, Step};
 use async_trait::async_trait;
 use indexmap::IndexMap;
+use pbr_core::Secret;
 use pbr_core::params::bool_lenient;
 use pbr_core::{Ctx, Diff, Doc, Host, Module, ModuleError, Op, Outcome, Plan, ReadHost};
 use schemars::JsonSchema;
@@ -15,37 +16,6 @@ use serde_json::{Map, Value};
 use sha1::{Digest, Sha1};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-
-/// A password: never printed (`Debug` shows `<redacted>`), compared by its sha1.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Password(String);
-
-impl Password {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Password {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl<'de> Deserialize<'de> for Password {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Password)
-    }
-}
-
-impl JsonSchema for Password {
-    fn schema_name() -> Cow<'static, str> {
-        "Password".into()
-    }
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({"type": "string", "description": "A secret: redacted in all output", "writeOnly": true})
-    }
-}
 
 /// An attribute value: string, number or boolean (`true` is written `1`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,7 +101,7 @@ pub struct Acl {
     pub chap_userid: Option<String>,
     /// CHAP password (redacted in all output).
     #[serde(default)]
-    pub chap_password: Option<Password>,
+    pub chap_password: Option<Secret>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
