@@ -642,7 +642,7 @@ impl<'a> Runner<'a> {
         }
         let Some(p) = found else {
             return Err(Diag::error(
-                "missing-file",
+                crate::diag::RuleId::MissingFile.as_str(),
                 span,
                 format!("vars file {} was not found: none of {} exists", alts.join(", "), alts.len()),
             ));

@@ -33,82 +33,36 @@ pub struct LintRequest<'a> {
     pub extra_vars: serde_json::Map<String, serde_json::Value>,
 }
 
-/// One lint rule: a stable id, its default severity and a one-line description.
-#[derive(Debug, Clone, Copy)]
-pub struct Rule {
-    pub id: &'static str,
-    pub severity: Severity,
-    pub doc: &'static str,
-}
-
-const fn rule(id: &'static str, severity: Severity, doc: &'static str) -> Rule {
-    Rule { id, severity, doc }
-}
-
-use Severity::{Error as E, Warning as W};
-
-/// Every rule lint knows.
-pub const RULES: &[Rule] = &[
-    rule("yaml-syntax", E, "the file is not valid YAML"),
-    rule("encoding", E, "a playbook, inventory, vars or template file that is not UTF-8 text"),
-    rule("yaml-duplicate-key", E, "a key appears twice in one mapping"),
-    rule("yaml-truthy", W, "a plain yes/no/on/off is a boolean where a string is expected: quote it"),
-    rule("octal-mode", W, "`mode:` given as an unquoted number: quote octal modes (\"0644\")"),
-    rule("unknown-keyword", E, "a play or task keyword pbr does not know (often a typo or bad indentation)"),
-    rule("multiple-modules", E, "a task calls more than one module"),
-    rule("no-module", E, "a task calls no module"),
-    rule("unknown-module", E, "a task calls a module that does not exist"),
-    rule("bad-args", E, "module arguments that cannot be read"),
-    rule("playbook", E, "a playbook structure error (wrong type, missing `hosts:`, include cycle...)"),
-    rule("missing-file", E, "a file the playbook names (tasks, vars, role, copy/template src) does not exist"),
-    rule("unknown-param", E, "a module param that the module does not take"),
-    rule("param-type", E, "a module param of the wrong type"),
-    rule("missing-param", E, "a required module param is missing"),
-    rule("param-value", E, "a module param value the module does not accept"),
-    rule("param-conflict", E, "module params that do not go together"),
-    rule("role-args", E, "role params that the role's argument spec (meta/argument_specs.yml) refuses"),
-    rule("undefined-var", E, "a template uses a variable defined nowhere (inventory, vars, facts, register...)"),
-    rule("template-syntax", E, "a Jinja template or expression with a syntax error"),
-    rule("notify-unknown", E, "`notify:` names no handler (name or `listen:` topic) of the play"),
-    rule("handler-unused", W, "a handler no task notifies"),
-    rule("command-instead-of-module", W, "`command`/`shell` runs a tool a module manages (systemctl, apt-get...)"),
-    rule("destructive-without-guard", W, "`force: true` without a comment explaining it or a tag to skip it"),
-    rule("plaintext-secret", W, "a password, psk or token written in plain text in the repository"),
-    rule("host-unused", W, "an inventory host that no play targets"),
-    rule("limit-empty", E, "the --limit pattern matches no host"),
-    rule("duplicate-host", W, "a host declared twice in the same group"),
-    rule("inventory", E, "the inventory cannot be read"),
-    rule("lint-config", W, "a problem in .pbr-lint.yml"),
-];
+pub use crate::diag::{RULES, Rule, RuleId};
 
 /// The rule with this id.
 pub fn rule_of(id: &str) -> Option<&'static Rule> {
-    RULES.iter().find(|r| r.id == id)
+    RULES.iter().find(|r| r.id.as_str() == id)
 }
 
 /// A diagnostic for a rule, at the rule's default severity.
-pub(crate) fn diag(id: &'static str, span: Span, message: impl Into<String>) -> Diag {
-    let severity = rule_of(id).map(|r| r.severity).unwrap_or(Severity::Error);
-    Diag { severity, ..Diag::error(id, span, message) }
+pub(crate) fn diag(rule: RuleId, span: Span, message: impl Into<String>) -> Diag {
+    let severity = RULES.iter().find(|r| r.id == rule).map_or(Severity::Error, |r| r.severity);
+    Diag { severity, ..Diag::error(rule.as_str(), span, message) }
 }
 
 /// Give diagnostics from the loaders their lint rule id (by their code, never their text).
 pub(crate) fn remap(mut d: Diag) -> Diag {
     d.code = match d.code {
-        "io" => "missing-file",
-        "yaml-alias" | "yaml-tag" => "yaml-syntax",
+        "io" => RuleId::MissingFile.as_str(),
+        "yaml-alias" | "yaml-tag" => RuleId::YamlSyntax.as_str(),
         c if rule_of(c).is_some() => c,
-        _ => "playbook",
+        _ => RuleId::Playbook.as_str(),
     };
     d
 }
 
 /// "Did you mean" for an unknown module, from the registry and the engine's own actions.
 pub fn with_module_hint(d: Diag, registry: &Registry) -> Diag {
-    if d.code != "unknown-module" || d.help.is_some() {
+    if d.code != RuleId::UnknownModule.as_str() || d.help.is_some() {
         return d;
     }
-    let Some(name) = d.message.split('`').nth(1).map(str::to_string) else {
+    let Some(name) = d.subject.clone() else {
         return d;
     };
     let names = registry.names();
@@ -134,7 +88,7 @@ pub fn run_cli(req: &LintRequest) -> u8 {
     if req.format == "rules" {
         for r in RULES {
             let sev = if r.severity == Severity::Error { "error" } else { "warning" };
-            println!("{:<28} {:<8} {}", r.id, sev, r.doc);
+            println!("{:<28} {:<8} {}", r.id.as_str(), sev, r.doc);
         }
         return 0;
     }
@@ -177,15 +131,15 @@ pub fn lint_paths(
         } else if p.is_file() {
             files.push(p.clone());
         } else {
-            diags.push(diag("missing-file", Span::none(), format!("no such file or directory: {}", p.display())));
+            diags.push(diag(RuleId::MissingFile, Span::none(), format!("no such file or directory: {}", p.display())));
         }
     }
     let mut inv = match Inventory::load(inventory) {
         Ok(inv) => inv,
         Err(d) => {
             let mut d = d;
-            if rule_of(d.code).is_none() || d.code == "playbook" {
-                d.code = "inventory";
+            if rule_of(d.code).is_none() || d.code == RuleId::Playbook.as_str() {
+                d.code = RuleId::Inventory.as_str();
             }
             diags.push(d);
             Inventory::new()
@@ -214,7 +168,7 @@ pub fn lint_paths(
     }
     for w in &inv.warnings {
         let mut w = w.clone();
-        w.code = "inventory";
+        w.code = RuleId::Inventory.as_str();
         w.severity = Severity::Warning;
         diags.push(w);
     }
@@ -238,11 +192,11 @@ pub fn lint_paths(
         all.push("localhost".into());
         match inv.limit(&all, limit) {
             Ok(h) if h.is_empty() => diags.push(
-                diag("limit-empty", Span::none(), format!("--limit {limit:?} matches no host of the inventory"))
+                diag(RuleId::LimitEmpty, Span::none(), format!("--limit {limit:?} matches no host of the inventory"))
                     .with_help("check the pattern against `pbr inventory --graph`"),
             ),
             Ok(_) => {}
-            Err(e) => diags.push(diag("limit-empty", Span::none(), format!("--limit {limit:?}: {e}"))),
+            Err(e) => diags.push(diag(RuleId::LimitEmpty, Span::none(), format!("--limit {limit:?}: {e}"))),
         }
     }
     let cfg = config::Config::discover(paths, &mut diags);

@@ -5,6 +5,7 @@
 //! tasks and are loaded when reached.
 
 use crate::diag::Diag;
+use crate::diag::RuleId;
 use crate::source::Span;
 use crate::yaml::{self, Node, NodeKind};
 use serde_json::{Map, Value};
@@ -348,12 +349,12 @@ pub struct Playbook {
 type R<T> = Result<T, Diag>;
 
 fn err(span: Span, msg: impl Into<String>) -> Diag {
-    Diag::error("playbook", span, msg)
+    Diag::error(RuleId::Playbook.as_str(), span, msg)
 }
 
 /// A file the playbook names (a tasks or vars file, a role, a role's tasks file) is not there.
 fn missing(span: Span, msg: impl Into<String>) -> Diag {
-    Diag::error("missing-file", span, msg)
+    Diag::error(RuleId::MissingFile.as_str(), span, msg)
 }
 
 /// Closest candidate by edit distance, for "did you mean".
@@ -869,7 +870,8 @@ impl Loader<'_> {
         for (k, _) in entries {
             let key = k.key_str().unwrap_or_default();
             if !PLAY_KEYWORDS.contains(&key.as_str()) {
-                let mut d = Diag::error("unknown-keyword", k.span, format!("unknown play keyword `{key}`"));
+                let mut d =
+                    Diag::error(RuleId::UnknownKeyword.as_str(), k.span, format!("unknown play keyword `{key}`"));
                 if let Some(s) = did_you_mean(&key, PLAY_KEYWORDS.iter().copied()) {
                     d = d.with_help(format!("did you mean `{s}`?"));
                 } else if TASK_KEYWORDS.contains(&key.as_str()) || (self.is_module)(&key) {
@@ -1314,7 +1316,7 @@ impl Loader<'_> {
                 let prev_name = prev.key_str().unwrap_or_default();
                 let both_modules = (self.is_module)(&key) || INCLUDE_KINDS.contains(&short_name(&key));
                 let mut d = Diag::error(
-                    if both_modules { "multiple-modules" } else { "unknown-keyword" },
+                    if both_modules { RuleId::MultipleModules.as_str() } else { RuleId::UnknownKeyword.as_str() },
                     k.span,
                     if both_modules {
                         format!("a task calls one module, but this one has `{prev_name}` and `{key}`")
@@ -1337,7 +1339,7 @@ impl Loader<'_> {
         let action = if is_block {
             if let Some((k, _)) = module {
                 return Err(Diag::error(
-                    "unknown-keyword",
+                    RuleId::UnknownKeyword.as_str(),
                     k.span,
                     format!("a block cannot call a module (`{}`)", k.key_str().unwrap_or_default()),
                 ));
@@ -1356,7 +1358,7 @@ impl Loader<'_> {
                 Some((mk, mv)) => (mk.key_str().unwrap_or_default(), mv.clone(), mk.span),
                 None => {
                     let Some(a) = n.get("action").or_else(|| n.get("local_action")) else {
-                        return Err(Diag::error("no-module", n.span, "this task calls no module")
+                        return Err(Diag::error(RuleId::NoModule.as_str(), n.span, "this task calls no module")
                             .with_help("add a module, e.g. `command: echo hi`, or check the indentation"));
                     };
                     match &a.kind {
@@ -1389,8 +1391,8 @@ impl Loader<'_> {
             let mv = args_node.clone();
             let short = short_name(&mname).to_string();
             if !(self.is_module)(&mname) && !INCLUDE_KINDS.contains(&short.as_str()) && !ansible_only(&mname) {
-                let mut d = Diag::error("unknown-module", mk_span, format!("unknown module `{mname}`"));
-                let _ = &mut d;
+                let mut d = Diag::error(RuleId::UnknownModule.as_str(), mk_span, format!("unknown module `{mname}`"));
+                d.subject = Some(mname.clone());
                 return Err(d);
             }
             let mut args = match &args_node.kind {
@@ -1430,7 +1432,7 @@ impl Loader<'_> {
                         let (p, rest) = parse_kv(s, None);
                         if !rest.is_empty() {
                             return Err(Diag::error(
-                                "bad-args",
+                                RuleId::BadArgs.as_str(),
                                 args_node.span,
                                 format!("cannot read `{rest}` as key=value arguments of `{mname}`"),
                             )
@@ -1441,7 +1443,7 @@ impl Loader<'_> {
                 }
                 _ => {
                     return Err(Diag::error(
-                        "bad-args",
+                        RuleId::BadArgs.as_str(),
                         args_node.span,
                         format!(
                             "arguments of `{mname}` must be a mapping or a key=value string, found {}",
@@ -1502,8 +1504,12 @@ impl Loader<'_> {
                 "with_flattened" => LoopSpec::Flattened(v.to_value()),
                 "with_first_found" => LoopSpec::FirstFound(v.to_value()),
                 k2 if k2.starts_with("with_") => {
-                    return Err(Diag::error("unknown-keyword", k.span, format!("`{k2}` is not supported"))
-                        .with_help("use `loop:` with a lookup or filter"));
+                    return Err(Diag::error(
+                        RuleId::UnknownKeyword.as_str(),
+                        k.span,
+                        format!("`{k2}` is not supported"),
+                    )
+                    .with_help("use `loop:` with a lookup or filter"));
                 }
                 _ => continue,
             };
@@ -1530,7 +1536,7 @@ impl Loader<'_> {
                     }
                     other => {
                         return Err(Diag::error(
-                            "unknown-keyword",
+                            RuleId::UnknownKeyword.as_str(),
                             k.span,
                             format!("unknown loop_control key `{other}`"),
                         ));

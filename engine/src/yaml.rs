@@ -154,9 +154,8 @@ impl Node {
 /// Read and parse a YAML file (all documents). Registers the source for diagnostics.
 pub fn load_file(path: &Path) -> Result<Vec<Node>, Diag> {
     let text = crate::source::read_text(path).map_err(|e| match e {
-        crate::source::ReadError::NotUtf8(span, m) => {
-            Diag::error("encoding", span, m).with_help("save the file as UTF-8 (`iconv -f LATIN1 -t UTF-8`)")
-        }
+        crate::source::ReadError::NotUtf8(span, m) => Diag::error(crate::diag::RuleId::Encoding.as_str(), span, m)
+            .with_help("save the file as UTF-8 (`iconv -f LATIN1 -t UTF-8`)"),
         e => Diag::error("io", Span::none(), format!("cannot read {}: {e}", path.display())),
     })?;
     let id = add_source(path, text);

@@ -9,6 +9,7 @@
 #![allow(clippy::result_large_err)]
 
 use crate::diag::Diag;
+use crate::diag::RuleId;
 use crate::source::{Span, SrcId, source};
 use crate::yaml::{Node, NodeKind};
 use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Tag};
@@ -248,7 +249,7 @@ impl<'a> Builder<'a> {
         // Point at one character (or the end of input).
         let end = self.text[at..].chars().next().map(|c| at + c.len_utf8()).unwrap_or(at);
         let (message, label, help) = describe_scan_error(e.info());
-        let mut d = Diag::error("yaml-syntax", self.span(at, end), message);
+        let mut d = Diag::error(RuleId::YamlSyntax.as_str(), self.span(at, end), message);
         if let Some(l) = label {
             d = d.with_label(l);
         }
@@ -313,7 +314,7 @@ impl<'a> Builder<'a> {
 
     fn open(&mut self, coll: Coll, start: usize, end: usize, anchor: usize, tag: Option<&Tag>) -> Result<(), Diag> {
         if self.stack.len() >= MAX_DEPTH {
-            return Err(Diag::error("yaml-syntax", self.span(start, end), "nesting too deep")
+            return Err(Diag::error(RuleId::YamlSyntax.as_str(), self.span(start, end), "nesting too deep")
                 .with_note(format!("at most {MAX_DEPTH} nested lists or mappings are accepted")));
         }
         // The event's span may begin at an anchor or tag; the collection itself begins after it.
@@ -429,8 +430,9 @@ fn insert_entry(m: &mut MapFrame, key: Node, value: Node) -> Result<(), Diag> {
 
 fn duplicate_key(first: &Node, second: &Node) -> Diag {
     let name = second.key_str().unwrap_or_default();
-    let mut d = Diag::error("yaml-duplicate-key", second.span, format!("duplicate key `{name}` in this mapping"))
-        .with_label("defined again here");
+    let mut d =
+        Diag::error(RuleId::YamlDuplicateKey.as_str(), second.span, format!("duplicate key `{name}` in this mapping"))
+            .with_label("defined again here");
     if let Some((line, col)) = first.span.line_col() {
         d = d.with_note(format!("`{name}` was first defined at line {line}, column {col}"));
     }

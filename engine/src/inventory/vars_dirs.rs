@@ -83,7 +83,7 @@ fn dir_files(dir: &Path) -> Result<Vec<PathBuf>, Diag> {
 /// One vars file: a YAML (or JSON) mapping; empty or null gives no vars.
 pub(crate) fn load_vars_file(path: &Path) -> Result<Map<String, Value>, Diag> {
     let text = crate::source::read_text(path).map_err(|e| match e {
-        crate::source::ReadError::NotUtf8(span, m) => Diag::error("encoding", span, m),
+        crate::source::ReadError::NotUtf8(span, m) => Diag::error(crate::diag::RuleId::Encoding.as_str(), span, m),
         e => Diag::error(CODE, Span::none(), format!("cannot read vars file {}: {e}", path.display())),
     })?;
     let id = add_source(path, text);

@@ -1,6 +1,7 @@
 //! The analysis over loaded playbooks: params, templates and variables, handlers, files,
 //! safety and inventory rules.
 
+use super::RuleId;
 use super::params::{self, ArgNodes};
 use super::{diag, remap};
 use crate::diag::{Diag, Severity};
@@ -207,7 +208,7 @@ impl<'a> Analyzer<'a> {
             let Some(p) = paths.iter().find(|p| p.is_file()).cloned() else {
                 let looked: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
                 self.push(
-                    diag("missing-file", *span, format!("vars file `{}` not found", alts.join("`, `")))
+                    diag(RuleId::MissingFile, *span, format!("vars file `{}` not found", alts.join("`, `")))
                         .with_label(format!("looked for {}", looked.join(", "))),
                 );
                 continue;
@@ -350,7 +351,7 @@ impl<'a> Analyzer<'a> {
         let p = if p.exists() { p } else { t.origin.playbook_dir.join(file) };
         if !p.is_file() {
             let span = module_value(t).map(|v| v.span).unwrap_or(t.span);
-            self.push(diag("missing-file", span, format!("tasks file `{file}` not found")).with_label(format!(
+            self.push(diag(RuleId::MissingFile, span, format!("tasks file `{file}` not found")).with_label(format!(
                 "looked in {} and {}",
                 base.display(),
                 t.origin.playbook_dir.display()
@@ -524,7 +525,7 @@ impl<'a> Analyzer<'a> {
     }
 
     fn template_error(&mut self, e: &TemplateError, span: Span) {
-        self.push(diag("template-syntax", span, format!("template syntax: {}", e.message)));
+        self.push(diag(RuleId::TemplateSyntax, span, format!("template syntax: {}", e.message)));
     }
 
     fn add_refs(&mut self, text: &str, names: std::collections::BTreeSet<String>, span: Span) {
@@ -551,7 +552,8 @@ impl<'a> Analyzer<'a> {
             if self.is_defined(&name) || !seen.insert((name.clone(), span)) {
                 continue;
             }
-            let mut d = diag("undefined-var", narrow(span, &name), format!("variable `{name}` is defined nowhere"));
+            let mut d =
+                diag(RuleId::UndefinedVar, narrow(span, &name), format!("variable `{name}` is defined nowhere"));
             if let Some(s) = crate::playbook::did_you_mean(&name, self.defined.iter().map(String::as_str)) {
                 d = d.with_help(format!("did you mean `{s}`?"));
             } else {
@@ -622,7 +624,7 @@ impl<'a> Analyzer<'a> {
                             Some(r) => format!("role `{r}`: {e}"),
                             None => e,
                         };
-                        self.push(super::diag("role-args", at, msg));
+                        self.push(super::diag(RuleId::RoleArgs, at, msg));
                     }
                 }
             }
@@ -645,8 +647,12 @@ impl<'a> Analyzer<'a> {
         // an Ansible module pbr lacks: the run fails the task if it is reached; lint says so
         if self.lint && self.registry.get(name).is_none() && crate::playbook::ansible_only(name) {
             self.push(
-                diag("unknown-module", key_span, format!("`{name}` is an Ansible module that pbr does not implement"))
-                    .with_help("the task fails when it runs; `pbr doc` lists the modules pbr has"),
+                diag(
+                    RuleId::UnknownModule,
+                    key_span,
+                    format!("`{name}` is an Ansible module that pbr does not implement"),
+                )
+                .with_help("the task fails when it runs; `pbr doc` lists the modules pbr has"),
             );
         }
         if let Some(module) = self.registry.get(name) {
@@ -704,7 +710,7 @@ impl<'a> Analyzer<'a> {
             let span =
                 nodes.node_at(&[crate::yaml::PathSeg::Key("file".into())]).map(|n| n.span).unwrap_or(nodes.module.span);
             self.push(
-                diag("missing-file", span, format!("vars file `{file}` not found"))
+                diag(RuleId::MissingFile, span, format!("vars file `{file}` not found"))
                     .with_label(format!("looked for {}", p.display())),
             );
             return;
@@ -742,7 +748,7 @@ impl<'a> Analyzer<'a> {
                 }
                 let looked: Vec<String> = search.iter().map(|d| d.join(subdir).display().to_string()).collect();
                 self.push(
-                    diag("missing-file", span, format!("`{module}` src `{src}` not found"))
+                    diag(RuleId::MissingFile, span, format!("`{module}` src `{src}` not found"))
                         .with_help(format!("looked in {} (then the directories themselves)", looked.join(", "))),
                 );
             }
@@ -763,7 +769,7 @@ impl<'a> Analyzer<'a> {
             Ok(t) => t,
             // known before any host is touched: the task would fail on every host
             Err(crate::source::ReadError::NotUtf8(span, m)) => {
-                self.push(diag("encoding", span, m).with_help("save the template as UTF-8"));
+                self.push(diag(RuleId::Encoding, span, m).with_help("save the template as UTF-8"));
                 return;
             }
             Err(_) => return,
@@ -826,7 +832,7 @@ impl<'a> Analyzer<'a> {
                 ),
             };
             self.push(
-                diag("command-instead-of-module", span, format!("`{word}` run through `{}`", t.action_name()))
+                diag(RuleId::CommandInsteadOfModule, span, format!("`{word}` run through `{}`", t.action_name()))
                     .with_help(help),
             );
             return;
@@ -851,8 +857,12 @@ impl<'a> Analyzer<'a> {
             return;
         }
         self.push(
-            diag("destructive-without-guard", key.span.to(v.span), format!("`force: true` in `{}`", t.action_name()))
-                .with_help("say why in a comment on this line or the line above, or tag the task so it can be skipped"),
+            diag(
+                RuleId::DestructiveWithoutGuard,
+                key.span.to(v.span),
+                format!("`force: true` in `{}`", t.action_name()),
+            )
+            .with_help("say why in a comment on this line or the line above, or tag the task so it can be skipped"),
         );
     }
 
@@ -872,13 +882,13 @@ impl<'a> Analyzer<'a> {
         }
         if raw.starts_with('0') {
             self.push(
-                diag("octal-mode", v.span, format!("mode {raw} is an unquoted octal number"))
+                diag(RuleId::OctalMode, v.span, format!("mode {raw} is an unquoted octal number"))
                     .with_help(format!("quote it: \"{raw}\" (YAML 1.2 tools read {raw} as decimal)")),
             );
         } else {
             self.push(
                 diag(
-                    "octal-mode",
+                    RuleId::OctalMode,
                     v.span,
                     format!("mode {raw} is a decimal number: it means mode 0{:o}, almost surely not what you want", i),
                 )
@@ -916,9 +926,11 @@ impl<'a> Analyzer<'a> {
         if !literal || v.tag.is_some() {
             return;
         }
-        self.push(diag("plaintext-secret", k.span.to(v.span), format!("`{key}` is written in plain text")).with_help(
-            "read it at run time: `{{ lookup('env', 'NAME') }}`, or keep it in a vars file outside the repository",
-        ));
+        self.push(
+            diag(RuleId::PlaintextSecret, k.span.to(v.span), format!("`{key}` is written in plain text")).with_help(
+                "read it at run time: `{{ lookup('env', 'NAME') }}`, or keep it in a vars file outside the repository",
+            ),
+        );
     }
 
     fn handler_rules(&mut self, info: &PlayInfo) {
@@ -929,7 +941,7 @@ impl<'a> Analyzer<'a> {
             if !self.lint && info.unresolved {
                 continue;
             }
-            let mut d = diag("notify-unknown", *span, format!("no handler `{name}` in this play"));
+            let mut d = diag(RuleId::NotifyUnknown, *span, format!("no handler `{name}` in this play"));
             if let Some(s) = crate::playbook::did_you_mean(name, info.handler_names.iter().map(String::as_str)) {
                 d = d.with_help(format!("did you mean `{s}`?"));
             }
@@ -945,7 +957,7 @@ impl<'a> Analyzer<'a> {
         for (names, span) in &info.handlers {
             if !names.iter().any(|n| notified.contains(n.as_str())) {
                 let name = names.last().cloned().unwrap_or_default();
-                self.push(diag("handler-unused", *span, format!("handler `{name}` is never notified")));
+                self.push(diag(RuleId::HandlerUnused, *span, format!("handler `{name}` is never notified")));
             }
         }
     }
@@ -958,7 +970,7 @@ impl<'a> Analyzer<'a> {
         for (host, first, second) in &inv.duplicates {
             let _ = first;
             self.push(
-                diag("duplicate-host", *second, format!("host `{host}` is declared again in the same group"))
+                diag(RuleId::DuplicateHost, *second, format!("host `{host}` is declared again in the same group"))
                     .with_label("declared again here"),
             );
         }
@@ -989,7 +1001,7 @@ impl<'a> Analyzer<'a> {
         for h in inv.hosts.values() {
             if !used.contains(&h.name) && !h.span.is_none() {
                 self.push(
-                    diag("host-unused", h.span, format!("host `{}` is targeted by no play", h.name))
+                    diag(RuleId::HostUnused, h.span, format!("host `{}` is targeted by no play", h.name))
                         .with_help("add it to a group a play targets, or remove it"),
                 );
             }
@@ -1049,7 +1061,7 @@ impl<'a> Analyzer<'a> {
         };
         if literal && secret_key(key) && !span.is_none() {
             self
-                .push(diag("plaintext-secret", span, format!("`{key}` of {owner} is written in plain text")).with_help(
+                .push(diag(RuleId::PlaintextSecret, span, format!("`{key}` of {owner} is written in plain text")).with_help(
                 "read it at run time: `{{ lookup('env', 'NAME') }}`, or keep it in a vars file outside the repository",
             ));
         }

@@ -1,6 +1,7 @@
 //! `.pbr-lint.yml` (`disable: [rule]`, `severity: {rule: warning|error|off}`) and inline
 //! `# pbr-lint: disable=rule[,rule2]` comments.
 
+use super::RuleId;
 use super::{diag, rule_of};
 use crate::diag::{Diag, Severity};
 use crate::source::source;
@@ -47,7 +48,7 @@ impl Config {
         let docs = match crate::yaml::load_file(path) {
             Ok(d) => d,
             Err(d) => {
-                diags.push(Diag { code: "lint-config", severity: Severity::Warning, ..d });
+                diags.push(Diag { code: RuleId::LintConfig.as_str(), severity: Severity::Warning, ..d });
                 return cfg;
             }
         };
@@ -56,7 +57,7 @@ impl Config {
         };
         let Some(entries) = doc.as_map() else {
             if !doc.is_null() {
-                diags.push(diag("lint-config", doc.span, "the lint config must be a mapping"));
+                diags.push(diag(RuleId::LintConfig, doc.span, "the lint config must be a mapping"));
             }
             return cfg;
         };
@@ -76,7 +77,7 @@ impl Config {
                 "severity" => {
                     let Some(m) = v.as_map() else {
                         diags.push(diag(
-                            "lint-config",
+                            RuleId::LintConfig,
                             v.span,
                             "`severity:` must map rule ids to warning, error or off",
                         ));
@@ -99,7 +100,7 @@ impl Config {
                                 cfg.severity.insert(id, s);
                             }
                             None => diags.push(diag(
-                                "lint-config",
+                                RuleId::LintConfig,
                                 rv.span,
                                 "a severity must be `error`, `warning` or `off` (quote `off`: \"off\")",
                             )),
@@ -107,7 +108,7 @@ impl Config {
                     }
                 }
                 other => diags.push(
-                    diag("lint-config", k.span, format!("unknown lint config key `{other}`"))
+                    diag(RuleId::LintConfig, k.span, format!("unknown lint config key `{other}`"))
                         .with_help("the keys are `disable:` and `severity:`"),
                 ),
             }
@@ -133,8 +134,8 @@ fn known_rule(n: &Node, diags: &mut Vec<Diag>) -> Option<String> {
     if rule_of(&id).is_some() {
         return Some(id);
     }
-    let mut d = diag("lint-config", n.span, format!("unknown lint rule `{id}`"));
-    if let Some(s) = crate::playbook::did_you_mean(&id, super::RULES.iter().map(|r| r.id)) {
+    let mut d = diag(RuleId::LintConfig, n.span, format!("unknown lint rule `{id}`"));
+    if let Some(s) = crate::playbook::did_you_mean(&id, super::RULES.iter().map(|r| r.id.as_str())) {
         d = d.with_help(format!("did you mean `{s}`?"));
     }
     diags.push(d);

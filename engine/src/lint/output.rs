@@ -66,7 +66,7 @@ fn sarif(diags: &[Diag]) -> Value {
         .iter()
         .map(|r| {
             json!({
-                "id": r.id,
+                "id": r.id.as_str(),
                 "shortDescription": {"text": r.doc},
                 "defaultConfiguration": {"level": sev_name(r.severity)},
             })

@@ -2,6 +2,7 @@
 //! and `validate()`. Templated values are unknown until run time: a templated leaf is replaced by
 //! a value that passes, and errors that hinge on one are not reported.
 
+use super::RuleId;
 use super::diag;
 use crate::diag::Diag;
 use crate::module::{DynModule, ParamError};
@@ -115,7 +116,7 @@ pub fn check(module: &dyn DynModule, args: &Value, nodes: &ArgNodes, lint: bool)
                 parent.pop();
             }
             let span = nodes.key_at(&parent, key).map(|k| k.span).unwrap_or_else(|| nodes.span_at(&parent));
-            let mut d = diag("unknown-param", span, format!("unknown param `{key}` for module `{name}`"));
+            let mut d = diag(RuleId::UnknownParam, span, format!("unknown param `{key}` for module `{name}`"));
             d = match suggest(key, expected.iter().map(String::as_str)) {
                 Some(s) => d.with_help(format!("did you mean `{s}`?")),
                 None if !expected.is_empty() => d.with_help(format!("`{name}` takes: {}", expected.join(", "))),
@@ -178,9 +179,9 @@ pub fn check(module: &dyn DynModule, args: &Value, nodes: &ArgNodes, lint: bool)
         let msg = e.message.as_str();
         let (rule, text) = if let Some(rest) = msg.strip_prefix("missing field `") {
             let field = rest.split('`').next().unwrap_or_default();
-            ("missing-param", format!("module `{name}` needs param `{field}`"))
+            (RuleId::MissingParam, format!("module `{name}` needs param `{field}`"))
         } else if msg.contains("invalid type") || msg.starts_with("expected a boolean") {
-            ("param-type", format!("param `{}` of `{name}`: {msg}", crate::module::path_text(&e.path)))
+            (RuleId::ParamType, format!("param `{}` of `{name}`: {msg}", crate::module::path_text(&e.path)))
         } else if e.path.is_empty() {
             if substituted || !out.is_empty() {
                 // may hinge on a templated value or a dropped unknown key
@@ -190,13 +191,13 @@ pub fn check(module: &dyn DynModule, args: &Value, nodes: &ArgNodes, lint: bool)
                 // the check reads a value known only at run time
                 return out;
             }
-            ("param-conflict", format!("`{name}`: {msg}"))
+            (RuleId::ParamConflict, format!("`{name}`: {msg}"))
         } else {
-            ("param-value", format!("param `{}` of `{name}`: {msg}", crate::module::path_text(&e.path)))
+            (RuleId::ParamValue, format!("param `{}` of `{name}`: {msg}", crate::module::path_text(&e.path)))
         };
-        let span = if rule == "missing-param" { nodes.node_at(&e.path).map(|n| n.span) } else { None };
+        let span = if rule == RuleId::MissingParam { nodes.node_at(&e.path).map(|n| n.span) } else { None };
         let span = span.filter(|_| !e.path.is_empty()).unwrap_or_else(|| nodes.span_at(&e.path));
-        if rule == "param-type"
+        if rule == RuleId::ParamType
             && let Some(n) = nodes.node_at(&e.path)
             && n.plain
             && let Some(raw) = raw_text(n)
@@ -210,7 +211,7 @@ pub fn check(module: &dyn DynModule, args: &Value, nodes: &ArgNodes, lint: bool)
             return out;
         }
         let mut d = diag(rule, span, text);
-        if rule == "missing-param" {
+        if rule == RuleId::MissingParam {
             d = d.with_label(format!("`{name}` without `{}`", msg.split('`').nth(1).unwrap_or_default()));
         }
         out.push(d);
@@ -254,7 +255,7 @@ fn templated_variant_passes(module: &dyn DynModule, v: &Value) -> bool {
 
 /// A plain yes/no/on/off where a string param is expected.
 pub fn truthy_diag(raw: &str, key: &str, module: &str, span: Span) -> Diag {
-    diag("yaml-truthy", span, format!("`{raw}` is read as a boolean, but `{key}` of `{module}` takes a string"))
+    diag(RuleId::YamlTruthy, span, format!("`{raw}` is read as a boolean, but `{key}` of `{module}` takes a string"))
         .with_help(format!("quote it: \"{raw}\""))
 }
 
