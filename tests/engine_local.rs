@@ -1150,3 +1150,42 @@ fn jsonfile_fact_cache_keeps_cacheable_facts_between_runs() {
     assert_eq!(r.code, 4, "{}", r.all());
     assert!(r.stderr.contains("fact cache plugin \"redis\" is not supported"), "{}", r.stderr);
 }
+
+/// The engine's actions read their params with the types lint and `pbr doc` show: `pause`
+/// takes `minutes` (it was ignored) and refuses a negative time (it panicked); `group_by`
+/// takes a number as its key; an unknown param of a templated `fail` is an error at run time.
+#[test]
+fn engine_actions_read_their_params_typed() {
+    let (_d, r) = play(
+        &["h1"],
+        r#"
+- hosts: all
+  gather_facts: false
+  vars:
+    neg: -1
+    zero: 0
+  tasks:
+    - pause: { minutes: "{{ zero }}" }
+    - pause: { seconds: "{{ neg }}" }
+      register: negative
+      ignore_errors: true
+    - assert:
+        that:
+          - negative is failed
+          - "'not negative' in negative.msg"
+    - group_by: { key: 42 }
+    - assert:
+        that: "'42' in group_names"
+    - fail: "{{ {'msg': 'stop', 'bogus': 1} }}"
+      register: bad
+      ignore_errors: true
+    - assert:
+        that:
+          - bad is failed
+          - "'bogus' in bad.msg"
+"#,
+        &[],
+    );
+    assert_eq!(r.recap("h1")["failed"], 0, "{}", r.all());
+    assert_eq!(r.recap("h1")["ignored"], 2, "{}", r.all());
+}

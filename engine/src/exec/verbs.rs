@@ -1,9 +1,11 @@
 //! The engine's own actions (`debug`, `assert`, `fail`, `pause`, `ping`, `setup`, `set_fact`,
-//! `group_by`, `include_vars`, `reboot`, `wait_for_connection`) as typed, registered entries: one params
-//! type each, so that lint checks their params and `pbr doc` documents them like modules. The
-//! executor runs them itself (exec.rs, reboot.rs); `execute` here is never called. The fields
-//! are the contract lint and `pbr doc` read through the schema; the executor reads the rendered
-//! values itself, hence no field is read in Rust.
+//! `group_by`, `include_vars`, `reboot`, `wait_for_connection`...) as typed, registered entries:
+//! one params type each, so that lint checks their params and `pbr doc` documents them like
+//! modules. The executor dispatches on [`Verb`] and runs them itself (actions.rs, reboot.rs;
+//! `execute` here is never called), reading their rendered params into the same types
+//! ([`read`]) where it can; `set_fact` and `add_host` take free keys, and `debug`, `assert` and
+//! `validate_argument_spec` template parts of their params lazily, so those read the mapping.
+// the fields are the contract lint and `pbr doc` read; not every one is read in Rust
 #![allow(dead_code)]
 
 use crate::Host;
@@ -17,7 +19,7 @@ use serde_json::{Map, Value};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-struct Verb<P> {
+struct Entry<P> {
     name: &'static str,
     aliases: &'static [&'static str],
     doc: Doc,
@@ -25,7 +27,7 @@ struct Verb<P> {
 }
 
 #[async_trait]
-impl<P: DeserializeOwned + JsonSchema + 'static> DynModule for Verb<P> {
+impl<P: DeserializeOwned + JsonSchema + 'static> DynModule for Entry<P> {
     fn name(&self) -> &'static str {
         self.name
     }
@@ -52,7 +54,7 @@ fn verb<P: DeserializeOwned + JsonSchema + 'static>(
     description: &'static str,
     examples: &'static str,
 ) -> (&'static str, &'static [&'static str], Arc<dyn DynModule>) {
-    (name, aliases, Arc::new(Verb::<P> { name, aliases, doc: Doc { description, examples }, params: PhantomData }))
+    (name, aliases, Arc::new(Entry::<P> { name, aliases, doc: Doc { description, examples }, params: PhantomData }))
 }
 
 /// A number of seconds: a YAML number or a numeric string.
@@ -299,6 +301,66 @@ pub struct WaitParams {
 }
 
 /// Every engine action, typed. [`crate::module::Registry::new`] holds them.
+/// An engine action, by name: what the executor dispatches on (exec/actions.rs), one variant
+/// per entry of [`all`] (a unit test holds the two together).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verb {
+    Debug,
+    Assert,
+    ValidateArgumentSpec,
+    Fail,
+    Pause,
+    Ping,
+    Setup,
+    SetFact,
+    GroupBy,
+    AddHost,
+    IncludeVars,
+    Reboot,
+    WaitForConnection,
+}
+
+impl Verb {
+    /// The action a task's short module name calls (`gather_facts` is `setup`).
+    pub(crate) fn of(short: &str) -> Option<Verb> {
+        Some(match short {
+            "debug" => Verb::Debug,
+            "assert" => Verb::Assert,
+            "validate_argument_spec" => Verb::ValidateArgumentSpec,
+            "fail" => Verb::Fail,
+            "pause" => Verb::Pause,
+            "ping" => Verb::Ping,
+            "setup" | "gather_facts" => Verb::Setup,
+            "set_fact" => Verb::SetFact,
+            "group_by" => Verb::GroupBy,
+            "add_host" => Verb::AddHost,
+            "include_vars" => Verb::IncludeVars,
+            "reboot" => Verb::Reboot,
+            "wait_for_connection" => Verb::WaitForConnection,
+            _ => return None,
+        })
+    }
+}
+
+/// A verb's params read into its type, as lint reads them (Ansible's conversions, `omit`
+/// dropped): the executor's and lint's reading of a verb cannot differ.
+pub(crate) fn read<P: DeserializeOwned>(verb: &str, rendered: &Value) -> Result<P, String> {
+    parse_params::<P>(rendered).map_err(|e| {
+        let at = crate::module::path_text(&e.path);
+        if at.is_empty() { format!("{verb}: {}", e.message) } else { format!("{verb}: {at}: {}", e.message) }
+    })
+}
+
+impl Seconds {
+    /// The number, or None for text that is not one.
+    pub(crate) fn value(&self) -> Option<f64> {
+        match self {
+            Seconds::Num(n) => Some(*n),
+            Seconds::Text(t) => t.trim().parse().ok(),
+        }
+    }
+}
+
 pub(crate) fn all() -> Vec<(&'static str, &'static [&'static str], Arc<dyn DynModule>)> {
     vec![
         verb::<DebugParams>(
@@ -411,4 +473,20 @@ pub(crate) fn all() -> Vec<(&'static str, &'static [&'static str], Arc<dyn DynMo
             "- name: The Pi is back after its power cycle\n  wait_for_connection:\n    timeout: 300\n",
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_registered_action_is_dispatched() {
+        for (name, aliases, _) in all() {
+            assert!(Verb::of(name).is_some(), "`{name}` is registered but the executor does not run it");
+            for a in aliases {
+                assert_eq!(Verb::of(a), Verb::of(name), "alias `{a}`");
+            }
+        }
+        assert_eq!(Verb::of("copy"), None);
+    }
 }
