@@ -157,22 +157,20 @@ struct Fail {
     msg: String,
     data: Map<String, Value>,
     unreachable: bool,
+    /// Set for a failure of the engine (a template that cannot render) rather than of the
+    /// module: where the task is, for the report (the result's `msg` stays Ansible's words).
+    /// `failed_when` and `changed_when` do not judge such a failure, as in Ansible.
+    at: Option<String>,
 }
 
 impl From<ModuleError> for Fail {
     fn from(e: ModuleError) -> Self {
-        Fail { msg: e.msg, data: e.data, unreachable: e.unreachable }
+        Fail { at: None, msg: e.msg, data: e.data, unreachable: e.unreachable }
     }
 }
 
-/// Marks a failure of the engine (a template that cannot render) rather than of the module:
-/// `failed_when` and `changed_when` do not judge it, as in Ansible. Never registered.
-const ENGINE_ERROR: &str = "_pbr_engine_error";
-
 fn terr(task: &Task, e: TemplateError) -> Fail {
-    let mut data = Map::new();
-    data.insert(ENGINE_ERROR.into(), Value::Bool(true));
-    Fail { msg: format!("{} (task at {})", e.message, task.span.location()), data, unreachable: false }
+    Fail { at: Some(task.span.location()), msg: e.message, data: Map::new(), unreachable: false }
 }
 
 /// Ansible's truthiness of a value.
@@ -1345,8 +1343,7 @@ impl<'a> Runner<'a> {
         self.finish_host(task, st, outcomes, items.as_ref().map(|_| ()), &task_name);
     }
 
-    fn fail_outcome(&self, st: &HostState, mut f: Fail, item: Option<String>) -> ItemOutcome {
-        f.data.remove(ENGINE_ERROR);
+    fn fail_outcome(&self, st: &HostState, f: Fail, item: Option<String>) -> ItemOutcome {
         let mut result = f.data.clone();
         // a command that ran and failed changed something, as Ansible's command reports it (an
         // ignored failure then counts as changed in the recap)
@@ -1355,7 +1352,10 @@ impl<'a> Runner<'a> {
         result.insert("failed".into(), json!(true));
         result.insert("msg".into(), json!(f.msg));
         // a failed command says why: its exit code and the tail of its stderr
-        let mut msg = f.msg;
+        let mut msg = match &f.at {
+            Some(at) => format!("{} (task at {at})", f.msg),
+            None => f.msg,
+        };
         if let Some(err) = f.data.get("stderr").and_then(Value::as_str).map(str::trim).filter(|e| !e.is_empty()) {
             let lines: Vec<&str> = err.lines().collect();
             let tail = lines[lines.len().saturating_sub(5)..].join("\n");
@@ -2056,9 +2056,9 @@ impl<'a> Runner<'a> {
                     .map(|(i, x)| json!([i, x]))
                     .collect(),
                 // Ansible's words
-                other => {
+                _ => {
                     return Err(TemplateError {
-                        message: format!("with_indexed_items expects a list (got {})", short_json(&other)),
+                        message: "with_indexed_items expects a list".into(),
                         undefined: None,
                         line: None,
                     });
@@ -2341,7 +2341,7 @@ impl<'a> Runner<'a> {
                     // Ansible (`failed_when: false` keeps the task going); an engine error (a
                     // template that cannot render) is not judged
                     let judged = task.failed_when.is_some() || task.changed_when.is_some();
-                    let engine_error = f.data.contains_key(ENGINE_ERROR);
+                    let engine_error = f.at.is_some();
                     let mut o = self.fail_outcome(st, f, label.clone());
                     if let Some((it, _)) = item {
                         o.result.insert("item".into(), it.clone());
@@ -2464,7 +2464,7 @@ impl<'a> Runner<'a> {
         scope: &Scope<'_>,
     ) -> Result<ItemOutcome, Fail> {
         let Action::Module { name, args, .. } = &task.action else {
-            return Err(Fail { msg: "not a module task".into(), data: Map::new(), unreachable: false });
+            return Err(Fail { at: None, msg: "not a module task".into(), data: Map::new(), unreachable: false });
         };
         // the whole args as one template (`assert: "{{ my_args }}"`): a mapping once rendered
         let templated;
@@ -2474,6 +2474,7 @@ impl<'a> Runner<'a> {
                     v @ Value::Object(_) => v,
                     v => {
                         return Err(Fail {
+                            at: None,
                             msg: format!("the args of `{name}` are a template that gave {v}, not a mapping"),
                             data: Map::new(),
                             unreachable: false,
@@ -2506,6 +2507,7 @@ impl<'a> Runner<'a> {
             };
         }
         let module = self.registry.get(name).ok_or_else(|| Fail {
+            at: None,
             msg: if crate::playbook::ansible_only(name) {
                 format!("`{name}` is an Ansible module that pbr does not implement")
             } else {
@@ -2534,11 +2536,13 @@ impl<'a> Runner<'a> {
             .connect(&conn_name, &conn_vars, if delegate.is_some() { None } else { ctx.play.connection.as_deref() })
             .await
             .map_err(|e| Fail {
+                at: None,
                 unreachable: matches!(e, HostError::Unreachable(_)) && delegate.is_none(),
                 msg: e.to_string(),
                 data: Map::new(),
             })?;
         let esc = self.become_from_vars(&conn_vars, inh, Some(task), scope).map_err(|m| Fail {
+            at: None,
             msg: m,
             data: Map::new(),
             unreachable: false,
@@ -2547,7 +2551,12 @@ impl<'a> Runner<'a> {
         if let Some(env) = task.environment.as_ref().or(inh.environment.as_ref()) {
             let env = self.templar.render_value(env, scope).map_err(|e| terr(task, e))?;
             let Value::Object(m) = env else {
-                return Err(Fail { msg: "environment must be a mapping".into(), data: Map::new(), unreachable: false });
+                return Err(Fail {
+                    at: None,
+                    msg: "environment must be a mapping".into(),
+                    data: Map::new(),
+                    unreachable: false,
+                });
             };
             host = host.with_env(m.into_iter().map(|(k, v)| (k, value_label(&v))).collect());
         }
@@ -2564,6 +2573,7 @@ impl<'a> Runner<'a> {
             Some(t) => {
                 Some(t.as_f64().or_else(|| t.as_str().and_then(|s| s.parse().ok())).filter(|s| *s > 0.0).ok_or_else(
                     || Fail {
+                        at: None,
                         msg: format!("timeout must be a number of seconds, got {t}"),
                         data: Map::new(),
                         unreachable: false,

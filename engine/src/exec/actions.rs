@@ -15,7 +15,7 @@ impl Runner<'_> {
         scope: &Scope<'_>,
     ) -> Result<P, Fail> {
         let rendered = drop_omit(self.templar.render_value(args, scope).map_err(|e| terr(task, e))?);
-        verbs::read(verb, &rendered).map_err(|msg| Fail { msg, data: Map::new(), unreachable: false })
+        verbs::read(verb, &rendered).map_err(|msg| Fail { at: None, msg, data: Map::new(), unreachable: false })
     }
 
     pub(super) fn act_set_fact(
@@ -71,7 +71,12 @@ impl Runner<'_> {
     ) -> Result<ItemOutcome, Fail> {
         let p: verbs::GroupByParams = self.verb_params("group_by", task, args, scope)?;
         if p.key.trim().is_empty() {
-            return Err(Fail { msg: "the 'key' param is required".into(), data: Map::new(), unreachable: false });
+            return Err(Fail {
+                at: None,
+                msg: "the 'key' param is required".into(),
+                data: Map::new(),
+                unreachable: false,
+            });
         }
         let key = p.key.replace(' ', "-");
         let parents: Vec<String> = match p.parents {
@@ -96,7 +101,7 @@ impl Runner<'_> {
         st: &HostState,
     ) -> Result<ItemOutcome, Fail> {
         let rendered = self.templar.render_value(args, scope).map_err(|e| terr(task, e))?;
-        let fail = |msg: &str| Fail { msg: msg.into(), data: Map::new(), unreachable: false };
+        let fail = |msg: &str| Fail { at: None, msg: msg.into(), data: Map::new(), unreachable: false };
         let Value::Object(mut a) = rendered else { return Err(fail("add_host needs a mapping of args")) };
         if let Some(Value::Object(raw)) = a.remove("_raw_params") {
             for (k, v) in raw {
@@ -143,7 +148,7 @@ impl Runner<'_> {
     pub(super) fn act_fail(&self, task: &Task, args: &Value, scope: &Scope<'_>) -> Result<ItemOutcome, Fail> {
         let p: verbs::FailParams = self.verb_params("fail", task, args, scope)?;
         let msg = p.msg.as_ref().map(value_label).unwrap_or_else(|| "Failed as requested from task".into());
-        Err(Fail { msg, data: Map::new(), unreachable: false })
+        Err(Fail { at: None, msg, data: Map::new(), unreachable: false })
     }
 
     pub(super) fn act_include_vars(
@@ -165,7 +170,7 @@ impl Runner<'_> {
         let fail = |msg: String| {
             let mut data = Map::new();
             data.insert("message".into(), json!(msg));
-            Fail { msg, data, unreachable: false }
+            Fail { at: None, msg, data, unreachable: false }
         };
         let resolve = |f: &str| task.origin.vars_file(f);
         let files = match rendered.get("dir").and_then(Value::as_str) {
@@ -226,6 +231,7 @@ impl Runner<'_> {
         st: &HostState,
     ) -> Result<ItemOutcome, Fail> {
         let conn = self.connect(&st.name, vars, ctx.play.connection.as_deref()).await.map_err(|e| Fail {
+            at: None,
             unreachable: matches!(e, HostError::Unreachable(_)),
             msg: e.to_string(),
             data: Map::new(),
@@ -236,7 +242,7 @@ impl Runner<'_> {
         let p: verbs::PingParams = self.verb_params("ping", task, args, scope)?;
         let data = p.data.filter(|d| !d.is_null()).unwrap_or(json!("pong"));
         if data == json!("crash") {
-            return Err(Fail { msg: "boom".into(), data: Map::new(), unreachable: false });
+            return Err(Fail { at: None, msg: "boom".into(), data: Map::new(), unreachable: false });
         }
         let mut r = Map::new();
         r.insert("ping".into(), data);
@@ -259,7 +265,7 @@ impl Runner<'_> {
         };
         let Some(secs) = secs.filter(|s| s.is_finite() && *s >= 0.0) else {
             let msg = "pause: `seconds` and `minutes` take a number that is not negative".to_string();
-            return Err(Fail { msg, data: Map::new(), unreachable: false });
+            return Err(Fail { at: None, msg, data: Map::new(), unreachable: false });
         };
         if !self.opts.check {
             // at most a day: a runaway value does not hang a run for ever
@@ -278,6 +284,7 @@ impl Runner<'_> {
         st: &mut HostState,
     ) -> Result<ItemOutcome, Fail> {
         let conn = self.connect(&st.name, vars, ctx.play.connection.as_deref()).await.map_err(|e| Fail {
+            at: None,
             unreachable: matches!(e, HostError::Unreachable(_)),
             msg: e.to_string(),
             data: Map::new(),
@@ -285,6 +292,7 @@ impl Runner<'_> {
         let host = Host::new(st.name.clone(), conn, None);
         let p: verbs::SetupParams = self.verb_params("setup", task, args, scope)?;
         let subset = crate::facts::Subset::parse(p.gather_subset.as_ref()).map_err(|e| Fail {
+            at: None,
             msg: e,
             data: Map::new(),
             unreachable: false,
@@ -339,7 +347,7 @@ impl Runner<'_> {
         scope: &Scope,
         st: &HostState,
     ) -> Result<ItemOutcome, Fail> {
-        let fail = |msg: String, data: Map<String, Value>| Fail { msg, data, unreachable: false };
+        let fail = |msg: String, data: Map<String, Value>| Fail { at: None, msg, data, unreachable: false };
         let spec = match args.get("argument_spec") {
             Some(Value::Object(m)) => m.clone(),
             Some(other) => match self.templar.render_value(other, scope).map_err(|e| terr(task, e))? {
@@ -403,7 +411,9 @@ impl Runner<'_> {
                 }
             }
             Some(other) => vec![other.clone()],
-            None => return Err(Fail { msg: "assert needs `that:`".into(), data: Map::new(), unreachable: false }),
+            None => {
+                return Err(Fail { at: None, msg: "assert needs `that:`".into(), data: Map::new(), unreachable: false });
+            }
         };
         for c in &that {
             let ok = match c {
@@ -419,7 +429,7 @@ impl Runner<'_> {
                 };
                 let mut data = Map::new();
                 data.insert("assertion".into(), c.clone());
-                return Err(Fail { msg, data, unreachable: false });
+                return Err(Fail { at: None, msg, data, unreachable: false });
             }
         }
         let quiet = args.get("quiet").is_some_and(truthy);

@@ -16,6 +16,7 @@ fn secs(args: &Value, key: &str, default: f64) -> Result<f64, Fail> {
             .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
             .filter(|s: &f64| *s >= 0.0 && s.is_finite())
             .ok_or_else(|| Fail {
+                at: None,
                 msg: format!("{key} must be a number of seconds, got {v}"),
                 data: Map::new(),
                 unreachable: false,
@@ -40,7 +41,7 @@ impl Runner<'_> {
             } else {
                 format!("{action}: {at}: {}", e.message)
             };
-            return Err(Fail { msg, data: Map::new(), unreachable: false });
+            return Err(Fail { at: None, msg, data: Map::new(), unreachable: false });
         }
         Ok(args)
     }
@@ -103,6 +104,7 @@ impl Runner<'_> {
                 Ok(_) => break,
                 Err(e) if Instant::now() >= deadline => {
                     return Err(Fail {
+                        at: None,
                         msg: format!("timed out waiting for a connection after {timeout} s: {e}"),
                         data: Map::new(),
                         unreachable: false,
@@ -157,16 +159,18 @@ impl Runner<'_> {
         }
         let play_conn = ctx.play.connection.as_deref();
         let esc = self.become_from_vars(vars, inh, Some(task), scope).map_err(|m| Fail {
+            at: None,
             msg: m,
             data: Map::new(),
             unreachable: false,
         })?;
-        let fail = |msg: String| Fail { msg, data: Map::new(), unreachable: false };
+        let fail = |msg: String| Fail { at: None, msg, data: Map::new(), unreachable: false };
         let t0 = Instant::now();
         let before = self
             .try_host(&st.name, vars, play_conn, esc.clone(), connect_timeout, &boot_time_command)
             .await
             .map_err(|e| Fail {
+            at: None,
             msg: format!("cannot read the boot id before rebooting: {e}"),
             data: Map::new(),
             unreachable: true,
@@ -183,6 +187,7 @@ impl Runner<'_> {
         }
         tokio::time::sleep(Duration::from_secs_f64(pre)).await;
         let conn = self.connect(&st.name, vars, play_conn).await.map_err(|e| Fail {
+            at: None,
             unreachable: true,
             msg: e.to_string(),
             data: Map::new(),
