@@ -20,7 +20,6 @@ pub mod report;
 pub mod saved_plan;
 pub mod source;
 pub mod template;
-pub mod transport;
 pub mod vault;
 pub mod yaml;
 mod yaml_load;
@@ -28,6 +27,8 @@ mod yaml_load;
 // The module contract lives in `pbr-core` (modules depend on it alone); the engine re-exports
 // it under the same paths.
 pub use pbr_core::{bail, host, op, params, pyre};
+/// The transports (`pbr-transport`), under the engine's path.
+pub use pbr_transport as transport;
 
 pub use diag::{Diag, Severity};
 pub use host::{

@@ -232,7 +232,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
         .filter(|f| !f.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("big-")))
         .collect();
     let yaml = |p: &Path| ext_is(p, &["yml", "yaml"]);
-    let dirs = ["tests", "playbooks", "inventory", "benches", "engine/tests"];
+    let dirs = ["tests", "playbooks", "inventory", "benches"];
     for d in dirs {
         let d = root.join(d);
         match target {

@@ -412,7 +412,12 @@ impl Runner<'_> {
             }
             Some(other) => vec![other.clone()],
             None => {
-                return Err(Fail { at: None, msg: "assert needs `that:`".into(), data: Map::new(), unreachable: false });
+                return Err(Fail {
+                    at: None,
+                    msg: "assert needs `that:`".into(),
+                    data: Map::new(),
+                    unreachable: false,
+                });
             }
         };
         for c in &that {

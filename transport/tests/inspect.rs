@@ -1,11 +1,11 @@
 //! Path inspection: the native way (the local file system; SFTP against a real OpenSSH server)
 //! must answer exactly what the portable `sh` script answers, for every kind of path.
 
-use pbr_engine::host::{Become, BecomeMethod, Cmd, Connection, PathInfo, PathQuery, READ_LIMIT, Secret};
-use pbr_engine::transport::inspect::shell_inspect;
-use pbr_engine::transport::local::LocalConnection;
-use pbr_engine::transport::ssh::{ExecMode, SshConnection, SshOptions};
+use pbr_core::host::{Become, BecomeMethod, Cmd, Connection, PathInfo, PathQuery, READ_LIMIT, Secret};
 use pbr_testkit::{PW_USER, SUDO_PASSWORD, Sshd, SshdOptions, USER};
+use pbr_transport::inspect::shell_inspect;
+use pbr_transport::local::LocalConnection;
+use pbr_transport::ssh::{ExecMode, SshConnection, SshOptions};
 
 /// A tree with one of everything, built by `sh` (so that it can be built as the login user of
 /// a remote host too).

@@ -2,8 +2,8 @@
 
 use super::inspect::{NativeFs, RawStat, Unsure, native_inspect};
 use super::{Expect, atomic_write_script, become_wrap, read_script};
-use crate::host::{Become, Cmd, Connection, FileAttrs, HostError, Output, PathInfo, PathQuery};
 use async_trait::async_trait;
+use pbr_core::host::{Become, Cmd, Connection, FileAttrs, HostError, Output, PathInfo, PathQuery};
 use std::os::unix::fs::MetadataExt;
 use std::process::Stdio;
 use tokio::io::AsyncWriteExt;
@@ -175,7 +175,7 @@ impl NativeFs for LocalConnection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::Host;
+    use pbr_core::host::Host;
     use std::sync::Arc;
 
     #[tokio::test]

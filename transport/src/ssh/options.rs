@@ -1,7 +1,7 @@
 //! Connection settings for one host: Ansible's inventory variables over `~/.ssh/config`.
 
 use super::config::{SshConfig, expand_path, home_dir};
-use crate::host::Secret;
+use pbr_core::host::Secret;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -16,9 +16,9 @@ pub use options::{
 
 use super::inspect::{IdTable, NativeFs, RawStat, Unsure, native_inspect};
 use super::{Expect, atomic_write_script, become_wrap, read_script};
-use crate::host::{Become, Cmd, Connection, FileAttrs, HostError, Output, PathInfo, PathQuery, sh_quote};
 use async_trait::async_trait;
 use known_hosts::Verdict;
+use pbr_core::host::{Become, Cmd, Connection, FileAttrs, HostError, Output, PathInfo, PathQuery, sh_quote};
 use russh::client::{Handle, Msg};
 use russh::keys::{PrivateKeyWithHashAlg, PublicKey};
 use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Sig};
@@ -346,7 +346,7 @@ impl Sftp {
     async fn make_dir(&self, path: &str, attrs: &FileAttrs) -> bool {
         use russh_sftp::protocol::FileAttributes;
         let Ok((uid, gid)) = self.wanted_ids(attrs).await else { return false };
-        let dirs = crate::op::ancestors(path);
+        let dirs = pbr_core::op::ancestors(path);
         let found = futures::future::join_all(dirs.iter().map(|d| self.raw.stat(d.as_str()))).await;
         let mut made_leaf = false;
         for (d, st) in dirs.iter().zip(found) {
@@ -811,7 +811,7 @@ impl Session {
     /// the channel's stdin, as for commands). `None` when that cannot be had.
     async fn sftp_for(&self, esc: Option<&Become>) -> Option<Arc<Sftp>> {
         let Some(b) = esc else { return self.sftp().await.cloned() };
-        if b.method == crate::host::BecomeMethod::Su {
+        if b.method == pbr_core::host::BecomeMethod::Su {
             return None;
         }
         let mut started = self.become_sftp.lock().await;

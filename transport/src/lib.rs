@@ -1,4 +1,5 @@
-//! Transports: how the engine reaches a machine. Modules never see this layer.
+//! pbr's transports: how the engine reaches a machine (`local`, `ssh`). Modules never see this
+//! layer: they depend on `pbr-core` alone.
 //!
 //! Both transports run POSIX `sh` on the target; privilege escalation and atomic file writes
 //! are built here once as shell text so that every transport does them the same way.
@@ -7,7 +8,7 @@ pub use pbr_core::inspect;
 pub mod local;
 pub mod ssh;
 
-use crate::host::{Become, BecomeMethod, FileAttrs, sh_quote};
+use pbr_core::host::{Become, BecomeMethod, FileAttrs, sh_quote};
 
 /// Wrap a script for `become`. Returns the command line and a prefix for stdin (the password
 /// line, for methods that read it there). The password never appears on the command line.
@@ -158,7 +159,7 @@ pub fn atomic_write_script(path: &str, attrs: &FileAttrs, expect: &Expect) -> St
         s.push_str(&format!(
             "o=$(exec 2>&1; {cmd}\n) && r=0 || r=$?; if [ \"$r\" != 0 ]; then c; \
              printf '%s %s\\n%s\\n' {} \"$r\" \"$o\" >&2; exit 1; fi; ",
-            crate::host::VALIDATE_FAILED
+            pbr_core::host::VALIDATE_FAILED
         ));
     }
     s.push_str(&format!("sync -- \"$t\" 2>/dev/null || sync; mv -f \"$t\" {p}; trap - EXIT"));

@@ -1,8 +1,8 @@
 //! The SSH transport against real OpenSSH servers (see the pbr-testkit crate).
 
-use pbr_engine::host::{Become, BecomeMethod, Cmd, Connection, FileAttrs, Host, HostError, Secret};
-use pbr_engine::transport::ssh::{ExecMode, HostKeyChecking, JumpHost, SshConnection, SshGlobals, SshOptions};
+use pbr_core::host::{Become, BecomeMethod, Cmd, Connection, FileAttrs, Host, HostError, Secret};
 use pbr_testkit::{Agent, PW_USER, SUDO_PASSWORD, Sshd, SshdOptions, USER};
+use pbr_transport::ssh::{ExecMode, HostKeyChecking, JumpHost, SshConnection, SshGlobals, SshOptions};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -169,7 +169,7 @@ async fn sftp_writes_match_the_shell_script() {
     if !pbr_testkit::require_sshd_sudo_agent("sftp_writes_match_the_shell_script") {
         return;
     }
-    use pbr_engine::transport::{Expect, atomic_write_script};
+    use pbr_transport::{Expect, atomic_write_script};
     let s = sshd();
     let dir = tempfile::tempdir().unwrap();
     let c = Arc::new(connect(&opts(&s, dir.path(), ExecMode::DEFAULT)).await);
@@ -240,8 +240,8 @@ async fn sftp_writes_match_the_shell_script() {
     assert_eq!(left.stdout_str(), "", "no temporary files are left");
 
     // directories and attributes: the op over SFTP gives what the op through the shell gives
-    use pbr_engine::op::{Attrs, Op, run_ops};
-    use pbr_engine::params::Mode;
+    use pbr_core::op::{Attrs, Op, run_ops};
+    use pbr_core::params::Mode;
     let dir_cases: Vec<(&Host, Attrs)> = vec![
         (&user, Attrs::default()),
         (&user, Attrs { mode: Some(Mode::Octal(0o750)), owner: None, group: Some(USER.into()) }),
@@ -260,14 +260,14 @@ async fn sftp_writes_match_the_shell_script() {
                 assert_eq!(c.sftp_changes(), before + u64::from(!symbolic), "dir case {i} over SFTP unless symbolic");
             } else {
                 let mut s = String::new();
-                for d in pbr_engine::op::ancestors(&path) {
-                    let q = pbr_engine::host::sh_quote(&d);
+                for d in pbr_core::op::ancestors(&path) {
+                    let q = pbr_core::host::sh_quote(&d);
                     s.push_str(&format!(
                         "if [ ! -d {q} ]; then mkdir -- {q} || exit 1; {}fi; ",
-                        pbr_engine::op::attrs_script(&d, &attrs, false, false)
+                        pbr_core::op::attrs_script(&d, &attrs, false, false)
                     ));
                 }
-                s.push_str(&pbr_engine::op::attrs_script(&path, &attrs, false, false));
+                s.push_str(&pbr_core::op::attrs_script(&path, &attrs, false, false));
                 h.run_ok(s).await.unwrap();
             }
             let mut tree = vec![];
