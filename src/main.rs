@@ -543,6 +543,7 @@ fn prepare(a: &RunArgs) -> Result<Prepared, ExitCode> {
         force_handlers: a.exec.force_handlers || setting_bool("ANSIBLE_FORCE_HANDLERS", "force_handlers", false),
         fact_cache: fact_cache()?,
         flush_cache: a.exec.flush_cache,
+        plan: None,
     };
     warn_unhonoured_cfg_keys();
     Ok(Prepared { registry, inv, pbs, templar, opts })
@@ -824,6 +825,9 @@ async fn cmd_apply(a: ApplyArgs) -> ExitCode {
         Err(code) => return code,
     };
     p.opts.become_password = become_password;
+    // each task applies only the changes its host planned: a host that changes after the check
+    // above is stopped at the task that differs, before it writes
+    p.opts.plan = Some(Arc::new(plan));
     let summary = match run_prepared(p, Arc::new(reporter_for(&ra))).await {
         Ok(s) => s,
         Err(code) => return code,

@@ -1091,6 +1091,37 @@ fn saved_plan_applies_where_nothing_drifted() {
     assert_eq!(r.code, 4, "{}", r.all());
 }
 
+/// `pbr apply` checks each task's plan against the saved one just before it applies: a file
+/// that changes after apply's own check (here: by an earlier task of the run, as another writer
+/// could) stops the task that would now make other changes, before it writes.
+#[test]
+fn saved_plan_apply_stops_a_task_whose_plan_changed_since() {
+    let d = tempfile::tempdir().unwrap();
+    inventory(d.path(), &["h1"]);
+    std::fs::write(d.path().join("h1/motd"), "old\n").unwrap();
+    write(
+        d.path(),
+        "pb.yml",
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: another writer
+      shell: "echo changed-underneath > {{ root }}/motd; touch {{ root }}/stamp"
+      args: { creates: "{{ root }}/stamp" }
+    - name: motd
+      copy: { content: "planned\n", dest: "{{ root }}/motd" }
+"#,
+    );
+    let r = pbr(d.path(), &["run", "pb.yml", "-i", "inventory.ini", "--check", "--save-plan", "site.plan"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let r = pbr(d.path(), &["apply", "site.plan"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.all().contains("drifted since the plan: task \"motd\""), "{}", r.all());
+    assert!(r.all().contains("nothing was written"), "{}", r.all());
+    assert_eq!(std::fs::read_to_string(d.path().join("h1/motd")).unwrap(), "changed-underneath\n");
+}
+
 #[test]
 fn jsonfile_fact_cache_keeps_cacheable_facts_between_runs() {
     let d = tempfile::tempdir().unwrap();

@@ -45,6 +45,8 @@ pub struct RunOptions {
     pub fact_cache: Option<crate::fact_cache::FactCache>,
     /// `--flush-cache`: forget the cached facts of the hosts the run reaches.
     pub flush_cache: bool,
+    /// `pbr apply`: the saved plan each task's plan must match before it applies.
+    pub plan: Option<Arc<crate::saved_plan::PlanFile>>,
 }
 
 /// How a run ended.
@@ -72,6 +74,10 @@ impl RunSummary {
 #[derive(Default)]
 struct HostState {
     name: String,
+    /// `pbr apply`: the item of the task running now, and how many results of each (task,
+    /// item) were reported on this host, to find a task's entry in the saved plan.
+    plan_item: Option<String>,
+    plan_seen: HashMap<(String, Option<String>), usize>,
     /// Gathered facts, and facts that modules return (below play vars, as in Ansible).
     facts: Map<String, Value>,
     /// `include_vars` results (above task vars).
@@ -1343,6 +1349,15 @@ impl<'a> Runner<'a> {
         self.finish_host(task, st, outcomes, items.as_ref().map(|_| ()), &task_name);
     }
 
+    /// `pbr apply`: one more result of this task and item reported on the host (as the saved
+    /// plan recorded them: redacted).
+    fn count_planned(&self, st: &mut HostState, task_name: &str, item: Option<&str>) {
+        if self.opts.plan.is_some() {
+            let key = (self.reporter.redact(task_name.to_string()), item.map(|i| self.reporter.redact(i.to_string())));
+            *st.plan_seen.entry(key).or_default() += 1;
+        }
+    }
+
     fn fail_outcome(&self, st: &HostState, f: Fail, item: Option<String>) -> ItemOutcome {
         let mut result = f.data.clone();
         // a command that ran and failed changed something, as Ansible's command reports it (an
@@ -1445,6 +1460,7 @@ impl<'a> Runner<'a> {
         if looped.is_some() && outcomes.is_empty() {
             let r = HostReport::simple(&st.name, Status::Skipped, Some("No items in the list".into()));
             self.reporter.host_result(task_name, &r);
+            self.count_planned(st, task_name, None);
         }
         let mut outcomes = outcomes;
         for o in &mut outcomes {
@@ -1456,6 +1472,7 @@ impl<'a> Runner<'a> {
                 o.result.insert("failed".into(), json!(o.failed));
             }
             self.reporter.host_result(task_name, &o.report);
+            self.count_planned(st, task_name, o.report.item.as_deref());
         }
         // register
         if let Some(reg) = &task.register {
@@ -2293,6 +2310,9 @@ impl<'a> Runner<'a> {
             Some(l) => self.templar.render_str(l, &scope).map(|v| value_label(&v)).unwrap_or_else(|_| l.clone()),
             None => value_label(it),
         });
+        if self.opts.plan.is_some() {
+            st.plan_item = label.clone();
+        }
         let all_when: Vec<Value> = inh.when.iter().chain(task.when.iter()).cloned().collect();
         match self.eval_conds(&all_when, &scope) {
             Ok(true) => {}
@@ -2568,7 +2588,16 @@ impl<'a> Runner<'a> {
         let controller = TaskController { templar: &self.templar, vars: scope.vars, search: scope.search };
         let queued: Vec<String> = st.deferred.keys().cloned().collect();
         let mctx = Ctx { check, diff, search: scope.search, controller: &controller, queued: &queued };
-        let mode = RunMode { check, diff, verify: self.opts.verify };
+        let guard = match &self.opts.plan {
+            Some(plan) if !check => {
+                let key =
+                    (self.reporter.redact(task.display_name()), st.plan_item.clone().map(|i| self.reporter.redact(i)));
+                let n = st.plan_seen.get(&key).copied().unwrap_or(0);
+                plan.guard(&st.name, &key.0, key.1.as_deref(), n)
+            }
+            _ => None,
+        };
+        let mode = RunMode { check, diff, verify: self.opts.verify, guard };
         let timeout = match &task.timeout {
             Some(t) => {
                 Some(t.as_f64().or_else(|| t.as_str().and_then(|s| s.parse().ok())).filter(|s| *s > 0.0).ok_or_else(

@@ -21,11 +21,28 @@ pub struct ParamError {
 }
 
 /// How the engine is running a task.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct RunMode {
     pub check: bool,
     pub diff: bool,
     pub verify: bool,
+    /// `pbr apply`: the plan this task may apply, checked between plan and apply, so that a host
+    /// that changed after the plan was saved (or after apply checked it) is not written to.
+    pub guard: Option<PlanGuard>,
+}
+
+/// Judges a task's (non-empty) plan against a saved one: given the plan's digest and changes,
+/// `Err` says how it differs.
+#[derive(Clone)]
+pub struct PlanGuard(pub Arc<GuardFn>);
+
+/// What a [`PlanGuard`] calls.
+pub type GuardFn = dyn Fn(Option<&str>, &[Change]) -> Result<(), String> + Send + Sync;
+
+impl std::fmt::Debug for PlanGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PlanGuard")
+    }
 }
 
 /// What running one module on one host gave.
@@ -184,6 +201,13 @@ impl<M: Module> DynModule for Adapter<M> {
         if mode.check {
             // later tasks on this host probe through what these ops would do
             host.record_planned(&plan.ops);
+        }
+        if !mode.check
+            && !plan.is_empty()
+            && let Some(PlanGuard(judge)) = &mode.guard
+        {
+            judge(result.digest.as_deref(), &plan.changes)
+                .map_err(|why| ModuleError::new(format!("drifted since the plan: {why}; nothing was written")))?;
         }
         if plan.is_empty() || mode.check {
             result.data = self.0.data(&p, &state);

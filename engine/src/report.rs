@@ -232,7 +232,7 @@ impl Reporter {
         }
     }
 
-    fn redact(&self, text: String) -> String {
+    pub(crate) fn redact(&self, text: String) -> String {
         let v = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
         let mut t = text;
         for s in v.iter() {

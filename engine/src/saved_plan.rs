@@ -8,14 +8,17 @@
 //! clear: secrets stay in the playbook, the vault and the command line, and apply resolves them
 //! again; the digests, which may cover a secret (a file holding a Wi-Fi key), tell apply whether
 //! what it resolved is what was planned. Apply refuses a host whose check run now differs in any
-//! task, names the first difference, and writes nothing on it.
+//! task, names the first difference, and writes nothing on it; then, in the real run, each task
+//! checks its plan against its entry here just before it applies ([`PlanFile::guard`]), so that
+//! a host that changes after that check is stopped before the write.
 
-use crate::module::Change;
+use crate::module::{Change, PlanGuard};
 use crate::report::{HostReport, PlannedTask, Reporter, Stats, Status};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The `format` field of a plan file.
 pub const FORMAT: &str = "pbr-plan";
@@ -148,6 +151,25 @@ impl PlanFile {
             return Some(format!("{} results now; the plan had {}", now.len(), was.len()));
         }
         None
+    }
+
+    /// The guard for one task of `pbr apply`'s run: the `n`-th result named `task` (and `item`)
+    /// on `host` may apply only the changes the plan had for it (the same digest). A task the
+    /// plan has no entry for, or skipped (its input was unknown in check mode), is not judged.
+    pub fn guard(self: &Arc<Self>, host: &str, task: &str, item: Option<&str>, n: usize) -> Option<PlanGuard> {
+        let entry =
+            self.hosts.get(host)?.iter().filter(|t| t.task == task && t.item.as_deref() == item).nth(n)?.clone();
+        if entry.status == Status::Skipped {
+            return None;
+        }
+        let salt = self.salt.clone();
+        Some(PlanGuard(Arc::new(move |digest: Option<&str>, changes: &[Change]| {
+            if entry.digest.is_some() && digest.map(|d| salted(&salt, d)) == entry.digest {
+                return Ok(());
+            }
+            let now = PlannedTask { status: Status::Changed, changes: changes.to_vec(), ..entry.clone() };
+            Err(format!("task \"{}\" now plans {}; the plan had {}", label(&entry), describe(&now), describe(&entry)))
+        })))
     }
 
     /// Print it as a check run with `--diff` prints, host by host, with a recap.

@@ -35,7 +35,7 @@ async fn copy_content_converges_with_diff_and_mode() {
     assert!(r.changes[0].summary.contains("mode 0640 → 0600"), "{}", r.changes[0].summary);
     assert_eq!(mode_of(&dest), 0o600);
     // result data reflect the file after apply, also without verify
-    let no_verify = pbr_engine::module::RunMode { check: false, diff: false, verify: false };
+    let no_verify = pbr_engine::module::RunMode { check: false, diff: false, verify: false, guard: None };
     let r = run("copy", json!({"dest": s(&dest), "content": "a=1\nb=2\n", "mode": "0444"}), no_verify).await.unwrap();
     assert_eq!(r.data["mode"], json!("0444"));
 }

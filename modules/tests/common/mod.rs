@@ -27,8 +27,8 @@ pub fn host() -> Host {
     Host::new("local", Arc::new(LocalConnection::new()), None)
 }
 
-pub const CHECK: RunMode = RunMode { check: true, diff: true, verify: false };
-pub const APPLY: RunMode = RunMode { check: false, diff: true, verify: true };
+pub const CHECK: RunMode = RunMode { check: true, diff: true, verify: false, guard: None };
+pub const APPLY: RunMode = RunMode { check: false, diff: true, verify: true, guard: None };
 
 pub async fn run_in(
     search: &[PathBuf],
