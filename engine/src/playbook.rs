@@ -437,9 +437,14 @@ fn map_of(n: &Node, what: &str) -> R<Map<String, Value>> {
 
 /// Conditions: a string, a bool, or a list of them.
 fn cond_list(n: &Node) -> Vec<Value> {
+    // an `!unsafe` condition stays marked (raw), template or not, so that evaluating it fails
+    let cond = |n: &Node| match &n.kind {
+        NodeKind::Str(s) if n.tag.as_deref() == Some("unsafe") => Value::String(crate::yaml::unsafe_text(s)),
+        _ => n.to_value(),
+    };
     match &n.kind {
-        NodeKind::Seq(items) => items.iter().map(Node::to_value).collect(),
-        _ => vec![n.to_value()],
+        NodeKind::Seq(items) => items.iter().map(cond).collect(),
+        _ => vec![cond(n)],
     }
 }
 

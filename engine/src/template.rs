@@ -620,6 +620,16 @@ impl Templar {
     /// expression `false`, which both versions read as false, and so does pbr.
     pub fn eval_bool(&self, expr: &str, scope: &Scope) -> Result<bool, TemplateError> {
         let t = expr.trim();
+        // `!unsafe` (kept in a raw block) is data, never code: not an expression to evaluate
+        if t.starts_with("{% raw %}") {
+            return Err(TemplateError {
+                message: "Conditional is marked as unsafe, and cannot be evaluated (an untrusted template or \
+                          expression: `!unsafe` text is never evaluated)"
+                    .into(),
+                undefined: None,
+                line: None,
+            });
+        }
         // a template inside an expression (`'x' in '{{ list | join(" ") }}'`): rendered first,
         // then the result evaluated, as Ansible does with such conditionals
         if Self::embedded_template(t) {
