@@ -169,6 +169,12 @@ struct Fail {
     at: Option<String>,
 }
 
+impl From<HostError> for Fail {
+    fn from(e: HostError) -> Self {
+        Fail::from(ModuleError::from(e))
+    }
+}
+
 impl From<ModuleError> for Fail {
     fn from(e: ModuleError) -> Self {
         Fail { at: None, msg: e.msg, data: e.data, unreachable: e.unreachable }

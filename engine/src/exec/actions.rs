@@ -230,14 +230,9 @@ impl Runner<'_> {
         scope: &Scope<'_>,
         st: &HostState,
     ) -> Result<ItemOutcome, Fail> {
-        let conn = self.connect(&st.name, vars, ctx.play.connection.as_deref()).await.map_err(|e| Fail {
-            at: None,
-            unreachable: matches!(e, HostError::Unreachable(_)),
-            msg: e.to_string(),
-            data: Map::new(),
-        })?;
+        let conn = self.connect(&st.name, vars, ctx.play.connection.as_deref()).await.map_err(Fail::from)?;
         let host = Host::new(st.name.clone(), conn, None);
-        host.query_sh("true").await.map_err(|e| Fail::from(ModuleError::from(e)))?;
+        host.query_sh("true").await.map_err(Fail::from)?;
         // Ansible's ping answers `data` (default pong), and fails on purpose for `crash`
         let p: verbs::PingParams = self.verb_params("ping", task, args, scope)?;
         let data = p.data.filter(|d| !d.is_null()).unwrap_or(json!("pong"));
@@ -283,12 +278,7 @@ impl Runner<'_> {
         scope: &Scope<'_>,
         st: &mut HostState,
     ) -> Result<ItemOutcome, Fail> {
-        let conn = self.connect(&st.name, vars, ctx.play.connection.as_deref()).await.map_err(|e| Fail {
-            at: None,
-            unreachable: matches!(e, HostError::Unreachable(_)),
-            msg: e.to_string(),
-            data: Map::new(),
-        })?;
+        let conn = self.connect(&st.name, vars, ctx.play.connection.as_deref()).await.map_err(Fail::from)?;
         let host = Host::new(st.name.clone(), conn, None);
         let p: verbs::SetupParams = self.verb_params("setup", task, args, scope)?;
         let subset = crate::facts::Subset::parse(p.gather_subset.as_ref()).map_err(|e| Fail {
@@ -297,7 +287,7 @@ impl Runner<'_> {
             data: Map::new(),
             unreachable: false,
         })?;
-        let facts = crate::facts::gather_subset(&host, subset).await.map_err(|e| Fail::from(ModuleError::from(e)))?;
+        let facts = crate::facts::gather_subset(&host, subset).await.map_err(Fail::from)?;
         self.take_gathered_facts(st, &facts);
         let mut r = Map::new();
         r.insert("ansible_facts".into(), Value::Object(facts));
