@@ -1,4 +1,6 @@
-//! pbr's engine: playbooks, inventory, templating, transport, scheduler, reporting, lint.
+//! pbr's engine: playbooks, inventory, templating, the scheduler, reporting, lint. The module
+//! contract (`pbr-core`), the syntax layer (`pbr-syntax`) and the transports (`pbr-transport`) are
+//! crates of their own, re-exported here under their old paths.
 //!
 //! See ARCHITECTURE.md at the repository root for the map.
 
@@ -6,8 +8,6 @@
 #![allow(clippy::result_large_err)]
 
 pub mod argspec;
-pub mod diag;
-mod diag_render;
 pub mod doc;
 pub mod exec;
 pub mod fact_cache;
@@ -18,11 +18,10 @@ pub mod module;
 pub mod playbook;
 pub mod report;
 pub mod saved_plan;
-pub mod source;
 pub mod template;
-pub mod vault;
-pub mod yaml;
-mod yaml_load;
+
+/// Sources, diagnostics, YAML and Vault (`pbr-syntax`), under the engine's paths.
+pub use pbr_syntax::{diag, source, vault, yaml};
 
 // The module contract lives in `pbr-core` (modules depend on it alone); the engine re-exports
 // it under the same paths.

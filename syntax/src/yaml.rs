@@ -112,7 +112,7 @@ impl Node {
             NodeKind::Int(i) => Value::from(*i),
             NodeKind::Float(f) => serde_json::Number::from_f64(*f).map(Value::Number).unwrap_or(Value::Null),
             // `!unsafe`: never templated, as in Ansible (kept whole through a raw block)
-            NodeKind::Str(s) if self.tag.as_deref() == Some("unsafe") && crate::template::Templar::is_template(s) => {
+            NodeKind::Str(s) if self.tag.as_deref() == Some("unsafe") && is_template(s) => {
                 Value::String(unsafe_text(s))
             }
             NodeKind::Str(s) => Value::String(s.clone()),
@@ -183,4 +183,9 @@ pub fn resolve_plain(s: &str) -> NodeKind {
 pub fn unsafe_text(s: &str) -> String {
     let parts: Vec<String> = s.split("{% endraw %}").map(|p| format!("{{% raw %}}{p}{{% endraw %}}")).collect();
     parts.join("{{ '{% endraw %}' }}")
+}
+
+/// Whether a string holds template syntax (`{{`, `{%`, `{#`).
+fn is_template(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%") || s.contains("{#")
 }

@@ -51,7 +51,7 @@ fn revealed_store() -> &'static RwLock<Vec<String>> {
 }
 
 /// Remember a decrypted value as a secret (under 3 characters it would blank out ordinary
-/// output, as [`crate::report::Reporter::add_secret`] rules too).
+/// output, as the engine's reporter rules for its secrets too).
 pub fn reveal(s: &str) {
     if s.len() < 3 {
         return;
