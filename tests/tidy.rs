@@ -83,6 +83,10 @@ fn the_engine_does_not_depend_on_modules() {
     assert!(!core.iter().any(|d| d.starts_with("pbr-")), "{core:?}");
     let syntax = dependencies(&root().join("syntax/Cargo.toml"));
     assert!(!syntax.iter().any(|d| d.starts_with("pbr-")), "{syntax:?}");
+    // templating knows the contract's regular expressions and the syntax layer, no host
+    let template = dependencies(&root().join("template/Cargo.toml"));
+    let ours: Vec<&String> = template.iter().filter(|d| d.starts_with("pbr-")).collect();
+    assert_eq!(ours, ["pbr-core", "pbr-syntax"], "{template:?}");
     // the transports know the contract only
     let transport = dependencies(&root().join("transport/Cargo.toml"));
     let ours: Vec<&String> = transport.iter().filter(|d| d.starts_with("pbr-")).collect();
@@ -103,7 +107,7 @@ fn ci_runs_the_readme_test_command() {
 #[test]
 fn the_map_names_every_file() {
     let map = read(&root().join("ARCHITECTURE.md"));
-    for dir in ["src", "core/src", "syntax/src", "transport/src", "engine/src"] {
+    for dir in ["src", "core/src", "syntax/src", "template/src", "transport/src", "engine/src"] {
         for f in rs_files(&root().join(dir)) {
             let name = f.file_name().unwrap().to_string_lossy().into_owned();
             if name == "lib.rs" || name == "main.rs" {

@@ -6,7 +6,7 @@
 //! `choices`, and `options` of dicts and lists of dicts. Values are checked, not converted:
 //! Ansible does not write the converted values back to the variables either.
 
-use crate::template::pyfmt::py_str;
+use crate::template::py_str;
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
 

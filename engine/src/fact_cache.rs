@@ -21,7 +21,7 @@ pub struct FactCache {
 impl FactCache {
     /// A cache in `dir` (`~` expanded).
     pub fn new(dir: &str, prefix: String, timeout: u64) -> FactCache {
-        FactCache { dir: PathBuf::from(crate::template::filters::expand_user(dir)), prefix, timeout }
+        FactCache { dir: PathBuf::from(crate::template::expand_user(dir)), prefix, timeout }
     }
 
     fn path(&self, host: &str) -> PathBuf {

@@ -12,7 +12,7 @@ mod ini;
 mod pattern;
 /// Python's `fnmatch.translate` (for the `find` module's patterns as for host patterns).
 pub use pattern::glob_to_regex;
-pub(crate) mod pylit;
+pub use pbr_syntax::pylit;
 mod range;
 mod render;
 mod vars_dirs;

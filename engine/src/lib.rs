@@ -18,7 +18,6 @@ pub mod module;
 pub mod playbook;
 pub mod report;
 pub mod saved_plan;
-pub mod template;
 
 /// Sources, diagnostics, YAML and Vault (`pbr-syntax`), under the engine's paths.
 pub use pbr_syntax::{diag, source, vault, yaml};
@@ -26,6 +25,8 @@ pub use pbr_syntax::{diag, source, vault, yaml};
 // The module contract lives in `pbr-core` (modules depend on it alone); the engine re-exports
 // it under the same paths.
 pub use pbr_core::{bail, host, op, params, pyre};
+/// Templating (`pbr-template`), under the engine's path.
+pub use pbr_template as template;
 /// The transports (`pbr-transport`), under the engine's path.
 pub use pbr_transport as transport;
 

@@ -7,6 +7,8 @@
 
 pub mod diag;
 mod diag_render;
+pub mod kv;
+pub mod pylit;
 pub mod source;
 pub mod vault;
 pub mod yaml;

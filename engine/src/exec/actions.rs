@@ -198,7 +198,7 @@ impl Runner<'_> {
                     && vars.contains_key(k)
                     && let Ok(Value::Object(mut old)) = self.templar.eval_expr(k, scope)
                 {
-                    crate::template::filters::merge_recursive(&mut old, new);
+                    crate::template::merge_recursive(&mut old, new);
                     *v = Value::Object(old);
                 }
             }

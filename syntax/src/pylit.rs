@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 
 /// Parse an INI value; anything `literal_eval` would reject is kept as the string.
-pub(crate) fn parse_value(s: &str) -> Value {
+pub fn parse_value(s: &str) -> Value {
     let mut p = Parser { s: s.trim_start_matches([' ', '\t']).as_bytes(), i: 0, depth: 0 };
     match p.expr() {
         Some(v) => {

@@ -123,8 +123,9 @@ fn regex_test(v: &Value, pat: &str, k: Kwargs, anchored: bool) -> Result<bool, E
     }
     let s = super::pyfmt::to_py_str(v)?;
     let full = if anchored { format!("\\A(?:{pat})") } else { pat.to_string() };
-    let re = crate::pyre::PyRegex::new(&full, crate::pyre::Flags { ignorecase: ic, multiline: ml, dotall: false })
-        .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("invalid regular expression '{pat}': {e}")))?;
+    let re =
+        pbr_core::pyre::PyRegex::new(&full, pbr_core::pyre::Flags { ignorecase: ic, multiline: ml, dotall: false })
+            .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("invalid regular expression '{pat}': {e}")))?;
     re.is_match(&s).map_err(|e| Error::new(ErrorKind::InvalidOperation, e))
 }
 

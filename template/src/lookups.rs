@@ -154,8 +154,8 @@ fn query(state: &State, name: String, terms: Rest<Value>, kwargs: Kwargs) -> Res
 }
 
 fn read(path: &Path) -> Result<String, Error> {
-    crate::source::read_text(path).map_err(|e| match e {
-        crate::source::ReadError::NotUtf8(_, m) => err(m),
+    pbr_syntax::source::read_text(path).map_err(|e| match e {
+        pbr_syntax::source::ReadError::NotUtf8(_, m) => err(m),
         e => err(format!("cannot read {}: {e}", path.display())),
     })
 }

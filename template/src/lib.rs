@@ -10,12 +10,16 @@ mod checks;
 mod crypt;
 mod dates;
 mod dump;
-pub(crate) mod filters;
+mod filters;
 mod lookups;
 pub use lookups::disable_command_lookups;
-pub(crate) mod pyfmt;
+mod pyfmt;
 #[cfg(test)]
 mod unit_tests;
+
+// what the engine uses of the filters
+pub use filters::{expand_user, merge_recursive};
+pub use pyfmt::py_str;
 
 use minijinja::value::Serde;
 use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior};
@@ -260,8 +264,8 @@ fn loader(name: &str) -> Result<Option<String>, Error> {
             }
             t
         };
-        return crate::source::read_text(path).map(|t| Some(strip(t))).map_err(|e| match e {
-            crate::source::ReadError::NotUtf8(_, m) => Error::new(ErrorKind::InvalidOperation, m),
+        return pbr_syntax::source::read_text(path).map(|t| Some(strip(t))).map_err(|e| match e {
+            pbr_syntax::source::ReadError::NotUtf8(_, m) => Error::new(ErrorKind::InvalidOperation, m),
             e => Error::new(ErrorKind::InvalidOperation, format!("cannot read {name}: {e}")),
         });
     }
@@ -846,7 +850,7 @@ fn literal_container(out: &str) -> Option<Value> {
     }
     // Python literals (single quotes, True/False/None, trailing commas) as `ast.literal_eval`
     // reads them: `[[], globals()]` is no literal and stays text
-    let v = crate::inventory::pylit::parse_value(t);
+    let v = pbr_syntax::pylit::parse_value(t);
     matches!(v, Value::Array(_) | Value::Object(_)).then_some(v)
 }
 
@@ -858,7 +862,7 @@ pub(crate) fn to_json(v: &minijinja::Value) -> Result<Value, TemplateError> {
     })
 }
 
-pub(crate) fn from_json(v: &Value) -> minijinja::Value {
+pub fn from_json(v: &Value) -> minijinja::Value {
     minijinja::Value::from(Serde(v))
 }
 
@@ -896,7 +900,7 @@ pub fn sequence(spec: &str) -> Result<Vec<String>, String> {
         parsed.map_err(|_| format!("sequence: can't parse {k}={v}"))
     };
     if spec.contains('=') {
-        let (kv, _) = crate::playbook::parse_kv(spec, None);
+        let (kv, _) = pbr_syntax::kv::parse_kv(spec, None);
         for (k, v) in &kv {
             let v = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
             match k.as_str() {

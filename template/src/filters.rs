@@ -3,10 +3,10 @@
 use super::dump::{self, JsonOpts, YamlOpts};
 use super::pyfmt::to_py_str;
 use super::{from_json, to_json};
-use crate::pyre::{Flags, PyRegex};
 use base64::Engine as _;
 use minijinja::value::{Kwargs, Rest, Value, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, State};
+use pbr_core::pyre::{Flags, PyRegex};
 use serde_json::Value as Json;
 use sha1::Digest as _;
 
@@ -83,7 +83,7 @@ pub fn register(env: &mut Environment<'static>) {
     // template's result becomes), e.g. `groupby`'s groups as [grouper, list] pairs
     env.add_filter("finalize", |v: Value| -> Result<Value, Error> {
         let j = serde_json::to_value(&v).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
-        Ok(crate::template::from_json(&j))
+        Ok(crate::from_json(&j))
     });
     env.add_filter("difference", difference);
     env.add_filter("union", union);
@@ -517,8 +517,8 @@ fn from_yaml_all(v: &Value) -> Result<Value, Error> {
         return Ok(v.clone());
     }
     let s = text(v)?;
-    let docs =
-        crate::yaml::load_str("<from_yaml_all>", &s).map_err(|d| op_err(format!("from_yaml_all: {}", d.message)))?;
+    let docs = pbr_syntax::yaml::load_str("<from_yaml_all>", &s)
+        .map_err(|d| op_err(format!("from_yaml_all: {}", d.message)))?;
     Ok(Value::from(docs.iter().map(|n| from_json(&n.to_value())).collect::<Vec<_>>()))
 }
 
@@ -658,11 +658,12 @@ fn from_yaml(v: &Value) -> Result<Value, Error> {
         return Ok(v.clone());
     }
     let s = text(v)?;
-    let docs = crate::yaml::load_str("<from_yaml>", &s).map_err(|d| op_err(format!("from_yaml: {}", d.message)))?;
+    let docs =
+        pbr_syntax::yaml::load_str("<from_yaml>", &s).map_err(|d| op_err(format!("from_yaml: {}", d.message)))?;
     Ok(docs.first().map(|n| from_json(&n.to_value())).unwrap_or(Value::from(())))
 }
 
-/// A Python regex (see [`crate::pyre`]).
+/// A Python regex (see [`pbr_core::pyre`]).
 fn compile(pat: &str, ignorecase: bool, multiline: bool) -> Result<PyRegex, Error> {
     PyRegex::new(pat, Flags { ignorecase, multiline, dotall: false })
         .map_err(|e| op_err(format!("invalid regular expression '{pat}': {e}")))

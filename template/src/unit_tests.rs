@@ -766,7 +766,7 @@ fn comment_filter_styles_and_overrides() {
 
 #[test]
 fn backslashes_in_yaml_templates_are_literal_as_in_ansible() {
-    use crate::template::escape_backslashes as esc;
+    use crate::escape_backslashes as esc;
     let v = json!({"s": "ab"});
     // a backreference, an escaped quote, a tab written as backslash-t
     assert_eq!(ok(r"{{ s | regex_replace('(a)b', '\1x') }}", v.clone()), json!("ax"));
