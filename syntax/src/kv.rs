@@ -59,20 +59,7 @@ fn decode_escapes(s: &str) -> String {
             out.push(c);
             break;
         };
-        let simple = match n {
-            '\\' => Some('\\'),
-            '\'' => Some('\''),
-            '"' => Some('"'),
-            'a' => Some('\u{7}'),
-            'b' => Some('\u{8}'),
-            'f' => Some('\u{c}'),
-            'n' => Some('\n'),
-            'r' => Some('\r'),
-            't' => Some('\t'),
-            'v' => Some('\u{b}'),
-            _ => None,
-        };
-        if let Some(d) = simple {
+        if let Some(d) = simple_escape(n) {
             out.push(d);
             it.next();
             continue;
@@ -158,4 +145,20 @@ fn split_arg_spans(s: &str) -> Vec<(usize, usize)> {
         out.push((a, s.len()));
     }
     out
+}
+
+/// Python's one-character escapes (`\\`, `\'`, `\"`, `\a \b \f \n \r \t \v`): what the
+/// character after the backslash stands for. Python literals (`pylit`) read the same table.
+pub(crate) fn simple_escape(c: char) -> Option<char> {
+    Some(match c {
+        '\\' | '\'' | '"' => c,
+        'a' => '\u{7}',
+        'b' => '\u{8}',
+        'f' => '\u{c}',
+        'n' => '\n',
+        'r' => '\r',
+        't' => '\t',
+        'v' => '\u{b}',
+        _ => return None,
+    })
 }

@@ -303,16 +303,12 @@ impl Parser<'_> {
                 let mut buf = [0u8; 4];
                 bytes.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
             };
+            if let Some(ch) = crate::kv::simple_escape(char::from(e)) {
+                push_char(ch, &mut bytes);
+                continue;
+            }
             match e {
                 b'\n' => {}
-                b'\\' | b'\'' | b'"' => bytes.push(e),
-                b'n' => bytes.push(b'\n'),
-                b't' => bytes.push(b'\t'),
-                b'r' => bytes.push(b'\r'),
-                b'a' => bytes.push(7),
-                b'b' => bytes.push(8),
-                b'f' => bytes.push(12),
-                b'v' => bytes.push(11),
                 b'0'..=b'7' => {
                     let mut n = u32::from(e - b'0');
                     for _ in 0..2 {
