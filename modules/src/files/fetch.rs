@@ -117,7 +117,8 @@ impl Module for Fetch {
     async fn probe(&self, ctx: &Ctx<'_>, p: &FetchParams, host: &ReadHost) -> Result<FetchState, ModuleError> {
         let base = ctx.search.last().cloned().unwrap_or_else(|| PathBuf::from("."));
         let dest = local_path(p, host.name(), &base).map_err(ModuleError::new)?;
-        let info = host.inspect_one(PathQuery::new(p.src.clone()).follow(true)).await?;
+        // one round trip for a file up to READ_LIMIT: its content comes with its stat
+        let info = host.inspect_one(PathQuery::new(p.src.clone()).follow(true).content(true)).await?;
         let mut msg = None;
         let remote = match info.stat {
             Some(s) if s.kind == "directory" => {
@@ -128,7 +129,10 @@ impl Module for Fetch {
                 msg = Some(format!("{m}, not transferring, ignored"));
                 None
             }
-            Some(_) => Some(host.read_file(&p.src).await?.unwrap_or_default()),
+            Some(_) => match info.content {
+                Some(c) => Some(c),
+                None => Some(host.read_file(&p.src).await?.unwrap_or_default()),
+            },
             None => {
                 let m = "the remote file does not exist, not transferring, ignored";
                 if p.fail_on_missing {
