@@ -545,6 +545,14 @@ fn prepare(a: &RunArgs) -> Result<Prepared, ExitCode> {
         flush_cache: a.exec.flush_cache,
         plan: None,
     };
+    // what `lookup('config', NAME)` answers: Ansible's names, the values this run uses
+    pbr_engine::template::set_config(vec![
+        ("ALLOW_BROKEN_CONDITIONALS".into(), serde_json::json!(allow_broken_conditionals())),
+        ("DEFAULT_FORKS".into(), serde_json::json!(opts.forks)),
+        ("DEFAULT_FORCE_HANDLERS".into(), serde_json::json!(opts.force_handlers)),
+        ("RETRY_FILES_ENABLED".into(), serde_json::json!(retry_files_enabled())),
+        ("CACHE_PLUGIN".into(), serde_json::json!(if opts.fact_cache.is_some() { "jsonfile" } else { "memory" })),
+    ]);
     warn_unhonoured_cfg_keys();
     Ok(Prepared { registry, inv, pbs, templar, opts })
 }

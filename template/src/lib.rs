@@ -12,7 +12,7 @@ mod dates;
 mod dump;
 mod filters;
 mod lookups;
-pub use lookups::disable_command_lookups;
+pub use lookups::{disable_command_lookups, set_config};
 mod pyfmt;
 #[cfg(test)]
 mod unit_tests;

@@ -63,6 +63,15 @@ pub fn disable_command_lookups() {
     NO_COMMANDS.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
+/// The settings `lookup('config', NAME)` answers: Ansible's names (`DEFAULT_FORKS`,
+/// `ALLOW_BROKEN_CONDITIONALS`...) and the values this run uses, set by the CLI.
+static CONFIG: std::sync::RwLock<Vec<(String, serde_json::Value)>> = std::sync::RwLock::new(Vec::new());
+
+/// Set what `lookup('config', ...)` answers (the settings pbr reads, as the run uses them).
+pub fn set_config(settings: Vec<(String, serde_json::Value)>) {
+    *CONFIG.write().unwrap_or_else(|e| e.into_inner()) = settings;
+}
+
 fn commands_allowed(name: &str) -> Result<(), Error> {
     if NO_COMMANDS.load(std::sync::atomic::Ordering::SeqCst) {
         return Err(err(format!("lookup {name}: running commands is disabled in this process")));
@@ -180,6 +189,34 @@ pub(crate) fn run(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -
                     s = s.trim_start().to_string();
                 }
                 out.push(Value::from(s));
+            }
+            out
+        }
+        "config" => {
+            // Ansible's `on_missing`: error (the default), warn or skip
+            let on_missing = kwargs.get::<Option<String>>("on_missing")?.unwrap_or_else(|| "error".into());
+            if !["error", "warn", "skip"].contains(&on_missing.as_str()) {
+                return Err(err(format!("lookup config: on_missing must be error, warn or skip, not {on_missing:?}")));
+            }
+            if kwargs.get::<Option<Value>>("plugin_type")?.is_some()
+                || kwargs.get::<Option<Value>>("plugin_name")?.is_some()
+            {
+                return Err(err("lookup config: pbr has no plugins to read the settings of"));
+            }
+            let config = CONFIG.read().unwrap_or_else(|e| e.into_inner());
+            let mut out = Vec::new();
+            for t in terms_flat(terms)? {
+                let t = to_py_str(&t)?;
+                match config.iter().find(|(k, _)| *k == t) {
+                    Some((_, v)) => out.push(crate::from_json(v)),
+                    None if on_missing == "error" => {
+                        return Err(err(format!(
+                            "Unable to find setting {t} (pbr answers for the settings it reads: {})",
+                            config.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", ")
+                        )));
+                    }
+                    None => {}
+                }
             }
             out
         }
