@@ -450,6 +450,45 @@ fn a_variable_defined_through_itself_is_named_as_recursion() {
     assert!(!run.stdout.contains("is undefined"), "{}", run.all());
 }
 
+/// Times from playbooks are whatever users write: a negative `delay` or loop `pause`, a
+/// timeout past what a `Duration` holds, a negative `pause`. None of them panics (each used to:
+/// `Duration::from_secs_f64` refuses them); the ones Ansible refuses fail their task.
+#[test]
+fn out_of_range_times_fail_or_clamp_but_never_panic() {
+    let d = tempfile::tempdir().unwrap();
+    local_inventory(d.path(), &["h1"]);
+    write(
+        d.path(),
+        "site.yml",
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - command: "false"
+      register: r
+      until: r.rc == 0
+      retries: 1
+      delay: -1
+      ignore_errors: true
+    - debug: { msg: "{{ item }}" }
+      loop: [1, 2]
+      loop_control: { pause: -1 }
+    - command: "true"
+      timeout: 1e300
+    - pause: { seconds: -1 }
+      ignore_errors: true
+    - wait_for_connection: { timeout: 1e300 }
+      ignore_errors: true
+"#,
+    );
+    let run = pbr(d.path(), &["run", "-i", "inventory.ini", "site.yml"]);
+    no_crash(&run);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(run.recap("h1")["ignored"], 3, "{}", run.all());
+    assert!(run.stdout.contains("seconds must be a number from 0"), "{}", run.all());
+    assert!(run.stdout.contains("timeout must be a number from 0"), "{}", run.all());
+}
+
 #[test]
 fn a_very_long_host_name_is_reported() {
     let d = tempfile::tempdir().unwrap();

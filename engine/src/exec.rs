@@ -169,6 +169,28 @@ struct Fail {
     at: Option<String>,
 }
 
+impl Fail {
+    /// A task failure with this message and no result data.
+    fn new(msg: impl Into<String>) -> Fail {
+        Fail { at: None, msg: msg.into(), data: Map::new(), unreachable: false }
+    }
+}
+
+/// A number from a rendered value: a number, or a string that reads as one (`"5"`, `" 2.5 "`).
+fn number(v: &Value) -> Option<f64> {
+    v.as_f64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+}
+
+/// A number of seconds as a duration, whatever the number: none for a negative one or NaN, and
+/// "for ever" past what a `Duration` holds (`Duration::from_secs_f64` panics on those).
+fn duration(secs: f64) -> Duration {
+    if secs.is_nan() || secs <= 0.0 {
+        Duration::ZERO
+    } else {
+        Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX)
+    }
+}
+
 impl From<HostError> for Fail {
     fn from(e: HostError) -> Self {
         Fail::from(ModuleError::from(e))
@@ -1347,7 +1369,7 @@ impl<'a> Runner<'a> {
                         break;
                     }
                     if let Some(p) = task.loop_control.pause {
-                        tokio::time::sleep(Duration::from_secs_f64(p)).await;
+                        tokio::time::sleep(duration(p)).await;
                     }
                 }
             }
@@ -2342,15 +2364,14 @@ impl<'a> Runner<'a> {
             Err(e) => return self.fail_outcome(st, terr(task, e), label),
         }
         // retries and delay may be templates (of the loop item, too)
-        let number = |v: &Value| -> Option<f64> {
-            let v = match v {
-                Value::String(s) if Templar::is_template(s) => self.templar.render_value(v, &scope).ok()?,
-                other => other.clone(),
-            };
-            v.as_f64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+        let rendered_number = |v: &Value| -> Option<f64> {
+            match v {
+                Value::String(s) if Templar::is_template(s) => number(&self.templar.render_value(v, &scope).ok()?),
+                other => number(other),
+            }
         };
-        let retries = task.retries.as_ref().and_then(number).map(|r| r.max(0.0) as u64);
-        let delay = task.delay.as_ref().and_then(number).unwrap_or(5.0);
+        let retries = task.retries.as_ref().and_then(rendered_number).map(|r| r.max(0.0) as u64);
+        let delay = task.delay.as_ref().and_then(rendered_number).unwrap_or(5.0);
         let attempts = match (&task.until, retries) {
             (Some(_), r) => r.unwrap_or(3) + 1,
             _ => 1,
@@ -2379,7 +2400,7 @@ impl<'a> Runner<'a> {
                         if task.until.is_none() || attempt >= attempts {
                             return o;
                         }
-                        tokio::time::sleep(Duration::from_secs_f64(delay)).await;
+                        tokio::time::sleep(duration(delay)).await;
                         continue;
                     }
                     o
@@ -2460,7 +2481,7 @@ impl<'a> Runner<'a> {
                 let done = self.eval_conds(until, &scope3).unwrap_or(false);
                 if !done {
                     if attempt < attempts {
-                        tokio::time::sleep(Duration::from_secs_f64(delay)).await;
+                        tokio::time::sleep(duration(delay)).await;
                         continue;
                     }
                     out.result.insert("failed".into(), json!(true));
@@ -2490,7 +2511,7 @@ impl<'a> Runner<'a> {
         scope: &Scope<'_>,
     ) -> Result<ItemOutcome, Fail> {
         let Action::Module { name, args, .. } = &task.action else {
-            return Err(Fail { at: None, msg: "not a module task".into(), data: Map::new(), unreachable: false });
+            return Err(Fail::new("not a module task"));
         };
         // the whole args as one template (`assert: "{{ my_args }}"`): a mapping once rendered
         let templated;
@@ -2499,12 +2520,9 @@ impl<'a> Runner<'a> {
                 templated = match self.templar.render_value(t, scope).map_err(|e| terr(task, e))? {
                     v @ Value::Object(_) => v,
                     v => {
-                        return Err(Fail {
-                            at: None,
-                            msg: format!("the args of `{name}` are a template that gave {v}, not a mapping"),
-                            data: Map::new(),
-                            unreachable: false,
-                        });
+                        return Err(Fail::new(format!(
+                            "the args of `{name}` are a template that gave {v}, not a mapping"
+                        )));
                     }
                 };
                 &templated
@@ -2527,20 +2545,17 @@ impl<'a> Runner<'a> {
                 Verb::IncludeVars => self.act_include_vars(task, args, vars, scope, st),
                 Verb::Ping => self.act_ping(ctx, task, args, vars, scope, st).await,
                 Verb::Reboot => self.act_reboot(ctx, task, inh, st, vars, scope).await,
-                Verb::WaitForConnection => self.act_wait_for_connection(ctx, task, st, vars, scope).await,
+                Verb::WaitForConnection => self.act_wait_for_connection(ctx, task, args, st, vars, scope).await,
                 Verb::Pause => self.act_pause(task, args, scope, st).await,
                 Verb::Setup => self.act_setup(ctx, task, args, vars, scope, st).await,
             };
         }
-        let module = self.registry.get(name).ok_or_else(|| Fail {
-            at: None,
-            msg: if crate::playbook::ansible_only(name) {
+        let module = self.registry.get(name).ok_or_else(|| {
+            Fail::new(if crate::playbook::ansible_only(name) {
                 format!("`{name}` is an Ansible module that pbr does not implement")
             } else {
                 format!("unknown module `{name}`")
-            },
-            data: Map::new(),
-            unreachable: false,
+            })
         })?;
         let rendered = self.templar.render_value(args, scope).map_err(|e| terr(task, e))?;
         let params = drop_omit(rendered);
@@ -2567,22 +2582,12 @@ impl<'a> Runner<'a> {
                 msg: e.to_string(),
                 data: Map::new(),
             })?;
-        let esc = self.become_from_vars(&conn_vars, inh, Some(task), scope).map_err(|m| Fail {
-            at: None,
-            msg: m,
-            data: Map::new(),
-            unreachable: false,
-        })?;
+        let esc = self.become_from_vars(&conn_vars, inh, Some(task), scope).map_err(Fail::new)?;
         let mut host = Host::new(conn_name.clone(), conn, esc);
         if let Some(env) = task.environment.as_ref().or(inh.environment.as_ref()) {
             let env = self.templar.render_value(env, scope).map_err(|e| terr(task, e))?;
             let Value::Object(m) = env else {
-                return Err(Fail {
-                    at: None,
-                    msg: "environment must be a mapping".into(),
-                    data: Map::new(),
-                    unreachable: false,
-                });
+                return Err(Fail::new("environment must be a mapping"));
             };
             host = host.with_env(m.into_iter().map(|(k, v)| (k, value_label(&v))).collect());
         }
@@ -2605,24 +2610,17 @@ impl<'a> Runner<'a> {
         };
         let mode = RunMode { check, diff, verify: self.opts.verify, guard };
         let timeout = match &task.timeout {
-            Some(t) => {
-                Some(t.as_f64().or_else(|| t.as_str().and_then(|s| s.parse().ok())).filter(|s| *s > 0.0).ok_or_else(
-                    || Fail {
-                        at: None,
-                        msg: format!("timeout must be a number of seconds, got {t}"),
-                        data: Map::new(),
-                        unreachable: false,
-                    },
-                )?)
-            }
+            Some(t) => Some(
+                number(t)
+                    .filter(|s| *s > 0.0 && s.is_finite())
+                    .ok_or_else(|| Fail::new(format!("timeout must be a number of seconds, got {t}")))?,
+            ),
             None => None,
         };
         let res: Result<ModuleResult, ModuleError> = match timeout {
-            Some(secs) => {
-                tokio::time::timeout(Duration::from_secs_f64(secs), module.execute(&mctx, &params, &host, mode))
-                    .await
-                    .unwrap_or_else(|_| Err(ModuleError::new(format!("the task timed out after {secs} s"))))
-            }
+            Some(secs) => tokio::time::timeout(duration(secs), module.execute(&mctx, &params, &host, mode))
+                .await
+                .unwrap_or_else(|_| Err(ModuleError::new(format!("the task timed out after {secs} s")))),
             None => module.execute(&mctx, &params, &host, mode).await,
         };
         let r = res.map_err(Fail::from)?;

@@ -20,6 +20,16 @@ pub struct ParamError {
     pub unknown: Option<(String, Vec<String>)>,
 }
 
+impl std::fmt::Display for ParamError {
+    /// `path.to.param: message`, or the message alone for the params as a whole.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match path_text(&self.path) {
+            at if at.is_empty() => f.write_str(&self.message),
+            at => write!(f, "{at}: {}", self.message),
+        }
+    }
+}
+
 /// How the engine is running a task.
 #[derive(Debug, Clone, Default)]
 pub struct RunMode {
@@ -189,10 +199,7 @@ impl<M: Module> DynModule for Adapter<M> {
     ) -> Result<ModuleResult, ModuleError> {
         let expanded = expand_home_params(params, host).await?;
         let params = expanded.as_ref().unwrap_or(params);
-        let p: M::Params = parse_params(params).map_err(|e| {
-            let at = path_text(&e.path);
-            ModuleError::new(if at.is_empty() { e.message } else { format!("{at}: {}", e.message) })
-        })?;
+        let p: M::Params = parse_params(params).map_err(|e| ModuleError::new(e.to_string()))?;
         self.0.validate(&p).map_err(ModuleError::new)?;
         let probe_host = host.reader();
         let state = self.0.probe(ctx, &p, &probe_host).await?;

@@ -156,7 +156,7 @@ impl PlanFile {
     /// The guard for one task of `pbr apply`'s run: the `n`-th result named `task` (and `item`)
     /// on `host` may apply only the changes the plan had for it (the same digest). A task the
     /// plan has no entry for, or skipped (its input was unknown in check mode), is not judged.
-    pub fn guard(self: &Arc<Self>, host: &str, task: &str, item: Option<&str>, n: usize) -> Option<PlanGuard> {
+    pub fn guard(&self, host: &str, task: &str, item: Option<&str>, n: usize) -> Option<PlanGuard> {
         let entry =
             self.hosts.get(host)?.iter().filter(|t| t.task == task && t.item.as_deref() == item).nth(n)?.clone();
         if entry.status == Status::Skipped {

@@ -5,17 +5,34 @@
 
 use super::*;
 
+/// The most seconds a param may say (about 31 years): deadlines computed from it stay in range.
+const MAX_SECS: f64 = 1e9;
+
+/// A number of seconds (0 to [`MAX_SECS`]) from a rendered param, `default` when it is absent.
+pub(super) fn secs(args: &Value, key: &str, default: f64) -> Result<f64, Fail> {
+    match args.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => number(v)
+            .filter(|s| (0.0..=MAX_SECS).contains(s))
+            .ok_or_else(|| Fail::new(format!("{key} must be a number from 0 to {MAX_SECS} (not negative), got {v}"))),
+    }
+}
+
 impl Runner<'_> {
-    /// A verb's args rendered and read into its params type (exec/verbs.rs), as lint reads them.
-    fn verb_params<P: serde::de::DeserializeOwned>(
+    /// An action's params rendered (`omit` dropped) and checked against its typed params
+    /// (exec/verbs.rs: the check lint makes before the run).
+    pub(super) fn action_args(
         &self,
-        verb: &str,
+        action: &str,
         task: &Task,
         args: &Value,
         scope: &Scope<'_>,
-    ) -> Result<P, Fail> {
-        let rendered = drop_omit(self.templar.render_value(args, scope).map_err(|e| terr(task, e))?);
-        verbs::read(verb, &rendered).map_err(|msg| Fail { at: None, msg, data: Map::new(), unreachable: false })
+    ) -> Result<Value, Fail> {
+        let args = drop_omit(self.templar.render_value(args, scope).map_err(|e| terr(task, e))?);
+        match self.registry.get(action).map(|v| v.check_params(&args)) {
+            Some(Err(e)) => Err(Fail::new(format!("{action}: {e}"))),
+            _ => Ok(args),
+        }
     }
 
     pub(super) fn act_set_fact(
@@ -69,19 +86,16 @@ impl Runner<'_> {
         scope: &Scope<'_>,
         st: &HostState,
     ) -> Result<ItemOutcome, Fail> {
-        let p: verbs::GroupByParams = self.verb_params("group_by", task, args, scope)?;
-        if p.key.trim().is_empty() {
-            return Err(Fail {
-                at: None,
-                msg: "the 'key' param is required".into(),
-                data: Map::new(),
-                unreachable: false,
-            });
+        let args = self.action_args("group_by", task, args, scope)?;
+        let key = args.get("key").map(value_label).unwrap_or_default();
+        if key.trim().is_empty() {
+            return Err(Fail::new("the 'key' param is required"));
         }
-        let key = p.key.replace(' ', "-");
-        let parents: Vec<String> = match p.parents {
-            None => vec!["all".into()],
-            Some(l) => l.0.iter().map(|p| p.trim().replace(' ', "-")).collect(),
+        let key = key.replace(' ', "-");
+        let parents: Vec<String> = match args.get("parents") {
+            None | Some(Value::Null) => vec!["all".into()],
+            Some(Value::Array(a)) => a.iter().map(value_label).map(|p| p.trim().replace(' ', "-")).collect(),
+            Some(v) => value_label(v).split(',').map(|p| p.trim().replace(' ', "-")).collect(),
         };
         // changed when the host joined (as Ansible reports it); the inventory is the run's
         let joined = self.group_by(&st.name, &key, &parents);
@@ -101,8 +115,7 @@ impl Runner<'_> {
         st: &HostState,
     ) -> Result<ItemOutcome, Fail> {
         let rendered = self.templar.render_value(args, scope).map_err(|e| terr(task, e))?;
-        let fail = |msg: &str| Fail { at: None, msg: msg.into(), data: Map::new(), unreachable: false };
-        let Value::Object(mut a) = rendered else { return Err(fail("add_host needs a mapping of args")) };
+        let Value::Object(mut a) = rendered else { return Err(Fail::new("add_host needs a mapping of args")) };
         if let Some(Value::Object(raw)) = a.remove("_raw_params") {
             for (k, v) in raw {
                 a.entry(k).or_insert(v);
@@ -110,13 +123,13 @@ impl Runner<'_> {
         }
         let given = ["name", "hostname", "host"].iter().find_map(|k| a.get(*k)).map(value_label);
         let Some(given) = given.filter(|n| !n.is_empty()) else {
-            return Err(fail("name, host or hostname needs to be provided"));
+            return Err(Fail::new("name, host or hostname needs to be provided"));
         };
         let groups: Vec<String> = match ["groupname", "groups", "group"].iter().find_map(|k| a.get(*k)) {
             None | Some(Value::Null) => vec![],
             Some(Value::Array(l)) => l.iter().map(value_label).collect(),
             Some(Value::String(s)) => s.split(',').map(|g| g.trim().to_string()).filter(|g| !g.is_empty()).collect(),
-            Some(_) => return Err(fail("Groups must be specified as a list.")),
+            Some(_) => return Err(Fail::new("Groups must be specified as a list.")),
         };
         let mut host_vars = Map::new();
         for (k, v) in &a {
@@ -146,9 +159,9 @@ impl Runner<'_> {
     }
 
     pub(super) fn act_fail(&self, task: &Task, args: &Value, scope: &Scope<'_>) -> Result<ItemOutcome, Fail> {
-        let p: verbs::FailParams = self.verb_params("fail", task, args, scope)?;
-        let msg = p.msg.as_ref().map(value_label).unwrap_or_else(|| "Failed as requested from task".into());
-        Err(Fail { at: None, msg, data: Map::new(), unreachable: false })
+        let args = self.action_args("fail", task, args, scope)?;
+        let msg = args.get("msg").map(value_label).unwrap_or_else(|| "Failed as requested from task".into());
+        Err(Fail::new(msg))
     }
 
     pub(super) fn act_include_vars(
@@ -230,14 +243,14 @@ impl Runner<'_> {
         scope: &Scope<'_>,
         st: &HostState,
     ) -> Result<ItemOutcome, Fail> {
+        // Ansible's ping answers `data` (default pong), and fails on purpose for `crash`
+        let args = self.action_args("ping", task, args, scope)?;
+        let data = args.get("data").filter(|d| !d.is_null()).cloned().unwrap_or(json!("pong"));
         let conn = self.connect(&st.name, vars, ctx.play.connection.as_deref()).await.map_err(Fail::from)?;
         let host = Host::new(st.name.clone(), conn, None);
         host.query_sh("true").await.map_err(Fail::from)?;
-        // Ansible's ping answers `data` (default pong), and fails on purpose for `crash`
-        let p: verbs::PingParams = self.verb_params("ping", task, args, scope)?;
-        let data = p.data.filter(|d| !d.is_null()).unwrap_or(json!("pong"));
         if data == json!("crash") {
-            return Err(Fail { at: None, msg: "boom".into(), data: Map::new(), unreachable: false });
+            return Err(Fail::new("boom"));
         }
         let mut r = Map::new();
         r.insert("ping".into(), data);
@@ -251,20 +264,14 @@ impl Runner<'_> {
         scope: &Scope<'_>,
         st: &HostState,
     ) -> Result<ItemOutcome, Fail> {
-        let p: verbs::PauseParams = self.verb_params("pause", task, args, scope)?;
+        let args = self.action_args("pause", task, args, scope)?;
         // as Ansible: `minutes` over `seconds`; neither is a prompt, which pbr never waits on
-        let secs = match (&p.minutes, &p.seconds) {
-            (Some(m), _) => m.value().map(|m| m * 60.0),
-            (None, Some(s)) => s.value(),
-            (None, None) => Some(0.0),
-        };
-        let Some(secs) = secs.filter(|s| s.is_finite() && *s >= 0.0) else {
-            let msg = "pause: `seconds` and `minutes` take a number that is not negative".to_string();
-            return Err(Fail { at: None, msg, data: Map::new(), unreachable: false });
+        let secs = match args.get("minutes").filter(|m| !m.is_null()) {
+            Some(_) => secs(&args, "minutes", 0.0)? * 60.0,
+            None => secs(&args, "seconds", 0.0)?,
         };
         if !self.opts.check {
-            // at most a day: a runaway value does not hang a run for ever
-            tokio::time::sleep(Duration::from_secs_f64(secs.min(86_400.0))).await;
+            tokio::time::sleep(duration(secs)).await;
         }
         Ok(simple_outcome(&st.name, Status::Ok, None, Map::new()))
     }
@@ -278,15 +285,10 @@ impl Runner<'_> {
         scope: &Scope<'_>,
         st: &mut HostState,
     ) -> Result<ItemOutcome, Fail> {
+        let args = self.action_args("setup", task, args, scope)?;
+        let subset = crate::facts::Subset::parse(args.get("gather_subset")).map_err(Fail::new)?;
         let conn = self.connect(&st.name, vars, ctx.play.connection.as_deref()).await.map_err(Fail::from)?;
         let host = Host::new(st.name.clone(), conn, None);
-        let p: verbs::SetupParams = self.verb_params("setup", task, args, scope)?;
-        let subset = crate::facts::Subset::parse(p.gather_subset.as_ref()).map_err(|e| Fail {
-            at: None,
-            msg: e,
-            data: Map::new(),
-            unreachable: false,
-        })?;
         let facts = crate::facts::gather_subset(&host, subset).await.map_err(Fail::from)?;
         self.take_gathered_facts(st, &facts);
         let mut r = Map::new();
@@ -402,12 +404,7 @@ impl Runner<'_> {
             }
             Some(other) => vec![other.clone()],
             None => {
-                return Err(Fail {
-                    at: None,
-                    msg: "assert needs `that:`".into(),
-                    data: Map::new(),
-                    unreachable: false,
-                });
+                return Err(Fail::new("assert needs `that:`"));
             }
         };
         for c in &that {

@@ -3,49 +3,16 @@
 //! Both drop the host's cached connection and make new ones until the host answers, which is why
 //! they are engine actions and not modules (modules never see connections).
 
+use super::actions::secs;
 use super::*;
 use crate::sh_quote;
 use std::time::Instant;
-
-/// A number of seconds from a rendered param (number or numeric string).
-fn secs(args: &Value, key: &str, default: f64) -> Result<f64, Fail> {
-    match args.get(key) {
-        None | Some(Value::Null) => Ok(default),
-        Some(v) => v
-            .as_f64()
-            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-            .filter(|s: &f64| *s >= 0.0 && s.is_finite())
-            .ok_or_else(|| Fail {
-                at: None,
-                msg: format!("{key} must be a number of seconds, got {v}"),
-                data: Map::new(),
-                unreachable: false,
-            }),
-    }
-}
 
 fn text(args: &Value, key: &str, default: &str) -> String {
     args.get(key).map(value_label).unwrap_or_else(|| default.to_string())
 }
 
 impl Runner<'_> {
-    /// The task's params, rendered, checked against the action's typed params (exec/verbs.rs,
-    /// the same check lint makes before the run).
-    fn action_args(&self, task: &Task, scope: &Scope<'_>, action: &str) -> Result<Value, Fail> {
-        let Action::Module { args, .. } = &task.action else { unreachable!("an action task") };
-        let args = self.templar.render_value(args, scope).map_err(|e| terr(task, e))?;
-        if let Some(Err(e)) = self.registry.get(action).map(|v| v.check_params(&args)) {
-            let at = crate::module::path_text(&e.path);
-            let msg = if at.is_empty() {
-                format!("{action}: {}", e.message)
-            } else {
-                format!("{action}: {at}: {}", e.message)
-            };
-            return Err(Fail { at: None, msg, data: Map::new(), unreachable: false });
-        }
-        Ok(args)
-    }
-
     /// Forget the host's connection: the next `connect` makes a new one.
     async fn forget_connection(&self, name: &str, vars: &Map<String, Value>, play_conn: Option<&str>) {
         let key = Self::conn_key(name, vars, play_conn);
@@ -85,32 +52,28 @@ impl Runner<'_> {
         &self,
         ctx: &PlayCtx<'_>,
         task: &Task,
+        args: &Value,
         st: &mut HostState,
         vars: &Map<String, Value>,
         scope: &Scope<'_>,
     ) -> Result<ItemOutcome, Fail> {
-        let args = self.action_args(task, scope, "wait_for_connection")?;
+        let args = self.action_args("wait_for_connection", task, args, scope)?;
         let timeout = secs(&args, "timeout", 600.0)?;
         let delay = secs(&args, "delay", 0.0)?;
         let sleep = secs(&args, "sleep", 1.0)?.max(0.1);
-        let connect_timeout = Duration::from_secs_f64(secs(&args, "connect_timeout", 5.0)?.max(1.0));
+        let connect_timeout = duration(secs(&args, "connect_timeout", 5.0)?.max(1.0));
         let t0 = Instant::now();
         let play_conn = ctx.play.connection.as_deref();
-        tokio::time::sleep(Duration::from_secs_f64(delay)).await;
+        tokio::time::sleep(duration(delay)).await;
         self.forget_connection(&st.name, vars, play_conn).await;
-        let deadline = t0 + Duration::from_secs_f64(timeout);
+        let deadline = t0 + duration(timeout);
         loop {
             match self.try_host(&st.name, vars, play_conn, None, connect_timeout, "true").await {
                 Ok(_) => break,
                 Err(e) if Instant::now() >= deadline => {
-                    return Err(Fail {
-                        at: None,
-                        msg: format!("timed out waiting for a connection after {timeout} s: {e}"),
-                        data: Map::new(),
-                        unreachable: false,
-                    });
+                    return Err(Fail::new(format!("timed out waiting for a connection after {timeout} s: {e}")));
                 }
-                Err(_) => tokio::time::sleep(Duration::from_secs_f64(sleep)).await,
+                Err(_) => tokio::time::sleep(duration(sleep)).await,
             }
         }
         let mut r = Map::new();
@@ -128,9 +91,10 @@ impl Runner<'_> {
         vars: &Map<String, Value>,
         scope: &Scope<'_>,
     ) -> Result<ItemOutcome, Fail> {
-        let args = self.action_args(task, scope, "reboot")?;
+        let Action::Module { args, .. } = &task.action else { unreachable!("an action task") };
+        let args = self.action_args("reboot", task, args, scope)?;
         let reboot_timeout = secs(&args, "reboot_timeout", 600.0)?;
-        let connect_timeout = Duration::from_secs_f64(secs(&args, "connect_timeout", 10.0)?.max(1.0));
+        let connect_timeout = duration(secs(&args, "connect_timeout", 10.0)?.max(1.0));
         let pre = secs(&args, "pre_reboot_delay", 0.0)?;
         let post = secs(&args, "post_reboot_delay", 0.0)?;
         let test_command = text(&args, "test_command", "whoami");
@@ -158,13 +122,7 @@ impl Runner<'_> {
             return Ok(out);
         }
         let play_conn = ctx.play.connection.as_deref();
-        let esc = self.become_from_vars(vars, inh, Some(task), scope).map_err(|m| Fail {
-            at: None,
-            msg: m,
-            data: Map::new(),
-            unreachable: false,
-        })?;
-        let fail = |msg: String| Fail { at: None, msg, data: Map::new(), unreachable: false };
+        let esc = self.become_from_vars(vars, inh, Some(task), scope).map_err(Fail::new)?;
         let t0 = Instant::now();
         let before = self
             .try_host(&st.name, vars, play_conn, esc.clone(), connect_timeout, &boot_time_command)
@@ -179,13 +137,13 @@ impl Runner<'_> {
         if !st.deferred.is_empty() {
             let failed = self.run_host_deferred(st).await;
             if failed > 0 {
-                return Err(fail(format!(
+                return Err(Fail::new(format!(
                     "not rebooting: {failed} deferred step(s) failed before the reboot (see above); the next boot \
                      would not have them"
                 )));
             }
         }
-        tokio::time::sleep(Duration::from_secs_f64(pre)).await;
+        tokio::time::sleep(duration(pre)).await;
         let conn = self.connect(&st.name, vars, play_conn).await.map_err(|e| Fail {
             at: None,
             unreachable: true,
@@ -202,15 +160,15 @@ impl Runner<'_> {
         if let Ok(Ok(o)) = &sent
             && o.rc != 0
         {
-            return Err(fail(format!("the reboot command exited {}: {}", o.rc, o.stderr_str().trim())));
+            return Err(Fail::new(format!("the reboot command exited {}: {}", o.rc, o.stderr_str().trim())));
         }
         drop(host);
         self.forget_connection(&st.name, vars, play_conn).await;
-        let deadline = t0 + Duration::from_secs_f64(reboot_timeout);
+        let deadline = t0 + duration(reboot_timeout);
         let mut last = String::from("no answer yet");
         loop {
             if Instant::now() >= deadline {
-                return Err(fail(format!(
+                return Err(Fail::new(format!(
                     "{} did not come back within {reboot_timeout} s of the reboot (last: {last})",
                     st.name
                 )));
@@ -225,12 +183,12 @@ impl Runner<'_> {
                 Err(e) => last = e,
             }
         }
-        tokio::time::sleep(Duration::from_secs_f64(post)).await;
+        tokio::time::sleep(duration(post)).await;
         loop {
             match self.try_host(&st.name, vars, play_conn, esc.clone(), connect_timeout, &test_command).await {
                 Ok(_) => break,
                 Err(e) if Instant::now() >= deadline => {
-                    return Err(fail(format!("after the reboot, `{test_command}` did not succeed in time: {e}")));
+                    return Err(Fail::new(format!("after the reboot, `{test_command}` did not succeed in time: {e}")));
                 }
                 Err(_) => tokio::time::sleep(Duration::from_secs(2)).await,
             }

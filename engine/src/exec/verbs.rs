@@ -2,9 +2,10 @@
 //! `group_by`, `include_vars`, `reboot`, `wait_for_connection`...) as typed, registered entries:
 //! one params type each, so that lint checks their params and `pbr doc` documents them like
 //! modules. The executor dispatches on [`Verb`] and runs them itself (actions.rs, reboot.rs;
-//! `execute` here is never called), reading their rendered params into the same types
-//! ([`read`]) where it can; `set_fact` and `add_host` take free keys, and `debug`, `assert` and
-//! `validate_argument_spec` template parts of their params lazily, so those read the mapping.
+//! `execute` here is never called), checking their rendered params against these types first
+//! (`Runner::action_args`, the check lint makes) where the whole params are rendered at once;
+//! `debug`, `assert`, `validate_argument_spec`, `set_fact`, `add_host` and `include_vars`
+//! template parts of theirs lazily or take free keys.
 // the fields are the contract lint and `pbr doc` read; not every one is read in Rust
 #![allow(dead_code)]
 
@@ -339,25 +340,6 @@ impl Verb {
             "wait_for_connection" => Verb::WaitForConnection,
             _ => return None,
         })
-    }
-}
-
-/// A verb's params read into its type, as lint reads them (Ansible's conversions, `omit`
-/// dropped): the executor's and lint's reading of a verb cannot differ.
-pub(crate) fn read<P: DeserializeOwned>(verb: &str, rendered: &Value) -> Result<P, String> {
-    parse_params::<P>(rendered).map_err(|e| {
-        let at = crate::module::path_text(&e.path);
-        if at.is_empty() { format!("{verb}: {}", e.message) } else { format!("{verb}: {at}: {}", e.message) }
-    })
-}
-
-impl Seconds {
-    /// The number, or None for text that is not one.
-    pub(crate) fn value(&self) -> Option<f64> {
-        match self {
-            Seconds::Num(n) => Some(*n),
-            Seconds::Text(t) => t.trim().parse().ok(),
-        }
     }
 }
 
