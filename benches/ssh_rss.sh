@@ -33,7 +33,7 @@ until grep -q READY farm.out 2>/dev/null; do
 done
 
 # N inventory hosts over the farm's servers, each with its own directory
-base=$(grep -o 'root=[^ ]*' farm/inventory.ini | head -1 | cut -d= -f2 | xargs dirname)
+base=$(grep -m1 -o 'root=[^ ]*' farm/inventory.ini | cut -d= -f2 | xargs dirname)
 grep '^h[0-9]' farm/inventory.ini > servers.txt
 {
   echo "[bench]"
