@@ -91,6 +91,10 @@ fn the_engine_does_not_depend_on_modules() {
     let transport = dependencies(&root().join("transport/Cargo.toml"));
     let ours: Vec<&String> = transport.iter().filter(|d| d.starts_with("pbr-")).collect();
     assert_eq!(ours, ["pbr-core"], "{transport:?}");
+    // playbooks and inventories are data: no templating, host or run
+    let playbook = dependencies(&root().join("playbook/Cargo.toml"));
+    let ours: Vec<&String> = playbook.iter().filter(|d| d.starts_with("pbr-")).collect();
+    assert_eq!(ours, ["pbr-core", "pbr-syntax"], "{playbook:?}");
 }
 
 /// CI runs the test command the README gives.
@@ -107,7 +111,7 @@ fn ci_runs_the_readme_test_command() {
 #[test]
 fn the_map_names_every_file() {
     let map = read(&root().join("ARCHITECTURE.md"));
-    for dir in ["src", "core/src", "syntax/src", "template/src", "transport/src", "engine/src"] {
+    for dir in ["src", "core/src", "syntax/src", "template/src", "transport/src", "playbook/src", "engine/src"] {
         for f in rs_files(&root().join(dir)) {
             let name = f.file_name().unwrap().to_string_lossy().into_owned();
             if name == "lib.rs" || name == "main.rs" {

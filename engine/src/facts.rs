@@ -29,57 +29,7 @@ const NETWORK: &str = "echo '@@ifaces'; for i in /sys/class/net/*; do [ -e \"$i/
     echo '@@route4'; ip -4 route show default 2>/dev/null\n\
     echo '@@route6'; ip -6 route show default 2>/dev/null\n";
 
-/// Which fact groups `gather_subset` asks for (Ansible's names: `all`, `min`, `hardware`,
-/// `network`, each negatable with `!`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Subset {
-    pub hardware: bool,
-    pub network: bool,
-}
-
-impl Default for Subset {
-    fn default() -> Self {
-        Subset { hardware: true, network: true }
-    }
-}
-
-impl Subset {
-    /// From `gather_subset` (a list or a comma-separated string). Unknown names are errors.
-    pub fn parse(v: Option<&Value>) -> Result<Subset, String> {
-        let items: Vec<String> = match v {
-            None | Some(Value::Null) => return Ok(Subset::default()),
-            Some(Value::String(s)) => s.split(',').map(|x| x.trim().to_string()).collect(),
-            Some(Value::Array(a)) => a.iter().map(|x| x.as_str().unwrap_or("").trim().to_string()).collect(),
-            Some(other) => return Err(format!("gather_subset must be a list of names, got {other}")),
-        };
-        // as Ansible: with only exclusions, the rest of `all` is gathered
-        let mut s = if items.iter().all(|i| i.starts_with('!')) {
-            Subset::default()
-        } else {
-            Subset { hardware: false, network: false }
-        };
-        for i in items.iter().filter(|i| !i.is_empty()) {
-            let (neg, name) = match i.strip_prefix('!') {
-                Some(n) => (true, n),
-                None => (false, i.as_str()),
-            };
-            match name {
-                "all" => {
-                    s.hardware = !neg;
-                    s.network = !neg;
-                }
-                "min" => {}
-                "hardware" | "devices" | "mounts" | "processor" | "memory" => s.hardware = !neg,
-                "network" | "interfaces" | "default_ipv4" | "default_ipv6" => s.network = !neg,
-                "virtual" | "ohai" | "facter" | "distribution" | "date_time" | "env" | "user" | "platform"
-                | "pkg_mgr" | "service_mgr" | "dns" | "local" | "lsb" | "python" | "selinux" | "apparmor" | "caps"
-                | "cmdline" | "fips" | "ssh_pub_keys" => {}
-                other => return Err(format!("unknown gather_subset `{other}` (all, min, hardware, network)")),
-            }
-        }
-        Ok(s)
-    }
-}
+pub use crate::playbook::Subset;
 
 /// Gather facts (names without the `ansible_` prefix, as in `ansible_facts`).
 pub async fn gather(host: &Host) -> Result<Map<String, Value>, HostError> {
@@ -488,12 +438,7 @@ mod tests {
     }
 
     #[test]
-    fn subsets_and_sections() {
-        assert_eq!(Subset::parse(None).unwrap(), Subset::default());
-        assert_eq!(Subset::parse(Some(&json!("!hardware"))).unwrap(), Subset { hardware: false, network: true });
-        assert_eq!(Subset::parse(Some(&json!(["network"]))).unwrap(), Subset { hardware: false, network: true });
-        assert_eq!(Subset::parse(Some(&json!(["!all", "!min"]))).unwrap(), Subset { hardware: false, network: false });
-        assert!(Subset::parse(Some(&json!(["nonsense"]))).is_err());
+    fn sections() {
         let out = "vm\nx86_64\nLinux\n6.1\nroot\nsystemd\napt-get\n\n---\nID=debian\n\
                    @@id\n0\n0\n/root\n/bin/bash\n\
                    @@date\n2026 12 07 12 05 09 1796645109 UTC +0000 Monday 1 49 December Dec 341 PM\n2026-12-07T12:05:09Z\n\

@@ -1,6 +1,7 @@
-//! pbr's engine: playbooks, inventory, templating, the scheduler, reporting, lint. The module
-//! contract (`pbr-core`), the syntax layer (`pbr-syntax`) and the transports (`pbr-transport`) are
-//! crates of their own, re-exported here under their old paths.
+//! pbr's engine: the run (scheduler, facts, reporting, saved plans), lint and module docs. The module
+//! contract (`pbr-core`), the syntax layer (`pbr-syntax`), templating (`pbr-template`), the
+//! transports (`pbr-transport`) and the playbook model (`pbr-playbook`) are crates of their own,
+//! re-exported here under their old paths.
 //!
 //! See ARCHITECTURE.md at the repository root for the map.
 
@@ -12,10 +13,8 @@ pub mod doc;
 pub mod exec;
 pub mod fact_cache;
 pub mod facts;
-pub mod inventory;
 pub mod lint;
 pub mod module;
-pub mod playbook;
 pub mod report;
 pub mod saved_plan;
 
@@ -25,6 +24,8 @@ pub use pbr_syntax::{diag, source, vault, yaml};
 // The module contract lives in `pbr-core` (modules depend on it alone); the engine re-exports
 // it under the same paths.
 pub use pbr_core::{bail, host, op, params, pyre};
+/// Playbooks and inventories as data (`pbr-playbook`), under the engine's paths.
+pub use pbr_playbook::{inventory, playbook};
 /// Templating (`pbr-template`), under the engine's path.
 pub use pbr_template as template;
 /// The transports (`pbr-transport`), under the engine's path.

@@ -13,3 +13,8 @@ pub mod source;
 pub mod vault;
 pub mod yaml;
 mod yaml_load;
+
+/// Whether a string has Jinja markup (`{{`, `{%` or `{#`): a template, not plain text.
+pub fn is_template(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%") || s.contains("{#")
+}

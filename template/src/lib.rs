@@ -496,7 +496,7 @@ impl Templar {
 
     /// Does the string contain template syntax (`{{`, `{%`, `{#`)?
     pub fn is_template(s: &str) -> bool {
-        s.contains("{{") || s.contains("{%") || s.contains("{#")
+        pbr_syntax::is_template(s)
     }
 
     fn run_in(env: &Environment<'static>, src: &str, scope: &Scope) -> Result<Rendered, Error> {

@@ -309,7 +309,7 @@ pub struct Play {
     pub vars_files: Vec<(Vec<String>, Span)>,
     pub gather_facts: bool,
     /// Which facts `gather_facts` reads (`gather_subset`: all, min, hardware, network).
-    pub gather_subset: crate::facts::Subset,
+    pub gather_subset: Subset,
     pub become_: Option<Value>,
     pub become_user: Option<String>,
     pub become_method: Option<String>,
@@ -771,7 +771,7 @@ impl Loader<'_> {
             },
             gather_subset: {
                 let v = n.get("gather_subset");
-                crate::facts::Subset::parse(v.map(Node::to_value).as_ref())
+                Subset::parse(v.map(Node::to_value).as_ref())
                     .map_err(|e| err(v.map(|v| v.span).unwrap_or(n.span), e))?
             },
             become_: n.get("become").map(Node::to_value),
@@ -1108,7 +1108,7 @@ impl Loader<'_> {
                             .or_else(|| args.get("file"))
                             .and_then(Value::as_str)
                             .ok_or_else(|| err(t.span, "import_tasks needs a file name"))?;
-                        if crate::template::Templar::is_template(file) {
+                        if pbr_syntax::is_template(file) {
                             return Err(err(t.span, "import_tasks is static: its file name cannot be templated")
                                 .with_help("use include_tasks for a templated file name"));
                         }
@@ -1477,9 +1477,62 @@ fn parse_serial(n: &Node) -> R<Vec<Serial>> {
     }
 }
 
+/// Which fact groups `gather_subset` asks for (Ansible's names: `all`, `min`, `hardware`,
+/// `network`, each negatable with `!`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subset {
+    pub hardware: bool,
+    pub network: bool,
+}
+
+impl Default for Subset {
+    fn default() -> Self {
+        Subset { hardware: true, network: true }
+    }
+}
+
+impl Subset {
+    /// From `gather_subset` (a list or a comma-separated string). Unknown names are errors.
+    pub fn parse(v: Option<&Value>) -> Result<Subset, String> {
+        let items: Vec<String> = match v {
+            None | Some(Value::Null) => return Ok(Subset::default()),
+            Some(Value::String(s)) => s.split(',').map(|x| x.trim().to_string()).collect(),
+            Some(Value::Array(a)) => a.iter().map(|x| x.as_str().unwrap_or("").trim().to_string()).collect(),
+            Some(other) => return Err(format!("gather_subset must be a list of names, got {other}")),
+        };
+        // as Ansible: with only exclusions, the rest of `all` is gathered
+        let mut s = if items.iter().all(|i| i.starts_with('!')) {
+            Subset::default()
+        } else {
+            Subset { hardware: false, network: false }
+        };
+        for i in items.iter().filter(|i| !i.is_empty()) {
+            let (neg, name) = match i.strip_prefix('!') {
+                Some(n) => (true, n),
+                None => (false, i.as_str()),
+            };
+            match name {
+                "all" => {
+                    s.hardware = !neg;
+                    s.network = !neg;
+                }
+                "min" => {}
+                "hardware" | "devices" | "mounts" | "processor" | "memory" => s.hardware = !neg,
+                "network" | "interfaces" | "default_ipv4" | "default_ipv6" => s.network = !neg,
+                "virtual" | "ohai" | "facter" | "distribution" | "date_time" | "env" | "user" | "platform"
+                | "pkg_mgr" | "service_mgr" | "dns" | "local" | "lsb" | "python" | "selinux" | "apparmor" | "caps"
+                | "cmdline" | "fips" | "ssh_pub_keys" => {}
+                other => return Err(format!("unknown gather_subset `{other}` (all, min, hardware, network)")),
+            }
+        }
+        Ok(s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn kv_parsing() {
@@ -1504,5 +1557,14 @@ mod tests {
         assert_eq!(did_you_mean("whne", TASK_KEYWORDS.iter().copied()), Some("when"));
         assert_eq!(did_you_mean("zzzzzz", TASK_KEYWORDS.iter().copied()), None);
         assert_eq!(did_you_mean("cpoy", ["copy", "command"]), Some("copy"));
+    }
+
+    #[test]
+    fn gather_subset_names() {
+        assert_eq!(Subset::parse(None).unwrap(), Subset::default());
+        assert_eq!(Subset::parse(Some(&json!("!hardware"))).unwrap(), Subset { hardware: false, network: true });
+        assert_eq!(Subset::parse(Some(&json!(["network"]))).unwrap(), Subset { hardware: false, network: true });
+        assert_eq!(Subset::parse(Some(&json!(["!all", "!min"]))).unwrap(), Subset { hardware: false, network: false });
+        assert!(Subset::parse(Some(&json!(["nonsense"]))).is_err());
     }
 }
