@@ -454,13 +454,13 @@ fn load_all(
         }
         let is_module = |n: &str| registry.contains(n);
         let mut loader = Loader::new(&is_module);
-        let pb = loader.load_playbook(p).map_err(|d| pbr_engine::lint::with_module_hint(d, registry))?;
+        let pb = loader.load_playbook(p).map_err(|d| pbr_lint::with_module_hint(d, registry))?;
         // every task and play that did not load is named, then the run refuses to start
         if let Some(last) = loader.recovered.pop() {
             for d in loader.recovered.drain(..) {
-                eprint!("{}", pbr_engine::lint::with_module_hint(d, registry).render(color_err()));
+                eprint!("{}", pbr_lint::with_module_hint(d, registry).render(color_err()));
             }
-            return Err(pbr_engine::lint::with_module_hint(last, registry));
+            return Err(pbr_lint::with_module_hint(last, registry));
         }
         if let Some(dir) = p.parent() {
             inv.add_playbook_dir(dir)?;
@@ -486,7 +486,7 @@ fn prepare(a: &RunArgs) -> Result<Prepared, ExitCode> {
     let mut templar = Templar::new();
     templar.set_allow_broken_conditionals(allow_broken_conditionals());
     let templar = Arc::new(templar);
-    let ds = pbr_engine::lint::check(&pbs, &inv, &registry, &templar);
+    let ds = pbr_lint::check(&pbs, &inv, &registry, &templar);
     if ds.iter().any(|d| d.severity == pbr_engine::Severity::Error) {
         for d in ds.iter().filter(|d| d.severity == pbr_engine::Severity::Error).take(10) {
             eprint!("{}", d.render(color_err()));
@@ -954,7 +954,7 @@ fn cmd_lint(a: LintArgs) -> ExitCode {
         Ok(m) => m,
         Err(d) => return input_error(&d),
     };
-    let code = pbr_engine::lint::run_cli(&pbr_engine::lint::LintRequest {
+    let code = pbr_lint::run_cli(&pbr_lint::LintRequest {
         extra_vars,
         paths: if a.paths.is_empty() { vec![PathBuf::from("playbooks")] } else { a.paths },
         inventory: default_inventory(&a.inventory),

@@ -79,6 +79,11 @@ fn modules_know_nothing_of_transports() {
 fn the_engine_does_not_depend_on_modules() {
     let deps = dependencies(&root().join("engine/Cargo.toml"));
     assert!(!deps.iter().any(|d| d == "pbr-modules"), "{deps:?}");
+    // lint reads what the run reads; the run never depends on lint
+    assert!(!deps.iter().any(|d| d == "pbr-lint"), "{deps:?}");
+    let lint = dependencies(&root().join("lint/Cargo.toml"));
+    let ours: Vec<&String> = lint.iter().filter(|d| d.starts_with("pbr-")).collect();
+    assert_eq!(ours, ["pbr-engine"], "{lint:?}");
     let core = dependencies(&root().join("core/Cargo.toml"));
     assert!(!core.iter().any(|d| d.starts_with("pbr-")), "{core:?}");
     let syntax = dependencies(&root().join("syntax/Cargo.toml"));
@@ -111,7 +116,9 @@ fn ci_runs_the_readme_test_command() {
 #[test]
 fn the_map_names_every_file() {
     let map = read(&root().join("ARCHITECTURE.md"));
-    for dir in ["src", "core/src", "syntax/src", "template/src", "transport/src", "playbook/src", "engine/src"] {
+    for dir in
+        ["src", "core/src", "syntax/src", "template/src", "transport/src", "playbook/src", "engine/src", "lint/src"]
+    {
         for f in rs_files(&root().join(dir)) {
             let name = f.file_name().unwrap().to_string_lossy().into_owned();
             if name == "lib.rs" || name == "main.rs" {

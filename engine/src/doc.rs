@@ -10,7 +10,7 @@ pub fn render(registry: &Registry, module: Option<&str>, format: &str) -> Result
         && registry.get(name).is_none()
     {
         let mut msg = format!("no module `{name}`");
-        if let Some(s) = crate::lint::suggest(name, registry.names()) {
+        if let Some(s) = crate::playbook::did_you_mean(name, registry.names()) {
             msg.push_str(&format!(" (did you mean `{s}`?)"));
         }
         msg.push_str("; `pbr doc` lists the modules");

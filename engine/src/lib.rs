@@ -13,7 +13,6 @@ pub mod doc;
 pub mod exec;
 pub mod fact_cache;
 pub mod facts;
-pub mod lint;
 pub mod module;
 pub mod report;
 pub mod saved_plan;

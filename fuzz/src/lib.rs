@@ -172,18 +172,18 @@ fn playbook(data: &[u8]) {
     let pb = match loader.load_playbook(&path) {
         Ok(pb) => pb,
         Err(d) => {
-            let _ = pbr_engine::lint::with_module_hint(d, registry).render(false);
+            let _ = pbr_lint::with_module_hint(d, registry).render(false);
             return;
         }
     };
     // the errors of the tasks left out render too (and the rest is analyzed, as lint does)
     for d in std::mem::take(&mut loader.recovered) {
-        let _ = pbr_engine::lint::with_module_hint(d, registry).render(false);
+        let _ = pbr_lint::with_module_hint(d, registry).render(false);
     }
     let inv = Inventory::load(&[]).unwrap_or_default();
     static T: OnceLock<Templar> = OnceLock::new();
     let templar = T.get_or_init(bounded_templar);
-    for d in pbr_engine::lint::check(std::slice::from_ref(&pb), &inv, registry, templar) {
+    for d in pbr_lint::check(std::slice::from_ref(&pb), &inv, registry, templar) {
         let _ = d.render(false);
     }
 }

@@ -1,13 +1,19 @@
-//! `pbr lint` and the preflight checks `pbr run` makes before touching any host.
+//! `pbr lint` and the preflight checks `pbr run` makes before touching any host (`pbr-lint`, over
+//! the engine: it reads playbooks as the run does and checks params with the modules' own types).
 //!
 //! Both run the same analysis ([`analyze`]) over loaded playbooks: lint reports every finding,
 //! errors and warnings; the preflight ([`check`]) reports only errors that are certain (a run
 //! with them would fail), so it never stops a run that could succeed.
 
+// `Diag` carries its message, help and notes: large, but only on the cold error path.
+#![allow(clippy::result_large_err)]
+
 mod analyze;
 mod config;
 mod output;
 mod params;
+
+use pbr_engine::{argspec, diag, inventory, module, playbook, source, template, vault, yaml};
 
 use crate::diag::{Diag, Severity};
 use crate::inventory::Inventory;
@@ -18,7 +24,6 @@ use crate::template::Templar;
 use std::path::{Path, PathBuf};
 
 pub use analyze::{ENGINE_ACTIONS, MAGIC_VARS, is_module};
-pub use params::suggest;
 
 /// What `pbr lint` was asked.
 pub struct LintRequest<'a> {
@@ -67,7 +72,7 @@ pub fn with_module_hint(d: Diag, registry: &Registry) -> Diag {
     };
     let names = registry.names();
     let cands = names.iter().copied().chain(ENGINE_ACTIONS.iter().copied());
-    match suggest(crate::playbook::short_name(&name), cands) {
+    match crate::playbook::did_you_mean(crate::playbook::short_name(&name), cands) {
         Some(s) => d.with_help(format!("did you mean `{s}`?")),
         None => d.with_help("`pbr doc` lists the modules"),
     }

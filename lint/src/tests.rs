@@ -1,8 +1,8 @@
 use super::*;
-use crate::host::Host;
 use crate::module::{Ctx, Doc, Module, ModuleError, Outcome, Plan};
-use crate::params::{Mode, bool_lenient};
 use async_trait::async_trait;
+use pbr_engine::host::{Host, ReadHost};
+use pbr_engine::params::{Mode, bool_lenient};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Copy, Deserialize, schemars::JsonSchema)]
@@ -48,7 +48,7 @@ impl Module for TFile {
             _ => Ok(()),
         }
     }
-    async fn probe(&self, _: &Ctx<'_>, _: &TParams, _: &crate::ReadHost) -> Result<(), ModuleError> {
+    async fn probe(&self, _: &Ctx<'_>, _: &TParams, _: &ReadHost) -> Result<(), ModuleError> {
         Ok(())
     }
     fn plan(&self, _: &TParams, _: &()) -> Result<Plan, ModuleError> {

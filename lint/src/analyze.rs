@@ -842,7 +842,7 @@ impl<'a> Analyzer<'a> {
     fn force_guard(&mut self, t: &Task, key: &Node, v: &Node) {
         let on = match &v.kind {
             NodeKind::Bool(b) => *b,
-            NodeKind::Str(s) => crate::params::parse_bool(s) == Some(true),
+            NodeKind::Str(s) => pbr_engine::params::parse_bool(s) == Some(true),
             _ => false,
         };
         if !on || !t.tags.is_empty() {

@@ -117,7 +117,7 @@ pub fn check(module: &dyn DynModule, args: &Value, nodes: &ArgNodes, lint: bool)
             }
             let span = nodes.key_at(&parent, key).map(|k| k.span).unwrap_or_else(|| nodes.span_at(&parent));
             let mut d = diag(RuleId::UnknownParam, span, format!("unknown param `{key}` for module `{name}`"));
-            d = match suggest(key, expected.iter().map(String::as_str)) {
+            d = match did_you_mean(key, expected.iter().map(String::as_str)) {
                 Some(s) => d.with_help(format!("did you mean `{s}`?")),
                 None if !expected.is_empty() => d.with_help(format!("`{name}` takes: {}", expected.join(", "))),
                 None => d,
@@ -218,12 +218,6 @@ pub fn check(module: &dyn DynModule, args: &Value, nodes: &ArgNodes, lint: bool)
         return out;
     }
     out
-}
-
-/// "Did you mean": by edit distance, or a swap of two neighbouring letters (`mdoe` → `mode`).
-pub fn suggest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
-    // the edit distance counts a swap of neighbours as one edit: `mdoe` finds `mode`
-    did_you_mean(word, candidates)
 }
 
 fn has_template(v: &Value) -> bool {
