@@ -74,10 +74,8 @@ impl RunSummary {
 #[derive(Default)]
 struct HostState {
     name: String,
-    /// `pbr apply`: the item of the task running now, and how many results of each (task,
-    /// item) were reported on this host, to find a task's entry in the saved plan.
-    plan_item: Option<String>,
-    plan_seen: HashMap<(String, Option<String>), usize>,
+    /// `pbr apply`: where this host is in the saved plan.
+    plan_cursor: PlanCursor,
     /// Gathered facts, and facts that modules return (below play vars, as in Ansible).
     facts: Map<String, Value>,
     /// `include_vars` results (above task vars).
@@ -111,6 +109,32 @@ struct HostState {
     /// The last task that failed on this host (not ignored) and its result: a rescue sees them
     /// as `ansible_failed_task` and `ansible_failed_result`.
     last_failure: Option<(Value, Value)>,
+}
+
+/// `pbr apply`: where a host is in the saved plan. A task's entry there is found by its name,
+/// its loop item and how many results of that (task, item) the host reported before, all as the
+/// plan recorded them (redacted).
+#[derive(Default)]
+struct PlanCursor {
+    /// The loop item of the task running now.
+    item: Option<String>,
+    /// How many results of each (task, item) the host reported.
+    seen: HashMap<(String, Option<String>), usize>,
+}
+
+impl PlanCursor {
+    /// The saved plan's key for `task` at the current item (both redacted by `redact`, as the
+    /// plan recorded them), and how many times the host reported it before.
+    fn at(&self, task: String, redact: impl Fn(String) -> String) -> ((String, Option<String>), usize) {
+        let key = (redact(task), self.item.clone().map(redact));
+        let n = self.seen.get(&key).copied().unwrap_or(0);
+        (key, n)
+    }
+
+    /// One more result of this (task, item) reported.
+    fn count(&mut self, task: String, item: Option<String>) {
+        *self.seen.entry((task, item)).or_default() += 1;
+    }
 }
 
 /// What a `no_log` task shows instead of its message.
@@ -1381,8 +1405,8 @@ impl<'a> Runner<'a> {
     /// plan recorded them: redacted).
     fn count_planned(&self, st: &mut HostState, task_name: &str, item: Option<&str>) {
         if self.opts.plan.is_some() {
-            let key = (self.reporter.redact(task_name.to_string()), item.map(|i| self.reporter.redact(i.to_string())));
-            *st.plan_seen.entry(key).or_default() += 1;
+            let r = &self.reporter;
+            st.plan_cursor.count(r.redact(task_name.to_string()), item.map(|i| r.redact(i.to_string())));
         }
     }
 
@@ -2339,7 +2363,7 @@ impl<'a> Runner<'a> {
             None => value_label(it),
         });
         if self.opts.plan.is_some() {
-            st.plan_item = label.clone();
+            st.plan_cursor.item = label.clone();
         }
         let all_when: Vec<Value> = inh.when.iter().chain(task.when.iter()).cloned().collect();
         match self.eval_conds(&all_when, &scope) {
@@ -2601,10 +2625,8 @@ impl<'a> Runner<'a> {
         let mctx = Ctx { check, diff, search: scope.search, controller: &controller, queued: &queued };
         let guard = match &self.opts.plan {
             Some(plan) if !check => {
-                let key =
-                    (self.reporter.redact(task.display_name()), st.plan_item.clone().map(|i| self.reporter.redact(i)));
-                let n = st.plan_seen.get(&key).copied().unwrap_or(0);
-                plan.guard(&st.name, &key.0, key.1.as_deref(), n)
+                let ((name, item), n) = st.plan_cursor.at(task.display_name(), |t| self.reporter.redact(t));
+                plan.guard(&st.name, &name, item.as_deref(), n)
             }
             _ => None,
         };
