@@ -146,6 +146,34 @@ struct ExecOpts {
     /// Ask for the become (sudo) password.
     #[arg(short = 'K', long)]
     ask_become_pass: bool,
+    /// Become (sudo) on every host where neither the host (`ansible_become`) nor the playbook
+    /// (`become:`) says (also `ANSIBLE_BECOME`, `become` in ansible.cfg's [privilege_escalation]).
+    #[arg(short = 'b', long = "become")]
+    become_: bool,
+    /// The user to become where neither the host nor the playbook names one (default root; also
+    /// `ANSIBLE_BECOME_USER`, `become_user` in ansible.cfg).
+    #[arg(long, value_name = "USER")]
+    become_user: Option<String>,
+    /// How to become: sudo, su or doas (default sudo; also `ANSIBLE_BECOME_METHOD`,
+    /// `become_method` in ansible.cfg).
+    #[arg(long, value_name = "METHOD")]
+    become_method: Option<String>,
+    /// The login user where neither the host (`ansible_user`) nor the playbook (`remote_user:`)
+    /// names one (default: yours; also `ANSIBLE_REMOTE_USER`, `remote_user` in ansible.cfg).
+    #[arg(short = 'u', long = "user", value_name = "REMOTE_USER")]
+    user: Option<String>,
+    /// The connection (ssh, local) where neither the host (`ansible_connection`) nor the play
+    /// (`connection:`) names one (default ssh; also `ANSIBLE_TRANSPORT`, `transport` in ansible.cfg).
+    #[arg(short = 'c', long)]
+    connection: Option<String>,
+    /// The SSH key where the host names none (`ansible_ssh_private_key_file`; also
+    /// `ANSIBLE_PRIVATE_KEY_FILE`, `private_key_file` in ansible.cfg).
+    #[arg(long, alias = "key-file", value_name = "FILE")]
+    private_key: Option<String>,
+    /// Seconds to wait for an SSH connection (default 10; also `ANSIBLE_TIMEOUT`, `timeout` in
+    /// ansible.cfg).
+    #[arg(short = 'T', long, value_name = "SECS")]
+    timeout: Option<u64>,
     /// Host key policy: yes (known_hosts only, default), accept-new, off.
     #[arg(long, value_name = "MODE")]
     host_key_checking: Option<String>,
@@ -345,13 +373,18 @@ fn default_inventory(given: &[PathBuf]) -> Vec<PathBuf> {
 
 /// A key of `./ansible.cfg`'s `[defaults]` (comments after `#` or `;` dropped).
 fn ansible_cfg_default(key: &str) -> Option<String> {
+    ansible_cfg("defaults", key)
+}
+
+/// A key of a section of `./ansible.cfg` (comments after `#` or `;` dropped).
+fn ansible_cfg(section: &str, key: &str) -> Option<String> {
     let cfg = std::fs::read_to_string("ansible.cfg").ok()?;
-    let mut in_defaults = false;
+    let mut inside = false;
     for line in cfg.lines() {
         let l = line.trim();
         if l.starts_with('[') {
-            in_defaults = l == "[defaults]";
-        } else if in_defaults
+            inside = l.trim_matches(['[', ']']) == section;
+        } else if inside
             && let Some((k, v)) = l.split_once('=')
             && k.trim() == key
         {
@@ -364,7 +397,58 @@ fn ansible_cfg_default(key: &str) -> Option<String> {
 /// A setting as Ansible orders its sources: the environment variable `env` (when not empty),
 /// else `key` in ansible.cfg's `[defaults]`.
 fn setting(env: &str, key: &str) -> Option<String> {
-    std::env::var(env).ok().filter(|v| !v.trim().is_empty()).or_else(|| ansible_cfg_default(key))
+    setting_in("defaults", env, key)
+}
+
+/// [`setting`] from another section of ansible.cfg.
+fn setting_in(section: &str, env: &str, key: &str) -> Option<String> {
+    std::env::var(env).ok().filter(|v| !v.trim().is_empty()).or_else(|| ansible_cfg(section, key))
+}
+
+/// What the command line, the environment and ansible.cfg set for every host (in that order),
+/// and the SSH connect timeout.
+fn conn_defaults(e: &ExecOpts) -> Result<(pbr_engine::exec::ConnDefaults, Option<u64>), ExitCode> {
+    const PE: &str = "privilege_escalation";
+    let become_ = e.become_
+        || match setting_in(PE, "ANSIBLE_BECOME", "become") {
+            Some(v) => pbr_engine::params::parse_bool(&v).ok_or_else(|| {
+                eprintln!("error: become (ANSIBLE_BECOME or ansible.cfg) must be a boolean, got {v:?}");
+                ExitCode::from(EXIT_INPUT)
+            })?,
+            None => false,
+        };
+    let become_method = e.become_method.clone().or_else(|| setting_in(PE, "ANSIBLE_BECOME_METHOD", "become_method"));
+    if let Some(m) = &become_method
+        && pbr_engine::BecomeMethod::parse(m).is_none()
+    {
+        eprintln!("error: unsupported become method `{m}` (sudo, su, doas)");
+        return Err(ExitCode::from(EXIT_INPUT));
+    }
+    let timeout = match e.timeout {
+        Some(t) => Some(t),
+        None => match setting("ANSIBLE_TIMEOUT", "timeout") {
+            Some(v) => Some(v.parse::<u64>().map_err(|_| {
+                eprintln!(
+                    "error: timeout (ANSIBLE_TIMEOUT or ansible.cfg) must be a whole number of seconds, got {v:?}"
+                );
+                ExitCode::from(EXIT_INPUT)
+            })?),
+            None => None,
+        },
+    };
+    if timeout == Some(0) {
+        eprintln!("error: the SSH timeout must be at least 1 second");
+        return Err(ExitCode::from(EXIT_INPUT));
+    }
+    let defaults = pbr_engine::exec::ConnDefaults {
+        connection: e.connection.clone().or_else(|| setting("ANSIBLE_TRANSPORT", "transport")),
+        remote_user: e.user.clone().or_else(|| setting("ANSIBLE_REMOTE_USER", "remote_user")),
+        private_key_file: e.private_key.clone().or_else(|| setting("ANSIBLE_PRIVATE_KEY_FILE", "private_key_file")),
+        become_,
+        become_user: e.become_user.clone().or_else(|| setting_in(PE, "ANSIBLE_BECOME_USER", "become_user")),
+        become_method,
+    };
+    Ok((defaults, timeout))
 }
 
 /// [`setting`] read as a boolean (`yes`, `False`...), `default` when unset or unreadable.
@@ -507,6 +591,10 @@ fn prepare(a: &RunArgs) -> Result<Prepared, ExitCode> {
     };
     let mut ssh =
         pbr_engine::transport::ssh::SshGlobals { ssh_config: a.exec.ssh_config.clone(), ..Default::default() };
+    let (defaults, timeout) = conn_defaults(&a.exec)?;
+    if let Some(t) = timeout {
+        ssh.connect_timeout = std::time::Duration::from_secs(t);
+    }
     let hkc = a
         .exec
         .host_key_checking
@@ -538,6 +626,7 @@ fn prepare(a: &RunArgs) -> Result<Prepared, ExitCode> {
         skip_tags: a.skip_tags.clone(),
         extra_vars,
         become_password,
+        defaults,
         ssh,
         retry_files: !a.exec.no_retry_file && retry_files_enabled(),
         force_handlers: a.exec.force_handlers || setting_bool("ANSIBLE_FORCE_HANDLERS", "force_handlers", false),
@@ -623,9 +712,17 @@ fn allow_broken_conditionals() -> bool {
     setting_bool("ANSIBLE_ALLOW_BROKEN_CONDITIONALS", "allow_broken_conditionals", false)
 }
 
-/// The ansible.cfg keys pbr reads; a run warns about the others instead of ignoring them.
+/// The ansible.cfg keys pbr reads in `[privilege_escalation]`.
+const HONOURED_PE_KEYS: &[&str] = &["become", "become_user", "become_method"];
+
+/// The ansible.cfg keys pbr reads in `[defaults]`; a run warns about the others instead of
+/// ignoring them.
 const HONOURED_CFG_KEYS: &[&str] = &[
     "inventory",
+    "remote_user",
+    "private_key_file",
+    "timeout",
+    "transport",
     "roles_path",
     "vault_password_file",
     "forks",
@@ -650,7 +747,8 @@ fn unhonoured_cfg_keys(cfg: &str) -> Vec<String> {
         } else if l.starts_with(['#', ';']) || l.is_empty() {
         } else if let Some((k, _)) = l.split_once('=') {
             let k = k.trim();
-            let read = section == "defaults" && HONOURED_CFG_KEYS.contains(&k);
+            let read = (section == "defaults" && HONOURED_CFG_KEYS.contains(&k))
+                || (section == "privilege_escalation" && HONOURED_PE_KEYS.contains(&k));
             if !read && (section == "defaults" || section == "privilege_escalation") {
                 out.push(format!("[{section}] {k}"));
             }
@@ -664,9 +762,10 @@ fn warn_unhonoured_cfg_keys() {
     let keys = unhonoured_cfg_keys(&cfg);
     if !keys.is_empty() {
         eprintln!(
-            "[WARNING]: ansible.cfg: pbr does not read {} (it reads {} in [defaults]; use the playbook, the inventory or the command line for the rest)",
+            "[WARNING]: ansible.cfg: pbr does not read {} (it reads {} in [defaults] and {} in [privilege_escalation]; use the playbook, the inventory or the command line for the rest)",
             keys.join(", "),
-            HONOURED_CFG_KEYS.join(", ")
+            HONOURED_CFG_KEYS.join(", "),
+            HONOURED_PE_KEYS.join(", ")
         );
     }
 }

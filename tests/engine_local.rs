@@ -519,7 +519,7 @@ fn ansible_cfg_keys_are_read_or_named() {
         d.path(),
         "ansible.cfg",
         "[defaults]\ninventory = inventory.ini\nforks = 1\nretry_files_enabled = False\nstdout_callback = yaml\n\
-         [privilege_escalation]\nbecome = True\n",
+         [privilege_escalation]\nbecome_ask_pass = False\n",
     );
     write(d.path(), "pb.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - command: \"false\"\n");
     // the inventory from ansible.cfg, no retry file, and the keys pbr does not read named
@@ -528,7 +528,9 @@ fn ansible_cfg_keys_are_read_or_named() {
     assert_eq!(r.recap("h2")["failed"], 1, "{}", r.all());
     assert!(!d.path().join("pb.retry").exists());
     assert!(
-        r.stderr.contains("ansible.cfg: pbr does not read [defaults] stdout_callback, [privilege_escalation] become"),
+        r.stderr.contains(
+            "ansible.cfg: pbr does not read [defaults] stdout_callback, [privilege_escalation] become_ask_pass"
+        ),
         "{}",
         r.stderr
     );

@@ -815,3 +815,71 @@ fn a_login_shell_of_bin_false_is_unreachable_and_says_why() {
         assert!(r.stdout.contains("login shell") && r.stdout.contains("/bin/false"), "{}", r.stdout);
     }
 }
+
+/// Who a task runs as, over SSH: the login user from the host's `ansible_user`, else the
+/// play's or a role's `remote_user:`, else `-u` or ansible.cfg's `remote_user`; become from
+/// `become:` keywords (a `roles:` entry's too), else `-b` or ansible.cfg; the key from
+/// `--private-key`. Each (host, user) has a connection of its own.
+#[test]
+fn login_user_and_become_from_keywords_the_command_line_and_ansible_cfg() {
+    if skip("login_user_and_become_from_keywords_the_command_line_and_ansible_cfg") {
+        return;
+    }
+    let lab = Lab::new(1);
+    let s = &lab.hosts[0];
+    let key = s.client_key.display().to_string();
+    // no ansible_user, no key: the command line and the playbooks say
+    lab.write("bare.ini", &format!("h ansible_host={} ansible_port={}\n", s.host, s.port));
+    lab.write("pinned.ini", &host_line("h", s, PW_USER, true, ""));
+    // two tasks, indented by `pad`: `id -un` must print `expect`
+    let who = |pad: &str, expect: &str| {
+        format!(
+            "{pad}- command: id -un\n{pad}  register: who\n{pad}  changed_when: false\n\
+             {pad}- assert:\n{pad}    that: who.stdout == '{expect}'\n{pad}    fail_msg: \"ran as {{{{ who.stdout }}}}, not {expect}\"\n"
+        )
+    };
+    lab.write(
+        "keywords.yml",
+        &format!(
+            "- hosts: all\n  gather_facts: false\n  vars: {{ login: {USER} }}\n  remote_user: \"{{{{ login }}}}\"\n  tasks:\n{}\
+             \x20   - become: true\n      block:\n{}\
+             - hosts: all\n  gather_facts: false\n  remote_user: {PW_USER}\n  tasks:\n{}\
+             - hosts: all\n  gather_facts: false\n  remote_user: {USER}\n  roles:\n    - {{ role: r, become: true }}\n",
+            who("    ", USER),
+            who("        ", "root"),
+            who("    ", PW_USER),
+        ),
+    );
+    lab.write("roles/r/tasks/main.yml", &who("", "root"));
+    let r = lab.pbr(&["run", "keywords.yml", "-i", "bare.ini", "--private-key", &key]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(r.recap("h")["ok"], 8, "{}", r.all());
+
+    // -u and -b where the playbook says nothing; the host's ansible_user wins over -u
+    lab.write("plain.yml", &format!("- hosts: all\n  gather_facts: false\n  tasks:\n{}", who("    ", "{{ expect }}")));
+    let expect_user = format!("expect={USER}");
+    let r = lab.pbr(&["run", "plain.yml", "-i", "bare.ini", "--private-key", &key, "-u", USER, "-e", &expect_user]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let r = lab.pbr(&["run", "plain.yml", "-i", "bare.ini", "--key-file", &key, "-u", USER, "-b", "-e", "expect=root"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let r = lab.pbr(&["run", "plain.yml", "-i", "pinned.ini", "-u", USER, "-e", &format!("expect={PW_USER}")]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    // without a user or a key from anywhere, the host is unreachable (and not as a test user)
+    let r = lab.pbr(&["run", "plain.yml", "-i", "bare.ini", "-e", &expect_user]);
+    assert_eq!(r.recap("h")["unreachable"], 1, "{}", r.all());
+
+    // ansible.cfg's remote_user, private_key_file and [privilege_escalation] become are read
+    lab.write(
+        "ansible.cfg",
+        &format!("[defaults]\nremote_user = {USER}\nprivate_key_file = {key}\n[privilege_escalation]\nbecome = true\n"),
+    );
+    let r = lab.pbr(&["run", "plain.yml", "-i", "bare.ini", "-e", "expect=root"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(!r.stderr.contains("does not read"), "{}", r.stderr);
+    // a bad value is an input error before anything runs
+    lab.write("ansible.cfg", "[privilege_escalation]\nbecome_method = pbrun\n");
+    let r = lab.pbr(&["run", "plain.yml", "-i", "bare.ini", "-e", "expect=root"]);
+    assert_eq!(r.code, 4, "{}", r.all());
+    assert!(r.stderr.contains("unsupported become method `pbrun`"), "{}", r.all());
+    assert!(!r.stdout.contains("TASK"), "{}", r.all());
+}

@@ -25,6 +25,37 @@ mod actions;
 mod reboot;
 pub(crate) mod verbs;
 
+/// What the command line and ansible.cfg set for every host, below the inventory's variables
+/// and the playbooks' keywords, as Ansible ranks them.
+#[derive(Debug, Clone, Default)]
+pub struct ConnDefaults {
+    /// The connection where neither the host (`ansible_connection`) nor the play
+    /// (`connection:`) names one (`ssh` without it).
+    pub connection: Option<String>,
+    /// The login user where neither the host (`ansible_user`) nor a `remote_user:` keyword
+    /// names one (the local user without it).
+    pub remote_user: Option<String>,
+    /// The key where the host names none (`ansible_ssh_private_key_file`).
+    pub private_key_file: Option<String>,
+    /// Become where neither the host (`ansible_become`) nor a `become:` keyword says.
+    pub become_: bool,
+    /// The become user and method where neither the host nor a keyword names one (root, sudo
+    /// without them).
+    pub become_user: Option<String>,
+    pub become_method: Option<String>,
+}
+
+/// The keywords that pick a host's connection besides its variables: `connection:` (the
+/// play's) and `remote_user:` (the task's, its blocks' or role's, the play's), rendered.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Via {
+    connection: Option<String>,
+    remote_user: Option<String>,
+}
+
+/// The variables that name a host's login user, in Ansible's order.
+const USER_VARS: [&str; 3] = ["ansible_user", "ansible_ssh_user", "ansible_remote_user"];
+
 /// What the command line decided.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -37,6 +68,9 @@ pub struct RunOptions {
     pub skip_tags: Vec<String>,
     pub extra_vars: Map<String, Value>,
     pub become_password: Option<Secret>,
+    /// What `-c`, `-u`, `--private-key`, `-b`, `--become-user`, `--become-method` and their
+    /// ansible.cfg keys set for every host.
+    pub defaults: ConnDefaults,
     pub ssh: crate::transport::ssh::SshGlobals,
     pub retry_files: bool,
     /// Run notified handlers on hosts that failed (`--force-handlers`; the play keyword too).
@@ -149,6 +183,7 @@ struct Inherit {
     become_: Option<Value>,
     become_user: Option<String>,
     become_method: Option<String>,
+    remote_user: Option<String>,
     ignore_errors: Option<Value>,
     environment: Option<Value>,
     delegate_to: Option<String>,
@@ -601,6 +636,7 @@ impl<'a> Runner<'a> {
                 become_: play.become_.clone(),
                 become_user: play.become_user.clone(),
                 become_method: play.become_method.clone(),
+                remote_user: play.remote_user.clone(),
                 environment: play.environment.clone(),
                 check_mode: play.check_mode,
                 ignore_errors: if play.ignore_errors { Some(Value::Bool(true)) } else { None },
@@ -793,8 +829,18 @@ impl<'a> Runner<'a> {
         let futs = states.values_mut().filter(|s| ctx.batch.contains(&s.name) && s.active()).map(|st| async move {
             let _permit = self.forks.acquire().await;
             let vars = self.connection_vars(ctx, st);
+            let via = {
+                let mj = to_mj(&vars);
+                self.via(
+                    ctx,
+                    None,
+                    &Inherit { remote_user: ctx.play.remote_user.clone(), ..Default::default() },
+                    &Scope { vars: &mj, search: &[] },
+                )
+            };
             let res = async {
-                let conn = self.connect(&st.name, &vars, ctx.play.connection.as_deref()).await?;
+                let via = via.map_err(|f| HostError::Unreachable(f.msg))?;
+                let conn = self.connect(&st.name, &vars, &via).await?;
                 let host = Host::new(st.name.clone(), conn, None);
                 crate::facts::gather_subset(&host, ctx.play.gather_subset).await
             }
@@ -2178,7 +2224,7 @@ impl<'a> Runner<'a> {
         let kw_become = task.and_then(|t| t.become_.clone()).or_else(|| inh.become_.clone());
         let on = match vars.get("ansible_become") {
             Some(v) => truthy(v),
-            None => kw_become.as_ref().map(truthy).unwrap_or(false),
+            None => kw_become.as_ref().map(truthy).unwrap_or(self.opts.defaults.become_),
         };
         if !on {
             return Ok(None);
@@ -2189,6 +2235,7 @@ impl<'a> Runner<'a> {
             .map(str::to_string)
             .or_else(|| task.and_then(|t| t.become_user.clone()))
             .or_else(|| inh.become_user.clone())
+            .or_else(|| self.opts.defaults.become_user.clone())
             .unwrap_or_else(|| "root".into());
         let user = render("become_user", user)?;
         let method_s = vars
@@ -2197,6 +2244,7 @@ impl<'a> Runner<'a> {
             .map(str::to_string)
             .or_else(|| task.and_then(|t| t.become_method.clone()))
             .or_else(|| inh.become_method.clone())
+            .or_else(|| self.opts.defaults.become_method.clone())
             .unwrap_or_else(|| "sudo".into());
         let method_s = render("become_method", method_s)?;
         let method = BecomeMethod::parse(&method_s)
@@ -2211,15 +2259,57 @@ impl<'a> Runner<'a> {
         Ok(Some(Become { method, user, password }))
     }
 
-    /// The connection's kind and the host: the key of the run's connection cache.
-    fn conn_key(name: &str, vars: &Map<String, Value>, play_conn: Option<&str>) -> String {
+    /// The connection's kind, the host and its login user: the key of the run's connection
+    /// cache (`vars` with [`Self::with_defaults`] applied).
+    fn conn_key(&self, name: &str, vars: &Map<String, Value>, via: &Via) -> String {
         let kind = vars
             .get("ansible_connection")
             .and_then(Value::as_str)
             .map(str::to_string)
-            .or_else(|| play_conn.map(str::to_string))
+            .or_else(|| via.connection.clone())
+            .or_else(|| self.opts.defaults.connection.clone())
             .unwrap_or_else(|| "ssh".into());
-        format!("{kind}\u{0}{name}")
+        let user = USER_VARS.iter().find_map(|k| vars.get(*k)).map(value_label).unwrap_or_default();
+        format!("{kind}\u{0}{name}\u{0}{user}")
+    }
+
+    /// A host's connection variables with what keywords and the command line set where the host
+    /// sets nothing: its login user (`remote_user:`, then `-u`) and key (`--private-key`).
+    fn with_defaults<'v>(&self, vars: &'v Map<String, Value>, via: &Via) -> std::borrow::Cow<'v, Map<String, Value>> {
+        let user = if USER_VARS.iter().any(|k| vars.contains_key(*k)) {
+            None
+        } else {
+            via.remote_user.clone().or_else(|| self.opts.defaults.remote_user.clone())
+        };
+        let key = self.opts.defaults.private_key_file.clone().filter(|_| {
+            !["ansible_ssh_private_key_file", "ansible_private_key_file"].iter().any(|k| vars.contains_key(*k))
+        });
+        if user.is_none() && key.is_none() {
+            return std::borrow::Cow::Borrowed(vars);
+        }
+        let mut v = vars.clone();
+        if let Some(u) = user {
+            v.insert("ansible_user".into(), json!(u));
+        }
+        if let Some(k) = key {
+            v.insert("ansible_ssh_private_key_file".into(), json!(k));
+        }
+        std::borrow::Cow::Owned(v)
+    }
+
+    /// The connection keywords of a task (its own, its blocks' and role's, the play's), rendered.
+    fn via(&self, ctx: &PlayCtx, task: Option<&Task>, inh: &Inherit, scope: &Scope) -> Result<Via, Fail> {
+        let remote_user = match task.and_then(|t| t.remote_user.as_ref()).or(inh.remote_user.as_ref()) {
+            Some(u) if Templar::is_template(u) => Some(
+                self.templar
+                    .render_str(u, scope)
+                    .map(|v| value_label(&v))
+                    .map_err(|e| Fail::new(format!("remote_user: {}", e.message)))?,
+            ),
+            Some(u) => Some(u.clone()),
+            None => None,
+        };
+        Ok(Via { connection: ctx.play.connection.clone(), remote_user })
     }
 
     /// The connection for a host, made on first use and kept for the run.
@@ -2227,9 +2317,11 @@ impl<'a> Runner<'a> {
         &self,
         name: &str,
         vars: &Map<String, Value>,
-        play_conn: Option<&str>,
+        via: &Via,
     ) -> Result<Arc<dyn Connection>, HostError> {
-        let key = Self::conn_key(name, vars, play_conn);
+        let vars = self.with_defaults(vars, via);
+        let vars = vars.as_ref();
+        let key = self.conn_key(name, vars, via);
         let kind = key.split('\u{0}').next().unwrap_or("ssh").to_string();
         {
             let conns = self.conns.lock().await;
@@ -2567,11 +2659,18 @@ impl<'a> Runner<'a> {
                 Verb::ValidateArgumentSpec => self.act_validate_argument_spec(task, args, vars, scope, st),
                 Verb::Fail => self.act_fail(task, args, scope),
                 Verb::IncludeVars => self.act_include_vars(task, args, vars, scope, st),
-                Verb::Ping => self.act_ping(ctx, task, args, vars, scope, st).await,
-                Verb::Reboot => self.act_reboot(ctx, task, inh, st, vars, scope).await,
-                Verb::WaitForConnection => self.act_wait_for_connection(ctx, task, args, st, vars, scope).await,
+                Verb::Ping => self.act_ping(&self.via(ctx, Some(task), inh, scope)?, task, args, vars, scope, st).await,
+                Verb::Reboot => {
+                    self.act_reboot(&self.via(ctx, Some(task), inh, scope)?, task, inh, st, vars, scope).await
+                }
+                Verb::WaitForConnection => {
+                    let via = self.via(ctx, Some(task), inh, scope)?;
+                    self.act_wait_for_connection(&via, task, args, st, vars, scope).await
+                }
                 Verb::Pause => self.act_pause(task, args, scope, st).await,
-                Verb::Setup => self.act_setup(ctx, task, args, vars, scope, st).await,
+                Verb::Setup => {
+                    self.act_setup(&self.via(ctx, Some(task), inh, scope)?, task, args, vars, scope, st).await
+                }
             };
         }
         let module = self.registry.get(name).ok_or_else(|| {
@@ -2597,15 +2696,16 @@ impl<'a> Runner<'a> {
             Some(d) => (d.clone(), self.inv().host_vars(d)),
             None => (st.name.clone(), vars.clone()),
         };
-        let conn = self
-            .connect(&conn_name, &conn_vars, if delegate.is_some() { None } else { ctx.play.connection.as_deref() })
-            .await
-            .map_err(|e| Fail {
-                at: None,
-                unreachable: matches!(e, HostError::Unreachable(_)) && delegate.is_none(),
-                msg: e.to_string(),
-                data: Map::new(),
-            })?;
+        let mut via = self.via(ctx, Some(task), inh, scope)?;
+        if delegate.is_some() {
+            via.connection = None;
+        }
+        let conn = self.connect(&conn_name, &conn_vars, &via).await.map_err(|e| Fail {
+            at: None,
+            unreachable: matches!(e, HostError::Unreachable(_)) && delegate.is_none(),
+            msg: e.to_string(),
+            data: Map::new(),
+        })?;
         let esc = self.become_from_vars(&conn_vars, inh, Some(task), scope).map_err(Fail::new)?;
         let mut host = Host::new(conn_name.clone(), conn, esc);
         if let Some(env) = task.environment.as_ref().or(inh.environment.as_ref()) {
@@ -2833,6 +2933,9 @@ fn merge_inherit(child: &mut Inherit, task: &Task) {
     }
     if task.become_method.is_some() {
         child.become_method = task.become_method.clone();
+    }
+    if task.remote_user.is_some() {
+        child.remote_user = task.remote_user.clone();
     }
     if task.ignore_errors.is_some() {
         child.ignore_errors = task.ignore_errors.clone();

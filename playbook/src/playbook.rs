@@ -255,6 +255,8 @@ pub struct Task {
     pub become_: Option<Value>,
     pub become_user: Option<String>,
     pub become_method: Option<String>,
+    /// The login user on the host (`remote_user:`), below the host's `ansible_user`.
+    pub remote_user: Option<String>,
     pub vars: Map<String, Value>,
     pub delegate_to: Option<String>,
     pub run_once: bool,
@@ -313,6 +315,8 @@ pub struct Play {
     pub become_: Option<Value>,
     pub become_user: Option<String>,
     pub become_method: Option<String>,
+    /// The login user on the hosts (`remote_user:`), below each host's `ansible_user`.
+    pub remote_user: Option<String>,
     pub connection: Option<String>,
     pub pre_tasks: Vec<Task>,
     /// Role tasks then `tasks:`.
@@ -350,6 +354,34 @@ type R<T> = Result<T, Diag>;
 
 fn err(span: Span, msg: impl Into<String>) -> Diag {
     Diag::error(RuleId::Playbook.as_str(), span, msg)
+}
+
+/// The connection and privilege keywords of a `roles:` entry.
+#[derive(Default)]
+struct RoleKeywords {
+    become_: Option<Value>,
+    become_user: Option<String>,
+    become_method: Option<String>,
+    remote_user: Option<String>,
+}
+
+impl RoleKeywords {
+    /// Give a role's task the entry's keywords where the task sets none of its own (a block
+    /// passes them on to its tasks).
+    fn apply(&self, t: &mut Task) {
+        if t.become_.is_none() {
+            t.become_ = self.become_.clone();
+        }
+        if t.become_user.is_none() {
+            t.become_user = self.become_user.clone();
+        }
+        if t.become_method.is_none() {
+            t.become_method = self.become_method.clone();
+        }
+        if t.remote_user.is_none() {
+            t.remote_user = self.remote_user.clone();
+        }
+    }
 }
 
 /// A file the playbook names (a tasks or vars file, a role, a role's tasks file) is not there.
@@ -777,6 +809,7 @@ impl Loader<'_> {
             become_: n.get("become").map(Node::to_value),
             become_user: n.get("become_user").map(|v| str_of(v, "become_user")).transpose()?,
             become_method: n.get("become_method").map(|v| str_of(v, "become_method")).transpose()?,
+            remote_user: n.get("remote_user").map(|v| str_of(v, "remote_user")).transpose()?,
             connection: n.get("connection").map(|v| str_of(v, "connection")).transpose()?,
             pre_tasks: vec![],
             tasks: vec![],
@@ -861,6 +894,9 @@ impl Loader<'_> {
         inherit_tags: &[String],
         depth: usize,
     ) -> R<()> {
+        // `become`, `become_user`, `become_method` and `remote_user` on the entry: for the role's
+        // tasks that do not set their own
+        let mut keywords = RoleKeywords::default();
         let (name, args, role_vars, mut when, mut tags, span) = match &r.kind {
             NodeKind::Str(s) => (s.clone(), Map::new(), Map::new(), vec![], vec![], r.span),
             NodeKind::Map(entries) => {
@@ -876,7 +912,10 @@ impl Loader<'_> {
                         "vars" => role_vars.extend(map_of(v, "vars")?),
                         "when" => when = cond_list(v),
                         "tags" => tags = str_list(v, "tags")?,
-                        "become" | "become_user" => {}
+                        "become" => keywords.become_ = Some(v.to_value()),
+                        "become_user" => keywords.become_user = Some(str_of(v, "become_user")?),
+                        "become_method" => keywords.become_method = Some(str_of(v, "become_method")?),
+                        "remote_user" => keywords.remote_user = Some(str_of(v, "remote_user")?),
                         other => {
                             params.insert(other.to_string(), v.to_value());
                         }
@@ -932,6 +971,7 @@ impl Loader<'_> {
         for t in &mut tasks {
             t.when.splice(0..0, when.iter().cloned());
             t.tags.extend(tags.iter().cloned());
+            keywords.apply(t);
         }
         let names = if depth == 0 { &mut play.role_names } else { &mut play.dependent_role_names };
         if !names.contains(&role.name) {
@@ -1419,6 +1459,7 @@ impl Loader<'_> {
             become_: n.get("become").map(Node::to_value),
             become_user: n.get("become_user").map(|v| str_of(v, "become_user")).transpose()?,
             become_method: n.get("become_method").map(|v| str_of(v, "become_method")).transpose()?,
+            remote_user: n.get("remote_user").map(|v| str_of(v, "remote_user")).transpose()?,
             vars: n.get("vars").map(|v| map_of(v, "vars")).transpose()?.unwrap_or_default(),
             delegate_to: if n.get("local_action").is_some() {
                 Some("localhost".into())

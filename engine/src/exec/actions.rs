@@ -236,7 +236,7 @@ impl Runner<'_> {
 
     pub(super) async fn act_ping(
         &self,
-        ctx: &PlayCtx<'_>,
+        via: &Via,
         task: &Task,
         args: &Value,
         vars: &Map<String, Value>,
@@ -246,7 +246,7 @@ impl Runner<'_> {
         // Ansible's ping answers `data` (default pong), and fails on purpose for `crash`
         let args = self.action_args("ping", task, args, scope)?;
         let data = args.get("data").filter(|d| !d.is_null()).cloned().unwrap_or(json!("pong"));
-        let conn = self.connect(&st.name, vars, ctx.play.connection.as_deref()).await.map_err(Fail::from)?;
+        let conn = self.connect(&st.name, vars, via).await.map_err(Fail::from)?;
         let host = Host::new(st.name.clone(), conn, None);
         host.query_sh("true").await.map_err(Fail::from)?;
         if data == json!("crash") {
@@ -278,7 +278,7 @@ impl Runner<'_> {
 
     pub(super) async fn act_setup(
         &self,
-        ctx: &PlayCtx<'_>,
+        via: &Via,
         task: &Task,
         args: &Value,
         vars: &Map<String, Value>,
@@ -287,7 +287,7 @@ impl Runner<'_> {
     ) -> Result<ItemOutcome, Fail> {
         let args = self.action_args("setup", task, args, scope)?;
         let subset = crate::facts::Subset::parse(args.get("gather_subset")).map_err(Fail::new)?;
-        let conn = self.connect(&st.name, vars, ctx.play.connection.as_deref()).await.map_err(Fail::from)?;
+        let conn = self.connect(&st.name, vars, via).await.map_err(Fail::from)?;
         let host = Host::new(st.name.clone(), conn, None);
         let facts = crate::facts::gather_subset(&host, subset).await.map_err(Fail::from)?;
         self.take_gathered_facts(st, &facts);

@@ -14,8 +14,8 @@ fn text(args: &Value, key: &str, default: &str) -> String {
 
 impl Runner<'_> {
     /// Forget the host's connection: the next `connect` makes a new one.
-    async fn forget_connection(&self, name: &str, vars: &Map<String, Value>, play_conn: Option<&str>) {
-        let key = Self::conn_key(name, vars, play_conn);
+    async fn forget_connection(&self, name: &str, vars: &Map<String, Value>, via: &Via) {
+        let key = self.conn_key(name, &self.with_defaults(vars, via), via);
         self.conns.lock().await.remove(&key);
     }
 
@@ -24,13 +24,13 @@ impl Runner<'_> {
         &self,
         name: &str,
         vars: &Map<String, Value>,
-        play_conn: Option<&str>,
+        via: &Via,
         esc: Option<Become>,
         connect_timeout: Duration,
         script: &str,
     ) -> Result<String, String> {
         let attempt = async {
-            let conn = self.connect(name, vars, play_conn).await.map_err(|e| e.to_string())?;
+            let conn = self.connect(name, vars, via).await.map_err(|e| e.to_string())?;
             let host = Host::new(name.to_string(), conn, esc);
             let out = host.run(crate::host::Cmd::new(script.to_string())).await.map_err(|e| e.to_string())?;
             if out.rc != 0 {
@@ -43,14 +43,14 @@ impl Runner<'_> {
             Err(_) => Err("no answer in time".to_string()),
         };
         if r.is_err() {
-            self.forget_connection(name, vars, play_conn).await;
+            self.forget_connection(name, vars, via).await;
         }
         r
     }
 
     pub(super) async fn act_wait_for_connection(
         &self,
-        ctx: &PlayCtx<'_>,
+        via: &Via,
         task: &Task,
         args: &Value,
         st: &mut HostState,
@@ -63,12 +63,11 @@ impl Runner<'_> {
         let sleep = secs(&args, "sleep", 1.0)?.max(0.1);
         let connect_timeout = duration(secs(&args, "connect_timeout", 5.0)?.max(1.0));
         let t0 = Instant::now();
-        let play_conn = ctx.play.connection.as_deref();
         tokio::time::sleep(duration(delay)).await;
-        self.forget_connection(&st.name, vars, play_conn).await;
+        self.forget_connection(&st.name, vars, via).await;
         let deadline = t0 + duration(timeout);
         loop {
-            match self.try_host(&st.name, vars, play_conn, None, connect_timeout, "true").await {
+            match self.try_host(&st.name, vars, via, None, connect_timeout, "true").await {
                 Ok(_) => break,
                 Err(e) if Instant::now() >= deadline => {
                     return Err(Fail::new(format!("timed out waiting for a connection after {timeout} s: {e}")));
@@ -84,7 +83,7 @@ impl Runner<'_> {
 
     pub(super) async fn act_reboot(
         &self,
-        ctx: &PlayCtx<'_>,
+        via: &Via,
         task: &Task,
         inh: &Inherit,
         st: &mut HostState,
@@ -121,18 +120,17 @@ impl Runner<'_> {
             ))];
             return Ok(out);
         }
-        let play_conn = ctx.play.connection.as_deref();
         let esc = self.become_from_vars(vars, inh, Some(task), scope).map_err(Fail::new)?;
         let t0 = Instant::now();
         let before = self
-            .try_host(&st.name, vars, play_conn, esc.clone(), connect_timeout, &boot_time_command)
+            .try_host(&st.name, vars, via, esc.clone(), connect_timeout, &boot_time_command)
             .await
             .map_err(|e| Fail {
-            at: None,
-            msg: format!("cannot read the boot id before rebooting: {e}"),
-            data: Map::new(),
-            unreachable: true,
-        })?;
+                at: None,
+                msg: format!("cannot read the boot id before rebooting: {e}"),
+                data: Map::new(),
+                unreachable: true,
+            })?;
         // work deferred to the end of the run (an initramfs regeneration) is for this boot
         if !st.deferred.is_empty() {
             let failed = self.run_host_deferred(st).await;
@@ -144,7 +142,7 @@ impl Runner<'_> {
             }
         }
         tokio::time::sleep(duration(pre)).await;
-        let conn = self.connect(&st.name, vars, play_conn).await.map_err(|e| Fail {
+        let conn = self.connect(&st.name, vars, via).await.map_err(|e| Fail {
             at: None,
             unreachable: true,
             msg: e.to_string(),
@@ -163,7 +161,7 @@ impl Runner<'_> {
             return Err(Fail::new(format!("the reboot command exited {}: {}", o.rc, o.stderr_str().trim())));
         }
         drop(host);
-        self.forget_connection(&st.name, vars, play_conn).await;
+        self.forget_connection(&st.name, vars, via).await;
         let deadline = t0 + duration(reboot_timeout);
         let mut last = String::from("no answer yet");
         loop {
@@ -174,18 +172,18 @@ impl Runner<'_> {
                 )));
             }
             tokio::time::sleep(Duration::from_secs(2)).await;
-            match self.try_host(&st.name, vars, play_conn, esc.clone(), connect_timeout, &boot_time_command).await {
+            match self.try_host(&st.name, vars, via, esc.clone(), connect_timeout, &boot_time_command).await {
                 Ok(id) if id != before && !id.is_empty() => break,
                 Ok(_) => {
                     last = "still the old boot".into();
-                    self.forget_connection(&st.name, vars, play_conn).await;
+                    self.forget_connection(&st.name, vars, via).await;
                 }
                 Err(e) => last = e,
             }
         }
         tokio::time::sleep(duration(post)).await;
         loop {
-            match self.try_host(&st.name, vars, play_conn, esc.clone(), connect_timeout, &test_command).await {
+            match self.try_host(&st.name, vars, via, esc.clone(), connect_timeout, &test_command).await {
                 Ok(_) => break,
                 Err(e) if Instant::now() >= deadline => {
                     return Err(Fail::new(format!("after the reboot, `{test_command}` did not succeed in time: {e}")));
