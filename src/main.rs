@@ -124,6 +124,22 @@ struct RunArgs {
     /// With --check: save the plan to FILE, for `pbr show FILE` and `pbr apply FILE`.
     #[arg(long, value_name = "FILE")]
     save_plan: Option<PathBuf>,
+    /// Start at the first task of this name (exact or a glob; `role : name` too), skipping the
+    /// tasks before it (not inside dynamic includes, which load when reached).
+    #[arg(long, value_name = "NAME")]
+    start_at_task: Option<String>,
+    /// Load the playbooks, run the preflight checks and exit: nothing connects or runs.
+    #[arg(long)]
+    syntax_check: bool,
+    /// List each play's hosts (after --limit) and exit, connecting to nothing.
+    #[arg(long)]
+    list_hosts: bool,
+    /// List each play's tasks (after --tags and --skip-tags) and exit.
+    #[arg(long)]
+    list_tasks: bool,
+    /// List each play's task tags and exit.
+    #[arg(long)]
+    list_tags: bool,
     #[command(flatten)]
     vault: vault_cmd::VaultOpts,
 }
@@ -627,6 +643,7 @@ fn prepare(a: &RunArgs) -> Result<Prepared, ExitCode> {
         extra_vars,
         become_password,
         defaults,
+        start_at_task: a.start_at_task.clone(),
         ssh,
         retry_files: !a.exec.no_retry_file && retry_files_enabled(),
         force_handlers: a.exec.force_handlers || setting_bool("ANSIBLE_FORCE_HANDLERS", "force_handlers", false),
@@ -794,6 +811,13 @@ fn reporter_for(a: &RunArgs) -> Reporter {
 /// Run what [`prepare`] made; an interrupting signal or bad input ends it with its exit code.
 async fn run_prepared(p: Prepared, reporter: Arc<Reporter>) -> Result<pbr_engine::exec::RunSummary, ExitCode> {
     let runner = Runner::new(&p.registry, p.templar, p.inv, p.opts, reporter);
+    if !runner.start_task_exists(&p.pbs) {
+        eprintln!(
+            "error: --start-at-task {:?}: no task of that name (dynamic includes load only when reached, so their tasks cannot be started at)",
+            runner.opts.start_at_task.as_deref().unwrap_or_default()
+        );
+        return Err(ExitCode::from(EXIT_INPUT));
+    }
     let mut stop = Interrupt::install();
     tokio::select! {
         r = runner.run(&p.pbs) => r.map_err(|d| input_error(&d)),
@@ -812,10 +836,32 @@ async fn cmd_run(a: RunArgs) -> ExitCode {
         eprintln!("error: --save-plan needs --check: a plan is what a check run found to do");
         return ExitCode::from(EXIT_INPUT);
     }
+    if a.save_plan.is_some() && a.start_at_task.is_some() {
+        eprintln!("error: --save-plan saves a whole run's plan: it does not take --start-at-task");
+        return ExitCode::from(EXIT_INPUT);
+    }
     let p = match prepare(&a) {
         Ok(p) => p,
         Err(code) => return code,
     };
+    if a.syntax_check {
+        // as ansible-playbook says it: the playbooks loaded and passed the checks
+        for pb in &a.playbooks {
+            println!("\nplaybook: {}", pb.display());
+        }
+        return ExitCode::SUCCESS;
+    }
+    if a.list_hosts || a.list_tasks || a.list_tags {
+        let what = pbr_engine::exec::Listing { hosts: a.list_hosts, tasks: a.list_tasks, tags: a.list_tags };
+        let runner = Runner::new(&p.registry, p.templar, p.inv, p.opts, Arc::new(reporter_for(&a)));
+        return match runner.listing(&p.pbs, what) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(d) => input_error(&d),
+        };
+    }
     let salt = match a.save_plan.as_ref().map(|_| saved_plan::new_salt()).transpose() {
         Ok(s) => s,
         Err(e) => {
@@ -887,6 +933,11 @@ async fn cmd_apply(a: ApplyArgs) -> ExitCode {
         extra_vars: a.extra_vars.clone(),
         exec: a.exec.clone(),
         save_plan: None,
+        start_at_task: None,
+        syntax_check: false,
+        list_hosts: false,
+        list_tasks: false,
+        list_tags: false,
         vault: Default::default(),
     };
     // 1. the same check run, quietly, recorded

@@ -1222,3 +1222,72 @@ fn engine_actions_read_their_params_typed() {
     assert_eq!(r.recap("h1")["failed"], 0, "{}", r.all());
     assert_eq!(r.recap("h1")["ignored"], 2, "{}", r.all());
 }
+
+const LISTED: &str = r#"
+- name: first play
+  hosts: all
+  gather_facts: false
+  tags: [base]
+  tasks:
+    - name: one
+      copy: { dest: "{{ root }}/one", content: "1" }
+      tags: [a]
+    - block:
+        - name: two
+          copy: { dest: "{{ root }}/two", content: "2" }
+          tags: [b, a]
+        - name: three
+          copy: { dest: "{{ root }}/three", content: "3" }
+      tags: [blk]
+    - name: never run
+      debug: msg=never
+      tags: [never]
+- hosts: h1
+  gather_facts: false
+  roles: [web]
+  tasks:
+    - copy: { dest: "{{ root }}/last", content: "4" }
+"#;
+
+/// `--list-hosts`, `--list-tasks`, `--list-tags` in ansible-playbook's layout (checked against
+/// ansible-core 2.14's output for the same playbook), `--syntax-check`, and `--start-at-task`:
+/// the tasks before the named one do not run, the run goes on from it, and a name that no task
+/// has is refused before anything runs. None of them connects anywhere.
+#[test]
+fn list_syntax_check_and_start_at_task() {
+    let d = tempfile::tempdir().unwrap();
+    inventory(d.path(), &["h1", "h2"]);
+    write(d.path(), "pb.yml", LISTED);
+    write(d.path(), "roles/web/tasks/main.yml", "- name: role task\n  debug: msg=r\n");
+    let r = pbr(d.path(), &["run", "pb.yml", "-i", "inventory.ini", "--list-hosts", "--list-tasks", "--list-tags"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let expected = "\nplaybook: pb.yml\n\n  play #1 (all): first play\tTAGS: [base]\n    pattern: ['all']\n    hosts (2):\n      h1\n      h2\n    tasks:\n      one\tTAGS: [a, base]\n      two\tTAGS: [a, b, base, blk]\n      three\tTAGS: [base, blk]\n      TASK TAGS: [a, b, base, blk]\n\n  play #2 (h1): h1\tTAGS: []\n    pattern: ['h1']\n    hosts (1):\n      h1\n    tasks:\n      web : role task\tTAGS: []\n      copy\tTAGS: []\n      TASK TAGS: []\n";
+    assert_eq!(r.stdout, expected);
+    let r = pbr(d.path(), &["run", "pb.yml", "-i", "inventory.ini", "--list-tasks", "-t", "b", "-l", "h2"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains("    tasks:\n      two\tTAGS: [a, b, base, blk]\n\n"), "{}", r.stdout);
+    let r = pbr(d.path(), &["run", "pb.yml", "-i", "inventory.ini", "--syntax-check"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "\nplaybook: pb.yml\n"), "{}", r.all());
+    for h in ["h1", "h2"] {
+        assert!(!d.path().join(h).join("one").exists(), "listing ran a task");
+    }
+
+    // a glob names the block's second task: it and everything after it run, nothing before
+    let r = pbr(d.path(), &["run", "pb.yml", "-i", "inventory.ini", "--start-at-task", "thr*"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    for h in ["h1", "h2"] {
+        assert!(!d.path().join(h).join("one").exists() && !d.path().join(h).join("two").exists(), "{}", r.all());
+        assert!(d.path().join(h).join("three").exists(), "{}", r.all());
+    }
+    assert!(d.path().join("h1/last").exists(), "{}", r.all());
+    assert!(r.stdout.contains("TASK [web : role task]"), "{}", r.stdout);
+    // `role : name` names a role's task
+    let r = pbr(d.path(), &["run", "pb.yml", "-i", "inventory.ini", "--start-at-task", "web : role task"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(!r.stdout.contains("TASK [three]") && r.stdout.contains("TASK [web : role task]"), "{}", r.stdout);
+
+    let r = pbr(d.path(), &["run", "pb.yml", "-i", "inventory.ini", "--start-at-task", "fourteen"]);
+    assert_eq!(r.code, 4, "{}", r.all());
+    assert!(r.stderr.contains("--start-at-task \"fourteen\": no task of that name"), "{}", r.all());
+    assert!(!r.stdout.contains("TASK"), "{}", r.all());
+}

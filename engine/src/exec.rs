@@ -22,8 +22,11 @@ use tokio::sync::{Mutex as AsyncMutex, Semaphore};
 use verbs::Verb;
 
 mod actions;
+mod listing;
 mod reboot;
 pub(crate) mod verbs;
+
+pub use listing::Listing;
 
 /// What the command line and ansible.cfg set for every host, below the inventory's variables
 /// and the playbooks' keywords, as Ansible ranks them.
@@ -68,6 +71,8 @@ pub struct RunOptions {
     pub skip_tags: Vec<String>,
     pub extra_vars: Map<String, Value>,
     pub become_password: Option<Secret>,
+    /// `--start-at-task NAME`: the tasks before the first one of that name (or glob) do not run.
+    pub start_at_task: Option<String>,
     /// What `-c`, `-u`, `--private-key`, `-b`, `--become-user`, `--become-method` and their
     /// ansible.cfg keys set for every host.
     pub defaults: ConnDefaults,
@@ -171,6 +176,14 @@ impl PlanCursor {
     }
 }
 
+/// `--start-at-task PATTERN` names this task: its name or `role : name`, exactly or as a glob
+/// (as ansible-playbook matches it).
+fn starts_at(task: &Task, pattern: &str) -> bool {
+    let names = [task.name.clone(), Some(task.display_name())];
+    let glob = regex::Regex::new(&format!("^(?:{})$", crate::pyre::glob_to_regex(pattern))).ok();
+    names.iter().flatten().any(|n| n == pattern || glob.as_ref().is_some_and(|g| g.is_match(n)))
+}
+
 /// What a `no_log` task shows instead of its message.
 const NO_LOG_MSG: &str = "the output has been hidden due to 'no_log: true'";
 
@@ -215,6 +228,8 @@ pub struct Runner<'a> {
     inv_changes: std::sync::atomic::AtomicU64,
     /// `{groups}` for the current generation, shared by every host's template context.
     groups_cache: std::sync::Mutex<Option<(u64, minijinja::Value)>>,
+    /// `--start-at-task`: set once a task of that name was reached (from the start without it).
+    started: std::sync::atomic::AtomicBool,
 }
 
 /// A failure inside one host's task run.
@@ -386,6 +401,7 @@ impl<'a> Runner<'a> {
     ) -> Runner<'a> {
         let forks = Arc::new(Semaphore::new(opts.forks.max(1)));
         let groups_map = Value::Object(inventory.groups_map());
+        let started = std::sync::atomic::AtomicBool::new(opts.start_at_task.is_none());
         Runner {
             registry,
             templar,
@@ -400,6 +416,7 @@ impl<'a> Runner<'a> {
             inv_changes: std::sync::atomic::AtomicU64::new(0),
             host_runtime: HostRuntime::default(),
             groups_cache: std::sync::Mutex::new(None),
+            started,
         }
     }
 
@@ -946,6 +963,9 @@ impl<'a> Runner<'a> {
                 if active.is_empty() || self.play_aborted(ctx, states) {
                     return;
                 }
+                if !matches!(task.action, Action::Block { .. }) && !self.reached(task) {
+                    continue;
+                }
                 match &task.action {
                     Action::Block { block, rescue, always } => {
                         let mut child = inh.clone();
@@ -1275,8 +1295,41 @@ impl<'a> Runner<'a> {
         out
     }
 
+    /// `--start-at-task`: whether the run has reached `task` (it is the one, or came after it).
+    fn reached(&self, task: &Task) -> bool {
+        use std::sync::atomic::Ordering;
+        if self.started.load(Ordering::SeqCst) {
+            return true;
+        }
+        let hit = self.opts.start_at_task.as_deref().is_some_and(|p| starts_at(task, p));
+        if hit {
+            self.started.store(true, Ordering::SeqCst);
+        }
+        hit
+    }
+
+    /// `--start-at-task`: whether some task of the playbooks (outside dynamic includes, which
+    /// load when reached) has that name; a run that would reach none is refused.
+    pub fn start_task_exists(&self, playbooks: &[Playbook]) -> bool {
+        fn any(tasks: &[Task], p: &str) -> bool {
+            tasks.iter().any(|t| match &t.action {
+                Action::Block { block, rescue, always } => any(block, p) || any(rescue, p) || any(always, p),
+                _ => starts_at(t, p),
+            })
+        }
+        let Some(p) = self.opts.start_at_task.as_deref() else { return true };
+        playbooks
+            .iter()
+            .flat_map(|pb| &pb.plays)
+            .any(|pl| [&pl.pre_tasks, &pl.tasks, &pl.post_tasks].iter().any(|t| any(t, p)))
+    }
+
     fn tags_allow(&self, ctx: &PlayCtx, task: &Task, inh: &Inherit) -> bool {
-        let owned = self.task_tags(ctx, task, inh);
+        self.tags_select(&self.task_tags(ctx, task, inh), task)
+    }
+
+    /// Whether `--tags` and `--skip-tags` select a task with these tags (its own and inherited).
+    fn tags_select(&self, owned: &[String], task: &Task) -> bool {
         let mut tags: Vec<&str> = owned.iter().map(String::as_str).collect();
         if tags.contains(&"always") && !self.opts.skip_tags.iter().any(|t| t == "always") {
             return true;
