@@ -190,6 +190,22 @@ struct ExecOpts {
     /// ansible.cfg).
     #[arg(short = 'T', long, value_name = "SECS")]
     timeout: Option<u64>,
+    /// Ask for the SSH password (used where the host sets no `ansible_password`; asked before
+    /// the become password).
+    #[arg(short = 'k', long)]
+    ask_pass: bool,
+    /// Read the SSH password from FILE (its first line; also `ANSIBLE_CONNECTION_PASSWORD_FILE`).
+    #[arg(long, value_name = "FILE")]
+    connection_password_file: Option<PathBuf>,
+    /// Read the become password from FILE (its first line; also `ANSIBLE_BECOME_PASSWORD_FILE`).
+    #[arg(long, value_name = "FILE")]
+    become_password_file: Option<PathBuf>,
+    /// ssh options for every host that sets no `ansible_ssh_common_args` (`-o Name=value`...).
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    ssh_common_args: Option<String>,
+    /// More ssh options for every host that sets no `ansible_ssh_extra_args`.
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    ssh_extra_args: Option<String>,
     /// Host key policy: yes (known_hosts only, default), accept-new, off.
     #[arg(long, value_name = "MODE")]
     host_key_checking: Option<String>,
@@ -463,6 +479,9 @@ fn conn_defaults(e: &ExecOpts) -> Result<(pbr_engine::exec::ConnDefaults, Option
         become_,
         become_user: e.become_user.clone().or_else(|| setting_in(PE, "ANSIBLE_BECOME_USER", "become_user")),
         become_method,
+        password: None,
+        ssh_common_args: e.ssh_common_args.clone(),
+        ssh_extra_args: e.ssh_extra_args.clone(),
     };
     Ok((defaults, timeout))
 }
@@ -594,20 +613,25 @@ fn prepare(a: &RunArgs) -> Result<Prepared, ExitCode> {
         return Err(ExitCode::from(EXIT_INPUT));
     }
     let extra_vars = parse_extra_vars(&a.extra_vars).map_err(|d| input_error(&d))?;
-    let become_password = if a.exec.ask_become_pass {
-        match rpassword_prompt("BECOME password: ") {
-            Some(p) => Some(pbr_engine::Secret::new(p)),
-            None => {
-                eprintln!("error: could not read the become password");
-                return Err(ExitCode::from(EXIT_INPUT));
-            }
-        }
-    } else {
-        None
-    };
+    // the SSH password first, then the become password, as ansible-playbook asks them
+    let ssh_password = password_from(
+        a.exec.ask_pass,
+        a.exec.connection_password_file.clone(),
+        "ANSIBLE_CONNECTION_PASSWORD_FILE",
+        "SSH password: ",
+        "the SSH password",
+    )?;
+    let become_password = password_from(
+        a.exec.ask_become_pass,
+        a.exec.become_password_file.clone(),
+        "ANSIBLE_BECOME_PASSWORD_FILE",
+        "BECOME password: ",
+        "the become password",
+    )?;
     let mut ssh =
         pbr_engine::transport::ssh::SshGlobals { ssh_config: a.exec.ssh_config.clone(), ..Default::default() };
-    let (defaults, timeout) = conn_defaults(&a.exec)?;
+    let (mut defaults, timeout) = conn_defaults(&a.exec)?;
+    defaults.password = ssh_password;
     if let Some(t) = timeout {
         ssh.connect_timeout = std::time::Duration::from_secs(t);
     }
@@ -950,6 +974,7 @@ async fn cmd_apply(a: ApplyArgs) -> ExitCode {
         return ExitCode::from(EXIT_INPUT);
     }
     let become_password = p.opts.become_password.clone();
+    let ssh_password = p.opts.defaults.password.clone();
     let quiet = Arc::new(Reporter::new(Format::Human, false, false, 0, Box::new(std::io::sink())).recording());
     if let Err(code) = run_prepared(p, quiet.clone()).await {
         return code;
@@ -977,12 +1002,14 @@ async fn cmd_apply(a: ApplyArgs) -> ExitCode {
     ra.check = false;
     ra.diff = a.diff;
     ra.exec.ask_become_pass = false;
+    ra.exec.ask_pass = false;
     ra.limit = Some(ok.join(":"));
     let mut p = match prepare(&ra) {
         Ok(p) => p,
         Err(code) => return code,
     };
     p.opts.become_password = become_password;
+    p.opts.defaults.password = ssh_password;
     // each task applies only the changes its host planned: a host that changes after the check
     // above is stopped at the task that differs, before it writes
     p.opts.plan = Some(Arc::new(plan));
@@ -1050,6 +1077,36 @@ impl Interrupt {
 }
 
 /// Read a password from the terminal without echo (stty), or a line from stdin when not a TTY.
+/// A password asked on the terminal (`ask`), else read from a file (the option, else the
+/// environment variable `env`): its first line.
+fn password_from(
+    ask: bool,
+    file: Option<PathBuf>,
+    env: &str,
+    prompt: &str,
+    what: &str,
+) -> Result<Option<pbr_engine::Secret>, ExitCode> {
+    if ask {
+        return match rpassword_prompt(prompt) {
+            Some(p) => Ok(Some(pbr_engine::Secret::new(p))),
+            None => {
+                eprintln!("error: could not read {what}");
+                Err(ExitCode::from(EXIT_INPUT))
+            }
+        };
+    }
+    let Some(f) = file.or_else(|| std::env::var_os(env).filter(|v| !v.is_empty()).map(PathBuf::from)) else {
+        return Ok(None);
+    };
+    match std::fs::read_to_string(&f) {
+        Ok(text) => Ok(Some(pbr_engine::Secret::new(text.lines().next().unwrap_or("").to_string()))),
+        Err(e) => {
+            eprintln!("error: cannot read {what} from {}: {e}", f.display());
+            Err(ExitCode::from(EXIT_INPUT))
+        }
+    }
+}
+
 fn rpassword_prompt(prompt: &str) -> Option<String> {
     use std::io::{BufRead, Write};
     eprint!("{prompt}");

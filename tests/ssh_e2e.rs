@@ -819,7 +819,8 @@ fn a_login_shell_of_bin_false_is_unreachable_and_says_why() {
 /// Who a task runs as, over SSH: the login user from the host's `ansible_user`, else the
 /// play's or a role's `remote_user:`, else `-u` or ansible.cfg's `remote_user`; become from
 /// `become:` keywords (a `roles:` entry's too), else `-b` or ansible.cfg; the key from
-/// `--private-key`. Each (host, user) has a connection of its own.
+/// `--private-key`, the password from `-k` or `--connection-password-file`, ssh options from
+/// `--ssh-common-args`. Each (host, user) has a connection of its own.
 #[test]
 fn login_user_and_become_from_keywords_the_command_line_and_ansible_cfg() {
     if skip("login_user_and_become_from_keywords_the_command_line_and_ansible_cfg") {
@@ -867,6 +868,25 @@ fn login_user_and_become_from_keywords_the_command_line_and_ansible_cfg() {
     // without a user or a key from anywhere, the host is unreachable (and not as a test user)
     let r = lab.pbr(&["run", "plain.yml", "-i", "bare.ini", "-e", &expect_user]);
     assert_eq!(r.recap("h")["unreachable"], 1, "{}", r.all());
+
+    // the SSH password: asked (-k, on stdin here) or read from a file, where the host has none
+    let pw = format!("{SUDO_PASSWORD}\n");
+    let expect_pw = format!("expect={PW_USER}");
+    let r =
+        lab.pbr_with(&["run", "plain.yml", "-i", "bare.ini", "-u", PW_USER, "-k", "-e", &expect_pw], &[], Some(&pw));
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(!r.all().contains(SUDO_PASSWORD), "{}", r.all());
+    let pwfile = lab.write("ssh.pw", &pw);
+    let pwfile = pwfile.display().to_string();
+    let args = ["run", "plain.yml", "-i", "bare.ini", "-u", PW_USER, "--connection-password-file", &pwfile];
+    let r = lab.pbr(&[&args[..], &["-e", &expect_pw]].concat());
+    assert_eq!(r.code, 0, "{}", r.all());
+    // ssh options for every host: here the port, which the inventory no longer gives
+    lab.write("noport.ini", &format!("h ansible_host={}\n", s.host));
+    let port = format!("-o Port={}", s.port);
+    let args = ["run", "plain.yml", "-i", "noport.ini", "--private-key", &key, "-u", USER, "--ssh-common-args", &port];
+    let r = lab.pbr(&[&args[..], &["-e", &expect_user]].concat());
+    assert_eq!(r.code, 0, "{}", r.all());
 
     // ansible.cfg's remote_user, private_key_file and [privilege_escalation] become are read
     lab.write(

@@ -46,6 +46,13 @@ pub struct ConnDefaults {
     /// without them).
     pub become_user: Option<String>,
     pub become_method: Option<String>,
+    /// The SSH password where the host names none (`ansible_password`): `-k`,
+    /// `--connection-password-file`.
+    pub password: Option<Secret>,
+    /// `--ssh-common-args`, `--ssh-extra-args`: where the host sets no `ansible_ssh_common_args`
+    /// or `ansible_ssh_extra_args`.
+    pub ssh_common_args: Option<String>,
+    pub ssh_extra_args: Option<String>,
 }
 
 /// The keywords that pick a host's connection besides its variables: `connection:` (the
@@ -470,7 +477,7 @@ impl<'a> Runner<'a> {
 
     /// Run playbooks in order. Returns the summary (exit code) and writes the recap.
     pub async fn run(&self, playbooks: &[Playbook]) -> Result<RunSummary, Diag> {
-        if let Some(p) = &self.opts.become_password {
+        for p in [&self.opts.become_password, &self.opts.defaults.password].into_iter().flatten() {
             self.reporter.add_secret(p.expose());
         }
         let mut states: IndexMap<String, HostState> = IndexMap::new();
@@ -2334,18 +2341,37 @@ impl<'a> Runner<'a> {
         } else {
             via.remote_user.clone().or_else(|| self.opts.defaults.remote_user.clone())
         };
-        let key = self.opts.defaults.private_key_file.clone().filter(|_| {
-            !["ansible_ssh_private_key_file", "ansible_private_key_file"].iter().any(|k| vars.contains_key(*k))
-        });
-        if user.is_none() && key.is_none() {
+        let d = &self.opts.defaults;
+        let unset = |keys: &[&str]| !keys.iter().any(|k| vars.contains_key(*k));
+        let mut more: Vec<(&str, String)> = vec![];
+        if let Some(u) = user {
+            more.push(("ansible_user", u));
+        }
+        if let Some(k) = &d.private_key_file
+            && unset(&["ansible_ssh_private_key_file", "ansible_private_key_file"])
+        {
+            more.push(("ansible_ssh_private_key_file", k.clone()));
+        }
+        if let Some(p) = &d.password
+            && unset(&["ansible_password", "ansible_ssh_pass", "ansible_ssh_password"])
+        {
+            more.push(("ansible_password", p.expose().to_string()));
+        }
+        for (key, given) in
+            [("ansible_ssh_common_args", &d.ssh_common_args), ("ansible_ssh_extra_args", &d.ssh_extra_args)]
+        {
+            if let Some(a) = given
+                && unset(&[key])
+            {
+                more.push((key, a.clone()));
+            }
+        }
+        if more.is_empty() {
             return std::borrow::Cow::Borrowed(vars);
         }
         let mut v = vars.clone();
-        if let Some(u) = user {
-            v.insert("ansible_user".into(), json!(u));
-        }
-        if let Some(k) = key {
-            v.insert("ansible_ssh_private_key_file".into(), json!(k));
+        for (k, x) in more {
+            v.insert(k.into(), json!(x));
         }
         std::borrow::Cow::Owned(v)
     }
