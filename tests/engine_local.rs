@@ -1291,3 +1291,37 @@ fn list_syntax_check_and_start_at_task() {
     assert!(r.stderr.contains("--start-at-task \"fourteen\": no task of that name"), "{}", r.all());
     assert!(!r.stdout.contains("TASK"), "{}", r.all());
 }
+
+/// Keywords on a `roles:` entry apply to the role's tasks (a task's own win), as a block's do;
+/// the ones pbr does not take there are refused, not read as the role's params.
+#[test]
+fn role_entry_keywords_reach_the_role_tasks() {
+    let d = tempfile::tempdir().unwrap();
+    inventory(d.path(), &["h1"]);
+    write(
+        d.path(),
+        "roles/env/tasks/main.yml",
+        "- shell: echo \"$GREETING\" > {{ root }}/env\n- command: \"false\"\n\
+         - copy: { dest: \"{{ root }}/after\", content: ran }\n- copy: { dest: \"{{ root }}/own\", content: x }\n  check_mode: true\n",
+    );
+    write(d.path(), "roles/dry/tasks/main.yml", "- copy: { dest: \"{{ root }}/dry\", content: x }\n");
+    write(
+        d.path(),
+        "pb.yml",
+        "- hosts: all\n  gather_facts: false\n  roles:\n\
+         \x20   - { role: env, environment: { GREETING: hi }, ignore_errors: true }\n\
+         \x20   - { role: dry, check_mode: true }\n",
+    );
+    let r = pbr(d.path(), &["run", "pb.yml", "-i", "inventory.ini"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(r.recap("h1")["ignored"], 1, "{}", r.all());
+    let h1 = d.path().join("h1");
+    assert_eq!(std::fs::read_to_string(h1.join("env")).unwrap(), "hi\n");
+    assert!(h1.join("after").exists(), "{}", r.all());
+    assert!(!h1.join("own").exists() && !h1.join("dry").exists(), "{}", r.all());
+
+    write(d.path(), "pb.yml", "- hosts: all\n  gather_facts: false\n  roles:\n    - { role: dry, diff: true }\n");
+    let r = pbr(d.path(), &["run", "pb.yml", "-i", "inventory.ini"]);
+    assert_eq!(r.code, 4, "{}", r.all());
+    assert!(r.stderr.contains("pbr does not take `diff` on a roles: entry"), "{}", r.all());
+}

@@ -356,13 +356,18 @@ fn err(span: Span, msg: impl Into<String>) -> Diag {
     Diag::error(RuleId::Playbook.as_str(), span, msg)
 }
 
-/// The connection and privilege keywords of a `roles:` entry.
+/// The keywords of a `roles:` entry that its tasks take (those a block passes on too).
 #[derive(Default)]
 struct RoleKeywords {
     become_: Option<Value>,
     become_user: Option<String>,
     become_method: Option<String>,
     remote_user: Option<String>,
+    ignore_errors: Option<Value>,
+    environment: Option<Value>,
+    delegate_to: Option<String>,
+    check_mode: Option<bool>,
+    no_log: bool,
 }
 
 impl RoleKeywords {
@@ -381,6 +386,19 @@ impl RoleKeywords {
         if t.remote_user.is_none() {
             t.remote_user = self.remote_user.clone();
         }
+        if t.ignore_errors.is_none() {
+            t.ignore_errors = self.ignore_errors.clone();
+        }
+        if t.environment.is_none() {
+            t.environment = self.environment.clone();
+        }
+        if t.delegate_to.is_none() {
+            t.delegate_to = self.delegate_to.clone();
+        }
+        if t.check_mode.is_none() {
+            t.check_mode = self.check_mode;
+        }
+        t.no_log |= self.no_log;
     }
 }
 
@@ -894,8 +912,8 @@ impl Loader<'_> {
         inherit_tags: &[String],
         depth: usize,
     ) -> R<()> {
-        // `become`, `become_user`, `become_method` and `remote_user` on the entry: for the role's
-        // tasks that do not set their own
+        // keywords on the entry (`become`, `environment`...): for the role's tasks that do not set
+        // their own
         let mut keywords = RoleKeywords::default();
         let (name, args, role_vars, mut when, mut tags, span) = match &r.kind {
             NodeKind::Str(s) => (s.clone(), Map::new(), Map::new(), vec![], vec![], r.span),
@@ -916,6 +934,23 @@ impl Loader<'_> {
                         "become_user" => keywords.become_user = Some(str_of(v, "become_user")?),
                         "become_method" => keywords.become_method = Some(str_of(v, "become_method")?),
                         "remote_user" => keywords.remote_user = Some(str_of(v, "remote_user")?),
+                        "ignore_errors" => keywords.ignore_errors = Some(v.to_value()),
+                        "environment" => keywords.environment = Some(v.to_value()),
+                        "delegate_to" => keywords.delegate_to = Some(str_of(v, "delegate_to")?),
+                        "check_mode" => keywords.check_mode = Some(bool_of(v, "check_mode")?),
+                        "no_log" => keywords.no_log = bool_of(v, "no_log")?,
+                        // the other keywords Ansible takes on a role entry: refused, not read
+                        // as the role's params
+                        k @ ("diff" | "any_errors_fatal" | "run_once" | "timeout" | "throttle" | "connection"
+                        | "port" | "debugger" | "module_defaults" | "collections" | "ignore_unreachable"
+                        | "delegate_facts") => {
+                            return Err(Diag::error(
+                                RuleId::UnknownKeyword.as_str(),
+                                v.span,
+                                format!("pbr does not take `{k}` on a roles: entry"),
+                            )
+                            .with_help("set it on the role's tasks or on the play"));
+                        }
                         other => {
                             params.insert(other.to_string(), v.to_value());
                         }
