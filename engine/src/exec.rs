@@ -152,6 +152,8 @@ struct HostState {
     unknown_in_check: HashMap<String, String>,
     /// The task running now is `no_log` (its own, inherited, or through [`Self::sensitive`]).
     no_log_now: bool,
+    /// The task running now ignores its errors (`ignore_errors`: its own or inherited, rendered).
+    ignore_errors_now: bool,
     /// The last task that failed on this host (not ignored) and its result: a rescue sees them
     /// as `ansible_failed_task` and `ansible_failed_result`.
     last_failure: Option<(Value, Value)>,
@@ -1422,6 +1424,16 @@ impl<'a> Runner<'a> {
         let task_name = task.display_name();
         let search = task.origin.search_dirs();
         st.no_log_now = task.no_log || inh.no_log || self.uses_sensitive(task, st);
+        // the task's own `ignore_errors`, else its blocks', role entry's or play's
+        st.ignore_errors_now = match task.ignore_errors.as_ref().or(inh.ignore_errors.as_ref()) {
+            Some(Value::String(t)) if Templar::is_template(t) => {
+                let vctx = self.mj(ctx, task, &self.task_vars(ctx, task, inh, st));
+                let scope = Scope { vars: &vctx, search: &search };
+                self.templar.render_str(t, &scope).map(|v| truthy(&v)).unwrap_or(false)
+            }
+            Some(v) => truthy(v),
+            None => false,
+        };
         let base_vars = self.task_vars(ctx, task, inh, st);
         // the loop items
         let items: Option<Vec<Value>> = match &task.loop_ {
@@ -1609,7 +1621,7 @@ impl<'a> Runner<'a> {
         task_name: &str,
     ) {
         let publishes = task.register.is_some() || outcomes.iter().any(|o| o.result.contains_key("ansible_facts"));
-        let ignore = task.ignore_errors.as_ref().map(truthy).unwrap_or(false);
+        let ignore = st.ignore_errors_now;
         let changed = outcomes.iter().any(|o| o.changed);
         let failed = outcomes.iter().any(|o| o.failed);
         let unreachable = outcomes.iter().any(|o| o.unreachable);
