@@ -606,9 +606,18 @@ fn prepare(a: &RunArgs) -> Result<Prepared, ExitCode> {
     templar.set_allow_broken_conditionals(allow_broken_conditionals());
     let templar = Arc::new(templar);
     let ds = pbr_lint::check(&pbs, &inv, &registry, &templar);
-    if ds.iter().any(|d| d.severity == pbr_engine::Severity::Error) {
-        for d in ds.iter().filter(|d| d.severity == pbr_engine::Severity::Error).take(10) {
+    let errors: Vec<_> = ds.iter().filter(|d| d.severity == pbr_engine::Severity::Error).collect();
+    if !errors.is_empty() {
+        const SHOWN: usize = 10;
+        for d in errors.iter().take(SHOWN) {
             eprint!("{}", d.render(color_err()));
+        }
+        if errors.len() > SHOWN {
+            eprintln!(
+                "... and {} more error(s): `pbr lint {}` lists them all",
+                errors.len() - SHOWN,
+                a.playbooks.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" ")
+            );
         }
         return Err(ExitCode::from(EXIT_INPUT));
     }

@@ -12,6 +12,7 @@ const MIN: &str = "uname -n; uname -m; uname -s; uname -r; id -un; \
     echo ---; cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null; true\n\
     echo '@@id'; id -u; id -g; printf '%s\\n' \"$HOME\" \"$SHELL\"\n\
     echo '@@date'; date '+%Y %m %d %H %M %S %s %Z %z %A %u %U %B %b %j %p' ; date -u '+%Y-%m-%dT%H:%M:%SZ'\n\
+    echo '@@fips'; cat /proc/sys/crypto/fips_enabled 2>/dev/null\n\
     echo '@@env'; env\n\
     echo '@@python'; for p in python3 python; do c=$(command -v $p) && { echo \"$c\"; $c -V 2>&1; break; }; done\n";
 
@@ -97,6 +98,8 @@ pub fn parse(text: &str) -> Map<String, Value> {
     if let Some(d) = sec.get("date") {
         m.insert("date_time".into(), date_time(d));
     }
+    // as Ansible's: the kernel's FIPS mode, false where it says nothing
+    m.insert("fips".into(), json!(sec.get("fips").is_some_and(|f| f.trim() == "1")));
     if let Some(py) = sec.get("python")
         && let Some(fact) = python_fact(py)
     {
@@ -458,6 +461,7 @@ mod tests {
         assert_eq!(f["date_time"]["date"], "2026-12-07");
         assert_eq!(f["date_time"]["iso8601"], "2026-12-07T12:05:09Z");
         assert_eq!(f["env"]["PATH"], "/usr/bin");
+        assert_eq!(f["fips"], false);
         assert_eq!(
             (f["memtotal_mb"].clone(), f["processor_vcpus"].clone(), f["processor_cores"].clone()),
             (json!(2000), json!(2), json!(2))
