@@ -1,4 +1,4 @@
-//! `copy`: put a file (inline `content` or a controller `src`) on the host.
+//! `copy`: put a file (inline `content`, a controller `src`, or a file on the host) or a tree on the host.
 
 use crate::util::{self, Attrs, FileState, WriteOpts};
 use async_trait::async_trait;
@@ -66,6 +66,14 @@ pub struct CopyParams {
     /// the plain text, as Ansible does by default.
     #[serde(default = "yes", deserialize_with = "bool_lenient")]
     pub decrypt: bool,
+    /// In a `src` directory, follow symlinks (copy what they point to). A link that cannot be
+    /// followed (dangling, a loop, back into the tree being copied) is copied as a link either
+    /// way; `false` copies every link as a link.
+    #[serde(default = "yes", deserialize_with = "bool_lenient")]
+    pub local_follow: bool,
+    /// When `dest` is a symlink, write the file it points to instead of replacing the link.
+    #[serde(default, deserialize_with = "bool_lenient")]
+    pub follow: bool,
 }
 
 /// copy's `mode`: a mode, or `preserve` (the source's).
@@ -172,18 +180,25 @@ pub fn content_data(st: &ContentState) -> Map<String, Value> {
 }
 
 /// Probe `dest`; when it is a directory and `src_name` is known, probe `dest/basename` instead.
-pub async fn probe_dest(host: &ReadHost, dest: &str, src_name: Option<&str>) -> Result<FileState, ModuleError> {
+/// With `follow`, a link is probed (and so written) through to what it points to.
+pub async fn probe_dest(
+    host: &ReadHost,
+    dest: &str,
+    src_name: Option<&str>,
+    follow: bool,
+) -> Result<FileState, ModuleError> {
     let base = src_name.map(|s| s.trim_end_matches('/').rsplit('/').next().unwrap_or(s).to_string());
     if dest.ends_with('/') {
         let Some(b) = base else {
             return Err(ModuleError::new(format!("dest {dest} is a directory: give a file name")));
         };
-        return util::probe_file(host, &format!("{dest}{b}"), true, false).await;
+        return util::probe_file(host, &format!("{dest}{b}"), true, follow).await;
     }
-    let st = util::probe_file(host, dest, true, false).await?;
-    if st.kind() == Some("directory") {
+    let st = util::probe_file(host, dest, true, follow).await?;
+    let is_dir = st.kind() == Some("directory") || st.target.as_ref().is_some_and(|t| t.kind == "directory");
+    if is_dir {
         if let Some(b) = base {
-            return util::probe_file(host, &format!("{dest}/{b}"), true, false).await;
+            return util::probe_file(host, &format!("{dest}/{b}"), true, follow).await;
         }
         return Err(ModuleError::new(format!("dest {dest} is a directory")));
     }
@@ -192,51 +207,130 @@ pub async fn probe_dest(host: &ReadHost, dest: &str, src_name: Option<&str>) -> 
 
 pub struct Copy;
 
-/// What `copy` learned: one file, or a tree (`src` a controller directory).
+/// What `copy` learned: one file, or a tree (`src` a directory).
 #[derive(Debug, Clone)]
 pub struct CopyState {
     pub files: Vec<ContentState>,
     /// Destination directories of a tree copy, probed.
     pub dirs: Vec<FileState>,
+    /// Links of a tree copy kept as links: the destination, probed, and the link's target.
+    pub links: Vec<(FileState, String)>,
     /// The destination root reported as `dest`.
     pub dest: String,
+    /// The source, reported as `src`.
+    pub src: Option<String>,
 }
 
-/// Files and directories below `root` (relative paths, sorted; links followed).
-fn walk_local(root: &std::path::Path) -> Result<(Vec<String>, Vec<String>), ModuleError> {
-    let mut dirs = vec![];
-    let mut files = vec![];
-    let mut stack = vec![(root.to_path_buf(), String::new())];
-    while let Some((dir, rel)) = stack.pop() {
-        let rd =
-            std::fs::read_dir(&dir).map_err(|e| ModuleError::new(format!("cannot read {}: {e}", dir.display())))?;
+/// What is below a `src` directory (paths relative to it, sorted).
+#[derive(Debug, Default, PartialEq)]
+struct Tree {
+    dirs: Vec<String>,
+    files: Vec<String>,
+    /// Symlinks copied as links: (path, target as written).
+    links: Vec<(String, String)>,
+}
+
+impl Tree {
+    fn sort(mut self) -> Tree {
+        self.dirs.sort();
+        self.files.sort();
+        self.links.sort();
+        self
+    }
+}
+
+/// The tree below a controller directory. With `follow`, links are followed where they can be:
+/// one that is dangling, loops, or leads back to a directory being walked stays a link.
+fn walk_local(root: &std::path::Path, follow: bool) -> Result<Tree, ModuleError> {
+    let err = |p: &std::path::Path, e: std::io::Error| ModuleError::new(format!("cannot read {}: {e}", p.display()));
+    let mut tree = Tree::default();
+    let top = std::fs::canonicalize(root).map_err(|e| err(root, e))?;
+    let mut stack = vec![(root.to_path_buf(), String::new(), vec![top])];
+    while let Some((dir, rel, ancestors)) = stack.pop() {
+        let rd = std::fs::read_dir(&dir).map_err(|e| err(&dir, e))?;
         let mut entries: Vec<_> = rd.filter_map(Result::ok).collect();
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
             let name = e.file_name().to_string_lossy().into_owned();
             let r = if rel.is_empty() { name } else { format!("{rel}/{name}") };
-            let md = std::fs::metadata(e.path())
-                .map_err(|err| ModuleError::new(format!("cannot read {}: {err}", e.path().display())))?;
-            if md.is_dir() {
-                dirs.push(r.clone());
-                stack.push((e.path(), r));
-            } else {
-                files.push(r);
+            let path = e.path();
+            let lmd = std::fs::symlink_metadata(&path).map_err(|x| err(&path, x))?;
+            let is_link = lmd.file_type().is_symlink();
+            let md = if is_link && follow { std::fs::metadata(&path).ok() } else { Some(lmd) };
+            let keep_link = |tree: &mut Tree| -> Result<(), ModuleError> {
+                let to = std::fs::read_link(&path).map_err(|x| err(&path, x))?;
+                tree.links.push((r.clone(), to.to_string_lossy().into_owned()));
+                Ok(())
+            };
+            match md {
+                Some(_) if is_link && !follow => keep_link(&mut tree)?,
+                // dangling, or a loop of links
+                None => keep_link(&mut tree)?,
+                Some(m) if m.is_dir() => {
+                    let real = std::fs::canonicalize(&path).map_err(|x| err(&path, x))?;
+                    if ancestors.contains(&real) {
+                        // back into the tree being walked: a link, or it would never end
+                        keep_link(&mut tree)?;
+                    } else {
+                        tree.dirs.push(r.clone());
+                        let mut a = ancestors.clone();
+                        a.push(real);
+                        stack.push((path, r, a));
+                    }
+                }
+                Some(_) => tree.files.push(r),
             }
         }
     }
-    dirs.sort();
-    files.sort();
-    Ok((dirs, files))
+    Ok(tree.sort())
+}
+
+/// The shell listing of a directory on the host, one entry a line: `d PATH`, `f PATH` or
+/// `l PATH<TAB>TARGET` (paths relative to it). With `follow`, links are followed where they
+/// can be (`find -L`), and a dangling one is listed as a link.
+fn remote_walk_script(src: &str, follow: bool) -> String {
+    let q = pbr_core::sh_quote(src);
+    let (find, classify) = if follow {
+        (
+            "find -L . ! -name .",
+            r#"if [ -d "$p" ]; then echo "d $p"; elif [ -e "$p" ]; then echo "f $p"; else printf 'l %s	%s
+' "$p" "$(readlink "$p")"; fi"#,
+        )
+    } else {
+        (
+            "find . ! -name .",
+            r#"if [ -L "$p" ]; then printf 'l %s	%s
+' "$p" "$(readlink "$p")"; elif [ -d "$p" ]; then echo "d $p"; else echo "f $p"; fi"#,
+        )
+    };
+    format!("cd -- {q} && {find} 2>/dev/null | while IFS= read -r p; do p=${{p#./}}; {classify}; done")
+}
+
+/// [`remote_walk_script`]'s output.
+fn parse_remote_walk(out: &str) -> Tree {
+    let mut tree = Tree::default();
+    for line in out.lines() {
+        match line.split_once(' ') {
+            Some(("d", p)) => tree.dirs.push(p.to_string()),
+            Some(("f", p)) => tree.files.push(p.to_string()),
+            Some(("l", rest)) => {
+                let (p, to) = rest.split_once('\t').unwrap_or((rest, ""));
+                tree.links.push((p.to_string(), to.to_string()));
+            }
+            _ => {}
+        }
+    }
+    tree.sort()
 }
 
 impl Copy {
+    /// A tree copy: `src` is a directory, on the controller (`local`) or on the host.
     async fn probe_tree(
         &self,
         ctx: &Ctx<'_>,
         p: &CopyParams,
         src: &str,
-        local: &std::path::Path,
+        local: Option<&std::path::Path>,
         host: &ReadHost,
     ) -> Result<CopyState, ModuleError> {
         let dest = p.dest.trim_end_matches('/');
@@ -246,22 +340,58 @@ impl Copy {
             let base = src.trim_end_matches('/').rsplit('/').next().unwrap_or(src);
             format!("{dest}/{base}")
         };
-        let (dirs, files) = walk_local(local)?;
+        let tree = match local {
+            Some(l) => walk_local(l, p.local_follow)?,
+            None => {
+                let out = host.query_sh(remote_walk_script(src, p.local_follow)).await?;
+                if out.rc != 0 {
+                    return Err(ModuleError::new(format!(
+                        "cannot list {src} on the host: {}",
+                        out.stderr_str().trim()
+                    )));
+                }
+                parse_remote_walk(&out.stdout_str())
+            }
+        };
         let mut paths = vec![root.clone()];
-        paths.extend(dirs.iter().map(|d| format!("{root}/{d}")));
+        paths.extend(tree.dirs.iter().map(|d| format!("{root}/{d}")));
         let ndirs = paths.len();
-        paths.extend(files.iter().map(|f| format!("{root}/{f}")));
+        paths.extend(tree.files.iter().map(|f| format!("{root}/{f}")));
+        let nfiles = paths.len();
+        paths.extend(tree.links.iter().map(|(l, _)| format!("{root}/{l}")));
         let mut probed = util::probe_files(host, &paths, true, false).await?;
+        let link_states = probed.split_off(nfiles);
         let file_states = probed.split_off(ndirs);
         let mut out = vec![];
-        for (rel, file) in files.iter().zip(file_states) {
-            let lp = local.join(rel);
-            let want = read_src(ctx, &lp, p.decrypt)?;
-            let src_mode = if p.mode == Some(CopyMode::Preserve) { Some(local_mode(&lp)?) } else { None };
+        for (rel, file) in tree.files.iter().zip(file_states) {
+            let (want, src_mode) = match local {
+                Some(l) => {
+                    let lp = l.join(rel);
+                    let mode = if p.mode == Some(CopyMode::Preserve) { Some(local_mode(&lp)?) } else { None };
+                    (read_src(ctx, &lp, p.decrypt)?, mode)
+                }
+                None => {
+                    let rp = format!("{}/{rel}", src.trim_end_matches('/'));
+                    let mode = if p.mode == Some(CopyMode::Preserve) { remote_mode(host, &rp).await? } else { None };
+                    let want = host
+                        .read_file(&rp)
+                        .await?
+                        .ok_or_else(|| ModuleError::new(format!("remote src {rp} does not exist")))?;
+                    (want, mode)
+                }
+            };
             out.push(ContentState { file, want, force: p.force, src_mode });
         }
-        Ok(CopyState { files: out, dirs: probed, dest: root })
+        let links = link_states.into_iter().zip(tree.links.into_iter().map(|(_, to)| to)).collect();
+        let shown = local.map(|l| l.display().to_string()).unwrap_or_else(|| src.to_string());
+        Ok(CopyState { files: out, dirs: probed, links, dest: root, src: Some(shown) })
     }
+}
+
+/// The permission bits of a file on the host, through links.
+async fn remote_mode(host: &ReadHost, path: &str) -> Result<Option<Mode>, ModuleError> {
+    let st = host.inspect_one(pbr_core::PathQuery::new(path.to_string()).follow(true)).await?.stat;
+    Ok(st.map(|s| Mode::Octal(s.mode & 0o7777)))
 }
 
 #[async_trait]
@@ -274,9 +404,11 @@ impl Module for Copy {
         Doc {
             description: "Write a file on the host from inline `content` or a controller file `src`. The file is \
                           compared byte for byte (by sha1 beyond 1 MiB) and replaced atomically; mode, owner and \
-                          group are fixed when they differ. `--diff` shows the text change. A controller directory \
-                          as `src` is copied recursively (its contents only when `src` ends with `/`), with \
-                          `directory_mode` for the directories created.",
+                          group are fixed when they differ. `--diff` shows the text change. A directory as `src` \
+                          (on the controller, or on the host with `remote_src`) is copied recursively (its \
+                          contents only when `src` ends with `/`), with `directory_mode` for the directories \
+                          created; its symlinks are followed (`local_follow`) except those that cannot be \
+                          (dangling, a loop, back up the tree), which are copied as links.",
             examples: r#"- name: Install the motd
   copy:
     src: motd
@@ -316,13 +448,18 @@ impl Module for Copy {
     async fn probe(&self, ctx: &Ctx<'_>, p: &CopyParams, host: &ReadHost) -> Result<CopyState, ModuleError> {
         let preserve = p.mode == Some(CopyMode::Preserve);
         let mut src_mode = None;
+        let mut shown = None;
         let want = match (&p.content, &p.src) {
             (Some(c), _) => c.as_bytes().to_vec(),
             (None, Some(src)) if p.remote_src => {
-                if preserve {
-                    let st = host.inspect_one(pbr_core::PathQuery::new(src.clone()).follow(true)).await?.stat;
-                    src_mode = st.map(|s| Mode::Octal(s.mode & 0o7777));
+                let st = host.inspect_one(pbr_core::PathQuery::new(src.clone()).follow(true)).await?.stat;
+                match st {
+                    None => return Err(ModuleError::new(format!("remote src {src} does not exist"))),
+                    Some(s) if s.kind == "directory" => return self.probe_tree(ctx, p, src, None, host).await,
+                    Some(s) if preserve => src_mode = Some(Mode::Octal(s.mode & 0o7777)),
+                    Some(_) => {}
                 }
+                shown = Some(src.clone());
                 host.read_file(src)
                     .await?
                     .ok_or_else(|| ModuleError::new(format!("remote src {src} does not exist")))?
@@ -330,18 +467,25 @@ impl Module for Copy {
             (None, Some(src)) => {
                 let path = ctx.find_file("files", src.trim_end_matches('/'))?;
                 if path.is_dir() {
-                    return self.probe_tree(ctx, p, src, &path, host).await;
+                    return self.probe_tree(ctx, p, src, Some(&path), host).await;
                 }
                 if preserve {
                     src_mode = Some(local_mode(&path)?);
                 }
+                shown = Some(path.display().to_string());
                 read_src(ctx, &path, p.decrypt)?
             }
             (None, None) => return Err(ModuleError::new("one of content or src is required")),
         };
-        let file = probe_dest(host, &p.dest, p.src.as_deref()).await?;
+        let file = probe_dest(host, &p.dest, p.src.as_deref(), p.follow).await?;
         let dest = file.path.clone();
-        Ok(CopyState { files: vec![ContentState { file, want, force: p.force, src_mode }], dirs: vec![], dest })
+        Ok(CopyState {
+            files: vec![ContentState { file, want, force: p.force, src_mode }],
+            dirs: vec![],
+            links: vec![],
+            dest,
+            src: shown,
+        })
     }
 
     fn plan(&self, p: &CopyParams, st: &CopyState) -> Result<Plan, ModuleError> {
@@ -373,6 +517,24 @@ impl Module for Copy {
         for f in &st.files {
             plan.extend(plan_content_write(&spec(p, f), f)?);
         }
+        for (d, to) in &st.links {
+            let q = pbr_core::sh_quote(&d.path);
+            let ln = format!("ln -sfn -- {} {q}", pbr_core::sh_quote(to));
+            match &d.stat {
+                Some(s) if s.kind == "link" && s.link_target.as_deref() == Some(to.as_str()) => {}
+                Some(s) if s.kind == "directory" => {
+                    return Err(ModuleError::new(format!("{} is a directory, not the link to {to} in src", d.path)));
+                }
+                Some(_) => {
+                    plan.push(pbr_core::Change::new(format!("{} becomes a link to {to}", d.path)));
+                    plan.op(Op::run(format!("link {}", d.path), format!("rm -f -- {q} && {ln}")));
+                }
+                None => {
+                    plan.push(pbr_core::Change::create(format!("link {} -> {to}", d.path)));
+                    plan.op(Op::run(format!("link {}", d.path), ln));
+                }
+            }
+        }
         Ok(plan)
     }
 
@@ -383,21 +545,25 @@ impl Module for Copy {
         host: &ReadHost,
     ) -> Result<Map<String, Value>, ModuleError> {
         match st.files.as_slice() {
-            [one] if st.dirs.is_empty() => written_attrs(host, &one.file.path).await,
+            [one] if st.dirs.is_empty() && st.links.is_empty() => written_attrs(host, &one.file.path).await,
             _ => Ok(Map::new()),
         }
     }
 
     fn data(&self, _p: &CopyParams, st: &CopyState) -> Map<String, Value> {
-        match st.files.as_slice() {
-            [one] if st.dirs.is_empty() => content_data(one),
+        let mut m = match st.files.as_slice() {
+            [one] if st.dirs.is_empty() && st.links.is_empty() => content_data(one),
             _ => {
                 let mut m = Map::new();
                 m.insert("dest".into(), Value::String(st.dest.clone()));
                 m.insert("files".into(), Value::from(st.files.len()));
                 m
             }
+        };
+        if let Some(s) = &st.src {
+            m.insert("src".into(), Value::String(s.clone()));
         }
+        m
     }
 }
 

@@ -30,6 +30,9 @@ pub struct TemplateParams {
     /// When false, only write the file if it does not exist yet.
     #[serde(default = "yes", deserialize_with = "bool_lenient")]
     pub force: bool,
+    /// When `dest` is a symlink, write the file it points to instead of replacing the link.
+    #[serde(default, deserialize_with = "bool_lenient")]
+    pub follow: bool,
     /// Command run on the rendered file before it is put in place; `%s` is the temp file's path.
     #[serde(default)]
     pub validate: Option<String>,
@@ -129,7 +132,7 @@ impl Module for Template {
             text = text.replace("\r\n", "\n").replace('\n', nl);
         }
         let name = p.src.strip_suffix(".j2").unwrap_or(&p.src);
-        let file = probe_dest(host, &p.dest, Some(name)).await?;
+        let file = probe_dest(host, &p.dest, Some(name), p.follow).await?;
         Ok(ContentState { file, want: text.into_bytes(), force: p.force, src_mode: None })
     }
 
