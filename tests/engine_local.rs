@@ -1325,3 +1325,20 @@ fn role_entry_keywords_reach_the_role_tasks() {
     assert_eq!(r.code, 4, "{}", r.all());
     assert!(r.stderr.contains("pbr does not take `diff` on a roles: entry"), "{}", r.all());
 }
+
+/// A task that ignores its errors may fail on purpose: bad params on it fail the task when it
+/// runs (ignored), as in Ansible, instead of refusing the run; `pbr lint` still reports them.
+/// A replacement Python cannot read fails `replace` with Ansible 2.19's message whatever the file.
+#[test]
+fn expected_failures_run_and_bad_replacements_fail_with_ansibles_message() {
+    let yml = "- hosts: all\n  gather_facts: false\n  tasks:\n\
+               \x20   - replace: { path: /dev/null, regexp: '\\.', replace: '\\D' }\n      ignore_errors: true\n      register: r\n\
+               \x20   - copy: { dest: \"{{ root }}/x\" }\n      ignore_errors: yes\n      register: c\n\
+               \x20   - assert:\n        that:\n          - r is failed and r.msg.startswith('Unable to process replace due to error: bad escape')\n          - c is failed\n";
+    let (d, r) = play(&["h1"], yml, &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(r.recap("h1")["ignored"], 2, "{}", r.all());
+    let l = pbr(d.path(), &["lint", "pb.yml", "-i", "inventory.ini"]);
+    assert_eq!(l.code, 2, "{}", l.all());
+    assert!(l.stdout.contains("bad escape \\D at position 0"), "{}", l.all());
+}

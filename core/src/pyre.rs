@@ -154,6 +154,12 @@ enum Piece {
 /// Python's replacement template (`re._parser.parse_template`): `\1`..`\99` and
 /// `\g<n>`/`\g<name>`, the escapes `\n \t \r \a \b \f \v \\`; another escaped ASCII
 /// letter is Python's "bad escape" error, any other escaped character stays as written.
+/// Whether Python's `re` reads `repl` as a replacement template (its error when it does not,
+/// e.g. `bad escape \D at position 0`).
+pub fn check_template(repl: &str) -> Result<(), String> {
+    parse_template(repl).map(|_| ())
+}
+
 fn parse_template(repl: &str) -> Result<Vec<Piece>, String> {
     let mut out = vec![];
     let mut text = String::new();

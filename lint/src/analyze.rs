@@ -657,8 +657,17 @@ impl<'a> Analyzer<'a> {
         }
         if let Some(module) = self.registry.get(name) {
             let module = module.clone();
-            for d in params::check(module.as_ref(), args, &nodes, self.lint) {
-                self.push(d);
+            // a task that ignores its errors may fail on purpose (`EXPECTED FAILURE` tasks): the
+            // run's preflight lets it fail when it runs, as Ansible does; lint still says
+            let expected_failure = t.ignore_errors.as_ref().is_some_and(|v| match v {
+                serde_json::Value::Bool(b) => *b,
+                serde_json::Value::String(s) => pbr_engine::params::parse_bool(s) == Some(true),
+                _ => false,
+            });
+            if self.lint || !expected_failure {
+                for d in params::check(module.as_ref(), args, &nodes, self.lint) {
+                    self.push(d);
+                }
             }
             let schema = module.schema();
             for n in [Some(args_node), nodes.args].into_iter().flatten() {

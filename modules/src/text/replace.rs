@@ -93,7 +93,9 @@ impl Module for Replace {
     }
 
     fn validate(&self, p: &ReplaceParams) -> Result<(), String> {
-        util::check_validate(p.validate.as_deref())
+        util::check_validate(p.validate.as_deref())?;
+        // a replacement Python cannot read fails whatever the file, as in Ansible
+        pbr_core::pyre::check_template(&p.replace).map_err(|e| format!("Unable to process replace due to error: {e}"))
     }
 
     async fn probe(&self, _ctx: &Ctx<'_>, p: &ReplaceParams, host: &ReadHost) -> Result<Self::State, ModuleError> {
