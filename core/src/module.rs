@@ -329,6 +329,12 @@ pub trait Module: Send + Sync + 'static {
         Ok(())
     }
 
+    /// The task's failure when [`Module::validate`] refuses `msg` at run time (default: the
+    /// message alone; a module whose Ansible twin returns more, such as `command`'s `rc`, says).
+    fn invalid(&self, msg: String) -> ModuleError {
+        ModuleError::new(msg)
+    }
+
     /// Read the host (its reads only: [`ReadHost`]) and anything on the controller.
     async fn probe(&self, ctx: &Ctx<'_>, p: &Self::Params, host: &ReadHost) -> Result<Self::State, ModuleError>;
 

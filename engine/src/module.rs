@@ -200,7 +200,7 @@ impl<M: Module> DynModule for Adapter<M> {
         let expanded = expand_home_params(params, host).await?;
         let params = expanded.as_ref().unwrap_or(params);
         let p: M::Params = parse_params(params).map_err(|e| ModuleError::new(e.to_string()))?;
-        self.0.validate(&p).map_err(ModuleError::new)?;
+        self.0.validate(&p).map_err(|m| self.0.invalid(m))?;
         let probe_host = host.reader();
         let state = self.0.probe(ctx, &p, &probe_host).await?;
         let plan = self.0.plan(&p, &state)?;

@@ -407,12 +407,24 @@ impl Module for Command {
     }
 
     fn validate(&self, p: &CommandParams) -> Result<(), String> {
-        let n = [p.raw_params.is_some(), p.cmd.is_some(), p.argv.is_some()].iter().filter(|b| **b).count();
-        if n != 1 {
-            return Err("give exactly one of the free-form command, cmd or argv".into());
+        // Ansible's words
+        match (p.raw_params.is_some() || p.cmd.is_some(), p.argv.is_some()) {
+            (false, false) => return Err("no command given".into()),
+            (true, true) => return Err("only command or argv can be given, not both".into()),
+            _ if p.raw_params.is_some() && p.cmd.is_some() => {
+                return Err("give one of the free-form command or cmd, not both".into());
+            }
+            _ => {}
         }
         check_one(&p.creates)?;
         check_one(&p.removes)
+    }
+
+    /// As Ansible's command module fails on its arguments: with `rc` 256.
+    fn invalid(&self, msg: String) -> ModuleError {
+        let mut data = Map::new();
+        data.insert("rc".into(), json!(256));
+        ModuleError::new(msg).with_data(data)
     }
 
     async fn probe(&self, _ctx: &Ctx<'_>, p: &CommandParams, host: &ReadHost) -> Result<RunState, ModuleError> {
