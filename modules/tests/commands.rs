@@ -95,7 +95,10 @@ async fn creates_and_removes() {
 #[tokio::test]
 async fn bad_params() {
     let err = run("command", json!({"cmd": "ls", "argv": ["ls"]}), CHECK).await.unwrap_err();
-    assert!(err.msg.contains("exactly one"), "{}", err.msg);
+    assert_eq!(err.msg, "only command or argv can be given, not both");
+    // (a run's result also has Ansible's rc 256: tests/compat/command_errors.yml)
+    let err = run("command", json!({"chdir": "/"}), CHECK).await.unwrap_err();
+    assert_eq!(err.msg, "no command given");
     let err = run("command", json!({"cmd": "echo 'unterminated"}), CHECK).await.unwrap_err();
     assert!(err.msg.contains("unterminated"), "{}", err.msg);
     let err = run("shell", json!({"cmd": "ls", "argv": ["ls"]}), CHECK).await.unwrap_err();
