@@ -676,6 +676,7 @@ fn prepare(a: &RunArgs) -> Result<Prepared, ExitCode> {
         extra_vars,
         become_password,
         defaults,
+        gathering: gathering()?,
         start_at_task: a.start_at_task.clone(),
         ssh,
         retry_files: !a.exec.no_retry_file && retry_files_enabled(),
@@ -756,6 +757,22 @@ fn fact_cache() -> Result<Option<pbr_engine::fact_cache::FactCache>, ExitCode> {
     }
 }
 
+/// `gathering` (ansible.cfg, or `ANSIBLE_GATHERING`): implicit (the default), explicit or smart.
+fn gathering() -> Result<pbr_engine::exec::Gathering, ExitCode> {
+    use pbr_engine::exec::Gathering;
+    match setting("ANSIBLE_GATHERING", "gathering").as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("implicit") => Ok(Gathering::Implicit),
+        Some("explicit") => Ok(Gathering::Explicit),
+        Some("smart") => Ok(Gathering::Smart),
+        Some(other) => {
+            eprintln!(
+                "error: gathering (ANSIBLE_GATHERING or ansible.cfg) is implicit, explicit or smart, not {other:?}"
+            );
+            Err(ExitCode::from(EXIT_INPUT))
+        }
+    }
+}
+
 /// `allow_broken_conditionals` (ansible.cfg, or `ANSIBLE_ALLOW_BROKEN_CONDITIONALS`): false
 /// unless set (see `Templar::eval_bool`).
 fn allow_broken_conditionals() -> bool {
@@ -770,6 +787,7 @@ const HONOURED_PE_KEYS: &[&str] = &["become", "become_user", "become_method"];
 const HONOURED_CFG_KEYS: &[&str] = &[
     "inventory",
     "remote_user",
+    "gathering",
     "private_key_file",
     "timeout",
     "transport",

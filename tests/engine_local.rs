@@ -1342,3 +1342,28 @@ fn expected_failures_run_and_bad_replacements_fail_with_ansibles_message() {
     assert_eq!(l.code, 2, "{}", l.all());
     assert!(l.stdout.contains("bad escape \\D at position 0"), "{}", l.all());
 }
+
+/// ansible.cfg's `gathering`: `explicit` gathers only where a play says `gather_facts: true`,
+/// `smart` only on hosts with no facts yet (even where the play says yes, as Ansible), a bad
+/// value is an input error.
+#[test]
+fn gathering_from_ansible_cfg() {
+    let d = tempfile::tempdir().unwrap();
+    inventory(d.path(), &["h1"]);
+    let two = "- hosts: all\n  tasks: [ { debug: msg=one } ]\n- hosts: all\n  tasks: [ { debug: msg=two } ]\n\
+               - hosts: all\n  gather_facts: true\n  tasks: [ { debug: msg=three } ]\n";
+    write(d.path(), "pb.yml", two);
+    let gathered = |r: &Run| r.stdout.matches("TASK [Gathering Facts]").count();
+    let r = pbr(d.path(), &["run", "pb.yml", "-i", "inventory.ini"]);
+    assert_eq!((r.code, gathered(&r)), (0, 3), "{}", r.all());
+    write(d.path(), "ansible.cfg", "[defaults]\ngathering = explicit\n");
+    let r = pbr(d.path(), &["run", "pb.yml", "-i", "inventory.ini"]);
+    assert_eq!((r.code, gathered(&r)), (0, 1), "{}", r.all());
+    write(d.path(), "ansible.cfg", "[defaults]\ngathering = smart\n");
+    let r = pbr(d.path(), &["run", "pb.yml", "-i", "inventory.ini"]);
+    assert_eq!((r.code, gathered(&r)), (0, 1), "{}", r.all());
+    assert!(!r.stderr.contains("does not read"), "{}", r.stderr);
+    write(d.path(), "ansible.cfg", "[defaults]\ngathering = sometimes\n");
+    let r = pbr(d.path(), &["run", "pb.yml", "-i", "inventory.ini"]);
+    assert_eq!(r.code, 4, "{}", r.all());
+}

@@ -55,6 +55,18 @@ pub struct ConnDefaults {
     pub ssh_extra_args: Option<String>,
 }
 
+/// When a play that says nothing about `gather_facts` gathers facts (ansible.cfg's `gathering`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Gathering {
+    /// Always (Ansible's default).
+    #[default]
+    Implicit,
+    /// Never.
+    Explicit,
+    /// On the hosts that have no facts yet.
+    Smart,
+}
+
 /// The keywords that pick a host's connection besides its variables: `connection:` (the
 /// play's) and `remote_user:` (the task's, its blocks' or role's, the play's), rendered.
 #[derive(Debug, Clone, Default)]
@@ -78,6 +90,9 @@ pub struct RunOptions {
     pub skip_tags: Vec<String>,
     pub extra_vars: Map<String, Value>,
     pub become_password: Option<Secret>,
+    /// ansible.cfg's `gathering` (`ANSIBLE_GATHERING`): whether a play that says nothing about
+    /// `gather_facts` gathers.
+    pub gathering: Gathering,
     /// `--start-at-task NAME`: the tasks before the first one of that name (or glob) do not run.
     pub start_at_task: Option<String>,
     /// What `-c`, `-u`, `--private-key`, `-b`, `--become-user`, `--become-method` and their
@@ -655,8 +670,12 @@ impl<'a> Runner<'a> {
                 }
             }
             let ctx = self.play_ctx(play, play_vars, batch.clone(), hosts.clone());
-            if play.gather_facts {
-                self.gather_facts(&ctx, states).await;
+            // as Ansible: `gathering` decides for a play that says nothing; `smart` also skips
+            // the hosts that have facts when the play says yes
+            match (play.gather_facts, self.opts.gathering) {
+                (Some(false), _) | (None, Gathering::Explicit) => {}
+                (_, Gathering::Smart) => self.gather_facts(&ctx, states, true).await,
+                _ => self.gather_facts(&ctx, states, false).await,
             }
             let root = Inherit {
                 become_: play.become_.clone(),
@@ -850,52 +869,60 @@ impl<'a> Runner<'a> {
         self.cache_facts(&st.name, &vars);
     }
 
-    async fn gather_facts(&self, ctx: &PlayCtx<'_>, states: &mut IndexMap<String, HostState>) {
+    /// The play's fact gathering; `smart`: only on the hosts that have no facts yet (from an
+    /// earlier play or the fact cache).
+    async fn gather_facts(&self, ctx: &PlayCtx<'_>, states: &mut IndexMap<String, HostState>, smart: bool) {
+        let unknown = |s: &HostState| !smart || !s.facts.contains_key("ansible_facts");
+        if !states.values().any(|s| ctx.batch.contains(&s.name) && s.active() && unknown(s)) {
+            return;
+        }
         self.reporter.task_start("Gathering Facts", "TASK", &ctx.play.span.location());
-        let futs = states.values_mut().filter(|s| ctx.batch.contains(&s.name) && s.active()).map(|st| async move {
-            let _permit = self.forks.acquire().await;
-            let vars = self.connection_vars(ctx, st);
-            let via = {
-                let mj = to_mj(&vars);
-                self.via(
-                    ctx,
-                    None,
-                    &Inherit { remote_user: ctx.play.remote_user.clone(), ..Default::default() },
-                    &Scope { vars: &mj, search: &[] },
-                )
-            };
-            let res = async {
-                let via = via.map_err(|f| HostError::Unreachable(f.msg))?;
-                let conn = self.connect(&st.name, &vars, &via).await?;
-                let host = Host::new(st.name.clone(), conn, None);
-                crate::facts::gather_subset(&host, ctx.play.gather_subset).await
-            }
-            .await;
-            let report = match res {
-                Ok(facts) => {
-                    self.take_gathered_facts(st, &facts);
-                    self.publish_runtime(st);
-                    st.stats.ok += 1;
-                    HostReport::simple(&st.name, Status::Ok, None)
-                }
-                Err(e) => {
-                    let unreachable = matches!(e, HostError::Unreachable(_));
-                    if unreachable {
-                        st.unreachable = true;
-                        st.stats.unreachable += 1;
-                    } else {
-                        st.failed = true;
-                        st.stats.failed += 1;
-                    }
-                    HostReport::simple(
-                        &st.name,
-                        if unreachable { Status::Unreachable } else { Status::Failed },
-                        Some(e.to_string()),
+        let futs = states.values_mut().filter(|s| ctx.batch.contains(&s.name) && s.active() && unknown(s)).map(
+            |st| async move {
+                let _permit = self.forks.acquire().await;
+                let vars = self.connection_vars(ctx, st);
+                let via = {
+                    let mj = to_mj(&vars);
+                    self.via(
+                        ctx,
+                        None,
+                        &Inherit { remote_user: ctx.play.remote_user.clone(), ..Default::default() },
+                        &Scope { vars: &mj, search: &[] },
                     )
+                };
+                let res = async {
+                    let via = via.map_err(|f| HostError::Unreachable(f.msg))?;
+                    let conn = self.connect(&st.name, &vars, &via).await?;
+                    let host = Host::new(st.name.clone(), conn, None);
+                    crate::facts::gather_subset(&host, ctx.play.gather_subset).await
                 }
-            };
-            self.reporter.host_result("Gathering Facts", &report);
-        });
+                .await;
+                let report = match res {
+                    Ok(facts) => {
+                        self.take_gathered_facts(st, &facts);
+                        self.publish_runtime(st);
+                        st.stats.ok += 1;
+                        HostReport::simple(&st.name, Status::Ok, None)
+                    }
+                    Err(e) => {
+                        let unreachable = matches!(e, HostError::Unreachable(_));
+                        if unreachable {
+                            st.unreachable = true;
+                            st.stats.unreachable += 1;
+                        } else {
+                            st.failed = true;
+                            st.stats.failed += 1;
+                        }
+                        HostReport::simple(
+                            &st.name,
+                            if unreachable { Status::Unreachable } else { Status::Failed },
+                            Some(e.to_string()),
+                        )
+                    }
+                };
+                self.reporter.host_result("Gathering Facts", &report);
+            },
+        );
         join_all(futs).await;
     }
 

@@ -309,7 +309,8 @@ pub struct Play {
     pub vars: Map<String, Value>,
     /// Each entry: a file, or (a list in the playbook) files of which the first that exists.
     pub vars_files: Vec<(Vec<String>, Span)>,
-    pub gather_facts: bool,
+    /// `gather_facts:` as the play says it (`None`: unsaid, ansible.cfg's `gathering` decides).
+    pub gather_facts: Option<bool>,
     /// Which facts `gather_facts` reads (`gather_subset`: all, min, hardware, network).
     pub gather_subset: Subset,
     pub become_: Option<Value>,
@@ -815,10 +816,7 @@ impl Loader<'_> {
                 },
                 None => vec![],
             },
-            gather_facts: match n.get("gather_facts") {
-                Some(v) => bool_of(v, "gather_facts")?,
-                None => true,
-            },
+            gather_facts: n.get("gather_facts").map(|v| bool_of(v, "gather_facts")).transpose()?,
             gather_subset: {
                 let v = n.get("gather_subset");
                 Subset::parse(v.map(Node::to_value).as_ref())
