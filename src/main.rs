@@ -397,20 +397,57 @@ fn default_inventory(given: &[PathBuf]) -> Vec<PathBuf> {
         }
     }
     if let Some(v) = ansible_cfg_default("inventory") {
-        return split(&v);
+        // relative to the ansible.cfg's directory, as Ansible reads its paths
+        let dir = config_dir();
+        return split(&v).into_iter().map(|p| if p.is_relative() { dir.join(p) } else { p }).collect();
     }
     let d = Path::new("inventory");
     if d.exists() { vec![d.to_path_buf()] } else { vec![] }
 }
 
-/// A key of `./ansible.cfg`'s `[defaults]` (comments after `#` or `;` dropped).
+/// The ansible.cfg a run reads, found as Ansible finds it: `ANSIBLE_CONFIG` (a file, or a
+/// directory holding `ansible.cfg`), else `./ansible.cfg`, else `~/.ansible.cfg`, else
+/// `/etc/ansible/ansible.cfg`.
+fn config_file() -> Option<PathBuf> {
+    if let Some(v) = std::env::var_os("ANSIBLE_CONFIG").filter(|v| !v.is_empty()) {
+        let p = PathBuf::from(expand_home(&v.to_string_lossy()));
+        let p = if p.is_dir() { p.join("ansible.cfg") } else { p };
+        return p.is_file().then_some(p);
+    }
+    let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".ansible.cfg"));
+    [Some(PathBuf::from("ansible.cfg")), home, Some(PathBuf::from("/etc/ansible/ansible.cfg"))]
+        .into_iter()
+        .flatten()
+        .find(|p| p.is_file())
+}
+
+/// The directory of the ansible.cfg ([`config_file`]), where its relative paths start.
+fn config_dir() -> PathBuf {
+    config_file()
+        .and_then(|f| f.parent().map(Path::to_path_buf))
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// A path-valued key of ansible.cfg's `[defaults]`, relative to the file's directory as Ansible
+/// reads it (`~` expanded).
+fn ansible_cfg_path(key: &str) -> Option<String> {
+    let v = ansible_cfg_default(key)?;
+    let p = PathBuf::from(expand_home(&v));
+    if p.is_absolute() || v.is_empty() {
+        return Some(p.display().to_string());
+    }
+    Some(config_dir().join(p).display().to_string())
+}
+
+/// A key of the ansible.cfg's `[defaults]` (comments after `#` or `;` dropped).
 fn ansible_cfg_default(key: &str) -> Option<String> {
     ansible_cfg("defaults", key)
 }
 
-/// A key of a section of `./ansible.cfg` (comments after `#` or `;` dropped).
+/// A key of a section of the ansible.cfg ([`config_file`]; comments after `#` or `;` dropped).
 fn ansible_cfg(section: &str, key: &str) -> Option<String> {
-    let cfg = std::fs::read_to_string("ansible.cfg").ok()?;
+    let cfg = std::fs::read_to_string(config_file()?).ok()?;
     let mut inside = false;
     for line in cfg.lines() {
         let l = line.trim();
@@ -475,7 +512,12 @@ fn conn_defaults(e: &ExecOpts) -> Result<(pbr_engine::exec::ConnDefaults, Option
     let defaults = pbr_engine::exec::ConnDefaults {
         connection: e.connection.clone().or_else(|| setting("ANSIBLE_TRANSPORT", "transport")),
         remote_user: e.user.clone().or_else(|| setting("ANSIBLE_REMOTE_USER", "remote_user")),
-        private_key_file: e.private_key.clone().or_else(|| setting("ANSIBLE_PRIVATE_KEY_FILE", "private_key_file")),
+        private_key_file: e.private_key.clone().or_else(|| {
+            std::env::var("ANSIBLE_PRIVATE_KEY_FILE")
+                .ok()
+                .filter(|v| !v.is_empty())
+                .or_else(|| ansible_cfg_path("private_key_file"))
+        }),
         become_,
         become_user: e.become_user.clone().or_else(|| setting_in(PE, "ANSIBLE_BECOME_USER", "become_user")),
         become_method,
@@ -497,7 +539,7 @@ fn install_roles_path() {
     let (text, base) = match std::env::var("PBR_ROLES_PATH").or_else(|_| std::env::var("ANSIBLE_ROLES_PATH")) {
         Ok(v) if !v.trim().is_empty() => (v, None),
         _ => match ansible_cfg_default("roles_path") {
-            Some(v) => (v, Some(PathBuf::from("."))),
+            Some(v) => (v, Some(config_dir())),
             None => return,
         },
     };
@@ -732,7 +774,8 @@ fn fact_cache() -> Result<Option<pbr_engine::fact_cache::FactCache>, ExitCode> {
     match plugin.strip_prefix("ansible.builtin.").unwrap_or(plugin) {
         "memory" => Ok(None),
         "jsonfile" | "community.general.jsonfile" => {
-            let Some(dir) = setting("ANSIBLE_CACHE_PLUGIN_CONNECTION", "fact_caching_connection") else {
+            let dir = std::env::var("ANSIBLE_CACHE_PLUGIN_CONNECTION").ok().filter(|v| !v.trim().is_empty());
+            let Some(dir) = dir.or_else(|| ansible_cfg_path("fact_caching_connection")) else {
                 eprintln!(
                     "error: the jsonfile fact cache needs a directory: fact_caching_connection in ansible.cfg or ANSIBLE_CACHE_PLUGIN_CONNECTION"
                 );
@@ -826,11 +869,13 @@ fn unhonoured_cfg_keys(cfg: &str) -> Vec<String> {
 }
 
 fn warn_unhonoured_cfg_keys() {
-    let Ok(cfg) = std::fs::read_to_string("ansible.cfg") else { return };
+    let Some(path) = config_file() else { return };
+    let Ok(cfg) = std::fs::read_to_string(&path) else { return };
     let keys = unhonoured_cfg_keys(&cfg);
     if !keys.is_empty() {
         eprintln!(
-            "[WARNING]: ansible.cfg: pbr does not read {} (it reads {} in [defaults] and {} in [privilege_escalation]; use the playbook, the inventory or the command line for the rest)",
+            "[WARNING]: {}: pbr does not read {} (it reads {} in [defaults] and {} in [privilege_escalation]; use the playbook, the inventory or the command line for the rest)",
+            path.display(),
             keys.join(", "),
             HONOURED_CFG_KEYS.join(", "),
             HONOURED_PE_KEYS.join(", ")

@@ -60,7 +60,7 @@ impl VaultOpts {
                 .ok()
                 .or_else(|| std::env::var("ANSIBLE_VAULT_PASSWORD_FILE").ok())
                 .filter(|f| !f.trim().is_empty())
-                .or_else(|| crate::ansible_cfg_default("vault_password_file"));
+                .or_else(|| crate::ansible_cfg_path("vault_password_file"));
             if let Some(f) = f {
                 let f = crate::expand_home(f.trim());
                 out.push(from_source("default", &f)?);

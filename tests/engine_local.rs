@@ -1367,3 +1367,40 @@ fn gathering_from_ansible_cfg() {
     let r = pbr(d.path(), &["run", "pb.yml", "-i", "inventory.ini"]);
     assert_eq!(r.code, 4, "{}", r.all());
 }
+
+/// The ansible.cfg is found as Ansible finds it (`ANSIBLE_CONFIG`, then `./ansible.cfg`, then
+/// `~/.ansible.cfg`), and its relative paths start at its own directory.
+#[test]
+fn ansible_cfg_is_found_as_ansible_finds_it() {
+    let d = tempfile::tempdir().unwrap();
+    let cfgdir = d.path().join("conf");
+    inventory(&cfgdir, &["h1"]);
+    write(&cfgdir, "ansible.cfg", "[defaults]\ninventory = inventory.ini\nforks = 3\n");
+    let work = d.path().join("work");
+    write(
+        &work,
+        "pb.yml",
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg={{ lookup('config', 'DEFAULT_FORKS') }}\n",
+    );
+    let run = |envs: &[(&str, &std::path::Path)]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_pbr"));
+        c.args(["run", "pb.yml"]).current_dir(&work).env("NO_COLOR", "1").env_remove("ANSIBLE_CONFIG");
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    // ANSIBLE_CONFIG names the file (or its directory); the inventory is found beside it
+    for cfg in [cfgdir.join("ansible.cfg"), cfgdir.clone()] {
+        let (code, out) = run(&[("ANSIBLE_CONFIG", &cfg), ("HOME", d.path())]);
+        assert_eq!(code, Some(0), "{out}");
+        // forks from that file
+        assert!(out.contains("ok: [h1]\n  3\n"), "{out}");
+    }
+    // ~/.ansible.cfg when the working directory has none
+    std::fs::rename(cfgdir.join("ansible.cfg"), cfgdir.join(".ansible.cfg")).unwrap();
+    let (code, out) = run(&[("HOME", &cfgdir)]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("ok: [h1]\n  3\n"), "{out}");
+}

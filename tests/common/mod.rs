@@ -42,6 +42,7 @@ pub fn pbr(dir: &Path, args: &[&str]) -> Run {
         .env("NO_COLOR", "1")
         .env(LOOPBACK_ONLY.0, LOOPBACK_ONLY.1)
         .env_remove("PBR_LOG")
+        .env_remove("ANSIBLE_CONFIG")
         .output()
         .expect("run pbr");
     Run {
