@@ -200,10 +200,12 @@ struct ExecOpts {
     /// Read the become password from FILE (its first line; also `ANSIBLE_BECOME_PASSWORD_FILE`).
     #[arg(long, value_name = "FILE")]
     become_password_file: Option<PathBuf>,
-    /// ssh options for every host that sets no `ansible_ssh_common_args` (`-o Name=value`...).
+    /// ssh options for every host that sets no `ansible_ssh_common_args` (`-o Name=value`...;
+    /// also `ANSIBLE_SSH_COMMON_ARGS`, `ssh_common_args` in ansible.cfg's [ssh_connection]).
     #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
     ssh_common_args: Option<String>,
-    /// More ssh options for every host that sets no `ansible_ssh_extra_args`.
+    /// More ssh options for every host that sets no `ansible_ssh_extra_args` (also
+    /// `ANSIBLE_SSH_EXTRA_ARGS`, `ssh_extra_args` in ansible.cfg's [ssh_connection]).
     #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
     ssh_extra_args: Option<String>,
     /// Host key policy: yes (known_hosts only, default), accept-new, off.
@@ -522,8 +524,14 @@ fn conn_defaults(e: &ExecOpts) -> Result<(pbr_engine::exec::ConnDefaults, Option
         become_user: e.become_user.clone().or_else(|| setting_in(PE, "ANSIBLE_BECOME_USER", "become_user")),
         become_method,
         password: None,
-        ssh_common_args: e.ssh_common_args.clone(),
-        ssh_extra_args: e.ssh_extra_args.clone(),
+        ssh_common_args: e
+            .ssh_common_args
+            .clone()
+            .or_else(|| setting_in("ssh_connection", "ANSIBLE_SSH_COMMON_ARGS", "ssh_common_args")),
+        ssh_extra_args: e
+            .ssh_extra_args
+            .clone()
+            .or_else(|| setting_in("ssh_connection", "ANSIBLE_SSH_EXTRA_ARGS", "ssh_extra_args")),
     };
     Ok((defaults, timeout))
 }
