@@ -896,6 +896,15 @@ fn login_user_and_become_from_keywords_the_command_line_and_ansible_cfg() {
     let r = lab.pbr(&["run", "plain.yml", "-i", "bare.ini", "-e", "expect=root"]);
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(!r.stderr.contains("does not read"), "{}", r.stderr);
+    // and [ssh_connection]'s ssh_common_args
+    lab.write(
+        "ansible.cfg",
+        &format!(
+            "[defaults]\nremote_user = {USER}\nprivate_key_file = {key}\n[ssh_connection]\nssh_common_args = {port}\n"
+        ),
+    );
+    let r = lab.pbr(&["run", "plain.yml", "-i", "noport.ini", "-e", &expect_user]);
+    assert_eq!(r.code, 0, "{}", r.all());
     // a bad value is an input error before anything runs
     lab.write("ansible.cfg", "[privilege_escalation]\nbecome_method = pbrun\n");
     let r = lab.pbr(&["run", "plain.yml", "-i", "bare.ini", "-e", "expect=root"]);
