@@ -164,6 +164,26 @@ fn parse_params_once<T: DeserializeOwned>(params: &Value) -> Result<T, ParamErro
     })
 }
 
+/// A params error at run time in the words of Ansible's argument spec, where it has some (a
+/// missing or an unknown top-level param): what playbooks that expect the failure check.
+fn ansible_words(module: &str, e: &ParamError) -> String {
+    if e.path.is_empty() {
+        if let Some(name) = e.message.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
+            return format!("missing required arguments: {name}");
+        }
+        if let Some((key, expected)) = &e.unknown {
+            let mut supported: Vec<&str> =
+                expected.iter().map(String::as_str).filter(|k| !k.starts_with('_')).collect();
+            supported.sort_unstable();
+            return format!(
+                "Unsupported parameters for ({module}) module: {key}. Supported parameters include: {}.",
+                supported.join(", ")
+            );
+        }
+    }
+    e.to_string()
+}
+
 /// serde's "unknown field `x`, expected one of `a`, `b`" -> ("x", ["a", "b"]).
 fn parse_unknown_field(msg: &str) -> Option<(String, Vec<String>)> {
     let rest = msg.strip_prefix("unknown field `")?;
@@ -199,7 +219,7 @@ impl<M: Module> DynModule for Adapter<M> {
     ) -> Result<ModuleResult, ModuleError> {
         let expanded = expand_home_params(params, host).await?;
         let params = expanded.as_ref().unwrap_or(params);
-        let p: M::Params = parse_params(params).map_err(|e| ModuleError::new(e.to_string()))?;
+        let p: M::Params = parse_params(params).map_err(|e| ModuleError::new(ansible_words(M::NAME, &e)))?;
         self.0.validate(&p).map_err(|m| self.0.invalid(m))?;
         let probe_host = host.reader();
         let state = self.0.probe(ctx, &p, &probe_host).await?;

@@ -60,6 +60,12 @@ pub fn mode_str(m: u32) -> String {
     format!("{:04o}", m & 0o7777)
 }
 
+/// A file's mode as the results of Ansible's file, copy and template say it (`'0%03o'`:
+/// `0644`, `01444` with the sticky bit); `stat` and `find` say [`mode_str`].
+pub fn result_mode(m: u32) -> String {
+    format!("0{:03o}", m & 0o7777)
+}
+
 /// A params struct with the file-attribute params of the modules that write or edit a file
 /// (`mode`, `owner`, `group`: Ansible's shared file options), so that they are defined, read and
 /// documented once. Appends the three fields and an `attrs()` that borrows them.

@@ -153,7 +153,7 @@ pub fn plan_content_write(spec: &ContentSpec, st: &ContentState) -> Result<Plan,
 pub async fn written_attrs(host: &ReadHost, path: &str) -> Result<Map<String, Value>, ModuleError> {
     let mut data = Map::new();
     if let Some(s) = host.stat(path).await? {
-        data.insert("mode".into(), Value::String(util::mode_str(s.mode)));
+        data.insert("mode".into(), Value::String(util::result_mode(s.mode)));
         data.insert("owner".into(), Value::String(s.owner));
         data.insert("group".into(), Value::String(s.group));
         data.insert("uid".into(), Value::from(s.uid));
@@ -170,7 +170,7 @@ pub fn content_data(st: &ContentState) -> Map<String, Value> {
     m.insert("size".into(), Value::from(st.want.len()));
     m.insert("state".into(), Value::String("file".into()));
     if let Some(s) = &st.file.stat {
-        m.insert("mode".into(), Value::String(util::mode_str(s.mode)));
+        m.insert("mode".into(), Value::String(util::result_mode(s.mode)));
         m.insert("owner".into(), Value::String(s.owner.clone()));
         m.insert("group".into(), Value::String(s.group.clone()));
         m.insert("uid".into(), Value::from(s.uid));

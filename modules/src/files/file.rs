@@ -4,7 +4,7 @@ use crate::util::params_with_file_attrs;
 use crate::util::{self, Attrs, STAT_FMT, take_line};
 use async_trait::async_trait;
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
-use pbr_core::params::bool_lenient;
+use pbr_core::params::{bool_lenient, opt_bool_lenient};
 use pbr_core::{Change, Ctx, Diff, Doc, FileStat, Module, ModuleError, Op, PathQuery, Plan, ReadHost, sh_quote};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -70,6 +70,11 @@ pub struct FileParams {
     /// The format of `modification_time` (Python's strftime codes).
     #[serde(default = "time_format")]
     pub modification_time_format: String,
+    /// Ansible's internal `_diff_peek` (its `--diff` asks it): change nothing, say whether the
+    /// file looks binary (`appears_binary`).
+    #[serde(default, rename = "_diff_peek", deserialize_with = "opt_bool_lenient")]
+    #[schemars(skip)]
+    pub diff_peek: Option<bool>,
 }
 }
 
@@ -132,6 +137,8 @@ pub struct FileState {
     pub times: Option<(NaiveDateTime, NaiveDateTime)>,
     /// The `lsattr` flags (when `attributes` is set).
     pub flags: Option<BTreeSet<char>>,
+    /// `_diff_peek`: whether the file's first 8 KiB hold a NUL byte.
+    pub appears_binary: Option<bool>,
 }
 
 fn kind_name(k: &str) -> &str {
@@ -200,6 +207,15 @@ impl File {
 
 fn attrs(p: &FileParams) -> Attrs<'_> {
     p.attrs()
+}
+
+/// The target a link should have: `src`, else (no `src`, the path a link already) its own.
+fn link_src<'a>(p: &'a FileParams, st: &'a FileState) -> &'a str {
+    match (&p.src, &st.lstat) {
+        (Some(s), _) => s,
+        (None, Some(l)) if l.kind == "link" => l.link_target.as_deref().unwrap_or(""),
+        (None, _) => "",
+    }
 }
 
 /// For a plain link created relative to the path's directory: the target as `stat` sees it.
@@ -281,6 +297,11 @@ impl Module for File {
     }
 
     async fn probe(&self, _ctx: &Ctx<'_>, p: &FileParams, host: &ReadHost) -> Result<FileState, ModuleError> {
+        if p.diff_peek == Some(true) {
+            let me = host.inspect_one(PathQuery::new(p.path.clone()).content(true)).await?;
+            let peek = me.content.as_deref().map(|b| b[..b.len().min(8192)].contains(&0));
+            return Ok(FileState { lstat: me.stat, appears_binary: Some(peek.unwrap_or(false)), ..Default::default() });
+        }
         let mut st = probe_kind(p, host).await?;
         let times = want_time(p.access_time.as_deref(), &p.access_time_format)
             .ok()
@@ -317,6 +338,9 @@ impl Module for File {
     }
 
     fn plan(&self, p: &FileParams, st: &FileState) -> Result<Plan, ModuleError> {
+        if p.diff_peek == Some(true) {
+            return Ok(Plan::empty());
+        }
         let mut plan = plan_changes(p, st)?;
         let extras = extras(p, st)?;
         if !plan.is_empty() || !extras.is_empty() {
@@ -330,7 +354,11 @@ impl Module for File {
     }
 
     fn data(&self, p: &FileParams, st: &FileState) -> Map<String, Value> {
-        path_data(&p.path, st.lstat.as_ref())
+        let mut m = path_data(&p.path, st.lstat.as_ref());
+        if let Some(b) = st.appears_binary {
+            m.insert("appears_binary".into(), Value::Bool(b));
+        }
+        m
     }
 
     /// After a change: the path as it now is (Ansible reports the new state, mode, owner...).
@@ -499,7 +527,7 @@ fn path_data(path: &str, st: Option<&FileStat>) -> Map<String, Value> {
     };
     m.insert("state".into(), Value::String(state.into()));
     if let Some(s) = st {
-        m.insert("mode".into(), Value::String(util::mode_str(s.mode)));
+        m.insert("mode".into(), Value::String(util::result_mode(s.mode)));
         m.insert("owner".into(), Value::String(s.owner.clone()));
         m.insert("group".into(), Value::String(s.group.clone()));
         m.insert("uid".into(), Value::from(s.uid));
@@ -593,8 +621,10 @@ fn plan_changes(p: &FileParams, st: &FileState) -> Result<Plan, ModuleError> {
             }
         },
         FileKind::Link => {
-            let src = p.src.as_deref().unwrap_or("");
-            if !st.src_exists && !p.force {
+            let src = link_src(p, st);
+            // an existing link kept as it is (no `src`): its target is there if it resolves
+            let src_exists = st.src_exists || (p.src.is_none() && st.target.is_some());
+            if !src_exists && !p.force {
                 return Err(ModuleError::new(format!(
                     "src file does not exist, use force: true if you really want to create the link: {}",
                     link_src_abs(path, src)
@@ -614,6 +644,11 @@ fn plan_changes(p: &FileParams, st: &FileState) -> Result<Plan, ModuleError> {
                         );
                     }
                     util::attr_changes(path, Attrs { mode: None, ..a }, s, &mut plan);
+                    // `follow`: the mode is the target's (a link has none of its own), as chmod
+                    // through the link gives it in Ansible
+                    if let (true, Some(m), Some(target), true) = (p.follow, a.mode, st.target.as_ref(), t == src) {
+                        util::attr_changes(path, Attrs { mode: Some(m), owner: None, group: None }, target, &mut plan);
+                    }
                 }
                 Some(s) if s.kind == "directory" => {
                     return Err(ModuleError::new(format!("{path} is a directory: refusing to replace it by a link")));
@@ -711,15 +746,19 @@ fn ops(p: &FileParams, st: &FileState) -> Vec<Op> {
             v
         }
         FileKind::Link => {
-            let src = sh_quote(p.src.as_deref().unwrap_or(""));
+            let src = sh_quote(link_src(p, st));
             let rm = match st.lstat.as_ref() {
                 Some(s) if s.kind != "link" => format!("rm -f -- {q}; "),
                 _ => String::new(),
             };
-            vec![
+            let mut v = vec![
                 Op::run(format!("link {path}"), format!("{rm}ln -sfn -- {src} {q}")),
                 set(util::op_attrs(Attrs { mode: None, ..a }), false, true),
-            ]
+            ];
+            if p.follow && a.mode.is_some() && st.target.is_some() {
+                v.push(set(util::op_attrs(Attrs { mode: a.mode, owner: None, group: None }), false, false));
+            }
+            v
         }
         FileKind::Hard => {
             let src = sh_quote(&link_src_abs(path, p.src.as_deref().unwrap_or("")));
