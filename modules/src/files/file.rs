@@ -478,7 +478,9 @@ async fn probe_kind(p: &FileParams, host: &ReadHost) -> Result<FileState, Module
         if let Some(s) = v.next() {
             st.src_exists = s.kind().is_some_and(|k| k != "link") || s.target.is_some();
         }
-        if p.state == Some(FileKind::Absent) && st.lstat.as_ref().is_some_and(|s| s.kind == "directory") {
+        // a directory to remove, or to replace by a link (only when empty, as Ansible)
+        let counted = p.state == Some(FileKind::Absent) || (p.state == Some(FileKind::Link) && p.force);
+        if counted && st.lstat.as_ref().is_some_and(|s| s.kind == "directory") {
             let out = host.query_sh(format!("find {} -mindepth 1 | wc -l", sh_quote(&p.path))).await?;
             st.contents = out.stdout_str().trim().parse().map_err(|_| {
                 ModuleError::new(format!("cannot count the entries of {}: {}", p.path, out.stderr_str().trim()))
@@ -651,7 +653,21 @@ fn plan_changes(p: &FileParams, st: &FileState) -> Result<Plan, ModuleError> {
                     }
                 }
                 Some(s) if s.kind == "directory" => {
-                    return Err(ModuleError::new(format!("{path} is a directory: refusing to replace it by a link")));
+                    // Ansible's words: force replaces an empty directory, nothing else
+                    if !p.force {
+                        return Err(ModuleError::new(format!(
+                            "refusing to convert from directory to symlink for {path}"
+                        )));
+                    }
+                    if st.contents > 0 {
+                        return Err(ModuleError::new(format!(
+                            "the directory {path} is not empty, refusing to convert it"
+                        )));
+                    }
+                    plan.push(
+                        Change::new(format!("replace empty directory {path} by a link → {src}"))
+                            .with_diff(state_diff("directory", &format!("link → {src}"))),
+                    );
                 }
                 Some(s) => {
                     if !p.force {
@@ -748,6 +764,7 @@ fn ops(p: &FileParams, st: &FileState) -> Vec<Op> {
         FileKind::Link => {
             let src = sh_quote(link_src(p, st));
             let rm = match st.lstat.as_ref() {
+                Some(s) if s.kind == "directory" => format!("rmdir -- {q} && "),
                 Some(s) if s.kind != "link" => format!("rm -f -- {q}; "),
                 _ => String::new(),
             };
