@@ -55,16 +55,15 @@ pub struct FileParams {
     /// without `A`, or `+A` on one with `A` and other flags, is no change.
     #[serde(default, alias = "attr")]
     pub attributes: Option<String>,
-    /// The access time: `preserve` (the default, also for `touch`, where Ansible defaults to
-    /// `now`), `now` (a change on every run), or a time in `access_time_format`, in the host's
-    /// local time.
+    /// The access time: `preserve` (the default; `now` for `touch`, as in Ansible), `now` (a
+    /// change on every run), or a time in `access_time_format`, in the host's local time.
     #[serde(default)]
     pub access_time: Option<String>,
     /// The format of `access_time` (Python's strftime codes).
     #[serde(default = "time_format")]
     pub access_time_format: String,
-    /// The modification time: `preserve` (the default), `now`, or a time in
-    /// `modification_time_format`, in the host's local time.
+    /// The modification time: `preserve` (the default; `now` for `touch`, as in Ansible), `now`,
+    /// or a time in `modification_time_format`, in the host's local time.
     #[serde(default)]
     pub modification_time: Option<String>,
     /// The format of `modification_time` (Python's strftime codes).
@@ -76,6 +75,19 @@ pub struct FileParams {
     #[schemars(skip)]
     pub diff_peek: Option<bool>,
 }
+}
+
+impl FileParams {
+    /// `access_time` as it applies: `touch` means `now` unless it says otherwise (Ansible's
+    /// default, so a `touch` task changes on every run; `preserve` keeps the times).
+    fn atime(&self) -> Option<&str> {
+        self.access_time.as_deref().or((self.state == Some(FileKind::Touch)).then_some("now"))
+    }
+
+    /// `modification_time` as it applies (see [`Self::atime`]).
+    fn mtime(&self) -> Option<&str> {
+        self.modification_time.as_deref().or((self.state == Some(FileKind::Touch)).then_some("now"))
+    }
 }
 
 fn time_format() -> String {
@@ -240,11 +252,11 @@ impl Module for File {
             description: "Manage a path's kind and attributes: create directories (with parents), symlinks and \
                           hard links, create empty files (`touch`), fix mode/owner/group (recursively with \
                           `recurse`), file-system flags (`attributes`, chattr) and times (`access_time`, \
-                          `modification_time`), or remove the path. Differs from Ansible on purpose: `touch` \
-                          only changes when the file is missing or its attributes differ (times are preserved \
-                          unless `access_time`/`modification_time` say `now` or a time; Ansible's default is \
-                          `now`, a change on every run), and `attributes` compares flags as a set (Ansible \
-                          reports a change for every `-x`, and for `+x` on a file with other flags).",
+                          `modification_time`), or remove the path. `touch` sets both times to now, a change on \
+                          every run, as in Ansible (`access_time: preserve` and `modification_time: preserve` \
+                          make it change only when the file is missing). Differs from Ansible on purpose: \
+                          `attributes` compares flags as a set (Ansible reports a change for every `-x`, and \
+                          for `+x` on a file with other flags).",
             examples: r#"- name: A directory for the app
   file:
     path: /srv/app
@@ -278,8 +290,8 @@ impl Module for File {
                 Err("recurse needs state=directory".into())
             }
             _ => {
-                want_time(p.access_time.as_deref(), &p.access_time_format)?;
-                want_time(p.modification_time.as_deref(), &p.modification_time_format)?;
+                want_time(p.atime(), &p.access_time_format)?;
+                want_time(p.mtime(), &p.modification_time_format)?;
                 if let Some(a) = &p.attributes
                     && let Some(c) =
                         a.trim_start_matches(['+', '-', '=']).chars().find(|c| !c.is_ascii_alphabetic() && *c != '-')
@@ -293,7 +305,7 @@ impl Module for File {
 
     /// A time set to `now` changes on every run.
     fn convergent(&self, p: &FileParams) -> bool {
-        p.access_time.as_deref() != Some("now") && p.modification_time.as_deref() != Some("now")
+        p.atime() != Some("now") && p.mtime() != Some("now")
     }
 
     async fn probe(&self, _ctx: &Ctx<'_>, p: &FileParams, host: &ReadHost) -> Result<FileState, ModuleError> {
@@ -303,14 +315,8 @@ impl Module for File {
             return Ok(FileState { lstat: me.stat, appears_binary: Some(peek.unwrap_or(false)), ..Default::default() });
         }
         let mut st = probe_kind(p, host).await?;
-        let times = want_time(p.access_time.as_deref(), &p.access_time_format)
-            .ok()
-            .flatten()
-            .is_some_and(|t| t != WantTime::Now)
-            || want_time(p.modification_time.as_deref(), &p.modification_time_format)
-                .ok()
-                .flatten()
-                .is_some_and(|t| t != WantTime::Now);
+        let times = want_time(p.atime(), &p.access_time_format).ok().flatten().is_some_and(|t| t != WantTime::Now)
+            || want_time(p.mtime(), &p.modification_time_format).ok().flatten().is_some_and(|t| t != WantTime::Now);
         let flags = p.attributes.is_some();
         if st.lstat.is_some() && (times || flags) && p.state != Some(FileKind::Absent) {
             // through a link unless follow is off (as os.stat and chattr see it)
@@ -417,8 +423,14 @@ fn extras(p: &FileParams, st: &FileState) -> Result<Vec<(Change, Op)>, ModuleErr
     let path = &p.path;
     let q = sh_quote(path);
     let h = if p.follow { "" } else { "-h " };
-    let at = want_time(p.access_time.as_deref(), &p.access_time_format).map_err(ModuleError::new)?;
-    let mt = want_time(p.modification_time.as_deref(), &p.modification_time_format).map_err(ModuleError::new)?;
+    let at = want_time(p.atime(), &p.access_time_format).map_err(ModuleError::new)?;
+    let mt = want_time(p.mtime(), &p.modification_time_format).map_err(ModuleError::new)?;
+    // a file `touch` creates has its times now already
+    let (at, mt) = if st.lstat.is_none() && p.state == Some(FileKind::Touch) {
+        (at.filter(|w| *w != WantTime::Now), mt.filter(|w| *w != WantTime::Now))
+    } else {
+        (at, mt)
+    };
     let cur = st.times;
     for (w, cur, flag, name) in [(at, cur.map(|t| t.0), "-a", "access"), (mt, cur.map(|t| t.1), "-m", "modification")] {
         let from = cur.map_or(String::new(), |c| format!("{c} "));
