@@ -107,7 +107,10 @@ pub struct PathInfo {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ExtStat {
     pub atime: i64,
+    /// The nanoseconds of `atime` where the host's `stat` gives them (GNU's `%.9X`), else 0.
+    pub atime_nsec: u32,
     pub ctime: i64,
+    pub ctime_nsec: u32,
     pub dev: u64,
     pub inode: u64,
     pub nlink: u64,
@@ -131,7 +134,7 @@ pub fn inspect_script(qs: &[PathQuery]) -> String {
          if [ -L \"$p\" ]; then readlink -- \"$p\"; else echo; fi; \
          case $f in *t*) if [ -L \"$p\" ] && [ -e \"$p\" ]; then stat -L -c '{STAT_FMT}' -- \"$p\" || exit 1; else echo; fi;; *) echo;; esac; \
          case $f in *a*) a=; [ -r \"$p\" ] && a=${{a}}r; [ -w \"$p\" ] && a=${{a}}w; [ -x \"$p\" ] && a=${{a}}x; echo \"=$a\";; *) echo;; esac; \
-         case $f in *e*) stat -c '%X %Z %d %i %h' -- \"$p\" || exit 1;; *) echo;; esac; \
+         case $f in *e*) stat -c '%.9X %.9Z %d %i %h' -- \"$p\" 2>/dev/null || stat -c '%X %Z %d %i %h' -- \"$p\" || exit 1;; *) echo;; esac; \
          case $f in *s*) if [ -f \"$p\" ] && [ -r \"$p\" ]; then h=$(sha1sum -- \"$p\") || exit 1; echo \"${{h%% *}}\"; else echo; fi;; *) echo;; esac; \
          case $f in *c*) if [ -f \"$p\" ] && [ ! -L \"$p\" ]; then t=${{st%|*}}; s=${{t##*|}}; \
          if [ \"$s\" -gt {READ_LIMIT} ]; then h=$(sha1sum -- \"$p\") || exit 1; echo H; echo \"${{h%% *}}\"; \
@@ -171,10 +174,25 @@ pub fn parse_inspect(qs: &[PathQuery], out: &[u8]) -> Result<Vec<PathInfo>, Host
         }
         let (ext, r) = take_line(r);
         if !ext.is_empty() {
-            let n: Vec<i64> = ext.split(' ').map(str::parse).collect::<Result<_, _>>().map_err(|_| bad())?;
-            let [atime, ctime, dev, inode, nlink] = n[..] else { return Err(bad()) };
-            let u = |x: i64| u64::try_from(x).map_err(|_| bad());
-            info.ext = Some(ExtStat { atime, ctime, dev: u(dev)?, inode: u(inode)?, nlink: u(nlink)? });
+            let f: Vec<&str> = ext.split(' ').collect();
+            let [at, ct, dev, inode, nlink] = f[..] else { return Err(bad()) };
+            // seconds, with nanoseconds after a dot where `stat` gives them
+            let time = |t: &str| -> Result<(i64, u32), HostError> {
+                let (s, ns) = t.split_once('.').unwrap_or((t, "0"));
+                let ns = format!("{ns:0<9}");
+                Ok((s.parse().map_err(|_| bad())?, ns[..9].parse().map_err(|_| bad())?))
+            };
+            let u = |x: &str| x.parse::<u64>().map_err(|_| bad());
+            let ((atime, atime_nsec), (ctime, ctime_nsec)) = (time(at)?, time(ct)?);
+            info.ext = Some(ExtStat {
+                atime,
+                atime_nsec,
+                ctime,
+                ctime_nsec,
+                dev: u(dev)?,
+                inode: u(inode)?,
+                nlink: u(nlink)?,
+            });
         }
         let (sum, r) = take_line(r);
         if !sum.is_empty() {

@@ -589,9 +589,14 @@ fn plan_changes(p: &FileParams, st: &FileState) -> Result<Plan, ModuleError> {
         }
         FileKind::File => match (cur_kind, &st.target) {
             (None, _) => {
+                // with Ansible's result keys (playbooks check `state`)
+                let mut data = Map::new();
+                data.insert("path".into(), Value::String(path.clone()));
+                data.insert("state".into(), Value::String("absent".into()));
                 return Err(ModuleError::new(format!(
                     "file ({path}) is absent, cannot continue (use state=touch to create it)"
-                )));
+                ))
+                .with_data(data));
             }
             (Some("link"), Some(t)) if p.follow => util::attr_changes(path, a, t, &mut plan),
             (Some("file"), _) => util::attr_changes(path, a, cur.unwrap_or(&dummy()), &mut plan),

@@ -126,8 +126,9 @@ impl Module for Stat {
                     o[key] = json!(s.mode & bit != 0);
                 }
                 if let Some(e) = &st.ext {
-                    o["atime"] = json!(e.atime);
-                    o["ctime"] = json!(e.ctime);
+                    // seconds with their fraction, as Ansible's (a float)
+                    o["atime"] = json!(e.atime as f64 + f64::from(e.atime_nsec) / 1e9);
+                    o["ctime"] = json!(e.ctime as f64 + f64::from(e.ctime_nsec) / 1e9);
                     o["dev"] = json!(e.dev);
                     o["inode"] = json!(e.inode);
                     o["nlink"] = json!(e.nlink);
