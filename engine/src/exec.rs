@@ -2885,7 +2885,12 @@ impl<'a> Runner<'a> {
         if !r.changes.is_empty() {
             result.insert("changes".into(), json!(r.changes.iter().map(|c| c.summary.clone()).collect::<Vec<_>>()));
         }
-        // in diff mode the result carries the diffs, as Ansible's modules return them
+        // in diff mode the result carries the diffs, as Ansible's modules return them: in the
+        // module's own Ansible shape where it gives one (`_diff` in its data), else as a list
+        let ansible_diff = result.remove("_diff");
+        if let (true, Some(d)) = (diff, ansible_diff) {
+            result.insert("diff".into(), d);
+        }
         if diff {
             let diffs: Vec<Value> = r
                 .changes

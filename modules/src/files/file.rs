@@ -144,6 +144,9 @@ pub struct FileState {
     pub tree: Vec<TreeEntry>,
     /// Number of entries below a directory about to be removed.
     pub contents: usize,
+    /// The directories and the other entries below it (absolute paths), for Ansible's
+    /// `path_content` in the diff of its removal.
+    pub content_lists: (Vec<String>, Vec<String>),
     /// Access and modification times in the host's local time (when `access_time` or
     /// `modification_time` asks for a time).
     pub times: Option<(NaiveDateTime, NaiveDateTime)>,
@@ -361,6 +364,18 @@ impl Module for File {
 
     fn data(&self, p: &FileParams, st: &FileState) -> Map<String, Value> {
         let mut m = path_data(&p.path, st.lstat.as_ref());
+        // a removal's diff in Ansible's shape (a directory's entries under `path_content`)
+        if let (FileKind::Absent, Some(cur)) = (File::wanted(p, st), st.lstat.as_ref()) {
+            let mut before = serde_json::json!({"path": p.path, "state": cur.kind});
+            if cur.kind == "directory" {
+                before["path_content"] =
+                    serde_json::json!({"directories": st.content_lists.0, "files": st.content_lists.1});
+            }
+            m.insert(
+                "_diff".into(),
+                serde_json::json!({"before": before, "after": {"path": p.path, "state": "absent"}}),
+            );
+        }
         if let Some(b) = st.appears_binary {
             m.insert("appears_binary".into(), Value::Bool(b));
         }
@@ -493,10 +508,21 @@ async fn probe_kind(p: &FileParams, host: &ReadHost) -> Result<FileState, Module
         // a directory to remove, or to replace by a link (only when empty, as Ansible)
         let counted = p.state == Some(FileKind::Absent) || (p.state == Some(FileKind::Link) && p.force);
         if counted && st.lstat.as_ref().is_some_and(|s| s.kind == "directory") {
-            let out = host.query_sh(format!("find {} -mindepth 1 | wc -l", sh_quote(&p.path))).await?;
-            st.contents = out.stdout_str().trim().parse().map_err(|_| {
-                ModuleError::new(format!("cannot count the entries of {}: {}", p.path, out.stderr_str().trim()))
-            })?;
+            let q = sh_quote(&p.path);
+            let out = host
+                .query_sh(format!("find {q} -mindepth 1 -type d && echo @@ && find {q} -mindepth 1 ! -type d"))
+                .await?;
+            let text = out.stdout_str();
+            let Some((dirs, files)) = text.split_once("@@\n").filter(|_| out.rc == 0) else {
+                return Err(ModuleError::new(format!(
+                    "cannot list the entries of {}: {}",
+                    p.path,
+                    out.stderr_str().trim()
+                )));
+            };
+            let lines = |t: &str| -> Vec<String> { t.lines().filter(|l| !l.is_empty()).map(str::to_string).collect() };
+            st.content_lists = (lines(dirs), lines(files));
+            st.contents = st.content_lists.0.len() + st.content_lists.1.len();
         }
         return Ok(st);
     }
