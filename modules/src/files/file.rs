@@ -154,6 +154,8 @@ pub struct FileState {
     pub flags: Option<BTreeSet<char>>,
     /// `_diff_peek`: whether the file's first 8 KiB hold a NUL byte.
     pub appears_binary: Option<bool>,
+    /// In check mode: the owner and group that do not exist (yet), as Ansible's warnings.
+    pub warnings: Vec<String>,
 }
 
 fn kind_name(k: &str) -> &str {
@@ -222,6 +224,38 @@ impl File {
 
 fn attrs(p: &FileParams) -> Attrs<'_> {
     p.attrs()
+}
+
+/// In check mode, an owner or group that does not exist may be made by an earlier task that
+/// did not run: Ansible's words for each, as warnings (one query for both).
+async fn unknown_owners(p: &FileParams, host: &ReadHost) -> Result<Vec<String>, ModuleError> {
+    let mut script = String::new();
+    let mut asked = vec![];
+    for (db, name, what) in [("passwd", &p.owner, "user"), ("group", &p.group, "group")] {
+        let Some(n) = name else { continue };
+        let numeric = n.chars().all(|c| c.is_ascii_digit());
+        let test = if numeric {
+            format!("getent {db} {n} >/dev/null || awk -F: '$3 == {n} {{ f = 1 }} END {{ exit !f }}' /etc/{db}")
+        } else {
+            format!("getent {db} {0} >/dev/null || grep -q \"^{0}:\" /etc/{db}", sh_quote(n))
+        };
+        script.push_str(&format!("{{ {test}; }} || echo {what}; "));
+        asked.push((what, n, numeric));
+    }
+    if asked.is_empty() {
+        return Ok(vec![]);
+    }
+    let out = host.query_sh(script).await?.stdout_str();
+    let missing: Vec<&str> = out.lines().collect();
+    Ok(asked
+        .into_iter()
+        .filter(|(what, _, _)| missing.contains(what))
+        .map(|(what, n, numeric)| {
+            let id = if what == "user" { "uid" } else { "gid" };
+            let who = if numeric { format!("with {id} {n}") } else { n.to_string() };
+            format!("failed to look up {what} {who}. Create {what} up to this point in real play")
+        })
+        .collect())
 }
 
 /// The target a link should have: `src`, else (no `src`, the path a link already) its own.
@@ -318,6 +352,9 @@ impl Module for File {
             return Ok(FileState { lstat: me.stat, appears_binary: Some(peek.unwrap_or(false)), ..Default::default() });
         }
         let mut st = probe_kind(p, host).await?;
+        if _ctx.check {
+            st.warnings = unknown_owners(p, host).await?;
+        }
         let times = want_time(p.atime(), &p.access_time_format).ok().flatten().is_some_and(|t| t != WantTime::Now)
             || want_time(p.mtime(), &p.modification_time_format).ok().flatten().is_some_and(|t| t != WantTime::Now);
         let flags = p.attributes.is_some();
@@ -378,6 +415,9 @@ impl Module for File {
         }
         if let Some(b) = st.appears_binary {
             m.insert("appears_binary".into(), Value::Bool(b));
+        }
+        if !st.warnings.is_empty() {
+            m.insert("warnings".into(), serde_json::json!(st.warnings));
         }
         m
     }
@@ -619,6 +659,9 @@ fn plan_changes(p: &FileParams, st: &FileState) -> Result<Plan, ModuleError> {
                 let mut data = Map::new();
                 data.insert("path".into(), Value::String(path.clone()));
                 data.insert("state".into(), Value::String("absent".into()));
+                if !st.warnings.is_empty() {
+                    data.insert("warnings".into(), serde_json::json!(st.warnings));
+                }
                 return Err(ModuleError::new(format!(
                     "file ({path}) is absent, cannot continue (use state=touch to create it)"
                 ))
