@@ -258,6 +258,30 @@ async fn unknown_owners(p: &FileParams, host: &ReadHost) -> Result<Vec<String>, 
         .collect())
 }
 
+/// Mode, owner and group on what the links below `path` point to (a dangling link is left).
+fn follow_links_script(path: &str, a: Attrs) -> String {
+    let q = sh_quote(path);
+    let mut s = format!("if find {q} -mindepth 1 -type l | grep -q .; then ");
+    if let Some(m) = a.mode {
+        let spec = match m {
+            pbr_core::params::Mode::Octal(o) => format!("{:04o}", o & 0o7777),
+            pbr_core::params::Mode::Symbolic(x) => x.clone(),
+        };
+        s.push_str(&format!("find -L {q} -mindepth 1 ! -type l -exec chmod {} {{}} + || exit 1; ", sh_quote(&spec)));
+    }
+    let og = match (a.owner, a.group) {
+        (Some(o), Some(g)) => Some(format!("{o}:{g}")),
+        (Some(o), None) => Some(o.to_string()),
+        (None, Some(g)) => Some(format!(":{g}")),
+        (None, None) => None,
+    };
+    if let Some(og) = og {
+        s.push_str(&format!("find -L {q} -mindepth 1 ! -type l -exec chown {} {{}} + || exit 1; ", sh_quote(&og)));
+    }
+    s.push_str("fi");
+    s
+}
+
 /// The target a link should have: `src`, else (no `src`, the path a link already) its own.
 fn link_src<'a>(p: &'a FileParams, st: &'a FileState) -> &'a str {
     match (&p.src, &st.lstat) {
@@ -582,11 +606,17 @@ async fn probe_kind(p: &FileParams, host: &ReadHost) -> Result<FileState, Module
         ));
     }
     if p.recurse {
+        // with `follow`, through the links below (what they point to; a dangling one as itself)
+        let (find, stat) = if p.follow {
+            ("find -L", format!("stat -L -c \"{STAT_FMT}\" -- \"$f\" 2>/dev/null || stat -c \"{STAT_FMT}\" -- \"$f\""))
+        } else {
+            ("find", format!("stat -c \"{STAT_FMT}\" -- \"$f\""))
+        };
         s.push_str(&format!(
-                "if [ -d \"$p\" ] && [ ! -L \"$p\" ]; then find \"$p\" -mindepth 1 -exec sh -c \
-                 'for f; do printf \"E \"; stat -c \"{STAT_FMT}\" -- \"$f\" || exit 1; printf \"%s\\n\" \"$f\"; done' sh {{}} + \
-                 || exit 1; fi; "
-            ));
+            "if [ -d \"$p\" ] && [ ! -L \"$p\" ]; then {find} \"$p\" -mindepth 1 -exec sh -c \
+             'for f; do printf \"E \"; {stat} || exit 1; printf \"%s\\n\" \"$f\"; done' sh {{}} + \
+             || exit 1; fi; "
+        ));
     }
     let out = host.query_sh(s).await?;
     if out.rc != 0 {
@@ -844,6 +874,10 @@ fn ops(p: &FileParams, st: &FileState) -> Vec<Op> {
             }];
             if p.recurse {
                 v.push(set(oa, true, false));
+                // `follow`: what the links below point to too, as Ansible's recursion does
+                if p.follow && (a.mode.is_some() || a.owner.is_some() || a.group.is_some()) {
+                    v.push(Op::run(format!("{path}: through the links below"), follow_links_script(path, a)));
+                }
             }
             v
         }
