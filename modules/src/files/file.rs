@@ -341,9 +341,8 @@ impl Module for File {
 
     fn validate(&self, p: &FileParams) -> Result<(), String> {
         match p.state {
-            Some(FileKind::Link | FileKind::Hard) if p.src.is_none() => {
-                Err("src is required for state=link/hard".into())
-            }
+            // Ansible's words; a link without `src` may keep its own target (see plan)
+            Some(FileKind::Hard) if p.src.is_none() => Err("src is required for creating new hardlinks".into()),
             Some(FileKind::File | FileKind::Directory | FileKind::Touch | FileKind::Absent) if p.src.is_some() => {
                 Err("src is only used with state=link or state=hard".into())
             }
@@ -740,6 +739,9 @@ fn plan_changes(p: &FileParams, st: &FileState) -> Result<Plan, ModuleError> {
         },
         FileKind::Link => {
             let src = link_src(p, st);
+            if src.is_empty() {
+                return Err(ModuleError::new("src is required for creating new symlinks"));
+            }
             // an existing link kept as it is (no `src`): its target is there if it resolves
             let src_exists = st.src_exists || (p.src.is_none() && st.target.is_some());
             if !src_exists && !p.force {
@@ -802,7 +804,11 @@ fn plan_changes(p: &FileParams, st: &FileState) -> Result<Plan, ModuleError> {
         FileKind::Hard => {
             let src = p.src.as_deref().unwrap_or("");
             if st.src_inode.is_none() {
-                return Err(ModuleError::new(format!("src file does not exist: {src}")));
+                // Ansible's words and keys
+                let mut data = Map::new();
+                data.insert("src".into(), Value::String(src.to_string()));
+                data.insert("dest".into(), Value::String(path.clone()));
+                return Err(ModuleError::new("src does not exist").with_data(data));
             }
             match cur {
                 None => plan.push(
