@@ -86,6 +86,7 @@ pub fn register(r: &mut impl pbr_core::ModuleSet) {
     r.add(blockinfile::Blockinfile);
     r.add(command::Command);
     r.add(command::Shell);
+    r.add(command::Raw);
     r.add(copy::Copy);
     r.add(cron::Cron);
     r.add(fetch::Fetch);

@@ -538,7 +538,6 @@ const ANSIBLE_ONLY: &[&str] = &[
     "mount_facts",
     "package_facts",
     "pip",
-    "raw",
     "rpm_key",
     "script",
     "set_stats",

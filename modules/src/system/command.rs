@@ -502,6 +502,72 @@ impl Module for Shell {
     }
 }
 
+/// `raw`'s params: the command line, and the shell that runs it.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawParams {
+    /// The command line, run by the shell as written.
+    #[serde(rename = "_raw_params")]
+    pub raw_params: String,
+    /// The shell that runs it (default `/bin/sh`).
+    #[serde(default)]
+    pub executable: Option<String>,
+}
+
+impl RawParams {
+    fn shell(&self) -> ShellParams {
+        ShellParams {
+            raw_params: Some(self.raw_params.clone()),
+            cmd: None,
+            chdir: None,
+            creates: None,
+            removes: None,
+            stdin: None,
+            stdin_add_newline: true,
+            strip_empty_ends: true,
+            executable: self.executable.clone(),
+            warn: None,
+        }
+    }
+}
+
+/// `raw`: a command line through the shell, nothing else (Ansible's way to reach a host without
+/// Python; pbr needs none, so it is `shell` without its options).
+pub struct Raw;
+
+#[async_trait]
+impl Module for Raw {
+    type Params = RawParams;
+    type State = RunState;
+    const NAME: &'static str = "raw";
+    const CONVERGENT: bool = false;
+
+    fn doc(&self) -> Doc {
+        Doc {
+            description: "Run a command line through the shell on the host, as written (Ansible's module for \
+                          hosts without Python; pbr needs no Python anywhere, so this is `shell` without \
+                          `chdir`, `creates` and the rest). Always reported as changed; never run in check \
+                          mode. A non-zero exit status fails the task.",
+            examples: r#"- name: What the host is
+  raw: uname -a
+  register: uname
+"#,
+        }
+    }
+
+    async fn probe(&self, _ctx: &Ctx<'_>, p: &RawParams, host: &ReadHost) -> Result<RunState, ModuleError> {
+        probe_run(p.shell().resolve()?, host).await
+    }
+
+    fn plan(&self, _p: &RawParams, st: &RunState) -> Result<Plan, ModuleError> {
+        Ok(plan_run(st))
+    }
+
+    fn data(&self, _p: &RawParams, st: &RunState) -> Map<String, Value> {
+        skip_data(st)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
