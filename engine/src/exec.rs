@@ -217,15 +217,9 @@ struct Inherit {
     when: Vec<Value>,
     vars: Map<String, Value>,
     tags: Vec<String>,
-    become_: Option<Value>,
-    become_user: Option<String>,
-    become_method: Option<String>,
-    remote_user: Option<String>,
-    ignore_errors: Option<Value>,
-    environment: Option<Value>,
-    delegate_to: Option<String>,
-    no_log: bool,
-    check_mode: Option<bool>,
+    /// `become`, `remote_user`, `ignore_errors`, `environment`... as the blocks and the play
+    /// above set them.
+    kw: crate::playbook::Inherited,
     /// The files that dynamic includes entered to get here, each with the span of its include
     /// (outermost first): an include of one of them again is a cycle.
     includes: Vec<(PathBuf, Span)>,
@@ -678,13 +672,16 @@ impl<'a> Runner<'a> {
                 _ => self.gather_facts(&ctx, states, false).await,
             }
             let root = Inherit {
-                become_: play.become_.clone(),
-                become_user: play.become_user.clone(),
-                become_method: play.become_method.clone(),
-                remote_user: play.remote_user.clone(),
-                environment: play.environment.clone(),
-                check_mode: play.check_mode,
-                ignore_errors: if play.ignore_errors { Some(Value::Bool(true)) } else { None },
+                kw: crate::playbook::Inherited {
+                    become_: play.become_.clone(),
+                    become_user: play.become_user.clone(),
+                    become_method: play.become_method.clone(),
+                    remote_user: play.remote_user.clone(),
+                    environment: play.environment.clone(),
+                    check_mode: play.check_mode,
+                    ignore_errors: if play.ignore_errors { Some(Value::Bool(true)) } else { None },
+                    ..Default::default()
+                },
                 tags: play.tags.clone(),
                 ..Default::default()
             };
@@ -886,7 +883,13 @@ impl<'a> Runner<'a> {
                     self.via(
                         ctx,
                         None,
-                        &Inherit { remote_user: ctx.play.remote_user.clone(), ..Default::default() },
+                        &Inherit {
+                            kw: crate::playbook::Inherited {
+                                remote_user: ctx.play.remote_user.clone(),
+                                ..Default::default()
+                            },
+                            ..Default::default()
+                        },
                         &Scope { vars: &mj, search: &[] },
                     )
                 };
@@ -1450,9 +1453,9 @@ impl<'a> Runner<'a> {
     async fn run_task_on_host(&self, ctx: &PlayCtx<'_>, task: &Task, inh: &Inherit, st: &mut HostState) {
         let task_name = task.display_name();
         let search = task.origin.search_dirs();
-        st.no_log_now = task.no_log || inh.no_log || self.uses_sensitive(task, st);
+        st.no_log_now = task.no_log || inh.kw.no_log || self.uses_sensitive(task, st);
         // the task's own `ignore_errors`, else its blocks', role entry's or play's
-        st.ignore_errors_now = match task.ignore_errors.as_ref().or(inh.ignore_errors.as_ref()) {
+        st.ignore_errors_now = match task.ignore_errors.as_ref().or(inh.kw.ignore_errors.as_ref()) {
             Some(Value::String(t)) if Templar::is_template(t) => {
                 let vctx = self.mj(ctx, task, &self.task_vars(ctx, task, inh, st));
                 let scope = Scope { vars: &vctx, search: &search };
@@ -2320,7 +2323,7 @@ impl<'a> Runner<'a> {
                 Err(e) => Err(format!("{what}: {e}")),
             }
         };
-        let kw_become = task.and_then(|t| t.become_.clone()).or_else(|| inh.become_.clone());
+        let kw_become = task.and_then(|t| t.become_.clone()).or_else(|| inh.kw.become_.clone());
         let on = match vars.get("ansible_become") {
             Some(v) => truthy(v),
             None => kw_become.as_ref().map(truthy).unwrap_or(self.opts.defaults.become_),
@@ -2333,7 +2336,7 @@ impl<'a> Runner<'a> {
             .and_then(Value::as_str)
             .map(str::to_string)
             .or_else(|| task.and_then(|t| t.become_user.clone()))
-            .or_else(|| inh.become_user.clone())
+            .or_else(|| inh.kw.become_user.clone())
             .or_else(|| self.opts.defaults.become_user.clone())
             .unwrap_or_else(|| "root".into());
         let user = render("become_user", user)?;
@@ -2342,7 +2345,7 @@ impl<'a> Runner<'a> {
             .and_then(Value::as_str)
             .map(str::to_string)
             .or_else(|| task.and_then(|t| t.become_method.clone()))
-            .or_else(|| inh.become_method.clone())
+            .or_else(|| inh.kw.become_method.clone())
             .or_else(|| self.opts.defaults.become_method.clone())
             .unwrap_or_else(|| "sudo".into());
         let method_s = render("become_method", method_s)?;
@@ -2417,7 +2420,7 @@ impl<'a> Runner<'a> {
 
     /// The connection keywords of a task (its own, its blocks' and role's, the play's), rendered.
     fn via(&self, ctx: &PlayCtx, task: Option<&Task>, inh: &Inherit, scope: &Scope) -> Result<Via, Fail> {
-        let remote_user = match task.and_then(|t| t.remote_user.as_ref()).or(inh.remote_user.as_ref()) {
+        let remote_user = match task.and_then(|t| t.remote_user.as_ref()).or(inh.kw.remote_user.as_ref()) {
             Some(u) if Templar::is_template(u) => Some(
                 self.templar
                     .render_str(u, scope)
@@ -2801,7 +2804,7 @@ impl<'a> Runner<'a> {
         let rendered = self.templar.render_value(args, scope).map_err(|e| terr(task, e))?;
         let params = drop_omit(rendered);
         // delegation and connection
-        let delegate = match task.delegate_to.as_ref().or(inh.delegate_to.as_ref()) {
+        let delegate = match task.delegate_to.as_ref().or(inh.kw.delegate_to.as_ref()) {
             Some(d) => Some(self.templar.render_str(d, scope).map(|v| value_label(&v)).map_err(|e| terr(task, e))?),
             None => None,
         };
@@ -2826,7 +2829,7 @@ impl<'a> Runner<'a> {
         })?;
         let esc = self.become_from_vars(&conn_vars, inh, Some(task), scope).map_err(Fail::new)?;
         let mut host = Host::new(conn_name.clone(), conn, esc);
-        if let Some(env) = task.environment.as_ref().or(inh.environment.as_ref()) {
+        if let Some(env) = task.environment.as_ref().or(inh.kw.environment.as_ref()) {
             let env = self.templar.render_value(env, scope).map_err(|e| terr(task, e))?;
             let Value::Object(m) = env else {
                 return Err(Fail::new("environment must be a mapping"));
@@ -2836,7 +2839,7 @@ impl<'a> Runner<'a> {
         if self.opts.check && delegate.is_none() {
             host = host.with_overlay(st.overlay.clone());
         }
-        let check = task.check_mode.or(inh.check_mode).unwrap_or(self.opts.check);
+        let check = task.check_mode.or(inh.kw.check_mode).unwrap_or(self.opts.check);
         let diff = task.diff.unwrap_or(self.opts.diff);
         let controller = TaskController { templar: &self.templar, vars: scope.vars, search: scope.search };
         let queued: Vec<String> = st.deferred.keys().cloned().collect();
@@ -3048,31 +3051,7 @@ fn merge_inherit(child: &mut Inherit, task: &Task) {
     child.when.extend(task.when.iter().cloned());
     child.vars.extend(task.vars.clone());
     child.tags.extend(task.tags.iter().cloned());
-    if task.become_.is_some() {
-        child.become_ = task.become_.clone();
-    }
-    if task.become_user.is_some() {
-        child.become_user = task.become_user.clone();
-    }
-    if task.become_method.is_some() {
-        child.become_method = task.become_method.clone();
-    }
-    if task.remote_user.is_some() {
-        child.remote_user = task.remote_user.clone();
-    }
-    if task.ignore_errors.is_some() {
-        child.ignore_errors = task.ignore_errors.clone();
-    }
-    if task.environment.is_some() {
-        child.environment = task.environment.clone();
-    }
-    if task.delegate_to.is_some() {
-        child.delegate_to = task.delegate_to.clone();
-    }
-    if task.check_mode.is_some() {
-        child.check_mode = task.check_mode;
-    }
-    child.no_log |= task.no_log;
+    child.kw.overlay(&crate::playbook::Inherited::of(task));
 }
 
 /// A cycle of references reachable from `start`, as the names along it ending where it closes

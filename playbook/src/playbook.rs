@@ -357,49 +357,63 @@ fn err(span: Span, msg: impl Into<String>) -> Diag {
     Diag::error(RuleId::Playbook.as_str(), span, msg)
 }
 
-/// The keywords of a `roles:` entry that its tasks take (those a block passes on too).
-#[derive(Default)]
-struct RoleKeywords {
-    become_: Option<Value>,
-    become_user: Option<String>,
-    become_method: Option<String>,
-    remote_user: Option<String>,
-    ignore_errors: Option<Value>,
-    environment: Option<Value>,
-    delegate_to: Option<String>,
-    check_mode: Option<bool>,
-    no_log: bool,
+/// The keywords a block, a `roles:` entry or a play passes on to its tasks: one list, which the
+/// loader (role entries) and the run (blocks, plays) both use.
+#[derive(Debug, Clone, Default)]
+pub struct Inherited {
+    pub become_: Option<Value>,
+    pub become_user: Option<String>,
+    pub become_method: Option<String>,
+    pub remote_user: Option<String>,
+    pub ignore_errors: Option<Value>,
+    pub environment: Option<Value>,
+    pub delegate_to: Option<String>,
+    pub check_mode: Option<bool>,
+    pub no_log: bool,
 }
 
-impl RoleKeywords {
-    /// Give a role's task the entry's keywords where the task sets none of its own (a block
-    /// passes them on to its tasks).
-    fn apply(&self, t: &mut Task) {
-        if t.become_.is_none() {
-            t.become_ = self.become_.clone();
+impl Inherited {
+    /// What a task (or block) sets of them.
+    pub fn of(t: &Task) -> Inherited {
+        Inherited {
+            become_: t.become_.clone(),
+            become_user: t.become_user.clone(),
+            become_method: t.become_method.clone(),
+            remote_user: t.remote_user.clone(),
+            ignore_errors: t.ignore_errors.clone(),
+            environment: t.environment.clone(),
+            delegate_to: t.delegate_to.clone(),
+            check_mode: t.check_mode,
+            no_log: t.no_log,
         }
-        if t.become_user.is_none() {
-            t.become_user = self.become_user.clone();
+    }
+
+    /// `over`'s keywords where it sets them, `self`'s elsewhere (`no_log` once set stays).
+    pub fn overlay(&mut self, over: &Inherited) {
+        fn set<T: Clone>(mine: &mut Option<T>, theirs: &Option<T>) {
+            if theirs.is_some() {
+                mine.clone_from(theirs);
+            }
         }
-        if t.become_method.is_none() {
-            t.become_method = self.become_method.clone();
-        }
-        if t.remote_user.is_none() {
-            t.remote_user = self.remote_user.clone();
-        }
-        if t.ignore_errors.is_none() {
-            t.ignore_errors = self.ignore_errors.clone();
-        }
-        if t.environment.is_none() {
-            t.environment = self.environment.clone();
-        }
-        if t.delegate_to.is_none() {
-            t.delegate_to = self.delegate_to.clone();
-        }
-        if t.check_mode.is_none() {
-            t.check_mode = self.check_mode;
-        }
-        t.no_log |= self.no_log;
+        set(&mut self.become_, &over.become_);
+        set(&mut self.become_user, &over.become_user);
+        set(&mut self.become_method, &over.become_method);
+        set(&mut self.remote_user, &over.remote_user);
+        set(&mut self.ignore_errors, &over.ignore_errors);
+        set(&mut self.environment, &over.environment);
+        set(&mut self.delegate_to, &over.delegate_to);
+        set(&mut self.check_mode, &over.check_mode);
+        self.no_log |= over.no_log;
+    }
+
+    /// Give a role's task the entry's keywords where the task sets none of its own.
+    fn fill(&self, t: &mut Task) {
+        let mut k = self.clone();
+        k.overlay(&Inherited::of(t));
+        (t.become_, t.become_user, t.become_method, t.remote_user) =
+            (k.become_, k.become_user, k.become_method, k.remote_user);
+        (t.ignore_errors, t.environment, t.delegate_to, t.check_mode, t.no_log) =
+            (k.ignore_errors, k.environment, k.delegate_to, k.check_mode, k.no_log);
     }
 }
 
@@ -911,7 +925,7 @@ impl Loader<'_> {
     ) -> R<()> {
         // keywords on the entry (`become`, `environment`...): for the role's tasks that do not set
         // their own
-        let mut keywords = RoleKeywords::default();
+        let mut keywords = Inherited::default();
         let (name, args, role_vars, mut when, mut tags, span) = match &r.kind {
             NodeKind::Str(s) => (s.clone(), Map::new(), Map::new(), vec![], vec![], r.span),
             NodeKind::Map(entries) => {
@@ -1003,7 +1017,7 @@ impl Loader<'_> {
         for t in &mut tasks {
             t.when.splice(0..0, when.iter().cloned());
             t.tags.extend(tags.iter().cloned());
-            keywords.apply(t);
+            keywords.fill(t);
         }
         let names = if depth == 0 { &mut play.role_names } else { &mut play.dependent_role_names };
         if !names.contains(&role.name) {

@@ -107,7 +107,7 @@ impl Runner<'_> {
                 m = sh_quote(&msg)
             ),
         };
-        let check = task.check_mode.or(inh.check_mode).unwrap_or(self.opts.check);
+        let check = task.check_mode.or(inh.kw.check_mode).unwrap_or(self.opts.check);
         if check {
             let mut r = Map::new();
             r.insert("changed".into(), json!(true));
