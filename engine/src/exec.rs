@@ -2362,7 +2362,7 @@ impl<'a> Runner<'a> {
     }
 
     /// The connection's kind, the host and its login user: the key of the run's connection
-    /// cache (`vars` with [`Self::with_defaults`] applied).
+    /// cache.
     fn conn_key(&self, name: &str, vars: &Map<String, Value>, via: &Via) -> String {
         let kind = vars
             .get("ansible_connection")
@@ -2371,7 +2371,14 @@ impl<'a> Runner<'a> {
             .or_else(|| via.connection.clone())
             .or_else(|| self.opts.defaults.connection.clone())
             .unwrap_or_else(|| "ssh".into());
-        let user = USER_VARS.iter().find_map(|k| vars.get(*k)).map(value_label).unwrap_or_default();
+        // the login user as [`Self::with_defaults`] settles it
+        let user = USER_VARS
+            .iter()
+            .find_map(|k| vars.get(*k))
+            .map(value_label)
+            .or_else(|| via.remote_user.clone())
+            .or_else(|| self.opts.defaults.remote_user.clone())
+            .unwrap_or_default();
         format!("{kind}\u{0}{name}\u{0}{user}")
     }
 
@@ -2440,8 +2447,6 @@ impl<'a> Runner<'a> {
         vars: &Map<String, Value>,
         via: &Via,
     ) -> Result<Arc<dyn Connection>, HostError> {
-        let vars = self.with_defaults(vars, via);
-        let vars = vars.as_ref();
         let key = self.conn_key(name, vars, via);
         let kind = key.split('\u{0}').next().unwrap_or("ssh").to_string();
         {
@@ -2450,6 +2455,9 @@ impl<'a> Runner<'a> {
                 return Ok(c.clone());
             }
         }
+        // a new connection: with what keywords and the command line set
+        let vars = self.with_defaults(vars, via);
+        let vars = vars.as_ref();
         let conn: Arc<dyn Connection> = match kind.as_str() {
             "local" => Arc::new(LocalConnection::new()),
             "ssh" | "smart" | "paramiko" | "pbr.ssh" => {

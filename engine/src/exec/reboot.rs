@@ -15,7 +15,7 @@ fn text(args: &Value, key: &str, default: &str) -> String {
 impl Runner<'_> {
     /// Forget the host's connection: the next `connect` makes a new one.
     async fn forget_connection(&self, name: &str, vars: &Map<String, Value>, via: &Via) {
-        let key = self.conn_key(name, &self.with_defaults(vars, via), via);
+        let key = self.conn_key(name, vars, via);
         self.conns.lock().await.remove(&key);
     }
 
