@@ -1797,7 +1797,11 @@ impl<'a> Runner<'a> {
         layer(&mut v, &mut data, &st.registered, DATA);
         layer(&mut v, &mut data, &task.origin.role_params, TEMPLATES);
         layer(&mut v, &mut data, &self.opts.extra_vars, TEMPLATES);
-        // magic variables
+        // magic variables; `ansible_facts` is there before any gathering, empty, as in Ansible
+        if !v.contains_key("ansible_facts") {
+            v.insert("ansible_facts".into(), json!({}));
+            data.insert("ansible_facts".into());
+        }
         let short = st.name.split('.').next().unwrap_or(&st.name).to_string();
         v.insert("inventory_hostname".into(), json!(st.name));
         v.insert("inventory_hostname_short".into(), json!(short));

@@ -518,7 +518,13 @@ impl Templar {
         match Self::run_in(&self.env, src, scope) {
             Ok(r) => Ok(r),
             Err(err) => {
-                if is_undefined_error(&err) && guards_undefined(src) {
+                // the chainable pass is for a guarded value (`x.y | default(z)`); an undefined
+                // value the template does not guard fails, wherever else it guards another
+                // (`{% for p in missing %}` iterates nothing in a chainable pass)
+                let unguarded = backticked_undefined(err.detail().unwrap_or(""))
+                    .or_else(|| self.convert_err(&err, src, Some(scope)).undefined)
+                    .is_some_and(|n| !always_guarded(src, &n));
+                if is_undefined_error(&err) && guards_undefined(src) && !unguarded {
                     match Self::run_in(&self.chain, src, scope) {
                         Ok(r) => return Ok(r),
                         Err(e2)

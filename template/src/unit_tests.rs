@@ -94,8 +94,12 @@ fn defined_tests_and_default() {
     let e = render("{{ y | mandatory('give y') }}", vars.clone()).unwrap_err();
     assert!(e.message.contains("give y"), "{}", e.message);
     // A guarded template still fails on an unguarded undefined value.
-    let e = render("{{ x.q.r | default(1) }}{{ w }}", vars).unwrap_err();
+    let e = render("{{ x.q.r | default(1) }}{{ w }}", vars.clone()).unwrap_err();
     assert_eq!(e.undefined.as_deref(), Some("w"));
+    // ... also a loop over one that fails first (a chainable pass would iterate nothing)
+    let e = render("{% for p in missing %}x{% endfor %}{{ other | default(1) }}", vars.clone()).unwrap_err();
+    assert_eq!(e.undefined.as_deref(), Some("missing"), "{}", e.message);
+    assert_eq!(ok("{{ x.q.r | default(1) }}{% if w is defined %}{{ w }}{% endif %}", vars), json!(1));
 }
 
 #[test]

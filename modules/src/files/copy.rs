@@ -106,7 +106,7 @@ impl JsonSchema for CopyMode {
 }
 
 /// The permission bits of a local file, as a mode.
-fn local_mode(path: &std::path::Path) -> Result<Mode, ModuleError> {
+pub fn local_mode(path: &std::path::Path) -> Result<Mode, ModuleError> {
     use std::os::unix::fs::PermissionsExt;
     let m = std::fs::metadata(path).map_err(|e| ModuleError::new(format!("cannot read {}: {e}", path.display())))?;
     Ok(Mode::Octal(m.permissions().mode() & 0o7777))
@@ -131,8 +131,10 @@ pub struct ContentState {
     pub file: FileState,
     pub want: Vec<u8>,
     pub force: bool,
-    /// The source's mode, for copy's `mode: preserve`.
+    /// The source's mode, for `mode: preserve`.
     pub src_mode: Option<Mode>,
+    /// The source (a controller or a host path), reported as `src`.
+    pub src: Option<String>,
 }
 
 /// The pieces of a content-writing task that copy and template share.
@@ -169,6 +171,9 @@ pub fn content_data(st: &ContentState) -> Map<String, Value> {
     m.insert("md5sum".into(), Value::String(format!("{:x}", md5::compute(&st.want))));
     m.insert("size".into(), Value::from(st.want.len()));
     m.insert("state".into(), Value::String("file".into()));
+    if let Some(src) = &st.src {
+        m.insert("src".into(), Value::String(src.clone()));
+    }
     if let Some(s) = &st.file.stat {
         m.insert("mode".into(), Value::String(util::result_mode(s.mode)));
         m.insert("owner".into(), Value::String(s.owner.clone()));
@@ -380,7 +385,7 @@ impl Copy {
                     (want, mode)
                 }
             };
-            out.push(ContentState { file, want, force: p.force, src_mode });
+            out.push(ContentState { file, want, force: p.force, src_mode, src: None });
         }
         let links = link_states.into_iter().zip(tree.links.into_iter().map(|(_, to)| to)).collect();
         let shown = local.map(|l| l.display().to_string()).unwrap_or_else(|| src.to_string());
@@ -480,7 +485,7 @@ impl Module for Copy {
         let file = probe_dest(host, &p.dest, p.src.as_deref(), p.follow).await?;
         let dest = file.path.clone();
         Ok(CopyState {
-            files: vec![ContentState { file, want, force: p.force, src_mode }],
+            files: vec![ContentState { file, want, force: p.force, src_mode, src: shown.clone() }],
             dirs: vec![],
             links: vec![],
             dest,

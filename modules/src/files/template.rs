@@ -1,8 +1,9 @@
 //! `template`: render a controller-side Jinja template and write it like `copy`.
 
-use crate::copy::{ContentSpec, ContentState, content_data, plan_content_write, probe_dest, written_attrs};
-use crate::util::params_with_file_attrs;
-use crate::util::{self};
+use crate::copy::{
+    ContentSpec, ContentState, CopyMode, content_data, local_mode, plan_content_write, probe_dest, written_attrs,
+};
+use crate::util::{self, Attrs};
 use async_trait::async_trait;
 use pbr_core::SyntaxOptions;
 use pbr_core::params::bool_lenient;
@@ -15,7 +16,6 @@ fn yes() -> bool {
     true
 }
 
-params_with_file_attrs! {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateParams {
@@ -66,7 +66,16 @@ pub struct TemplateParams {
     /// Only `utf-8` (the default) is written.
     #[serde(default)]
     pub output_encoding: Option<String>,
-}
+    /// Mode: quoted octal (`"0644"`), symbolic (`u=rw,g=r,o=r`), or `preserve`: the template
+    /// file's own mode.
+    #[serde(default)]
+    pub mode: Option<CopyMode>,
+    /// Owner (name or uid).
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Group (name or gid).
+    #[serde(default)]
+    pub group: Option<String>,
 }
 
 impl TemplateParams {
@@ -131,13 +140,20 @@ impl Module for Template {
         if let Some(nl) = p.newline_sequence.as_deref().filter(|n| *n != "\n") {
             text = text.replace("\r\n", "\n").replace('\n', nl);
         }
-        let name = p.src.strip_suffix(".j2").unwrap_or(&p.src);
-        let file = probe_dest(host, &p.dest, Some(name), p.follow).await?;
-        Ok(ContentState { file, want: text.into_bytes(), force: p.force, src_mode: None })
+        // in a directory `dest`, under the template's own name (`.j2` kept, as Ansible's)
+        let file = probe_dest(host, &p.dest, Some(&p.src), p.follow).await?;
+        let src_mode = if p.mode == Some(CopyMode::Preserve) { Some(local_mode(&path)?) } else { None };
+        Ok(ContentState {
+            file,
+            want: text.into_bytes(),
+            force: p.force,
+            src_mode,
+            src: Some(path.display().to_string()),
+        })
     }
 
     fn plan(&self, p: &TemplateParams, st: &ContentState) -> Result<Plan, ModuleError> {
-        plan_content_write(&spec(p), st)
+        plan_content_write(&spec(p, st), st)
     }
 
     async fn report(
@@ -154,6 +170,15 @@ impl Module for Template {
     }
 }
 
-fn spec(p: &TemplateParams) -> ContentSpec<'_> {
-    ContentSpec { attrs: p.attrs(), backup: p.backup, validate: p.validate.as_deref() }
+fn spec<'a>(p: &'a TemplateParams, st: &'a ContentState) -> ContentSpec<'a> {
+    let mode = match &p.mode {
+        Some(CopyMode::Mode(m)) => Some(m),
+        Some(CopyMode::Preserve) => st.src_mode.as_ref(),
+        None => None,
+    };
+    ContentSpec {
+        attrs: Attrs { mode, owner: p.owner.as_deref(), group: p.group.as_deref() },
+        backup: p.backup,
+        validate: p.validate.as_deref(),
+    }
 }
