@@ -79,7 +79,8 @@ pub struct FindParams {
     /// Regular files at least this big (`10m`; units b k m g t), or at most with a minus (`-1k`).
     #[serde(default)]
     pub size: Option<String>,
-    /// Only entries with this mode (octal); with `exact_mode: false`, with at least these bits.
+    /// Only entries with this mode (octal, or symbolic such as `u=rw,g=r,o=r`, applied to no
+    /// bits); with `exact_mode: false`, with at least these bits.
     #[serde(default)]
     pub mode: Option<String>,
     #[serde(default = "yes", deserialize_with = "bool_lenient")]
@@ -233,10 +234,8 @@ impl Module for Find {
         {
             return Err(format!("failed to process size: {s}"));
         }
-        if let Some(m) = &p.mode
-            && u32::from_str_radix(m.trim_start_matches("0o"), 8).is_err()
-        {
-            return Err(format!("mode must be octal: {m}"));
+        if let Some(m) = &p.mode {
+            find_mode(m)?;
         }
         if let Some(c) = &p.contains {
             PyRegex::new(c, Flags::default()).map_err(|e| format!("invalid contains {c:?}: {e}"))?;
@@ -253,7 +252,7 @@ impl Module for Find {
         let now = now.unwrap_or(0);
         let age = p.age.as_deref().and_then(parse_age);
         let size = p.size.as_deref().and_then(parse_size);
-        let mode = p.mode.as_deref().and_then(|m| u32::from_str_radix(m.trim_start_matches("0o"), 8).ok());
+        let mode = p.mode.as_deref().and_then(|m| find_mode(m).ok());
         // a line must match from its start (Python's re.match); the whole file anywhere
         let contains = match p.contains.as_deref() {
             Some(c) if p.read_whole_file => Some(PyRegex::new(c, Flags::default())),
@@ -267,7 +266,10 @@ impl Module for Find {
         for root in &p.paths.0 {
             let root = root.trim_end_matches('/');
             let root = if root.is_empty() { "/" } else { root };
-            let maxdepth = depth.map(|d| format!(" -maxdepth {d}")).unwrap_or_default();
+            // with `depth`, Ansible's walk lists (and counts as examined) the level below the
+            // limit too, then goes no deeper
+            let listed = depth.map(|d| if p.recurse { d + 1 } else { d });
+            let maxdepth = listed.map(|d| format!(" -maxdepth {d}")).unwrap_or_default();
             // entries are described as themselves (a link as a link), as Ansible's lstat does
             let (l, stat) = if p.follow { ("-L ", "stat") } else { ("", "stat") };
             let script = format!(
@@ -284,6 +286,11 @@ impl Module for Find {
             entries.sort_by(|a, b| a.path.cmp(&b.path));
             for e in entries {
                 examined += 1;
+                let level =
+                    e.path.strip_prefix(root).unwrap_or(&e.path).trim_start_matches('/').matches('/').count() + 1;
+                if depth.is_some_and(|d| level > d as usize) {
+                    continue;
+                }
                 let name = e.path.rsplit('/').next().unwrap_or("");
                 if !p.hidden && name.starts_with('.') {
                     continue;
@@ -409,9 +416,26 @@ fn file_value(e: &Entry, checksum: Option<&String>) -> Value {
     v
 }
 
+/// `find`'s `mode`: octal, or symbolic applied to no bits (as Ansible reads it).
+fn find_mode(m: &str) -> Result<u32, String> {
+    let m = m.trim();
+    match u32::from_str_radix(m.trim_start_matches("0o"), 8) {
+        Ok(v) => Ok(v & 0o7777),
+        Err(_) => pbr_core::params::apply_symbolic(m, 0, false).map_err(|e| format!("mode {m:?}: {e}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn modes_octal_or_symbolic() {
+        assert_eq!(find_mode("0644"), Ok(0o644));
+        assert_eq!(find_mode("u=rw,g=r,o=r"), Ok(0o644));
+        assert_eq!(find_mode("u=r"), Ok(0o400));
+        assert!(find_mode("q=x").is_err());
+    }
 
     #[test]
     fn units_and_names() {

@@ -119,7 +119,7 @@ impl Module for Template {
 
     fn validate(&self, p: &TemplateParams) -> Result<(), String> {
         if let Some(n) = &p.newline_sequence
-            && !["\n", "\r\n", "\r"].contains(&n.as_str())
+            && newline(n).is_none()
         {
             return Err(format!("newline_sequence must be \\n, \\r\\n or \\r, got {n:?}"));
         }
@@ -137,7 +137,7 @@ impl Module for Template {
             .controller
             .render_template(&path, &p.src, &p.dest, &p.syntax())
             .map_err(|e| ModuleError::new(format!("cannot render {}: {e}", path.display())))?;
-        if let Some(nl) = p.newline_sequence.as_deref().filter(|n| *n != "\n") {
+        if let Some(nl) = p.newline_sequence.as_deref().and_then(newline).filter(|n| *n != "\n") {
             text = text.replace("\r\n", "\n").replace('\n', nl);
         }
         // in a directory `dest`, under the template's own name (`.j2` kept, as Ansible's)
@@ -167,6 +167,17 @@ impl Module for Template {
 
     fn data(&self, _p: &TemplateParams, st: &ContentState) -> Map<String, Value> {
         content_data(st)
+    }
+}
+
+/// `newline_sequence`, as the characters or written with backslashes (`'\r\n'` in single
+/// quotes), as Ansible takes it.
+fn newline(n: &str) -> Option<&'static str> {
+    match n {
+        "\n" | "\\n" => Some("\n"),
+        "\r\n" | "\\r\\n" => Some("\r\n"),
+        "\r" | "\\r" => Some("\r"),
+        _ => None,
     }
 }
 
