@@ -434,6 +434,28 @@ fn guards_undefined(src: &str) -> bool {
     false
 }
 
+/// Is some use of `name` in `src` inside a tag (`{{ }}`, `{% %}`; the whole text when it has
+/// none) that guards undefined values (`default`, `d`, `defined`...)? `x | f(y) | default(z)`
+/// guards `y` too, where undefined propagates through the filter; `{% for p in y %}` does not.
+fn guarded_in_tag(src: &str, name: &str) -> bool {
+    src.match_indices(name).any(|(i, _)| {
+        let before = &src[..i];
+        let word_start = before.chars().next_back().is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '.'));
+        let after = &src[i + name.len()..];
+        let word_end = after.chars().next().is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+        if !(word_start && word_end) {
+            return false;
+        }
+        let open = before.rfind("{{").into_iter().chain(before.rfind("{%")).max();
+        let close = [after.find("}}"), after.find("%}")].into_iter().flatten().min();
+        let tag = match (open, close) {
+            (Some(o), Some(c)) => &src[o..i + name.len() + c],
+            _ => src,
+        };
+        guards_undefined(tag)
+    })
+}
+
 /// Is every use of `name` in `src` followed by `| default`, `| d`, `| mandatory` or
 /// `is [not] defined/undefined` (possibly after more attribute lookups)?
 fn always_guarded(src: &str, name: &str) -> bool {
@@ -523,7 +545,7 @@ impl Templar {
                 // (`{% for p in missing %}` iterates nothing in a chainable pass)
                 let unguarded = backticked_undefined(err.detail().unwrap_or(""))
                     .or_else(|| self.convert_err(&err, src, Some(scope)).undefined)
-                    .is_some_and(|n| !always_guarded(src, &n));
+                    .is_some_and(|n| !guarded_in_tag(src, &n));
                 if is_undefined_error(&err) && guards_undefined(src) && !unguarded {
                     match Self::run_in(&self.chain, src, scope) {
                         Ok(r) => return Ok(r),

@@ -99,7 +99,10 @@ fn defined_tests_and_default() {
     // ... also a loop over one that fails first (a chainable pass would iterate nothing)
     let e = render("{% for p in missing %}x{% endfor %}{{ other | default(1) }}", vars.clone()).unwrap_err();
     assert_eq!(e.undefined.as_deref(), Some("missing"), "{}", e.message);
-    assert_eq!(ok("{{ x.q.r | default(1) }}{% if w is defined %}{{ w }}{% endif %}", vars), json!(1));
+    assert_eq!(ok("{{ x.q.r | default(1) }}{% if w is defined %}{{ w }}{% endif %}", vars.clone()), json!(1));
+    // a guard later in the same expression covers a filter's undefined argument
+    assert_eq!(ok("{{ 'k' | extract(nothing) | default('a') }}", vars.clone()), json!("a"));
+    assert_eq!(cond("'k' | extract(nothing, 'sub') | default('a') == 'a'", vars), Ok(true));
 }
 
 #[test]
