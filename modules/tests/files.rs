@@ -141,9 +141,10 @@ async fn template_renders_and_converges() {
     assert_eq!(check.changes[0].diff.as_ref().unwrap().after, "hello world\nport=8080\n");
     assert_eq!(std::fs::read_to_string(&dest).unwrap(), "hello world\nport=8080\n");
     assert_eq!(mode_of(&dest), 0o600);
-    // into a directory: the .j2 suffix is dropped
+    // into a directory: under the template's own name, as Ansible's (.j2 kept)
     let r = run_in(&search, "template", json!({"src": "app.conf.j2", "dest": s(d.path())}), APPLY).await.unwrap();
-    assert!(!r.changed, "{:?}", r.changes);
+    assert!(r.changed, "{:?}", r.changes);
+    assert_eq!(std::fs::read_to_string(d.path().join("app.conf.j2")).unwrap(), "hello world\nport=8080\n");
     let err = run_in(&search, "template", json!({"src": "bad.j2", "dest": s(&dest)}), CHECK).await.unwrap_err();
     assert!(err.msg.contains("undefined variable"), "{}", err.msg);
 }

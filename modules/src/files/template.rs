@@ -137,6 +137,13 @@ impl Module for Template {
             .controller
             .render_template(&path, &p.src, &p.dest, &p.syntax())
             .map_err(|e| ModuleError::new(format!("cannot render {}: {e}", path.display())))?;
+        // as Ansible's: the template's trailing newlines that rendering dropped are put back
+        let src_text = std::fs::read(&path).unwrap_or_default();
+        let want_nl = src_text.iter().rev().take_while(|b| **b == b'\n').count();
+        let have_nl = text.bytes().rev().take_while(|b| *b == b'\n').count();
+        if want_nl > have_nl {
+            text.push_str(&"\n".repeat(want_nl - have_nl));
+        }
         if let Some(nl) = p.newline_sequence.as_deref().and_then(newline).filter(|n| *n != "\n") {
             text = text.replace("\r\n", "\n").replace('\n', nl);
         }
