@@ -63,7 +63,8 @@ pub struct TemplateParams {
     /// What closes a comment (default `#}`).
     #[serde(default)]
     pub comment_end_string: Option<String>,
-    /// Only `utf-8` (the default) is written.
+    /// The encoding of the file written (default `utf-8`; `windows-1252`, `latin-1`... a
+    /// character the encoding lacks fails the task).
     #[serde(default)]
     pub output_encoding: Option<String>,
     /// Mode: quoted octal (`"0644"`), symbolic (`u=rw,g=r,o=r`), or `preserve`: the template
@@ -123,10 +124,8 @@ impl Module for Template {
         {
             return Err(format!("newline_sequence must be \\n, \\r\\n or \\r, got {n:?}"));
         }
-        if let Some(e) = &p.output_encoding
-            && !["utf-8", "utf8"].contains(&e.to_ascii_lowercase().as_str())
-        {
-            return Err(format!("output_encoding {e:?}: only utf-8 is written"));
+        if let Some(e) = &p.output_encoding {
+            output_encoding(e)?;
         }
         util::check_validate(p.validate.as_deref())
     }
@@ -147,16 +146,25 @@ impl Module for Template {
         if let Some(nl) = p.newline_sequence.as_deref().and_then(newline).filter(|n| *n != "\n") {
             text = text.replace("\r\n", "\n").replace('\n', nl);
         }
+        let want =
+            match p.output_encoding.as_deref().map(output_encoding).transpose().map_err(ModuleError::new)?.flatten() {
+                None => text.into_bytes(),
+                Some(enc) => {
+                    let (bytes, _, unmappable) = enc.encode(&text);
+                    if unmappable {
+                        return Err(ModuleError::new(format!(
+                            "cannot write {} in {}: a character of the rendered text has no code there",
+                            p.dest,
+                            enc.name()
+                        )));
+                    }
+                    bytes.into_owned()
+                }
+            };
         // in a directory `dest`, under the template's own name (`.j2` kept, as Ansible's)
         let file = probe_dest(host, &p.dest, Some(&p.src), p.follow).await?;
         let src_mode = if p.mode == Some(CopyMode::Preserve) { Some(local_mode(&path)?) } else { None };
-        Ok(ContentState {
-            file,
-            want: text.into_bytes(),
-            force: p.force,
-            src_mode,
-            src: Some(path.display().to_string()),
-        })
+        Ok(ContentState { file, want, force: p.force, src_mode, src: Some(path.display().to_string()) })
     }
 
     fn plan(&self, p: &TemplateParams, st: &ContentState) -> Result<Plan, ModuleError> {
@@ -174,6 +182,26 @@ impl Module for Template {
 
     fn data(&self, _p: &TemplateParams, st: &ContentState) -> Map<String, Value> {
         content_data(st)
+    }
+}
+
+/// `output_encoding`: `None` for UTF-8 (also when empty, as Ansible's default), else the
+/// encoding of that label (`windows-1252`, `latin-1`...).
+fn output_encoding(label: &str) -> Result<Option<&'static encoding_rs::Encoding>, String> {
+    let l = label.trim().to_ascii_lowercase();
+    if l.is_empty() || l == "utf-8" || l == "utf8" {
+        return Ok(None);
+    }
+    // Python's names where the WHATWG labels differ
+    let l = match l.as_str() {
+        "latin-1" | "latin_1" => "latin1",
+        "cp1252" => "windows-1252",
+        other => other,
+    };
+    match encoding_rs::Encoding::for_label(l.as_bytes()) {
+        Some(e) if e == encoding_rs::UTF_8 => Ok(None),
+        Some(e) => Ok(Some(e)),
+        None => Err(format!("output_encoding {label:?}: unknown encoding")),
     }
 }
 
