@@ -545,7 +545,8 @@ impl Templar {
                 // (`{% for p in missing %}` iterates nothing in a chainable pass)
                 let unguarded = backticked_undefined(err.detail().unwrap_or(""))
                     .or_else(|| self.convert_err(&err, src, Some(scope)).undefined)
-                    .is_some_and(|n| !guarded_in_tag(src, &n));
+                    // (by its variable: the error may name `list_var[1]` for `list_var.1.x`)
+                    .is_some_and(|n| !guarded_in_tag(src, n.split(['[', '.']).next().unwrap_or(&n)));
                 if is_undefined_error(&err) && guards_undefined(src) && !unguarded {
                     match Self::run_in(&self.chain, src, scope) {
                         Ok(r) => return Ok(r),

@@ -100,6 +100,8 @@ fn defined_tests_and_default() {
     let e = render("{% for p in missing %}x{% endfor %}{{ other | default(1) }}", vars.clone()).unwrap_err();
     assert_eq!(e.undefined.as_deref(), Some("missing"), "{}", e.message);
     assert_eq!(ok("{{ x.q.r | default(1) }}{% if w is defined %}{{ w }}{% endif %}", vars.clone()), json!(1));
+    // an error naming an item (`l[1]`) is guarded by the guard on its variable
+    assert_eq!(cond("l.1.foo is not defined", json!({"l": [{"foo": 1}]})), Ok(true));
     // a guard later in the same expression covers a filter's undefined argument
     assert_eq!(ok("{{ 'k' | extract(nothing) | default('a') }}", vars.clone()), json!("a"));
     assert_eq!(cond("'k' | extract(nothing, 'sub') | default('a') == 'a'", vars), Ok(true));
