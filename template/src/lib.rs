@@ -585,6 +585,8 @@ impl Templar {
         let r = self.run(&escape_backslashes(s), scope)?;
         match r.native {
             Some(v) => to_json(&v),
+            // text that a string filter made (`to_nice_json`...) stays text, as in Ansible
+            None if ends_in_string_filter(s) => Ok(Value::String(r.output)),
             None => Ok(literal_container(&r.output).unwrap_or(Value::String(r.output))),
         }
     }
@@ -864,6 +866,21 @@ fn backticked_undefined(detail: &str) -> Option<String> {
     let end = detail.find("` is undefined")?;
     let start = detail[..end].rfind('`')?;
     Some(detail[start + 1..end].to_string())
+}
+
+/// Does an expression end in one of Ansible's string-type filters (`string`, `to_json`,
+/// `to_nice_json`, `to_yaml`, `to_nice_yaml`, `ppretty`, `json`) right before its `}}`? Ansible
+/// keeps such a result text, never reading it back as a list or dict.
+fn ends_in_string_filter(src: &str) -> bool {
+    static RE: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(
+            r"\|\s*(?:string|to_json|to_nice_json|to_yaml|to_nice_yaml|ppretty|json)\b(?:\([^}]*\))?\s*\)?\s*\}\}",
+        )
+        .ok()
+    })
+    .as_ref()
+    .is_some_and(|re| re.is_match(src))
 }
 
 /// Jinja's native concatenation (which Ansible uses): a rendered text that is a list or dict

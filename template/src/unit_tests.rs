@@ -843,3 +843,15 @@ fn b64_encodings_both_ways_and_unknown_ones_refused() {
     let e = render("{{ {'a': 1} | combine([1]) }}", v).unwrap_err();
     assert!(e.message.contains("expected dicts but got a 'int'"), "{}", e.message);
 }
+
+#[test]
+fn string_filters_keep_text() {
+    let vars = json!({"d": {"foo": "bar"}});
+    assert_eq!(ok("{{ d | to_nice_json(indent=2) }}\n", vars.clone()), json!("{\n  \"foo\": \"bar\"\n}\n"));
+    assert_eq!(ok("{{ d | to_json }}", vars.clone()), json!("{\"foo\": \"bar\"}"));
+    // filter arguments with filters of their own
+    let v = json!({"d": {"foo": "bar"}, "n": "2"});
+    assert_eq!(ok("{{ d | to_nice_json(indent=(n|int))}}\n", v), json!("{\n  \"foo\": \"bar\"\n}\n"));
+    // without one, a rendered dict literal is the dict
+    assert_eq!(ok("{{ '{' }}\"a\": 1}", vars), json!({"a": 1}));
+}
