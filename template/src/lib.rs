@@ -868,9 +868,10 @@ fn backticked_undefined(detail: &str) -> Option<String> {
     Some(detail[start + 1..end].to_string())
 }
 
-/// Does an expression end in one of Ansible's string-type filters (`string`, `to_json`,
-/// `to_nice_json`, `to_yaml`, `to_nice_yaml`, `ppretty`, `json`) right before its `}}`? Ansible
-/// keeps such a result text, never reading it back as a list or dict.
+/// Does the template's last expression end in one of Ansible's string-type filters (`string`,
+/// `to_json`, `to_nice_json`, `to_yaml`, `to_nice_yaml`, `ppretty`, `json`) right before its
+/// `}}`, with only space after it? Ansible keeps such a result text, never reading it back as a
+/// list or dict.
 fn ends_in_string_filter(src: &str) -> bool {
     static RE: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
     RE.get_or_init(|| {
@@ -880,7 +881,9 @@ fn ends_in_string_filter(src: &str) -> bool {
         .ok()
     })
     .as_ref()
-    .is_some_and(|re| re.is_match(src))
+    // the last expression, with nothing but space after it (`{{ d | to_nice_json }}\n`); a
+    // string filter inside a larger literal (`[{"k": {{ v | to_json }}}]`) builds the literal
+    .is_some_and(|re| re.find_iter(src).last().is_some_and(|m| src[m.end()..].trim().is_empty()))
 }
 
 /// Jinja's native concatenation (which Ansible uses): a rendered text that is a list or dict

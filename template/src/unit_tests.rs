@@ -852,6 +852,8 @@ fn string_filters_keep_text() {
     // filter arguments with filters of their own
     let v = json!({"d": {"foo": "bar"}, "n": "2"});
     assert_eq!(ok("{{ d | to_nice_json(indent=(n|int))}}\n", v), json!("{\n  \"foo\": \"bar\"\n}\n"));
+    // a string filter inside a literal builds the literal
+    assert_eq!(ok("[{\"k\": {{ d.foo | to_json }}}]", json!({"d": {"foo": "bar"}})), json!([{"k": "bar"}]));
     // without one, a rendered dict literal is the dict
     assert_eq!(ok("{{ '{' }}\"a\": 1}", vars), json!({"a": 1}));
 }
