@@ -3,7 +3,7 @@
 use crate::util::{self, Attrs, FileState, WriteOpts};
 use async_trait::async_trait;
 use pbr_core::params::{Mode, bool_lenient};
-use pbr_core::{Ctx, Doc, Module, ModuleError, Op, Plan, ReadHost};
+use pbr_core::{Ctx, Doc, Module, ModuleError, Op, PathInfo, PathQuery, Plan, ReadHost};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -364,25 +364,31 @@ impl Copy {
         paths.extend(tree.files.iter().map(|f| format!("{root}/{f}")));
         let nfiles = paths.len();
         paths.extend(tree.links.iter().map(|(l, _)| format!("{root}/{l}")));
-        let mut probed = util::probe_files(host, &paths, true, false).await?;
+        let mut qs: Vec<PathQuery> = paths.iter().map(|p| PathQuery::new(p.clone()).content(true)).collect();
+        // a tree on the host: its files' bytes and modes come in the same query as the
+        // destination's (one round trip for the whole tree)
+        let srcs: Vec<String> = match local {
+            Some(_) => vec![],
+            None => tree.files.iter().map(|rel| format!("{}/{rel}", src.trim_end_matches('/'))).collect(),
+        };
+        qs.extend(srcs.iter().map(|s| PathQuery::new(s.clone()).content(true).follow(true)));
+        let mut probed = host.inspect(&qs).await?;
+        let src_states = probed.split_off(paths.len());
         let link_states = probed.split_off(nfiles);
         let file_states = probed.split_off(ndirs);
+        let preserve = p.mode == Some(CopyMode::Preserve);
         let mut out = vec![];
-        for (rel, file) in tree.files.iter().zip(file_states) {
+        for (i, (rel, file)) in tree.files.iter().zip(file_states).enumerate() {
             let (want, src_mode) = match local {
                 Some(l) => {
                     let lp = l.join(rel);
-                    let mode = if p.mode == Some(CopyMode::Preserve) { Some(local_mode(&lp)?) } else { None };
+                    let mode = if preserve { Some(local_mode(&lp)?) } else { None };
                     (read_src(ctx, &lp, p.decrypt)?, mode)
                 }
                 None => {
-                    let rp = format!("{}/{rel}", src.trim_end_matches('/'));
-                    let mode = if p.mode == Some(CopyMode::Preserve) { remote_mode(host, &rp).await? } else { None };
-                    let want = host
-                        .read_file(&rp)
-                        .await?
-                        .ok_or_else(|| ModuleError::new(format!("remote src {rp} does not exist")))?;
-                    (want, mode)
+                    let st = &src_states[i];
+                    let mode = st.stat.as_ref().filter(|_| preserve).map(|s| Mode::Octal(s.mode & 0o7777));
+                    (remote_bytes(host, st).await?, mode)
                 }
             };
             out.push(ContentState { file, want, force: p.force, src_mode, src: None });
@@ -393,10 +399,16 @@ impl Copy {
     }
 }
 
-/// The permission bits of a file on the host, through links.
-async fn remote_mode(host: &ReadHost, path: &str) -> Result<Option<Mode>, ModuleError> {
-    let st = host.inspect_one(pbr_core::PathQuery::new(path.to_string()).follow(true)).await?.stat;
-    Ok(st.map(|s| Mode::Octal(s.mode & 0o7777)))
+/// The bytes of a file on the host as an inspection found them; one over the inspection's
+/// read limit (only its sha1 came back) is read whole.
+async fn remote_bytes(host: &ReadHost, st: &PathInfo) -> Result<Vec<u8>, ModuleError> {
+    match (&st.stat, &st.content) {
+        (None, _) => Err(ModuleError::new(format!("remote src {} does not exist", st.path))),
+        (Some(_), Some(b)) => Ok(b.clone()),
+        (Some(_), None) => {
+            host.read_file(&st.path).await?.ok_or_else(|| ModuleError::new(format!("remote src {} does not exist", st.path)))
+        }
+    }
 }
 
 #[async_trait]
@@ -457,17 +469,15 @@ impl Module for Copy {
         let want = match (&p.content, &p.src) {
             (Some(c), _) => c.as_bytes().to_vec(),
             (None, Some(src)) if p.remote_src => {
-                let st = host.inspect_one(pbr_core::PathQuery::new(src.clone()).follow(true)).await?.stat;
-                match st {
+                let info = host.inspect_one(PathQuery::new(src.clone()).follow(true).content(true)).await?;
+                match &info.stat {
                     None => return Err(ModuleError::new(format!("remote src {src} does not exist"))),
                     Some(s) if s.kind == "directory" => return self.probe_tree(ctx, p, src, None, host).await,
                     Some(s) if preserve => src_mode = Some(Mode::Octal(s.mode & 0o7777)),
                     Some(_) => {}
                 }
                 shown = Some(src.clone());
-                host.read_file(src)
-                    .await?
-                    .ok_or_else(|| ModuleError::new(format!("remote src {src} does not exist")))?
+                remote_bytes(host, &info).await?
             }
             (None, Some(src)) => {
                 let path = ctx.find_file("files", src.trim_end_matches('/'))?;
