@@ -167,8 +167,6 @@ struct HostState {
     unknown_in_check: HashMap<String, String>,
     /// The task running now is `no_log` (its own, inherited, or through [`Self::sensitive`]).
     no_log_now: bool,
-    /// The task running now ignores its errors (`ignore_errors`: its own or inherited, rendered).
-    ignore_errors_now: bool,
     /// The last task that failed on this host (not ignored) and its result: a rescue sees them
     /// as `ansible_failed_task` and `ansible_failed_result`.
     last_failure: Option<(Value, Value)>,
@@ -1455,16 +1453,16 @@ impl<'a> Runner<'a> {
         let search = task.origin.search_dirs();
         st.no_log_now = task.no_log || inh.kw.no_log || self.uses_sensitive(task, st);
         // the task's own `ignore_errors`, else its blocks', role entry's or play's
-        st.ignore_errors_now = match task.ignore_errors.as_ref().or(inh.kw.ignore_errors.as_ref()) {
+        let base_vars = self.task_vars(ctx, task, inh, st);
+        let ignore = match task.ignore_errors.as_ref().or(inh.kw.ignore_errors.as_ref()) {
             Some(Value::String(t)) if Templar::is_template(t) => {
-                let vctx = self.mj(ctx, task, &self.task_vars(ctx, task, inh, st));
+                let vctx = self.mj(ctx, task, &base_vars);
                 let scope = Scope { vars: &vctx, search: &search };
                 self.templar.render_str(t, &scope).map(|v| truthy(&v)).unwrap_or(false)
             }
             Some(v) => truthy(v),
             None => false,
         };
-        let base_vars = self.task_vars(ctx, task, inh, st);
         // the loop items
         let items: Option<Vec<Value>> = match &task.loop_ {
             None => None,
@@ -1484,7 +1482,7 @@ impl<'a> Runner<'a> {
                         } =>
                     {
                         let o = self.run_item(ctx, task, inh, st, &base_vars, None, &search).await;
-                        self.finish_host(task, st, vec![o], None, &task_name);
+                        self.finish_host(task, st, vec![o], None, ignore, &task_name);
                         return;
                     }
                     Err(e) => {
@@ -1492,7 +1490,7 @@ impl<'a> Runner<'a> {
                         if st.no_log_now {
                             self.censor(&mut o);
                         }
-                        self.finish_host(task, st, vec![o], None, &task_name);
+                        self.finish_host(task, st, vec![o], None, ignore, &task_name);
                         return;
                     }
                 }
@@ -1546,7 +1544,7 @@ impl<'a> Runner<'a> {
                 }
             }
         }
-        self.finish_host(task, st, outcomes, items.as_ref().map(|_| ()), &task_name);
+        self.finish_host(task, st, outcomes, items.as_ref().map(|_| ()), ignore, &task_name);
     }
 
     /// `pbr apply`: one more result of this task and item reported on the host (as the saved
@@ -1648,10 +1646,10 @@ impl<'a> Runner<'a> {
         st: &mut HostState,
         outcomes: Vec<ItemOutcome>,
         looped: Option<()>,
+        ignore: bool,
         task_name: &str,
     ) {
         let publishes = task.register.is_some() || outcomes.iter().any(|o| o.result.contains_key("ansible_facts"));
-        let ignore = st.ignore_errors_now;
         let changed = outcomes.iter().any(|o| o.changed);
         let failed = outcomes.iter().any(|o| o.failed);
         let unreachable = outcomes.iter().any(|o| o.unreachable);
@@ -2375,25 +2373,27 @@ impl<'a> Runner<'a> {
             .or_else(|| via.connection.clone())
             .or_else(|| self.opts.defaults.connection.clone())
             .unwrap_or_else(|| "ssh".into());
-        // the login user as [`Self::with_defaults`] settles it
-        let user = USER_VARS
+        let user = self.login_user(vars, via).unwrap_or_default();
+        format!("{kind}\u{0}{name}\u{0}{user}")
+    }
+
+    /// The login user as Ansible ranks its sources: the host's `ansible_user` (and its
+    /// synonyms), else a `remote_user:` keyword, else `-u` or ansible.cfg (`None`: the local
+    /// user, which the transport picks).
+    fn login_user(&self, vars: &Map<String, Value>, via: &Via) -> Option<String> {
+        USER_VARS
             .iter()
             .find_map(|k| vars.get(*k))
             .map(value_label)
             .or_else(|| via.remote_user.clone())
             .or_else(|| self.opts.defaults.remote_user.clone())
-            .unwrap_or_default();
-        format!("{kind}\u{0}{name}\u{0}{user}")
     }
 
     /// A host's connection variables with what keywords and the command line set where the host
     /// sets nothing: its login user (`remote_user:`, then `-u`) and key (`--private-key`).
     fn with_defaults<'v>(&self, vars: &'v Map<String, Value>, via: &Via) -> std::borrow::Cow<'v, Map<String, Value>> {
-        let user = if USER_VARS.iter().any(|k| vars.contains_key(*k)) {
-            None
-        } else {
-            via.remote_user.clone().or_else(|| self.opts.defaults.remote_user.clone())
-        };
+        // the user a keyword or the command line gives, where the host names none
+        let user = self.login_user(vars, via).filter(|_| !USER_VARS.iter().any(|k| vars.contains_key(*k)));
         let d = &self.opts.defaults;
         let unset = |keys: &[&str]| !keys.iter().any(|k| vars.contains_key(*k));
         let mut more: Vec<(&str, String)> = vec![];
