@@ -411,6 +411,20 @@ fn default_inventory(given: &[PathBuf]) -> Vec<PathBuf> {
 /// directory holding `ansible.cfg`), else `./ansible.cfg`, else `~/.ansible.cfg`, else
 /// `/etc/ansible/ansible.cfg`.
 fn config_file() -> Option<PathBuf> {
+    config().as_ref().map(|(p, _)| p.clone())
+}
+
+/// The ansible.cfg and its text, found and read once per run.
+fn config() -> &'static Option<(PathBuf, String)> {
+    static CFG: std::sync::OnceLock<Option<(PathBuf, String)>> = std::sync::OnceLock::new();
+    CFG.get_or_init(|| {
+        let path = find_config_file()?;
+        let text = std::fs::read_to_string(&path).ok()?;
+        Some((path, text))
+    })
+}
+
+fn find_config_file() -> Option<PathBuf> {
     if let Some(v) = std::env::var_os("ANSIBLE_CONFIG").filter(|v| !v.is_empty()) {
         let p = PathBuf::from(expand_home(&v.to_string_lossy()));
         let p = if p.is_dir() { p.join("ansible.cfg") } else { p };
@@ -449,7 +463,7 @@ fn ansible_cfg_default(key: &str) -> Option<String> {
 
 /// A key of a section of the ansible.cfg ([`config_file`]; comments after `#` or `;` dropped).
 fn ansible_cfg(section: &str, key: &str) -> Option<String> {
-    let cfg = std::fs::read_to_string(config_file()?).ok()?;
+    let cfg = &config().as_ref()?.1;
     let mut inside = false;
     for line in cfg.lines() {
         let l = line.trim();
@@ -877,9 +891,8 @@ fn unhonoured_cfg_keys(cfg: &str) -> Vec<String> {
 }
 
 fn warn_unhonoured_cfg_keys() {
-    let Some(path) = config_file() else { return };
-    let Ok(cfg) = std::fs::read_to_string(&path) else { return };
-    let keys = unhonoured_cfg_keys(&cfg);
+    let Some((path, cfg)) = config() else { return };
+    let keys = unhonoured_cfg_keys(cfg);
     if !keys.is_empty() {
         eprintln!(
             "[WARNING]: {}: pbr does not read {} (it reads {} in [defaults] and {} in [privilege_escalation]; use the playbook, the inventory or the command line for the rest)",

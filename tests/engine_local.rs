@@ -1386,6 +1386,7 @@ fn ansible_cfg_is_found_as_ansible_finds_it() {
     let run = |envs: &[(&str, &std::path::Path)]| {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_pbr"));
         c.args(["run", "pb.yml"]).current_dir(&work).env("NO_COLOR", "1").env_remove("ANSIBLE_CONFIG");
+        c.env(LOOPBACK_ONLY.0, LOOPBACK_ONLY.1);
         for (k, v) in envs {
             c.env(k, v);
         }

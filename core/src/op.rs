@@ -83,26 +83,34 @@ pub fn attrs_script(path: &str, attrs: &Attrs, recurse: bool, link: bool) -> Str
     let p = sh_quote(path);
     let r = if recurse { "-R " } else { "" };
     let mut s = String::new();
-    let og = match (&attrs.owner, &attrs.group) {
-        (Some(o), Some(g)) => Some(format!("{o}:{g}")),
-        (Some(o), None) => Some(o.to_string()),
-        (None, Some(g)) => Some(format!(":{g}")),
-        (None, None) => None,
-    };
-    if let Some(og) = og {
+    if let Some(og) = chown_arg(attrs) {
         let h = if link { "-h " } else { "" };
         s.push_str(&format!("chown {r}{h}{} -- {p} || exit 1; ", sh_quote(&og)));
     }
     if let Some(m) = &attrs.mode
         && !link
     {
-        let spec = match m {
-            Mode::Octal(o) => format!("{:04o}", o & 0o7777),
-            Mode::Symbolic(s) => s.clone(),
-        };
-        s.push_str(&format!("chmod {r}{} -- {p} || exit 1; ", sh_quote(&spec)));
+        s.push_str(&format!("chmod {r}{} -- {p} || exit 1; ", sh_quote(&chmod_arg(m))));
     }
     s
+}
+
+/// `chown`'s `owner:group` argument for these attributes (`None`: neither is set).
+pub fn chown_arg(attrs: &Attrs) -> Option<String> {
+    match (&attrs.owner, &attrs.group) {
+        (Some(o), Some(g)) => Some(format!("{o}:{g}")),
+        (Some(o), None) => Some(o.to_string()),
+        (None, Some(g)) => Some(format!(":{g}")),
+        (None, None) => None,
+    }
+}
+
+/// `chmod`'s mode argument (`0644`, or the symbolic mode as written).
+pub fn chmod_arg(m: &Mode) -> String {
+    match m {
+        Mode::Octal(o) => format!("{:04o}", o & 0o7777),
+        Mode::Symbolic(s) => s.clone(),
+    }
 }
 
 /// `attrs` as a transport can set them without a program (a numeric mode); None for a symbolic

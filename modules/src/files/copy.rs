@@ -137,6 +137,17 @@ pub struct ContentState {
     pub src: Option<String>,
 }
 
+impl ContentState {
+    /// The mode to write: the one asked for, or with `preserve` the source's.
+    pub fn mode<'a>(&'a self, asked: Option<&'a CopyMode>) -> Option<&'a Mode> {
+        match asked {
+            Some(CopyMode::Mode(m)) => Some(m),
+            Some(CopyMode::Preserve) => self.src_mode.as_ref(),
+            None => None,
+        }
+    }
+}
+
 /// The pieces of a content-writing task that copy and template share.
 pub struct ContentSpec<'a> {
     pub attrs: Attrs<'a>,
@@ -405,9 +416,10 @@ async fn remote_bytes(host: &ReadHost, st: &PathInfo) -> Result<Vec<u8>, ModuleE
     match (&st.stat, &st.content) {
         (None, _) => Err(ModuleError::new(format!("remote src {} does not exist", st.path))),
         (Some(_), Some(b)) => Ok(b.clone()),
-        (Some(_), None) => {
-            host.read_file(&st.path).await?.ok_or_else(|| ModuleError::new(format!("remote src {} does not exist", st.path)))
-        }
+        (Some(_), None) => host
+            .read_file(&st.path)
+            .await?
+            .ok_or_else(|| ModuleError::new(format!("remote src {} does not exist", st.path))),
     }
 }
 
@@ -588,13 +600,8 @@ fn dir_attrs(p: &CopyParams) -> Attrs<'_> {
 }
 
 fn spec<'a>(p: &'a CopyParams, f: &'a ContentState) -> ContentSpec<'a> {
-    let mode = match &p.mode {
-        Some(CopyMode::Mode(m)) => Some(m),
-        Some(CopyMode::Preserve) => f.src_mode.as_ref(),
-        None => None,
-    };
     ContentSpec {
-        attrs: Attrs { mode, owner: p.owner.as_deref(), group: p.group.as_deref() },
+        attrs: Attrs { mode: f.mode(p.mode.as_ref()), owner: p.owner.as_deref(), group: p.group.as_deref() },
         backup: p.backup,
         validate: p.validate.as_deref(),
     }

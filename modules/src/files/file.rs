@@ -259,23 +259,14 @@ async fn unknown_owners(p: &FileParams, host: &ReadHost) -> Result<Vec<String>, 
 }
 
 /// Mode, owner and group on what the links below `path` point to (a dangling link is left).
-fn follow_links_script(path: &str, a: Attrs) -> String {
+fn follow_links_script(path: &str, a: &pbr_core::op::Attrs) -> String {
     let q = sh_quote(path);
     let mut s = format!("if find {q} -mindepth 1 -type l | grep -q .; then ");
-    if let Some(m) = a.mode {
-        let spec = match m {
-            pbr_core::params::Mode::Octal(o) => format!("{:04o}", o & 0o7777),
-            pbr_core::params::Mode::Symbolic(x) => x.clone(),
-        };
-        s.push_str(&format!("find -L {q} -mindepth 1 ! -type l -exec chmod {} {{}} + || exit 1; ", sh_quote(&spec)));
+    if let Some(m) = &a.mode {
+        let m = sh_quote(&pbr_core::op::chmod_arg(m));
+        s.push_str(&format!("find -L {q} -mindepth 1 ! -type l -exec chmod {m} {{}} + || exit 1; "));
     }
-    let og = match (a.owner, a.group) {
-        (Some(o), Some(g)) => Some(format!("{o}:{g}")),
-        (Some(o), None) => Some(o.to_string()),
-        (None, Some(g)) => Some(format!(":{g}")),
-        (None, None) => None,
-    };
-    if let Some(og) = og {
+    if let Some(og) = pbr_core::op::chown_arg(a) {
         s.push_str(&format!("find -L {q} -mindepth 1 ! -type l -exec chown {} {{}} + || exit 1; ", sh_quote(&og)));
     }
     s.push_str("fi");
@@ -882,7 +873,10 @@ fn ops(p: &FileParams, st: &FileState) -> Vec<Op> {
                 v.push(set(oa, true, false));
                 // `follow`: what the links below point to too, as Ansible's recursion does
                 if p.follow && (a.mode.is_some() || a.owner.is_some() || a.group.is_some()) {
-                    v.push(Op::run(format!("{path}: through the links below"), follow_links_script(path, a)));
+                    v.push(Op::run(
+                        format!("{path}: through the links below"),
+                        follow_links_script(path, &util::op_attrs(a)),
+                    ));
                 }
             }
             v

@@ -419,10 +419,9 @@ fn file_value(e: &Entry, checksum: Option<&String>) -> Value {
 /// `find`'s `mode`: octal, or symbolic applied to no bits (as Ansible reads it).
 fn find_mode(m: &str) -> Result<u32, String> {
     let m = m.trim();
-    match u32::from_str_radix(m.trim_start_matches("0o"), 8) {
-        Ok(v) => Ok(v & 0o7777),
-        Err(_) => pbr_core::params::apply_symbolic(m, 0, false).map_err(|e| format!("mode {m:?}: {e}")),
-    }
+    pbr_core::params::Mode::parse(m.strip_prefix("0o").unwrap_or(m))
+        .map(|mode| mode.resolve(0, false))
+        .map_err(|e| format!("mode {m:?}: {e}"))
 }
 
 #[cfg(test)]

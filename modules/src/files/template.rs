@@ -217,13 +217,8 @@ fn newline(n: &str) -> Option<&'static str> {
 }
 
 fn spec<'a>(p: &'a TemplateParams, st: &'a ContentState) -> ContentSpec<'a> {
-    let mode = match &p.mode {
-        Some(CopyMode::Mode(m)) => Some(m),
-        Some(CopyMode::Preserve) => st.src_mode.as_ref(),
-        None => None,
-    };
     ContentSpec {
-        attrs: Attrs { mode, owner: p.owner.as_deref(), group: p.group.as_deref() },
+        attrs: Attrs { mode: st.mode(p.mode.as_ref()), owner: p.owner.as_deref(), group: p.group.as_deref() },
         backup: p.backup,
         validate: p.validate.as_deref(),
     }
